@@ -1,0 +1,52 @@
+"""hub.toml, validated at start (see deploy/hub.toml for every key, commented)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import FileSettings
+
+
+class HubSettings(FileSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGE_HUB_", env_nested_delimiter="__", extra="forbid")
+
+    listen: str = "127.0.0.1:8080"
+    database: str = "sqlite:////var/lib/edge-hub/hub.db"
+    anomaly_url: str = "http://127.0.0.1:3001"
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    workers: int = Field(2, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _sqlite_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError(
+                "database must be a sqlite:/// URL (sqlite:////abs/path.db or sqlite:///rel.db); "
+                "postgresql:// is not supported yet"
+            )
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def database_path(self) -> str:
+        """sqlite:////abs/x.db -> /abs/x.db; sqlite:///rel.db -> rel.db (SQLAlchemy's rule)."""
+        return self.database[len("sqlite:///") :]

@@ -1,0 +1,61 @@
+# factory-edge task runner. `just demo` and `just test` work from a fresh clone:
+# they create .venv, build the Rust parts and install everything they need.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := env_var_or_default("PYTHON", "python3")
+venv := ".venv"
+bin := venv / "bin"
+
+default:
+    @just --list
+
+# Create .venv and (re)build the package + native module when sources changed.
+venv:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x {{bin}}/python ]; then
+        {{python}} -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+        {{python}} -m venv {{venv}}
+        {{bin}}/pip install -q --upgrade pip
+    fi
+    stamp={{venv}}/.factory-edge-stamp
+    if [ ! -f "$stamp" ] || [ -n "$(find pyproject.toml Cargo.toml crates/threshold-checker -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
+        echo "==> installing factory-edge into {{venv}} (builds the threshold_checker module)"
+        {{bin}}/pip install -q -e '.[dev,demo]'
+        touch "$stamp"
+    fi
+
+# Build the Rust binaries (anomaly-detector) and the Python package.
+build: venv
+    cargo build --release -p anomaly-detector
+
+# Every test: cargo tests for the crates, then pytest (unit, integration, fault).
+test: build
+    cargo test --workspace --release
+    {{bin}}/pytest -q {{ if env_var_or_default("CI", "") != "" { "-p no:cacheprovider" } else { "" } }}
+
+# Benchmarks: prints a table and writes bench/results.json.
+bench: build
+    {{bin}}/python -m bench
+
+# The whole system on this machine: broker, anomaly-detector, hub, agent, simulated sensors.
+demo: build
+    {{bin}}/python -m bench.demo
+
+lint: venv
+    {{bin}}/ruff check .
+    {{bin}}/ruff format --check .
+    {{bin}}/mypy
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo fmt --all -- --check
+
+fmt: venv
+    {{bin}}/ruff format .
+    {{bin}}/ruff check --fix .
+    cargo fmt --all
+
+clean:
+    cargo clean
+    rm -rf {{venv}} .pytest_cache .mypy_cache .ruff_cache .hypothesis .demo
+    find . -name __pycache__ -type d -prune -exec rm -rf {} +

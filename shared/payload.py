@@ -1,0 +1,102 @@
+"""MQTT payload -> readings, or the reason it belongs in the dead-letter table.
+
+Accepted forms (DESIGN §3):
+
+* a JSON object ``{"value": 23.5, "ts": 1732270000.123, "unit": "C"}`` (``ts`` and ``unit``
+  optional; ``ts`` epoch seconds or RFC 3339),
+* a JSON array of such objects,
+* a bare JSON number, or a plain-text number (``23.5``).
+
+Without ``ts`` a reading takes the time the agent received it. A message is all or nothing:
+one bad element in an array dead-letters the whole message, so a publisher never gets half of
+a batch stored without noticing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import msgspec
+
+from shared.timeutil import parse_ts
+
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_READINGS_PER_MESSAGE = 10_000
+MAX_UNIT_LEN = 32
+_KNOWN_KEYS = frozenset({"value", "ts", "unit"})
+
+
+class PayloadError(ValueError):
+    """Why a payload was rejected; the message is the dead-letter reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    value: float
+    ts: float
+    unit: str | None = None
+
+
+def _number(raw: object, what: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise PayloadError(f"{what} must be a number, got {type(raw).__name__}")
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise PayloadError(f"{what} is out of range") from None
+    if not math.isfinite(value):
+        raise PayloadError(f"{what} is not finite")
+    return value
+
+
+def _reading(obj: object, received_at: float, where: str) -> Parsed:
+    if not isinstance(obj, dict):
+        if isinstance(obj, int | float) and not isinstance(obj, bool):
+            return Parsed(_number(obj, f"{where}value"), received_at)
+        raise PayloadError(f"{where}expected an object with 'value', got {type(obj).__name__}")
+    if "value" not in obj:
+        raise PayloadError(f"{where}object has no 'value'")
+    unknown = obj.keys() - _KNOWN_KEYS
+    if unknown:
+        raise PayloadError(f"{where}unknown keys {sorted(unknown)}")
+    value = _number(obj["value"], f"{where}value")
+    raw_ts = obj.get("ts")
+    try:
+        ts = received_at if raw_ts is None else parse_ts(raw_ts)
+    except ValueError as exc:
+        raise PayloadError(f"{where}{exc}") from None
+    unit = obj.get("unit")
+    if unit is not None and (not isinstance(unit, str) or len(unit) > MAX_UNIT_LEN):
+        raise PayloadError(f"{where}unit must be a string of at most {MAX_UNIT_LEN} characters")
+    return Parsed(value, ts, unit)
+
+
+def parse_payload(
+    payload: bytes,
+    received_at: float,
+    max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> list[Parsed]:
+    """Parse one MQTT payload into readings; raise PayloadError with the reason otherwise."""
+    if len(payload) > max_bytes:
+        raise PayloadError(f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte limit")
+    text = payload.strip()
+    if not text:
+        raise PayloadError("empty payload")
+    try:
+        doc = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        # Not JSON: the plain-text number form ("23.5"); float() also takes "nan"/"inf",
+        # which _number rejects as not finite.
+        try:
+            number = float(text.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise PayloadError(f"not JSON and not a number: {exc}") from None
+        return [Parsed(_number(number, "value"), received_at)]
+    if isinstance(doc, list):
+        if not doc:
+            raise PayloadError("empty array")
+        if len(doc) > MAX_READINGS_PER_MESSAGE:
+            raise PayloadError(f"array of {len(doc)} readings exceeds {MAX_READINGS_PER_MESSAGE}")
+        return [_reading(item, received_at, f"[{i}]: ") for i, item in enumerate(doc)]
+    return [_reading(doc, received_at, "")]
