@@ -1,0 +1,122 @@
+"""Payload and topic parsing: every form of DESIGN §3, and every way to get it wrong."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.payload import Parsed, PayloadError, parse_payload
+from shared.topics import TopicError, TopicTemplate, split_key
+
+NOW = 1_732_270_000.0
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"value": 23.5, "ts": 1732270000.123}', [Parsed(23.5, 1732270000.123)]),
+        (b'{"value": 23.5, "ts": 1732270000.123, "unit": "C"}', [Parsed(23.5, 1732270000.123, "C")]),
+        (b'{"value": 7}', [Parsed(7.0, NOW)]),
+        (b'{"value": 1.5, "ts": "2024-11-22T10:06:40Z"}', [Parsed(1.5, 1732270000.0)]),
+        (b'{"value": 1.5, "ts": "2024-11-22T11:06:40+01:00"}', [Parsed(1.5, 1732270000.0)]),
+        (b'[{"value": 1, "ts": 10}, {"value": 2}]', [Parsed(1.0, 10.0), Parsed(2.0, NOW)]),
+        (b"23.5", [Parsed(23.5, NOW)]),
+        (b"  -4e2 \n", [Parsed(-400.0, NOW)]),
+        (b"[3, 4.5]", [Parsed(3.0, NOW), Parsed(4.5, NOW)]),
+    ],
+)
+def test_accepted_forms(payload: bytes, expected: list[Parsed]) -> None:
+    assert parse_payload(payload, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", "empty payload"),
+        (b"{not json", "not JSON and not a number"),
+        (b"hello", "not JSON and not a number"),
+        (b"nan", "not finite"),
+        (b"inf", "not finite"),
+        (b'{"value": "12"}', "value must be a number"),
+        (b'{"value": true}', "value must be a number"),
+        (b'{"value": null}', "value must be a number"),
+        (b'{"temp": 1}', "no 'value'"),
+        (b'{"value": 1, "extra": 2}', "unknown keys"),
+        (b'{"value": 1, "ts": "yesterday"}', "not RFC 3339"),
+        (b'{"value": 1, "ts": "2024-11-22T10:06:40"}', "no UTC offset"),
+        (b'{"value": 1, "ts": -5}', "not a valid time"),
+        (b'{"value": 1e999}', "out of range"),
+        (b"[]", "empty array"),
+        (b'[{"value": 1}, {"value": "x"}]', "[1]: value must be a number"),
+        (b'"12"', "expected an object"),
+        (b'{"value": 1, "unit": 5}', "unit must be a string"),
+    ],
+)
+def test_rejected_with_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError, match=None) as info:
+        parse_payload(payload, NOW)
+    assert reason in str(info.value)
+
+
+def test_oversize_payload_is_rejected_before_parsing() -> None:
+    with pytest.raises(PayloadError, match="exceeds the 100-byte limit"):
+        parse_payload(b"1" * 101, NOW, max_bytes=100)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_any_finite_number_round_trips_as_text(value: float) -> None:
+    [parsed] = parse_payload(repr(value).encode(), NOW)
+    assert parsed.value == value
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_parse_or_give_a_reason(payload: bytes) -> None:
+    try:
+        readings = parse_payload(payload, NOW)
+    except PayloadError as exc:
+        assert str(exc)
+    else:
+        assert readings and all(math.isfinite(r.value) and math.isfinite(r.ts) for r in readings)
+
+
+def test_topic_template_maps_to_key() -> None:
+    tpl = TopicTemplate.compile("factory/{line}/{machine}/{sensor}")
+    assert tpl.key("factory/l1/press-4/temp") == "l1/press-4/temp"
+    assert tpl.topic_for("l1", "m", "s") == "factory/l1/m/s"
+
+
+def test_topic_template_with_other_placeholders_and_order() -> None:
+    tpl = TopicTemplate.compile("site/{site}/{machine}/{line}/data/{sensor}")
+    assert tpl.key("site/berlin/m2/l9/data/rpm") == "l9/m2/rpm"
+
+
+@pytest.mark.parametrize(
+    "topic", ["factory/l1/m1", "factory/l1/m1/s1/extra", "plant/l1/m1/s1", "factory//m1/s1"]
+)
+def test_topic_that_does_not_fit(topic: str) -> None:
+    with pytest.raises(TopicError):
+        TopicTemplate.compile("factory/{line}/{machine}/{sensor}").key(topic)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("factory/{line}/{machine}", "lacks {sensor}"),
+        ("factory/{line}/{line}/{machine}/{sensor}", "appears twice"),
+        ("factory/+/{line}/{machine}/{sensor}", "must be a literal"),
+        ("factory/x{line}/{machine}/{sensor}", "must be a literal"),
+    ],
+)
+def test_bad_templates(template: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TopicTemplate.compile(template)
+
+
+def test_split_key() -> None:
+    assert split_key("a/b/c") == ("a", "b", "c")
+    for bad in ("a/b", "a//c", "a/b/c/d", ""):
+        with pytest.raises(ValueError):
+            split_key(bad)
