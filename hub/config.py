@@ -11,12 +11,16 @@ from shared.config import FileSettings
 
 
 class HubSettings(FileSettings):
-    model_config = SettingsConfigDict(env_prefix="EDGE_HUB_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="EDGE_HUB_", env_nested_delimiter="__", extra="forbid"
+    )
 
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:////var/lib/edge-hub/hub.db"
     anomaly_url: str = "http://127.0.0.1:3001"
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # A gzip bomb is bounded by this, not by max_body_bytes (which counts compressed bytes).
+    max_decompressed_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     workers: int = Field(2, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -1,0 +1,306 @@
+"""The Robyn application: routes, auth per route, the envelope, metrics, error containment.
+
+Every route goes through :meth:`Hub.endpoint`, which authenticates, runs the handler,
+turns ApiError into its envelope and any other exception into a logged 500 ``internal``,
+and counts the request by route template (not raw path, which would explode the label set).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from time import perf_counter
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote
+
+import structlog
+
+from hub import ingest as ingest_mod
+from hub import metrics, queries
+from hub.auth import READ_ROLES, Principal, Role, authenticate, require
+from hub.config import HubSettings
+from hub.errors import (
+    JSON_HEADERS,
+    ApiError,
+    error_body,
+    internal,
+    new_request_id,
+    success_body,
+)
+from hub.storage import Storage
+
+log = structlog.get_logger("hub.app")
+
+API = "/api/v1"
+
+
+@contextmanager
+def _argv_cleared() -> Iterator[None]:
+    # robyn parses sys.argv when imported and whenever a Config is built (and would act on
+    # our own -h/--version); it must only ever see the program name.
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def load_robyn() -> ModuleType:
+    with _argv_cleared():
+        import robyn
+    return robyn
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A non-envelope answer (metrics text, probes)."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+@dataclass(slots=True)
+class Ctx:
+    request: Any
+    request_id: str
+    principal: Principal | None
+    _params: dict[str, str] | None = field(default=None)
+
+    def path(self, name: str) -> str | None:
+        raw = self.request.path_params.get(name)
+        return None if raw is None else unquote(raw)
+
+    @property
+    def params(self) -> dict[str, str]:
+        # Robyn 0.88 hands query values over still percent-encoded.
+        if self._params is None:
+            raw = self.request.query_params.to_dict()
+            self._params = {unquote(k): unquote(v[0]) for k, v in raw.items() if v}
+        return self._params
+
+
+Handler = Callable[[Ctx], "tuple[Any, dict[str, Any]] | Raw"]
+
+
+def _request_id(request: Any) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 64 and given.isascii() and given.isprintable():
+        return str(given)
+    return new_request_id()
+
+
+class Hub:
+    """Holds what the handlers share and builds the Robyn app."""
+
+    def __init__(self, settings: HubSettings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def _track(self, delta: int) -> None:
+        with self._inflight_lock:
+            self._inflight += delta
+
+    def endpoint(
+        self,
+        robyn: ModuleType,
+        method: str,
+        route: str,
+        roles: tuple[Role, ...] | None,
+        fn: Handler,
+    ) -> Callable[[Any], Any]:
+        response_cls = robyn.Response
+        storage = self.storage
+
+        def handler(request: Any) -> Any:
+            self._track(1)
+            started = perf_counter()
+            rid = new_request_id()
+            try:
+                rid = _request_id(request)
+                principal = None
+                if roles is not None:
+                    principal = require(
+                        authenticate(storage, request.headers.get("authorization")), roles
+                    )
+                result = fn(Ctx(request, rid, principal))
+                if isinstance(result, Raw):
+                    status, body, ctype = result.status, result.body, result.content_type
+                else:
+                    data, meta = result
+                    status, body, ctype = 200, success_body(data, rid, meta), "application/json"
+            except ApiError as err:
+                status, body, ctype = err.status, error_body(err, rid), "application/json"
+                if status >= 500:
+                    log.error("request failed", route=route, status=status, request_id=rid)
+            except Exception:
+                log.exception("unhandled error", route=route, method=method, request_id=rid)
+                status, body, ctype = 500, error_body(internal(), rid), "application/json"
+            finally:
+                self._track(-1)
+            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            metrics.HTTP_DURATION.labels(route).observe(perf_counter() - started)
+            return response_cls(
+                status_code=status,
+                headers={"Content-Type": ctype, "X-Request-ID": rid},
+                description=body,
+            )
+
+        handler.__name__ = fn.__name__
+        handler.__doc__ = fn.__doc__
+        return handler
+
+    # -- handlers ----------------------------------------------------------------------
+
+    def h_ingest(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Store a sync batch from a gateway (idempotent per gateway and seq)."""
+        assert ctx.principal is not None
+        request = ctx.request
+        try:
+            result = ingest_mod.ingest(
+                self.storage,
+                ctx.principal,
+                ingest_mod.body_bytes(request.body),
+                request.headers.get("content-encoding"),
+                max_body_bytes=self.settings.max_body_bytes,
+                max_decompressed_bytes=self.settings.max_decompressed_bytes,
+            )
+        except ApiError as err:
+            metrics.INGEST_BATCHES.labels(str(err.status)).inc()
+            raise
+        metrics.INGEST_BATCHES.labels("200").inc()
+        data = {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "config_version": result.config_version,
+        }
+        return data, {"gateway_id": ctx.principal.gateway_name}
+
+    def h_gateways(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Every registered gateway with its last report and online status."""
+        return queries.list_gateways(self.storage, ctx.params)
+
+    def h_gateway(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """One gateway by its name (e.g. gw-01)."""
+        return queries.get_gateway(self.storage, ctx.path("id") or "")
+
+    def h_factories(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Every factory."""
+        return queries.list_factories(self.storage, ctx.params)
+
+    def h_machines(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Machines, optionally of one factory (?factory_id=)."""
+        return queries.list_machines(self.storage, ctx.params)
+
+    def h_sensors(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Sensors, filtered by ?machine_id=, ?factory_id= or ?key=line/machine/sensor."""
+        return queries.list_sensors(self.storage, ctx.params)
+
+    def h_sensor(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """One sensor by numeric id."""
+        return queries.get_sensor(self.storage, ctx.path("id"))
+
+    def h_readings(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Raw readings, oldest first (?from=&to=&limit=)."""
+        return queries.readings(self.storage, ctx.path("id"), ctx.params)
+
+    def h_series(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """min/max/avg/count per time bucket (?from=&to=&bucket=60s)."""
+        return queries.series(self.storage, ctx.path("id"), ctx.params)
+
+    def h_stats(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """min/max/avg/count over a range (all readings without one)."""
+        return queries.stats(self.storage, ctx.path("id"), ctx.params)
+
+    def h_latest(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """The newest reading of a sensor."""
+        return queries.latest(self.storage, ctx.path("id"))
+
+    def h_live(self, ctx: Ctx) -> Raw:
+        """Liveness probe: the process answers."""
+        return Raw(200, b'{"status":"ok"}')
+
+    def h_ready(self, ctx: Ctx) -> Raw:
+        """Readiness probe: the database answers."""
+        try:
+            ok = self.storage.ping()
+        except Exception as exc:
+            log.warning("readiness check failed", error=str(exc))
+            ok = False
+        if not ok:
+            err = ApiError(503, "unavailable", "database is not reachable")
+            return Raw(503, error_body(err, ctx.request_id))
+        return Raw(200, b'{"status":"ready"}')
+
+    def h_metrics(self, ctx: Ctx) -> Raw:
+        """Prometheus metrics."""
+        body, ctype = metrics.render()
+        return Raw(200, body, ctype)
+
+    # -- assembly ------------------------------------------------------------------------
+
+    def routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
+        gateway: tuple[Role, ...] = ("gateway",)
+        return [
+            ("POST", f"{API}/ingest", gateway, self.h_ingest),
+            ("GET", f"{API}/gateways", READ_ROLES, self.h_gateways),
+            ("GET", f"{API}/gateways/:id", READ_ROLES, self.h_gateway),
+            ("GET", f"{API}/factories", READ_ROLES, self.h_factories),
+            ("GET", f"{API}/machines", READ_ROLES, self.h_machines),
+            ("GET", f"{API}/sensors", READ_ROLES, self.h_sensors),
+            ("GET", f"{API}/sensors/:id", READ_ROLES, self.h_sensor),
+            ("GET", f"{API}/sensors/:id/readings", READ_ROLES, self.h_readings),
+            ("GET", f"{API}/sensors/:id/series", READ_ROLES, self.h_series),
+            ("GET", f"{API}/sensors/:id/stats", READ_ROLES, self.h_stats),
+            ("GET", f"{API}/sensors/:id/latest", READ_ROLES, self.h_latest),
+            ("GET", "/health/live", None, self.h_live),
+            ("GET", "/health/ready", None, self.h_ready),
+            ("GET", "/metrics", None, self.h_metrics),
+        ]
+
+
+def robyn_config(robyn: ModuleType, settings: HubSettings) -> Any:
+    with _argv_cleared():
+        from robyn.argument_parser import Config
+
+        config = Config()
+    # One process: the hub's caches and metrics live in it, and SQLite serialises writers
+    # anyway. Concurrency comes from Robyn's worker threads.
+    config.processes = 1
+    config.workers = settings.workers
+    # Anything but "WARN" makes Robyn log a banner about verbose mode; its INFO chatter
+    # (route registration, actix start) is noise in a service log.
+    config.log_level = "DEBUG" if settings.log_level == "debug" else "WARN"
+    return config
+
+
+def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
+    """The Robyn app for ``settings`` over ``storage`` (schema must already exist)."""
+    robyn = load_robyn()
+    hub = Hub(settings, storage)
+    app = robyn.Robyn(__file__, config=robyn_config(robyn, settings))
+
+    def on_exception(exc: Exception) -> Any:
+        # Reached only when Robyn itself fails around a handler; handlers contain their own.
+        log.error("unhandled error in robyn", error=repr(exc))
+        return robyn.Response(
+            status_code=500, headers=dict(JSON_HEADERS), description=error_body(internal(), "")
+        )
+
+    app.exception(on_exception)
+    for method, route, roles, fn in hub.routes():
+        handler = hub.endpoint(robyn, method, route, roles, fn)
+        tags = ["ops"] if not route.startswith(API) else [route.split("/")[3]]
+        app.add_route(method, route, handler, openapi_tags=tags)
+    return app, hub

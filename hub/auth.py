@@ -1,0 +1,93 @@
+"""Bearer tokens: minted here, stored only as SHA-256 hashes, checked in constant time.
+
+A token is ``<prefix><secrets.token_urlsafe(32)>``; the prefix names the role so a leaked
+token is recognisable in logs and secret scanners. The hub stores ``sha256(token)`` and
+looks a presented token up by its hash: the secret itself never touches the database, and
+the comparison that decides is ``hmac.compare_digest`` over equal-length digests, so
+response timing says nothing about how much of a guess was right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from hub.errors import forbidden, unauthorized
+
+Role = Literal["gateway", "read", "admin"]
+ROLES: tuple[Role, ...] = ("gateway", "read", "admin")
+PREFIXES: dict[Role, str] = {"gateway": "feg_", "read": "fer_", "admin": "fea_"}
+READ_ROLES: tuple[Role, ...] = ("read", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What storage knows about a token (never the token itself)."""
+
+    id: int
+    hash: str
+    role: Role
+    revoked: bool
+    gateway_id: int | None = None  # the gateway's row id, for gateway tokens
+    gateway_name: str | None = None
+    factory_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: int
+    role: Role
+    gateway_id: int | None = None
+    gateway_name: str | None = None
+    factory_id: int | None = None
+
+
+class TokenLookup(Protocol):
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+
+def generate_token(role: Role) -> str:
+    return PREFIXES[role] + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def bearer(header: str | None) -> str | None:
+    """The token from an ``Authorization: Bearer <token>`` header, else None."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    value = value.strip()
+    return value or None
+
+
+def authenticate(lookup: TokenLookup, header: str | None) -> Principal:
+    """The caller behind an Authorization header, or ApiError 401."""
+    token = bearer(header)
+    if token is None or len(token) > 256:
+        raise unauthorized()
+    digest = hash_token(token)
+    record = lookup.token_by_hash(digest)
+    if record is None or not hmac.compare_digest(record.hash, digest) or record.revoked:
+        raise unauthorized()
+    return Principal(
+        token_id=record.id,
+        role=record.role,
+        gateway_id=record.gateway_id,
+        gateway_name=record.gateway_name,
+        factory_id=record.factory_id,
+    )
+
+
+def require(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    """ApiError 403 unless the principal holds one of ``roles``."""
+    if principal.role not in roles:
+        raise forbidden(f"a {principal.role} token may not do this (needs {' or '.join(roles)})")
+    return principal

@@ -1,0 +1,234 @@
+"""``edge-hub``: serve the API, register gateways, mint operator tokens, check a config.
+
+Exit status: 0 ok, 1 the operation failed (gateway exists, port busy, database unusable),
+2 bad usage or bad configuration. Tokens go to stdout alone; everything else to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import structlog
+
+from hub.auth import generate_token, hash_token
+from hub.config import HubSettings
+from hub.storage import Conflict, Storage, StorageError
+from shared import __version__
+from shared.config import ConfigError, load_settings
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = structlog.get_logger("hub.cli")
+
+GATEWAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# How long a stop signal waits for requests already inside a handler.
+DRAIN_S = 10.0
+
+
+def config_path(given: str | None) -> str | None:
+    """--config, else $EDGE_HUB_CONFIG, else ./hub.toml when present, else None (defaults)."""
+    if given:
+        return given
+    env = os.environ.get("EDGE_HUB_CONFIG")
+    if env:
+        return env
+    return "hub.toml" if Path("hub.toml").is_file() else None
+
+
+def configure_logging(level: str) -> None:
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _open_storage(settings: HubSettings) -> Storage:
+    storage = Storage(settings.database_path)
+    storage.init_schema()
+    return storage
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None when it can."""
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # Like the server's own bind: a port left in TIME_WAIT is fine, a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def install_stop_handlers(hub: Hub) -> None:
+    """Exit 0 promptly on SIGTERM/SIGINT.
+
+    Robyn 0.88 does not stop on SIGTERM by itself (issue #1324): actix starts a graceful
+    shutdown but the Python event loop keeps the process alive. Exiting with os._exit is
+    safe for our data: every batch is one SQLite transaction, a committed one is in the WAL
+    and survives the process, and an uncommitted one is rolled back on the next open, which
+    the agent sees as a failed request and retries (ingest is idempotent). We still give
+    requests that are inside a handler a moment to finish, so their clients get an answer.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        deadline = time.monotonic() + DRAIN_S
+        while hub.inflight > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log.info("edge-hub stopped", signal=signal.Signals(signum).name)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
+    configure_logging(settings.log_level)
+    storage = _open_storage(settings)
+    problem = port_problem(settings.host, settings.port)
+    if problem:
+        print(f"edge-hub: cannot listen on {settings.listen}: {problem}", file=sys.stderr)
+        return 1
+    from hub.app import create_app
+
+    app, hub = create_app(settings, storage)
+    install_stop_handlers(hub)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"edge-hub listening on {url}", file=sys.stderr, flush=True)
+    # _check_port=False: Robyn's own check prompts on stdin for another port.
+    app.start(host=settings.host, port=settings.port, _check_port=False)
+    return 0
+
+
+def cmd_gateway_add(settings: HubSettings, args: argparse.Namespace) -> int:
+    if not GATEWAY_ID.match(args.id):
+        print(
+            f"edge-hub: gateway id {args.id!r} must be 1-128 of letters, digits, . _ : @ -",
+            file=sys.stderr,
+        )
+        return 2
+    factory = args.factory.strip()
+    if not factory or len(factory) > 128:
+        print("edge-hub: --factory must be 1-128 characters", file=sys.stderr)
+        return 2
+    storage = _open_storage(settings)
+    token = generate_token("gateway")
+    try:
+        storage.add_gateway(args.id, factory, hash_token(token), rotate=args.rotate)
+    except Conflict as exc:
+        hint = "" if args.rotate else " (use --rotate to issue a new token and revoke the old)"
+        print(f"edge-hub: {exc}{hint}", file=sys.stderr)
+        return 1
+    finally:
+        storage.close()
+    print(token)
+    return 0
+
+
+def cmd_token_add(settings: HubSettings, args: argparse.Namespace) -> int:
+    storage = _open_storage(settings)
+    token = generate_token(args.role)
+    try:
+        storage.add_token(args.role, hash_token(token))
+    finally:
+        storage.close()
+    print(token)
+    return 0
+
+
+def cmd_check_config(settings: HubSettings, args: argparse.Namespace) -> int:
+    print(f"configuration OK ({args.config_file or 'defaults and environment'})")
+    for key, value in settings.model_dump().items():
+        print(f"  {key} = {value!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --config is accepted before and after the subcommand; SUPPRESS keeps the
+    # subcommand's absent option from overwriting one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", default=argparse.SUPPRESS,
+        help="hub.toml (default: $EDGE_HUB_CONFIG, else ./hub.toml if present, "
+        "else built-in defaults)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="edge-hub", parents=[common],
+        description="factory-edge hub: idempotent ingest from gateways and a query API.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-hub {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", parents=[common], help="run the HTTP API")
+    p.set_defaults(func=cmd_serve)
+
+    gw = sub.add_parser("gateway", parents=[common], help="manage gateways")
+    gw_sub = gw.add_subparsers(dest="gateway_command", required=True, metavar="ACTION")
+    p = gw_sub.add_parser(
+        "add", parents=[common], help="register a gateway and print its token (once)",
+        description="Register gateway ID in factory NAME and print its token alone on stdout. "
+        "An existing gateway is an error unless --rotate, which revokes its old tokens.",
+    )
+    p.add_argument("id", metavar="ID", help="the gateway id, as in agent.toml's gateway_id")
+    p.add_argument("--factory", required=True, metavar="NAME", help="the factory it belongs to")
+    p.add_argument(
+        "--rotate", action="store_true",
+        help="if the gateway exists: revoke its tokens and issue a new one",
+    )
+    p.set_defaults(func=cmd_gateway_add)
+
+    tok = sub.add_parser("token", parents=[common], help="manage operator tokens")
+    tok_sub = tok.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    p = tok_sub.add_parser(
+        "add", parents=[common], help="mint an operator token and print it (once)",
+        description="Mint a read or admin token and print it alone on stdout.",
+    )
+    p.add_argument("--role", required=True, choices=["read", "admin"])
+    p.set_defaults(func=cmd_token_add)
+
+    p = sub.add_parser("check-config", parents=[common], help="validate the configuration")
+    p.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.config_file = config_path(getattr(args, "config", None))
+    try:
+        settings = load_settings(HubSettings, args.config_file)
+    except ConfigError as exc:
+        print(f"edge-hub: {exc}", file=sys.stderr)
+        return 2
+    try:
+        code: int = args.func(settings, args)
+    except StorageError as exc:
+        print(f"edge-hub: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The response envelope: ``{"data", "meta"}`` on success, ``{"error", "meta"}`` otherwise.
+
+Handlers raise :class:`ApiError`; the app turns it into a Response. Anything else that
+escapes a handler becomes a 500 with code ``internal`` and no detail, so a stack trace
+never reaches a client.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import msgspec
+
+from shared.timeutil import now, to_rfc3339
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+_encode = msgspec.json.Encoder().encode
+
+
+class ApiError(Exception):
+    """An error the client should see: HTTP status, stable code, message, per-field details."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+
+def bad_param(param: str, message: str, status: int = 400) -> ApiError:
+    return ApiError(
+        status, "invalid_parameter", f"invalid parameter {param!r}: {message}",
+        [{"param": param, "message": message}],
+    )
+
+
+def not_found(what: str, ident: object) -> ApiError:
+    return ApiError(404, "not_found", f"{what} {ident} not found")
+
+
+def unauthorized(message: str = "missing or invalid bearer token") -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def internal() -> ApiError:
+    return ApiError(500, "internal", "internal server error; see the hub log")
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(8)
+
+
+def make_meta(request_id: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"request_id": request_id, "timestamp": to_rfc3339(now())}
+    if extra:
+        meta.update(extra)
+    return meta
+
+
+def success_body(data: Any, request_id: str, meta: dict[str, Any] | None = None) -> bytes:
+    return _encode({"data": data, "meta": make_meta(request_id, meta)})
+
+
+def error_body(err: ApiError, request_id: str) -> bytes:
+    return _encode(
+        {
+            "error": {"code": err.code, "message": err.message, "details": err.details},
+            "meta": make_meta(request_id),
+        }
+    )

@@ -1,0 +1,491 @@
+"""The one seam to the database: every SQL statement of the hub lives in this module.
+
+Handlers and the CLI speak to :class:`Storage` in domain terms (gateways, tokens, batches,
+series), so a PostgreSQL backend can replace this module without touching them.
+
+SQLite runs in WAL mode: readers never block the writer and a commit is one fsync-free
+append (``synchronous=NORMAL``: a committed transaction survives a crash of the process;
+only an OS crash or power cut can lose the last few). Robyn runs sync handlers on several
+threads and a sqlite3 connection must not be shared between threads mid-transaction, so
+each thread gets its own connection. Writers serialise on ``BEGIN IMMEDIATE`` (waiting up
+to ``busy_timeout``) instead of failing late on lock upgrade.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+from hub.auth import Role, TokenRecord
+from shared.timeutil import now
+from shared.topics import split_key
+from shared.wire import WireReading
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS factories (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS machines (
+    id          INTEGER PRIMARY KEY,
+    factory_id  INTEGER NOT NULL REFERENCES factories(id),
+    line        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    UNIQUE (factory_id, line, name)
+);
+CREATE TABLE IF NOT EXISTS sensors (
+    id             INTEGER PRIMARY KEY,
+    machine_id     INTEGER NOT NULL REFERENCES machines(id),
+    factory_id     INTEGER NOT NULL REFERENCES factories(id),
+    key            TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    unit           TEXT,
+    min_threshold  REAL,
+    max_threshold  REAL,
+    created_at     REAL NOT NULL,
+    UNIQUE (factory_id, key)
+);
+CREATE INDEX IF NOT EXISTS sensors_machine ON sensors (machine_id);
+CREATE INDEX IF NOT EXISTS sensors_key ON sensors (key);
+CREATE TABLE IF NOT EXISTS gateways (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    factory_id     INTEGER NOT NULL REFERENCES factories(id),
+    created_at     REAL NOT NULL,
+    last_seen      REAL,
+    backlog        INTEGER NOT NULL DEFAULT 0,
+    dropped        INTEGER NOT NULL DEFAULT 0,
+    dead_letters   INTEGER NOT NULL DEFAULT 0,
+    agent_version  TEXT NOT NULL DEFAULT '',
+    revoked        INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id          INTEGER PRIMARY KEY,
+    hash        TEXT NOT NULL UNIQUE,
+    role        TEXT NOT NULL CHECK (role IN ('gateway', 'read', 'admin')),
+    gateway_id  INTEGER REFERENCES gateways(id),
+    created_at  REAL NOT NULL,
+    revoked     INTEGER NOT NULL DEFAULT 0,
+    CHECK ((role = 'gateway') = (gateway_id IS NOT NULL))
+);
+-- No foreign keys on readings: the hot insert path should not pay a lookup per row, and
+-- sensor ids come from this module's own resolution, never from the client.
+CREATE TABLE IF NOT EXISTS readings (
+    id          INTEGER PRIMARY KEY,
+    sensor_id   INTEGER NOT NULL,
+    ts          REAL NOT NULL,
+    value       REAL NOT NULL,
+    gateway_id  INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    UNIQUE (gateway_id, seq)
+);
+CREATE INDEX IF NOT EXISTS readings_sensor_ts ON readings (sensor_id, ts);
+"""
+
+
+class StorageError(Exception):
+    """A storage problem worded for an operator (schema too new, unwritable path...)."""
+
+
+class Conflict(StorageError):
+    """The thing to create exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayReport:
+    """What a batch says about its gateway besides the readings."""
+
+    backlog: int
+    dropped: int
+    dead_letters: int
+    agent_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    accepted: int
+    duplicates: int
+
+
+def _row_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {col[0]: row[i] for i, col in enumerate(cursor.description)}
+
+
+class Storage:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        # factory_id -> {sensor key -> sensor id}. Sensors are never deleted, so an entry
+        # never goes stale; entries are added only after the transaction that made them commits.
+        self._sensor_cache: dict[int, dict[str, int]] = {}
+
+    # -- connections ---------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        parent = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
+            # check_same_thread=False only so close() can close every thread's connection;
+            # each connection is used by the thread that opened it.
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA temp_store=MEMORY")
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from None
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        # Threads of this process queue on a lock, which hands over at once; SQLite's busy
+        # handler would make them poll with sleeps of up to 25 ms. busy_timeout still
+        # covers other processes (the CLI adding a gateway while the hub runs).
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def init_schema(self) -> None:
+        conn = self.conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.path} has schema version {version}; this edge-hub knows "
+                f"{SCHEMA_VERSION}. Upgrade edge-hub."
+            )
+        with self._write() as c:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+            c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def ping(self) -> bool:
+        return bool(self.conn.execute("SELECT 1").fetchone()[0] == 1)
+
+    # -- factories, gateways, tokens -------------------------------------------------
+
+    @staticmethod
+    def _factory_id(conn: sqlite3.Connection, name: str) -> int:
+        conn.execute(
+            "INSERT OR IGNORE INTO factories (name, created_at) VALUES (?, ?)", (name, now())
+        )
+        row = conn.execute("SELECT id FROM factories WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def add_gateway(self, name: str, factory: str, token_hash: str, *, rotate: bool = False) -> int:
+        """Register gateway ``name`` in ``factory`` with a token; returns the gateway row id.
+
+        ``rotate``: the gateway may exist (in the same factory); its old tokens are revoked.
+        Conflict when it exists and ``rotate`` is false, or exists in another factory.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT g.id, f.name FROM gateways g JOIN factories f ON f.id = g.factory_id "
+                "WHERE g.name = ?",
+                (name,),
+            ).fetchone()
+            if row is not None:
+                gateway_id, current_factory = int(row[0]), str(row[1])
+                if not rotate:
+                    raise Conflict(f"gateway {name!r} already exists (factory {current_factory!r})")
+                if current_factory != factory:
+                    raise Conflict(
+                        f"gateway {name!r} belongs to factory {current_factory!r}, not {factory!r}"
+                    )
+                conn.execute("UPDATE tokens SET revoked = 1 WHERE gateway_id = ?", (gateway_id,))
+                conn.execute("UPDATE gateways SET revoked = 0 WHERE id = ?", (gateway_id,))
+            else:
+                factory_id = self._factory_id(conn, factory)
+                cur = conn.execute(
+                    "INSERT INTO gateways (name, factory_id, created_at) VALUES (?, ?, ?)",
+                    (name, factory_id, now()),
+                )
+                gateway_id = cast(int, cur.lastrowid)
+            conn.execute(
+                "INSERT INTO tokens (hash, role, gateway_id, created_at) "
+                "VALUES (?, 'gateway', ?, ?)",
+                (token_hash, gateway_id, now()),
+            )
+        return gateway_id
+
+    def add_token(self, role: Role, token_hash: str) -> int:
+        if role == "gateway":
+            raise ValueError("gateway tokens are made by add_gateway")
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO tokens (hash, role, created_at) VALUES (?, ?, ?)",
+                (token_hash, role, now()),
+            )
+            return cast(int, cur.lastrowid)
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        row = self.conn.execute(
+            "SELECT t.id, t.hash, t.role, t.revoked, g.id, g.name, g.factory_id, g.revoked "
+            "FROM tokens t LEFT JOIN gateways g ON g.id = t.gateway_id WHERE t.hash = ?",
+            (token_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        return TokenRecord(
+            id=row[0],
+            hash=row[1],
+            role=row[2],
+            revoked=bool(row[3]) or bool(row[7]),
+            gateway_id=row[4],
+            gateway_name=row[5],
+            factory_id=row[6],
+        )
+
+    # -- ingest -----------------------------------------------------------------------
+
+    def _resolve_sensors(
+        self, conn: sqlite3.Connection, factory_id: int, readings: Sequence[WireReading]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Sensor ids for every key in ``readings``: (all ids, ids created just now)."""
+        cache = self._sensor_cache.get(factory_id)
+        if cache is None:
+            cache = dict(
+                conn.execute("SELECT key, id FROM sensors WHERE factory_id = ?", (factory_id,))
+            )
+            self._sensor_cache[factory_id] = cache
+        missing: dict[str, str | None] = {}
+        for r in readings:
+            if r.key in cache:
+                continue
+            # First unit seen for a new key wins, a later one fills in a missing unit.
+            if r.key not in missing or missing[r.key] is None:
+                missing[r.key] = r.unit
+        if not missing:
+            return cache, {}
+        created: dict[str, int] = {}
+        ts = now()
+        for key, unit in missing.items():
+            line, machine, sensor = split_key(key)
+            conn.execute(
+                "INSERT OR IGNORE INTO machines (factory_id, line, name, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (factory_id, line, machine, ts),
+            )
+            machine_id = conn.execute(
+                "SELECT id FROM machines WHERE factory_id = ? AND line = ? AND name = ?",
+                (factory_id, line, machine),
+            ).fetchone()[0]
+            # Another process may have created it since the cache was filled.
+            conn.execute(
+                "INSERT OR IGNORE INTO sensors "
+                "(machine_id, factory_id, key, name, unit, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (machine_id, factory_id, key, sensor, unit, ts),
+            )
+            created[key] = conn.execute(
+                "SELECT id FROM sensors WHERE factory_id = ? AND key = ?", (factory_id, key)
+            ).fetchone()[0]
+        return {**cache, **created}, created
+
+    def store_batch(
+        self,
+        gateway_id: int,
+        factory_id: int,
+        readings: Sequence[WireReading],
+        report: GatewayReport,
+    ) -> StoreResult:
+        """Store a batch all or nothing; each (gateway, seq) once, however often it comes."""
+        with self._write() as conn:
+            ids, created = self._resolve_sensors(conn, factory_id, readings)
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO readings (sensor_id, ts, value, gateway_id, seq) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(ids[r.key], r.ts, r.value, gateway_id, r.seq) for r in readings],
+            )
+            accepted = conn.total_changes - before
+            conn.execute(
+                "UPDATE gateways SET last_seen = ?, backlog = ?, dropped = ?, dead_letters = ?, "
+                "agent_version = ? WHERE id = ?",
+                (
+                    now(),
+                    report.backlog,
+                    report.dropped,
+                    report.dead_letters,
+                    report.agent_version,
+                    gateway_id,
+                ),
+            )
+        if created:
+            self._sensor_cache.setdefault(factory_id, {}).update(created)
+        return StoreResult(accepted=accepted, duplicates=len(readings) - accepted)
+
+    # -- read side ----------------------------------------------------------------------
+
+    def _all_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, params)
+        return [_row_dict(cur, row) for row in cur.fetchall()]
+
+    def _one_dict(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        cur = self.conn.execute(sql, params)
+        row = cur.fetchone()
+        return None if row is None else _row_dict(cur, row)
+
+    _GATEWAY_SELECT = (
+        "SELECT g.name, f.name AS factory, g.factory_id, g.created_at, g.last_seen, g.backlog, "
+        "g.dropped, g.dead_letters, g.agent_version, g.revoked "
+        "FROM gateways g JOIN factories f ON f.id = g.factory_id"
+    )
+
+    def list_gateways(self) -> list[dict[str, Any]]:
+        return self._all_dicts(self._GATEWAY_SELECT + " ORDER BY g.name")
+
+    def get_gateway(self, name: str) -> dict[str, Any] | None:
+        return self._one_dict(self._GATEWAY_SELECT + " WHERE g.name = ?", (name,))
+
+    def list_factories(self) -> list[dict[str, Any]]:
+        return self._all_dicts(
+            "SELECT f.id, f.name, f.created_at, "
+            "(SELECT count(*) FROM machines m WHERE m.factory_id = f.id) AS machines "
+            "FROM factories f ORDER BY f.id"
+        )
+
+    def list_machines(self, factory_id: int | None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT m.id, m.factory_id, f.name AS factory, m.line, m.name, m.created_at, "
+            "(SELECT count(*) FROM sensors s WHERE s.machine_id = m.id) AS sensors "
+            "FROM machines m JOIN factories f ON f.id = m.factory_id"
+        )
+        if factory_id is None:
+            return self._all_dicts(sql + " ORDER BY m.id")
+        return self._all_dicts(sql + " WHERE m.factory_id = ? ORDER BY m.id", (factory_id,))
+
+    _SENSOR_SELECT = (
+        "SELECT s.id, s.key, s.name, s.machine_id, m.line, m.name AS machine, s.factory_id, "
+        "f.name AS factory, s.unit, s.min_threshold, s.max_threshold, s.created_at "
+        "FROM sensors s JOIN machines m ON m.id = s.machine_id "
+        "JOIN factories f ON f.id = s.factory_id"
+    )
+
+    def list_sensors(
+        self, machine_id: int | None = None, key: str | None = None, factory_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        filters = (("s.machine_id", machine_id), ("s.key", key), ("s.factory_id", factory_id))
+        for column, value in filters:
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = self._SENSOR_SELECT
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return self._all_dicts(sql + " ORDER BY s.id", params)
+
+    def get_sensor(self, sensor_id: int) -> dict[str, Any] | None:
+        return self._one_dict(self._SENSOR_SELECT + " WHERE s.id = ?", (sensor_id,))
+
+    @staticmethod
+    def _range(sensor_id: int, start: float | None, end: float | None) -> tuple[str, list[Any]]:
+        # Half-open [from, to): adjacent windows never count a reading twice.
+        sql = "sensor_id = ?"
+        params: list[Any] = [sensor_id]
+        if start is not None:
+            sql += " AND ts >= ?"
+            params.append(start)
+        if end is not None:
+            sql += " AND ts < ?"
+            params.append(end)
+        return sql, params
+
+    def readings(
+        self, sensor_id: int, start: float | None, end: float | None, limit: int
+    ) -> list[tuple[int, float, float]]:
+        """(reading id, ts, value), oldest first, at most ``limit``."""
+        where, params = self._range(sensor_id, start, end)
+        return self.conn.execute(
+            f"SELECT id, ts, value FROM readings WHERE {where} ORDER BY ts, id LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+
+    def series(
+        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
+    ) -> list[tuple[float, float, float, float, int]]:
+        """(bucket start, min, max, avg, count) per bucket, oldest first, at most ``limit``."""
+        where, params = self._range(sensor_id, start, end)
+        # ts >= 0 always, so CAST (truncation) is floor here.
+        return self.conn.execute(
+            "SELECT CAST(ts / ? AS INTEGER) * ? AS b, min(value), max(value), avg(value), count(*) "
+            f"FROM readings WHERE {where} GROUP BY b ORDER BY b LIMIT ?",
+            [bucket, bucket, *params, limit],
+        ).fetchall()
+
+    def stats(
+        self, sensor_id: int, start: float | None, end: float | None
+    ) -> tuple[float | None, float | None, float | None, int, float | None, float | None]:
+        """(min, max, avg, count, first ts, last ts) over the range."""
+        where, params = self._range(sensor_id, start, end)
+        row = self.conn.execute(
+            "SELECT min(value), max(value), avg(value), count(*), min(ts), max(ts) "
+            f"FROM readings WHERE {where}",
+            params,
+        ).fetchone()
+        return cast(
+            tuple[float | None, float | None, float | None, int, float | None, float | None],
+            tuple(row),
+        )
+
+    def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
+        row = self.conn.execute(
+            "SELECT id, ts, value FROM readings WHERE sensor_id = ? "
+            "ORDER BY ts DESC, id DESC LIMIT 1",
+            (sensor_id,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def count_readings(self, gateway_id: int | None = None) -> int:
+        if gateway_id is None:
+            return int(self.conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+        return int(
+            self.conn.execute(
+                "SELECT count(*) FROM readings WHERE gateway_id = ?", (gateway_id,)
+            ).fetchone()[0]
+        )
+
+    def gateway_row_id(self, name: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM gateways WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])

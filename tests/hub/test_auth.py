@@ -1,0 +1,100 @@
+"""Tokens: role prefixes, hashes only, 401 vs 403."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from hub.auth import (
+    PREFIXES,
+    READ_ROLES,
+    authenticate,
+    bearer,
+    generate_token,
+    hash_token,
+    require,
+)
+from hub.errors import ApiError
+from hub.storage import Storage
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    s = Storage(str(tmp_path / "hub.db"))
+    s.init_schema()
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("role", ["gateway", "read", "admin"])
+def test_token_shape(role: str) -> None:
+    token = generate_token(role)  # type: ignore[arg-type]
+    assert token.startswith(PREFIXES[role])  # type: ignore[index]
+    assert len(token) == 4 + 43
+    assert generate_token(role) != token  # type: ignore[arg-type]
+
+
+def test_hash_is_sha256_hex() -> None:
+    assert hash_token("abc") == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_only_the_hash_is_stored(storage: Storage) -> None:
+    token = generate_token("admin")
+    storage.add_token("admin", hash_token(token))
+    gw_token = generate_token("gateway")
+    storage.add_gateway("gw-01", "acme", hash_token(gw_token))
+    stored = {row[0] for row in storage.conn.execute("SELECT hash FROM tokens")}
+    assert stored == {hash_token(token), hash_token(gw_token)}
+    dump = "\n".join(storage.conn.iterdump())
+    assert token not in dump and gw_token not in dump
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("Bearer", None),
+        ("Bearer ", None),
+        ("Basic abc", None),
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+    ],
+)
+def test_bearer(header: str | None, expected: str | None) -> None:
+    assert bearer(header) == expected
+
+
+def test_authenticate(storage: Storage) -> None:
+    read = generate_token("read")
+    storage.add_token("read", hash_token(read))
+    gw = generate_token("gateway")
+    storage.add_gateway("gw-01", "acme", hash_token(gw))
+
+    principal = authenticate(storage, f"Bearer {read}")
+    assert principal.role == "read" and principal.gateway_id is None
+    assert require(principal, READ_ROLES) is principal
+
+    gateway = authenticate(storage, f"Bearer {gw}")
+    assert gateway.role == "gateway" and gateway.gateway_name == "gw-01"
+    with pytest.raises(ApiError) as forbidden:
+        require(gateway, READ_ROLES)
+    assert forbidden.value.status == 403
+
+    for header in (None, "Bearer nope", f"Bearer {read}x", f"Token {read}", "Bearer " + "x" * 1000):
+        with pytest.raises(ApiError) as err:
+            authenticate(storage, header)
+        assert err.value.status == 401
+
+
+def test_revoked_token_is_401(storage: Storage) -> None:
+    old = generate_token("gateway")
+    storage.add_gateway("gw-01", "acme", hash_token(old))
+    new = generate_token("gateway")
+    storage.add_gateway("gw-01", "acme", hash_token(new), rotate=True)
+    with pytest.raises(ApiError) as err:
+        authenticate(storage, f"Bearer {old}")
+    assert err.value.status == 401
+    assert authenticate(storage, f"Bearer {new}").gateway_name == "gw-01"
