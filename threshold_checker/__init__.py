@@ -1,0 +1,25 @@
+"""Threshold (min/max) checks with a severity, implemented in Rust (crates/threshold-checker).
+
+The native code is the extension module ``threshold_checker._native``; this package
+re-exports its API. See ``__init__.pyi`` for the rules and the severity formula.
+"""
+
+from threshold_checker._native import (
+    CRITICAL_RATIO,
+    HIGH_RATIO,
+    Alert,
+    __version__,
+    check_array,
+    check_batch,
+    check_thresholds,
+)
+
+__all__ = [
+    "CRITICAL_RATIO",
+    "HIGH_RATIO",
+    "Alert",
+    "__version__",
+    "check_array",
+    "check_batch",
+    "check_thresholds",
+]
