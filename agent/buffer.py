@@ -1,0 +1,466 @@
+"""The durable outbox: every reading the agent acknowledged to the broker lives here until the
+hub has confirmed it.
+
+One SQLite file in WAL mode, written by one connection on the agent's event loop thread (the
+ingest and sync tasks never run a statement at the same time, so there is no lock to contend
+for). ``edge-agent status`` opens the same file read-only from another process; WAL lets it read
+while the agent writes.
+
+Durability (``synchronous=NORMAL`` in WAL mode): a commit is appended to the ``-wal`` file with
+``write()`` but not fsynced; the WAL is fsynced only when it is checkpointed.
+
+* process crash / ``kill -9``: nothing committed is lost - the bytes are in the OS page cache
+  and the next open replays the WAL. That is the case ack-after-commit is designed for.
+* power loss / kernel panic: the last transactions since the previous WAL sync may be rolled
+  back, so messages already acknowledged to the broker can be lost. ``FULL`` would fsync every
+  commit (one fsync per ingest batch, ~10-50 ms on SD cards/eMMC); we accept the window for
+  throughput. What we do *not* accept is a seq that the hub has already stored being handed out
+  again after such a rollback (the hub would take the new reading for a duplicate and drop it),
+  so :meth:`Buffer.make_durable` fsyncs the WAL before any seq is sent to the hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import msgspec
+import sqlite_utils
+
+WhenFull = Literal["drop_oldest", "drop_newest", "block"]
+
+# Bytes a reading costs on disk beyond its key and unit (rowid, three floats, record header,
+# b-tree cell overhead). Only used to guess before anything is stored.
+_ROW_OVERHEAD = 48
+_MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
+_CHECKPOINT_EVERY_S = 30.0
+
+
+class Reading(NamedTuple):
+    key: str
+    ts: float
+    value: float
+    unit: str | None
+    received_at: float
+
+
+class DeadLetter(NamedTuple):
+    topic: str
+    payload: bytes
+    reason: str
+    received_at: float
+
+
+class Row(NamedTuple):
+    """A stored, not yet synced reading."""
+
+    seq: int
+    key: str
+    ts: float
+    value: float
+    unit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    stored: int
+    dropped: int
+    # True only with when_full="block": nothing was written, the caller must not ack the
+    # messages and should retry once the sync has freed space.
+    full: bool = False
+
+
+def _last_sync(state: dict[str, str]) -> dict[str, Any] | None:
+    if "last_sync_at" not in state:
+        return None
+    return {
+        "at": float(state["last_sync_at"]),
+        "result": state.get("last_sync_result", ""),
+        "accepted": int(state.get("last_sync_accepted", "0")),
+        "duplicates": int(state.get("last_sync_duplicates", "0")),
+    }
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Buffer:
+    def __init__(
+        self,
+        path: str | Path,
+        max_bytes: int = 2_000_000_000,
+        when_full: WhenFull = "drop_oldest",
+        *,
+        max_dead_letters: int = 10_000,
+    ) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.when_full: WhenFull = when_full
+        self.max_dead_letters = max_dead_letters
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so a transaction's extent is
+        # visible in the code, not implied by the sqlite3 module's autobegin.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self.page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        # Keep the WAL small relative to the budget: it is reused from the start after each
+        # checkpoint and truncated back to journal_size_limit, so it never holds much of it.
+        wal_limit = max(64 * 1024, min(64 * 1024 * 1024, max_bytes // 40))
+        # The WAL is written at COMMIT, after the budget check ran, and one transaction can
+        # carry it past journal_size_limit before the next checkpoint: reserve room for that.
+        self._wal_reserve = 2 * wal_limit
+        self._db.execute(f"PRAGMA wal_autocheckpoint={max(16, wal_limit // self.page_size // 2)}")
+        self._db.execute(f"PRAGMA journal_size_limit={wal_limit}")
+        self._create_schema()
+        self._backlog = int(self._db.execute("SELECT count(*) FROM readings").fetchone()[0])
+        state = self._state()
+        self._dropped = int(state.get("dropped", "0"))
+        self._dead_total = int(state.get("dead_letters_total", "0"))
+        self._dead_rows = int(self._db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+        self._last_checkpoint = time.monotonic()
+
+    def _create_schema(self) -> None:
+        db = sqlite_utils.Database(self._db)
+        if "readings" not in db.table_names():
+            # AUTOINCREMENT (not just INTEGER PRIMARY KEY): SQLite then keeps the highest seq
+            # ever used in sqlite_sequence, so a seq is never handed out twice even after every
+            # row was synced and deleted. The hub deduplicates on (gateway_id, seq).
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS readings ("
+                " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " key TEXT NOT NULL, ts REAL NOT NULL, value REAL NOT NULL, unit TEXT,"
+                " received_at REAL NOT NULL)"
+            )
+        db.table("dead_letters").create(
+            {"id": int, "topic": str, "payload": bytes, "reason": str, "received_at": float},
+            pk="id",
+            not_null={"topic", "payload", "reason", "received_at"},
+            if_not_exists=True,
+        )
+        db.table("state").create({"k": str, "v": str}, pk="k", if_not_exists=True)
+
+    # -- small helpers -----------------------------------------------------------------------
+
+    def _state(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._db.execute("SELECT k, v FROM state")}
+
+    def _put_state(self, items: dict[str, object]) -> None:
+        self._db.executemany(
+            "INSERT INTO state(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            [(k, str(v)) for k, v in items.items()],
+        )
+
+    def set_state(self, **items: object) -> None:
+        """Write state keys in their own transaction (mqtt flags, last sync)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._put_state(items)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            return 0
+
+    def used_bytes(self) -> int:
+        """Bytes that count against the budget: live pages plus the WAL.
+
+        Deleted rows' pages go on SQLite's freelist and the next inserts reuse them before the
+        file grows, so pages on the freelist are room, not usage. The file itself never shrinks
+        (no VACUUM on the hot path), but it also never grows while the freelist has pages; that
+        keeps file + WAL within the budget as long as live pages + WAL are.
+        """
+        pages, free = self._db.execute(
+            "SELECT * FROM pragma_page_count(), pragma_freelist_count()"
+        ).fetchone()
+        return (int(pages) - int(free)) * self.page_size + max(
+            self._wal_bytes(), self._wal_reserve
+        )
+
+    def disk_bytes(self) -> int:
+        return self.path.stat().st_size + self._wal_bytes()
+
+    def _bytes_per_row(self, sample: Sequence[Reading]) -> float:
+        if self._backlog > 100:
+            pages, free = self._db.execute(
+                "SELECT * FROM pragma_page_count(), pragma_freelist_count()"
+            ).fetchone()
+            return max(16.0, (int(pages) - int(free)) * self.page_size / self._backlog)
+        if not sample:
+            return float(_ROW_OVERHEAD)
+        return _ROW_OVERHEAD + sum(len(r.key) + len(r.unit or "") for r in sample) / len(sample)
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        return self._backlog
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def dead_letters_total(self) -> int:
+        return self._dead_total
+
+    def append(
+        self, readings: Sequence[Reading], dead_letters: Sequence[DeadLetter] = ()
+    ) -> AppendResult:
+        """Store readings and dead letters in ONE transaction; returns after COMMIT."""
+        accept = len(readings)
+        if readings and self.when_full != "drop_oldest":
+            room = self.max_bytes - self.used_bytes()
+            fits = max(0, math.floor(room / self._bytes_per_row(readings)))
+            if fits < accept:
+                if self.when_full == "block" and self._backlog > 0:
+                    return AppendResult(0, 0, full=True)
+                # With an empty backlog there is nothing the sync could free: store what we
+                # are given rather than wait forever.
+                accept = accept if self.when_full == "block" else fits
+        refused = len(readings) - accept
+        evicted = 0
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.when_full == "drop_oldest" and accept and self._backlog:
+                # Make room first, so that the insert fills freed pages instead of growing the
+                # file past the budget; the check after the insert catches a bad estimate.
+                evicted = self._evict_oldest(
+                    self._backlog, incoming=accept * self._bytes_per_row(readings)
+                )
+            if accept:
+                self._db.executemany(
+                    "INSERT INTO readings(key, ts, value, unit, received_at) VALUES (?,?,?,?,?)",
+                    readings[:accept] if refused else readings,
+                )
+            if dead_letters:
+                self._db.executemany(
+                    "INSERT INTO dead_letters(topic, payload, reason, received_at)"
+                    " VALUES (?,?,?,?)",
+                    [
+                        (d.topic, d.payload[:_MAX_DEAD_LETTER_PAYLOAD], d.reason, d.received_at)
+                        for d in dead_letters
+                    ],
+                )
+                self._prune_dead_letters(len(dead_letters))
+            if self.when_full == "drop_oldest" and accept:
+                evicted += self._evict_oldest(self._backlog + accept - evicted)
+            if refused or evicted:
+                self._put_state({"dropped": self._dropped + refused + evicted})
+            if dead_letters:
+                self._put_state({"dead_letters_total": self._dead_total + len(dead_letters)})
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._backlog += accept - evicted
+        self._dropped += refused + evicted
+        self._dead_total += len(dead_letters)
+        self._dead_rows = min(self._dead_rows + len(dead_letters), self.max_dead_letters)
+        self.maybe_checkpoint()
+        return AppendResult(stored=accept - evicted, dropped=refused + evicted)
+
+    def _evict_oldest(self, backlog: int, incoming: float = 0.0) -> int:
+        """Inside the append transaction: delete the oldest unsynced rows until under budget.
+
+        The oldest rows sit together at the left of the seq b-tree, so deleting them empties
+        whole leaf pages; those go to the freelist at once and the used size drops.
+        """
+        evicted = 0
+        for _ in range(20):
+            excess = self.used_bytes() + incoming - self.max_bytes
+            if excess <= 0 or backlog - evicted <= 0:
+                break
+            per_row = self._bytes_per_row(())
+            n = min(backlog - evicted, max(64, math.ceil(excess / per_row * 1.1)))
+            cur = self._db.execute(
+                "DELETE FROM readings WHERE seq IN"
+                " (SELECT seq FROM readings ORDER BY seq LIMIT ?)",
+                (n,),
+            )
+            evicted += cur.rowcount
+            incoming = 0.0
+        return evicted
+
+    def _prune_dead_letters(self, added: int) -> None:
+        # Dead letters are for a person to look at, not an archive: keep the newest ones.
+        if self._dead_rows + added > self.max_dead_letters:
+            self._db.execute(
+                "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?",
+                (self.max_dead_letters,),
+            )
+
+    def claim(self, limit: int, max_bytes: int | None = None) -> list[Row]:
+        """The oldest unsynced rows in seq order, at most ``limit`` and about ``max_bytes``
+        of wire JSON. Nothing is marked: there is one sync task and it acks what it sent."""
+        rows = [
+            Row(*r)
+            for r in self._db.execute(
+                "SELECT seq, key, ts, value, unit FROM readings ORDER BY seq LIMIT ?", (limit,)
+            )
+        ]
+        if max_bytes is None:
+            return rows
+        total = 0
+        for i, r in enumerate(rows):
+            # [seq,"key",ts,value,"unit"], with floats written out in full
+            total += 60 + len(r.key) + len(r.unit or "")
+            if total > max_bytes and i > 0:
+                return rows[:i]
+        return rows
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        """Delete rows the hub confirmed; returns how many were still there."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._db.executemany("DELETE FROM readings WHERE seq = ?", [(s,) for s in seqs])
+            deleted = cur.rowcount
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._backlog -= deleted
+        self.maybe_checkpoint()
+        return deleted
+
+    def reject(self, reasons: dict[int, str]) -> int:
+        """Move readings the hub refused for good into dead_letters (one transaction)."""
+        now = time.time()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = [
+                self._db.execute(
+                    "SELECT seq, key, ts, value, unit FROM readings WHERE seq = ?", (seq,)
+                ).fetchone()
+                for seq in reasons
+            ]
+            found = [Row(*r) for r in rows if r is not None]
+            self._db.executemany(
+                "INSERT INTO dead_letters(topic, payload, reason, received_at) VALUES (?,?,?,?)",
+                [
+                    (
+                        r.key,
+                        msgspec.json.encode(
+                            {"seq": r.seq, "ts": r.ts, "value": r.value, "unit": r.unit}
+                        ),
+                        reasons[r.seq],
+                        now,
+                    )
+                    for r in found
+                ],
+            )
+            self._db.executemany(
+                "DELETE FROM readings WHERE seq = ?", [(r.seq,) for r in found]
+            )
+            self._prune_dead_letters(len(found))
+            self._put_state({"dead_letters_total": self._dead_total + len(found)})
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._backlog -= len(found)
+        self._dead_total += len(found)
+        self._dead_rows = min(self._dead_rows + len(found), self.max_dead_letters)
+        return len(found)
+
+    def make_durable(self) -> None:
+        """fsync the WAL, so every committed seq survives a power cut before the hub sees it."""
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def maybe_checkpoint(self, force: bool = False) -> None:
+        # The automatic checkpoints are PASSIVE and leave the WAL file at its high-water mark;
+        # TRUNCATE now and then gives the space back. It returns "busy" instead of waiting
+        # while a status reader holds a snapshot; then we simply try again next time.
+        now = time.monotonic()
+        if force or now - self._last_checkpoint >= _CHECKPOINT_EVERY_S:
+            self._last_checkpoint = now
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return _stats(self._db, self.path, self.max_bytes, self.when_full, self._backlog)
+
+    def close(self) -> None:
+        self.maybe_checkpoint(force=True)
+        self._db.close()
+
+
+def _stats(
+    db: sqlite3.Connection, path: Path, max_bytes: int | None, when_full: str | None,
+    backlog: int | None = None,
+) -> dict[str, Any]:
+    if backlog is None:
+        backlog = int(db.execute("SELECT count(*) FROM readings").fetchone()[0])
+    oldest = db.execute("SELECT received_at FROM readings ORDER BY seq LIMIT 1").fetchone()
+    state = {str(k): str(v) for k, v in db.execute("SELECT k, v FROM state")}
+    pid = int(state.get("pid", "0"))
+    running = pid > 0 and _pid_alive(pid)
+    try:
+        size = path.stat().st_size + (
+            os.stat(f"{path}-wal").st_size if os.path.exists(f"{path}-wal") else 0
+        )
+    except FileNotFoundError:
+        size = 0
+    return {
+        "backlog": backlog,
+        "oldest_unsynced_age_s": None
+        if oldest is None
+        else round(max(0.0, time.time() - float(oldest[0])), 3),
+        "dead_letters": int(state.get("dead_letters_total", "0")),
+        "dropped": int(state.get("dropped", "0")),
+        "last_sync": _last_sync(state),
+        "last_sync_error": state.get("last_sync_error") or None,
+        "mqtt": {
+            # A kill -9 leaves connected=1 behind; only a live agent process can be connected.
+            "connected": running and state.get("mqtt_connected") == "1",
+            "since": float(state["mqtt_since"]) if state.get("mqtt_since") else None,
+        },
+        "agent": {"running": running, "pid": pid if running else None},
+        "buffer": {
+            "path": str(path),
+            "bytes": size,
+            "max_bytes": max_bytes,
+            "when_full": when_full,
+        },
+    }
+
+
+def read_status(path: str | Path, max_bytes: int | None, when_full: str | None) -> dict[str, Any]:
+    """Stats from another process (``edge-agent status``) without taking any write lock."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no buffer at {path} (has the agent run yet?)")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("BEGIN")  # one snapshot for every number we report
+        return _stats(db, path, max_bytes, when_full)
+    finally:
+        db.close()

@@ -1,0 +1,179 @@
+"""``edge-agent``: run | status | check-config. Every subcommand takes ``--config FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agent.buffer import read_status
+from agent.config import AgentConfig
+from shared import __version__
+from shared.config import ConfigError, load_settings
+from shared.timeutil import to_rfc3339
+
+DEFAULT_CONFIG = "agent.toml"
+
+
+def _render(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> str:
+    # "time level message key=value ...": greppable, and journald adds its own metadata.
+    ts = event.pop("timestamp", "")
+    level = event.pop("level", "info")
+    msg = event.pop("event", "")
+    exc = event.pop("exception", None)
+    fields = " ".join(f"{k}={_fmt(v)}" for k, v in event.items())
+    line = f"{ts} {level:<7} {msg}" + (f" {fields}" if fields else "")
+    return f"{line}\n{exc}" if exc else line
+
+
+def _fmt(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if (" " in text or not text or '"' in text) else text
+
+
+def configure_logging(level: str = "info") -> None:
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _render,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # paho/aiomqtt/httpx log through the stdlib; only their warnings are worth a line.
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _config_path(arg: str | None) -> str | None:
+    if arg:
+        return arg
+    env = os.environ.get("EDGE_AGENT_CONFIG")
+    if env:
+        return env
+    # No file given and none here: settings may still come entirely from EDGE_AGENT_*.
+    return DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None
+
+
+def _load(args: argparse.Namespace) -> AgentConfig:
+    return load_settings(AgentConfig, _config_path(args.config))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent import service
+
+    cfg = _load(args)
+    configure_logging(cfg.log_level)
+    return asyncio.run(service.run(cfg))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    print(f"config OK: gateway_id={cfg.gateway_id} broker={cfg.mqtt.host}:{cfg.mqtt.port} "
+          f"buffer={cfg.buffer.path} hub={cfg.hub.url}")
+    if not cfg.hub.token:
+        print("warning: hub.token is empty; the hub will answer 401", file=sys.stderr)
+    return 0
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    try:
+        st = read_status(cfg.buffer.path, cfg.buffer.max_bytes, cfg.buffer.when_full)
+    except FileNotFoundError as exc:
+        print(f"edge-agent status: {exc}", file=sys.stderr)
+        return 1
+    st["gateway_id"] = cfg.gateway_id
+    if args.json:
+        print(json.dumps(st))
+        return 0
+    last = st["last_sync"]
+    mqtt = st["mqtt"]
+    buf = st["buffer"]
+    rows = [
+        ("gateway", cfg.gateway_id),
+        ("agent", f"running (pid {st['agent']['pid']})"
+         if st["agent"]["running"] else "not running"),
+        ("mqtt", ("connected" if mqtt["connected"] else "disconnected")
+         + (f" since {to_rfc3339(mqtt['since'])}" if mqtt["since"] else "")),
+        ("backlog", f"{st['backlog']} readings"),
+        ("oldest unsynced", _age(st["oldest_unsynced_age_s"])),
+        ("last sync", "never" if last is None else
+         f"{last['result']} at {to_rfc3339(last['at'])} ({_age(time.time() - last['at'])} ago)"
+         + (f", accepted {last['accepted']}, duplicates {last['duplicates']}"
+            if last["result"] == "ok" else "")),
+        ("dead letters", str(st["dead_letters"])),
+        ("dropped", str(st["dropped"])),
+        ("buffer", f"{buf['path']} {buf['bytes'] / 1e6:.1f} MB of {buf['max_bytes'] / 1e6:.1f} MB"
+         f" (when full: {buf['when_full']})"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-agent",
+        description="factory-edge gateway agent: MQTT -> durable SQLite buffer -> hub.",
+    )
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--config", metavar="FILE",
+            help=f"agent TOML config (default: $EDGE_AGENT_CONFIG, else ./{DEFAULT_CONFIG})",
+        )
+        return p
+
+    add("run", "run the agent until SIGTERM/SIGINT").set_defaults(func=cmd_run)
+    status = add("status", "backlog, oldest unsynced reading, last sync, dead letters "
+                           "(reads the buffer file; works while the agent runs)")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(func=cmd_status)
+    add("check-config", "validate the config file and exit").set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

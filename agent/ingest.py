@@ -1,0 +1,297 @@
+"""MQTT in: subscribe at QoS 1 with a persistent session, group-commit messages into the
+buffer, and acknowledge each message to the broker only after its transaction committed.
+
+Delivery window: a message whose PUBACK we have not sent is still the broker's; if the agent
+dies before the commit it is redelivered on reconnect and stored then (once - the first try
+never committed). The PUBACK is queued in the same synchronous stretch of code right after
+COMMIT (no ``await`` in between), so only a crash in those microseconds - or before the PUBACK
+bytes leave the socket - makes the broker redeliver a message that is already stored; that
+message is then stored twice at the edge under two seqs (at-least-once at this hop). The hub
+deduplicates on (gateway_id, seq), not on content, so such a pair would arrive twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiomqtt
+import structlog
+
+from agent.buffer import AppendResult, Buffer, DeadLetter, Reading
+from agent.config import AgentConfig
+from shared.payload import PayloadError, parse_payload
+from shared.topics import TopicError, TopicTemplate
+
+log = structlog.get_logger("agent.ingest")
+
+
+def parse_message(
+    template: TopicTemplate, topic: str, payload: bytes, received_at: float, max_bytes: int
+) -> tuple[list[Reading], DeadLetter | None]:
+    """One MQTT message -> its readings, or the dead letter saying why it has none."""
+    try:
+        key = template.key(topic)
+        parsed = parse_payload(payload, received_at, max_bytes)
+    except (TopicError, PayloadError) as exc:
+        return [], DeadLetter(topic, payload, str(exc), received_at)
+    return [Reading(key, p.ts, p.value, p.unit, received_at) for p in parsed], None
+
+
+def _payload_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()
+
+
+class _NotifyingQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, plus an event set once ``want`` messages are waiting.
+
+    While lingering for a batch we want one wake-up when the batch is full (or the linger
+    ends), not one per message: that halves the event-loop work per message.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.arrived = asyncio.Event()
+        self.want = 1
+
+    def _put(self, item: aiomqtt.Message) -> None:
+        super()._put(item)
+        if self.qsize() >= self.want:
+            self.arrived.set()
+
+
+class Ingest:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        buffer: Buffer,
+        *,
+        new_data: asyncio.Event | None = None,
+        space_freed: asyncio.Event | None = None,
+        on_subscribed: Callable[[], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.buffer = buffer
+        self.template = TopicTemplate.compile(cfg.mqtt.topic_template)
+        self.new_data = new_data or asyncio.Event()
+        self.space_freed = space_freed or asyncio.Event()
+        self.on_subscribed = on_subscribed
+        self.committed_messages = 0
+        self.subscribed = asyncio.Event()
+
+    def _client(self) -> aiomqtt.Client:
+        m = self.cfg.mqtt
+        client = aiomqtt.Client(
+            m.host,
+            m.port,
+            identifier=self.cfg.client_id,
+            clean_session=False,
+            keepalive=m.keepalive,
+            username=m.username,
+            password=m.password,
+            queue_type=_NotifyingQueue,
+        )
+        # paho acks QoS 1 messages as soon as it has parsed them unless told otherwise; we ack
+        # ourselves after COMMIT (aiomqtt has no public API for it, see aiomqtt issue #345).
+        client._client.manual_ack_set(True)
+        return client
+
+    def _set_connected(self, connected: bool) -> None:
+        self.buffer.set_state(mqtt_connected=int(connected), mqtt_since=time.time())
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Connect, subscribe, consume; reconnect with exponential backoff until stopping."""
+        m = self.cfg.mqtt
+        delay = m.reconnect_min_s
+        while not stopping.is_set():
+            # A fresh Client per connection: aiomqtt's message queue outlives a connection,
+            # and acking a message left over from the previous one would ack a packet id the
+            # broker has since re-sent or reused.
+            client = self._client()
+            try:
+                async with client:
+                    await self._subscribe(client)
+                    delay = m.reconnect_min_s
+                    await self._consume(client, stopping)
+            except aiomqtt.MqttError as exc:
+                log.warning(
+                    "mqtt connection lost", error=str(exc), host=m.host, port=m.port,
+                    retry_in_s=round(delay, 2),
+                )
+            finally:
+                if self.subscribed.is_set():
+                    self.subscribed.clear()
+                    self._set_connected(False)
+            if stopping.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            delay = min(delay * 2, m.reconnect_max_s)
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        topics = self.cfg.mqtt.subscribe
+        codes = await client.subscribe([(t, 1) for t in topics])
+        failed = [t for t, rc in zip(topics, codes, strict=False) if _is_failure(rc)]
+        if failed:
+            raise aiomqtt.MqttError(f"broker refused subscription to {failed}")
+        self._set_connected(True)
+        self.subscribed.set()
+        log.info("subscribed", topics=",".join(topics), qos=1, client_id=self.cfg.client_id)
+        if self.on_subscribed is not None:
+            self.on_subscribed()
+
+    async def _consume(self, client: aiomqtt.Client, stopping: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        batch_max = self.cfg.mqtt.batch_max
+        linger = self.cfg.mqtt.batch_linger_ms / 1000
+        queue = client._queue
+        stop_task = asyncio.ensure_future(stopping.wait())
+        try:
+            while not stopping.is_set():
+                first = await self._next(client, stop_task, None)
+                if first is None:
+                    return
+                batch = [first]
+                deadline = loop.time() + linger
+                while len(batch) < batch_max:
+                    try:
+                        batch.append(queue.get_nowait())
+                        continue
+                    except asyncio.QueueEmpty:
+                        pass
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    msg = await self._next(client, stop_task, remaining, batch_max - len(batch))
+                    if msg is None:
+                        break
+                    batch.append(msg)
+                if not await self._commit_and_ack(client, batch, stopping):
+                    return
+        finally:
+            stop_task.cancel()
+
+    async def _next(
+        self,
+        client: aiomqtt.Client,
+        stop_task: asyncio.Future[Any],
+        within: float | None,
+        want: int = 1,
+    ) -> aiomqtt.Message | None:
+        """The next message, or None on stop/timeout; MqttError when the connection drops.
+        Wakes when ``want`` messages are queued or ``within`` seconds passed, whichever first.
+
+        Waits on the queue's event rather than a cancellable Queue.get(): a get cancelled in
+        the instant it succeeded would swallow a message that is then never committed nor
+        acked, pinning one of the broker's in-flight slots until the next reconnect.
+        """
+        queue = client._queue
+        assert isinstance(queue, _NotifyingQueue)
+        disconnected = client._disconnected
+        while True:
+            if disconnected.done():
+                # Messages still queued can no longer be acked on this connection; the broker
+                # redelivers them, so committing them now would only store them twice.
+                raise aiomqtt.MqttError("disconnected") from disconnected.exception()
+            if queue.qsize() >= want or (within is not None and within <= 0):
+                try:
+                    return queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return None
+            queue.want = want
+            queue.arrived.clear()
+            arrived = asyncio.ensure_future(queue.arrived.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {arrived, stop_task, disconnected}, timeout=within,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                arrived.cancel()
+                queue.want = 1
+            if stop_task in done:
+                return None
+            if not done:
+                within = 0  # linger over: take whatever has arrived
+
+    def _parse(self, batch: list[aiomqtt.Message]) -> tuple[list[Reading], list[DeadLetter]]:
+        received_at = time.time()
+        max_bytes = self.cfg.mqtt.max_payload_bytes
+        readings: list[Reading] = []
+        dead: list[DeadLetter] = []
+        for msg in batch:
+            rs, dl = parse_message(
+                self.template, msg.topic.value, _payload_bytes(msg.payload), received_at, max_bytes
+            )
+            if dl is None:
+                readings.extend(rs)
+            else:
+                dead.append(dl)
+        return readings, dead
+
+    async def _commit_and_ack(
+        self, client: aiomqtt.Client, batch: list[aiomqtt.Message], stopping: asyncio.Event
+    ) -> bool:
+        """Commit the batch, then ack it. False when stopped while the buffer stayed full
+        (nothing acked: the broker keeps those messages for the next start)."""
+        readings, dead = self._parse(batch)
+        result = self.buffer.append(readings, dead)
+        warned = False
+        while result.full:
+            if not warned:
+                log.warning(
+                    "buffer full, holding messages unacknowledged until the sync frees space",
+                    messages=len(batch), max_bytes=self.buffer.max_bytes,
+                )
+                warned = True
+            self.space_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._space_or_stop(stopping), 1.0)
+            if stopping.is_set():
+                return False
+            result = self.buffer.append(readings, dead)
+        # No await between COMMIT (inside append) and here: see the module docstring.
+        self._ack(client, batch)
+        self._after_commit(result, len(batch), len(dead))
+        return True
+
+    async def _space_or_stop(self, stopping: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self.space_freed.wait()),
+                   asyncio.ensure_future(stopping.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    @staticmethod
+    def _ack(client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        paho = client._client
+        for msg in batch:
+            if msg.qos > 0:
+                paho.ack(msg.mid, msg.qos)
+
+    def _after_commit(self, result: AppendResult, messages: int, dead: int) -> None:
+        self.committed_messages += messages
+        if result.dropped:
+            log.warning(
+                "buffer over budget, readings dropped", policy=self.buffer.when_full,
+                dropped=result.dropped, dropped_total=self.buffer.dropped,
+            )
+        if dead:
+            log.info("dead letters stored", count=dead, total=self.buffer.dead_letters_total)
+        if result.stored:
+            self.new_data.set()
+
+
+def _is_failure(rc: object) -> bool:
+    # paho gives ReasonCode objects (VERSION2 callbacks) or, from older brokers, ints.
+    is_failure = getattr(rc, "is_failure", None)
+    if isinstance(is_failure, bool):
+        return is_failure
+    return isinstance(rc, int) and rc >= 0x80

@@ -1,0 +1,243 @@
+"""Sync: batches from the buffer to the hub, deleted only after the hub said 2xx.
+
+Retries (exponential backoff, full jitter) cover what may heal by itself: connection errors,
+timeouts, 5xx, 429. A request the hub refused on its merits is not retried as is:
+
+* 422 naming seqs: those readings can never be stored, so they move to dead_letters and the
+  rest goes again at once. (Without this one bad row would block the whole outbox forever.)
+* 413: the batch is too big for this hub: halve the batch and go again.
+* 401/403/other 4xx: a deployment problem (token, gateway id). Keep every reading, say so
+  loudly, and try again after backoff_max_s - the operator may fix the hub side.
+
+Resending after a lost answer is safe because the hub stores each (gateway_id, seq) once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from typing import Any
+
+import httpx
+import msgspec
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
+
+from agent.buffer import Buffer, Row
+from agent.config import AgentConfig
+from shared import __version__
+from shared.wire import Batch, WireReading, decode_response, encode_batch
+
+log = structlog.get_logger("agent.sync")
+
+
+class _Retryable(Exception):
+    """A failure worth retrying with backoff; the message goes to last_sync."""
+
+
+class Outcome(enum.Enum):
+    IDLE = "idle"  # nothing to send
+    SENT = "sent"  # progress made (acked, or rejected rows moved out): go again at once
+    HELD = "held"  # the hub refused for a reason a retry will not fix soon
+    STOPPED = "stopped"
+
+
+class Syncer:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        buffer: Buffer,
+        *,
+        wake: asyncio.Event | None = None,
+        space_freed: asyncio.Event | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.buffer = buffer
+        self.wake = wake or asyncio.Event()
+        self.space_freed = space_freed or asyncio.Event()
+        self.transport = transport
+        self.limit = cfg.hub.batch_max_readings
+        self.url = cfg.hub.url.rstrip("/") + "/api/v1/ingest"
+        self._stopping = asyncio.Event()
+        # True while a request is on the wire; shutdown lets it finish rather than cut it off.
+        self.in_flight = False
+
+    def _client(self) -> httpx.AsyncClient:
+        h = self.cfg.hub
+        headers = {"Authorization": f"Bearer {h.token}", "Content-Type": "application/json"}
+        if h.gzip:
+            headers["Content-Encoding"] = "gzip"
+        return httpx.AsyncClient(
+            transport=self.transport, timeout=httpx.Timeout(h.timeout_s), headers=headers
+        )
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._stopping = stopping
+        async with self._client() as http:
+            while not stopping.is_set():
+                # Clear before looking, so data committed while we send wakes the next wait.
+                self.wake.clear()
+                outcome = await self.sync_once(http)
+                if outcome is Outcome.SENT:
+                    continue
+                if outcome is Outcome.STOPPED:
+                    break
+                if outcome is Outcome.IDLE:
+                    await self._wait(self.cfg.hub.interval_s, wake_on_data=True)
+                else:
+                    await self._wait(self.cfg.hub.backoff_max_s, wake_on_data=False)
+
+    async def _wait(self, seconds: float, *, wake_on_data: bool) -> None:
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if wake_on_data:
+            waiters.append(asyncio.ensure_future(self.wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def _sleep(self, seconds: float) -> None:
+        await self._wait(seconds, wake_on_data=False)
+
+    def _batch(self, rows: list[Row]) -> Batch:
+        return Batch(
+            gateway_id=self.cfg.gateway_id,
+            readings=[WireReading(r.seq, r.key, r.ts, r.value, r.unit) for r in rows],
+            sent_at=time.time(),
+            backlog=max(0, self.buffer.backlog - len(rows)),
+            dropped=self.buffer.dropped,
+            dead_letters=self.buffer.dead_letters_total,
+            agent_version=__version__,
+        )
+
+    async def _post(self, http: httpx.AsyncClient, body: bytes) -> httpx.Response:
+        self.in_flight = True
+        try:
+            resp = await http.post(self.url, content=body)
+        except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
+            raise _Retryable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        finally:
+            self.in_flight = False
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise _Retryable(f"HTTP {resp.status_code}: {_error_message(resp)}")
+        return resp
+
+    def _record(self, result: str, accepted: int = 0, duplicates: int = 0) -> None:
+        self.buffer.set_state(
+            last_sync_at=time.time(),
+            last_sync_result=result,
+            last_sync_accepted=accepted,
+            last_sync_duplicates=duplicates,
+            last_sync_error="" if result == "ok" else result.removeprefix("error: "),
+        )
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self._record(f"error: {exc}")
+        log.warning(
+            "sync failed, retrying", error=str(exc), attempt=state.attempt_number,
+            retry_in_s=round(state.upcoming_sleep, 2), backlog=self.buffer.backlog,
+        )
+
+    async def sync_once(self, http: httpx.AsyncClient) -> Outcome:
+        """Send one batch, retrying transient failures until it is answered or we stop."""
+        rows = self.buffer.claim(self.limit, self.cfg.hub.batch_max_bytes)
+        if not rows:
+            return Outcome.IDLE
+        body = encode_batch(self._batch(rows), compress=self.cfg.hub.gzip)
+        # Every seq in this batch must survive a power cut before the hub may store it, or a
+        # rolled-back buffer could hand the same seq to a different reading (see buffer.py).
+        await asyncio.to_thread(self.buffer.make_durable)
+        h = self.cfg.hub
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Retryable),
+            wait=wait_random_exponential(
+                multiplier=h.backoff_min_s, min=h.backoff_min_s, max=h.backoff_max_s
+            ),
+            stop=lambda _state: self._stopping.is_set(),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    resp = await self._post(http, body)
+        except _Retryable as exc:
+            self._record(f"error: {exc}")
+            return Outcome.STOPPED
+        return self._handle(resp, rows)
+
+    def _handle(self, resp: httpx.Response, rows: list[Row]) -> Outcome:
+        status = resp.status_code
+        if 200 <= status < 300:
+            seqs = [r.seq for r in rows]
+            self.buffer.ack(seqs)
+            self.space_freed.set()
+            accepted, duplicates = len(rows), 0
+            try:
+                result = decode_response(resp.content)
+                accepted, duplicates = result.accepted, result.duplicates
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                # The hub stored the batch (2xx); an answer we cannot read changes nothing.
+                log.warning("hub answered 2xx with an unexpected body", error=str(exc))
+            self._record("ok", accepted, duplicates)
+            log.debug("synced", readings=len(rows), accepted=accepted, duplicates=duplicates,
+                      backlog=self.buffer.backlog)
+            return Outcome.SENT
+        message = _error_message(resp)
+        if status == 422:
+            reasons = _rejected_seqs(resp, {r.seq for r in rows})
+            if reasons:
+                moved = self.buffer.reject(reasons)
+                self._record(f"error: HTTP 422: {moved} reading(s) rejected, moved to dead letters")
+                log.warning("hub rejected readings; moved to dead letters", count=moved,
+                            first=next(iter(reasons.values())))
+                return Outcome.SENT
+        if status == 413 and self.limit > 1:
+            self.limit = max(1, len(rows) // 2)
+            log.warning("hub says batch too large; halving", batch_max_readings=self.limit)
+            return Outcome.SENT
+        self._record(f"error: HTTP {status}: {message}")
+        log.error(
+            "hub refused the sync batch; keeping every reading and retrying later",
+            status=status, error=message, url=self.url, gateway_id=self.cfg.gateway_id,
+            retry_in_s=self.cfg.hub.backoff_max_s, backlog=self.buffer.backlog,
+        )
+        return Outcome.HELD
+
+
+def _error_body(resp: httpx.Response) -> dict[str, Any]:
+    with contextlib.suppress(ValueError):
+        doc = resp.json()
+        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+            return dict(doc["error"])
+    return {}
+
+
+def _error_message(resp: httpx.Response) -> str:
+    err = _error_body(resp)
+    msg = err.get("message") or resp.text[:200] or resp.reason_phrase
+    code = err.get("code")
+    return f"{code}: {msg}" if code else str(msg)
+
+
+def _rejected_seqs(resp: httpx.Response, sent: set[int]) -> dict[int, str]:
+    """seq -> dead-letter reason for each detail naming a seq we sent."""
+    reasons: dict[int, str] = {}
+    details = _error_body(resp).get("details")
+    if not isinstance(details, list):
+        return reasons
+    for d in details:
+        if not isinstance(d, dict):
+            continue
+        seq = d.get("seq")
+        if isinstance(seq, int) and seq in sent:
+            what = f"{d['field']}: " if d.get("field") else ""
+            reason = f"rejected by hub: {what}{d.get('message', 'invalid')}"
+            reasons[seq] = f"{reasons[seq]}; {reason}" if seq in reasons else reason
+    return reasons

@@ -1,0 +1,223 @@
+"""Ingest against a real mosquitto: every payload form, dead letters, ack only after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from agent.buffer import AppendResult, Buffer, DeadLetter, Reading
+from agent.config import AgentConfig
+from agent.ingest import Ingest, parse_message
+from shared.topics import TopicTemplate
+
+from .conftest import Mosquitto, Publisher, make_config
+
+
+async def wait_until(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running(cfg: AgentConfig, buffer: Buffer) -> AsyncIterator[Ingest]:
+    ingest = Ingest(cfg, buffer)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(ingest.run(stopping))
+    try:
+        await asyncio.wait_for(ingest.subscribed.wait(), 10)
+        yield ingest
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+
+
+def stored(buffer: Buffer) -> list[tuple[str, float, float, str | None]]:
+    return [(r.key, r.ts, r.value, r.unit) for r in buffer.claim(100_000)]
+
+
+def test_parse_message_forms() -> None:
+    t = TopicTemplate.compile("factory/{line}/{machine}/{sensor}")
+    rs, dl = parse_message(t, "factory/l1/m1/temp", b'[{"value": 1}, {"value": 2, "ts": 5}]',
+                           100.0, 1024)
+    assert dl is None and [(r.key, r.ts, r.value) for r in rs] == [
+        ("l1/m1/temp", 100.0, 1.0), ("l1/m1/temp", 5.0, 2.0)]
+    rs, dl = parse_message(t, "factory/l1/m1", b"1", 100.0, 1024)
+    assert rs == [] and dl is not None and "does not fit" in dl.reason
+
+
+async def test_every_payload_form_is_stored(
+    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port)
+    buffer = Buffer(cfg.buffer.path)
+    async with running(cfg, buffer):
+        publisher.publish("factory/l1/press/temp", {"value": 23.5, "ts": 1732270000.123,
+                                                    "unit": "C"})
+        publisher.publish("factory/l1/press/temp", {"value": 24.0, "ts": "2024-11-22T10:06:41Z"})
+        publisher.publish("factory/l1/press/temp", {"value": 24.5})
+        publisher.publish("factory/l1/press/rpm", [{"value": 1200, "ts": 1732270001},
+                                                   {"value": 1210}])
+        publisher.publish("factory/l2/oven/humidity", 41)
+        publisher.publish("factory/l2/oven/humidity", "41.5")
+        await wait_until(lambda: buffer.backlog == 7)
+    rows = stored(buffer)
+    assert rows[0] == ("l1/press/temp", 1732270000.123, 23.5, "C")
+    assert rows[1] == ("l1/press/temp", 1732270001.0, 24.0, None)
+    assert [(k, v) for k, _, v, _ in rows[2:]] == [
+        ("l1/press/temp", 24.5), ("l1/press/rpm", 1200.0), ("l1/press/rpm", 1210.0),
+        ("l2/oven/humidity", 41.0), ("l2/oven/humidity", 41.5)]
+    assert buffer.stats()["mqtt"]["connected"] is False  # disconnected on stop
+    assert buffer.dead_letters_total == 0
+    buffer.close()
+
+
+async def test_malformed_go_to_dead_letters_and_flow_goes_on(
+    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port)
+    buffer = Buffer(cfg.buffer.path)
+    bad = [
+        ("factory/l1/press/temp", b"{not json"),
+        ("factory/l1/press/temp", b"NaN"),
+        ("factory/l1/press/temp", b'{"value": "hot"}'),
+        ("factory/l1/press/temp", b'[{"value": 1}, {"value": "x"}]'),
+        ("factory/l1/press", b"12"),
+        ("factory/l1/press/temp", b"x" * 100_000),
+    ]
+    async with running(cfg, buffer):
+        for topic, payload in bad:
+            publisher.publish(topic, payload)
+        publisher.publish("factory/l1/press/temp", 20.0)
+        await wait_until(lambda: buffer.backlog == 1 and buffer.dead_letters_total == len(bad))
+    dead = buffer._db.execute(
+        "SELECT topic, payload, reason FROM dead_letters ORDER BY id"
+    ).fetchall()
+    assert [d[0] for d in dead] == [t for t, _ in bad]
+    assert dead[0][1] == b"{not json"
+    assert "not finite" in dead[1][2] and "does not fit" in dead[4][2]
+    assert "exceeds" in dead[5][2]
+    buffer.close()
+
+
+async def test_group_commit_stores_a_burst_exactly_once(
+    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port, mqtt__batch_max=100)
+    buffer = Buffer(cfg.buffer.path)
+    async with running(cfg, buffer):
+        infos = [publisher.client.publish("factory/l/m/s", str(i), qos=1) for i in range(2000)]
+        for info in infos:
+            info.wait_for_publish(10)
+        await wait_until(lambda: buffer.backlog == 2000)
+    assert sorted(v for _, _, v, _ in stored(buffer)) == [float(i) for i in range(2000)]
+    buffer.close()
+
+
+class StuckBuffer(Buffer):
+    """A buffer whose commit never comes: as if the agent died before COMMIT."""
+
+    def append(
+        self, readings: Sequence[Reading], dead_letters: Sequence[DeadLetter] = ()
+    ) -> AppendResult:
+        raise RuntimeError("simulated crash before commit")
+
+
+async def test_uncommitted_message_is_redelivered(
+    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port)
+    stuck = StuckBuffer(tmp_path / "stuck.db")
+    ingest = Ingest(cfg, stuck)
+    task = asyncio.create_task(ingest.run(asyncio.Event()))
+    await asyncio.wait_for(ingest.subscribed.wait(), 10)
+    publisher.publish("factory/l1/m1/temp", 42.0)
+    with pytest.raises(RuntimeError, match="before commit"):
+        await asyncio.wait_for(task, 10)  # the agent "crashed" holding an unacked message
+    stuck.close()
+    # Same client id, persistent session: the broker must hand the message over again.
+    buffer = Buffer(cfg.buffer.path)
+    async with running(cfg, buffer):
+        await wait_until(lambda: buffer.backlog == 1)
+        await asyncio.sleep(0.3)
+    assert [(k, v) for k, _, v, _ in stored(buffer)] == [("l1/m1/temp", 42.0)]
+    buffer.close()
+
+
+async def test_committed_messages_are_acked_not_redelivered(
+    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port)
+    buffer = Buffer(cfg.buffer.path)
+    async with running(cfg, buffer):
+        for i in range(5):
+            publisher.publish("factory/l1/m1/temp", i)
+        await wait_until(lambda: buffer.backlog == 5)
+    async with running(cfg, buffer):
+        await asyncio.sleep(0.5)
+    assert buffer.backlog == 5
+    buffer.close()
+
+
+async def test_messages_published_while_down_arrive_after_restart(
+    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port)
+    buffer = Buffer(cfg.buffer.path)
+    async with running(cfg, buffer):
+        pass  # registers the persistent session
+    for i in range(50):
+        publisher.publish("factory/l1/m1/temp", i)
+    async with running(cfg, buffer):
+        await wait_until(lambda: buffer.backlog == 50)
+    buffer.close()
+
+
+async def test_reconnects_after_broker_restart(tmp_path: Path, broker: Mosquitto) -> None:
+    cfg = make_config(tmp_path, broker.port)
+    buffer = Buffer(cfg.buffer.path)
+    async with running(cfg, buffer) as ingest:
+        broker.stop()
+        await wait_until(lambda: not ingest.subscribed.is_set())
+        assert buffer.stats()["mqtt"]["connected"] is False
+        broker.start()
+        await wait_until(lambda: ingest.subscribed.is_set(), within=15)
+        pub = Publisher(broker.port)
+        pub.publish("factory/l1/m1/temp", 1.0)
+        pub.close()
+        await wait_until(lambda: buffer.backlog == 1)
+    buffer.close()
+
+
+class BlockingBuffer(Buffer):
+    """when_full=block, full until told otherwise."""
+
+    full = True
+
+    def append(
+        self, readings: Sequence[Reading], dead_letters: Sequence[DeadLetter] = ()
+    ) -> AppendResult:
+        if self.full:
+            return AppendResult(0, 0, full=True)
+        return super().append(readings, dead_letters)
+
+
+async def test_block_holds_messages_until_space(
+    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port)
+    buffer = BlockingBuffer(cfg.buffer.path)
+    async with running(cfg, buffer) as ingest:
+        publisher.publish("factory/l1/m1/temp", 1.0)
+        await asyncio.sleep(0.3)
+        assert buffer.backlog == 0
+        buffer.full = False
+        ingest.space_freed.set()
+        await wait_until(lambda: buffer.backlog == 1)
+    buffer.close()

@@ -1,0 +1,203 @@
+"""Sync against a fake hub (httpx.MockTransport): ack only after 2xx, retry what heals."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.buffer import Buffer, Reading
+from agent.sync import Outcome, Syncer
+from shared.wire import decode_batch
+
+from .conftest import make_config
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def ok(request: httpx.Request) -> httpx.Response:
+    batch = decode_batch(request.content, request.headers.get("content-encoding"))
+    return httpx.Response(
+        200, json={"data": {"accepted": len(batch.readings), "duplicates": 0}, "meta": {}}
+    )
+
+
+def fill(buffer: Buffer, n: int) -> None:
+    now = time.time()
+    buffer.append([Reading(f"l1/m1/s{i % 3}", now, float(i), None, now) for i in range(n)])
+
+
+async def run_once(tmp_path: Path, handler: Handler, n: int = 10, **cfg: object
+                   ) -> tuple[Outcome, Buffer, Syncer]:
+    config = make_config(tmp_path, 1, **cfg)
+    buffer = Buffer(config.buffer.path)
+    fill(buffer, n)
+    syncer = Syncer(config, buffer, transport=httpx.MockTransport(handler))
+    async with syncer._client() as http:
+        outcome = await syncer.sync_once(http)
+    return outcome, buffer, syncer
+
+
+async def test_2xx_acks_and_records(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return ok(request)
+
+    outcome, buffer, _ = await run_once(tmp_path, hub)
+    assert outcome is Outcome.SENT
+    assert buffer.backlog == 0
+    req = seen[0]
+    assert str(req.url) == "http://hub.test/api/v1/ingest"
+    assert req.headers["authorization"] == "Bearer tok"
+    assert req.headers["content-encoding"] == "gzip"
+    assert req.headers["content-type"] == "application/json"
+    body = json.loads(gzip.decompress(req.content))
+    assert body["gateway_id"] == "gw-test" and body["backlog"] == 0
+    assert [r[0] for r in body["readings"]] == list(range(1, 11))
+    last = buffer.stats()["last_sync"]
+    assert last["result"] == "ok" and last["accepted"] == 10
+
+
+async def test_batches_are_limited_and_report_remaining_backlog(tmp_path: Path) -> None:
+    sizes: list[tuple[int, int]] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        batch = decode_batch(request.content, "gzip")
+        sizes.append((len(batch.readings), batch.backlog))
+        return ok(request)
+
+    outcome, buffer, _ = await run_once(tmp_path, hub, n=25, hub__batch_max_readings=10)
+    assert outcome is Outcome.SENT
+    assert sizes == [(10, 15)] and buffer.backlog == 15
+
+
+@pytest.mark.parametrize("failure", [503, 500, 429, "connect", "timeout"])
+async def test_transient_failures_retry_then_succeed(tmp_path: Path, failure: object) -> None:
+    calls = 0
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            if failure == "connect":
+                raise httpx.ConnectError("refused", request=request)
+            if failure == "timeout":
+                raise httpx.ReadTimeout("slow", request=request)
+            assert isinstance(failure, int)
+            return httpx.Response(failure, json={"error": {"code": "x", "message": "down"}})
+        return ok(request)
+
+    outcome, buffer, _ = await run_once(tmp_path, hub)
+    assert outcome is Outcome.SENT and calls == 3 and buffer.backlog == 0
+
+
+async def test_failures_keep_data_until_2xx(tmp_path: Path) -> None:
+    def hub(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": {"code": "unavailable", "message": "db"}})
+
+    config = make_config(tmp_path)
+    buffer = Buffer(config.buffer.path)
+    fill(buffer, 5)
+    syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(syncer.run(stopping))
+    await asyncio.sleep(0.3)
+    stopping.set()
+    await asyncio.wait_for(task, 5)
+    assert buffer.backlog == 5
+    last = buffer.stats()["last_sync"]
+    assert last["result"].startswith("error: HTTP 503")
+
+
+async def test_422_naming_seqs_moves_exactly_those_to_dead_letters(tmp_path: Path) -> None:
+    posts: list[list[int]] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        batch = decode_batch(request.content, "gzip")
+        seqs = [r.seq for r in batch.readings]
+        posts.append(seqs)
+        bad = [s for s in seqs if s in (3, 7)]
+        if bad:
+            details = [{"index": seqs.index(s), "seq": s, "field": "value",
+                        "message": "out of range"} for s in bad]
+            return httpx.Response(422, json={"error": {
+                "code": "validation_error", "message": "2 problems", "details": details}})
+        return ok(request)
+
+    config = make_config(tmp_path)
+    buffer = Buffer(config.buffer.path)
+    fill(buffer, 10)
+    syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub))
+    async with syncer._client() as http:
+        assert await syncer.sync_once(http) is Outcome.SENT
+        assert buffer.backlog == 8 and buffer.dead_letters_total == 2
+        assert await syncer.sync_once(http) is Outcome.SENT
+    assert posts[1] == [1, 2, 4, 5, 6, 8, 9, 10]
+    assert buffer.backlog == 0
+    reasons = [r[0] for r in buffer._db.execute("SELECT reason FROM dead_letters")]
+    assert reasons == ["rejected by hub: value: out of range"] * 2
+
+
+@pytest.mark.parametrize("status", [401, 403, 400, 422])
+async def test_refusals_keep_data_and_hold(tmp_path: Path, status: int) -> None:
+    calls = 0
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(status, json={"error": {"code": "nope", "message": "bad token"}})
+
+    outcome, buffer, _ = await run_once(tmp_path, hub)
+    assert outcome is Outcome.HELD and calls == 1  # no blind retry
+    assert buffer.backlog == 10 and buffer.dead_letters_total == 0
+    assert buffer.stats()["last_sync"]["result"] == f"error: HTTP {status}: nope: bad token"
+
+
+async def test_413_halves_the_batch(tmp_path: Path) -> None:
+    sizes: list[int] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        n = len(decode_batch(request.content, "gzip").readings)
+        sizes.append(n)
+        return httpx.Response(413) if n > 3 else ok(request)
+
+    config = make_config(tmp_path)
+    buffer = Buffer(config.buffer.path)
+    fill(buffer, 10)
+    syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(syncer.run(stopping))
+    for _ in range(100):
+        if buffer.backlog == 0:
+            break
+        await asyncio.sleep(0.02)
+    stopping.set()
+    await asyncio.wait_for(task, 5)
+    assert buffer.backlog == 0 and sizes[:3] == [10, 5, 2]
+
+
+async def test_new_data_wakes_an_idle_sync(tmp_path: Path) -> None:
+    config = make_config(tmp_path, hub__interval_s=30.0)
+    buffer = Buffer(config.buffer.path)
+    wake = asyncio.Event()
+    syncer = Syncer(config, buffer, wake=wake, transport=httpx.MockTransport(ok))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(syncer.run(stopping))
+    await asyncio.sleep(0.05)
+    fill(buffer, 3)
+    wake.set()
+    for _ in range(100):
+        if buffer.backlog == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert buffer.backlog == 0
+    stopping.set()
+    await asyncio.wait_for(task, 2)  # stop also ends the 30 s idle wait
