@@ -1,0 +1,75 @@
+"""``just bench``: run every benchmark row, print a table, write bench/results.json.
+
+Every row is a ratio against a baseline measured in the same run on the same machine, so the
+numbers mean something on a noisy 2-core box. ``--quick`` shrinks the sizes for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from bench import drain, ingest
+from bench.common import Row
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def _table(rows: list[Row]) -> str:
+    head = f"{'row':44} {'value':>14} {'baseline':>14} {'ratio':>7}  target"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.name:44} {r.value:>10,.1f} {r.unit[:3]:3} {r.baseline:>10,.1f} {r.unit[:3]:3} "
+            f"{r.ratio:>6.2f}x  {r.target}"
+        )
+        lines.append(f"{'':44}   vs {r.baseline_name}; {r.note}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="just bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--only", choices=["ingest", "drain"], action="append")
+    ap.add_argument("--ingest-n", type=int)
+    ap.add_argument("--drain-n", type=int)
+    args = ap.parse_args()
+    ingest_n = args.ingest_n or (20_000 if args.quick else 100_000)
+    drain_n = args.drain_n or (100_000 if args.quick else 1_000_000)
+    only = set(args.only or ["ingest", "drain"])
+
+    rows: list[Row] = []
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="factory-edge-bench-") as tmp:
+        wd = Path(tmp)
+        if "ingest" in only:
+            print(f"[bench] agent ingest: {ingest_n:,} messages, agent vs plain loop ...", flush=True)
+            rows += ingest.run(wd, ingest_n)
+        if "drain" in only:
+            print(f"[bench] sync drain: {drain_n:,}-reading backlog ...", flush=True)
+            rows += drain.run(wd, drain_n)
+    print()
+    print(_table(rows))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "started": started,
+                "seconds": round(time.time() - started, 1),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+                "quick": args.quick,
+                "rows": [r.as_dict() for r in rows],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Shared bits of the benchmark rows."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+@dataclass
+class Row:
+    name: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline: float
+    target: str
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": round(self.ratio, 3)}
+
+
+def count_rows(db: Path, table: str) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+class RssSampler:
+    """Peak RSS of one process (and its children), sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+
+    def sample(self) -> None:
+        try:
+            procs = [self.proc, *self.proc.children(recursive=True)]
+            self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+        except psutil.Error:
+            pass
+
+
+def wait_count(db: Path, table: str, n: int, timeout: float, sampler: RssSampler | None = None) -> float:
+    """Poll until ``table`` holds ``n`` rows; returns the monotonic time it got there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sampler:
+            sampler.sample()
+        if count_rows(db, table) >= n:
+            return time.monotonic()
+        time.sleep(0.05)
+    raise TimeoutError(f"{table} in {db} did not reach {n} rows in {timeout:.0f}s (has {count_rows(db, table)})")
