@@ -37,9 +37,31 @@ class WireReading(msgspec.Struct, array_like=True, frozen=True):
     unit: str | None = None
 
 
+class WireAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """An alert raised at the edge. Sent when it opens and again when it closes: the hub
+    upserts on ``(gateway_id, id)``, so re-sending either state is harmless."""
+
+    id: int  # the gateway's alert id (AUTOINCREMENT in its buffer), unique per gateway
+    key: str
+    rule: str  # "threshold" | "rate_of_change"
+    breach_type: str  # "above_maximum" | "below_minimum" | "rate_of_change"
+    severity: str  # "medium" | "high" | "critical"
+    threshold_value: float
+    value: float  # the worst value seen while open
+    opened_at: float
+    closed_at: float | None = None
+    reading_seq: int | None = None  # the reading that opened it
+
+
+ALERT_RULES = frozenset({"threshold", "rate_of_change"})
+ALERT_BREACHES = frozenset({"above_maximum", "below_minimum", "rate_of_change"})
+ALERT_SEVERITIES = frozenset({"medium", "high", "critical"})
+
+
 class Batch(msgspec.Struct, frozen=True, kw_only=True):
     gateway_id: str
     readings: list[WireReading]
+    alerts: list[WireAlert] = []
     v: int = WIRE_VERSION
     sent_at: float = 0.0
     backlog: int = 0
@@ -153,6 +175,28 @@ def validate_batch(batch: Batch) -> None:
             problems.append({**where, "field": "ts", "message": "must be finite epoch seconds"})
         if r.unit is not None and len(r.unit) > MAX_UNIT_LEN:
             problems.append({**where, "field": "unit", "message": f"longer than {MAX_UNIT_LEN}"})
+        if len(problems) >= 100:
+            break
+    for i, a in enumerate(batch.alerts):
+        where = {"alert_index": i, "alert_id": a.id}
+        if a.id <= 0:
+            problems.append({**where, "field": "alerts.id", "message": "must be > 0"})
+        try:
+            split_key(a.key)
+        except ValueError as exc:
+            problems.append({**where, "field": "alerts.key", "message": str(exc)})
+        for name, allowed in (
+            ("rule", ALERT_RULES),
+            ("breach_type", ALERT_BREACHES),
+            ("severity", ALERT_SEVERITIES),
+        ):
+            if getattr(a, name) not in allowed:
+                problems.append(
+                    {**where, "field": f"alerts.{name}", "message": f"must be one of {sorted(allowed)}"}
+                )
+        times = [a.opened_at] + ([a.closed_at] if a.closed_at is not None else [])
+        if not all(math.isfinite(x) for x in (a.value, a.threshold_value, *times)):
+            problems.append({**where, "field": "alerts", "message": "numbers must be finite"})
         if len(problems) >= 100:
             break
     if problems:

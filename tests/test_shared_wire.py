@@ -122,3 +122,18 @@ def test_hub_settings(tmp_path: Path) -> None:
     path.write_text('listen = "nope"\n')
     with pytest.raises(ConfigError, match="listen"):
         load_settings(HubSettings, path)
+
+
+def test_alerts_ride_along_and_are_validated() -> None:
+    from shared.wire import WireAlert
+
+    ok = WireAlert(
+        id=1, key="l1/m1/t", rule="threshold", breach_type="above_maximum", severity="high",
+        threshold_value=80.0, value=91.0, opened_at=1000.0, reading_seq=5,
+    )
+    batch = Batch(gateway_id="gw", readings=[], alerts=[ok])
+    assert decode_batch(encode_batch(batch)) == batch
+    bad = msgspec.structs.replace(ok, severity="apocalyptic", key="nokey")
+    with pytest.raises(WireError) as info:
+        decode_batch(encode_batch(Batch(gateway_id="gw", readings=[], alerts=[bad])))
+    assert {d["field"] for d in info.value.details} == {"alerts.severity", "alerts.key"}
