@@ -33,19 +33,26 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    broker = Broker(tmp_path).start()
-    hub = Hub(tmp_path)
-    token = hub.add_gateway("gw-01", "plant-1")
-    hub.start()
-    agent = Agent(tmp_path, gateway_id="gw-01", mqtt_port=broker.port, hub_url=hub.url, token=token)
-    agent.start()
-    s = Stack(tmp_path, broker, hub, agent, token)
-    yield s
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print(s.logs())
-    for part in (agent, hub, broker):
-        part.proc.stop()
+    started: list[Broker | Hub | Agent] = []
+    try:
+        broker = Broker(tmp_path).start()
+        started.append(broker)
+        hub = Hub(tmp_path)
+        token = hub.add_gateway("gw-01", "plant-1")
+        hub.start()
+        started.append(hub)
+        agent = Agent(tmp_path, gateway_id="gw-01", mqtt_port=broker.port, hub_url=hub.url, token=token)
+        started.append(agent)
+        agent.start()
+        s = Stack(tmp_path, broker, hub, agent, token)
+        yield s
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(s.logs())
+    finally:
+        # Whatever got started is stopped, also when the setup itself failed half-way.
+        for part in reversed(started):
+            part.proc.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)
