@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.buffer import read_status
 from devtools.stack import (
     PY,
     REPO,
@@ -101,7 +102,7 @@ Ctrl-C stops everything.
         last_total, last_t = _hub_total(hub), time.monotonic()
         while True:
             time.sleep(1.0)
-            status = agent.status()
+            status = read_status(agent.buffer, None, None)
             total, t = _hub_total(hub), time.monotonic()
             rate = (total - last_total) / (t - last_t)
             last_total, last_t = total, t
