@@ -17,10 +17,11 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
 
+import msgspec
 import structlog
 
+from hub import anomaly, metrics, queries, thresholds
 from hub import ingest as ingest_mod
-from hub import metrics, queries
 from hub.auth import READ_ROLES, Principal, Role, authenticate, require
 from hub.config import HubSettings
 from hub.errors import (
@@ -29,6 +30,7 @@ from hub.errors import (
     error_body,
     internal,
     new_request_id,
+    not_found,
     success_body,
 )
 from hub.storage import Storage
@@ -36,6 +38,8 @@ from hub.storage import Storage
 log = structlog.get_logger("hub.app")
 
 API = "/api/v1"
+# The route label of unmatched requests in metrics (one label, not one per probed path).
+NOT_FOUND_ROUTE = "<unmatched>"
 
 
 @contextmanager
@@ -101,6 +105,7 @@ class Hub:
     def __init__(self, settings: HubSettings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
+        self.anomaly = anomaly.AnomalyClient(settings.anomaly_url)
         self._inflight = 0
         self._inflight_lock = threading.Lock()
 
@@ -227,12 +232,36 @@ class Hub:
         """The newest reading of a sensor."""
         return queries.latest(self.storage, ctx.path("id"))
 
+    def h_thresholds(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Set a sensor's thresholds {"min", "max", "deadband"}; they flow down to gateways."""
+        body = ingest_mod.body_bytes(ctx.request.body)
+        return thresholds.put_thresholds(self.storage, ctx.path("id"), body)
+
+    def h_gateway_config(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Threshold rules for the sensors of a gateway's factory, with their version."""
+        assert ctx.principal is not None
+        return thresholds.gateway_config(self.storage, ctx.principal, ctx.path("id") or "")
+
+    def h_alerts(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """A fresh threshold check of the last N readings (?limit=100)."""
+        return thresholds.sensor_alerts(self.storage, ctx.path("id"), ctx.params)
+
+    def h_anomalies(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Anomalies in the last N readings (?limit=100&threshold=2.0&method=zscore|mad);
+        ?stored=true answers from the background scan. 503 when anomaly-detector is down."""
+        return anomaly.sensor_anomalies(self.storage, self.anomaly, ctx.path("id"), ctx.params)
+
+    def h_not_found(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        """Any path no route matches."""
+        raise not_found("route", f"{ctx.request.method} {ctx.request.url.path}")
+
     def h_live(self, ctx: Ctx) -> Raw:
         """Liveness probe: the process answers."""
         return Raw(200, b'{"status":"ok"}')
 
     def h_ready(self, ctx: Ctx) -> Raw:
-        """Readiness probe: the database answers."""
+        """Readiness probe: the database answers. The anomaly-detector's state is reported
+        for information only: the hub serves (degraded) without it."""
         try:
             ok = self.storage.ping()
         except Exception as exc:
@@ -241,10 +270,12 @@ class Hub:
         if not ok:
             err = ApiError(503, "unavailable", "database is not reachable")
             return Raw(503, error_body(err, ctx.request_id))
-        return Raw(200, b'{"status":"ready"}')
+        body = {"status": "ready", "anomaly_detector": self.anomaly.status()}
+        return Raw(200, msgspec.json.encode(body))
 
     def h_metrics(self, ctx: Ctx) -> Raw:
         """Prometheus metrics."""
+        self.anomaly.status(probe=True)  # refreshes edge_hub_anomaly_detector_up when stale
         body, ctype = metrics.render()
         return Raw(200, body, ctype)
 
@@ -256,6 +287,7 @@ class Hub:
             ("POST", f"{API}/ingest", gateway, self.h_ingest),
             ("GET", f"{API}/gateways", READ_ROLES, self.h_gateways),
             ("GET", f"{API}/gateways/:id", READ_ROLES, self.h_gateway),
+            ("GET", f"{API}/gateways/:id/config", ("gateway", *READ_ROLES), self.h_gateway_config),
             ("GET", f"{API}/factories", READ_ROLES, self.h_factories),
             ("GET", f"{API}/machines", READ_ROLES, self.h_machines),
             ("GET", f"{API}/sensors", READ_ROLES, self.h_sensors),
@@ -264,6 +296,9 @@ class Hub:
             ("GET", f"{API}/sensors/:id/series", READ_ROLES, self.h_series),
             ("GET", f"{API}/sensors/:id/stats", READ_ROLES, self.h_stats),
             ("GET", f"{API}/sensors/:id/latest", READ_ROLES, self.h_latest),
+            ("GET", f"{API}/sensors/:id/alerts", READ_ROLES, self.h_alerts),
+            ("GET", f"{API}/sensors/:id/anomalies", READ_ROLES, self.h_anomalies),
+            ("PUT", f"{API}/sensors/:id/thresholds", ("admin",), self.h_thresholds),
             ("GET", "/health/live", None, self.h_live),
             ("GET", "/health/ready", None, self.h_ready),
             ("GET", "/metrics", None, self.h_metrics),
@@ -303,4 +338,11 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
         handler = hub.endpoint(robyn, method, route, roles, fn)
         tags = ["ops"] if not route.startswith(API) else [route.split("/")[3]]
         app.add_route(method, route, handler, openapi_tags=tags)
+    # Robyn's router (matchit) lets a catch-all stand beside every other route: specific
+    # routes win, and anything else gets the 404 envelope instead of a plain-text 404.
+    # "/*rest" does not match "/" itself, hence the second route.
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        for route in ("/", "/*rest"):
+            handler = hub.endpoint(robyn, method, NOT_FOUND_ROUTE, None, hub.h_not_found)
+            app.add_route(method, route, handler, include_in_schema=False)
     return app, hub

@@ -116,6 +116,16 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
 
     app, hub = create_app(settings, storage)
     install_stop_handlers(hub)
+    if settings.anomaly_scan_interval_s > 0:
+        from hub.worker import AnomalyScanner
+
+        AnomalyScanner(
+            storage, hub.anomaly,
+            interval_s=settings.anomaly_scan_interval_s,
+            limit=settings.anomaly_scan_limit,
+            threshold=settings.anomaly_scan_threshold,
+            method=settings.anomaly_scan_method,
+        ).start()
     url = f"http://{settings.host}:{settings.port}"
     print(f"edge-hub listening on {url}", file=sys.stderr, flush=True)
     # _check_port=False: Robyn's own check prompts on stdin for another port.

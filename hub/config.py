@@ -18,6 +18,12 @@ class HubSettings(FileSettings):
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:////var/lib/edge-hub/hub.db"
     anomaly_url: str = "http://127.0.0.1:3001"
+    # Background anomaly scan of recently active sensors (results: ?stored=true); 0 = off.
+    anomaly_scan_interval_s: float = Field(60.0, ge=0)
+    # How many of a sensor's newest readings one scan analyses, and with which rule.
+    anomaly_scan_limit: int = Field(100, ge=2, le=10_000)
+    anomaly_scan_threshold: float = Field(2.0, ge=0, le=1e6, allow_inf_nan=False)
+    anomaly_scan_method: Literal["zscore", "mad"] = "zscore"
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # A gzip bomb is bounded by this, not by max_body_bytes (which counts compressed bytes).
     max_decompressed_bytes: int = Field(64 * 1024 * 1024, ge=1024)
@@ -31,6 +37,13 @@ class HubSettings(FileSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
         return value
+
+    @field_validator("anomaly_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("anomaly_url must be an http:// or https:// URL")
+        return value.rstrip("/")
 
     @field_validator("database")
     @classmethod

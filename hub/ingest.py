@@ -61,4 +61,8 @@ def ingest(
     )
     INGEST_READINGS.labels("accepted").inc(result.accepted)
     INGEST_READINGS.labels("duplicate").inc(result.duplicates)
-    return IngestResult(accepted=result.accepted, duplicates=result.duplicates, config_version=0)
+    return IngestResult(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        config_version=result.config_version,
+    )

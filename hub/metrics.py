@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 INGEST_READINGS = Counter(
     "edge_hub_ingest_readings",
@@ -18,6 +18,23 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_DURATION = Histogram(
     "edge_hub_http_request_duration_seconds", "Handler time by route template.", ["route"]
+)
+
+ANOMALY_DETECTOR_UP = Gauge(
+    "edge_hub_anomaly_detector_up",
+    "1 when the last call to anomaly-detector succeeded, 0 when it failed or never ran.",
+)
+ANOMALY_CALLS = Counter(
+    "edge_hub_anomaly_detector_calls",
+    "Calls to anomaly-detector by outcome (short_circuit = refused by the open breaker).",
+    ["result"],
+)
+ANOMALY_SCANS = Counter(
+    "edge_hub_anomaly_scans", "Per-sensor runs of the background anomaly scan, by result.",
+    ["result"],
+)
+ANOMALIES_STORED = Counter(
+    "edge_hub_anomalies_stored", "Anomalies the background scan found and stored (new only)."
 )
 
 

@@ -163,7 +163,11 @@ def list_machines(storage: Storage, params: Params) -> Result:
 def sensor_view(row: dict[str, Any]) -> dict[str, Any]:
     view = dict(row)
     view["created_at"] = _time(row["created_at"])
-    view["thresholds"] = {"min": view.pop("min_threshold"), "max": view.pop("max_threshold")}
+    view["thresholds"] = {
+        "min": view.pop("min_threshold"),
+        "max": view.pop("max_threshold"),
+        "deadband": view.pop("deadband"),
+    }
     return view
 
 
@@ -180,7 +184,7 @@ def list_sensors(storage: Storage, params: Params) -> Result:
     return rows, {"count": len(rows)}
 
 
-def _sensor(storage: Storage, raw_id: str | None) -> dict[str, Any]:
+def sensor_row(storage: Storage, raw_id: str | None) -> dict[str, Any]:
     sensor_id = parse_id("id", raw_id)
     row = storage.get_sensor(sensor_id)
     if row is None:
@@ -189,14 +193,14 @@ def _sensor(storage: Storage, raw_id: str | None) -> dict[str, Any]:
 
 
 def get_sensor(storage: Storage, raw_id: str | None) -> Result:
-    return sensor_view(_sensor(storage, raw_id)), {}
+    return sensor_view(sensor_row(storage, raw_id)), {}
 
 
 # -- time series ------------------------------------------------------------------------
 
 
 def readings(storage: Storage, raw_id: str | None, params: Params) -> Result:
-    sensor = _sensor(storage, raw_id)
+    sensor = sensor_row(storage, raw_id)
     start, end = parse_range(params)
     limit = parse_limit(params)
     rows = storage.readings(sensor["id"], start, end, limit + 1)
@@ -213,7 +217,7 @@ def readings(storage: Storage, raw_id: str | None, params: Params) -> Result:
 
 
 def series(storage: Storage, raw_id: str | None, params: Params) -> Result:
-    sensor = _sensor(storage, raw_id)
+    sensor = sensor_row(storage, raw_id)
     start, end = parse_range(params)
     bucket = parse_bucket(params)
     limit = parse_limit(params, default=MAX_LIMIT)
@@ -240,7 +244,7 @@ def series(storage: Storage, raw_id: str | None, params: Params) -> Result:
 
 
 def stats(storage: Storage, raw_id: str | None, params: Params) -> Result:
-    sensor = _sensor(storage, raw_id)
+    sensor = sensor_row(storage, raw_id)
     start, end = parse_range(params)
     lo, hi, avg, count, first, last = storage.stats(sensor["id"], start, end)
     data = {
@@ -257,7 +261,7 @@ def stats(storage: Storage, raw_id: str | None, params: Params) -> Result:
 
 
 def latest(storage: Storage, raw_id: str | None) -> Result:
-    sensor = _sensor(storage, raw_id)
+    sensor = sensor_row(storage, raw_id)
     row = storage.latest(sensor["id"])
     if row is None:
         raise not_found("reading for sensor", sensor["id"])

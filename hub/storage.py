@@ -13,6 +13,7 @@ to ``busy_timeout``) instead of failing late on lock upgrade.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -26,13 +27,16 @@ from shared.timeutil import now
 from shared.topics import split_key
 from shared.wire import WireReading
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS factories (
-    id          INTEGER PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    created_at  REAL NOT NULL
+    id              INTEGER PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,
+    created_at      REAL NOT NULL,
+    -- Bumped by every threshold change of one of its sensors. Gateways of the factory see
+    -- it in each ingest answer and fetch their config when it moves.
+    config_version  INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS machines (
     id          INTEGER PRIMARY KEY,
@@ -51,6 +55,7 @@ CREATE TABLE IF NOT EXISTS sensors (
     unit           TEXT,
     min_threshold  REAL,
     max_threshold  REAL,
+    deadband       REAL NOT NULL DEFAULT 0,
     created_at     REAL NOT NULL,
     UNIQUE (factory_id, key)
 );
@@ -89,7 +94,39 @@ CREATE TABLE IF NOT EXISTS readings (
     UNIQUE (gateway_id, seq)
 );
 CREATE INDEX IF NOT EXISTS readings_sensor_ts ON readings (sensor_id, ts);
+-- The background anomaly scan: the last scan per sensor, and every anomaly it found (each
+-- reading once, with the z-score of the scan that first flagged it).
+CREATE TABLE IF NOT EXISTS anomaly_scans (
+    sensor_id   INTEGER PRIMARY KEY,
+    scanned_at  REAL NOT NULL,
+    method      TEXT NOT NULL,
+    threshold   REAL NOT NULL,
+    analyzed    INTEGER NOT NULL,
+    statistics  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS anomalies (
+    id           INTEGER PRIMARY KEY,
+    sensor_id    INTEGER NOT NULL,
+    reading_id   INTEGER NOT NULL,
+    ts           REAL NOT NULL,
+    value        REAL NOT NULL,
+    z_score      REAL NOT NULL,
+    idx          INTEGER NOT NULL,
+    method       TEXT NOT NULL,
+    threshold    REAL NOT NULL,
+    detected_at  REAL NOT NULL,
+    UNIQUE (sensor_id, reading_id)
+);
+CREATE INDEX IF NOT EXISTS anomalies_sensor_ts ON anomalies (sensor_id, ts);
 """
+
+
+# Columns added after schema version 1: (table, column, definition). CREATE TABLE above
+# has them for a new database; an older one gets them by ALTER TABLE in init_schema.
+_ADDED_COLUMNS = (
+    ("factories", "config_version", "INTEGER NOT NULL DEFAULT 0"),
+    ("sensors", "deadband", "REAL NOT NULL DEFAULT 0"),
+)
 
 
 class StorageError(Exception):
@@ -114,6 +151,25 @@ class GatewayReport:
 class StoreResult:
     accepted: int
     duplicates: int
+    config_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    min: float | None
+    max: float | None
+    deadband: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FoundAnomaly:
+    """One anomaly of a scan, tied to the reading it is about."""
+
+    reading_id: int
+    ts: float
+    value: float
+    z_score: float
+    index: int
 
 
 def _row_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -197,6 +253,10 @@ class Storage:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
+            for table, column, definition in _ADDED_COLUMNS:
+                present = {row[1] for row in c.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def ping(self) -> bool:
@@ -350,9 +410,14 @@ class Storage:
                     gateway_id,
                 ),
             )
+            version = conn.execute(
+                "SELECT config_version FROM factories WHERE id = ?", (factory_id,)
+            ).fetchone()[0]
         if created:
             self._sensor_cache.setdefault(factory_id, {}).update(created)
-        return StoreResult(accepted=accepted, duplicates=len(readings) - accepted)
+        return StoreResult(
+            accepted=accepted, duplicates=len(readings) - accepted, config_version=int(version)
+        )
 
     # -- read side ----------------------------------------------------------------------
 
@@ -396,7 +461,7 @@ class Storage:
 
     _SENSOR_SELECT = (
         "SELECT s.id, s.key, s.name, s.machine_id, m.line, m.name AS machine, s.factory_id, "
-        "f.name AS factory, s.unit, s.min_threshold, s.max_threshold, s.created_at "
+        "f.name AS factory, s.unit, s.min_threshold, s.max_threshold, s.deadband, s.created_at "
         "FROM sensors s JOIN machines m ON m.id = s.machine_id "
         "JOIN factories f ON f.id = s.factory_id"
     )
@@ -489,3 +554,137 @@ class Storage:
     def gateway_row_id(self, name: str) -> int | None:
         row = self.conn.execute("SELECT id FROM gateways WHERE name = ?", (name,)).fetchone()
         return None if row is None else int(row[0])
+
+    def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
+        """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
+        rows = self.conn.execute(
+            "SELECT id, ts, value FROM readings WHERE sensor_id = ? "
+            "ORDER BY ts DESC, id DESC LIMIT ?",
+            (sensor_id, limit),
+        ).fetchall()
+        rows.reverse()
+        return rows
+
+    # -- thresholds and gateway config ------------------------------------------------
+
+    def set_thresholds(self, sensor_id: int, thresholds: Thresholds) -> int | None:
+        """Set a sensor's thresholds; returns its factory's config version (None: no sensor).
+
+        The version moves only when something changed, so repeating a PUT is a no-op.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT factory_id, min_threshold, max_threshold, deadband FROM sensors "
+                "WHERE id = ?",
+                (sensor_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            factory_id = int(row[0])
+            new = (thresholds.min, thresholds.max, thresholds.deadband)
+            if tuple(row[1:]) != new:
+                conn.execute(
+                    "UPDATE sensors SET min_threshold = ?, max_threshold = ?, deadband = ? "
+                    "WHERE id = ?",
+                    (*new, sensor_id),
+                )
+                conn.execute(
+                    "UPDATE factories SET config_version = config_version + 1 WHERE id = ?",
+                    (factory_id,),
+                )
+            version = conn.execute(
+                "SELECT config_version FROM factories WHERE id = ?", (factory_id,)
+            ).fetchone()[0]
+        return int(version)
+
+    def gateway_config(self, name: str) -> tuple[int, list[dict[str, Any]]] | None:
+        """(config version, rules) for gateway ``name``'s factory; None if no such gateway.
+
+        Rules are the sensors with at least one bound: ``{"key", "min", "max", "deadband"}``.
+        Version and rules come from one read transaction, so they always match.
+        """
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            row = conn.execute(
+                "SELECT g.factory_id, f.config_version FROM gateways g "
+                "JOIN factories f ON f.id = g.factory_id WHERE g.name = ?",
+                (name,),
+            ).fetchone()
+            if row is None:
+                return None
+            rules = self._all_dicts(
+                "SELECT key, min_threshold AS min, max_threshold AS max, deadband FROM sensors "
+                "WHERE factory_id = ? AND (min_threshold IS NOT NULL OR max_threshold IS NOT NULL) "
+                "ORDER BY key",
+                (row[0],),
+            )
+        finally:
+            conn.execute("COMMIT")
+        return int(row[1]), rules
+
+    # -- anomaly scans ------------------------------------------------------------------
+
+    def max_reading_id(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0])
+
+    def sensors_with_new_readings(self, after_reading_id: int) -> list[int]:
+        """Sensors that have a reading with id > ``after_reading_id`` (ids only grow)."""
+        return [
+            int(row[0])
+            for row in self.conn.execute(
+                "SELECT DISTINCT sensor_id FROM readings WHERE id > ? ORDER BY sensor_id",
+                (after_reading_id,),
+            )
+        ]
+
+    def store_anomaly_scan(
+        self,
+        sensor_id: int,
+        method: str,
+        threshold: float,
+        analyzed: int,
+        statistics: dict[str, Any],
+        found: Sequence[FoundAnomaly],
+    ) -> int:
+        """Record a scan of one sensor; returns how many anomalies were new."""
+        at = now()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO anomaly_scans "
+                "(sensor_id, scanned_at, method, threshold, analyzed, statistics) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (sensor_id, at, method, threshold, analyzed, json.dumps(statistics)),
+            )
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO anomalies (sensor_id, reading_id, ts, value, z_score, idx, "
+                "method, threshold, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (sensor_id, a.reading_id, a.ts, a.value, a.z_score, a.index, method,
+                     threshold, at)
+                    for a in found
+                ],
+            )
+            return conn.total_changes - before
+
+    def anomaly_scan(self, sensor_id: int) -> dict[str, Any] | None:
+        row = self._one_dict(
+            "SELECT scanned_at, method, threshold, analyzed, statistics FROM anomaly_scans "
+            "WHERE sensor_id = ?",
+            (sensor_id,),
+        )
+        if row is not None:
+            row["statistics"] = json.loads(row["statistics"])
+        return row
+
+    def stored_anomalies(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` stored anomalies of a sensor, oldest first."""
+        rows = self._all_dicts(
+            "SELECT reading_id, ts, value, z_score, idx AS \"index\", method, threshold, "
+            "detected_at FROM anomalies WHERE sensor_id = ? ORDER BY ts DESC, reading_id DESC "
+            "LIMIT ?",
+            (sensor_id, limit),
+        )
+        rows.reverse()
+        return rows

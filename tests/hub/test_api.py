@@ -242,7 +242,7 @@ def test_model_listing(hub: HubProcess, series_sensor: int) -> None:
     sensor = envelope(get(hub, f"/api/v1/sensors/{series_sensor}"))[0]
     assert sensor["key"] == "q/m/s" and sensor["unit"] == "C" and sensor["name"] == "s"
     assert sensor["machine_id"] == machine["id"]
-    assert sensor["thresholds"] == {"min": None, "max": None}
+    assert sensor["thresholds"] == {"min": None, "max": None, "deadband": 0.0}
     assert envelope(get(hub, "/api/v1/machines", factory_id=999_999))[0] == []
     assert envelope(get(hub, "/api/v1/sensors", key="no/such/key"))[0] == []
 
