@@ -58,6 +58,7 @@ def ingest(
             dead_letters=batch.dead_letters,
             agent_version=batch.agent_version[:64],
         ),
+        batch.alerts,
     )
     INGEST_READINGS.labels("accepted").inc(result.accepted)
     INGEST_READINGS.labels("duplicate").inc(result.duplicates)

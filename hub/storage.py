@@ -25,7 +25,7 @@ from typing import Any, cast
 from hub.auth import Role, TokenRecord
 from shared.timeutil import now
 from shared.topics import split_key
-from shared.wire import WireReading
+from shared.wire import WireAlert, WireReading
 
 SCHEMA_VERSION = 2
 
@@ -118,6 +118,25 @@ CREATE TABLE IF NOT EXISTS anomalies (
     UNIQUE (sensor_id, reading_id)
 );
 CREATE INDEX IF NOT EXISTS anomalies_sensor_ts ON anomalies (sensor_id, ts);
+-- Alerts raised at the edge. A gateway sends an alert when it opens and again when it
+-- closes: (gateway_id, alert_id) makes both an upsert, so re-sent batches change nothing.
+CREATE TABLE IF NOT EXISTS edge_alerts (
+    id               INTEGER PRIMARY KEY,
+    gateway_id       INTEGER NOT NULL,
+    alert_id         INTEGER NOT NULL,
+    sensor_id        INTEGER NOT NULL,
+    rule             TEXT NOT NULL,
+    breach_type      TEXT NOT NULL,
+    severity         TEXT NOT NULL,
+    threshold_value  REAL NOT NULL,
+    value            REAL NOT NULL,
+    opened_at        REAL NOT NULL,
+    closed_at        REAL,
+    reading_seq      INTEGER,
+    received_at      REAL NOT NULL,
+    UNIQUE (gateway_id, alert_id)
+);
+CREATE INDEX IF NOT EXISTS edge_alerts_sensor ON edge_alerts (sensor_id, opened_at);
 """
 
 
@@ -387,10 +406,15 @@ class Storage:
         factory_id: int,
         readings: Sequence[WireReading],
         report: GatewayReport,
+        alerts: Sequence[WireAlert] = (),
     ) -> StoreResult:
         """Store a batch all or nothing; each (gateway, seq) once, however often it comes."""
         with self._write() as conn:
-            ids, created = self._resolve_sensors(conn, factory_id, readings)
+            keyed: Sequence[WireReading] = readings
+            if alerts:
+                # An alert's sensor normally arrived with its reading; make sure it exists.
+                keyed = [*readings, *(WireReading(0, a.key, 0.0, 0.0, None) for a in alerts)]
+            ids, created = self._resolve_sensors(conn, factory_id, keyed)
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO readings (sensor_id, ts, value, gateway_id, seq) "
@@ -398,6 +422,25 @@ class Storage:
                 [(ids[r.key], r.ts, r.value, gateway_id, r.seq) for r in readings],
             )
             accepted = conn.total_changes - before
+            if alerts:
+                received = now()
+                # A close never reopens, and a late "open" never erases a close.
+                conn.executemany(
+                    "INSERT INTO edge_alerts (gateway_id, alert_id, sensor_id, rule, breach_type, "
+                    "severity, threshold_value, value, opened_at, closed_at, reading_seq, "
+                    "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (gateway_id, alert_id) DO UPDATE SET "
+                    "severity = excluded.severity, value = excluded.value, "
+                    "closed_at = coalesce(edge_alerts.closed_at, excluded.closed_at)",
+                    [
+                        (
+                            gateway_id, a.id, ids[a.key], a.rule, a.breach_type, a.severity,
+                            a.threshold_value, a.value, a.opened_at, a.closed_at,
+                            a.reading_seq, received,
+                        )
+                        for a in alerts
+                    ],
+                )
             conn.execute(
                 "UPDATE gateways SET last_seen = ?, backlog = ?, dropped = ?, dead_letters = ?, "
                 "agent_version = ? WHERE id = ?",
@@ -677,6 +720,16 @@ class Storage:
         if row is not None:
             row["statistics"] = json.loads(row["statistics"])
         return row
+
+    def edge_alerts(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` alerts the edge raised for a sensor, newest first."""
+        return self._all_dicts(
+            "SELECT a.alert_id, g.name AS gateway_id, a.rule, a.breach_type, a.severity, "
+            "a.threshold_value, a.value, a.opened_at, a.closed_at, a.reading_seq "
+            "FROM edge_alerts a JOIN gateways g ON g.id = a.gateway_id "
+            "WHERE a.sensor_id = ? ORDER BY a.opened_at DESC, a.id DESC LIMIT ?",
+            (sensor_id, limit),
+        )
 
     def stored_anomalies(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` stored anomalies of a sensor, oldest first."""

@@ -24,6 +24,7 @@ from hub.auth import Principal
 from hub.errors import ApiError, forbidden, not_found
 from hub.queries import Result, parse_id, parse_limit, sensor_row, sensor_view
 from hub.storage import Storage, Thresholds
+from shared.timeutil import to_rfc3339
 
 DEFAULT_ALERT_LIMIT = 100
 MAX_ALERT_LIMIT = 100_000
@@ -132,5 +133,12 @@ def sensor_alerts(storage: Storage, raw_id: str | None, params: Mapping[str, str
         "checked_readings": len(rows),
         "alerts_found": len(alerts),
         "alerts": alerts,
+        # What the gateways decided on their own (also while the hub was unreachable),
+        # with open/close times.
+        "edge_alerts": [
+            {**a, "opened": to_rfc3339(a["opened_at"]),
+             "closed": None if a["closed_at"] is None else to_rfc3339(a["closed_at"])}
+            for a in storage.edge_alerts(sensor["id"], limit)
+        ],
     }
     return data, {"source": "threshold_checker"}

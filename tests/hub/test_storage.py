@@ -10,7 +10,7 @@ import pytest
 
 from hub.auth import hash_token
 from hub.storage import Conflict, GatewayReport, Storage, StorageError
-from shared.wire import WireReading
+from shared.wire import WireAlert, WireReading
 
 REPORT = GatewayReport(backlog=0, dropped=0, dead_letters=0, agent_version="t")
 
@@ -218,3 +218,29 @@ def test_token_is_stored_hashed(storage: Storage) -> None:
     dump = "\n".join(storage.conn.iterdump())
     assert "fer_secret" not in dump
     assert isinstance(storage.conn, sqlite3.Connection)
+
+
+def _alert(alert_id: int, closed_at: float | None = None, key: str = "l1/m1/temp") -> WireAlert:
+    return WireAlert(
+        id=alert_id, key=key, rule="threshold", breach_type="above_maximum", severity="high",
+        threshold_value=80.0, value=91.0, opened_at=1_700_000_000.0, closed_at=closed_at,
+        reading_seq=alert_id,
+    )
+
+
+def test_edge_alerts_upsert_open_then_close_exactly_once(storage: Storage) -> None:
+    gid, fid = gateway(storage, "gw-a")
+    storage.store_batch(gid, fid, readings(range(1, 4)), REPORT, [_alert(7)])
+    storage.store_batch(gid, fid, readings(range(1, 4)), REPORT, [_alert(7)])  # re-sent
+    storage.store_batch(gid, fid, [], REPORT, [_alert(7, closed_at=1_700_000_060.0)])
+    storage.store_batch(gid, fid, [], REPORT, [_alert(7)])  # a late copy of the open
+    sensor_id = storage.conn.execute("SELECT id FROM sensors WHERE key = 'l1/m1/temp'").fetchone()[0]
+    [alert] = storage.edge_alerts(sensor_id, 10)
+    assert (alert["alert_id"], alert["gateway_id"], alert["closed_at"]) == (7, "gw-a", 1_700_000_060.0)
+
+
+def test_edge_alert_for_a_sensor_without_readings_creates_it(storage: Storage) -> None:
+    gid, fid = gateway(storage, "gw-b")
+    storage.store_batch(gid, fid, [], REPORT, [_alert(1, key="l9/m9/new")])
+    sensor_id = storage.conn.execute("SELECT id FROM sensors WHERE key = 'l9/m9/new'").fetchone()[0]
+    assert len(storage.edge_alerts(sensor_id, 10)) == 1
