@@ -48,7 +48,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="factory-edge-bench-") as tmp:
         wd = Path(tmp)
         if "ingest" in only:
-            print(f"[bench] agent ingest: {ingest_n:,} messages, agent vs plain loop ...", flush=True)
+            print(
+                f"[bench] agent ingest: {ingest_n:,} messages, agent vs plain loop ...", flush=True
+            )
             rows += ingest.run(wd, ingest_n)
         if "drain" in only:
             print(f"[bench] sync drain: {drain_n:,}-reading backlog ...", flush=True)
@@ -60,7 +62,11 @@ def main() -> None:
             {
                 "started": started,
                 "seconds": round(time.time() - started, 1),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
                 "quick": args.quick,
                 "rows": [r.as_dict() for r in rows],
             },

@@ -23,7 +23,9 @@ def main() -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE IF NOT EXISTS msgs (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB, t REAL)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS msgs (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB, t REAL)"
+    )
     pending: list[tuple[str, bytes, float]] = []
     lock = threading.Lock()
 
@@ -31,7 +33,9 @@ def main() -> None:
         with lock:
             pending.append((msg.topic, msg.payload, time.time()))
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-baseline", clean_session=False)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id="bench-baseline", clean_session=False
+    )
     client.on_message = on_message
     client.max_inflight_messages_set(1000)
     client.on_connect = lambda c, *_: c.subscribe("factory/#", qos=1)

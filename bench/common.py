@@ -56,7 +56,9 @@ class RssSampler:
             pass
 
 
-def wait_count(db: Path, table: str, n: int, timeout: float, sampler: RssSampler | None = None) -> float:
+def wait_count(
+    db: Path, table: str, n: int, timeout: float, sampler: RssSampler | None = None
+) -> float:
     """Poll until ``table`` holds ``n`` rows; returns the monotonic time it got there."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,4 +67,6 @@ def wait_count(db: Path, table: str, n: int, timeout: float, sampler: RssSampler
         if count_rows(db, table) >= n:
             return time.monotonic()
         time.sleep(0.05)
-    raise TimeoutError(f"{table} in {db} did not reach {n} rows in {timeout:.0f}s (has {count_rows(db, table)})")
+    raise TimeoutError(
+        f"{table} in {db} did not reach {n} rows in {timeout:.0f}s (has {count_rows(db, table)})"
+    )

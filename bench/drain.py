@@ -53,12 +53,15 @@ def _raw_insert_rate(hub_db: Path, workdir: Path, n: int, sensors: int) -> float
     db.execute("PRAGMA synchronous=NORMAL")
     for sql in ddl:
         db.execute(sql)
-    rows = [(i % sensors + 1, 1_732_000_000.0 + i, 50.0 + (i % 97) / 10, 1, i + 1) for i in range(n)]
+    rows = [
+        (i % sensors + 1, 1_732_000_000.0 + i, 50.0 + (i % 97) / 10, 1, i + 1) for i in range(n)
+    ]
     start = time.perf_counter()
     for i in range(0, n, BATCH):
         db.execute("BEGIN IMMEDIATE")
         db.executemany(
-            "INSERT OR IGNORE INTO readings (sensor_id, ts, value, gateway_id, seq) VALUES (?,?,?,?,?)",
+            "INSERT OR IGNORE INTO readings (sensor_id, ts, value, gateway_id, seq) "
+            "VALUES (?,?,?,?,?)",
             rows[i : i + BATCH],
         )
         db.execute("COMMIT")
@@ -100,7 +103,8 @@ def run(workdir: Path, n: int, sensors: int = 1000) -> list[Row]:
             ">= 100,000/s",
             note=(
                 f"{n:,} readings, {sensors} sensors, {BATCH}-reading gzip batches; timed from "
-                f"agent start (first data after {first - start:.2f}s; prefill took {prefill_s:.0f}s)"
+                f"agent start (first data after {first - start:.2f}s; "
+                f"prefill took {prefill_s:.0f}s)"
             ),
         )
     ]

@@ -29,7 +29,9 @@ def _feed(workdir: Path, n: int, publishers: int) -> list[Path]:
         path = workdir / f"feed-{p}.txt"
         with path.open("w") as fh:
             for i in range(n // publishers):
-                fh.write(f'{{"value": {rng.gauss(50, 5):.3f}, "ts": {1_732_270_000 + i * 0.001:.3f}}}\n')
+                fh.write(
+                    f'{{"value": {rng.gauss(50, 5):.3f}, "ts": {1_732_270_000 + i * 0.001:.3f}}}\n'
+                )
         files.append(path)
     return files
 
@@ -59,10 +61,16 @@ def _run_baseline(workdir: Path, files: list[Path], n: int) -> tuple[float, int]
     (workdir / "b-base").mkdir()
     broker = Broker(workdir / "b-base").start()
     db = workdir / "baseline.db"
-    proc = Proc("baseline", [sys.executable, "-m", "bench.baseline_ingest", str(broker.port), str(db)], workdir)
+    proc = Proc(
+        "baseline",
+        [sys.executable, "-m", "bench.baseline_ingest", str(broker.port), str(db)],
+        workdir,
+    )
     proc.start()
     try:
-        wait_for("baseline subscribed", lambda: "subscribed" in proc.log_path.read_text(), timeout=20)
+        wait_for(
+            "baseline subscribed", lambda: "subscribed" in proc.log_path.read_text(), timeout=20
+        )
         time.sleep(0.3)
         assert proc.popen is not None
         sampler = RssSampler(proc.popen.pid)

@@ -12,7 +12,6 @@ import shutil
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from agent.buffer import read_status
@@ -77,8 +76,21 @@ def main() -> int:
         parts.append(agent)
         sim = Proc(
             "edge-sim",
-            [PY, "-m", "agent.sim", "--port", str(broker.port), "--rate", "200",
-             "--duration", "86400", "--spike-share", "0.01", "--malformed-share", "0.01"],
+            [
+                PY,
+                "-m",
+                "agent.sim",
+                "--port",
+                str(broker.port),
+                "--rate",
+                "200",
+                "--duration",
+                "86400",
+                "--spike-share",
+                "0.01",
+                "--malformed-share",
+                "0.01",
+            ],
             DEMO_DIR,
         )
         sim.start()
@@ -110,12 +122,17 @@ Ctrl-C stops everything.
             print(
                 f"\r{time.strftime('%H:%M:%S')}  in {rate:7.1f} readings/s   "
                 f"backlog {status['backlog']:6d}   synced {total:8d}   "
-                f"dead letters {status['dead_letters']:4d}   last sync: {sync.get('result', '-'):<10}",
+                f"dead letters {status['dead_letters']:4d}   "
+                f"last sync: {sync.get('result', '-'):<10}",
                 end="",
                 flush=True,
             )
             if not all(getattr(p, "proc", p).running for p in parts[2:]):
-                dead = [p.proc.name if hasattr(p, "proc") else p.name for p in parts if not getattr(p, "proc", p).running]
+                dead = [
+                    p.proc.name if hasattr(p, "proc") else p.name
+                    for p in parts
+                    if not getattr(p, "proc", p).running
+                ]
                 print(f"\nstopped unexpectedly: {', '.join(dead)}; see the logs in {DEMO_DIR}")
                 return 1
     except _Stop:

@@ -6,6 +6,7 @@ Usage: python -m devtools.embedded_broker PORT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import warnings
 
@@ -31,10 +32,8 @@ async def _serve(port: int) -> None:
 
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 1883
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(port))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

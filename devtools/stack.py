@@ -35,7 +35,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0, every: float = 0.05) -> None:
+def wait_for(
+    what: str, check: Callable[[], bool], timeout: float = 20.0, every: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
@@ -143,7 +145,9 @@ class Broker:
                 """
             )
         )
-        self.proc = Proc("mosquitto", [mosquitto_path() or "mosquitto", "-c", str(self.conf)], workdir)
+        self.proc = Proc(
+            "mosquitto", [mosquitto_path() or "mosquitto", "-c", str(self.conf)], workdir
+        )
 
     def start(self) -> Broker:
         self.proc.start()
@@ -181,7 +185,9 @@ def detector_binary() -> Path:
         path = REPO / "target" / profile / "anomaly-detector"
         if path.exists():
             return path
-    raise FileNotFoundError("anomaly-detector is not built: run `cargo build --release -p anomaly-detector`")
+    raise FileNotFoundError(
+        "anomaly-detector is not built: run `cargo build --release -p anomaly-detector`"
+    )
 
 
 class Detector:
@@ -233,7 +239,9 @@ class Hub:
             f'database = "sqlite:///{self.db}"\n'
             f'anomaly_url = "{anomaly_url}"\n'
         )
-        self.proc = Proc("edge-hub", [PY, "-m", "hub", "serve", "--config", str(self.config)], workdir)
+        self.proc = Proc(
+            "edge-hub", [PY, "-m", "hub", "serve", "--config", str(self.config)], workdir
+        )
         self._read_token: str | None = None
 
     def cli(self, *args: str) -> str:
@@ -285,7 +293,9 @@ class Hub:
         with self.client() as c:
             sensors = c.get("/api/v1/sensors").raise_for_status().json()["data"]
             return {
-                s["key"]: c.get(f"/api/v1/sensors/{s['id']}/stats").raise_for_status().json()["data"]["count"]
+                s["key"]: c.get(f"/api/v1/sensors/{s['id']}/stats")
+                .raise_for_status()
+                .json()["data"]["count"]
                 for s in sensors
             }
 

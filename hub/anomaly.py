@@ -283,8 +283,12 @@ class AnomalyClient:
             self.health()
         state = {None: "unknown", True: "up", False: "down"}[self.up]
         metrics.ANOMALY_DETECTOR_UP.set(1 if self.up else 0)
-        return {"status": state, "circuit": self.breaker.state, "url": self.base_url,
-                "error": None if self.up else self.last_error}
+        return {
+            "status": state,
+            "circuit": self.breaker.state,
+            "url": self.base_url,
+            "error": None if self.up else self.last_error,
+        }
 
 
 # -- the endpoint -------------------------------------------------------------------------
@@ -322,7 +326,8 @@ def parse_bool(params: Mapping[str, str], name: str) -> bool:
 
 def unavailable(reason: str) -> ApiError:
     return ApiError(
-        503, UNAVAILABLE,
+        503,
+        UNAVAILABLE,
         f"anomaly detection is unavailable right now ({reason}); other endpoints keep working. "
         "Stored results of the background scan: add ?stored=true",
     )
@@ -365,8 +370,11 @@ def sensor_anomalies(
     meta: dict[str, Any] = {"source": "live", "threshold": threshold, "method": method}
     if not rows:
         data = {
-            "sensor_id": sensor["id"], "sensor_name": sensor["name"], "analyzed_readings": 0,
-            "anomalies_found": 0, "statistics": {"mean": None, "std_dev": None, "count": 0},
+            "sensor_id": sensor["id"],
+            "sensor_name": sensor["name"],
+            "analyzed_readings": 0,
+            "anomalies_found": 0,
+            "statistics": {"mean": None, "std_dev": None, "count": 0},
             "anomalies": [],
         }
         return data, meta
@@ -396,8 +404,12 @@ def _stored(storage: Storage, sensor: dict[str, Any], limit: int) -> Result:
     rows = storage.stored_anomalies(sensor["id"], limit)
     anomalies = [
         {
-            "index": r["index"], "value": r["value"], "z_score": r["z_score"],
-            "reading_id": r["reading_id"], "ts": r["ts"], "time": to_rfc3339(r["ts"]),
+            "index": r["index"],
+            "value": r["value"],
+            "z_score": r["z_score"],
+            "reading_id": r["reading_id"],
+            "ts": r["ts"],
+            "time": to_rfc3339(r["ts"]),
             "detected_at": to_rfc3339(r["detected_at"]),
         }
         for r in rows
@@ -413,7 +425,8 @@ def _stored(storage: Storage, sensor: dict[str, Any], limit: int) -> Result:
     meta: dict[str, Any] = {"source": "stored", "scanned_at": None}
     if scan is not None:
         meta.update(
-            scanned_at=to_rfc3339(scan["scanned_at"]), threshold=scan["threshold"],
+            scanned_at=to_rfc3339(scan["scanned_at"]),
+            threshold=scan["threshold"],
             method=scan["method"],
         )
     return data, meta

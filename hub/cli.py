@@ -120,7 +120,8 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
         from hub.worker import AnomalyScanner
 
         AnomalyScanner(
-            storage, hub.anomaly,
+            storage,
+            hub.anomaly,
             interval_s=settings.anomaly_scan_interval_s,
             limit=settings.anomaly_scan_limit,
             threshold=settings.anomaly_scan_threshold,
@@ -181,12 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     # subcommand's absent option from overwriting one given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", metavar="FILE", default=argparse.SUPPRESS,
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
         help="hub.toml (default: $EDGE_HUB_CONFIG, else ./hub.toml if present, "
         "else built-in defaults)",
     )
     parser = argparse.ArgumentParser(
-        prog="edge-hub", parents=[common],
+        prog="edge-hub",
+        parents=[common],
         description="factory-edge hub: idempotent ingest from gateways and a query API.",
     )
     parser.add_argument("--version", action="version", version=f"edge-hub {__version__}")
@@ -198,14 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     gw = sub.add_parser("gateway", parents=[common], help="manage gateways")
     gw_sub = gw.add_subparsers(dest="gateway_command", required=True, metavar="ACTION")
     p = gw_sub.add_parser(
-        "add", parents=[common], help="register a gateway and print its token (once)",
+        "add",
+        parents=[common],
+        help="register a gateway and print its token (once)",
         description="Register gateway ID in factory NAME and print its token alone on stdout. "
         "An existing gateway is an error unless --rotate, which revokes its old tokens.",
     )
     p.add_argument("id", metavar="ID", help="the gateway id, as in agent.toml's gateway_id")
     p.add_argument("--factory", required=True, metavar="NAME", help="the factory it belongs to")
     p.add_argument(
-        "--rotate", action="store_true",
+        "--rotate",
+        action="store_true",
         help="if the gateway exists: revoke its tokens and issue a new one",
     )
     p.set_defaults(func=cmd_gateway_add)
@@ -213,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     tok = sub.add_parser("token", parents=[common], help="manage operator tokens")
     tok_sub = tok.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     p = tok_sub.add_parser(
-        "add", parents=[common], help="mint an operator token and print it (once)",
+        "add",
+        parents=[common],
+        help="mint an operator token and print it (once)",
         description="Mint a read or admin token and print it alone on stdout.",
     )
     p.add_argument("--role", required=True, choices=["read", "admin"])

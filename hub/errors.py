@@ -38,7 +38,9 @@ class ApiError(Exception):
 
 def bad_param(param: str, message: str, status: int = 400) -> ApiError:
     return ApiError(
-        status, "invalid_parameter", f"invalid parameter {param!r}: {message}",
+        status,
+        "invalid_parameter",
+        f"invalid parameter {param!r}: {message}",
         [{"param": param, "message": message}],
     )
 

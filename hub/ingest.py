@@ -34,7 +34,9 @@ def ingest(
     """
     if len(body) > max_body_bytes:
         raise ApiError(
-            413, "payload_too_large", f"request body exceeds {max_body_bytes} bytes",
+            413,
+            "payload_too_large",
+            f"request body exceeds {max_body_bytes} bytes",
             [{"field": "body", "message": f"{len(body)} bytes > {max_body_bytes}"}],
         )
     try:

@@ -13,7 +13,8 @@ INGEST_BATCHES = Counter(
     "edge_hub_ingest_batches", "Sync batches received, by HTTP status.", ["status"]
 )
 HTTP_REQUESTS = Counter(
-    "edge_hub_http_requests", "HTTP requests by route template, method and status.",
+    "edge_hub_http_requests",
+    "HTTP requests by route template, method and status.",
     ["route", "method", "status"],
 )
 HTTP_DURATION = Histogram(
@@ -30,7 +31,8 @@ ANOMALY_CALLS = Counter(
     ["result"],
 )
 ANOMALY_SCANS = Counter(
-    "edge_hub_anomaly_scans", "Per-sensor runs of the background anomaly scan, by result.",
+    "edge_hub_anomaly_scans",
+    "Per-sensor runs of the background anomaly scan, by result.",
     ["result"],
 )
 ANOMALIES_STORED = Counter(

@@ -154,8 +154,7 @@ def list_factories(storage: Storage, params: Params) -> Result:
 def list_machines(storage: Storage, params: Params) -> Result:
     factory_id = optional_id(params, "factory_id")
     rows = [
-        {**row, "created_at": _time(row["created_at"])}
-        for row in storage.list_machines(factory_id)
+        {**row, "created_at": _time(row["created_at"])} for row in storage.list_machines(factory_id)
     ]
     return rows, {"count": len(rows)}
 

@@ -434,9 +434,18 @@ class Storage:
                     "closed_at = coalesce(edge_alerts.closed_at, excluded.closed_at)",
                     [
                         (
-                            gateway_id, a.id, ids[a.key], a.rule, a.breach_type, a.severity,
-                            a.threshold_value, a.value, a.opened_at, a.closed_at,
-                            a.reading_seq, received,
+                            gateway_id,
+                            a.id,
+                            ids[a.key],
+                            a.rule,
+                            a.breach_type,
+                            a.severity,
+                            a.threshold_value,
+                            a.value,
+                            a.opened_at,
+                            a.closed_at,
+                            a.reading_seq,
+                            received,
                         )
                         for a in alerts
                     ],
@@ -704,8 +713,17 @@ class Storage:
                 "INSERT OR IGNORE INTO anomalies (sensor_id, reading_id, ts, value, z_score, idx, "
                 "method, threshold, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (sensor_id, a.reading_id, a.ts, a.value, a.z_score, a.index, method,
-                     threshold, at)
+                    (
+                        sensor_id,
+                        a.reading_id,
+                        a.ts,
+                        a.value,
+                        a.z_score,
+                        a.index,
+                        method,
+                        threshold,
+                        at,
+                    )
                     for a in found
                 ],
             )
@@ -734,7 +752,7 @@ class Storage:
     def stored_anomalies(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` stored anomalies of a sensor, oldest first."""
         rows = self._all_dicts(
-            "SELECT reading_id, ts, value, z_score, idx AS \"index\", method, threshold, "
+            'SELECT reading_id, ts, value, z_score, idx AS "index", method, threshold, '
             "detected_at FROM anomalies WHERE sensor_id = ? ORDER BY ts DESC, reading_id DESC "
             "LIMIT ?",
             (sensor_id, limit),

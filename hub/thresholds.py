@@ -44,7 +44,9 @@ _AT_FIELD = re.compile(r"at `\$\.(\w+)`$")
 
 def _invalid(field: str, message: str) -> ApiError:
     return ApiError(
-        422, "validation_error", f"invalid {field!r}: {message}",
+        422,
+        "validation_error",
+        f"invalid {field!r}: {message}",
         [{"field": field, "message": message}],
     )
 
@@ -57,7 +59,9 @@ def parse_thresholds(body: bytes) -> Thresholds:
         at = _AT_FIELD.search(str(exc))
         field = at.group(1) if at else "body"
         raise ApiError(
-            422, "validation_error", f"invalid thresholds: {exc}",
+            422,
+            "validation_error",
+            f"invalid thresholds: {exc}",
             [{"field": field, "message": str(exc)}],
         ) from None
     except msgspec.DecodeError as exc:
@@ -85,9 +89,7 @@ def put_thresholds(storage: Storage, raw_id: str | None, body: bytes) -> Result:
 def gateway_config(storage: Storage, principal: Principal, name: str) -> Result:
     # A gateway may read only its own config; operators may read any.
     if principal.role == "gateway" and principal.gateway_name != name:
-        raise forbidden(
-            f"this token belongs to gateway {principal.gateway_name!r}, not {name!r}"
-        )
+        raise forbidden(f"this token belongs to gateway {principal.gateway_name!r}, not {name!r}")
     found = storage.gateway_config(name)
     if found is None:
         raise not_found("gateway", repr(name))
@@ -100,7 +102,8 @@ def load_checker() -> ModuleType:
         return importlib.import_module("threshold_checker")
     except ImportError as exc:
         raise ApiError(
-            503, "threshold_checker_unavailable",
+            503,
+            "threshold_checker_unavailable",
             f"the native module threshold_checker is not installed in this hub ({exc}); "
             "build it with `maturin develop` (just build)",
         ) from None
@@ -136,8 +139,11 @@ def sensor_alerts(storage: Storage, raw_id: str | None, params: Mapping[str, str
         # What the gateways decided on their own (also while the hub was unreachable),
         # with open/close times.
         "edge_alerts": [
-            {**a, "opened": to_rfc3339(a["opened_at"]),
-             "closed": None if a["closed_at"] is None else to_rfc3339(a["closed_at"])}
+            {
+                **a,
+                "opened": to_rfc3339(a["opened_at"]),
+                "closed": None if a["closed_at"] is None else to_rfc3339(a["closed_at"]),
+            }
             for a in storage.edge_alerts(sensor["id"], limit)
         ],
     }

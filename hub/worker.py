@@ -75,8 +75,12 @@ class AnomalyScanner:
                 log.error("anomaly-detector refused a scan", sensor_id=sensor_id, error=str(exc))
                 continue
             new = self.storage.store_anomaly_scan(
-                sensor_id, self.method, self.threshold, len(rows),
-                detection.statistics_dict(), found_anomalies(rows, detection),
+                sensor_id,
+                self.method,
+                self.threshold,
+                len(rows),
+                detection.statistics_dict(),
+                found_anomalies(rows, detection),
             )
             metrics.ANOMALY_SCANS.labels("ok").inc()
             metrics.ANOMALIES_STORED.inc(new)

@@ -87,7 +87,11 @@ class WireError(ValueError):
     """A batch that cannot be applied; carries the API error code and per-field details."""
 
     def __init__(
-        self, code: str, message: str, details: list[dict[str, Any]] | None = None, status: int = 422
+        self,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        status: int = 422,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -114,16 +118,17 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     except zlib.error as exc:
         raise WireError("bad_encoding", f"body is not valid gzip: {exc}", status=400) from None
     if len(out) > limit or inflater.unconsumed_tail:
-        raise WireError(
-            "payload_too_large", f"decompressed body exceeds {limit} bytes", status=413
-        )
+        raise WireError("payload_too_large", f"decompressed body exceeds {limit} bytes", status=413)
     if not inflater.eof:
         raise WireError("bad_encoding", "gzip body is truncated", status=400)
     return out
 
 
 def decode_batch(
-    body: bytes, content_encoding: str | None = None, *, max_decompressed: int = MAX_DECOMPRESSED_BYTES
+    body: bytes,
+    content_encoding: str | None = None,
+    *,
+    max_decompressed: int = MAX_DECOMPRESSED_BYTES,
 ) -> Batch:
     """Bytes of a POST body -> a validated Batch, or WireError naming every bad reading."""
     encoding = (content_encoding or "").strip().lower()
@@ -192,7 +197,11 @@ def validate_batch(batch: Batch) -> None:
         ):
             if getattr(a, name) not in allowed:
                 problems.append(
-                    {**where, "field": f"alerts.{name}", "message": f"must be one of {sorted(allowed)}"}
+                    {
+                        **where,
+                        "field": f"alerts.{name}",
+                        "message": f"must be one of {sorted(allowed)}",
+                    }
                 )
         times = [a.opened_at] + ([a.closed_at] if a.closed_at is not None else [])
         if not all(math.isfinite(x) for x in (a.value, a.threshold_value, *times)):

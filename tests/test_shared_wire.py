@@ -45,7 +45,11 @@ def test_bad_batch_names_every_bad_reading() -> None:
     raw = msgspec.json.encode(
         {
             "gateway_id": "gw-01",
-            "readings": [[1, "l1/m1/t", 1.0, 1.0, None], [2, "nokey", 1.0, 2.0, None], [2, "a/b/c", 1.0, 3.0, None]],
+            "readings": [
+                [1, "l1/m1/t", 1.0, 1.0, None],
+                [2, "nokey", 1.0, 2.0, None],
+                [2, "a/b/c", 1.0, 3.0, None],
+            ],
         }
     )
     with pytest.raises(WireError) as info:
@@ -61,7 +65,12 @@ def test_bad_batch_names_every_bad_reading() -> None:
         (b"", None, 400, "invalid_json"),
         (b"{", None, 400, "invalid_json"),
         (b'{"gateway_id": "g"}', None, 422, "validation_error"),
-        (b'{"gateway_id": "g", "readings": [[1, "a/b/c", 1.0, "x", null]]}', None, 422, "validation_error"),
+        (
+            b'{"gateway_id": "g", "readings": [[1, "a/b/c", 1.0, "x", null]]}',
+            None,
+            422,
+            "validation_error",
+        ),
         (b"\x1f\x8bnot really gzip", "gzip", 400, "bad_encoding"),
         (b"{}", "br", 400, "bad_encoding"),
     ],
@@ -86,7 +95,9 @@ def test_nan_values_cannot_cross_the_wire() -> None:
 
 
 def test_response_envelope() -> None:
-    body = msgspec.json.encode({"data": msgspec.to_builtins(IngestResult(accepted=3, duplicates=2)), "meta": {}})
+    body = msgspec.json.encode(
+        {"data": msgspec.to_builtins(IngestResult(accepted=3, duplicates=2)), "meta": {}}
+    )
     assert decode_response(body) == IngestResult(accepted=3, duplicates=2)
     assert b'"accepted":1' in encode_result(IngestResult(accepted=1, duplicates=0))
 
@@ -95,7 +106,11 @@ def test_config_file_env_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     path = tmp_path / "agent.toml"
     path.write_text('gateway_id = "gw-01"\n[mqtt]\nport = 1884\n[buffer]\nwhen_full = "block"\n')
     cfg = load_settings(AgentConfig, path)
-    assert (cfg.mqtt.port, cfg.buffer.when_full, cfg.client_id) == (1884, "block", "edge-agent-gw-01")
+    assert (cfg.mqtt.port, cfg.buffer.when_full, cfg.client_id) == (
+        1884,
+        "block",
+        "edge-agent-gw-01",
+    )
 
     monkeypatch.setenv("EDGE_AGENT_MQTT__PORT", "1999")
     assert load_settings(AgentConfig, path).mqtt.port == 1999
@@ -128,8 +143,15 @@ def test_alerts_ride_along_and_are_validated() -> None:
     from shared.wire import WireAlert
 
     ok = WireAlert(
-        id=1, key="l1/m1/t", rule="threshold", breach_type="above_maximum", severity="high",
-        threshold_value=80.0, value=91.0, opened_at=1000.0, reading_seq=5,
+        id=1,
+        key="l1/m1/t",
+        rule="threshold",
+        breach_type="above_maximum",
+        severity="high",
+        threshold_value=80.0,
+        value=91.0,
+        opened_at=1000.0,
+        reading_seq=5,
     )
     batch = Batch(gateway_id="gw", readings=[], alerts=[ok])
     assert decode_batch(encode_batch(batch)) == batch

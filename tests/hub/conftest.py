@@ -93,7 +93,10 @@ def start_hub(directory: Path, **extra: object) -> HubProcess:
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [*hub_command(), "serve", "--config", str(config)],
-            env=clean_env(), cwd=directory, stdout=fh, stderr=subprocess.STDOUT,
+            env=clean_env(),
+            cwd=directory,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     hub = HubProcess(config, port, proc, log)
     deadline = time.monotonic() + 30

@@ -262,9 +262,7 @@ def seed(storage: Storage, key: str, values: list[float], first_seq: int = 1) ->
     gateway = storage.add_gateway(f"gw-{key.replace('/', '-')}", "acme", f"h-{key}")
     factory = storage.get_gateway(f"gw-{key.replace('/', '-')}")
     assert factory is not None
-    readings = [
-        WireReading(first_seq + i, key, T0 + i, v) for i, v in enumerate(values)
-    ]
+    readings = [WireReading(first_seq + i, key, T0 + i, v) for i, v in enumerate(values)]
     storage.store_batch(gateway, factory["factory_id"], readings, REPORT)
     sensors = storage.list_sensors(key=key)
     return int(sensors[0]["id"])
@@ -333,9 +331,7 @@ def test_rejection_is_a_502(storage: Storage) -> None:
 
 
 def scanner(storage: Storage, client: AnomalyClient) -> AnomalyScanner:
-    return AnomalyScanner(
-        storage, client, interval_s=60, limit=100, threshold=2.0, method="zscore"
-    )
+    return AnomalyScanner(storage, client, interval_s=60, limit=100, threshold=2.0, method="zscore")
 
 
 def test_worker_stores_findings_and_stored_answers_without_the_detector(
@@ -354,9 +350,7 @@ def test_worker_stores_findings_and_stored_answers_without_the_detector(
     data, meta = sensor_anomalies(storage, client, str(sid), {"stored": "true"})
     assert meta["source"] == "stored" and meta["method"] == "zscore"
     assert data["analyzed_readings"] == 50
-    assert [(a["index"], a["ts"], a["value"]) for a in data["anomalies"]] == [
-        (37, T0 + 37, 90.0)
-    ]
+    assert [(a["index"], a["ts"], a["value"]) for a in data["anomalies"]] == [(37, T0 + 37, 90.0)]
     assert data["statistics"]["count"] == 50
     flat_data, _ = sensor_anomalies(storage, client, str(flat), {"stored": "1"})
     assert flat_data["anomalies"] == [] and flat_data["analyzed_readings"] == 10

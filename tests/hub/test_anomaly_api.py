@@ -33,7 +33,9 @@ class Detector:
 def start_detector() -> Detector:
     proc = subprocess.Popen(
         [str(BINARY), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -154,8 +156,9 @@ def test_detector_killed_gives_503_fast_and_the_rest_keeps_working(
     # Everything else answers.
     envelope(get(hub, f"/api/v1/sensors/{spiky}/stats"))
     envelope(get(hub, f"/api/v1/sensors/{spiky}/anomalies", stored="true"))
-    body = encode_batch(Batch(gateway_id="gw-01", readings=[WireReading(5000, "an/m/spiky",
-                                                                        T0 + 5000, 21.0)]))
+    body = encode_batch(
+        Batch(gateway_id="gw-01", readings=[WireReading(5000, "an/m/spiky", T0 + 5000, 21.0)])
+    )
     r = post(hub, "gw1", body)
     assert r.status_code == 200 and r.json()["data"]["accepted"] == 1
     ready = get(hub, "/health/ready", None)

@@ -156,8 +156,20 @@ def test_gzip_bomb_is_413(hub: HubProcess) -> None:
 
 
 def test_heartbeat_batch_updates_gateway(hub: HubProcess) -> None:
-    r = post(hub, "gw3", encode_batch(Batch(gateway_id="gw-03", readings=[], backlog=42,
-                                            dropped=2, dead_letters=3, agent_version="1.2.3")))
+    r = post(
+        hub,
+        "gw3",
+        encode_batch(
+            Batch(
+                gateway_id="gw-03",
+                readings=[],
+                backlog=42,
+                dropped=2,
+                dead_letters=3,
+                agent_version="1.2.3",
+            )
+        ),
+    )
     assert r.json()["data"]["accepted"] == 0
     gw = get(hub, "/api/v1/gateways/gw-03").json()["data"]
     assert gw["status"] == "online"
@@ -201,10 +213,16 @@ def envelope(r: httpx.Response) -> tuple[Any, dict[str, Any]]:
 
 def test_read_endpoints_need_read_or_admin(hub: HubProcess, series_sensor: int) -> None:
     paths = [
-        "/api/v1/gateways", "/api/v1/gateways/gw-01", "/api/v1/factories", "/api/v1/machines",
-        "/api/v1/sensors", f"/api/v1/sensors/{series_sensor}",
-        f"/api/v1/sensors/{series_sensor}/readings", f"/api/v1/sensors/{series_sensor}/series",
-        f"/api/v1/sensors/{series_sensor}/stats", f"/api/v1/sensors/{series_sensor}/latest",
+        "/api/v1/gateways",
+        "/api/v1/gateways/gw-01",
+        "/api/v1/factories",
+        "/api/v1/machines",
+        "/api/v1/sensors",
+        f"/api/v1/sensors/{series_sensor}",
+        f"/api/v1/sensors/{series_sensor}/readings",
+        f"/api/v1/sensors/{series_sensor}/series",
+        f"/api/v1/sensors/{series_sensor}/stats",
+        f"/api/v1/sensors/{series_sensor}/latest",
     ]
     for path in paths:
         assert_error(get(hub, path, None), 401, "unauthorized")
@@ -290,7 +308,8 @@ def test_stats_and_latest(hub: HubProcess, series_sensor: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["", "/readings", "/series", "/stats", "/latest"],
+    "path",
+    ["", "/readings", "/series", "/stats", "/latest"],
 )
 def test_unknown_sensor_is_404(hub: HubProcess, path: str) -> None:
     assert_error(get(hub, f"/api/v1/sensors/987654{path}"), 404, "not_found")

@@ -112,7 +112,10 @@ def test_config_from_env_and_cwd(tmp_path: Path) -> None:
     # ./hub.toml is found without --config
     result = subprocess.run(
         [*hub_command(), "token", "add", "--role", "read"],
-        env=clean_env(), cwd=tmp_path, capture_output=True, text=True,
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert db(config).exists()
@@ -122,7 +125,10 @@ def test_config_from_env_and_cwd(tmp_path: Path) -> None:
     moved.write_text(config.read_text().replace("data/hub.db", "data/env.db"))
     result = subprocess.run(
         [*hub_command(), "token", "add", "--role", "read"],
-        env=clean_env(EDGE_HUB_CONFIG=str(moved)), cwd=other, capture_output=True, text=True,
+        env=clean_env(EDGE_HUB_CONFIG=str(moved)),
+        cwd=other,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "env.db").exists()
@@ -136,7 +142,11 @@ def test_serve_refuses_a_busy_port(tmp_path: Path) -> None:
         config = write_config(tmp_path, port)
         result = subprocess.run(
             [*hub_command(), "serve", "--config", str(config)],
-            env=clean_env(), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
         )
     assert result.returncode == 1
     assert f"127.0.0.1:{port}" in result.stderr

@@ -147,7 +147,10 @@ def test_gateway_report_is_recorded(storage: Storage) -> None:
     row = storage.get_gateway("gw-01")
     assert row is not None
     assert (row["backlog"], row["dropped"], row["dead_letters"], row["agent_version"]) == (
-        12, 3, 4, "0.1.0",
+        12,
+        3,
+        4,
+        "0.1.0",
     )
     assert row["last_seen"] is not None
 
@@ -222,8 +225,15 @@ def test_token_is_stored_hashed(storage: Storage) -> None:
 
 def _alert(alert_id: int, closed_at: float | None = None, key: str = "l1/m1/temp") -> WireAlert:
     return WireAlert(
-        id=alert_id, key=key, rule="threshold", breach_type="above_maximum", severity="high",
-        threshold_value=80.0, value=91.0, opened_at=1_700_000_000.0, closed_at=closed_at,
+        id=alert_id,
+        key=key,
+        rule="threshold",
+        breach_type="above_maximum",
+        severity="high",
+        threshold_value=80.0,
+        value=91.0,
+        opened_at=1_700_000_000.0,
+        closed_at=closed_at,
         reading_seq=alert_id,
     )
 
@@ -234,9 +244,15 @@ def test_edge_alerts_upsert_open_then_close_exactly_once(storage: Storage) -> No
     storage.store_batch(gid, fid, readings(range(1, 4)), REPORT, [_alert(7)])  # re-sent
     storage.store_batch(gid, fid, [], REPORT, [_alert(7, closed_at=1_700_000_060.0)])
     storage.store_batch(gid, fid, [], REPORT, [_alert(7)])  # a late copy of the open
-    sensor_id = storage.conn.execute("SELECT id FROM sensors WHERE key = 'l1/m1/temp'").fetchone()[0]
+    sensor_id = storage.conn.execute("SELECT id FROM sensors WHERE key = 'l1/m1/temp'").fetchone()[
+        0
+    ]
     [alert] = storage.edge_alerts(sensor_id, 10)
-    assert (alert["alert_id"], alert["gateway_id"], alert["closed_at"]) == (7, "gw-a", 1_700_000_060.0)
+    assert (alert["alert_id"], alert["gateway_id"], alert["closed_at"]) == (
+        7,
+        "gw-a",
+        1_700_000_060.0,
+    )
 
 
 def test_edge_alert_for_a_sensor_without_readings_creates_it(storage: Storage) -> None:

@@ -25,8 +25,9 @@ def put(hub: HubProcess, who: str | None, sid: int | str, body: Any) -> httpx.Re
         return c.put(f"/api/v1/sensors/{sid}/thresholds", json=body)
 
 
-def ingest(hub: HubProcess, who: str, gateway: str, key: str, values: list[float],
-           first_seq: int) -> dict[str, Any]:
+def ingest(
+    hub: HubProcess, who: str, gateway: str, key: str, values: list[float], first_seq: int
+) -> dict[str, Any]:
     readings = [WireReading(first_seq + i, key, T0 + i, v) for i, v in enumerate(values)]
     r = post(hub, who, encode_batch(Batch(gateway_id=gateway, readings=readings)))
     assert r.status_code == 200, r.text

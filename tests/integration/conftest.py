@@ -16,7 +16,9 @@ from devtools.stack import Agent, Broker, Hub, mosquitto_path
 pytestmark = pytest.mark.integration
 
 if mosquitto_path() is None:  # pragma: no cover - CI installs it (.ci/run)
-    pytest.fail("mosquitto is required for the integration tests: apt-get install mosquitto", pytrace=False)
+    pytest.fail(
+        "mosquitto is required for the integration tests: apt-get install mosquitto", pytrace=False
+    )
 
 
 @dataclass
@@ -41,7 +43,9 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
         token = hub.add_gateway("gw-01", "plant-1")
         hub.start()
         started.append(hub)
-        agent = Agent(tmp_path, gateway_id="gw-01", mqtt_port=broker.port, hub_url=hub.url, token=token)
+        agent = Agent(
+            tmp_path, gateway_id="gw-01", mqtt_port=broker.port, hub_url=hub.url, token=token
+        )
         started.append(agent)
         agent.start()
         s = Stack(tmp_path, broker, hub, agent, token)
@@ -66,11 +70,15 @@ class Publisher:
     """A plain paho MQTT client at QoS 1, as a sensor gateway's PLC bridge would be."""
 
     def __init__(self, port: int) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{time.monotonic_ns()}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{time.monotonic_ns()}"
+        )
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
-    def publish(self, topic: str, payload: bytes | str | float | dict[str, object] | list[object]) -> None:
+    def publish(
+        self, topic: str, payload: bytes | str | float | dict[str, object] | list[object]
+    ) -> None:
         if isinstance(payload, dict | list):
             payload = json.dumps(payload)
         info = self.client.publish(topic, payload, qos=1)

@@ -47,7 +47,9 @@ def test_every_payload_form_arrives_exactly(stack: Stack, publisher: Publisher) 
     wait_for("backlog 0", lambda: stack.agent.status()["backlog"] == 0, timeout=10)
 
 
-def test_bad_payloads_go_to_dead_letters_and_nothing_else(stack: Stack, publisher: Publisher) -> None:
+def test_bad_payloads_go_to_dead_letters_and_nothing_else(
+    stack: Stack, publisher: Publisher
+) -> None:
     bad = [
         ("factory/l1/press/temp", b"{not json"),
         ("factory/l1/press/temp", b"NaN"),
@@ -67,7 +69,9 @@ def test_bad_payloads_go_to_dead_letters_and_nothing_else(stack: Stack, publishe
 def test_same_batch_posted_twice_is_stored_once(stack: Stack) -> None:
     batch = Batch(
         gateway_id="gw-01",
-        readings=[WireReading(10_000_000 + i, "lx/mx/sx", 1000.0 + i, float(i), None) for i in range(50)],
+        readings=[
+            WireReading(10_000_000 + i, "lx/mx/sx", 1000.0 + i, float(i), None) for i in range(50)
+        ],
     )
     headers = {
         "Authorization": f"Bearer {stack.gateway_token}",
