@@ -26,13 +26,15 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import msgspec
 import sqlite_utils
+
+import threshold_checker as tc
 
 WhenFull = Literal["drop_oldest", "drop_newest", "block"]
 
@@ -68,6 +70,34 @@ class Row(NamedTuple):
     unit: str | None
 
 
+class AlertRow(NamedTuple):
+    """An alert as stored in the ``alerts`` outbox, with the event that last changed it."""
+
+    id: int
+    key: str
+    rule: str
+    breach_type: str
+    severity: str
+    threshold_value: float
+    value: float
+    opened_at: float
+    closed_at: float | None
+    reading_seq: int | None  # the reading that opened it
+    version: int  # bumped by every change; synced when the hub has acked this version
+    event: str = ""  # "open" | "update" | "close": what just happened (not stored)
+    ts: float = 0.0  # time of the reading behind that event (not stored)
+
+
+_ALERT_COLS = (
+    "id, key, rule, breach_type, severity, threshold_value, value, opened_at, closed_at,"
+    " reading_seq, version"
+)
+
+# Called inside append()'s transaction with the seq of each reading (None: not stored) and the
+# readings; returns the alert events they cause (see agent.rules.Alerting.derive).
+DeriveAlerts = Callable[[Sequence[int | None], Sequence[Reading]], Sequence[tc.AlertEvent]]
+
+
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     stored: int
@@ -75,6 +105,8 @@ class AppendResult:
     # True only with when_full="block": nothing was written, the caller must not ack the
     # messages and should retry once the sync has freed space.
     full: bool = False
+    # Alerts opened/updated/closed by these readings, committed with them.
+    alerts: tuple[AlertRow, ...] = ()
 
 
 def _last_sync(state: dict[str, str]) -> dict[str, Any] | None:
@@ -154,6 +186,27 @@ class Buffer:
             if_not_exists=True,
         )
         db.table("state").create({"k": str, "v": str}, pk="k", if_not_exists=True)
+        # The alert outbox. An alert is sent when it opens and again when it changes or closes
+        # (the hub upserts on (gateway_id, id)): a row is unsynced while version >
+        # synced_version, and deleted once it is closed and synced. AUTOINCREMENT: an id is
+        # never reused, even after its row is gone.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS alerts ("
+            " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " key TEXT NOT NULL, rule TEXT NOT NULL, breach_type TEXT NOT NULL,"
+            " severity TEXT NOT NULL, threshold_value REAL NOT NULL, value REAL NOT NULL,"
+            " opened_at REAL NOT NULL, closed_at REAL, reading_seq INTEGER,"
+            " version INTEGER NOT NULL DEFAULT 1, synced_version INTEGER NOT NULL DEFAULT 0)"
+        )
+        # At most one open alert per sensor and rule; also the lookup for updates and closes.
+        self._db.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(key, rule)"
+            " WHERE closed_at IS NULL"
+        )
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS alerts_unsynced ON alerts(id)"
+            " WHERE version > synced_version"
+        )
 
     # -- small helpers -----------------------------------------------------------------------
 
@@ -165,6 +218,10 @@ class Buffer:
             "INSERT INTO state(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
             [(k, str(v)) for k, v in items.items()],
         )
+
+    def state(self) -> dict[str, str]:
+        """Every key of the state table (also the persisted hub rules, see agent.rules)."""
+        return self._state()
 
     def set_state(self, **items: object) -> None:
         """Write state keys in their own transaction (mqtt flags, last sync)."""
@@ -225,9 +282,17 @@ class Buffer:
         return self._dead_total
 
     def append(
-        self, readings: Sequence[Reading], dead_letters: Sequence[DeadLetter] = ()
+        self,
+        readings: Sequence[Reading],
+        dead_letters: Sequence[DeadLetter] = (),
+        *,
+        derive_alerts: DeriveAlerts | None = None,
     ) -> AppendResult:
-        """Store readings and dead letters in ONE transaction; returns after COMMIT."""
+        """Store readings and dead letters in ONE transaction; returns after COMMIT.
+
+        ``derive_alerts`` runs inside that transaction once the readings have their seqs; the
+        alert events it returns are stored in the same transaction (readings and the alerts
+        they raised commit together or not at all)."""
         accept = len(readings)
         if readings and self.when_full != "drop_oldest":
             room = self.max_bytes - self.used_bytes()
@@ -253,6 +318,13 @@ class Buffer:
                     "INSERT INTO readings(key, ts, value, unit, received_at) VALUES (?,?,?,?,?)",
                     readings[:accept] if refused else readings,
                 )
+            alerts: list[AlertRow] = []
+            if derive_alerts is not None and readings:
+                seqs: list[int | None] = [None] * len(readings)
+                if accept:
+                    last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
+                    seqs[:accept] = range(last - accept + 1, last + 1)
+                alerts = self._store_alert_events(derive_alerts(seqs, readings))
             if dead_letters:
                 self._db.executemany(
                     "INSERT INTO dead_letters(topic, payload, reason, received_at)"
@@ -278,7 +350,9 @@ class Buffer:
         self._dead_total += len(dead_letters)
         self._dead_rows = min(self._dead_rows + len(dead_letters), self.max_dead_letters)
         self.maybe_checkpoint()
-        return AppendResult(stored=accept - evicted, dropped=refused + evicted)
+        return AppendResult(
+            stored=accept - evicted, dropped=refused + evicted, alerts=tuple(alerts)
+        )
 
     def _evict_oldest(self, backlog: int, incoming: float = 0.0) -> int:
         """Inside the append transaction: delete the oldest unsynced rows until under budget.
@@ -383,6 +457,96 @@ class Buffer:
         self._dead_rows = min(self._dead_rows + len(found), self.max_dead_letters)
         return len(found)
 
+    # -- alerts ------------------------------------------------------------------------------
+
+    def _store_alert_events(self, events: Sequence[tc.AlertEvent]) -> list[AlertRow]:
+        """Inside a transaction: apply alert lifecycle events to the outbox."""
+        out: list[AlertRow] = []
+        for ev in events:
+            closed_at = ev.ts if ev.kind == "close" else None
+            row = None
+            if ev.kind != "open":
+                row = self._db.execute(
+                    "UPDATE alerts SET severity = ?, value = ?, closed_at = ?,"
+                    " version = version + 1 WHERE key = ? AND rule = ? AND closed_at IS NULL"
+                    f" RETURNING {_ALERT_COLS}",
+                    (ev.severity, ev.value, closed_at, ev.key, ev.rule),
+                ).fetchone()
+            else:
+                # Never two open alerts for one sensor and rule: close a stray one first.
+                self._db.execute(
+                    "UPDATE alerts SET closed_at = ?, version = version + 1"
+                    " WHERE key = ? AND rule = ? AND closed_at IS NULL",
+                    (ev.ts, ev.key, ev.rule),
+                )
+            if row is None:  # an open, or an update/close whose open row is gone
+                row = self._db.execute(
+                    "INSERT INTO alerts(key, rule, breach_type, severity, threshold_value,"
+                    " value, opened_at, closed_at, reading_seq) VALUES (?,?,?,?,?,?,?,?,?)"
+                    f" RETURNING {_ALERT_COLS}",
+                    (ev.key, ev.rule, ev.breach_type, ev.severity, ev.threshold_value,
+                     ev.value, ev.opened_at, closed_at, ev.opened_seq),
+                ).fetchone()
+            out.append(AlertRow(*row)._replace(event=ev.kind, ts=ev.ts))
+        return out
+
+    def store_alert_events(self, events: Sequence[tc.AlertEvent]) -> list[AlertRow]:
+        """Apply alert events in their own transaction (e.g. closes after a rule change)."""
+        if not events:
+            return []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self._store_alert_events(events)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return rows
+
+    def open_alerts(self) -> list[AlertRow]:
+        """Alerts not closed yet (to restore the rule engine after a restart)."""
+        return [
+            AlertRow(*r)
+            for r in self._db.execute(
+                f"SELECT {_ALERT_COLS} FROM alerts WHERE closed_at IS NULL ORDER BY id"
+            )
+        ]
+
+    def claim_alerts(self, limit: int) -> list[AlertRow]:
+        """Alerts the hub has not acked in their current version, oldest first."""
+        return [
+            AlertRow(*r)
+            for r in self._db.execute(
+                f"SELECT {_ALERT_COLS} FROM alerts WHERE version > synced_version"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def ack_alerts(self, sent: Iterable[tuple[int, int]]) -> None:
+        """Mark ``(id, version)`` pairs as synced; drop closed alerts the hub has in full.
+        An alert that changed since it was sent stays unsynced (its version moved on)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "UPDATE alerts SET synced_version = max(synced_version, ?) WHERE id = ?",
+                [(version, alert_id) for alert_id, version in sent],
+            )
+            self._db.execute(
+                "DELETE FROM alerts WHERE closed_at IS NOT NULL AND synced_version >= version"
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def alerts_pending(self) -> int:
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM alerts WHERE version > synced_version"
+            ).fetchone()[0]
+        )
+
     def make_durable(self) -> None:
         """fsync the WAL, so every committed seq survives a power cut before the hub sees it."""
         with contextlib.suppress(FileNotFoundError):
@@ -428,8 +592,20 @@ def _stats(
         )
     except FileNotFoundError:
         size = 0
+    try:
+        open_alerts, unsynced_alerts = db.execute(
+            "SELECT count(*) FILTER (WHERE closed_at IS NULL),"
+            " count(*) FILTER (WHERE version > synced_version) FROM alerts"
+        ).fetchone()
+    except sqlite3.OperationalError:  # a buffer from before alerts existed
+        open_alerts, unsynced_alerts = 0, 0
     return {
         "backlog": backlog,
+        "alerts": {
+            "open": int(open_alerts),
+            "unsynced": int(unsynced_alerts),
+            "rules_version": int(state.get("rules_version", "0")),
+        },
         "oldest_unsynced_age_s": None
         if oldest is None
         else round(max(0.0, time.time() - float(oldest[0])), 3),

@@ -23,6 +23,7 @@ import structlog
 
 from agent.buffer import AppendResult, Buffer, DeadLetter, Reading
 from agent.config import AgentConfig
+from agent.rules import Alerting
 from shared.payload import PayloadError, parse_payload
 from shared.topics import TopicError, TopicTemplate
 
@@ -74,6 +75,7 @@ class Ingest:
         new_data: asyncio.Event | None = None,
         space_freed: asyncio.Event | None = None,
         on_subscribed: Callable[[], None] | None = None,
+        alerting: Alerting | None = None,
     ) -> None:
         self.cfg = cfg
         self.buffer = buffer
@@ -81,6 +83,8 @@ class Ingest:
         self.new_data = new_data or asyncio.Event()
         self.space_freed = space_freed or asyncio.Event()
         self.on_subscribed = on_subscribed
+        self.alerting = alerting
+        self._derive = alerting.derive if alerting is not None else None
         self.committed_messages = 0
         self.subscribed = asyncio.Event()
 
@@ -124,6 +128,8 @@ class Ingest:
                     retry_in_s=round(delay, 2),
                 )
             finally:
+                if self.alerting is not None:
+                    self.alerting.publisher = None
                 if self.subscribed.is_set():
                     self.subscribed.clear()
                     self._set_connected(False)
@@ -140,6 +146,18 @@ class Ingest:
         if failed:
             raise aiomqtt.MqttError(f"broker refused subscription to {failed}")
         self._set_connected(True)
+        if self.alerting is not None:
+            a = self.cfg.alerts
+            paho = client._client
+
+            # paho directly: queued at once, PUBACK handled by paho; aiomqtt's publish()
+            # would make ingest wait a round trip per alert.
+            def publish(topic: str, body: bytes) -> None:
+                info = paho.publish(topic, body, a.qos, a.retain)
+                if info.rc != 0:
+                    raise aiomqtt.MqttError(f"publish failed (rc={info.rc})")
+
+            self.alerting.publisher = publish
         self.subscribed.set()
         log.info("subscribed", topics=",".join(topics), qos=1, client_id=self.cfg.client_id)
         if self.on_subscribed is not None:
@@ -240,7 +258,7 @@ class Ingest:
         """Commit the batch, then ack it. False when stopped while the buffer stayed full
         (nothing acked: the broker keeps those messages for the next start)."""
         readings, dead = self._parse(batch)
-        result = self.buffer.append(readings, dead)
+        result = self._append(readings, dead)
         warned = False
         while result.full:
             if not warned:
@@ -254,11 +272,18 @@ class Ingest:
                 await asyncio.wait_for(self._space_or_stop(stopping), 1.0)
             if stopping.is_set():
                 return False
-            result = self.buffer.append(readings, dead)
+            result = self._append(readings, dead)
         # No await between COMMIT (inside append) and here: see the module docstring.
         self._ack(client, batch)
+        if result.alerts and self.alerting is not None:
+            self.alerting.publish(result.alerts)
         self._after_commit(result, len(batch), len(dead))
         return True
+
+    def _append(self, readings: list[Reading], dead: list[DeadLetter]) -> AppendResult:
+        if self._derive is None:
+            return self.buffer.append(readings, dead)
+        return self.buffer.append(readings, dead, derive_alerts=self._derive)
 
     async def _space_or_stop(self, stopping: asyncio.Event) -> None:
         waiters = [asyncio.ensure_future(self.space_freed.wait()),

@@ -19,6 +19,7 @@ import structlog
 from agent.buffer import Buffer
 from agent.config import AgentConfig
 from agent.ingest import Ingest
+from agent.rules import Alerting, Rules, RulesSync, wire_alert
 from agent.sync import Syncer
 
 log = structlog.get_logger("agent.service")
@@ -69,15 +70,22 @@ async def run(cfg: AgentConfig, stopping: asyncio.Event | None = None) -> int:
         if not ready_sent:
             ready_sent = sd_notify("READY=1\nSTATUS=subscribed")
 
+    # The last rules the hub sent (persisted) are in force before the hub is asked again.
+    rules = Rules(cfg, buffer)
+    alerting = Alerting(cfg, buffer, rules)
+    rules_sync = RulesSync(cfg, rules, alerting)
     ingest = Ingest(
-        cfg, buffer, new_data=new_data, space_freed=space_freed, on_subscribed=on_subscribed
+        cfg, buffer, new_data=new_data, space_freed=space_freed, on_subscribed=on_subscribed,
+        alerting=alerting,
     )
-    syncer = Syncer(cfg, buffer, wake=new_data, space_freed=space_freed)
+    syncer = Syncer(cfg, buffer, wake=new_data, space_freed=space_freed,
+                    on_config_version=rules_sync.on_config_version, wire_alert=wire_alert)
     try:
         async with asyncio.TaskGroup() as tg:
             ingest_task = tg.create_task(ingest.run(stopping), name="ingest")
             sync_task = tg.create_task(syncer.run(stopping), name="sync")
-            tg.create_task(_bounded_shutdown(stopping, [ingest_task, sync_task],
+            rules_task = tg.create_task(rules_sync.run(stopping), name="rules")
+            tg.create_task(_bounded_shutdown(stopping, [ingest_task, sync_task, rules_task],
                                              cfg.shutdown_timeout_s))
     finally:
         sd_notify("STOPPING=1")

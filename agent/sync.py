@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import enum
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,10 +26,10 @@ import msgspec
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
-from agent.buffer import Buffer, Row
+from agent.buffer import AlertRow, Buffer, Row
 from agent.config import AgentConfig
 from shared import __version__
-from shared.wire import Batch, WireReading, decode_response, encode_batch
+from shared.wire import Batch, WireAlert, WireReading, decode_response, encode_batch
 
 log = structlog.get_logger("agent.sync")
 
@@ -53,8 +54,14 @@ class Syncer:
         wake: asyncio.Event | None = None,
         space_freed: asyncio.Event | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        on_config_version: Callable[[int], None] | None = None,
+        wire_alert: Callable[[AlertRow], WireAlert] | None = None,
     ) -> None:
         self.cfg = cfg
+        # Told the hub's rules version from every 2xx answer (agent.rules.RulesSync).
+        self.on_config_version = on_config_version
+        # Unsynced alerts ride along in every batch when set (agent.rules.wire_alert).
+        self.wire_alert = wire_alert
         self.buffer = buffer
         self.wake = wake or asyncio.Event()
         self.space_freed = space_freed or asyncio.Event()
@@ -103,10 +110,12 @@ class Syncer:
     async def _sleep(self, seconds: float) -> None:
         await self._wait(seconds, wake_on_data=False)
 
-    def _batch(self, rows: list[Row]) -> Batch:
+    def _batch(self, rows: list[Row], alerts: list[AlertRow] | None = None) -> Batch:
+        wire = self.wire_alert
         return Batch(
             gateway_id=self.cfg.gateway_id,
             readings=[WireReading(r.seq, r.key, r.ts, r.value, r.unit) for r in rows],
+            alerts=[wire(a) for a in alerts] if alerts and wire is not None else [],
             sent_at=time.time(),
             backlog=max(0, self.buffer.backlog - len(rows)),
             dropped=self.buffer.dropped,
@@ -146,9 +155,14 @@ class Syncer:
     async def sync_once(self, http: httpx.AsyncClient) -> Outcome:
         """Send one batch, retrying transient failures until it is answered or we stop."""
         rows = self.buffer.claim(self.limit, self.cfg.hub.batch_max_bytes)
-        if not rows:
+        alerts = (
+            self.buffer.claim_alerts(self.cfg.alerts.batch_max)
+            if self.wire_alert is not None
+            else []
+        )
+        if not rows and not alerts:
             return Outcome.IDLE
-        body = encode_batch(self._batch(rows), compress=self.cfg.hub.gzip)
+        body = encode_batch(self._batch(rows, alerts), compress=self.cfg.hub.gzip)
         # Every seq in this batch must survive a power cut before the hub may store it, or a
         # rolled-back buffer could hand the same seq to a different reading (see buffer.py).
         await asyncio.to_thread(self.buffer.make_durable)
@@ -170,13 +184,18 @@ class Syncer:
         except _Retryable as exc:
             self._record(f"error: {exc}")
             return Outcome.STOPPED
-        return self._handle(resp, rows)
+        return self._handle(resp, rows, alerts)
 
-    def _handle(self, resp: httpx.Response, rows: list[Row]) -> Outcome:
+    def _handle(
+        self, resp: httpx.Response, rows: list[Row], alerts: list[AlertRow] | None = None
+    ) -> Outcome:
         status = resp.status_code
+        alerts = alerts or []
         if 200 <= status < 300:
             seqs = [r.seq for r in rows]
             self.buffer.ack(seqs)
+            if alerts:
+                self.buffer.ack_alerts([(a.id, a.version) for a in alerts])
             self.space_freed.set()
             accepted, duplicates = len(rows), 0
             try:
@@ -185,6 +204,9 @@ class Syncer:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 # The hub stored the batch (2xx); an answer we cannot read changes nothing.
                 log.warning("hub answered 2xx with an unexpected body", error=str(exc))
+            else:
+                if self.on_config_version is not None:
+                    self.on_config_version(result.config_version)
             self._record("ok", accepted, duplicates)
             log.debug("synced", readings=len(rows), accepted=accepted, duplicates=duplicates,
                       backlog=self.buffer.backlog)
@@ -192,6 +214,15 @@ class Syncer:
         message = _error_message(resp)
         if status == 422:
             reasons = _rejected_seqs(resp, {r.seq for r in rows})
+            bad_alerts = _rejected_alerts(resp, {a.id: a.version for a in alerts})
+            if bad_alerts:
+                # An alert the hub can never take must not hold the readings back: give it up
+                # (it stays in the log) and send the rest again at once.
+                self.buffer.ack_alerts(bad_alerts)
+                log.error("hub rejected alerts; not sending them again",
+                          ids=",".join(str(i) for i, _ in bad_alerts), error=message)
+                if not reasons:
+                    return Outcome.SENT
             if reasons:
                 moved = self.buffer.reject(reasons)
                 self._record(f"error: HTTP 422: {moved} reading(s) rejected, moved to dead letters")
@@ -224,6 +255,15 @@ def _error_message(resp: httpx.Response) -> str:
     msg = err.get("message") or resp.text[:200] or resp.reason_phrase
     code = err.get("code")
     return f"{code}: {msg}" if code else str(msg)
+
+
+def _rejected_alerts(resp: httpx.Response, sent: dict[int, int]) -> list[tuple[int, int]]:
+    """(id, version) of each alert a 422's details name (``alert_id``)."""
+    details = _error_body(resp).get("details")
+    if not isinstance(details, list):
+        return []
+    ids = {d.get("alert_id") for d in details if isinstance(d, dict)}
+    return [(i, v) for i, v in sent.items() if i in ids]
 
 
 def _rejected_seqs(resp: httpx.Response, sent: set[int]) -> dict[int, str]:

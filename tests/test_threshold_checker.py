@@ -361,3 +361,233 @@ def test_alerts_are_outside_the_band(
         outside = (lo is not None and v < lo) or (hi is not None and v > hi)
         if outside:
             assert rid in flagged
+
+
+# --- RuleEngine: stateful alerting vs a plain-Python reference -----------------------------
+
+from threshold_checker import AlertEvent, Rule, RuleEngine  # noqa: E402
+
+
+def ref_severity(value: float, thr: float, lo: float | None, hi: float | None) -> str:
+    excess = abs(value - thr) / ref_scale(thr, lo, hi)
+    return "critical" if excess >= 0.2 else "high" if excess >= 0.1 else "medium"
+
+
+class RefEngine:
+    """The README's rules, written plainly: one sensor, one rule."""
+
+    def __init__(self, lo: float | None, hi: float | None, deadband: float, clear: int,
+                 max_rate: float | None) -> None:
+        self.lo, self.hi, self.db, self.clear, self.max_rate = lo, hi, deadband, clear, max_rate
+        self.open: dict[str, Any] | None = None
+        self.run = 0
+        self.rate_open: dict[str, Any] | None = None
+        self.rate_run = 0
+        self.last: tuple[float, float] | None = None
+
+    def _sev(self, v: float, thr: float) -> str:
+        return ref_severity(v, thr, self.lo, self.hi)
+
+    def step(self, seq: int, ts: float, v: float) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        if math.isnan(v):
+            return out
+
+        def ev(kind: str, a: dict[str, Any]) -> None:
+            out.append((kind, a["breach"], a["sev"], a["thr"], a["value"], ts, a["opened_at"], seq))
+
+        breach = None
+        if self.hi is not None and v > self.hi:
+            breach = ("above_maximum", self.hi)
+        elif self.lo is not None and v < self.lo:
+            breach = ("below_minimum", self.lo)
+        if breach is not None:
+            self.run = 0
+            if self.open is not None and self.open["breach"] == breach[0]:
+                a = self.open
+                worse = v > a["value"] if breach[0] == "above_maximum" else v < a["value"]
+                if worse:
+                    a["value"] = v
+                    sev = self._sev(v, a["thr"])
+                    order = ["medium", "high", "critical"]
+                    if order.index(sev) > order.index(a["sev"]):
+                        a["sev"] = sev
+                        ev("update", a)
+            else:
+                if self.open is not None:
+                    ev("close", self.open)
+                self.open = {"breach": breach[0], "thr": breach[1], "value": v,
+                             "sev": self._sev(v, breach[1]), "opened_at": ts}
+                ev("open", self.open)
+        elif self.open is not None:
+            clear = (self.lo is None or v >= self.lo + self.db) and (
+                self.hi is None or v <= self.hi - self.db)
+            self.run = self.run + 1 if clear else 0
+            if self.run >= self.clear:
+                ev("close", self.open)
+                self.open, self.run = None, 0
+        if self.max_rate is not None and self.last is not None and ts > self.last[0]:
+            rate = abs((v - self.last[1]) / (ts - self.last[0]))
+            mr = self.max_rate
+            sev = ref_severity(rate, mr, mr, None)  # scale = |max_rate|
+            if rate > mr:
+                self.rate_run = 0
+                if self.rate_open is None:
+                    self.rate_open = {"breach": "rate_of_change", "thr": mr, "value": rate,
+                                      "sev": sev, "opened_at": ts}
+                    ev("open", self.rate_open)
+                elif rate > self.rate_open["value"]:
+                    self.rate_open["value"] = rate
+                    order = ["medium", "high", "critical"]
+                    if order.index(sev) > order.index(self.rate_open["sev"]):
+                        self.rate_open["sev"] = sev
+                        ev("update", self.rate_open)
+            elif self.rate_open is not None:
+                self.rate_run += 1
+                if self.rate_run >= self.clear:
+                    ev("close", self.rate_open)
+                    self.rate_open, self.rate_run = None, 0
+        if self.last is None or ts > self.last[0]:
+            self.last = (ts, v)
+        return out
+
+
+def ev_tuple(e: AlertEvent) -> tuple[Any, ...]:
+    return (e.kind, e.breach_type, e.severity, e.threshold_value, e.value, e.ts, e.opened_at,
+            e.reading_seq)
+
+
+def test_engine_one_excursion_one_alert() -> None:
+    eng = RuleEngine({"l1/m1/temp": Rule(min=15.0, max=85.0, deadband=2.0, clear_count=3)})
+    values = [50.0] * 3 + [90.0] * 10 + [50.0] * 5
+    events = eng.process([(i + 1, "l1/m1/temp", float(i), v) for i, v in enumerate(values)])
+    assert [e.kind for e in events] == ["open", "close"]
+    opened, closed = events
+    assert (opened.reading_seq, opened.opened_seq, closed.reading_seq) == (4, 4, 16)
+    assert (closed.rule, closed.breach_type, closed.value) == ("threshold", "above_maximum", 90.0)
+    assert closed.opened_at == 3.0 and closed.ts == 15.0
+    assert eng.open_alerts() == []
+    assert events[0].to_dict()["kind"] == "open"
+    assert "AlertEvent(kind='open'" in repr(events[0])
+
+
+def test_engine_rate_and_patterns_and_unruled_sensors() -> None:
+    eng = RuleEngine({"+/+/pressure": Rule(max_rate=1.0), "l1/m1/pressure": Rule(max=10.0)})
+    assert len(eng) == 2 and eng.rule_for("l2/m9/pressure") == Rule(max_rate=1.0)
+    assert eng.rule_for("l1/m1/temp") is None
+    events = eng.process([(1, "l2/m9/pressure", 0.0, 0.0), (2, "l2/m9/pressure", 1.0, 5.0),
+                          (None, "l1/m1/temp", 1.0, 1e9)])
+    assert [(e.kind, e.rule, e.value, e.threshold_value, e.severity) for e in events] == [
+        ("open", "rate_of_change", 5.0, 1.0, "critical")]
+
+
+def test_engine_restore_and_rule_changes() -> None:
+    rules = {"l/m/a": Rule(max=10.0, clear_count=2)}
+    eng = RuleEngine(rules)
+    eng.process([(1, "l/m/a", 0.0, 11.0)])
+    saved = eng.open_alerts()
+    fresh = RuleEngine(rules)
+    fresh.restore(saved)
+    assert fresh.open_alerts() == saved
+    assert fresh.process([(2, "l/m/a", 1.0, 10.5)]) == []  # same excursion
+    closed = fresh.set_rules({})
+    assert [(e.kind, e.ts, e.reading_seq, e.opened_seq) for e in closed] == [
+        ("close", 1.0, None, 1)]
+    # rebuilt from stored fields, as the agent does after a restart
+    ev = AlertEvent(kind="open", key="l/m/a", breach_type="above_maximum", severity="high",
+                    threshold_value=10.0, value=11.5, ts=5.0, opened_at=5.0, opened_seq=7)
+    eng = RuleEngine(rules)
+    eng.restore([ev])
+    [close] = eng.process([(8, "l/m/a", 6.0, 1.0), (9, "l/m/a", 7.0, 1.0)])
+    assert (close.kind, close.opened_seq, close.value, close.severity) == ("close", 7, 11.5, "high")
+
+
+def test_engine_bad_input_raises_never_panics() -> None:
+    eng = RuleEngine({"l/m/a": Rule(max=1.0)})
+    with pytest.raises(TypeError):
+        eng.process([(1, "l/m/a", 1.0)])
+    with pytest.raises(TypeError):
+        eng.process([("x", "l/m/a", 1.0, 1.0)])
+    with pytest.raises(TypeError):
+        eng.process([(1, 5, 1.0, 1.0)])
+    with pytest.raises(TypeError):
+        eng.process([(1, "l/m/a", "now", 1.0)])
+    with pytest.raises(ValueError):
+        eng.process([(2**70, "l/m/a", 1.0, 1.0)])
+    with pytest.raises(TypeError):
+        eng.process(5)  # type: ignore[arg-type]
+    # validation happens before any state changes
+    with pytest.raises(TypeError):
+        eng.process([(1, "l/m/a", 0.0, 5.0), (2, "l/m/a", 1.0, None)])
+    assert eng.open_alerts() == []
+    for kwargs in [dict(min=2.0, max=1.0), dict(deadband=-1.0), dict(deadband=math.nan),
+                   dict(clear_count=0), dict(clear_count=2**70), dict(max_rate=0.0),
+                   dict(max_rate=math.inf), dict(min=0.0, max=1.0, deadband=0.6),
+                   dict(min=math.nan)]:
+        with pytest.raises(ValueError):
+            Rule(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Rule(clear_count="3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="line/machine/sensor"):
+        eng.set_rules({"l/m": Rule()})
+    with pytest.raises(TypeError):
+        eng.set_rules({"l/m/a": (0.0, 1.0)})  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        eng.set_rules([("l/m/a", Rule())])  # type: ignore[arg-type]
+    assert eng.rules() == {"l/m/a": Rule(max=1.0)}  # unchanged after the errors
+    with pytest.raises(ValueError):
+        AlertEvent(kind="opened", key="l/m/a",  # type: ignore[arg-type]
+                   breach_type="above_maximum", severity="high",
+                   threshold_value=1.0, value=2.0, ts=0.0, opened_at=0.0)
+    with pytest.raises(ValueError):
+        AlertEvent(kind="open", key="l/m/a", breach_type="above_maximum", severity="high",
+                   threshold_value=1.0, value=2.0, ts=0.0, opened_at=0.0,
+                   rule="rate_of_change")
+    with pytest.raises(TypeError):
+        eng.restore([1])  # type: ignore[list-item]
+
+
+def test_rule_value_semantics() -> None:
+    r = Rule(1.0, 2.0, 0.25, 3, 4.0)
+    assert pickle.loads(pickle.dumps(r)) == r and hash(r) == hash(Rule(1.0, 2.0, 0.25, 3, 4.0))
+    assert r.to_dict() == {"min": 1.0, "max": 2.0, "deadband": 0.25, "clear_count": 3,
+                           "max_rate": 4.0}
+    assert repr(Rule()) == "Rule(min=None, max=None, deadband=0.0, clear_count=1, max_rate=None)"
+
+
+_vals = st.one_of(st.floats(min_value=-200, max_value=200), st.just(math.nan))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lo=st.one_of(st.none(), st.floats(-100, 0)),
+    hi=st.one_of(st.none(), st.floats(0, 100)),
+    deadband=st.floats(0, 10),
+    clear=st.integers(1, 4),
+    max_rate=st.one_of(st.none(), st.floats(0.5, 50)),
+    steps=st.lists(st.tuples(st.floats(-1, 5), _vals), max_size=60),
+    split=st.integers(0, 60),
+)
+def test_engine_matches_reference(
+    lo: float | None, hi: float | None, deadband: float, clear: int, max_rate: float | None,
+    steps: list[tuple[float, float]], split: int,
+) -> None:
+    if lo is not None and hi is not None and lo + deadband > hi - deadband:
+        with pytest.raises(ValueError):
+            Rule(lo, hi, deadband, clear, max_rate)
+        return
+    ref = RefEngine(lo, hi, deadband, clear, max_rate)
+    eng = RuleEngine({"l/m/s": Rule(lo, hi, deadband, clear, max_rate), "l/m/other": Rule(max=0)})
+    ts = 0.0
+    readings = []
+    expected: list[tuple[Any, ...]] = []
+    for i, (dt, v) in enumerate(steps):
+        ts += dt  # dt may be <= 0: out-of-order timestamps
+        readings.append((i + 1, "l/m/s", ts, v))
+        expected.extend(ref.step(i + 1, ts, v))
+    # in one call or two: the same events (state carries over between calls)
+    got = eng.process(readings[:split]) + eng.process(readings[split:])
+    assert [ev_tuple(e) for e in got] == expected
+    opened = sum(1 for e in got if e.kind == "open")
+    closed = sum(1 for e in got if e.kind == "close")
+    assert opened - closed == len(eng.open_alerts())

@@ -1,4 +1,5 @@
-"""Threshold (min/max) checks with a severity, implemented in Rust (crates/threshold-checker).
+"""Threshold (min/max) checks with a severity, and stateful alert rules (``RuleEngine``),
+implemented in Rust (crates/threshold-checker).
 
 The native code is the extension module ``threshold_checker._native``; this package
 re-exports its API. See ``__init__.pyi`` for the rules and the severity formula.
@@ -8,6 +9,9 @@ from threshold_checker._native import (
     CRITICAL_RATIO,
     HIGH_RATIO,
     Alert,
+    AlertEvent,
+    Rule,
+    RuleEngine,
     __version__,
     check_array,
     check_batch,
@@ -18,6 +22,9 @@ __all__ = [
     "CRITICAL_RATIO",
     "HIGH_RATIO",
     "Alert",
+    "AlertEvent",
+    "Rule",
+    "RuleEngine",
     "__version__",
     "check_array",
     "check_batch",

@@ -18,6 +18,23 @@ Severity, from how far past the threshold the value is, relative to the threshol
     excess >= CRITICAL_RATIO (0.20) -> "critical"
     excess >= HIGH_RATIO     (0.10) -> "high"
     otherwise                       -> "medium"
+
+Stateful alerting (``RuleEngine``): one alert per excursion instead of one per reading.
+
+* Threshold rule: an alert opens when a reading breaches ``max``/``min`` (as above) and
+  closes after ``clear_count`` *consecutive* readings inside the clear band
+  ``[min + deadband, max - deadband]``; a reading between the clear band and the threshold
+  (the hysteresis zone) or a new breach resets the count. While open the alert keeps its
+  worst value and severity; an ``"update"`` event is emitted when the severity escalates.
+  A breach of the other side closes the alert and opens a new one.
+* Rate-of-change rule: ``rate = abs(value - prev_value) / (ts - prev_ts)`` against the
+  sensor's newest earlier reading (readings with ``ts <= prev_ts`` are ignored by this rule);
+  opens when ``rate > max_rate`` (``breach_type="rate_of_change"``,
+  ``threshold_value=max_rate``, ``value`` the worst rate, severity with ``max_rate`` as the
+  threshold), closes after ``clear_count`` consecutive rates ``<= max_rate``.
+* NaN values are ignored. Sensors without a rule are skipped. Rule keys are sensor keys
+  ``line/machine/sensor`` or patterns with ``+`` for a whole level; an exact key wins, then the
+  pattern with the fewest ``+`` (ties: the smallest pattern string).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +44,9 @@ __all__ = [
     "CRITICAL_RATIO",
     "HIGH_RATIO",
     "Alert",
+    "AlertEvent",
+    "Rule",
+    "RuleEngine",
     "__version__",
     "check_array",
     "check_batch",
@@ -38,10 +58,14 @@ HIGH_RATIO: Final[float]
 CRITICAL_RATIO: Final[float]
 
 _BreachType: TypeAlias = Literal["above_maximum", "below_minimum"]
+_AlertBreach: TypeAlias = Literal["above_maximum", "below_minimum", "rate_of_change"]
+_RuleKind: TypeAlias = Literal["threshold", "rate_of_change"]
+_EventKind: TypeAlias = Literal["open", "update", "close"]
 _Severity: TypeAlias = Literal["medium", "high", "critical"]
 
 _Reading = tuple[SupportsIndex, SupportsFloat] | Sequence[SupportsIndex | SupportsFloat]
 _SensorReading = tuple[SupportsIndex, str, SupportsFloat] | Sequence[Any]
+_EngineReading = tuple[SupportsIndex | None, str, SupportsFloat, SupportsFloat] | Sequence[Any]
 
 @final
 class Alert:
@@ -107,3 +131,127 @@ def check_batch(
     ``(min_threshold, max_threshold)``. Readings of sensors without an entry are skipped.
     All threshold pairs are validated before any reading is checked.
     """
+
+@final
+class Rule:
+    """An alert rule for one sensor (or a ``+`` pattern). Immutable, comparable, hashable.
+
+    ``min``/``max``: ``None`` or finite with ``min <= max``; ``deadband``: finite ``>= 0``
+    leaving a non-empty clear band; ``clear_count >= 1``; ``max_rate``: ``None`` or finite
+    ``> 0`` (units per second). Anything else raises ``ValueError`` (wrong types:
+    ``TypeError``).
+    """
+
+    def __new__(
+        cls,
+        min: float | None = None,
+        max: float | None = None,
+        deadband: float = 0.0,
+        clear_count: int = 1,
+        max_rate: float | None = None,
+    ) -> Rule: ...
+    @property
+    def min(self) -> float | None: ...
+    @property
+    def max(self) -> float | None: ...
+    @property
+    def deadband(self) -> float: ...
+    @property
+    def clear_count(self) -> int: ...
+    @property
+    def max_rate(self) -> float | None: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as a plain dict with the constructor's argument names as keys."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(
+        self,
+    ) -> tuple[type[Rule], tuple[float | None, float | None, float, int, float | None]]: ...
+
+@final
+class AlertEvent:
+    """One step of an alert's lifecycle, or (from ``RuleEngine.open_alerts()``) an open
+    alert's current state as an ``"open"`` event.
+
+    ``value`` is the worst value while open (for rate alerts: the worst rate), ``severity``
+    the worst severity; ``ts``/``reading_seq`` name the reading that caused this event,
+    ``opened_at``/``opened_seq`` the one that opened the alert (``None`` seqs: the reading had
+    none, or a rule change closed the alert).
+    """
+
+    def __new__(
+        cls,
+        *,
+        kind: _EventKind,
+        key: str,
+        breach_type: _AlertBreach,
+        severity: _Severity,
+        threshold_value: float,
+        value: float,
+        ts: float,
+        opened_at: float,
+        reading_seq: int | None = None,
+        opened_seq: int | None = None,
+        rule: _RuleKind | None = None,
+    ) -> AlertEvent: ...
+    @property
+    def kind(self) -> _EventKind: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def rule(self) -> _RuleKind: ...
+    @property
+    def breach_type(self) -> _AlertBreach: ...
+    @property
+    def severity(self) -> _Severity: ...
+    @property
+    def threshold_value(self) -> float: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def ts(self) -> float: ...
+    @property
+    def opened_at(self) -> float: ...
+    @property
+    def reading_seq(self) -> int | None: ...
+    @property
+    def opened_seq(self) -> int | None: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a plain dict with the attribute names as keys."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class RuleEngine:
+    """Stateful alerting for many sensors: feed every reading in order, get the lifecycle
+    events back. Not thread-safe to share across threads while ``process`` runs (a second
+    caller gets ``RuntimeError``); the GIL is released while the readings are scanned.
+    """
+
+    def __new__(cls, rules: Mapping[str, Rule] | None = None) -> RuleEngine: ...
+    def set_rules(self, rules: Mapping[str, Rule]) -> list[AlertEvent]:
+        """Replace every rule (all validated first: on error nothing changes).
+
+        Open alerts whose rule is gone (no rule for the sensor, the breached bound removed,
+        no ``max_rate`` any more) are closed and their ``"close"`` events returned, stamped
+        with the sensor's newest reading time. An alert whose rule only changed stays open
+        and closes by the new rule.
+        """
+    def rules(self) -> dict[str, Rule]:
+        """The rules as set (exact keys and patterns)."""
+    def rule_for(self, key: str) -> Rule | None:
+        """The rule that applies to a sensor key, if any."""
+    def process(self, readings: Iterable[_EngineReading]) -> list[AlertEvent]:
+        """Run ``(seq, key, ts, value)`` readings through the rules, in order.
+
+        ``seq``: int or ``None``. Every reading is validated (``TypeError``/``ValueError``)
+        before any state changes. Returns the events in order.
+        """
+    def open_alerts(self) -> list[AlertEvent]:
+        """Alerts open now, sorted by key then rule (persist these to ``restore`` them)."""
+    def restore(self, alerts: Iterable[AlertEvent]) -> None:
+        """Put back open alerts, e.g. after a restart, so an excursion in progress stays one
+        alert. Replaces what is open for that sensor and rule."""
+    def reset(self) -> None:
+        """Forget every open alert and every sensor's history; the rules stay."""
+    def __len__(self) -> int:
+        """Number of rules."""

@@ -15,6 +15,9 @@
 //!   `sensor_key -> (min_threshold, max_threshold)`; readings of sensors without an entry
 //!   are skipped.
 //!
+//! * `Rule` + `RuleEngine`: stateful alerting (one alert per excursion, deadband and clear
+//!   count, rate of change), see [`rules`] and the `RuleEngine` docs below.
+//!
 //! # Rules and severity
 //!
 //! A value equal to a threshold is not a breach; NaN values are skipped; thresholds must
@@ -29,6 +32,7 @@
 //! ```
 
 pub mod core;
+pub mod rules;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -40,6 +44,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyMapping, PyTuple};
 
 use crate::core::{Bounds, Breach, BreachType, Severity};
+use crate::rules::{AlertBreach, Engine, Event, EventKind, Input, OpenAlert, RuleKind};
 
 /// Constructor arguments of an `Alert`, as `__reduce__` returns them.
 type AlertArgs = (i64, f64, &'static str, f64, &'static str);
@@ -449,11 +454,500 @@ fn check_array(
     Ok(breaches.into_iter().map(Alert::from).collect())
 }
 
+// --- stateful rules ---------------------------------------------------------------------
+
+/// An alert rule for one sensor (or a `+` pattern): thresholds with hysteresis, rate limit.
+#[pyclass(frozen, module = "threshold_checker", name = "Rule")]
+#[derive(Clone, Debug)]
+pub struct Rule {
+    inner: rules::Rule,
+}
+
+fn rule_error(context: &str, e: rules::RuleError) -> PyErr {
+    PyValueError::new_err(format!("{context}{e}"))
+}
+
+fn opt_repr(py: Python<'_>, v: Option<f64>) -> PyResult<String> {
+    v.map_or(Ok("None".to_owned()), |v| float_repr(py, v))
+}
+
+#[pymethods]
+impl Rule {
+    #[new]
+    #[pyo3(
+        signature = (min=None, max=None, deadband=0.0, clear_count=None, max_rate=None),
+        text_signature = "(min=None, max=None, deadband=0.0, clear_count=1, max_rate=None)"
+    )]
+    fn new(
+        min: Option<f64>,
+        max: Option<f64>,
+        deadband: f64,
+        clear_count: Option<&Bound<'_, PyAny>>,
+        max_rate: Option<f64>,
+    ) -> PyResult<Self> {
+        let clear_count: i64 = match clear_count {
+            None => 1,
+            Some(c) => c.extract().map_err(|e: PyErr| {
+                if e.is_instance_of::<PyOverflowError>(c.py()) {
+                    PyValueError::new_err("clear_count is out of range")
+                } else {
+                    PyTypeError::new_err(format!(
+                        "clear_count must be an int, got {}",
+                        type_name(c)
+                    ))
+                }
+            })?,
+        };
+        let inner = rules::Rule::new(min, max, deadband, clear_count, max_rate)
+            .map_err(|e| rule_error("", e))?;
+        Ok(Rule { inner })
+    }
+
+    #[getter]
+    fn min(&self) -> Option<f64> {
+        self.inner.min()
+    }
+    #[getter]
+    fn max(&self) -> Option<f64> {
+        self.inner.max()
+    }
+    #[getter]
+    fn deadband(&self) -> f64 {
+        self.inner.deadband()
+    }
+    #[getter]
+    fn clear_count(&self) -> u32 {
+        self.inner.clear_count()
+    }
+    #[getter]
+    fn max_rate(&self) -> Option<f64> {
+        self.inner.max_rate()
+    }
+
+    /// The rule as a plain dict (keys as the constructor's arguments).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("min", self.min())?;
+        d.set_item("max", self.max())?;
+        d.set_item("deadband", self.deadband())?;
+        d.set_item("clear_count", self.clear_count())?;
+        d.set_item("max_rate", self.max_rate())?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Rule(min={}, max={}, deadband={}, clear_count={}, max_rate={})",
+            opt_repr(py, self.min())?,
+            opt_repr(py, self.max())?,
+            float_repr(py, self.deadband())?,
+            self.clear_count(),
+            opt_repr(py, self.max_rate())?,
+        ))
+    }
+
+    fn __eq__(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+
+    fn __hash__(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        for v in [
+            self.min(),
+            self.max(),
+            Some(self.deadband()),
+            self.max_rate(),
+        ] {
+            v.map(|f| (f + 0.0).to_bits()).hash(&mut h);
+        }
+        self.clear_count().hash(&mut h);
+        h.finish()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(
+        Bound<'py, PyAny>,
+        (Option<f64>, Option<f64>, f64, u32, Option<f64>),
+    )> {
+        let this = slf.get();
+        Ok((
+            slf.get_type().into_any(),
+            (
+                this.min(),
+                this.max(),
+                this.deadband(),
+                this.clear_count(),
+                this.max_rate(),
+            ),
+        ))
+    }
+}
+
+/// One step of an alert's lifecycle (`kind` open/update/close), or, from
+/// `RuleEngine.open_alerts()`, the current state of an open alert (kind "open").
+#[pyclass(frozen, module = "threshold_checker", name = "AlertEvent")]
+#[derive(Clone, Debug)]
+pub struct AlertEvent {
+    inner: Event,
+}
+
+#[pymethods]
+impl AlertEvent {
+    #[new]
+    #[pyo3(signature = (*, kind, key, breach_type, severity, threshold_value, value, ts,
+                        opened_at, reading_seq=None, opened_seq=None, rule=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        kind: &str,
+        key: String,
+        breach_type: &str,
+        severity: &str,
+        threshold_value: f64,
+        value: f64,
+        ts: f64,
+        opened_at: f64,
+        reading_seq: Option<i64>,
+        opened_seq: Option<i64>,
+        rule: Option<&str>,
+    ) -> PyResult<Self> {
+        let kind = EventKind::parse(kind).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "kind must be 'open', 'update' or 'close', got {kind:?}"
+            ))
+        })?;
+        let breach = AlertBreach::parse(breach_type).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "breach_type must be 'above_maximum', 'below_minimum' or 'rate_of_change', \
+                 got {breach_type:?}"
+            ))
+        })?;
+        if let Some(r) = rule {
+            if RuleKind::parse(r) != Some(breach.rule()) {
+                return Err(PyValueError::new_err(format!(
+                    "rule {r:?} does not match breach_type {breach_type:?}"
+                )));
+            }
+        }
+        let severity = Severity::parse(severity).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "severity must be 'medium', 'high' or 'critical', got {severity:?}"
+            ))
+        })?;
+        Engine::check_key(&key).map_err(|e| rule_error("", e))?;
+        Ok(AlertEvent {
+            inner: Event {
+                kind,
+                key,
+                alert: OpenAlert {
+                    breach,
+                    severity,
+                    threshold_value,
+                    value,
+                    opened_at,
+                    reading_seq: opened_seq,
+                },
+                ts,
+                reading_seq,
+            },
+        })
+    }
+
+    /// "open" | "update" | "close"
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.kind.as_str()
+    }
+    #[getter]
+    fn key(&self) -> &str {
+        &self.inner.key
+    }
+    /// "threshold" | "rate_of_change"
+    #[getter]
+    fn rule(&self) -> &'static str {
+        self.inner.alert.breach.rule().as_str()
+    }
+    #[getter]
+    fn breach_type(&self) -> &'static str {
+        self.inner.alert.breach.as_str()
+    }
+    #[getter]
+    fn severity(&self) -> &'static str {
+        self.inner.alert.severity.as_str()
+    }
+    #[getter]
+    fn threshold_value(&self) -> f64 {
+        self.inner.alert.threshold_value
+    }
+    #[getter]
+    fn value(&self) -> f64 {
+        self.inner.alert.value
+    }
+    #[getter]
+    fn ts(&self) -> f64 {
+        self.inner.ts
+    }
+    #[getter]
+    fn opened_at(&self) -> f64 {
+        self.inner.alert.opened_at
+    }
+    #[getter]
+    fn reading_seq(&self) -> Option<i64> {
+        self.inner.reading_seq
+    }
+    #[getter]
+    fn opened_seq(&self) -> Option<i64> {
+        self.inner.alert.reading_seq
+    }
+
+    /// The event as a plain dict (keys as the attribute names).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("kind", self.kind())?;
+        d.set_item("key", self.key())?;
+        d.set_item("rule", self.rule())?;
+        d.set_item("breach_type", self.breach_type())?;
+        d.set_item("severity", self.severity())?;
+        d.set_item("threshold_value", self.threshold_value())?;
+        d.set_item("value", self.value())?;
+        d.set_item("ts", self.ts())?;
+        d.set_item("opened_at", self.opened_at())?;
+        d.set_item("reading_seq", self.reading_seq())?;
+        d.set_item("opened_seq", self.opened_seq())?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let seq = |s: Option<i64>| s.map_or("None".to_owned(), |v| v.to_string());
+        Ok(format!(
+            "AlertEvent(kind='{}', key={:?}, rule='{}', breach_type='{}', severity='{}', \
+             threshold_value={}, value={}, ts={}, opened_at={}, reading_seq={}, opened_seq={})",
+            self.kind(),
+            self.key(),
+            self.rule(),
+            self.breach_type(),
+            self.severity(),
+            float_repr(py, self.threshold_value())?,
+            float_repr(py, self.value())?,
+            float_repr(py, self.ts())?,
+            float_repr(py, self.opened_at())?,
+            seq(self.reading_seq()),
+            seq(self.opened_seq()),
+        ))
+    }
+
+    fn __eq__(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+}
+
+fn extract_rules(rules: &Bound<'_, PyAny>) -> PyResult<Vec<(String, rules::Rule)>> {
+    let mapping = rules.cast::<PyMapping>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "rules must be a mapping of sensor key -> Rule, got {}",
+            type_name(rules)
+        ))
+    })?;
+    let mut out = Vec::new();
+    for pair in mapping.items()?.iter() {
+        let (key, rule): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+        let key: String = key.extract().map_err(|_| {
+            PyTypeError::new_err(format!("rules keys must be str, got {}", type_name(&key)))
+        })?;
+        let rule = rule.cast::<Rule>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "rules[{key:?}] must be a threshold_checker.Rule, got {}",
+                type_name(&rule)
+            ))
+        })?;
+        Engine::check_key(&key).map_err(|e| rule_error("", e))?;
+        out.push((key, rule.get().inner));
+    }
+    Ok(out)
+}
+
+fn events_out(events: Vec<Event>) -> Vec<AlertEvent> {
+    events
+        .into_iter()
+        .map(|inner| AlertEvent { inner })
+        .collect()
+}
+
+/// Stateful alerting for many sensors: feed it every reading in order, get the alert
+/// lifecycle events back. See the `rules` module docs (and the README) for the rules.
+#[pyclass(module = "threshold_checker", name = "RuleEngine")]
+pub struct RuleEngine {
+    engine: Engine,
+}
+
+#[pymethods]
+impl RuleEngine {
+    #[new]
+    #[pyo3(signature = (rules=None))]
+    fn new(rules: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let mut engine = Engine::new();
+        if let Some(r) = rules.filter(|r| !r.is_none()) {
+            engine
+                .set_rules(extract_rules(r)?)
+                .map_err(|e| rule_error("", e))?;
+        }
+        Ok(RuleEngine { engine })
+    }
+
+    /// Replace every rule (validated first: on error nothing changes). Returns the close
+    /// events of open alerts whose rule is gone.
+    fn set_rules(&mut self, rules: &Bound<'_, PyAny>) -> PyResult<Vec<AlertEvent>> {
+        let rules = extract_rules(rules)?;
+        let events = self
+            .engine
+            .set_rules(rules)
+            .map_err(|e| rule_error("", e))?;
+        Ok(events_out(events))
+    }
+
+    /// The rules as given (exact keys and patterns).
+    fn rules(&self) -> HashMap<String, Rule> {
+        self.engine
+            .rules()
+            .map(|(k, r)| (k.to_owned(), Rule { inner: *r }))
+            .collect()
+    }
+
+    /// The rule that applies to a sensor key (exact key, else the most specific pattern).
+    fn rule_for(&self, key: &str) -> Option<Rule> {
+        self.engine.resolve(key).map(|inner| Rule { inner })
+    }
+
+    /// Run `(seq, key, ts, value)` readings (seq an int or None) through the rules, in order;
+    /// returns the lifecycle events in order. Input is validated before any state changes.
+    fn process(
+        &mut self,
+        py: Python<'_>,
+        readings: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<AlertEvent>> {
+        let mut rows: Vec<(Option<i64>, pyo3::pybacked::PyBackedStr, f64, f64)> = Vec::new();
+        for (index, item) in iterate(readings)?.enumerate() {
+            let item = item?;
+            let fields = reading_fields(index, &item, "(seq, key, ts, value)", 4)?;
+            let seq = if fields[0].is_none() {
+                None
+            } else {
+                Some(fields[0].extract::<i64>().map_err(|e| {
+                    field_error(index, "seq", "an int64 integer or None", &fields[0], e)
+                })?)
+            };
+            let key = fields[1]
+                .extract::<pyo3::pybacked::PyBackedStr>()
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "readings[{index}]: key must be str, got {}",
+                        type_name(&fields[1])
+                    ))
+                })?;
+            let ts = fields[2]
+                .extract::<f64>()
+                .map_err(|e| field_error(index, "ts", "a float", &fields[2], e))?;
+            let value = extract_value(index, &fields[3])?;
+            rows.push((seq, key, ts, value));
+        }
+        let engine = &mut self.engine;
+        let events = py.detach(move || {
+            engine.process(rows.iter().map(|(seq, key, ts, value)| Input {
+                seq: *seq,
+                key,
+                ts: *ts,
+                value: *value,
+            }))
+        });
+        Ok(events_out(events))
+    }
+
+    /// The alerts open now, as "open" events with their current (worst) value and severity,
+    /// sorted by key then rule. Persist them to `restore()` the engine after a restart.
+    fn open_alerts(&self) -> Vec<AlertEvent> {
+        self.engine
+            .open_alerts()
+            .into_iter()
+            .map(|(key, alert)| AlertEvent {
+                inner: Event {
+                    kind: EventKind::Open,
+                    key,
+                    alert,
+                    ts: alert.opened_at,
+                    reading_seq: alert.reading_seq,
+                },
+            })
+            .collect()
+    }
+
+    /// Put back open alerts (from `open_alerts()` or rebuilt with `AlertEvent(...)`): the
+    /// excursion in progress then stays one alert. Uses key, breach_type, severity,
+    /// threshold_value, value, opened_at and opened_seq; replaces what is open for that
+    /// sensor and rule. All are validated before any is applied.
+    fn restore(&mut self, alerts: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut items = Vec::new();
+        for (index, item) in alerts
+            .try_iter()
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "alerts must be an iterable of AlertEvent, got {}",
+                    type_name(alerts)
+                ))
+            })?
+            .enumerate()
+        {
+            let item = item?;
+            let ev = item.cast::<AlertEvent>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "alerts[{index}] must be an AlertEvent, got {}",
+                    type_name(&item)
+                ))
+            })?;
+            let ev = ev.get().inner.clone();
+            if ev.key.contains('+') {
+                return Err(PyValueError::new_err(format!(
+                    "alerts[{index}]: key {:?} must be a sensor key, not a pattern",
+                    ev.key
+                )));
+            }
+            items.push(ev);
+        }
+        for ev in items {
+            self.engine
+                .restore(&ev.key, ev.alert)
+                .map_err(|e| rule_error("", e))?;
+        }
+        Ok(())
+    }
+
+    /// Forget every open alert and every sensor's history (rules stay).
+    fn reset(&mut self) {
+        self.engine.reset();
+    }
+
+    /// Number of rules (exact keys and patterns).
+    fn __len__(&self) -> usize {
+        self.engine.rules().count()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RuleEngine(rules={}, open_alerts={})",
+            self.engine.rules().count(),
+            self.engine.open_alerts().len()
+        )
+    }
+}
+
 /// The native module `threshold_checker._native`, re-exported by the `threshold_checker`
 /// package (repo-root `threshold_checker/__init__.py`).
 #[pymodule(name = "_native")]
 fn threshold_checker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Alert>()?;
+    m.add_class::<Rule>()?;
+    m.add_class::<AlertEvent>()?;
+    m.add_class::<RuleEngine>()?;
     m.add_function(wrap_pyfunction!(check_thresholds, m)?)?;
     m.add_function(wrap_pyfunction!(check_array, m)?)?;
     m.add_function(wrap_pyfunction!(check_batch, m)?)?;
