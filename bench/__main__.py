@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import drain, ingest
+from bench import anomaly, drain, ingest
 from bench.common import Row
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -35,13 +35,13 @@ def _table(rows: list[Row]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(prog="just bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    ap.add_argument("--only", choices=["ingest", "drain"], action="append")
+    ap.add_argument("--only", choices=["ingest", "drain", "anomaly"], action="append")
     ap.add_argument("--ingest-n", type=int)
     ap.add_argument("--drain-n", type=int)
     args = ap.parse_args()
     ingest_n = args.ingest_n or (20_000 if args.quick else 100_000)
     drain_n = args.drain_n or (100_000 if args.quick else 1_000_000)
-    only = set(args.only or ["ingest", "drain"])
+    only = set(args.only or ["ingest", "drain", "anomaly"])
 
     rows: list[Row] = []
     started = time.time()
@@ -55,6 +55,9 @@ def main() -> None:
         if "drain" in only:
             print(f"[bench] sync drain: {drain_n:,}-reading backlog ...", flush=True)
             rows += drain.run(wd, drain_n)
+        if "anomaly" in only:
+            print("[bench] anomaly-detector vs the same endpoint in Python ...", flush=True)
+            rows += anomaly.run(wd, seconds=3.0 if args.quick else 8.0)
     print()
     print(_table(rows))
     RESULTS.write_text(

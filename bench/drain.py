@@ -51,6 +51,9 @@ def _raw_insert_rate(hub_db: Path, workdir: Path, n: int, sensors: int) -> float
     db = sqlite3.connect(workdir / "raw.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
+    # The hub's own connection settings (hub/storage.py), so the ceiling is a fair one.
+    db.execute("PRAGMA cache_size=-65536")
+    db.execute("PRAGMA wal_autocheckpoint=10000")
     for sql in ddl:
         db.execute(sql)
     rows = [

@@ -191,14 +191,17 @@ def detector_binary() -> Path:
 
 
 class Detector:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, body_limit: int | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = Proc(
             "anomaly-detector",
             [str(detector_binary()), "--listen", f"127.0.0.1:{self.port}"],
             workdir,
-            env={"RUST_LOG": "warn"},
+            env={"RUST_LOG": "warn"}
+            | ({"ANOMALY_DETECTOR_BODY_LIMIT_BYTES": str(body_limit)} if body_limit else {}),
         )
 
     def start(self) -> Detector:
