@@ -166,6 +166,7 @@ class Buffer:
         self._dead_total = int(state.get("dead_letters_total", "0"))
         self._dead_rows = int(self._db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
         self._last_checkpoint = time.monotonic()
+        self._read_db: sqlite3.Connection | None = None
 
     def _create_schema(self) -> None:
         db = sqlite_utils.Database(self._db)
@@ -250,9 +251,7 @@ class Buffer:
         pages, free = self._db.execute(
             "SELECT * FROM pragma_page_count(), pragma_freelist_count()"
         ).fetchone()
-        return (int(pages) - int(free)) * self.page_size + max(
-            self._wal_bytes(), self._wal_reserve
-        )
+        return (int(pages) - int(free)) * self.page_size + max(self._wal_bytes(), self._wal_reserve)
 
     def disk_bytes(self) -> int:
         return self.path.stat().st_size + self._wal_bytes()
@@ -368,8 +367,7 @@ class Buffer:
             per_row = self._bytes_per_row(())
             n = min(backlog - evicted, max(64, math.ceil(excess / per_row * 1.1)))
             cur = self._db.execute(
-                "DELETE FROM readings WHERE seq IN"
-                " (SELECT seq FROM readings ORDER BY seq LIMIT ?)",
+                "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings ORDER BY seq LIMIT ?)",
                 (n,),
             )
             evicted += cur.rowcount
@@ -384,13 +382,28 @@ class Buffer:
                 (self.max_dead_letters,),
             )
 
-    def claim(self, limit: int, max_bytes: int | None = None) -> list[Row]:
-        """The oldest unsynced rows in seq order, at most ``limit`` and about ``max_bytes``
-        of wire JSON. Nothing is marked: there is one sync task and it acks what it sent."""
+    def claim(
+        self,
+        limit: int,
+        max_bytes: int | None = None,
+        after_seq: int = 0,
+        *,
+        ahead: bool = False,
+    ) -> list[Row]:
+        """The oldest unsynced rows after ``after_seq`` in seq order, at most ``limit`` and
+        about ``max_bytes`` of wire JSON. Nothing is marked: there is one sync task and it
+        acks what it sent.
+
+        ``ahead=True`` reads through a separate read-only connection, so the sync can claim
+        its next batch from a worker thread while the current one is on the wire: that
+        connection sees only committed rows and never an ingest transaction half-way.
+        """
+        db = self._reader() if ahead else self._db
         rows = [
             Row(*r)
-            for r in self._db.execute(
-                "SELECT seq, key, ts, value, unit FROM readings ORDER BY seq LIMIT ?", (limit,)
+            for r in db.execute(
+                "SELECT seq, key, ts, value, unit FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
             )
         ]
         if max_bytes is None:
@@ -443,9 +456,7 @@ class Buffer:
                     for r in found
                 ],
             )
-            self._db.executemany(
-                "DELETE FROM readings WHERE seq = ?", [(r.seq,) for r in found]
-            )
+            self._db.executemany("DELETE FROM readings WHERE seq = ?", [(r.seq,) for r in found])
             self._prune_dead_letters(len(found))
             self._put_state({"dead_letters_total": self._dead_total + len(found)})
             self._db.execute("COMMIT")
@@ -484,8 +495,17 @@ class Buffer:
                     "INSERT INTO alerts(key, rule, breach_type, severity, threshold_value,"
                     " value, opened_at, closed_at, reading_seq) VALUES (?,?,?,?,?,?,?,?,?)"
                     f" RETURNING {_ALERT_COLS}",
-                    (ev.key, ev.rule, ev.breach_type, ev.severity, ev.threshold_value,
-                     ev.value, ev.opened_at, closed_at, ev.opened_seq),
+                    (
+                        ev.key,
+                        ev.rule,
+                        ev.breach_type,
+                        ev.severity,
+                        ev.threshold_value,
+                        ev.value,
+                        ev.opened_at,
+                        closed_at,
+                        ev.opened_seq,
+                    ),
                 ).fetchone()
             out.append(AlertRow(*row)._replace(event=ev.kind, ts=ev.ts))
         return out
@@ -512,11 +532,13 @@ class Buffer:
             )
         ]
 
-    def claim_alerts(self, limit: int) -> list[AlertRow]:
-        """Alerts the hub has not acked in their current version, oldest first."""
+    def claim_alerts(self, limit: int, *, ahead: bool = False) -> list[AlertRow]:
+        """Alerts the hub has not acked in their current version, oldest first. (Sending
+        one twice is harmless: the hub upserts alerts on their id.)"""
+        db = self._reader() if ahead else self._db
         return [
             AlertRow(*r)
-            for r in self._db.execute(
+            for r in db.execute(
                 f"SELECT {_ALERT_COLS} FROM alerts WHERE version > synced_version"
                 " ORDER BY id LIMIT ?",
                 (limit,),
@@ -571,13 +593,30 @@ class Buffer:
     def stats(self) -> dict[str, Any]:
         return _stats(self._db, self.path, self.max_bytes, self.when_full, self._backlog)
 
+    def _reader(self) -> sqlite3.Connection:
+        if self._read_db is None:
+            # Used by one sync worker thread at a time, never concurrently.
+            self._read_db = sqlite3.connect(
+                f"file:{self.path}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._read_db.execute("PRAGMA busy_timeout=5000")
+        return self._read_db
+
     def close(self) -> None:
+        if self._read_db is not None:
+            self._read_db.close()
         self.maybe_checkpoint(force=True)
         self._db.close()
 
 
 def _stats(
-    db: sqlite3.Connection, path: Path, max_bytes: int | None, when_full: str | None,
+    db: sqlite3.Connection,
+    path: Path,
+    max_bytes: int | None,
+    when_full: str | None,
     backlog: int | None = None,
 ) -> dict[str, Any]:
     if backlog is None:

@@ -85,8 +85,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    print(f"config OK: gateway_id={cfg.gateway_id} broker={cfg.mqtt.host}:{cfg.mqtt.port} "
-          f"buffer={cfg.buffer.path} hub={cfg.hub.url}")
+    print(
+        f"config OK: gateway_id={cfg.gateway_id} broker={cfg.mqtt.host}:{cfg.mqtt.port} "
+        f"buffer={cfg.buffer.path} hub={cfg.hub.url}"
+    )
     if not cfg.hub.token:
         print("warning: hub.token is empty; the hub will answer 401", file=sys.stderr)
     return 0
@@ -118,20 +120,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     buf = st["buffer"]
     rows = [
         ("gateway", cfg.gateway_id),
-        ("agent", f"running (pid {st['agent']['pid']})"
-         if st["agent"]["running"] else "not running"),
-        ("mqtt", ("connected" if mqtt["connected"] else "disconnected")
-         + (f" since {to_rfc3339(mqtt['since'])}" if mqtt["since"] else "")),
+        (
+            "agent",
+            f"running (pid {st['agent']['pid']})" if st["agent"]["running"] else "not running",
+        ),
+        (
+            "mqtt",
+            ("connected" if mqtt["connected"] else "disconnected")
+            + (f" since {to_rfc3339(mqtt['since'])}" if mqtt["since"] else ""),
+        ),
         ("backlog", f"{st['backlog']} readings"),
         ("oldest unsynced", _age(st["oldest_unsynced_age_s"])),
-        ("last sync", "never" if last is None else
-         f"{last['result']} at {to_rfc3339(last['at'])} ({_age(time.time() - last['at'])} ago)"
-         + (f", accepted {last['accepted']}, duplicates {last['duplicates']}"
-            if last["result"] == "ok" else "")),
+        (
+            "last sync",
+            "never"
+            if last is None
+            else f"{last['result']} at {to_rfc3339(last['at'])} ({_age(time.time() - last['at'])} ago)"
+            + (
+                f", accepted {last['accepted']}, duplicates {last['duplicates']}"
+                if last["result"] == "ok"
+                else ""
+            ),
+        ),
         ("dead letters", str(st["dead_letters"])),
         ("dropped", str(st["dropped"])),
-        ("buffer", f"{buf['path']} {buf['bytes'] / 1e6:.1f} MB of {buf['max_bytes'] / 1e6:.1f} MB"
-         f" (when full: {buf['when_full']})"),
+        (
+            "buffer",
+            f"{buf['path']} {buf['bytes'] / 1e6:.1f} MB of {buf['max_bytes'] / 1e6:.1f} MB"
+            f" (when full: {buf['when_full']})",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
@@ -150,14 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument(
-            "--config", metavar="FILE",
+            "--config",
+            metavar="FILE",
             help=f"agent TOML config (default: $EDGE_AGENT_CONFIG, else ./{DEFAULT_CONFIG})",
         )
         return p
 
     add("run", "run the agent until SIGTERM/SIGINT").set_defaults(func=cmd_run)
-    status = add("status", "backlog, oldest unsynced reading, last sync, dead letters "
-                           "(reads the buffer file; works while the agent runs)")
+    status = add(
+        "status",
+        "backlog, oldest unsynced reading, last sync, dead letters "
+        "(reads the buffer file; works while the agent runs)",
+    )
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=cmd_status)
     add("check-config", "validate the config file and exit").set_defaults(func=cmd_check_config)

@@ -124,7 +124,10 @@ class Ingest:
                     await self._consume(client, stopping)
             except aiomqtt.MqttError as exc:
                 log.warning(
-                    "mqtt connection lost", error=str(exc), host=m.host, port=m.port,
+                    "mqtt connection lost",
+                    error=str(exc),
+                    host=m.host,
+                    port=m.port,
                     retry_in_s=round(delay, 2),
                 )
             finally:
@@ -226,7 +229,8 @@ class Ingest:
             arrived = asyncio.ensure_future(queue.arrived.wait())
             try:
                 done, _ = await asyncio.wait(
-                    {arrived, stop_task, disconnected}, timeout=within,
+                    {arrived, stop_task, disconnected},
+                    timeout=within,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
@@ -264,7 +268,8 @@ class Ingest:
             if not warned:
                 log.warning(
                     "buffer full, holding messages unacknowledged until the sync frees space",
-                    messages=len(batch), max_bytes=self.buffer.max_bytes,
+                    messages=len(batch),
+                    max_bytes=self.buffer.max_bytes,
                 )
                 warned = True
             self.space_freed.clear()
@@ -286,8 +291,10 @@ class Ingest:
         return self.buffer.append(readings, dead, derive_alerts=self._derive)
 
     async def _space_or_stop(self, stopping: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(self.space_freed.wait()),
-                   asyncio.ensure_future(stopping.wait())]
+        waiters = [
+            asyncio.ensure_future(self.space_freed.wait()),
+            asyncio.ensure_future(stopping.wait()),
+        ]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -305,8 +312,10 @@ class Ingest:
         self.committed_messages += messages
         if result.dropped:
             log.warning(
-                "buffer over budget, readings dropped", policy=self.buffer.when_full,
-                dropped=result.dropped, dropped_total=self.buffer.dropped,
+                "buffer over budget, readings dropped",
+                policy=self.buffer.when_full,
+                dropped=result.dropped,
+                dropped_total=self.buffer.dropped,
             )
         if dead:
             log.info("dead letters stored", count=dead, total=self.buffer.dead_letters_total)

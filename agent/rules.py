@@ -101,12 +101,14 @@ class Rules:
         if key in self.local:
             return self.local[key]
         # The pattern agent.toml would apply, resolved the same way the engine does.
-        for pattern, rc in sorted(
-            self.local.items(), key=lambda kv: (kv[0].count("+"), kv[0])
-        ):
-            if "+" in pattern and all(
-                p in ("+", k) for p, k in zip(pattern.split("/"), key.split("/"), strict=False)
-            ) and pattern.count("/") == key.count("/"):
+        for pattern, rc in sorted(self.local.items(), key=lambda kv: (kv[0].count("+"), kv[0])):
+            if (
+                "+" in pattern
+                and all(
+                    p in ("+", k) for p, k in zip(pattern.split("/"), key.split("/"), strict=False)
+                )
+                and pattern.count("/") == key.count("/")
+            ):
                 return rc
         return None
 
@@ -126,8 +128,10 @@ class Rules:
         if not changed:
             return False
         self.buffer.set_state(
-            **{_STATE_VERSION: config.version,
-               _STATE_HUB: msgspec.json.encode(config.sensors).decode()}
+            **{
+                _STATE_VERSION: config.version,
+                _STATE_HUB: msgspec.json.encode(config.sensors).decode(),
+            }
         )
         self.hub, self.version = list(config.sensors), config.version
         return True
@@ -140,9 +144,16 @@ def _finite(x: float) -> float:
 
 def wire_alert(a: AlertRow) -> WireAlert:
     return WireAlert(
-        id=a.id, key=a.key, rule=a.rule, breach_type=a.breach_type, severity=a.severity,
-        threshold_value=_finite(a.threshold_value), value=_finite(a.value),
-        opened_at=a.opened_at, closed_at=a.closed_at, reading_seq=a.reading_seq,
+        id=a.id,
+        key=a.key,
+        rule=a.rule,
+        breach_type=a.breach_type,
+        severity=a.severity,
+        threshold_value=_finite(a.threshold_value),
+        value=_finite(a.value),
+        opened_at=a.opened_at,
+        closed_at=a.closed_at,
+        reading_seq=a.reading_seq,
     )
 
 
@@ -163,9 +174,15 @@ class Alerting:
         self.engine.set_rules(self.rules.effective())
         self.engine.restore(
             tc.AlertEvent(
-                kind="open", key=a.key, breach_type=a.breach_type,  # type: ignore[arg-type]
-                severity=a.severity, threshold_value=a.threshold_value,  # type: ignore[arg-type]
-                value=a.value, ts=a.opened_at, opened_at=a.opened_at, opened_seq=a.reading_seq,
+                kind="open",
+                key=a.key,
+                breach_type=a.breach_type,  # type: ignore[arg-type]
+                severity=a.severity,
+                threshold_value=a.threshold_value,  # type: ignore[arg-type]
+                value=a.value,
+                ts=a.opened_at,
+                opened_at=a.opened_at,
+                opened_seq=a.reading_seq,
             )
             for a in self.buffer.open_alerts()
         )
@@ -189,17 +206,29 @@ class Alerting:
         """Load the current effective rules into the engine; store+publish forced closes."""
         closed = self.engine.set_rules(self.rules.effective())
         self.publish(self.buffer.store_alert_events(closed))
-        log.info("alert rules applied", version=self.rules.version, rules=len(self.engine),
-                 closed=len(closed))
+        log.info(
+            "alert rules applied",
+            version=self.rules.version,
+            rules=len(self.engine),
+            closed=len(closed),
+        )
 
     def message(self, a: AlertRow) -> tuple[str, bytes]:
         line, machine, sensor = split_key(a.key)
         topic = f"{self.cfg.alerts.topic_prefix}/{line}/{machine}/{sensor}"
         body = {
-            "id": a.id, "gateway_id": self.cfg.gateway_id, "event": a.event, "key": a.key,
-            "rule": a.rule, "breach_type": a.breach_type, "severity": a.severity,
-            "threshold_value": _finite(a.threshold_value), "value": _finite(a.value),
-            "ts": a.ts, "opened_at": a.opened_at, "closed_at": a.closed_at,
+            "id": a.id,
+            "gateway_id": self.cfg.gateway_id,
+            "event": a.event,
+            "key": a.key,
+            "rule": a.rule,
+            "breach_type": a.breach_type,
+            "severity": a.severity,
+            "threshold_value": _finite(a.threshold_value),
+            "value": _finite(a.value),
+            "ts": a.ts,
+            "opened_at": a.opened_at,
+            "closed_at": a.closed_at,
             "reading_seq": a.reading_seq,
         }
         return topic, json.dumps(body, separators=(",", ":")).encode()
@@ -210,8 +239,15 @@ class Alerting:
         if not alerts or not self.cfg.alerts.enabled:
             return
         for a in alerts:
-            log.info("alert", kind=a.event, key=a.key, rule=a.rule, severity=a.severity,
-                     value=a.value, id=a.id)
+            log.info(
+                "alert",
+                kind=a.event,
+                key=a.key,
+                rule=a.rule,
+                severity=a.severity,
+                value=a.value,
+                id=a.id,
+            )
             if self.publisher is None:
                 continue
             topic, body = self.message(a)
@@ -255,8 +291,7 @@ class RulesSync:
             log.debug("hub config unreachable", error=f"{type(exc).__name__}: {exc}")
             return False
         if resp.status_code != 200:
-            log.warning("hub config request refused", status=resp.status_code,
-                        body=resp.text[:200])
+            log.warning("hub config request refused", status=resp.status_code, body=resp.text[:200])
             return False
         try:
             config = _decode_config(resp.content).data

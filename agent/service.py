@@ -59,7 +59,9 @@ async def run(cfg: AgentConfig, stopping: asyncio.Event | None = None) -> int:
     buffer.set_state(pid=os.getpid(), mqtt_connected=0)
     log.info(
         f"edge-agent started gateway_id={cfg.gateway_id} buffer={cfg.buffer.path}",
-        backlog=buffer.backlog, broker=f"{cfg.mqtt.host}:{cfg.mqtt.port}", hub=cfg.hub.url,
+        backlog=buffer.backlog,
+        broker=f"{cfg.mqtt.host}:{cfg.mqtt.port}",
+        hub=cfg.hub.url,
     )
     new_data = asyncio.Event()
     space_freed = asyncio.Event()
@@ -75,18 +77,31 @@ async def run(cfg: AgentConfig, stopping: asyncio.Event | None = None) -> int:
     alerting = Alerting(cfg, buffer, rules)
     rules_sync = RulesSync(cfg, rules, alerting)
     ingest = Ingest(
-        cfg, buffer, new_data=new_data, space_freed=space_freed, on_subscribed=on_subscribed,
+        cfg,
+        buffer,
+        new_data=new_data,
+        space_freed=space_freed,
+        on_subscribed=on_subscribed,
         alerting=alerting,
     )
-    syncer = Syncer(cfg, buffer, wake=new_data, space_freed=space_freed,
-                    on_config_version=rules_sync.on_config_version, wire_alert=wire_alert)
+    syncer = Syncer(
+        cfg,
+        buffer,
+        wake=new_data,
+        space_freed=space_freed,
+        on_config_version=rules_sync.on_config_version,
+        wire_alert=wire_alert,
+    )
     try:
         async with asyncio.TaskGroup() as tg:
             ingest_task = tg.create_task(ingest.run(stopping), name="ingest")
             sync_task = tg.create_task(syncer.run(stopping), name="sync")
             rules_task = tg.create_task(rules_sync.run(stopping), name="rules")
-            tg.create_task(_bounded_shutdown(stopping, [ingest_task, sync_task, rules_task],
-                                             cfg.shutdown_timeout_s))
+            tg.create_task(
+                _bounded_shutdown(
+                    stopping, [ingest_task, sync_task, rules_task], cfg.shutdown_timeout_s
+                )
+            )
     finally:
         sd_notify("STOPPING=1")
         with contextlib.suppress(Exception):

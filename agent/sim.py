@@ -115,8 +115,10 @@ class Generator:
         elif form == 1:
             doc = {"value": self.value(s)}
         elif form == 2:
-            doc = [{"value": self.value(s), "ts": round(now - 0.5, 3)},
-                   {"value": self.value(s), "ts": round(now, 3)}]
+            doc = [
+                {"value": self.value(s), "ts": round(now - 0.5, 3)},
+                {"value": self.value(s), "ts": round(now, 3)},
+            ]
         elif form == 3:
             doc = self.value(s)  # bare JSON number
         else:
@@ -130,9 +132,7 @@ def run(args: argparse.Namespace) -> Summary:
         sensors = sensors[: args.sensors_total]
     gen = Generator(args, sensors)
     summary = Summary()
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"edge-sim-{time.monotonic_ns()}"
-    )
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"edge-sim-{time.monotonic_ns()}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     acked = threading.Semaphore(0)
@@ -172,19 +172,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--machines", type=int, default=3, help="machines per line (default 3)")
     p.add_argument("--sensors", type=int, default=4, help="sensors per machine (default 4)")
     p.add_argument("--sensors-total", type=int, help="use only the first N sensors")
-    p.add_argument("--rate", type=float, default=10.0,
-                   help="messages per second in total; 0 = as fast as possible")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=10.0,
+        help="messages per second in total; 0 = as fast as possible",
+    )
     p.add_argument("--count", type=int, help="publish this many messages, then exit")
     p.add_argument("--duration", type=float, help="publish for this many seconds, then exit")
     p.add_argument("--noise", type=float, default=1.0, help="noise scale (1.0 = natural spread)")
     p.add_argument("--spike-share", type=float, default=0.0, help="share of readings that spike")
-    p.add_argument("--malformed-share", type=float, default=0.0,
-                   help="share of malformed messages (bad JSON, non-numeric, NaN, bad topic)")
+    p.add_argument(
+        "--malformed-share",
+        type=float,
+        default=0.0,
+        help="share of malformed messages (bad JSON, non-numeric, NaN, bad topic)",
+    )
     p.add_argument("--qos", type=int, choices=(0, 1), default=1)
     p.add_argument("--topic-template", default="factory/{line}/{machine}/{sensor}")
     p.add_argument("--seed", type=int, help="random seed, for a reproducible run")
-    p.add_argument("--ack-timeout", type=float, default=60.0,
-                   help="seconds to wait for the broker's acknowledgements at the end")
+    p.add_argument(
+        "--ack-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the broker's acknowledgements at the end",
+    )
     return p
 
 

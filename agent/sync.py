@@ -19,6 +19,7 @@ import contextlib
 import enum
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -43,6 +44,15 @@ class Outcome(enum.Enum):
     SENT = "sent"  # progress made (acked, or rejected rows moved out): go again at once
     HELD = "held"  # the hub refused for a reason a retry will not fix soon
     STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A claimed and encoded batch, ready to POST."""
+
+    rows: list[Row]
+    alerts: list[AlertRow]
+    body: bytes
 
 
 class Syncer:
@@ -71,6 +81,8 @@ class Syncer:
         self._stopping = asyncio.Event()
         # True while a request is on the wire; shutdown lets it finish rather than cut it off.
         self.in_flight = False
+        self._acked = False
+        self._ahead: asyncio.Future[_Prepared | None] | None = None
 
     def _client(self) -> httpx.AsyncClient:
         h = self.cfg.hub
@@ -83,11 +95,23 @@ class Syncer:
 
     async def run(self, stopping: asyncio.Event) -> None:
         self._stopping = stopping
+        # The next batch, claimed and encoded in a worker thread while the hub stores the
+        # current one: the agent's half of a drain (claim, encode, fsync) then overlaps the
+        # hub's half instead of adding to it.
+        ahead: asyncio.Future[_Prepared | None] | None = None
         async with self._client() as http:
             while not stopping.is_set():
                 # Clear before looking, so data committed while we send wakes the next wait.
                 self.wake.clear()
-                outcome = await self.sync_once(http)
+                prepared = await ahead if ahead is not None else None
+                ahead = None
+                outcome = await self.sync_once(http, prepared, read_ahead=True)
+                ahead, self._ahead = self._ahead, None
+                if ahead is not None and (outcome is not Outcome.SENT or not self._acked):
+                    # The batch was not stored as sent (retry, 413, 422): what was read
+                    # ahead after it is stale. Let the thread finish, then drop its result.
+                    await asyncio.wait([ahead])
+                    ahead = None
                 if outcome is Outcome.SENT:
                     continue
                 if outcome is Outcome.STOPPED:
@@ -96,6 +120,8 @@ class Syncer:
                     await self._wait(self.cfg.hub.interval_s, wake_on_data=True)
                 else:
                     await self._wait(self.cfg.hub.backoff_max_s, wake_on_data=False)
+        if ahead is not None:
+            await asyncio.wait([ahead])
 
     async def _wait(self, seconds: float, *, wake_on_data: bool) -> None:
         waiters = [asyncio.ensure_future(self._stopping.wait())]
@@ -148,24 +174,66 @@ class Syncer:
         exc = state.outcome.exception() if state.outcome else None
         self._record(f"error: {exc}")
         log.warning(
-            "sync failed, retrying", error=str(exc), attempt=state.attempt_number,
-            retry_in_s=round(state.upcoming_sleep, 2), backlog=self.buffer.backlog,
+            "sync failed, retrying",
+            error=str(exc),
+            attempt=state.attempt_number,
+            retry_in_s=round(state.upcoming_sleep, 2),
+            backlog=self.buffer.backlog,
         )
 
-    async def sync_once(self, http: httpx.AsyncClient) -> Outcome:
-        """Send one batch, retrying transient failures until it is answered or we stop."""
-        rows = self.buffer.claim(self.limit, self.cfg.hub.batch_max_bytes)
+    def _prepare(
+        self, after_seq: int = 0, *, ahead: bool = False, skip_alerts: frozenset[int] = frozenset()
+    ) -> _Prepared | None:
+        rows = self.buffer.claim(self.limit, self.cfg.hub.batch_max_bytes, after_seq, ahead=ahead)
+        if ahead and not rows:
+            return None  # nothing new: the loop claims afresh (alerts too) once this batch is in
         alerts = (
-            self.buffer.claim_alerts(self.cfg.alerts.batch_max)
+            [
+                a
+                for a in self.buffer.claim_alerts(self.cfg.alerts.batch_max, ahead=ahead)
+                if a.id not in skip_alerts
+            ]
             if self.wire_alert is not None
             else []
         )
         if not rows and not alerts:
-            return Outcome.IDLE
+            return None
         body = encode_batch(self._batch(rows, alerts), compress=self.cfg.hub.gzip)
-        # Every seq in this batch must survive a power cut before the hub may store it, or a
-        # rolled-back buffer could hand the same seq to a different reading (see buffer.py).
-        await asyncio.to_thread(self.buffer.make_durable)
+        if ahead:
+            # Every seq in a batch must survive a power cut before the hub may store it, or a
+            # rolled-back buffer could hand the same seq to a different reading (buffer.py).
+            self.buffer.make_durable()
+        return _Prepared(rows, alerts, body)
+
+    async def sync_once(
+        self,
+        http: httpx.AsyncClient,
+        prepared: _Prepared | None = None,
+        *,
+        read_ahead: bool = False,
+    ) -> Outcome:
+        """Send one batch, retrying transient failures until it is answered or we stop.
+
+        With ``read_ahead`` the next batch is prepared in a worker thread meanwhile and left
+        in ``self._ahead`` for the caller.
+        """
+        self._acked = False
+        if prepared is None:
+            # On the loop thread: the main connection is also ingest's, never share it.
+            prepared = self._prepare()
+            if prepared is None:
+                return Outcome.IDLE
+            await asyncio.to_thread(self.buffer.make_durable)  # see _prepare
+        rows, alerts, body = prepared.rows, prepared.alerts, prepared.body
+        if read_ahead and rows:
+            self._ahead = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self._prepare,
+                    rows[-1].seq,
+                    ahead=True,
+                    skip_alerts=frozenset(a.id for a in alerts),
+                )
+            )
         h = self.cfg.hub
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Retryable),
@@ -194,6 +262,7 @@ class Syncer:
         if 200 <= status < 300:
             seqs = [r.seq for r in rows]
             self.buffer.ack(seqs)
+            self._acked = True
             if alerts:
                 self.buffer.ack_alerts([(a.id, a.version) for a in alerts])
             self.space_freed.set()
@@ -208,8 +277,13 @@ class Syncer:
                 if self.on_config_version is not None:
                     self.on_config_version(result.config_version)
             self._record("ok", accepted, duplicates)
-            log.debug("synced", readings=len(rows), accepted=accepted, duplicates=duplicates,
-                      backlog=self.buffer.backlog)
+            log.debug(
+                "synced",
+                readings=len(rows),
+                accepted=accepted,
+                duplicates=duplicates,
+                backlog=self.buffer.backlog,
+            )
             return Outcome.SENT
         message = _error_message(resp)
         if status == 422:
@@ -219,15 +293,21 @@ class Syncer:
                 # An alert the hub can never take must not hold the readings back: give it up
                 # (it stays in the log) and send the rest again at once.
                 self.buffer.ack_alerts(bad_alerts)
-                log.error("hub rejected alerts; not sending them again",
-                          ids=",".join(str(i) for i, _ in bad_alerts), error=message)
+                log.error(
+                    "hub rejected alerts; not sending them again",
+                    ids=",".join(str(i) for i, _ in bad_alerts),
+                    error=message,
+                )
                 if not reasons:
                     return Outcome.SENT
             if reasons:
                 moved = self.buffer.reject(reasons)
                 self._record(f"error: HTTP 422: {moved} reading(s) rejected, moved to dead letters")
-                log.warning("hub rejected readings; moved to dead letters", count=moved,
-                            first=next(iter(reasons.values())))
+                log.warning(
+                    "hub rejected readings; moved to dead letters",
+                    count=moved,
+                    first=next(iter(reasons.values())),
+                )
                 return Outcome.SENT
         if status == 413 and self.limit > 1:
             self.limit = max(1, len(rows) // 2)
@@ -236,8 +316,12 @@ class Syncer:
         self._record(f"error: HTTP {status}: {message}")
         log.error(
             "hub refused the sync batch; keeping every reading and retrying later",
-            status=status, error=message, url=self.url, gateway_id=self.cfg.gateway_id,
-            retry_in_s=self.cfg.hub.backoff_max_s, backlog=self.buffer.backlog,
+            status=status,
+            error=message,
+            url=self.url,
+            gateway_id=self.cfg.gateway_id,
+            retry_in_s=self.cfg.hub.backoff_max_s,
+            backlog=self.buffer.backlog,
         )
         return Outcome.HELD
 

@@ -376,8 +376,14 @@ def ref_severity(value: float, thr: float, lo: float | None, hi: float | None) -
 class RefEngine:
     """The README's rules, written plainly: one sensor, one rule."""
 
-    def __init__(self, lo: float | None, hi: float | None, deadband: float, clear: int,
-                 max_rate: float | None) -> None:
+    def __init__(
+        self,
+        lo: float | None,
+        hi: float | None,
+        deadband: float,
+        clear: int,
+        max_rate: float | None,
+    ) -> None:
         self.lo, self.hi, self.db, self.clear, self.max_rate = lo, hi, deadband, clear, max_rate
         self.open: dict[str, Any] | None = None
         self.run = 0
@@ -416,12 +422,18 @@ class RefEngine:
             else:
                 if self.open is not None:
                     ev("close", self.open)
-                self.open = {"breach": breach[0], "thr": breach[1], "value": v,
-                             "sev": self._sev(v, breach[1]), "opened_at": ts}
+                self.open = {
+                    "breach": breach[0],
+                    "thr": breach[1],
+                    "value": v,
+                    "sev": self._sev(v, breach[1]),
+                    "opened_at": ts,
+                }
                 ev("open", self.open)
         elif self.open is not None:
             clear = (self.lo is None or v >= self.lo + self.db) and (
-                self.hi is None or v <= self.hi - self.db)
+                self.hi is None or v <= self.hi - self.db
+            )
             self.run = self.run + 1 if clear else 0
             if self.run >= self.clear:
                 ev("close", self.open)
@@ -433,8 +445,13 @@ class RefEngine:
             if rate > mr:
                 self.rate_run = 0
                 if self.rate_open is None:
-                    self.rate_open = {"breach": "rate_of_change", "thr": mr, "value": rate,
-                                      "sev": sev, "opened_at": ts}
+                    self.rate_open = {
+                        "breach": "rate_of_change",
+                        "thr": mr,
+                        "value": rate,
+                        "sev": sev,
+                        "opened_at": ts,
+                    }
                     ev("open", self.rate_open)
                 elif rate > self.rate_open["value"]:
                     self.rate_open["value"] = rate
@@ -453,8 +470,16 @@ class RefEngine:
 
 
 def ev_tuple(e: AlertEvent) -> tuple[Any, ...]:
-    return (e.kind, e.breach_type, e.severity, e.threshold_value, e.value, e.ts, e.opened_at,
-            e.reading_seq)
+    return (
+        e.kind,
+        e.breach_type,
+        e.severity,
+        e.threshold_value,
+        e.value,
+        e.ts,
+        e.opened_at,
+        e.reading_seq,
+    )
 
 
 def test_engine_one_excursion_one_alert() -> None:
@@ -475,10 +500,16 @@ def test_engine_rate_and_patterns_and_unruled_sensors() -> None:
     eng = RuleEngine({"+/+/pressure": Rule(max_rate=1.0), "l1/m1/pressure": Rule(max=10.0)})
     assert len(eng) == 2 and eng.rule_for("l2/m9/pressure") == Rule(max_rate=1.0)
     assert eng.rule_for("l1/m1/temp") is None
-    events = eng.process([(1, "l2/m9/pressure", 0.0, 0.0), (2, "l2/m9/pressure", 1.0, 5.0),
-                          (None, "l1/m1/temp", 1.0, 1e9)])
+    events = eng.process(
+        [
+            (1, "l2/m9/pressure", 0.0, 0.0),
+            (2, "l2/m9/pressure", 1.0, 5.0),
+            (None, "l1/m1/temp", 1.0, 1e9),
+        ]
+    )
     assert [(e.kind, e.rule, e.value, e.threshold_value, e.severity) for e in events] == [
-        ("open", "rate_of_change", 5.0, 1.0, "critical")]
+        ("open", "rate_of_change", 5.0, 1.0, "critical")
+    ]
 
 
 def test_engine_restore_and_rule_changes() -> None:
@@ -492,10 +523,20 @@ def test_engine_restore_and_rule_changes() -> None:
     assert fresh.process([(2, "l/m/a", 1.0, 10.5)]) == []  # same excursion
     closed = fresh.set_rules({})
     assert [(e.kind, e.ts, e.reading_seq, e.opened_seq) for e in closed] == [
-        ("close", 1.0, None, 1)]
+        ("close", 1.0, None, 1)
+    ]
     # rebuilt from stored fields, as the agent does after a restart
-    ev = AlertEvent(kind="open", key="l/m/a", breach_type="above_maximum", severity="high",
-                    threshold_value=10.0, value=11.5, ts=5.0, opened_at=5.0, opened_seq=7)
+    ev = AlertEvent(
+        kind="open",
+        key="l/m/a",
+        breach_type="above_maximum",
+        severity="high",
+        threshold_value=10.0,
+        value=11.5,
+        ts=5.0,
+        opened_at=5.0,
+        opened_seq=7,
+    )
     eng = RuleEngine(rules)
     eng.restore([ev])
     [close] = eng.process([(8, "l/m/a", 6.0, 1.0), (9, "l/m/a", 7.0, 1.0)])
@@ -520,10 +561,17 @@ def test_engine_bad_input_raises_never_panics() -> None:
     with pytest.raises(TypeError):
         eng.process([(1, "l/m/a", 0.0, 5.0), (2, "l/m/a", 1.0, None)])
     assert eng.open_alerts() == []
-    for kwargs in [dict(min=2.0, max=1.0), dict(deadband=-1.0), dict(deadband=math.nan),
-                   dict(clear_count=0), dict(clear_count=2**70), dict(max_rate=0.0),
-                   dict(max_rate=math.inf), dict(min=0.0, max=1.0, deadband=0.6),
-                   dict(min=math.nan)]:
+    for kwargs in [
+        dict(min=2.0, max=1.0),
+        dict(deadband=-1.0),
+        dict(deadband=math.nan),
+        dict(clear_count=0),
+        dict(clear_count=2**70),
+        dict(max_rate=0.0),
+        dict(max_rate=math.inf),
+        dict(min=0.0, max=1.0, deadband=0.6),
+        dict(min=math.nan),
+    ]:
         with pytest.raises(ValueError):
             Rule(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -536,13 +584,28 @@ def test_engine_bad_input_raises_never_panics() -> None:
         eng.set_rules([("l/m/a", Rule())])  # type: ignore[arg-type]
     assert eng.rules() == {"l/m/a": Rule(max=1.0)}  # unchanged after the errors
     with pytest.raises(ValueError):
-        AlertEvent(kind="opened", key="l/m/a",  # type: ignore[arg-type]
-                   breach_type="above_maximum", severity="high",
-                   threshold_value=1.0, value=2.0, ts=0.0, opened_at=0.0)
+        AlertEvent(
+            kind="opened",
+            key="l/m/a",  # type: ignore[arg-type]
+            breach_type="above_maximum",
+            severity="high",
+            threshold_value=1.0,
+            value=2.0,
+            ts=0.0,
+            opened_at=0.0,
+        )
     with pytest.raises(ValueError):
-        AlertEvent(kind="open", key="l/m/a", breach_type="above_maximum", severity="high",
-                   threshold_value=1.0, value=2.0, ts=0.0, opened_at=0.0,
-                   rule="rate_of_change")
+        AlertEvent(
+            kind="open",
+            key="l/m/a",
+            breach_type="above_maximum",
+            severity="high",
+            threshold_value=1.0,
+            value=2.0,
+            ts=0.0,
+            opened_at=0.0,
+            rule="rate_of_change",
+        )
     with pytest.raises(TypeError):
         eng.restore([1])  # type: ignore[list-item]
 
@@ -550,8 +613,13 @@ def test_engine_bad_input_raises_never_panics() -> None:
 def test_rule_value_semantics() -> None:
     r = Rule(1.0, 2.0, 0.25, 3, 4.0)
     assert pickle.loads(pickle.dumps(r)) == r and hash(r) == hash(Rule(1.0, 2.0, 0.25, 3, 4.0))
-    assert r.to_dict() == {"min": 1.0, "max": 2.0, "deadband": 0.25, "clear_count": 3,
-                           "max_rate": 4.0}
+    assert r.to_dict() == {
+        "min": 1.0,
+        "max": 2.0,
+        "deadband": 0.25,
+        "clear_count": 3,
+        "max_rate": 4.0,
+    }
     assert repr(Rule()) == "Rule(min=None, max=None, deadband=0.0, clear_count=1, max_rate=None)"
 
 
@@ -569,8 +637,13 @@ _vals = st.one_of(st.floats(min_value=-200, max_value=200), st.just(math.nan))
     split=st.integers(0, 60),
 )
 def test_engine_matches_reference(
-    lo: float | None, hi: float | None, deadband: float, clear: int, max_rate: float | None,
-    steps: list[tuple[float, float]], split: int,
+    lo: float | None,
+    hi: float | None,
+    deadband: float,
+    clear: int,
+    max_rate: float | None,
+    steps: list[tuple[float, float]],
+    split: int,
 ) -> None:
     if lo is not None and hi is not None and lo + deadband > hi - deadband:
         with pytest.raises(ValueError):

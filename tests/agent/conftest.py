@@ -72,10 +72,20 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 def make_config(tmp_path: Path, port: int = 1, **over: object) -> AgentConfig:
-    mqtt_cfg: dict[str, object] = {"host": "127.0.0.1", "port": port, "batch_linger_ms": 5.0,
-                "reconnect_min_s": 0.1, "reconnect_max_s": 0.5}
-    hub_cfg: dict[str, object] = {"url": "http://hub.test", "token": "tok", "backoff_min_s": 0.01,
-               "backoff_max_s": 0.05, "interval_s": 0.05}
+    mqtt_cfg: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "batch_linger_ms": 5.0,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+    }
+    hub_cfg: dict[str, object] = {
+        "url": "http://hub.test",
+        "token": "tok",
+        "backoff_min_s": 0.01,
+        "backoff_max_s": 0.05,
+        "interval_s": 0.05,
+    }
     buffer_cfg: dict[str, object] = {"path": str(tmp_path / "buffer.db")}
     for k, v in over.items():
         section, _, key = k.partition("__")

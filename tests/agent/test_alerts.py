@@ -88,13 +88,28 @@ class FakeHub:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 batch = decode_batch(body, self.headers.get("Content-Encoding"))
                 hub.batches.append(batch)
-                self._reply({"data": {"accepted": len(batch.readings), "duplicates": 0,
-                                      "config_version": hub.version}, "meta": {}})
+                self._reply(
+                    {
+                        "data": {
+                            "accepted": len(batch.readings),
+                            "duplicates": 0,
+                            "config_version": hub.version,
+                        },
+                        "meta": {},
+                    }
+                )
 
             def do_GET(self) -> None:
                 hub.config_gets += 1
-                self._reply({"data": {"gateway_id": "gw-test", "version": hub.version,
-                                      "sensors": hub.sensors}})
+                self._reply(
+                    {
+                        "data": {
+                            "gateway_id": "gw-test",
+                            "version": hub.version,
+                            "sensors": hub.sensors,
+                        }
+                    }
+                )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -116,8 +131,9 @@ def hub() -> Iterator[FakeHub]:
     h.stop()
 
 
-def config(tmp_path: Path, broker: Mosquitto, hub_url: str | None = None,
-           **rules: RuleConfig) -> AgentConfig:
+def config(
+    tmp_path: Path, broker: Mosquitto, hub_url: str | None = None, **rules: RuleConfig
+) -> AgentConfig:
     url = hub_url or f"http://127.0.0.1:{free_port()}"  # nothing listens there
     cfg = make_config(tmp_path, broker.port, hub__url=url, hub__interval_s=0.2)
     return cfg.model_copy(update={"rules": {k.replace("__", "/"): r for k, r in rules.items()}})
@@ -132,7 +148,8 @@ def db_alerts(cfg: AgentConfig) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(cfg.buffer.path)) as db:
         return db.execute(
             "SELECT id, key, breach_type, closed_at IS NOT NULL, version > synced_version"
-            " FROM alerts ORDER BY id").fetchall()
+            " FROM alerts ORDER BY id"
+        ).fetchall()
 
 
 async def wait_until(check: Callable[[], bool], within: float = 10.0) -> None:
@@ -148,8 +165,9 @@ async def agent(cfg: AgentConfig) -> AsyncIterator[None]:
     stopping = asyncio.Event()
     task = asyncio.create_task(service.run(cfg, stopping))
     try:
-        await wait_until(lambda: Path(cfg.buffer.path).exists()
-                         and db_state(cfg).get("mqtt_connected") == "1")
+        await wait_until(
+            lambda: Path(cfg.buffer.path).exists() and db_state(cfg).get("mqtt_connected") == "1"
+        )
         yield
     finally:
         stopping.set()
@@ -170,7 +188,10 @@ async def test_alert_on_mqtt_within_1s_with_no_hub(
     assert topic == "alerts/l1/m1/temp"
     assert body["event"] == "open" and body["key"] == KEY and body["gateway_id"] == "gw-test"
     assert (body["rule"], body["breach_type"], body["severity"]) == (
-        "threshold", "above_maximum", "high")
+        "threshold",
+        "above_maximum",
+        "high",
+    )
     assert (body["threshold_value"], body["value"], body["ts"]) == (85.0, 95.0, 1732270000.5)
     assert body["closed_at"] is None and body["reading_seq"] == 2
     # stored in the outbox for the hub, not synced (there is no hub)
@@ -180,10 +201,12 @@ async def test_alert_on_mqtt_within_1s_with_no_hub(
 async def test_excursion_of_ten_readings_is_one_open_and_one_close(
     tmp_path: Path, broker: Mosquitto, publisher: Publisher, hmi: AlertListener
 ) -> None:
-    cfg = config(tmp_path, broker,
-                 l1__m1__temp=RuleConfig(max=85.0, deadband=5.0, clear_count=3))
-    values = [70.0] * 3 + [88.0, 90.0, 89.0, 86.0, 84.0, 82.0, 88.0, 90.0, 87.0, 86.0] + [
-        79.0, 81.0, 79.0, 78.0, 77.0, 70.0]
+    cfg = config(tmp_path, broker, l1__m1__temp=RuleConfig(max=85.0, deadband=5.0, clear_count=3))
+    values = (
+        [70.0] * 3
+        + [88.0, 90.0, 89.0, 86.0, 84.0, 82.0, 88.0, 90.0, 87.0, 86.0]
+        + [79.0, 81.0, 79.0, 78.0, 77.0, 70.0]
+    )
     async with agent(cfg):
         for i, v in enumerate(values):
             publisher.publish(TOPIC, {"value": v, "ts": 1000.0 + i})
@@ -219,8 +242,7 @@ async def test_threshold_changed_at_hub_applies_within_one_sync_cycle(
     tmp_path: Path, broker: Mosquitto, publisher: Publisher, hmi: AlertListener, hub: FakeHub
 ) -> None:
     hub.sensors = [{"key": KEY, "min": None, "max": 100.0, "deadband": None}]
-    cfg = config(tmp_path, broker, hub.url,
-                 **{"+__+__temp": RuleConfig(max=500.0, clear_count=2)})
+    cfg = config(tmp_path, broker, hub.url, **{"+__+__temp": RuleConfig(max=500.0, clear_count=2)})
     async with agent(cfg):
         await wait_until(lambda: db_state(cfg).get("rules_version") == "1")
         publisher.publish(TOPIC, {"value": 60.0, "ts": 1.0})
@@ -251,23 +273,42 @@ async def test_threshold_changed_at_hub_applies_within_one_sync_cycle(
 
 
 def test_rules_overlay_and_persistence(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path).model_copy(update={"rules": {
-        "+/+/temp": RuleConfig(min=0.0, max=90.0, deadband=1.0, clear_count=4, max_rate=2.0),
-        "l1/m1/rpm": RuleConfig(max=3000.0)}})
+    cfg = make_config(tmp_path).model_copy(
+        update={
+            "rules": {
+                "+/+/temp": RuleConfig(
+                    min=0.0, max=90.0, deadband=1.0, clear_count=4, max_rate=2.0
+                ),
+                "l1/m1/rpm": RuleConfig(max=3000.0),
+            }
+        }
+    )
     buffer = Buffer(cfg.buffer.path)
     rules = Rules(cfg, buffer)
     assert rules.version == 0 and set(rules.effective()) == {"+/+/temp", "l1/m1/rpm"}
     from agent.rules import HubConfig, HubSensorRule
-    changed = rules.apply_hub(HubConfig("gw-test", 7, [
-        HubSensorRule(KEY, None, 80.0, None),  # max from the hub, the rest from agent.toml
-        HubSensorRule("l1/m1/rpm", None, None, 5.0),  # no bounds at the hub: keep 3000
-        HubSensorRule("l2/m1/new", 1.0, 2.0, 0.9),  # deadband too wide for 1..2: dropped
-        HubSensorRule("bad", 1.0, 2.0, None),  # not a sensor key: ignored
-    ]))
+
+    changed = rules.apply_hub(
+        HubConfig(
+            "gw-test",
+            7,
+            [
+                HubSensorRule(KEY, None, 80.0, None),  # max from the hub, the rest from agent.toml
+                HubSensorRule("l1/m1/rpm", None, None, 5.0),  # no bounds at the hub: keep 3000
+                HubSensorRule("l2/m1/new", 1.0, 2.0, 0.9),  # deadband too wide for 1..2: dropped
+                HubSensorRule("bad", 1.0, 2.0, None),  # not a sensor key: ignored
+            ],
+        )
+    )
     assert changed and not rules.apply_hub(HubConfig("gw-test", 7, rules.hub))
     eff = rules.effective()
-    assert eff[KEY].to_dict() == {"min": None, "max": 80.0, "deadband": 1.0, "clear_count": 4,
-                                  "max_rate": 2.0}
+    assert eff[KEY].to_dict() == {
+        "min": None,
+        "max": 80.0,
+        "deadband": 1.0,
+        "clear_count": 4,
+        "max_rate": 2.0,
+    }
     assert (eff["l1/m1/rpm"].max, eff["l1/m1/rpm"].deadband) == (3000.0, 5.0)
     assert (eff["l2/m1/new"].min, eff["l2/m1/new"].deadband) == (1.0, 0.0)
     assert "bad" not in eff
@@ -278,7 +319,8 @@ def test_rules_overlay_and_persistence(tmp_path: Path) -> None:
 
 def test_open_alert_survives_restart_as_one_alert(tmp_path: Path) -> None:
     cfg = make_config(tmp_path).model_copy(
-        update={"rules": {KEY: RuleConfig(max=10.0, clear_count=2)}})
+        update={"rules": {KEY: RuleConfig(max=10.0, clear_count=2)}}
+    )
     buffer = Buffer(cfg.buffer.path)
     alerting = Alerting(cfg, buffer, Rules(cfg, buffer))
 
@@ -298,8 +340,11 @@ def test_open_alert_survives_restart_as_one_alert(tmp_path: Path) -> None:
     assert feed(20.0) == ["open"]
     buffer.close()
     buffer = Buffer(cfg.buffer.path)
-    Alerting(cfg.model_copy(update={"rules": {}}), buffer, Rules(
-        cfg.model_copy(update={"rules": {}}), buffer))
+    Alerting(
+        cfg.model_copy(update={"rules": {}}),
+        buffer,
+        Rules(cfg.model_copy(update={"rules": {}}), buffer),
+    )
     assert buffer.open_alerts() == []
     buffer.ack_alerts([(a.id, a.version) for a in buffer.claim_alerts(10)])
     assert buffer.claim_alerts(10) == [] and buffer.open_alerts() == []

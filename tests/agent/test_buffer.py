@@ -157,8 +157,9 @@ def test_read_status_from_outside(tmp_path: Path) -> None:
     path = tmp_path / "b.db"
     b = Buffer(path, max_bytes=5_000_000, when_full="drop_newest")
     b.append(readings(4))
-    b.set_state(last_sync_at=123.5, last_sync_result="ok", last_sync_accepted=4,
-                last_sync_duplicates=1)
+    b.set_state(
+        last_sync_at=123.5, last_sync_result="ok", last_sync_accepted=4, last_sync_duplicates=1
+    )
     st = read_status(path, 5_000_000, "drop_newest")
     assert st["backlog"] == 4
     assert st["last_sync"] == {"at": 123.5, "result": "ok", "accepted": 4, "duplicates": 1}

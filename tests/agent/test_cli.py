@@ -43,8 +43,9 @@ class FakeHub:
                 for r in batch.readings:
                     dup += r.seq in hub.readings
                     hub.readings[r.seq] = (r.key, r.value)
-                out = json.dumps({"data": {"accepted": len(batch.readings) - dup,
-                                           "duplicates": dup}, "meta": {}}).encode()
+                out = json.dumps(
+                    {"data": {"accepted": len(batch.readings) - dup, "duplicates": dup}, "meta": {}}
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
@@ -75,15 +76,15 @@ def write_config(tmp_path: Path, port: int, hub_url: str, extra: str = "") -> Pa
         f'gateway_id = "gw-cli"\n'
         f"[mqtt]\nport = {port}\nbatch_linger_ms = 5\n"
         f'[buffer]\npath = "{tmp_path / "buffer.db"}"\nmax_bytes = 50_000_000\n'
-        f'[hub]\nurl = "{hub_url}"\ntoken = "t"\ninterval_s = 0.1\nbackoff_max_s = 0.5\n'
-        + extra
+        f'[hub]\nurl = "{hub_url}"\ntoken = "t"\ninterval_s = 0.1\nbackoff_max_s = 0.5\n' + extra
     )
     return cfg
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
 
 
 def status(cfg: Path) -> dict[str, Any]:
@@ -110,8 +111,12 @@ def test_run_status_and_clean_stop(
     hub.status = 503  # hold the data at the edge first
     cfg = write_config(tmp_path, broker.port, hub.url)
     log = open(tmp_path / "agent.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(cfg)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for(lambda: status(cfg)["mqtt"]["connected"])
         for i in range(20):
@@ -122,8 +127,12 @@ def test_run_status_and_clean_stop(
         assert st["dead_letters"] == 1 and st["dropped"] == 0
         assert st["oldest_unsynced_age_s"] >= 0
         assert st["last_sync"]["result"].startswith("error: HTTP 503")
-        assert st["buffer"] == {"path": str(tmp_path / "buffer.db"), "bytes": st["buffer"]["bytes"],
-                                "max_bytes": 50_000_000, "when_full": "drop_oldest"}
+        assert st["buffer"] == {
+            "path": str(tmp_path / "buffer.db"),
+            "bytes": st["buffer"]["bytes"],
+            "max_bytes": 50_000_000,
+            "when_full": "drop_oldest",
+        }
         hub.status = 200
         wait_for(lambda: status(cfg)["backlog"] == 0)
         assert sorted(v for _, v in hub.readings.values()) == [float(i) for i in range(20)]
@@ -151,8 +160,7 @@ def test_kill_9_then_restart_loses_nothing(
     proc = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: status(cfg)["mqtt"]["connected"])
-        infos = [publisher.client.publish("factory/l1/m1/temp", str(i), qos=1)
-                 for i in range(3000)]
+        infos = [publisher.client.publish("factory/l1/m1/temp", str(i), qos=1) for i in range(3000)]
         time.sleep(0.05)
         proc.kill()  # somewhere mid-stream
         proc.wait(10)
@@ -193,14 +201,36 @@ def test_help_everywhere(args: list[str]) -> None:
 
 def test_sim_publishes_counted_summary(tmp_path: Path, broker: Mosquitto) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "agent.sim", "--port", str(broker.port), "--count", "300",
-         "--rate", "0", "--malformed-share", "0.2", "--seed", "7", "--lines", "1",
-         "--machines", "2", "--sensors", "3"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "agent.sim",
+            "--port",
+            str(broker.port),
+            "--count",
+            "300",
+            "--rate",
+            "0",
+            "--malformed-share",
+            "0.2",
+            "--seed",
+            "7",
+            "--lines",
+            "1",
+            "--machines",
+            "2",
+            "--sensors",
+            "3",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["published"] == 300 and summary["malformed"] > 0
     assert sum(summary["per_sensor"].values()) == summary["valid"] >= 300 - summary["malformed"]
-    assert set(summary["per_sensor"]) <= {f"line1/machine{m}/{s}" for m in (1, 2)
-                                          for s in ("temp", "pressure", "vibration")}
+    assert set(summary["per_sensor"]) <= {
+        f"line1/machine{m}/{s}" for m in (1, 2) for s in ("temp", "pressure", "vibration")
+    }

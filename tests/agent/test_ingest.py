@@ -44,10 +44,13 @@ def stored(buffer: Buffer) -> list[tuple[str, float, float, str | None]]:
 
 def test_parse_message_forms() -> None:
     t = TopicTemplate.compile("factory/{line}/{machine}/{sensor}")
-    rs, dl = parse_message(t, "factory/l1/m1/temp", b'[{"value": 1}, {"value": 2, "ts": 5}]',
-                           100.0, 1024)
+    rs, dl = parse_message(
+        t, "factory/l1/m1/temp", b'[{"value": 1}, {"value": 2, "ts": 5}]', 100.0, 1024
+    )
     assert dl is None and [(r.key, r.ts, r.value) for r in rs] == [
-        ("l1/m1/temp", 100.0, 1.0), ("l1/m1/temp", 5.0, 2.0)]
+        ("l1/m1/temp", 100.0, 1.0),
+        ("l1/m1/temp", 5.0, 2.0),
+    ]
     rs, dl = parse_message(t, "factory/l1/m1", b"1", 100.0, 1024)
     assert rs == [] and dl is not None and "does not fit" in dl.reason
 
@@ -58,12 +61,14 @@ async def test_every_payload_form_is_stored(
     cfg = make_config(tmp_path, broker.port)
     buffer = Buffer(cfg.buffer.path)
     async with running(cfg, buffer):
-        publisher.publish("factory/l1/press/temp", {"value": 23.5, "ts": 1732270000.123,
-                                                    "unit": "C"})
+        publisher.publish(
+            "factory/l1/press/temp", {"value": 23.5, "ts": 1732270000.123, "unit": "C"}
+        )
         publisher.publish("factory/l1/press/temp", {"value": 24.0, "ts": "2024-11-22T10:06:41Z"})
         publisher.publish("factory/l1/press/temp", {"value": 24.5})
-        publisher.publish("factory/l1/press/rpm", [{"value": 1200, "ts": 1732270001},
-                                                   {"value": 1210}])
+        publisher.publish(
+            "factory/l1/press/rpm", [{"value": 1200, "ts": 1732270001}, {"value": 1210}]
+        )
         publisher.publish("factory/l2/oven/humidity", 41)
         publisher.publish("factory/l2/oven/humidity", "41.5")
         await wait_until(lambda: buffer.backlog == 7)
@@ -71,8 +76,12 @@ async def test_every_payload_form_is_stored(
     assert rows[0] == ("l1/press/temp", 1732270000.123, 23.5, "C")
     assert rows[1] == ("l1/press/temp", 1732270001.0, 24.0, None)
     assert [(k, v) for k, _, v, _ in rows[2:]] == [
-        ("l1/press/temp", 24.5), ("l1/press/rpm", 1200.0), ("l1/press/rpm", 1210.0),
-        ("l2/oven/humidity", 41.0), ("l2/oven/humidity", 41.5)]
+        ("l1/press/temp", 24.5),
+        ("l1/press/rpm", 1200.0),
+        ("l1/press/rpm", 1210.0),
+        ("l2/oven/humidity", 41.0),
+        ("l2/oven/humidity", 41.5),
+    ]
     assert buffer.stats()["mqtt"]["connected"] is False  # disconnected on stop
     assert buffer.dead_letters_total == 0
     buffer.close()

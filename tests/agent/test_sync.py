@@ -33,8 +33,9 @@ def fill(buffer: Buffer, n: int) -> None:
     buffer.append([Reading(f"l1/m1/s{i % 3}", now, float(i), None, now) for i in range(n)])
 
 
-async def run_once(tmp_path: Path, handler: Handler, n: int = 10, **cfg: object
-                   ) -> tuple[Outcome, Buffer, Syncer]:
+async def run_once(
+    tmp_path: Path, handler: Handler, n: int = 10, **cfg: object
+) -> tuple[Outcome, Buffer, Syncer]:
     config = make_config(tmp_path, 1, **cfg)
     buffer = Buffer(config.buffer.path)
     fill(buffer, n)
@@ -126,10 +127,20 @@ async def test_422_naming_seqs_moves_exactly_those_to_dead_letters(tmp_path: Pat
         posts.append(seqs)
         bad = [s for s in seqs if s in (3, 7)]
         if bad:
-            details = [{"index": seqs.index(s), "seq": s, "field": "value",
-                        "message": "out of range"} for s in bad]
-            return httpx.Response(422, json={"error": {
-                "code": "validation_error", "message": "2 problems", "details": details}})
+            details = [
+                {"index": seqs.index(s), "seq": s, "field": "value", "message": "out of range"}
+                for s in bad
+            ]
+            return httpx.Response(
+                422,
+                json={
+                    "error": {
+                        "code": "validation_error",
+                        "message": "2 problems",
+                        "details": details,
+                    }
+                },
+            )
         return ok(request)
 
     config = make_config(tmp_path)
