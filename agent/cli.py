@@ -135,7 +135,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "last sync",
             "never"
             if last is None
-            else f"{last['result']} at {to_rfc3339(last['at'])} ({_age(time.time() - last['at'])} ago)"
+            else f"{last['result']} at {to_rfc3339(last['at'])} "
+            f"({_age(time.time() - last['at'])} ago)"
             + (
                 f", accepted {last['accepted']}, duplicates {last['duplicates']}"
                 if last["result"] == "ok"
