@@ -27,6 +27,8 @@ WIRE_VERSION = 1
 MAX_READINGS_PER_BATCH = 50_000
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 MAX_UNIT_LEN = 32
+# The hub packs (gateway, seq) into one 64-bit reading id with 40 bits of seq.
+MAX_SEQ = 1 << 40
 
 
 class WireReading(msgspec.Struct, array_like=True, frozen=True):
@@ -165,8 +167,8 @@ def validate_batch(batch: Batch) -> None:
     seen: set[int] = set()
     for i, r in enumerate(batch.readings):
         where = {"index": i, "seq": r.seq}
-        if r.seq <= 0:
-            problems.append({**where, "field": "seq", "message": "must be > 0"})
+        if not 0 < r.seq < MAX_SEQ:
+            problems.append({**where, "field": "seq", "message": f"must be in 1..{MAX_SEQ - 1}"})
         elif r.seq in seen:
             problems.append({**where, "field": "seq", "message": "appears twice in the batch"})
         seen.add(r.seq)
