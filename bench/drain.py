@@ -56,15 +56,17 @@ def _raw_insert_rate(hub_db: Path, workdir: Path, n: int, sensors: int) -> float
     db.execute("PRAGMA wal_autocheckpoint=10000")
     for sql in ddl:
         db.execute(sql)
+    # Same ids as the hub writes: gateway_id * 2^40 + seq.
     rows = [
-        (i % sensors + 1, 1_732_000_000.0 + i, 50.0 + (i % 97) / 10, 1, i + 1) for i in range(n)
+        ((1 << 40) + i + 1, i % sensors + 1, 1_732_000_000.0 + i, 50.0 + (i % 97) / 10, 1, i + 1)
+        for i in range(n)
     ]
     start = time.perf_counter()
     for i in range(0, n, BATCH):
         db.execute("BEGIN IMMEDIATE")
         db.executemany(
-            "INSERT OR IGNORE INTO readings (sensor_id, ts, value, gateway_id, seq) "
-            "VALUES (?,?,?,?,?)",
+            "INSERT OR IGNORE INTO readings (id, sensor_id, ts, value, gateway_id, seq) "
+            "VALUES (?,?,?,?,?,?)",
             rows[i : i + BATCH],
         )
         db.execute("COMMIT")
