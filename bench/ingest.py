@@ -86,7 +86,7 @@ def _run_baseline(workdir: Path, files: list[Path], n: int) -> tuple[float, int]
         broker.stop()
 
 
-def _run_agent(workdir: Path, files: list[Path], n: int) -> tuple[float, int]:
+def _run_agent(workdir: Path, files: list[Path], n: int) -> tuple[float, int, float]:
     (workdir / "b-agent").mkdir()
     broker = Broker(workdir / "b-agent").start()
     agent = Agent(
@@ -100,13 +100,15 @@ def _run_agent(workdir: Path, files: list[Path], n: int) -> tuple[float, int]:
         agent.start()
         assert agent.proc.popen is not None
         sampler = RssSampler(agent.proc.popen.pid)
+        cpu0 = sum(sampler.proc.cpu_times()[:2])
         start = time.monotonic()
         pubs = _publish(broker.port, files)
         try:
             end = wait_count(agent.buffer, "readings", n, timeout=300, sampler=sampler)
         finally:
             _stop(pubs)
-        return n / (end - start), sampler.peak
+        cpu = sum(sampler.proc.cpu_times()[:2]) - cpu0
+        return n / (end - start), sampler.peak, cpu / n
     finally:
         agent.stop()
         broker.stop()
@@ -116,15 +118,17 @@ def run(workdir: Path, n: int, rounds: int = 2, publishers: int = 2) -> list[Row
     files = _feed(workdir, n, publishers)
     n = sum(1 for f in files for _ in f.open())
     base_rates, agent_rates, base_rss, agent_rss = [], [], [], []
+    agent_cpu: list[float] = []
     for r in range(rounds):
         rd = workdir / f"round-{r}"
         rd.mkdir()
         rate, rss = _run_baseline(rd, files, n)
         base_rates.append(rate)
         base_rss.append(rss)
-        rate, rss = _run_agent(rd, files, n)
+        rate, rss, cpu = _run_agent(rd, files, n)
         agent_rates.append(rate)
         agent_rss.append(rss)
+        agent_cpu.append(cpu)
     return [
         Row(
             "agent ingest (MQTT -> committed -> acked)",
@@ -134,7 +138,11 @@ def run(workdir: Path, n: int, rounds: int = 2, publishers: int = 2) -> list[Row
             max(base_rates),
             ">= 0.5x and >= 15,000/s",
             note=f"{n:,} QoS 1 messages from {publishers} mosquitto_pub -l; best of {rounds}",
-            extra={"agent_rates": agent_rates, "baseline_rates": base_rates},
+            extra={
+                "agent_rates": agent_rates,
+                "baseline_rates": base_rates,
+                "agent_cpu_s_per_reading": min(agent_cpu),
+            },
         ),
         Row(
             "agent RSS during ingest",
