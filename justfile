@@ -41,7 +41,7 @@ bench: build
 
 # The whole system on this machine: broker, anomaly-detector, hub, agent, simulated sensors.
 demo: build
-    {{bin}}/python -m bench.demo
+    {{bin}}/python -m devtools.demo
 
 lint: venv
     {{bin}}/ruff check .
