@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import pickle
 from array import array
+from collections import namedtuple
 from typing import Any
 
 import numpy as np
@@ -100,6 +102,23 @@ def test_accepts_lists_ints_generators_and_keywords() -> None:
     gen = ((i, v) for i, v in [(1, 5), (2, 50)])
     assert [a.reading_id for a in check_thresholds(gen, max_threshold=10)] == [2]
     assert [a.reading_id for a in check_thresholds([[7, 50.0]], max_threshold=10)] == [7]
+    reading = namedtuple("reading", "id value")
+    assert [a.reading_id for a in check_thresholds([reading(8, 50.0)], max_threshold=10)] == [8]
+    assert [a.reading_id for a in check_thresholds(((9, 50.0),), max_threshold=10)] == [9]
+
+
+def test_alerts_are_not_tracked_by_the_cyclic_gc() -> None:
+    # An Alert holds no references, so the GC must not walk it: a large result that stays
+    # tracked makes every later collection slower than building the alerts was.
+    results = [
+        check_thresholds([(1, 95.0)], 15.0, 85.0),
+        check_array(np.array([95.0]), 15.0, 85.0, ids=np.array([1], dtype=np.int64)),
+        check_batch([(1, "a", 95.0)], {"a": (15.0, 85.0)}),
+    ]
+    gc.collect()
+    for [alert] in results:
+        assert not gc.is_tracked(alert)
+        assert as_tuples([alert]) == [(1, 95.0, "above_maximum", 85.0, "high")]
 
 
 def test_alert_value_semantics() -> None:
@@ -208,6 +227,18 @@ def test_check_array_array_d_and_memoryview() -> None:
     assert as_tuples(check_array(memoryview(arr), 15.0, 85.0)) == EXPECTED
     raw = memoryview(arr.tobytes()).cast("d")
     assert as_tuples(check_array(raw, 15.0, 85.0)) == EXPECTED
+
+
+def test_check_array_unaligned_buffer() -> None:
+    # A memoryview cast at an odd byte offset: the doubles are not 8-byte aligned.
+    values = [float(i) for i in range(40)]
+    buf = bytearray(1 + 8 * len(values))
+    buf[1:] = array("d", values).tobytes()
+    unaligned = memoryview(buf)[1:].cast("d")
+    ids = bytearray(1 + 8 * len(values))
+    ids[1:] = array("q", range(100, 140)).tobytes()
+    got = check_array(unaligned, 3.0, 30.0, ids=memoryview(ids)[1:].cast("q"))
+    assert as_tuples(got) == ref_check(list(zip(range(100, 140), values, strict=True)), 3.0, 30.0)
 
 
 def test_check_array_ids() -> None:
@@ -585,8 +616,8 @@ def test_engine_bad_input_raises_never_panics() -> None:
     assert eng.rules() == {"l/m/a": Rule(max=1.0)}  # unchanged after the errors
     with pytest.raises(ValueError):
         AlertEvent(
-            kind="opened",
-            key="l/m/a",  # type: ignore[arg-type]
+            kind="opened",  # type: ignore[arg-type]
+            key="l/m/a",
             breach_type="above_maximum",
             severity="high",
             threshold_value=1.0,

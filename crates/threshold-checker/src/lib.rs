@@ -33,6 +33,7 @@
 
 pub mod core;
 pub mod rules;
+pub mod scan;
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ use pyo3::types::{PyDict, PyFloat, PyList, PyMapping, PyTuple};
 
 use crate::core::{Bounds, Breach, BreachType, Severity};
 use crate::rules::{AlertBreach, Engine, Event, EventKind, Input, OpenAlert, RuleKind};
+use crate::scan::RawF64;
 
 /// Constructor arguments of an `Alert`, as `__reduce__` returns them.
 type AlertArgs = (i64, f64, &'static str, f64, &'static str);
@@ -177,6 +179,28 @@ impl Alert {
     }
 }
 
+/// The breaches as a Python list of `Alert`.
+///
+/// An `Alert` holds no Python references, so it can never be part of a cycle; each one is
+/// taken off the cyclic GC's lists at once (as CPython does for tuples of plain values).
+/// Left tracked, a large result made every GC pass walk it again, which cost more than
+/// creating the alerts.
+fn alert_list(
+    py: Python<'_>,
+    breaches: impl IntoIterator<Item = Breach>,
+) -> PyResult<Bound<'_, PyList>> {
+    let breaches = breaches.into_iter();
+    let mut items = Vec::with_capacity(breaches.size_hint().1.unwrap_or(0));
+    for b in breaches {
+        let obj = Bound::new(py, Alert::from(b))?;
+        // SAFETY: `obj` is a live object of a GC type; untracking an object without
+        // references is allowed, and its dealloc's own untrack is then a no-op.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) };
+        items.push(obj);
+    }
+    PyList::new(py, items)
+}
+
 fn bounds(min_threshold: Option<f64>, max_threshold: Option<f64>) -> PyResult<Bounds> {
     Bounds::new(min_threshold, max_threshold).map_err(|e| PyValueError::new_err(e.to_string()))
 }
@@ -209,26 +233,30 @@ fn field_error(
     }
 }
 
-/// The fields of one reading: a tuple or list of exactly `n` items.
-fn reading_fields<'py>(
+/// The fields of one reading: a tuple or list of exactly `N` items.
+///
+/// Returned as an array, not a `Vec`: this runs once per reading, and a heap allocation
+/// per reading was most of the cost of a check.
+fn reading_fields<'py, const N: usize>(
     index: usize,
     item: &Bound<'py, PyAny>,
     shape: &str,
-    n: usize,
-) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    let fields: Option<Vec<Bound<'py, PyAny>>> = if let Ok(t) = item.cast::<PyTuple>() {
-        (t.len() == n).then(|| t.iter().collect())
+) -> PyResult<[Bound<'py, PyAny>; N]> {
+    if let Ok(t) = item.cast::<PyTuple>() {
+        if t.len() == N {
+            // SAFETY: the index is < N == t.len(), and a tuple's length never changes.
+            return Ok(std::array::from_fn(|i| unsafe { t.get_item_unchecked(i) }));
+        }
     } else if let Ok(l) = item.cast::<PyList>() {
-        (l.len() == n).then(|| l.iter().collect())
-    } else {
-        None
-    };
-    fields.ok_or_else(|| {
-        PyTypeError::new_err(format!(
-            "readings[{index}] must be a tuple {shape}, got {}",
-            type_name(item)
-        ))
-    })
+        // Rare (readings as lists): a Vec is fine here; try_from fails on a wrong length.
+        if let Ok(fields) = <[_; N]>::try_from(l.iter().collect::<Vec<_>>()) {
+            return Ok(fields);
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "readings[{index}] must be a tuple {shape}, got {}",
+        type_name(item)
+    )))
 }
 
 fn extract_id(index: usize, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -239,6 +267,26 @@ fn extract_id(index: usize, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
 fn extract_value(index: usize, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
     obj.extract::<f64>()
         .map_err(|e| field_error(index, "value", "a float", obj, e))
+}
+
+/// One `(id, value)` reading. A 2-tuple, the common case, is read through borrowed
+/// references: no reference counting per field.
+fn id_value(index: usize, item: &Bound<'_, PyAny>) -> PyResult<(i64, f64)> {
+    if let Ok(t) = item.cast::<PyTuple>() {
+        if t.len() == 2 {
+            // SAFETY: both indexes are < t.len(); a tuple never changes length, and `item`
+            // keeps the tuple, and so its items, alive while they are borrowed.
+            let (id, value) = unsafe {
+                (
+                    t.get_borrowed_item_unchecked(0),
+                    t.get_borrowed_item_unchecked(1),
+                )
+            };
+            return Ok((extract_id(index, &id)?, extract_value(index, &value)?));
+        }
+    }
+    let [id, value] = reading_fields(index, item, "(id, value)")?;
+    Ok((extract_id(index, &id)?, extract_value(index, &value)?))
 }
 
 fn iterate<'py>(readings: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyIterator>> {
@@ -253,29 +301,29 @@ fn iterate<'py>(readings: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types
 /// Check `(id, value)` readings against optional min/max thresholds.
 #[pyfunction]
 #[pyo3(signature = (readings, min_threshold=None, max_threshold=None))]
-fn check_thresholds(
-    readings: &Bound<'_, PyAny>,
+fn check_thresholds<'py>(
+    readings: &Bound<'py, PyAny>,
     min_threshold: Option<f64>,
     max_threshold: Option<f64>,
-) -> PyResult<Vec<Alert>> {
+) -> PyResult<Bound<'py, PyList>> {
     let bounds = bounds(min_threshold, max_threshold)?;
-    let mut alerts = Vec::new();
+    let mut breaches = Vec::new();
     for (index, item) in iterate(readings)?.enumerate() {
-        let item = item?;
-        let fields = reading_fields(index, &item, "(id, value)", 2)?;
-        let id = extract_id(index, &fields[0])?;
-        let value = extract_value(index, &fields[1])?;
+        let (id, value) = id_value(index, &item?)?;
         if let Some(b) = bounds.check(id, value) {
-            alerts.push(Alert::from(b));
+            breaches.push(b);
         }
     }
-    Ok(alerts)
+    alert_list(readings.py(), breaches)
 }
 
 /// Check `(id, sensor_key, value)` readings of many sensors, each against its own bounds.
 #[pyfunction]
 #[pyo3(signature = (readings, thresholds))]
-fn check_batch(readings: &Bound<'_, PyAny>, thresholds: &Bound<'_, PyAny>) -> PyResult<Vec<Alert>> {
+fn check_batch<'py>(
+    readings: &Bound<'py, PyAny>,
+    thresholds: &Bound<'_, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
     let mapping = thresholds.cast::<PyMapping>().map_err(|_| {
         PyTypeError::new_err(format!(
             "thresholds must be a mapping of sensor key -> (min_threshold, max_threshold), got {}",
@@ -300,10 +348,10 @@ fn check_batch(readings: &Bound<'_, PyAny>, thresholds: &Bound<'_, PyAny>) -> Py
             .map_err(|e| PyValueError::new_err(format!("thresholds[{key:?}]: {e}")))?;
         table.insert(key, b);
     }
-    let mut alerts = Vec::new();
+    let mut breaches = Vec::new();
     for (index, item) in iterate(readings)?.enumerate() {
         let item = item?;
-        let fields = reading_fields(index, &item, "(id, sensor_key, value)", 3)?;
+        let fields: [_; 3] = reading_fields(index, &item, "(id, sensor_key, value)")?;
         let id = extract_id(index, &fields[0])?;
         let key = fields[1]
             .extract::<pyo3::pybacked::PyBackedStr>()
@@ -315,10 +363,10 @@ fn check_batch(readings: &Bound<'_, PyAny>, thresholds: &Bound<'_, PyAny>) -> Py
             })?;
         let value = extract_value(index, &fields[2])?;
         if let Some(b) = table.get(&*key).and_then(|b| b.check(id, value)) {
-            alerts.push(Alert::from(b));
+            breaches.push(b);
         }
     }
-    Ok(alerts)
+    alert_list(readings.py(), breaches)
 }
 
 #[derive(Clone, Copy)]
@@ -405,13 +453,13 @@ fn raw_view(obj: &Bound<'_, PyAny>, name: &str, kind: Kind) -> PyResult<RawView>
 /// Check a float64 buffer in place (no copy, GIL released while scanning).
 #[pyfunction]
 #[pyo3(signature = (values, min_threshold=None, max_threshold=None, ids=None))]
-fn check_array(
-    py: Python<'_>,
+fn check_array<'py>(
+    py: Python<'py>,
     values: &Bound<'_, PyAny>,
     min_threshold: Option<f64>,
     max_threshold: Option<f64>,
     ids: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Vec<Alert>> {
+) -> PyResult<Bound<'py, PyList>> {
     let bounds = bounds(min_threshold, max_threshold)?;
     let vals = raw_view(values, "values", Kind::F64)?;
     let id_view = match ids {
@@ -428,30 +476,37 @@ fn check_array(
         _ => None,
     };
     let (vaddr, len) = (vals.addr, vals.len);
+    // SAFETY: `vals` was validated as 1-D, C-contiguous, 8-byte items, `len` of them, and
+    // stays exported (numpy cannot resize or free it) until released below. `RawF64` has
+    // alignment 1, so an unaligned memoryview cast is fine too.
+    let raw: &[RawF64] = if len == 0 {
+        &[]
+    } else {
+        unsafe { std::slice::from_raw_parts(vaddr as *const RawF64, len) }
+    };
     let iaddr = id_view.as_ref().map(|v| v.addr);
-    let breaches = py.detach(move || {
-        let vptr = vaddr as *const f64;
-        let iptr = iaddr.map(|a| a as *const i64);
-        (0..len)
+    let breaches = py.detach(|| {
+        // Only the few breaches found by the scan are read again, in a tight loop of their
+        // own so that the CPU overlaps the cache misses on `ids`; Python objects come after.
+        scan::breach_indexes(raw, &bounds)
+            .into_iter()
             .filter_map(|i| {
-                // SAFETY: both buffers were validated above as 1-D, C-contiguous, 8-byte
-                // items with at least `len` elements, and are kept alive (and exported,
-                // so numpy cannot resize them) by `vals` / `id_view` until after this
-                // closure returns. Unaligned reads: memoryview casts need not be aligned.
-                let value = unsafe { vptr.add(i).read_unaligned() };
-                let id = match iptr {
-                    Some(p) => unsafe { p.add(i).read_unaligned() },
+                let id = match iaddr {
+                    // SAFETY: as for `raw`: `ids` holds `len` 8-byte items (checked above)
+                    // and i < len.
+                    Some(a) => unsafe { (a as *const i64).add(i).read_unaligned() },
                     None => i as i64,
                 };
-                bounds.check(id, value)
+                bounds.check(id, f64::from_ne_bytes(raw[i]))
             })
             .collect::<Vec<_>>()
     });
+    let list = alert_list(py, breaches);
     vals.buffer.release(py);
     if let Some(v) = id_view {
         v.buffer.release(py);
     }
-    Ok(breaches.into_iter().map(Alert::from).collect())
+    list
 }
 
 // --- stateful rules ---------------------------------------------------------------------
@@ -829,7 +884,7 @@ impl RuleEngine {
         let mut rows: Vec<(Option<i64>, pyo3::pybacked::PyBackedStr, f64, f64)> = Vec::new();
         for (index, item) in iterate(readings)?.enumerate() {
             let item = item?;
-            let fields = reading_fields(index, &item, "(seq, key, ts, value)", 4)?;
+            let fields: [_; 4] = reading_fields(index, &item, "(seq, key, ts, value)")?;
             let seq = if fields[0].is_none() {
                 None
             } else {
