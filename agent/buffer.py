@@ -35,6 +35,7 @@ import msgspec
 import sqlite_utils
 
 import threshold_checker as tc
+from agent import recovery
 
 WhenFull = Literal["drop_oldest", "drop_newest", "block"]
 
@@ -43,6 +44,9 @@ WhenFull = Literal["drop_oldest", "drop_newest", "block"]
 _ROW_OVERHEAD = 48
 _MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 _CHECKPOINT_EVERY_S = 30.0
+_MAX_SEQ = (1 << 63) - 1
+# Seqs the seq mark reserves ahead of the highest one sent (see make_durable).
+_SEQ_MARK_STEP = 1_000_000
 
 
 class Reading(NamedTuple):
@@ -58,6 +62,18 @@ class DeadLetter(NamedTuple):
     payload: bytes
     reason: str
     received_at: float
+
+
+class MessageId(NamedTuple):
+    """An MQTT message as the redelivery check knows it: packet id and content digest."""
+
+    mid: int
+    digest: bytes
+
+
+# How many committed messages the redelivery check remembers (~40 bytes each): far more than
+# can be in flight, far fewer than the 65535 packet ids a broker cycles through.
+RECENT_MESSAGES = 4096
 
 
 class Row(NamedTuple):
@@ -120,6 +136,17 @@ def _last_sync(state: dict[str, str]) -> dict[str, Any] | None:
     }
 
 
+def _fit(rows: list[Row], max_bytes: int) -> list[Row]:
+    """The leading rows that make about ``max_bytes`` of wire JSON (at least one)."""
+    total = 0
+    for i, r in enumerate(rows):
+        # [seq,"key",ts,value,"unit"], with floats written out in full
+        total += 60 + len(r.key) + len(r.unit or "")
+        if total > max_bytes and i > 0:
+            return rows[:i]
+    return rows
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -144,29 +171,58 @@ class Buffer:
         self.when_full: WhenFull = when_full
         self.max_dead_letters = max_dead_letters
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so a transaction's extent is
-        # visible in the code, not implied by the sqlite3 module's autobegin.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self.page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
-        # Keep the WAL small relative to the budget: it is reused from the start after each
-        # checkpoint and truncated back to journal_size_limit, so it never holds much of it.
         wal_limit = max(64 * 1024, min(64 * 1024 * 1024, max_bytes // 40))
         # The WAL is written at COMMIT, after the budget check ran, and one transaction can
         # carry it past journal_size_limit before the next checkpoint: reserve room for that.
         self._wal_reserve = 2 * wal_limit
-        self._db.execute(f"PRAGMA wal_autocheckpoint={max(16, wal_limit // self.page_size // 2)}")
-        self._db.execute(f"PRAGMA journal_size_limit={wal_limit}")
+        self._wal_limit = wal_limit
+        # Set when this start found the file damaged and salvaged it (agent.recovery).
+        self.recovered: recovery.Recovered | None = None
+        recovery.finish_interrupted(self.path)
+        problem = recovery.find_problem(self.path, self._connect)
+        if problem is not None:
+            self._salvage(problem)
+        self._db = self._connect(self.path)
+        self.page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
         self._create_schema()
-        self._backlog = int(self._db.execute("SELECT count(*) FROM readings").fetchone()[0])
+        # From the trigger-maintained counter, not count(*): that reads the whole table, i.e.
+        # seconds and every page of a 10M-reading backlog at every start.
+        self._backlog = int(self._db.execute("SELECT n FROM backlog_count").fetchone()[0])
+        self._seq_mark = recovery.read_seq_mark(self.path)
         state = self._state()
         self._dropped = int(state.get("dropped", "0"))
         self._dead_total = int(state.get("dead_letters_total", "0"))
         self._dead_rows = int(self._db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
         self._last_checkpoint = time.monotonic()
         self._read_db: sqlite3.Connection | None = None
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so a transaction's extent is
+        # visible in the code, not implied by the sqlite3 module's autobegin.
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+        # Keep the WAL small relative to the budget: it is reused from the start after each
+        # checkpoint and truncated back to journal_size_limit, so it never holds much of it.
+        db.execute(f"PRAGMA wal_autocheckpoint={max(16, self._wal_limit // page_size // 2)}")
+        db.execute(f"PRAGMA journal_size_limit={self._wal_limit}")
+        return db
+
+    def _salvage(self, problem: str) -> None:
+        """Build a new buffer from what ``self.path`` still has, then swap it in."""
+        tmp = recovery.tmp_path(self.path)
+        self._db = self._connect(tmp)
+        try:
+            self._create_schema()
+            found = recovery.salvage(self.path, self._db, problem)
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._db.close()
+        recovery.swap_in(self.path, tmp, found.moved_to)
+        recovery.report(found)
+        self.recovered = found
 
     def _create_schema(self) -> None:
         db = sqlite_utils.Database(self._db)
@@ -187,6 +243,22 @@ class Buffer:
             if_not_exists=True,
         )
         db.table("state").create({"k": str, "v": str}, pk="k", if_not_exists=True)
+        if "backlog_count" not in db.table_names():
+            # The backlog size, kept by triggers in the same transaction as every insert and
+            # delete (whatever code path does them), so a start never counts the table. ~0.5 us
+            # per row. A buffer from before this table is counted once, here.
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("CREATE TABLE backlog_count (n INTEGER NOT NULL)")
+            self._db.execute("INSERT INTO backlog_count SELECT count(*) FROM readings")
+            self._db.execute(
+                "CREATE TRIGGER readings_counted_in AFTER INSERT ON readings"
+                " BEGIN UPDATE backlog_count SET n = n + 1; END"
+            )
+            self._db.execute(
+                "CREATE TRIGGER readings_counted_out AFTER DELETE ON readings"
+                " BEGIN UPDATE backlog_count SET n = n - 1; END"
+            )
+            self._db.execute("COMMIT")
         # The alert outbox. An alert is sent when it opens and again when it changes or closes
         # (the hub upserts on (gateway_id, id)): a row is unsynced while version >
         # synced_version, and deleted once it is closed and synced. AUTOINCREMENT: an id is
@@ -207,6 +279,11 @@ class Buffer:
         self._db.execute(
             "CREATE INDEX IF NOT EXISTS alerts_unsynced ON alerts(id)"
             " WHERE version > synced_version"
+        )
+        # The last MQTT messages committed, by packet id (see "MQTT redelivery" below).
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS mqtt_committed ("
+            " mid INTEGER PRIMARY KEY, digest BLOB NOT NULL, n INTEGER NOT NULL)"
         )
 
     # -- small helpers -----------------------------------------------------------------------
@@ -286,12 +363,14 @@ class Buffer:
         dead_letters: Sequence[DeadLetter] = (),
         *,
         derive_alerts: DeriveAlerts | None = None,
+        messages: Sequence[MessageId] = (),
     ) -> AppendResult:
         """Store readings and dead letters in ONE transaction; returns after COMMIT.
 
         ``derive_alerts`` runs inside that transaction once the readings have their seqs; the
         alert events it returns are stored in the same transaction (readings and the alerts
-        they raised commit together or not at all)."""
+        they raised commit together or not at all). ``messages``: the MQTT messages these
+        readings came from, remembered in the same transaction (see :meth:`redelivered`)."""
         accept = len(readings)
         if readings and self.when_full != "drop_oldest":
             room = self.max_bytes - self.used_bytes()
@@ -334,6 +413,8 @@ class Buffer:
                     ],
                 )
                 self._prune_dead_letters(len(dead_letters))
+            if messages:  # before the budget check below: its pages count too
+                self._remember_messages(messages)
             if self.when_full == "drop_oldest" and accept:
                 evicted += self._evict_oldest(self._backlog + accept - evicted)
             if refused or evicted:
@@ -389,10 +470,11 @@ class Buffer:
         after_seq: int = 0,
         *,
         ahead: bool = False,
+        upto_seq: int | None = None,
     ) -> list[Row]:
-        """The oldest unsynced rows after ``after_seq`` in seq order, at most ``limit`` and
-        about ``max_bytes`` of wire JSON. Nothing is marked: there is one sync task and it
-        acks what it sent.
+        """The oldest unsynced rows with ``after_seq < seq <= upto_seq`` in seq order, at most
+        ``limit`` and about ``max_bytes`` of wire JSON. Nothing is marked: there is one sync
+        task and it acks what it sent.
 
         ``ahead=True`` reads through a separate read-only connection, so the sync can claim
         its next batch from a worker thread while the current one is on the wire: that
@@ -402,19 +484,46 @@ class Buffer:
         rows = [
             Row(*r)
             for r in db.execute(
-                "SELECT seq, key, ts, value, unit FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
+                "SELECT seq, key, ts, value, unit FROM readings WHERE seq > ? AND seq <= ?"
+                " ORDER BY seq LIMIT ?",
+                (after_seq, _MAX_SEQ if upto_seq is None else upto_seq, limit),
             )
         ]
-        if max_bytes is None:
-            return rows
-        total = 0
-        for i, r in enumerate(rows):
-            # [seq,"key",ts,value,"unit"], with floats written out in full
-            total += 60 + len(r.key) + len(r.unit or "")
-            if total > max_bytes and i > 0:
-                return rows[:i]
-        return rows
+        return rows if max_bytes is None else _fit(rows, max_bytes)
+
+    def claim_live_first(
+        self,
+        limit: int,
+        max_bytes: int,
+        *,
+        floor: int,
+        after_old: int = 0,
+        after_new: int = 0,
+        live_share: float = 0.5,
+        ahead: bool = False,
+    ) -> tuple[list[Row], list[Row]]:
+        """A batch that lets live data overtake a backlog: ``(new, old)``.
+
+        ``new``: rows above ``floor`` (and after ``after_new``), oldest first, taking at most
+        ``live_share`` of the batch while older rows wait (all of it when none do). ``old``:
+        the oldest rows at or below ``floor`` (after ``after_old``) fill the rest. Trimmed to
+        ``max_bytes`` from the old end, so the live part goes first.
+        """
+        new = self.claim(limit, None, max(floor, after_new), ahead=ahead)
+        reserved = min(len(new), max(1, math.ceil(limit * live_share)))
+        old = (
+            self.claim(limit - reserved, None, after_old, ahead=ahead, upto_seq=floor)
+            if after_old < floor
+            else []
+        )
+        new = new[: limit - len(old)]
+        kept = _fit(new + old, max_bytes)
+        return kept[: len(new)], kept[len(new) :]
+
+    def max_seq(self) -> int:
+        """The highest seq handed out so far (0 for a new buffer); O(1)."""
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").fetchone()
+        return 0 if row is None else int(row[0])
 
     def ack(self, seqs: Iterable[int]) -> int:
         """Delete rows the hub confirmed; returns how many were still there."""
@@ -467,6 +576,60 @@ class Buffer:
         self._dead_total += len(found)
         self._dead_rows = min(self._dead_rows + len(found), self.max_dead_letters)
         return len(found)
+
+    # -- MQTT redelivery ---------------------------------------------------------------------
+    #
+    # The broker redelivers (DUP flag, same packet id) every message whose PUBACK it did not
+    # get. For a message the agent committed but died before acking, that redelivery must be
+    # acked without storing it again. We remember the packet id and a digest of the topic and
+    # payload of the last committed messages, one row per packet id: a new message that reuses
+    # an id replaces the old row, so a DUP can only match the latest message sent under its id.
+
+    # Commit counter of the newest row and the row count, read once, then kept in step.
+    _mqtt_n: int | None = None
+    _mqtt_rows = 0
+
+    def _remember_messages(self, messages: Sequence[MessageId]) -> None:
+        """Inside the append transaction: record committed messages, keep the newest.
+
+        Keyed on the packet id alone (the rowid, no second index) and pruned in small steps,
+        so that a commit touches few extra pages: they count against the budget, WAL included.
+        """
+        if self._mqtt_n is None:
+            n, rows = self._db.execute(
+                "SELECT coalesce(max(n), 0), count(*) FROM mqtt_committed"
+            ).fetchone()
+            self._mqtt_n, self._mqtt_rows = int(n), int(rows)
+        first = self._mqtt_n + 1
+        self._db.executemany(
+            "INSERT OR REPLACE INTO mqtt_committed(mid, digest, n) VALUES (?, ?, ?)",
+            [(mid, digest, first + i) for i, (mid, digest) in enumerate(messages)],
+        )
+        self._mqtt_n = first + len(messages) - 1
+        # An overcount (replaced rows, a rolled-back commit) only brings the prune forward.
+        self._mqtt_rows += len(messages)
+        # At least the last two batches, so a batch whose PUBACKs were lost is always covered.
+        keep = max(RECENT_MESSAGES, 2 * len(messages))
+        if self._mqtt_rows > keep + 256:
+            self._db.execute("DELETE FROM mqtt_committed WHERE n <= ?", (self._mqtt_n - keep,))
+            self._mqtt_rows = keep
+
+    def redelivered(self, messages: Sequence[MessageId]) -> set[MessageId]:
+        """Those of ``messages`` (redeliveries with the DUP flag) already committed."""
+        found: set[MessageId] = set()
+        for mid, digest in messages:
+            row = self._db.execute(
+                "SELECT 1 FROM mqtt_committed WHERE mid = ? AND digest = ?", (mid, digest)
+            ).fetchone()
+            if row is not None:
+                found.add(MessageId(mid, digest))
+        return found
+
+    def forget_messages(self) -> None:
+        """The broker started a new session: nothing from before can be redelivered, and a
+        packet id it hands out from now on names a new message."""
+        self._db.execute("DELETE FROM mqtt_committed")
+        self._mqtt_rows = 0
 
     # -- alerts ------------------------------------------------------------------------------
 
@@ -569,14 +732,29 @@ class Buffer:
             ).fetchone()[0]
         )
 
-    def make_durable(self) -> None:
-        """fsync the WAL, so every committed seq survives a power cut before the hub sees it."""
+    def make_durable(self, upto_seq: int = 0) -> None:
+        """fsync the WAL, so every committed seq survives a power cut before the hub sees it.
+
+        ``upto_seq``: the highest seq about to be sent. The seq mark file next to the buffer
+        is kept above it, so that even a buffer file damaged beyond reading tells a salvage
+        where seqs must go on from (agent.recovery); one small fsynced write per
+        ``_SEQ_MARK_STEP`` seqs."""
         with contextlib.suppress(FileNotFoundError):
             fd = os.open(f"{self.path}-wal", os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        if upto_seq > self._seq_mark:
+            mark = upto_seq + _SEQ_MARK_STEP
+            path = recovery.seq_mark_path(self.path)
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "w") as f:
+                f.write(f"{mark}\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            self._seq_mark = mark
 
     def maybe_checkpoint(self, force: bool = False) -> None:
         # The automatic checkpoints are PASSIVE and leave the WAL file at its high-water mark;
@@ -620,7 +798,10 @@ def _stats(
     backlog: int | None = None,
 ) -> dict[str, Any]:
     if backlog is None:
-        backlog = int(db.execute("SELECT count(*) FROM readings").fetchone()[0])
+        try:
+            backlog = int(db.execute("SELECT n FROM backlog_count").fetchone()[0])
+        except sqlite3.OperationalError:  # a buffer from before the counter existed
+            backlog = int(db.execute("SELECT count(*) FROM readings").fetchone()[0])
     oldest = db.execute("SELECT received_at FROM readings ORDER BY seq LIMIT 1").fetchone()
     state = {str(k): str(v) for k, v in db.execute("SELECT k, v FROM state")}
     pid = int(state.get("pid", "0"))
@@ -664,6 +845,19 @@ def _stats(
             "max_bytes": max_bytes,
             "when_full": when_full,
         },
+        "recovered": _recovered(state),
+    }
+
+
+def _recovered(state: dict[str, str]) -> dict[str, Any] | None:
+    """The last salvage of a damaged buffer file (agent.recovery), if there was one."""
+    if "recovered_at" not in state:
+        return None
+    return {
+        "at": float(state["recovered_at"]),
+        "reason": state.get("recovered_reason", ""),
+        "moved_to": state.get("recovered_moved_to", ""),
+        "rows_saved": int(state.get("recovered_rows_saved", "0")),
     }
 
 

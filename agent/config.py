@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -9,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 import threshold_checker as tc
 from shared.config import FileSettings
+from shared.payload import TsWindow
 from shared.topics import TopicTemplate
 
 
@@ -24,6 +26,16 @@ class MqttConfig(_Section):
     client_id: str | None = None  # default: "edge-agent-{gateway_id}" (a persistent session)
     username: str | None = None
     password: str | None = None
+    # TLS to the broker. tls_ca: the CA bundle that signed the broker's certificate (default:
+    # the system's); tls_cert + tls_key: a client certificate, for brokers that require one.
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # Skips the hostname check only (the chain is still verified): for a broker reached by
+    # an IP or name its certificate does not list. Off by default; never needed with a
+    # properly issued certificate.
+    tls_insecure: bool = False
     keepalive: int = Field(default=30, ge=5, le=3600)
     max_payload_bytes: int = Field(default=64 * 1024, ge=16, le=16 * 1024 * 1024)
     # Commit (and then ack) at most this many messages per transaction. Keep it at or below
@@ -39,6 +51,25 @@ class MqttConfig(_Section):
         TopicTemplate.compile(value)
         return value
 
+    @field_validator("tls_ca", "tls_cert", "tls_key")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        # EDGE_AGENT_MQTT__TLS_CA= in an EnvironmentFile means "not set", not a file named "".
+        return value or None
+
+    @model_validator(mode="after")
+    def _tls_consistent(self) -> MqttConfig:
+        given = [k for k in ("tls_ca", "tls_cert", "tls_key") if getattr(self, k)]
+        if not self.tls and (given or self.tls_insecure):
+            raise ValueError(f"{', '.join(given) or 'tls_insecure'} needs tls = true")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together (a client certificate and its key)")
+        for key in given:
+            path = getattr(self, key)
+            if not os.access(path, os.R_OK):
+                raise ValueError(f"{key} {path!r} does not exist or is not readable")
+        return self
+
 
 class BufferConfig(_Section):
     path: str = "/var/lib/edge-agent/buffer.db"
@@ -48,18 +79,42 @@ class BufferConfig(_Section):
     max_dead_letters: int = Field(default=10_000, ge=1, le=10_000_000)
 
 
+class IngestConfig(_Section):
+    """``[ingest]``: what the agent accepts from sensors beyond the payload format."""
+
+    # A reading whose ts lies further than this ahead of / behind the time the agent received
+    # it goes to dead letters (0 = no limit). The past default only catches clocks that reset
+    # (to 1970, or to a firmware date); tighten it where sensors are known to be in sync.
+    max_future_s: float = Field(default=300.0, ge=0)
+    max_past_s: float = Field(default=10 * 365 * 86400.0, ge=0)
+
+    def window(self) -> TsWindow:
+        return TsWindow(self.max_future_s or None, self.max_past_s or None)
+
+
 class HubConfig(_Section):
     url: str = "http://127.0.0.1:8080"
     token: str = ""
-    batch_max_readings: int = Field(default=5000, ge=1, le=50_000)
+    batch_max_readings: int = Field(default=20_000, ge=1, le=50_000)
     batch_max_bytes: int = Field(default=2_000_000, ge=10_000)
     gzip: bool = True
     timeout_s: float = Field(default=10.0, gt=0)
     interval_s: float = Field(
         default=1.0, gt=0, description="idle wait between syncs when caught up"
     )
+    # Retry waits are random in [backoff_min_s, min(backoff_max_s, backoff_min_s * 2^n)]: the
+    # cap bounds how long a hub that came back waits for the first batch (agent.sync).
     backoff_min_s: float = Field(default=0.2, gt=0)
-    backoff_max_s: float = Field(default=10.0, gt=0)
+    backoff_max_s: float = Field(default=1.0, gt=0)
+    # While a backlog drains, the share of each batch that readings newer than the backlog
+    # may take, so they reach the hub in seconds instead of after the backlog (agent.sync).
+    live_share: float = Field(default=0.5, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> HubConfig:
+        if self.backoff_min_s > self.backoff_max_s:
+            raise ValueError("backoff_min_s must not exceed backoff_max_s")
+        return self
 
 
 class RuleConfig(_Section):
@@ -112,6 +167,20 @@ class AlertsConfig(_Section):
     batch_max: int = Field(default=1000, ge=1, le=10_000)
 
 
+class MetricsConfig(_Section):
+    """The Prometheus listener: ``/metrics`` on HOST:PORT; an empty string turns it off."""
+
+    listen: str = "127.0.0.1:9108"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if value and (not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536):
+            raise ValueError('listen must be HOST:PORT, e.g. 127.0.0.1:9108, or "" for off')
+        return value
+
+
 class AgentConfig(FileSettings):
     model_config = SettingsConfigDict(
         env_prefix="EDGE_AGENT_", env_nested_delimiter="__", extra="forbid"
@@ -121,10 +190,13 @@ class AgentConfig(FileSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     # Default alert rules by sensor key or "+" pattern, see RuleConfig.
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
     # On SIGTERM: how long to let the batch in hand and an in-flight sync request finish.
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=300)
 

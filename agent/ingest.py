@@ -3,40 +3,63 @@ buffer, and acknowledge each message to the broker only after its transaction co
 
 Delivery window: a message whose PUBACK we have not sent is still the broker's; if the agent
 dies before the commit it is redelivered on reconnect and stored then (once - the first try
-never committed). The PUBACK is queued in the same synchronous stretch of code right after
-COMMIT (no ``await`` in between), so only a crash in those microseconds - or before the PUBACK
-bytes leave the socket - makes the broker redeliver a message that is already stored; that
-message is then stored twice at the edge under two seqs (at-least-once at this hop). The hub
-deduplicates on (gateway_id, seq), not on content, so such a pair would arrive twice.
+never committed). The PUBACK is queued right after COMMIT (no ``await`` in between), but the
+agent can still die before its bytes leave the socket; the broker then redelivers a message
+that is already stored, with the DUP flag and the same packet id. Stored again it would get a
+second seq, and the hub - which deduplicates on (gateway_id, seq), not on content - would keep
+both. So each commit also records, in the same transaction, the packet id and a digest of the
+topic and payload of every message in it (``Buffer.redelivered``); a DUP message matching the
+latest committed message under its packet id is acknowledged without being stored again.
+
+Limits of that check:
+
+* A DUP message is dropped only when its packet id AND topic+payload digest match the last
+  message committed under that id. The broker hands out ids in sequence (1..65535) and the
+  buffer keeps the last few thousand, and a session the broker starts afresh
+  (``session_present`` false: nothing can be redelivered) clears the record. What remains: a
+  message that reuses a packet id within the same broker session, carries byte-for-byte the
+  same topic and payload as the one committed under that id before, and whose first delivery
+  was lost before commit. Sensors that put a timestamp or counter in the payload never hit it.
+* Brokers that hand out packet ids out of sequence widen that last case; mosquitto does not.
+* QoS 0 messages are never redelivered and are not recorded.
+* Power loss (not kill -9) can roll back the last commits together with their record (see
+  agent/buffer.py); the broker then redelivers them and they are stored - once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 import structlog
 
-from agent.buffer import AppendResult, Buffer, DeadLetter, Reading
+from agent.buffer import AppendResult, Buffer, DeadLetter, MessageId, Reading
 from agent.config import AgentConfig
 from agent.rules import Alerting
-from shared.payload import PayloadError, parse_payload
+from shared.payload import NO_WINDOW, PayloadError, TsWindow, parse_payload
 from shared.topics import TopicError, TopicTemplate
 
 log = structlog.get_logger("agent.ingest")
 
 
 def parse_message(
-    template: TopicTemplate, topic: str, payload: bytes, received_at: float, max_bytes: int
+    template: TopicTemplate,
+    topic: str,
+    payload: bytes,
+    received_at: float,
+    max_bytes: int,
+    window: TsWindow = NO_WINDOW,
 ) -> tuple[list[Reading], DeadLetter | None]:
     """One MQTT message -> its readings, or the dead letter saying why it has none."""
     try:
         key = template.key(topic)
-        parsed = parse_payload(payload, received_at, max_bytes)
+        parsed = parse_payload(payload, received_at, max_bytes, window)
     except (TopicError, PayloadError) as exc:
         return [], DeadLetter(topic, payload, str(exc), received_at)
     return [Reading(key, p.ts, p.value, p.unit, received_at) for p in parsed], None
@@ -46,6 +69,20 @@ def _payload_bytes(payload: Any) -> bytes:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload)
     return b"" if payload is None else str(payload).encode()
+
+
+def message_id(mid: int, topic: str, payload: bytes) -> MessageId:
+    """What the redelivery check compares: the packet id and a digest of topic + payload."""
+    h = hashlib.blake2b(topic.encode(), digest_size=16)
+    h.update(b"\0")
+    h.update(payload)
+    return MessageId(mid, h.digest())
+
+
+class _Message(aiomqtt.Message):
+    """aiomqtt's Message plus the DUP flag, which aiomqtt 2.x leaves out."""
+
+    dup: bool = False
 
 
 class _NotifyingQueue(asyncio.Queue[aiomqtt.Message]):
@@ -86,7 +123,10 @@ class Ingest:
         self.alerting = alerting
         self._derive = alerting.derive if alerting is not None else None
         self.committed_messages = 0
+        # Redeliveries of messages already committed, acked without storing them again.
+        self.redeliveries_skipped = 0
         self.subscribed = asyncio.Event()
+        self._session_present = False
 
     def _client(self) -> aiomqtt.Client:
         m = self.cfg.mqtt
@@ -99,11 +139,42 @@ class Ingest:
             username=m.username,
             password=m.password,
             queue_type=_NotifyingQueue,
+            tls_params=(
+                aiomqtt.TLSParameters(ca_certs=m.tls_ca, certfile=m.tls_cert, keyfile=m.tls_key)
+                if m.tls
+                else None
+            ),
+            tls_insecure=m.tls_insecure if m.tls else None,
         )
         # paho acks QoS 1 messages as soon as it has parsed them unless told otherwise; we ack
         # ourselves after COMMIT (aiomqtt has no public API for it, see aiomqtt issue #345).
         client._client.manual_ack_set(True)
         return client
+
+    def _instrument(self, client: aiomqtt.Client) -> None:
+        """Keep what aiomqtt drops and the redelivery check needs: each message's DUP flag
+        and the CONNACK's session-present flag."""
+        paho = client._client
+        queue = client._queue
+
+        def on_connect(
+            c: mqtt.Client,
+            userdata: Any,
+            flags: mqtt.ConnectFlags,
+            reason_code: Any,
+            properties: Any = None,
+        ) -> None:
+            self._session_present = bool(flags.session_present)
+            client._on_connect(c, userdata, flags, reason_code, properties)
+
+        def on_message(_c: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+            m = _Message._from_paho_message(message)
+            m.dup = bool(message.dup)
+            # Unbounded queue (aiomqtt's default), so this never raises QueueFull.
+            queue.put_nowait(m)
+
+        paho.on_connect = on_connect
+        paho.on_message = on_message
 
     def _set_connected(self, connected: bool) -> None:
         self.buffer.set_state(mqtt_connected=int(connected), mqtt_since=time.time())
@@ -117,8 +188,11 @@ class Ingest:
             # and acking a message left over from the previous one would ack a packet id the
             # broker has since re-sent or reused.
             client = self._client()
+            self._instrument(client)
             try:
                 async with client:
+                    if not self._session_present:
+                        self.buffer.forget_messages()
                     await self._subscribe(client)
                     delay = m.reconnect_min_s
                     await self._consume(client, stopping)
@@ -244,11 +318,17 @@ class Ingest:
     def _parse(self, batch: list[aiomqtt.Message]) -> tuple[list[Reading], list[DeadLetter]]:
         received_at = time.time()
         max_bytes = self.cfg.mqtt.max_payload_bytes
+        window = self.cfg.ingest.window()
         readings: list[Reading] = []
         dead: list[DeadLetter] = []
         for msg in batch:
             rs, dl = parse_message(
-                self.template, msg.topic.value, _payload_bytes(msg.payload), received_at, max_bytes
+                self.template,
+                msg.topic.value,
+                _payload_bytes(msg.payload),
+                received_at,
+                max_bytes,
+                window,
             )
             if dl is None:
                 readings.extend(rs)
@@ -261,8 +341,9 @@ class Ingest:
     ) -> bool:
         """Commit the batch, then ack it. False when stopped while the buffer stayed full
         (nothing acked: the broker keeps those messages for the next start)."""
-        readings, dead = self._parse(batch)
-        result = self._append(readings, dead)
+        fresh, ids = self._drop_redelivered(batch)
+        readings, dead = self._parse(fresh)
+        result = self._append(readings, dead, ids)
         warned = False
         while result.full:
             if not warned:
@@ -277,7 +358,7 @@ class Ingest:
                 await asyncio.wait_for(self._space_or_stop(stopping), 1.0)
             if stopping.is_set():
                 return False
-            result = self._append(readings, dead)
+            result = self._append(readings, dead, ids)
         # No await between COMMIT (inside append) and here: see the module docstring.
         self._ack(client, batch)
         if result.alerts and self.alerting is not None:
@@ -285,10 +366,34 @@ class Ingest:
         self._after_commit(result, len(batch), len(dead))
         return True
 
-    def _append(self, readings: list[Reading], dead: list[DeadLetter]) -> AppendResult:
+    def _drop_redelivered(
+        self, batch: list[aiomqtt.Message]
+    ) -> tuple[list[aiomqtt.Message], list[MessageId]]:
+        """The messages to store, and the ids to record for them (see the module docstring).
+        Redeliveries of committed messages are left out; the caller still acks them."""
+        ids: dict[int, MessageId] = {}
+        for i, msg in enumerate(batch):
+            if msg.qos > 0:
+                ids[i] = message_id(msg.mid, msg.topic.value, _payload_bytes(msg.payload))
+        dups = [ids[i] for i, msg in enumerate(batch) if i in ids and getattr(msg, "dup", False)]
+        known = self.buffer.redelivered(dups) if dups else set()
+        if not known:
+            return batch, list(ids.values())
+        fresh = [msg for i, msg in enumerate(batch) if ids.get(i) not in known]
+        self.redeliveries_skipped += len(batch) - len(fresh)
+        log.info(
+            "redelivered messages were already stored; acknowledged without storing again",
+            count=len(batch) - len(fresh),
+            total=self.redeliveries_skipped,
+        )
+        return fresh, [ids[i] for i in ids if ids[i] not in known]
+
+    def _append(
+        self, readings: list[Reading], dead: list[DeadLetter], ids: list[MessageId]
+    ) -> AppendResult:
         if self._derive is None:
-            return self.buffer.append(readings, dead)
-        return self.buffer.append(readings, dead, derive_alerts=self._derive)
+            return self.buffer.append(readings, dead, messages=ids)
+        return self.buffer.append(readings, dead, derive_alerts=self._derive, messages=ids)
 
     async def _space_or_stop(self, stopping: asyncio.Event) -> None:
         waiters = [
@@ -301,8 +406,7 @@ class Ingest:
             for w in waiters:
                 w.cancel()
 
-    @staticmethod
-    def _ack(client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+    def _ack(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
         paho = client._client
         for msg in batch:
             if msg.qos > 0:

@@ -176,9 +176,10 @@ class Alerting:
             tc.AlertEvent(
                 kind="open",
                 key=a.key,
+                # Stored by us from an AlertEvent, so they hold the engine's own literals.
                 breach_type=a.breach_type,  # type: ignore[arg-type]
-                severity=a.severity,
-                threshold_value=a.threshold_value,  # type: ignore[arg-type]
+                severity=a.severity,  # type: ignore[arg-type]
+                threshold_value=a.threshold_value,
                 value=a.value,
                 ts=a.opened_at,
                 opened_at=a.opened_at,

@@ -10,6 +10,23 @@ timeouts, 5xx, 429. A request the hub refused on its merits is not retried as is
   loudly, and try again after backoff_max_s - the operator may fix the hub side.
 
 Resending after a lost answer is safe because the hub stores each (gateway_id, seq) once.
+
+Live first. After an outage the buffer holds a backlog that takes minutes to drain; readings
+that arrive meanwhile must not queue behind it. The syncer keeps a *floor*: the highest seq
+stored when the backlog was formed - at start (whatever is in the file waited through an
+outage) and at every failed attempt (so when the hub answers again, the floor is the newest
+seq of at most one retry interval ago). Each batch carries the rows above the floor first
+(oldest of them first, at most ``hub.live_share`` of the batch while older rows wait, all of
+it when none do) and fills the rest with the oldest rows below it, so the buffer drains from
+both ends. A batch is acked by exactly the seqs it carried, and the read-ahead of the next
+batch goes on from two cursors (the last old and the last new seq sent), so nothing is sent
+twice in a row and nothing is skipped: rows are only ever added above every cursor, since seqs
+are never reused. When the floor moves, a batch read ahead under the old floor is dropped.
+The hub stores readings by (gateway_id, seq) whatever their order within or across batches.
+
+Backoff: full jitter between ``backoff_min_s`` and ``backoff_max_s`` (1 s by default), so the
+first batch reaches a hub that came back within about a second, and one gateway never sends
+more than 1/backoff_min_s attempts per second to a hub that is down.
 """
 
 from __future__ import annotations
@@ -18,6 +35,7 @@ import asyncio
 import contextlib
 import enum
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +45,7 @@ import msgspec
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
+from agent import metrics
 from agent.buffer import AlertRow, Buffer, Row
 from agent.config import AgentConfig
 from shared import __version__
@@ -37,6 +56,11 @@ log = structlog.get_logger("agent.sync")
 
 class _Retryable(Exception):
     """A failure worth retrying with backoff; the message goes to last_sync."""
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        # The hub's Retry-After (429/503): the next attempt waits at least this long.
+        self.retry_after_s = retry_after_s
 
 
 class Outcome(enum.Enum):
@@ -53,6 +77,9 @@ class _Prepared:
     rows: list[Row]
     alerts: list[AlertRow]
     body: bytes
+    # Where the next batch's claim goes on from: the last old (<= floor) and new seq sent.
+    after_old: int = 0
+    after_new: int = 0
 
 
 class Syncer:
@@ -83,6 +110,9 @@ class Syncer:
         self.in_flight = False
         self._acked = False
         self._ahead: asyncio.Future[_Prepared | None] | None = None
+        # Rows above the floor are "live" and overtake the backlog below it (module doc).
+        self.floor = 0
+        self._floor_next: int | None = None
 
     def _client(self) -> httpx.AsyncClient:
         h = self.cfg.hub
@@ -99,6 +129,8 @@ class Syncer:
         # current one: the agent's half of a drain (claim, encode, fsync) then overlaps the
         # hub's half instead of adding to it.
         ahead: asyncio.Future[_Prepared | None] | None = None
+        # Whatever is in the buffer at start waited through an outage: it is the backlog.
+        self.floor = self.buffer.max_seq()
         async with self._client() as http:
             while not stopping.is_set():
                 # Clear before looking, so data committed while we send wakes the next wait.
@@ -107,7 +139,13 @@ class Syncer:
                 ahead = None
                 outcome = await self.sync_once(http, prepared, read_ahead=True)
                 ahead, self._ahead = self._ahead, None
-                if ahead is not None and (outcome is not Outcome.SENT or not self._acked):
+                floor_moved = self._floor_next is not None and outcome is Outcome.SENT
+                if floor_moved:
+                    assert self._floor_next is not None
+                    self.floor, self._floor_next = self._floor_next, None
+                if ahead is not None and (
+                    outcome is not Outcome.SENT or not self._acked or floor_moved
+                ):
                     # The batch was not stored as sent (retry, 413, 422): what was read
                     # ahead after it is stale. Let the thread finish, then drop its result.
                     await asyncio.wait([ahead])
@@ -151,14 +189,24 @@ class Syncer:
 
     async def _post(self, http: httpx.AsyncClient, body: bytes) -> httpx.Response:
         self.in_flight = True
+        started = time.perf_counter()
+        # One id per request: the hub logs it on every line about the request and echoes it.
+        headers = {"X-Request-ID": uuid.uuid4().hex}
         try:
-            resp = await http.post(self.url, content=body)
+            resp = await http.post(self.url, content=body, headers=headers)
         except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
+            metrics.SYNC_REQUESTS.labels("retry").inc()
             raise _Retryable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
         finally:
             self.in_flight = False
+            metrics.SYNC_DURATION.observe(time.perf_counter() - started)
         if resp.status_code >= 500 or resp.status_code == 429:
-            raise _Retryable(f"HTTP {resp.status_code}: {_error_message(resp)}")
+            metrics.SYNC_REQUESTS.labels("retry").inc()
+            raise _Retryable(
+                f"HTTP {resp.status_code}: {_error_message(resp)}", _retry_after_s(resp)
+            )
+        if resp.status_code >= 400:
+            metrics.SYNC_REQUESTS.labels("refused").inc()
         return resp
 
     def _record(self, result: str, accepted: int = 0, duplicates: int = 0) -> None:
@@ -172,6 +220,9 @@ class Syncer:
 
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        metrics.SYNC_RETRIES.inc()
+        # Everything stored until the hub answers again is backlog; what comes after is live.
+        self._floor_next = self.buffer.max_seq()
         self._record(f"error: {exc}")
         log.warning(
             "sync failed, retrying",
@@ -182,9 +233,23 @@ class Syncer:
         )
 
     def _prepare(
-        self, after_seq: int = 0, *, ahead: bool = False, skip_alerts: frozenset[int] = frozenset()
+        self,
+        after_old: int = 0,
+        after_new: int = 0,
+        *,
+        ahead: bool = False,
+        skip_alerts: frozenset[int] = frozenset(),
     ) -> _Prepared | None:
-        rows = self.buffer.claim(self.limit, self.cfg.hub.batch_max_bytes, after_seq, ahead=ahead)
+        new, old = self.buffer.claim_live_first(
+            self.limit,
+            self.cfg.hub.batch_max_bytes,
+            floor=self.floor,
+            after_old=after_old,
+            after_new=after_new,
+            live_share=self.cfg.hub.live_share,
+            ahead=ahead,
+        )
+        rows = new + old
         if ahead and not rows:
             return None  # nothing new: the loop claims afresh (alerts too) once this batch is in
         alerts = (
@@ -202,8 +267,14 @@ class Syncer:
         if ahead:
             # Every seq in a batch must survive a power cut before the hub may store it, or a
             # rolled-back buffer could hand the same seq to a different reading (buffer.py).
-            self.buffer.make_durable()
-        return _Prepared(rows, alerts, body)
+            self.buffer.make_durable(_top(rows))
+        return _Prepared(
+            rows,
+            alerts,
+            body,
+            after_old=old[-1].seq if old else after_old,
+            after_new=new[-1].seq if new else after_new,
+        )
 
     async def sync_once(
         self,
@@ -223,13 +294,14 @@ class Syncer:
             prepared = self._prepare()
             if prepared is None:
                 return Outcome.IDLE
-            await asyncio.to_thread(self.buffer.make_durable)  # see _prepare
+            await asyncio.to_thread(self.buffer.make_durable, _top(prepared.rows))  # _prepare
         rows, alerts, body = prepared.rows, prepared.alerts, prepared.body
         if read_ahead and rows:
             self._ahead = asyncio.ensure_future(
                 asyncio.to_thread(
                     self._prepare,
-                    rows[-1].seq,
+                    prepared.after_old,
+                    prepared.after_new,
                     ahead=True,
                     skip_alerts=frozenset(a.id for a in alerts),
                 )
@@ -237,8 +309,10 @@ class Syncer:
         h = self.cfg.hub
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Retryable),
-            wait=wait_random_exponential(
-                multiplier=h.backoff_min_s, min=h.backoff_min_s, max=h.backoff_max_s
+            wait=_at_least_retry_after(
+                wait_random_exponential(
+                    multiplier=h.backoff_min_s, min=h.backoff_min_s, max=h.backoff_max_s
+                )
             ),
             stop=lambda _state: self._stopping.is_set(),
             sleep=self._sleep,
@@ -263,6 +337,7 @@ class Syncer:
             seqs = [r.seq for r in rows]
             self.buffer.ack(seqs)
             self._acked = True
+            metrics.sync_ok(len(rows))
             if alerts:
                 self.buffer.ack_alerts([(a.id, a.version) for a in alerts])
             self.space_freed.set()
@@ -324,6 +399,32 @@ class Syncer:
             backlog=self.buffer.backlog,
         )
         return Outcome.HELD
+
+
+def _top(rows: list[Row]) -> int:
+    return max((r.seq for r in rows), default=0)
+
+
+# A hub asking for longer than this is misconfigured; a gateway must not go quiet for hours.
+_MAX_RETRY_AFTER_S = 300.0
+
+
+def _retry_after_s(resp: httpx.Response) -> float:
+    """Retry-After in seconds (the delta-seconds form the hub sends), else 0."""
+    raw = resp.headers.get("retry-after", "")
+    try:
+        return min(_MAX_RETRY_AFTER_S, max(0.0, float(raw)))
+    except ValueError:
+        return 0.0
+
+
+def _at_least_retry_after(base: Callable[[RetryCallState], float]) -> Callable[..., float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        floor = exc.retry_after_s if isinstance(exc, _Retryable) else 0.0
+        return max(base(state), floor)
+
+    return wait
 
 
 def _error_body(resp: httpx.Response) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ class Broker:
                 persistence true
                 persistence_location {workdir / "mosquitto-data"}/
                 autosave_interval 1
+                user {_user()}
                 max_inflight_messages 1000
                 max_queued_messages 10000000
                 max_queued_bytes 0
@@ -156,6 +158,13 @@ class Broker:
 
     def stop(self) -> None:
         self.proc.stop()
+
+
+def _user() -> str:
+    # Started as root, mosquitto drops to the "mosquitto" user, which cannot write its
+    # persistence file under a root-only temp dir: every save then fails ("Permission denied")
+    # and a restart loses what it held. Staying the user we are keeps persistence real.
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def mosquitto_path() -> str | None:
@@ -316,29 +325,28 @@ class Agent:
         token: str,
         extra: str = "",
         name: str = "edge-agent",
+        settings: Mapping[str, Mapping[str, object]] | None = None,
     ) -> None:
+        """``settings``: keys to add or override per section, e.g.
+        ``{"buffer": {"max_bytes": 1_000_000}, "hub": {"timeout_s": 2}}``."""
         self.workdir = workdir
         self.config = workdir / f"{name}.toml"
         self.buffer = workdir / f"{name}-buffer.db"
-        self.config.write_text(
-            textwrap.dedent(
-                f"""\
-                gateway_id = "{gateway_id}"
-                [mqtt]
-                host = "127.0.0.1"
-                port = {mqtt_port}
-                subscribe = ["factory/#"]
-                [buffer]
-                path = "{self.buffer}"
-                [hub]
-                url = "{hub_url}"
-                token = "{token}"
-                interval_s = 0.2
-                backoff_max_s = 1.0
-                """
-            )
-            + extra
+        sections: dict[str, dict[str, object]] = {
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "subscribe": ["factory/#"]},
+            "buffer": {"path": str(self.buffer)},
+            "hub": {"url": hub_url, "token": token, "interval_s": 0.2, "backoff_max_s": 1.0},
+            # Several agents share this machine in tests and bench: no fixed metrics port.
+            "metrics": {"listen": ""},
+        }
+        for section, values in (settings or {}).items():
+            sections.setdefault(section, {}).update(values)
+        # JSON scalars and string lists are valid TOML values.
+        body = "".join(
+            f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+            for section, values in sections.items()
         )
+        self.config.write_text(f"gateway_id = {json.dumps(gateway_id)}\n{body}{extra}")
         self.proc = Proc(name, [PY, "-m", "agent", "run", "--config", str(self.config)], workdir)
 
     def start(self, wait_subscribed: bool = True) -> Agent:

@@ -6,6 +6,7 @@ from hub.auth import Principal
 from hub.errors import ApiError, forbidden
 from hub.metrics import INGEST_READINGS
 from hub.storage import GatewayReport, Storage
+from shared.payload import NO_WINDOW, TsWindow
 from shared.wire import IngestResult, WireError, decode_batch
 
 
@@ -26,6 +27,7 @@ def ingest(
     *,
     max_body_bytes: int,
     max_decompressed_bytes: int,
+    window: TsWindow = NO_WINDOW,
 ) -> IngestResult:
     """Apply one sync batch for ``principal`` (a gateway token), or raise ApiError.
 
@@ -40,7 +42,9 @@ def ingest(
             [{"field": "body", "message": f"{len(body)} bytes > {max_body_bytes}"}],
         )
     try:
-        batch = decode_batch(body, content_encoding, max_decompressed=max_decompressed_bytes)
+        batch = decode_batch(
+            body, content_encoding, max_decompressed=max_decompressed_bytes, window=window
+        )
     except WireError as exc:
         raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
     if principal.gateway_id is None or principal.factory_id is None:

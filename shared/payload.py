@@ -10,6 +10,10 @@ Accepted forms (DESIGN §3):
 Without ``ts`` a reading takes the time the agent received it. A message is all or nothing:
 one bad element in an array dead-letters the whole message, so a publisher never gets half of
 a batch stored without noticing.
+
+A ``ts`` outside a window around the time of receipt (:class:`TsWindow`) is rejected too: a
+sensor whose clock reset to 1970 or jumped a year ahead would otherwise write readings where
+no query looks for them, and skew every series and threshold alert it touches.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from shared.timeutil import parse_ts
+from shared.timeutil import parse_ts, to_rfc3339
 
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_READINGS_PER_MESSAGE = 10_000
@@ -29,6 +33,39 @@ _KNOWN_KEYS = frozenset({"value", "ts", "unit"})
 
 class PayloadError(ValueError):
     """Why a payload was rejected; the message is the dead-letter reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class TsWindow:
+    """How far a reading's ``ts`` may lie after / before the time it was received (seconds).
+    ``None``: no bound on that side."""
+
+    max_future_s: float | None = None
+    max_past_s: float | None = None
+
+    def problem(self, ts: float, now: float, against: str = "the time received") -> str | None:
+        if self.max_future_s is not None and ts > now + self.max_future_s:
+            return (
+                f"ts {_when(ts)} is {ts - now:.0f} s ahead of {against} "
+                f"(max_future_s = {self.max_future_s:g}); is a clock wrong?"
+            )
+        if self.max_past_s is not None and ts < now - self.max_past_s:
+            return (
+                f"ts {_when(ts)} is {now - ts:.0f} s before {against} "
+                f"(max_past_s = {self.max_past_s:g}); is a clock wrong?"
+            )
+        return None
+
+
+NO_WINDOW = TsWindow()
+
+
+def _when(ts: float) -> str:
+    # A ts past year 9999 (1e16, 1e308: valid JSON numbers) has no calendar date.
+    try:
+        return to_rfc3339(ts)
+    except (OverflowError, ValueError, OSError):
+        return f"{ts:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +87,7 @@ def _number(raw: object, what: str) -> float:
     return value
 
 
-def _reading(obj: object, received_at: float, where: str) -> Parsed:
+def _reading(obj: object, received_at: float, where: str, window: TsWindow) -> Parsed:
     if not isinstance(obj, dict):
         if isinstance(obj, int | float) and not isinstance(obj, bool):
             return Parsed(_number(obj, f"{where}value"), received_at)
@@ -66,6 +103,9 @@ def _reading(obj: object, received_at: float, where: str) -> Parsed:
         ts = received_at if raw_ts is None else parse_ts(raw_ts)
     except ValueError as exc:
         raise PayloadError(f"{where}{exc}") from None
+    outside = window.problem(ts, received_at)
+    if outside:
+        raise PayloadError(f"{where}{outside}")
     unit = obj.get("unit")
     if unit is not None and (not isinstance(unit, str) or len(unit) > MAX_UNIT_LEN):
         raise PayloadError(f"{where}unit must be a string of at most {MAX_UNIT_LEN} characters")
@@ -76,6 +116,7 @@ def parse_payload(
     payload: bytes,
     received_at: float,
     max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    window: TsWindow = NO_WINDOW,
 ) -> list[Parsed]:
     """Parse one MQTT payload into readings; raise PayloadError with the reason otherwise."""
     if len(payload) > max_bytes:
@@ -98,5 +139,5 @@ def parse_payload(
             raise PayloadError("empty array")
         if len(doc) > MAX_READINGS_PER_MESSAGE:
             raise PayloadError(f"array of {len(doc)} readings exceeds {MAX_READINGS_PER_MESSAGE}")
-        return [_reading(item, received_at, f"[{i}]: ") for i, item in enumerate(doc)]
-    return [_reading(doc, received_at, "")]
+        return [_reading(item, received_at, f"[{i}]: ", window) for i, item in enumerate(doc)]
+    return [_reading(doc, received_at, "", window)]

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import gzip
 import math
+import time
 import zlib
 from typing import Any
 
 import msgspec
 
+from shared.payload import NO_WINDOW, TsWindow
 from shared.topics import split_key
 
 WIRE_VERSION = 1
@@ -131,6 +133,7 @@ def decode_batch(
     content_encoding: str | None = None,
     *,
     max_decompressed: int = MAX_DECOMPRESSED_BYTES,
+    window: TsWindow = NO_WINDOW,
 ) -> Batch:
     """Bytes of a POST body -> a validated Batch, or WireError naming every bad reading."""
     encoding = (content_encoding or "").strip().lower()
@@ -146,13 +149,19 @@ def decode_batch(
         raise WireError("validation_error", f"batch does not match the schema: {exc}") from None
     except msgspec.DecodeError as exc:
         raise WireError("invalid_json", f"body is not valid JSON: {exc}", status=400) from None
-    validate_batch(batch)
+    validate_batch(batch, window)
     return batch
 
 
-def validate_batch(batch: Batch) -> None:
-    """Checks msgspec's types cannot express. Collects every problem, then raises once."""
+def validate_batch(batch: Batch, window: TsWindow = NO_WINDOW) -> None:
+    """Checks msgspec's types cannot express. Collects every problem, then raises once.
+
+    Seqs may come in any order within a batch and across batches (the agent sends live
+    readings ahead of a backlog); only a seq twice in one batch is an error. ``window``
+    bounds ts against the receiver's clock now; a reading outside it is named by its seq,
+    so the agent moves exactly that one to its dead letters."""
     problems: list[dict[str, Any]] = []
+    now = time.time()
     if batch.v != WIRE_VERSION:
         problems.append({"field": "v", "message": f"unsupported wire version {batch.v}"})
     if not batch.gateway_id or len(batch.gateway_id) > 128:
@@ -180,6 +189,8 @@ def validate_batch(batch: Batch) -> None:
             problems.append({**where, "field": "value", "message": "must be finite"})
         if not math.isfinite(r.ts) or r.ts < 0:
             problems.append({**where, "field": "ts", "message": "must be finite epoch seconds"})
+        elif outside := window.problem(r.ts, now, "the hub's clock"):
+            problems.append({**where, "field": "ts", "message": outside})
         if r.unit is not None and len(r.unit) > MAX_UNIT_LEN:
             problems.append({**where, "field": "unit", "message": f"longer than {MAX_UNIT_LEN}"})
         if len(problems) >= 100:

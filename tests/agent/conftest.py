@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import AgentConfig
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from devtools.stack import Broker, mosquitto_path
 
 
 def free_port() -> int:
@@ -25,48 +22,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Mosquitto:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.dir = workdir / "mosquitto"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {self.dir}/\n"
-            "max_inflight_messages 1000\n"
-            "max_queued_messages 100000\n"
-            "log_dest stderr\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Mosquitto:
-        self.log = open(self.dir / "mosquitto.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.conf)], stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.log.close()
-
-
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed")
-    b = Mosquitto(tmp_path).start()
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """The same mosquitto (persistence, large inflight window) as the integration tests."""
+    if mosquitto_path() is None:  # pragma: no cover - CI installs it (.ci/run)
+        pytest.fail("mosquitto is required: apt-get install mosquitto", pytrace=False)
+    b = Broker(tmp_path / "mosquitto").start()
     yield b
     b.stop()
 
@@ -116,7 +77,7 @@ class Publisher:
 
 
 @pytest.fixture
-def publisher(broker: Mosquitto) -> Iterator[Publisher]:
+def publisher(broker: Broker) -> Iterator[Publisher]:
     p = Publisher(broker.port)
     yield p
     p.close()

@@ -23,9 +23,10 @@ from agent import service
 from agent.buffer import Buffer, Reading
 from agent.config import AgentConfig, RuleConfig
 from agent.rules import Alerting, Rules
+from devtools.stack import Broker
 from shared.wire import Batch, decode_batch
 
-from .conftest import Mosquitto, Publisher, free_port, make_config
+from .conftest import Publisher, free_port, make_config
 
 KEY = "l1/m1/temp"
 TOPIC = "factory/l1/m1/temp"
@@ -56,7 +57,7 @@ class AlertListener:
 
 
 @pytest.fixture
-def hmi(broker: Mosquitto) -> Iterator[AlertListener]:
+def hmi(broker: Broker) -> Iterator[AlertListener]:
     listener = AlertListener(broker.port)
     yield listener
     listener.close()
@@ -132,7 +133,7 @@ def hub() -> Iterator[FakeHub]:
 
 
 def config(
-    tmp_path: Path, broker: Mosquitto, hub_url: str | None = None, **rules: RuleConfig
+    tmp_path: Path, broker: Broker, hub_url: str | None = None, **rules: RuleConfig
 ) -> AgentConfig:
     url = hub_url or f"http://127.0.0.1:{free_port()}"  # nothing listens there
     cfg = make_config(tmp_path, broker.port, hub__url=url, hub__interval_s=0.2)
@@ -175,7 +176,7 @@ async def agent(cfg: AgentConfig) -> AsyncIterator[None]:
 
 
 async def test_alert_on_mqtt_within_1s_with_no_hub(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher, hmi: AlertListener
+    tmp_path: Path, broker: Broker, publisher: Publisher, hmi: AlertListener
 ) -> None:
     cfg = config(tmp_path, broker, l1__m1__temp=RuleConfig(min=15.0, max=85.0))
     async with agent(cfg):
@@ -199,7 +200,7 @@ async def test_alert_on_mqtt_within_1s_with_no_hub(
 
 
 async def test_excursion_of_ten_readings_is_one_open_and_one_close(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher, hmi: AlertListener
+    tmp_path: Path, broker: Broker, publisher: Publisher, hmi: AlertListener
 ) -> None:
     cfg = config(tmp_path, broker, l1__m1__temp=RuleConfig(max=85.0, deadband=5.0, clear_count=3))
     values = (
@@ -207,21 +208,22 @@ async def test_excursion_of_ten_readings_is_one_open_and_one_close(
         + [88.0, 90.0, 89.0, 86.0, 84.0, 82.0, 88.0, 90.0, 87.0, 86.0]
         + [79.0, 81.0, 79.0, 78.0, 77.0, 70.0]
     )
+    t0 = float(int(time.time()) - 100)  # recent: the agent's timestamp window takes it
     async with agent(cfg):
         for i, v in enumerate(values):
-            publisher.publish(TOPIC, {"value": v, "ts": 1000.0 + i})
+            publisher.publish(TOPIC, {"value": v, "ts": t0 + i})
         await wait_until(lambda: hmi.events() == ["open", "close"], within=5)
         await asyncio.sleep(0.3)  # nothing more comes
     assert hmi.events() == ["open", "close"]
     (_, _, opened), (_, _, closed) = hmi.got
     assert opened["id"] == closed["id"]
-    assert (opened["ts"], closed["opened_at"], closed["closed_at"]) == (1003.0, 1003.0, 1017.0)
+    assert (opened["ts"], closed["opened_at"], closed["closed_at"]) == (t0 + 3, t0 + 3, t0 + 17)
     assert closed["value"] == 90.0  # the worst while open
     assert db_alerts(cfg) == [(opened["id"], KEY, "above_maximum", 1, 1)]
 
 
 async def test_hub_rules_survive_restart_with_hub_down(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher, hmi: AlertListener, hub: FakeHub
+    tmp_path: Path, broker: Broker, publisher: Publisher, hmi: AlertListener, hub: FakeHub
 ) -> None:
     hub.version = 3
     hub.sensors = [{"key": KEY, "min": None, "max": 50.0, "deadband": 1.0}]
@@ -239,24 +241,25 @@ async def test_hub_rules_survive_restart_with_hub_down(
 
 
 async def test_threshold_changed_at_hub_applies_within_one_sync_cycle(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher, hmi: AlertListener, hub: FakeHub
+    tmp_path: Path, broker: Broker, publisher: Publisher, hmi: AlertListener, hub: FakeHub
 ) -> None:
     hub.sensors = [{"key": KEY, "min": None, "max": 100.0, "deadband": None}]
     cfg = config(tmp_path, broker, hub.url, **{"+__+__temp": RuleConfig(max=500.0, clear_count=2)})
     async with agent(cfg):
         await wait_until(lambda: db_state(cfg).get("rules_version") == "1")
-        publisher.publish(TOPIC, {"value": 60.0, "ts": 1.0})
+        t0 = float(int(time.time()) - 100)
+        publisher.publish(TOPIC, {"value": 60.0, "ts": t0 + 1})
         await wait_until(lambda: any(b.readings for b in hub.batches))
         assert hmi.got == []
         # An operator lowers the threshold at the hub.
         hub.version, hub.sensors = 2, [{"key": KEY, "min": None, "max": 50.0, "deadband": 2.0}]
         posts = len(hub.batches)
-        publisher.publish(TOPIC, {"value": 40.0, "ts": 2.0})  # the next sync cycle
+        publisher.publish(TOPIC, {"value": 40.0, "ts": t0 + 2})  # the next sync cycle
         t0 = time.monotonic()
         await wait_until(lambda: db_state(cfg).get("rules_version") == "2", within=5)
         assert time.monotonic() - t0 < 1.0
         assert len(hub.batches) <= posts + 2
-        publisher.publish(TOPIC, {"value": 60.0, "ts": 3.0})
+        publisher.publish(TOPIC, {"value": 60.0, "ts": t0 + 3})
         await wait_until(lambda: hmi.events() == ["open"], within=2)
         # clear_count (2) from agent.toml's pattern, deadband (2) from the hub: 49 is in the
         # hysteresis zone, then two readings <= 48 close it.

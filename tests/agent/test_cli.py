@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from agent.cli import main
+from devtools.stack import Broker
 from shared.wire import decode_batch
 
-from .conftest import Mosquitto, Publisher
+from .conftest import Publisher
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,7 +107,7 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 def test_run_status_and_clean_stop(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher, hub: FakeHub
+    tmp_path: Path, broker: Broker, publisher: Publisher, hub: FakeHub
 ) -> None:
     hub.status = 503  # hold the data at the edge first
     cfg = write_config(tmp_path, broker.port, hub.url)
@@ -153,7 +154,7 @@ def test_run_status_and_clean_stop(
 
 
 def test_kill_9_then_restart_loses_nothing(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher, hub: FakeHub
+    tmp_path: Path, broker: Broker, publisher: Publisher, hub: FakeHub
 ) -> None:
     cfg = write_config(tmp_path, broker.port, hub.url)
     argv = [sys.executable, "-m", "agent", "run", "--config", str(cfg)]
@@ -199,7 +200,7 @@ def test_help_everywhere(args: list[str]) -> None:
     assert "--config" in out.stdout or args == []
 
 
-def test_sim_publishes_counted_summary(tmp_path: Path, broker: Mosquitto) -> None:
+def test_sim_publishes_counted_summary(tmp_path: Path, broker: Broker) -> None:
     out = subprocess.run(
         [
             sys.executable,

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.buffer import AppendResult, Buffer, DeadLetter, Reading
 from agent.config import AgentConfig
 from agent.ingest import Ingest, parse_message
+from devtools.stack import Broker
 from shared.topics import TopicTemplate
 
-from .conftest import Mosquitto, Publisher, make_config
+from .conftest import Publisher, make_config
 
 
 async def wait_until(check: Callable[[], bool], within: float = 10.0) -> None:
@@ -56,7 +62,7 @@ def test_parse_message_forms() -> None:
 
 
 async def test_every_payload_form_is_stored(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+    tmp_path: Path, broker: Broker, publisher: Publisher
 ) -> None:
     cfg = make_config(tmp_path, broker.port)
     buffer = Buffer(cfg.buffer.path)
@@ -88,7 +94,7 @@ async def test_every_payload_form_is_stored(
 
 
 async def test_malformed_go_to_dead_letters_and_flow_goes_on(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+    tmp_path: Path, broker: Broker, publisher: Publisher
 ) -> None:
     cfg = make_config(tmp_path, broker.port)
     buffer = Buffer(cfg.buffer.path)
@@ -116,7 +122,7 @@ async def test_malformed_go_to_dead_letters_and_flow_goes_on(
 
 
 async def test_group_commit_stores_a_burst_exactly_once(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+    tmp_path: Path, broker: Broker, publisher: Publisher
 ) -> None:
     cfg = make_config(tmp_path, broker.port, mqtt__batch_max=100)
     buffer = Buffer(cfg.buffer.path)
@@ -133,13 +139,16 @@ class StuckBuffer(Buffer):
     """A buffer whose commit never comes: as if the agent died before COMMIT."""
 
     def append(
-        self, readings: Sequence[Reading], dead_letters: Sequence[DeadLetter] = ()
+        self,
+        readings: Sequence[Reading],
+        dead_letters: Sequence[DeadLetter] = (),
+        **_kw: Any,
     ) -> AppendResult:
         raise RuntimeError("simulated crash before commit")
 
 
 async def test_uncommitted_message_is_redelivered(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+    tmp_path: Path, broker: Broker, publisher: Publisher
 ) -> None:
     cfg = make_config(tmp_path, broker.port)
     stuck = StuckBuffer(tmp_path / "stuck.db")
@@ -160,7 +169,7 @@ async def test_uncommitted_message_is_redelivered(
 
 
 async def test_committed_messages_are_acked_not_redelivered(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+    tmp_path: Path, broker: Broker, publisher: Publisher
 ) -> None:
     cfg = make_config(tmp_path, broker.port)
     buffer = Buffer(cfg.buffer.path)
@@ -175,7 +184,7 @@ async def test_committed_messages_are_acked_not_redelivered(
 
 
 async def test_messages_published_while_down_arrive_after_restart(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+    tmp_path: Path, broker: Broker, publisher: Publisher
 ) -> None:
     cfg = make_config(tmp_path, broker.port)
     buffer = Buffer(cfg.buffer.path)
@@ -188,7 +197,7 @@ async def test_messages_published_while_down_arrive_after_restart(
     buffer.close()
 
 
-async def test_reconnects_after_broker_restart(tmp_path: Path, broker: Mosquitto) -> None:
+async def test_reconnects_after_broker_restart(tmp_path: Path, broker: Broker) -> None:
     cfg = make_config(tmp_path, broker.port)
     buffer = Buffer(cfg.buffer.path)
     async with running(cfg, buffer) as ingest:
@@ -210,15 +219,18 @@ class BlockingBuffer(Buffer):
     full = True
 
     def append(
-        self, readings: Sequence[Reading], dead_letters: Sequence[DeadLetter] = ()
+        self,
+        readings: Sequence[Reading],
+        dead_letters: Sequence[DeadLetter] = (),
+        **kw: Any,
     ) -> AppendResult:
         if self.full:
             return AppendResult(0, 0, full=True)
-        return super().append(readings, dead_letters)
+        return super().append(readings, dead_letters, **kw)
 
 
 async def test_block_holds_messages_until_space(
-    tmp_path: Path, broker: Mosquitto, publisher: Publisher
+    tmp_path: Path, broker: Broker, publisher: Publisher
 ) -> None:
     cfg = make_config(tmp_path, broker.port)
     buffer = BlockingBuffer(cfg.buffer.path)
@@ -229,4 +241,111 @@ async def test_block_holds_messages_until_space(
         buffer.full = False
         ingest.space_freed.set()
         await wait_until(lambda: buffer.backlog == 1)
+    buffer.close()
+
+
+class LosingAcks(Ingest):
+    """An agent that commits but whose PUBACKs never reach the broker while ``lose_acks``: as
+    if it died between COMMIT and the PUBACK leaving the socket."""
+
+    lose_acks = True
+    client: aiomqtt.Client | None = None
+
+    def _client(self) -> aiomqtt.Client:
+        self.client = super()._client()
+        return self.client
+
+    def _ack(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        if not self.lose_acks:
+            super()._ack(client, batch)
+
+    def drop_connection(self) -> None:
+        assert self.client is not None
+        sock = self.client._client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT: the broker keeps the session
+
+
+async def test_redelivery_of_a_committed_message_is_not_stored_twice(
+    tmp_path: Path, broker: Broker, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port)
+    buffer = Buffer(cfg.buffer.path)
+    ingest = LosingAcks(cfg, buffer)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(ingest.run(stopping))
+    try:
+        await asyncio.wait_for(ingest.subscribed.wait(), 10)
+        for i in range(50):
+            publisher.publish("factory/l1/m1/temp", {"value": i, "ts": 1_700_000_000 + i})
+        await wait_until(lambda: buffer.backlog == 50)  # committed, never acked
+        ingest.lose_acks = False
+        ingest.subscribed.clear()
+        ingest.drop_connection()
+        await wait_until(ingest.subscribed.is_set)
+        # The broker resends its unacked messages (DUP) before anything new, so once this
+        # marker is stored every redelivery has been seen.
+        publisher.publish("factory/l1/m1/temp", {"value": 50, "ts": 1_700_000_050})
+        await wait_until(lambda: buffer.backlog == 51)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+    assert ingest.redeliveries_skipped == 50  # they did come back, flagged DUP
+    assert [v for _, _, v, _ in stored(buffer)] == [float(i) for i in range(51)]
+    # ... and the broker got its PUBACKs this time: nothing is pending for the session.
+    async with running(cfg, buffer) as again:
+        publisher.publish("factory/l1/m1/temp", {"value": 51, "ts": 1_700_000_051})
+        await wait_until(lambda: buffer.backlog == 52)
+    assert again.redeliveries_skipped == 0
+    buffer.close()
+
+
+class CrashBeforeCommit(Ingest):
+    """Receives its first batch, then loses the connection without committing it."""
+
+    crashed = False
+    seen: list[tuple[int, bool]]
+
+    async def _commit_and_ack(
+        self, client: aiomqtt.Client, batch: list[aiomqtt.Message], stopping: asyncio.Event
+    ) -> bool:
+        self.seen.extend((m.mid, bool(getattr(m, "dup", False))) for m in batch)
+        if not self.crashed:
+            self.crashed = True
+            return False  # nothing committed, nothing acked; run() reconnects
+        return await super()._commit_and_ack(client, batch, stopping)
+
+
+async def test_new_message_reusing_a_packet_id_and_payload_is_stored(
+    tmp_path: Path, broker: Broker, publisher: Publisher
+) -> None:
+    cfg = make_config(tmp_path, broker.port, mqtt__batch_linger_ms=300.0)
+    payloads = ["1.5", "2.5", "3.5"]  # no timestamp: byte-for-byte repeats are possible
+    buffer = Buffer(cfg.buffer.path)
+    async with running(cfg, buffer):
+        for p in payloads:
+            publisher.publish("factory/l1/m1/temp", p)
+        await wait_until(lambda: buffer.backlog == 3)
+    first_mids = sorted(m for (m,) in buffer._db.execute("SELECT mid FROM mqtt_committed"))
+    # The session ends (a clean-session connect under the agent's id): the broker starts
+    # numbering packets afresh for it.
+    wipe = mqtt.Client(CallbackAPIVersion.VERSION2, cfg.client_id, clean_session=True)
+    wipe.connect("127.0.0.1", broker.port)
+    wipe.disconnect()
+    ingest = CrashBeforeCommit(cfg, buffer)
+    ingest.seen = []
+    stopping = asyncio.Event()
+    task = asyncio.create_task(ingest.run(stopping))
+    try:
+        await asyncio.wait_for(ingest.subscribed.wait(), 10)
+        for p in payloads:
+            publisher.publish("factory/l1/m1/temp", p)
+        await wait_until(lambda: buffer.backlog == 6)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+    redelivered = sorted(mid for mid, dup in ingest.seen if dup)
+    assert redelivered == first_mids  # same packet ids, same payloads, DUP set
+    assert [v for _, _, v, _ in stored(buffer)] == [1.5, 2.5, 3.5] * 2
+    assert ingest.redeliveries_skipped == 0
     buffer.close()

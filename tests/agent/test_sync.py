@@ -212,3 +212,103 @@ async def test_new_data_wakes_an_idle_sync(tmp_path: Path) -> None:
     assert buffer.backlog == 0
     stopping.set()
     await asyncio.wait_for(task, 2)  # stop also ends the 30 s idle wait
+
+
+def _seqs(request: httpx.Request) -> list[int]:
+    return [r.seq for r in decode_batch(request.content, "gzip").readings]
+
+
+async def _drain(syncer: Syncer, buffer: Buffer, rounds: int = 500) -> None:
+    stopping = asyncio.Event()
+    task = asyncio.create_task(syncer.run(stopping))
+    for _ in range(rounds):
+        if buffer.backlog == 0 and not syncer.in_flight:
+            break
+        await asyncio.sleep(0.01)
+    stopping.set()
+    await asyncio.wait_for(task, 5)
+
+
+def test_live_first_batches_split_and_cover_every_row_once(tmp_path: Path) -> None:
+    config = make_config(tmp_path, hub__batch_max_readings=20)
+    buffer = Buffer(config.buffer.path)
+    fill(buffer, 100)
+    syncer = Syncer(config, buffer)
+    syncer.floor = buffer.max_seq()
+    fill(buffer, 5)  # arrived after the backlog formed
+    first = syncer._prepare()
+    assert first is not None
+    assert [r.seq for r in first.rows] == [101, 102, 103, 104, 105, *range(1, 16)]
+    # The read-ahead chain (as while a batch is on the wire) hands out each row exactly once,
+    # live rows capped at live_share while old rows wait.
+    fill(buffer, 30)
+    sent = [r.seq for r in first.rows]
+    prepared = first
+    for _ in range(20):
+        nxt = syncer._prepare(prepared.after_old, prepared.after_new, ahead=True)
+        if nxt is None:
+            break
+        new = [r.seq for r in nxt.rows if r.seq > syncer.floor]
+        assert len(new) <= 10 or all(r.seq > syncer.floor for r in nxt.rows)
+        sent += [r.seq for r in nxt.rows]
+        prepared = nxt
+    assert sorted(sent) == list(range(1, 136))
+    assert len(sent) == len(set(sent))
+    buffer.close()
+
+
+async def test_live_rows_overtake_the_backlog_and_all_arrive_once(tmp_path: Path) -> None:
+    config = make_config(tmp_path, hub__batch_max_readings=50)
+    buffer = Buffer(config.buffer.path)
+    fill(buffer, 2000)
+    batches: list[list[int]] = []
+    live: list[int] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        batches.append(_seqs(request))
+        if len(batches) == 5:
+            # Committed while batch 5 is on the wire (batch 6 is already read ahead).
+            fill(buffer, 3)
+            live.extend(range(2001, 2004))
+        return ok(request)
+
+    syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub))
+    await _drain(syncer, buffer)
+    assert buffer.backlog == 0
+    arrived = next(i for i, b in enumerate(batches) if set(live) <= set(b))
+    assert arrived <= 6, f"live rows came in batch {arrived} of {len(batches)}"
+    assert len(batches) > 30  # ... long before the 2000-row backlog was through
+    every = [s for b in batches for s in b]
+    assert sorted(every) == list(range(1, 2004)) and len(every) == len(set(every))
+
+
+async def test_backoff_is_capped_jittered_and_moves_the_floor(tmp_path: Path) -> None:
+    config = make_config(tmp_path, hub__backoff_min_s=0.2, hub__backoff_max_s=1.0)
+    buffer = Buffer(config.buffer.path)
+    fill(buffer, 10)
+    calls = 0
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls <= 40:
+            fill(buffer, 1)  # readings keep coming during the outage
+            return httpx.Response(503, json={"error": {"code": "down", "message": "down"}})
+        return ok(request)
+
+    syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub))
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    syncer._sleep = no_sleep  # type: ignore[method-assign]
+    async with syncer._client() as http:
+        assert await syncer.sync_once(http) is Outcome.SENT
+    assert len(waits) == 40
+    # Never longer than the cap (first data within ~1 s of the hub's return), never shorter
+    # than backoff_min_s (at most 5 attempts/s from one gateway), and not in lockstep.
+    assert max(waits) <= 1.0 and min(waits) >= 0.2
+    assert len({round(w, 6) for w in waits[10:]}) > 20
+    # Everything stored while the hub was down is backlog; the floor is the newest of it.
+    assert syncer._floor_next == 50

@@ -67,10 +67,11 @@ def test_bad_payloads_go_to_dead_letters_and_nothing_else(
 
 
 def test_same_batch_posted_twice_is_stored_once(stack: Stack) -> None:
+    t0 = time.time() - 100
     batch = Batch(
         gateway_id="gw-01",
         readings=[
-            WireReading(10_000_000 + i, "lx/mx/sx", 1000.0 + i, float(i), None) for i in range(50)
+            WireReading(10_000_000 + i, "lx/mx/sx", t0 + i, float(i), None) for i in range(50)
         ],
     )
     headers = {
