@@ -1,64 +1,24 @@
-"""``edge-agent``: run | status | check-config. Every subcommand takes ``--config FILE``."""
+"""``edge-agent``: run | status | drain | check-config; each takes ``--config FILE``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import structlog
 
 from agent.buffer import read_status
 from agent.config import AgentConfig
 from shared import __version__
 from shared.config import ConfigError, load_settings
+from shared.logs import configure_logging
 from shared.timeutil import to_rfc3339
 
 DEFAULT_CONFIG = "agent.toml"
-
-
-def _render(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> str:
-    # "time level message key=value ...": greppable, and journald adds its own metadata.
-    ts = event.pop("timestamp", "")
-    level = event.pop("level", "info")
-    msg = event.pop("event", "")
-    exc = event.pop("exception", None)
-    fields = " ".join(f"{k}={_fmt(v)}" for k, v in event.items())
-    line = f"{ts} {level:<7} {msg}" + (f" {fields}" if fields else "")
-    return f"{line}\n{exc}" if exc else line
-
-
-def _fmt(value: object) -> str:
-    text = str(value)
-    return json.dumps(text) if (" " in text or not text or '"' in text) else text
-
-
-def configure_logging(level: str = "info") -> None:
-    lvl = getattr(logging, level.upper(), logging.INFO)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _render,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    # paho/aiomqtt/httpx log through the stdlib; only their warnings are worth a line.
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
 
 def _config_path(arg: str | None) -> str | None:
@@ -79,8 +39,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agent import service
 
     cfg = _load(args)
-    configure_logging(cfg.log_level)
+    configure_logging(cfg.log_level, cfg.log_format)
     return asyncio.run(service.run(cfg))
+
+
+def cmd_drain(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from agent.drain import drain
+
+    cfg = _load(args)
+    # Warnings only: the progress bar is the output, and the syncer logs every retry.
+    configure_logging("warning", cfg.log_format)
+    try:
+        read_status(cfg.buffer.path, cfg.buffer.max_bytes, cfg.buffer.when_full)
+    except FileNotFoundError as exc:
+        print(f"edge-agent drain: {exc}", file=sys.stderr)
+        return 1
+    console = Console(stderr=True)
+    result = asyncio.run(drain(cfg, args.timeout, console))
+    if not result.ok:
+        print(f"edge-agent drain: {result.message} ({result.sent} sent)", file=sys.stderr)
+        return 1
+    print(f"drained: {result.sent} readings in {result.seconds:.1f}s", file=sys.stderr)
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -151,6 +133,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" (when full: {buf['when_full']})",
         ),
     ]
+    rec = st.get("recovered")
+    if rec:
+        rows.append(
+            (
+                "recovered",
+                f"damaged buffer found at {to_rfc3339(rec['at'])} ({rec['reason']}): "
+                f"{rec['rows_saved']} readings saved; damaged file kept as {rec['moved_to']}",
+            )
+        )
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
@@ -182,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(func=cmd_status)
+    drain = add(
+        "drain",
+        "sync until the buffer is empty, with a progress bar and ETA (e.g. before "
+        "maintenance); watches instead when the agent service is running on the same buffer",
+    )
+    drain.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="give up (exit 1) after this long without progress, e.g. hub unreachable "
+        "(default: 120)",
+    )
+    drain.set_defaults(func=cmd_drain)
     add("check-config", "validate the config file and exit").set_defaults(func=cmd_check_config)
     return parser
 

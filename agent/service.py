@@ -13,9 +13,12 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 
 import structlog
 
+from agent import metrics as agent_metrics
+from agent import recovery
 from agent.buffer import Buffer
 from agent.config import AgentConfig
 from agent.ingest import Ingest
@@ -40,6 +43,31 @@ def sd_notify(state: str) -> bool:
         log.warning("sd_notify failed", error=str(exc))
         return False
     return True
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings when systemd asked for them (WatchdogSec=), else None.
+
+    Half of WATCHDOG_USEC, as sd_watchdog_enabled(3) recommends, so one late tick is not yet
+    a restart. WATCHDOG_PID names the process meant; a child that inherited the environment
+    must not ping on its parent's behalf.
+    """
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return None
+    if pid and (not pid.isdigit() or int(pid) != os.getpid()):
+        return None
+    return int(usec) / 1e6 / 2
+
+
+async def _watchdog(stopping: asyncio.Event, every_s: float) -> None:
+    # Pinged from the event loop itself: a loop blocked by a hung call stops the pings, and
+    # systemd kills and restarts the agent (Restart=on-failure).
+    while not stopping.is_set():
+        sd_notify("WATCHDOG=1")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every_s)
 
 
 def open_buffer(cfg: AgentConfig) -> Buffer:
@@ -92,18 +120,40 @@ async def run(cfg: AgentConfig, stopping: asyncio.Event | None = None) -> int:
         on_config_version=rules_sync.on_config_version,
         wire_alert=wire_alert,
     )
+    listener = agent_metrics.serve(
+        cfg.metrics.listen,
+        agent_metrics.BufferCollector(
+            cfg.buffer.path,
+            cfg.buffer.max_bytes,
+            cfg.buffer.when_full,
+            messages_received=lambda: ingest.committed_messages,
+        ),
+    )
     try:
         async with asyncio.TaskGroup() as tg:
             ingest_task = tg.create_task(ingest.run(stopping), name="ingest")
             sync_task = tg.create_task(syncer.run(stopping), name="sync")
             rules_task = tg.create_task(rules_sync.run(stopping), name="rules")
+            watchdog_s = watchdog_interval()
+            if watchdog_s is not None:
+                tg.create_task(_watchdog(stopping, watchdog_s), name="watchdog")
             tg.create_task(
                 _bounded_shutdown(
                     stopping, [ingest_task, sync_task, rules_task], cfg.shutdown_timeout_s
                 )
             )
+    except* sqlite3.DatabaseError as eg:
+        # A corrupt page the start-up check did not read (a large file gets only the cheap
+        # checks): make the next start check every page, salvage, and go on (agent.recovery).
+        # (OperationalError - locked, disk full - says nothing about the file's pages.)
+        if any(not isinstance(e, sqlite3.OperationalError) for e in eg.exceptions):
+            log.error("buffer file is damaged; the next start will salvage it", error=str(eg))
+            recovery.mark_suspect(buffer.path)
+        raise
     finally:
         sd_notify("STOPPING=1")
+        if listener is not None:
+            listener.close()
         with contextlib.suppress(Exception):
             buffer.set_state(mqtt_connected=0, pid=0)
         buffer.close()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from shared.topics import TopicTemplate
 
@@ -139,6 +141,7 @@ def run(args: argparse.Namespace) -> Summary:
     client.on_publish = lambda *_a: acked.release()
     client.connect(args.host, args.port, keepalive=30)
     client.loop_start()
+    progress = _Progress(args)
     try:
         start = time.monotonic()
         deadline = start + args.duration if args.duration else math.inf
@@ -148,6 +151,8 @@ def run(args: argparse.Namespace) -> Summary:
             topic, payload = gen.next(summary)
             client.publish(topic, payload, qos=args.qos)
             summary.published += 1
+            if summary.published % 256 == 0:
+                progress.show(summary.published, time.monotonic() - start)
             if interval:
                 # Pace against the start, not the previous message, so rounding never drifts.
                 delay = start + summary.published * interval - time.monotonic()
@@ -159,15 +164,54 @@ def run(args: argparse.Namespace) -> Summary:
                 if not acked.acquire(timeout=max(0.0, wait_until - time.monotonic())):
                     raise TimeoutError("broker did not acknowledge every message in time")
     finally:
+        progress.close(summary.published, time.monotonic() - start)
         client.disconnect()
         client.loop_stop()
     return summary
 
 
+class _Progress:
+    """A progress bar on stderr when it is a terminal (stdout carries the JSON summary)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.by_count = args.count is not None
+        self.bar: Progress | None = None
+        if not sys.stderr.isatty():
+            return
+        self.bar = Progress(
+            TextColumn("edge-sim"),
+            BarColumn(),
+            TextColumn("{task.fields[published]:,} messages"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        total = args.count if self.by_count else args.duration
+        if self.by_count and args.duration:
+            total = min(args.count, args.duration * args.rate) if args.rate > 0 else args.count
+        self.task = self.bar.add_task("publish", total=total, published=0)
+        self.bar.start()
+
+    def show(self, published: int, elapsed: float) -> None:
+        if self.bar is not None:
+            done = published if self.by_count else elapsed
+            self.bar.update(self.task, completed=done, published=published)
+
+    def close(self, published: int, elapsed: float) -> None:
+        if self.bar is not None:
+            self.show(published, elapsed)
+            self.bar.stop()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-sim", description=__doc__.split("\n\n")[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=1883)
+    p = argparse.ArgumentParser(
+        prog="edge-sim",
+        description="Simulated sensors publishing on MQTT. Prints a JSON summary (published, "
+        "valid readings per sensor key) on stdout when done; a progress bar on a terminal.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="MQTT broker host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=1883, help="MQTT broker port (default 1883)")
     p.add_argument("--lines", type=int, default=2, help="production lines (default 2)")
     p.add_argument("--machines", type=int, default=3, help="machines per line (default 3)")
     p.add_argument("--sensors", type=int, default=4, help="sensors per machine (default 4)")
@@ -188,8 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="share of malformed messages (bad JSON, non-numeric, NaN, bad topic)",
     )
-    p.add_argument("--qos", type=int, choices=(0, 1), default=1)
-    p.add_argument("--topic-template", default="factory/{line}/{machine}/{sensor}")
+    p.add_argument("--qos", type=int, choices=(0, 1), default=1, help="MQTT QoS (default 1)")
+    p.add_argument(
+        "--topic-template",
+        default="factory/{line}/{machine}/{sensor}",
+        help="topic to publish on (default factory/{line}/{machine}/{sensor})",
+    )
     p.add_argument("--seed", type=int, help="random seed, for a reproducible run")
     p.add_argument(
         "--ack-timeout",

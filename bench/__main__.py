@@ -7,14 +7,25 @@ numbers mean something on a noisy 2-core box. ``--quick`` shrinks the sizes for 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import anomaly, checker, drain, ingest
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from bench import anomaly, backlog, checker, drain, ingest
 from bench.common import Row
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -40,31 +51,74 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+class _Stages:
+    """Which stage runs: a bar with elapsed time on a terminal, one line per stage otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.bar: Progress | None = None
+        if sys.stdout.isatty():
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            self.task = self.bar.add_task("bench", total=total)
+            self.bar.start()
+
+    def begin(self, text: str) -> None:
+        if self.bar is None:
+            print(text, flush=True)
+        else:
+            self.bar.update(self.task, description=text)
+
+    def end(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="just bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    ap.add_argument("--only", choices=["ingest", "drain", "anomaly", "checker"], action="append")
+    ap.add_argument(
+        "--only", choices=["ingest", "drain", "backlog", "anomaly", "checker"], action="append"
+    )
     ap.add_argument("--ingest-n", type=int)
     ap.add_argument("--drain-n", type=int)
+    ap.add_argument("--backlog-n", type=int)
     args = ap.parse_args()
     ingest_n = args.ingest_n or (20_000 if args.quick else 100_000)
     drain_n = args.drain_n or (100_000 if args.quick else 1_000_000)
-    only = set(args.only or ["ingest", "drain", "anomaly", "checker"])
+    backlog_n = args.backlog_n or (1_000_000 if args.quick else 10_000_000)
+    only = set(args.only or ["ingest", "drain", "backlog", "anomaly", "checker"])
 
     rows: list[Row] = []
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="factory-edge-bench-") as tmp:
+    stages = _Stages(len(only))
+    with (
+        contextlib.closing(stages),
+        tempfile.TemporaryDirectory(prefix="factory-edge-bench-") as tmp,
+    ):
         wd = Path(tmp)
         if "ingest" in only:
-            print(
-                f"[bench] agent ingest: {ingest_n:,} messages, agent vs plain loop ...", flush=True
-            )
+            stages.begin(f"[bench] agent ingest: {ingest_n:,} messages, agent vs plain loop ...")
             rows += ingest.run(wd, ingest_n)
+            stages.end()
         if "drain" in only:
-            print(f"[bench] sync drain: {drain_n:,}-reading backlog ...", flush=True)
+            stages.begin(f"[bench] sync drain: {drain_n:,}-reading backlog ...")
             rows += drain.run(wd, drain_n)
+            stages.end()
+        if "backlog" in only:
+            stages.begin(f"[bench] after an outage: {backlog_n:,}-reading backlog ...")
+            rows += backlog.run(wd, backlog_n)
+            stages.end()
         if "checker" in only:
-            print("[bench] threshold_checker vs Python and numpy ...", flush=True)
+            stages.begin("[bench] threshold_checker vs Python and numpy ...")
             cpu = next(
                 (
                     r.extra["agent_cpu_s_per_reading"]
@@ -74,9 +128,11 @@ def main() -> None:
                 None,
             )
             rows += checker.run(100_000 if args.quick else 1_000_000, cpu)
+            stages.end()
         if "anomaly" in only:
-            print("[bench] anomaly-detector vs the same endpoint in Python ...", flush=True)
+            stages.begin("[bench] anomaly-detector vs the same endpoint in Python ...")
             rows += anomaly.run(wd, seconds=3.0 if args.quick else 8.0)
+            stages.end()
     print()
     print(_table(rows))
     RESULTS.write_text(

@@ -1,8 +1,10 @@
 """The Robyn application: routes, auth per route, the envelope, metrics, error containment.
 
-Every route goes through :meth:`Hub.endpoint`, which authenticates, runs the handler,
-turns ApiError into its envelope and any other exception into a logged 500 ``internal``,
-and counts the request by route template (not raw path, which would explode the label set).
+Every route goes through :meth:`Hub.endpoint`, which authenticates, applies the per-token rate
+limit (429 + Retry-After), runs the handler, turns ApiError into its envelope and any other
+exception into a logged 500 ``internal``, and counts and times the request by route template
+(not raw path, which would explode the label set). The request id (the client's
+``X-Request-ID``, else a new one) is on every log line of the request and echoed back.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import unquote
 import msgspec
 import structlog
 
-from hub import anomaly, metrics, queries, thresholds
+from hub import anomaly, metrics, openapi, queries, thresholds
 from hub import ingest as ingest_mod
 from hub.auth import READ_ROLES, Principal, Role, authenticate, require
 from hub.config import HubSettings
@@ -31,8 +33,10 @@ from hub.errors import (
     internal,
     new_request_id,
     not_found,
+    rate_limited,
     success_body,
 )
+from hub.ratelimit import RateLimiter, retry_after_s
 from hub.storage import Storage
 
 log = structlog.get_logger("hub.app")
@@ -92,6 +96,17 @@ class Ctx:
 Handler = Callable[[Ctx], "tuple[Any, dict[str, Any]] | Raw"]
 
 
+def _access_log(method: str, route: str, status: int, elapsed_s: float) -> None:
+    # Successes at debug: a busy hub answers thousands of batches a minute. What an operator
+    # must see (refusals, failures) is logged at info and above; a 503 is the designed answer
+    # while a dependency is down, not a bug.
+    if status >= 500:
+        level = log.error if status == 500 else log.warning
+    else:
+        level = log.info if status >= 400 else log.debug
+    level("request", method=method, route=route, status=status, ms=round(elapsed_s * 1e3, 2))
+
+
 def _request_id(request: Any) -> str:
     given = request.headers.get("x-request-id")
     if given and len(given) <= 64 and given.isascii() and given.isprintable():
@@ -106,6 +121,8 @@ class Hub:
         self.settings = settings
         self.storage = storage
         self.anomaly = anomaly.AnomalyClient(settings.anomaly_url)
+        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self._spec: bytes | None = None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
 
@@ -127,40 +144,47 @@ class Hub:
     ) -> Callable[[Any], Any]:
         response_cls = robyn.Response
         storage = self.storage
+        limiter = self.limiter
 
         def handler(request: Any) -> Any:
             self._track(1)
             started = perf_counter()
-            rid = new_request_id()
-            try:
-                rid = _request_id(request)
-                principal = None
-                if roles is not None:
-                    principal = require(
-                        authenticate(storage, request.headers.get("authorization")), roles
-                    )
-                result = fn(Ctx(request, rid, principal))
-                if isinstance(result, Raw):
-                    status, body, ctype = result.status, result.body, result.content_type
-                else:
-                    data, meta = result
-                    status, body, ctype = 200, success_body(data, rid, meta), "application/json"
-            except ApiError as err:
-                status, body, ctype = err.status, error_body(err, rid), "application/json"
-                if status >= 500:
-                    log.error("request failed", route=route, status=status, request_id=rid)
-            except Exception:
-                log.exception("unhandled error", route=route, method=method, request_id=rid)
-                status, body, ctype = 500, error_body(internal(), rid), "application/json"
-            finally:
-                self._track(-1)
+            rid = _request_id(request)
+            headers: dict[str, str] = {}
+            # Every line logged while this request runs carries its id. Bound and reset inside
+            # this synchronous call, so requests on other threads never see it.
+            with structlog.contextvars.bound_contextvars(request_id=rid):
+                try:
+                    principal = None
+                    if roles is not None:
+                        principal = require(
+                            authenticate(storage, request.headers.get("authorization")), roles
+                        )
+                        wait = limiter.acquire(principal.token_id)
+                        if wait > 0:
+                            metrics.RATE_LIMITED.inc()
+                            raise rate_limited(retry_after_s(wait))
+                    result = fn(Ctx(request, rid, principal))
+                    if isinstance(result, Raw):
+                        status, body, ctype = result.status, result.body, result.content_type
+                    else:
+                        data, meta = result
+                        status, body = 200, success_body(data, rid, meta)
+                        ctype = "application/json"
+                except ApiError as err:
+                    status, body, ctype = err.status, error_body(err, rid), "application/json"
+                    headers.update(err.headers)
+                except Exception:
+                    log.exception("unhandled error", route=route, method=method)
+                    status, body, ctype = 500, error_body(internal(), rid), "application/json"
+                finally:
+                    self._track(-1)
+                elapsed = perf_counter() - started
+                _access_log(method, route, status, elapsed)
             metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_DURATION.labels(route).observe(perf_counter() - started)
-            return response_cls(
-                status_code=status,
-                headers={"Content-Type": ctype, "X-Request-ID": rid},
-                description=body,
-            )
+            metrics.HTTP_DURATION.labels(route, method, f"{status // 100}xx").observe(elapsed)
+            headers.update({"Content-Type": ctype, "X-Request-ID": rid})
+            return response_cls(status_code=status, headers=headers, description=body)
 
         handler.__name__ = fn.__name__
         handler.__doc__ = fn.__doc__
@@ -180,9 +204,13 @@ class Hub:
                 request.headers.get("content-encoding"),
                 max_body_bytes=self.settings.max_body_bytes,
                 max_decompressed_bytes=self.settings.max_decompressed_bytes,
+                window=self.settings.ts_window(),
             )
         except ApiError as err:
             metrics.INGEST_BATCHES.labels(str(err.status)).inc()
+            if err.status == 422:
+                rejected = {d["seq"] for d in err.details if isinstance(d.get("seq"), int)}
+                metrics.INGEST_READINGS.labels("rejected").inc(len(rejected))
             raise
         metrics.INGEST_BATCHES.labels("200").inc()
         data = {
@@ -276,8 +304,22 @@ class Hub:
     def h_metrics(self, ctx: Ctx) -> Raw:
         """Prometheus metrics."""
         self.anomaly.status(probe=True)  # refreshes edge_hub_anomaly_detector_up when stale
+        circuit = self.anomaly.breaker.state
+        for state in metrics.BREAKER_STATES:
+            metrics.ANOMALY_DETECTOR_CIRCUIT.labels(state).set(1 if state == circuit else 0)
         body, ctype = metrics.render()
         return Raw(200, body, ctype)
+
+    def h_openapi(self, ctx: Ctx) -> Raw:
+        """This API's OpenAPI 3.1 document."""
+        if self._spec is None:
+            rows = [(m, r, roles is not None, fn) for m, r, roles, fn in self.routes()]
+            self._spec = msgspec.json.encode(openapi.build(rows))
+        return Raw(200, self._spec)
+
+    def h_docs(self, ctx: Ctx) -> Raw:
+        """Interactive API documentation (Swagger UI over /openapi.json)."""
+        return Raw(200, openapi.DOCS_HTML, "text/html; charset=utf-8")
 
     # -- assembly ------------------------------------------------------------------------
 
@@ -302,6 +344,8 @@ class Hub:
             ("GET", "/health/live", None, self.h_live),
             ("GET", "/health/ready", None, self.h_ready),
             ("GET", "/metrics", None, self.h_metrics),
+            ("GET", "/openapi.json", None, self.h_openapi),
+            ("GET", "/docs", None, self.h_docs),
         ]
 
 
@@ -313,6 +357,9 @@ def robyn_config(robyn: ModuleType, settings: HubSettings) -> Any:
     # One process: the hub's caches and metrics live in it, and SQLite serialises writers
     # anyway. Concurrency comes from Robyn's worker threads.
     config.processes = 1
+    # Robyn's generated spec knows nothing of our envelope or parameters; hub.openapi serves
+    # /openapi.json and /docs instead.
+    config.disable_openapi = True
     config.workers = settings.workers
     # Anything but "WARN" makes Robyn log a banner about verbose mode; its INFO chatter
     # (route registration, actix start) is noise in a service log.
@@ -336,13 +383,12 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
     app.exception(on_exception)
     for method, route, roles, fn in hub.routes():
         handler = hub.endpoint(robyn, method, route, roles, fn)
-        tags = ["ops"] if not route.startswith(API) else [route.split("/")[3]]
-        app.add_route(method, route, handler, openapi_tags=tags)
+        app.add_route(method, route, handler)
     # Robyn's router (matchit) lets a catch-all stand beside every other route: specific
     # routes win, and anything else gets the 404 envelope instead of a plain-text 404.
     # "/*rest" does not match "/" itself, hence the second route.
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         for route in ("/", "/*rest"):
             handler = hub.endpoint(robyn, method, NOT_FOUND_ROUTE, None, hub.h_not_found)
-            app.add_route(method, route, handler, include_in_schema=False)
+            app.add_route(method, route, handler)
     return app, hub

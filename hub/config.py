@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import FileSettings
+from shared.payload import TsWindow
 
 
 class HubSettings(FileSettings):
@@ -28,7 +29,18 @@ class HubSettings(FileSettings):
     # A gzip bomb is bounded by this, not by max_body_bytes (which counts compressed bytes).
     max_decompressed_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     workers: int = Field(2, ge=1, le=64)
+    # A reading whose ts lies further than this ahead of / behind the hub's clock is refused
+    # (422 naming its seq; the agent moves it to its dead letters). 0 = no limit. The past
+    # default only catches clocks that reset; an agent's backlog may be weeks old.
+    max_future_s: float = Field(600.0, ge=0, allow_inf_nan=False)
+    max_past_s: float = Field(10 * 365 * 86400.0, ge=0, allow_inf_nan=False)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+    # Per-token token bucket: a sustained rate and a burst on top. A gateway draining a
+    # backlog sends back to back (tens of requests/s at most), so the defaults never throttle
+    # a gateway's sync; they stop a runaway script. 0 = no limit.
+    rate_limit_per_s: float = Field(100.0, ge=0, allow_inf_nan=False)
+    rate_limit_burst: int = Field(200, ge=1)
 
     @field_validator("listen")
     @classmethod
@@ -54,6 +66,9 @@ class HubSettings(FileSettings):
                 "postgresql:// is not supported yet"
             )
         return value
+
+    def ts_window(self) -> TsWindow:
+        return TsWindow(self.max_future_s or None, self.max_past_s or None)
 
     @property
     def host(self) -> str:

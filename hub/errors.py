@@ -28,12 +28,15 @@ class ApiError(Exception):
         code: str,
         message: str,
         details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or []
+        # Extra response headers the status calls for (Retry-After on 429).
+        self.headers = headers or {}
 
 
 def bad_param(param: str, message: str, status: int = 400) -> ApiError:
@@ -55,6 +58,15 @@ def unauthorized(message: str = "missing or invalid bearer token") -> ApiError:
 
 def forbidden(message: str) -> ApiError:
     return ApiError(403, "forbidden", message)
+
+
+def rate_limited(retry_after_s: int) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        f"too many requests for this token; retry in {retry_after_s}s",
+        headers={"Retry-After": str(retry_after_s)},
+    )
 
 
 def internal() -> ApiError:

@@ -18,13 +18,25 @@ HTTP_REQUESTS = Counter(
     ["route", "method", "status"],
 )
 HTTP_DURATION = Histogram(
-    "edge_hub_http_request_duration_seconds", "Handler time by route template.", ["route"]
+    "edge_hub_http_request_duration_seconds",
+    "Handler time by route template, method and status class (2xx, 4xx, 5xx).",
+    ["route", "method", "status_class"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+RATE_LIMITED = Counter(
+    "edge_hub_rate_limited_requests", "Requests refused with 429 by the per-token rate limit."
 )
 
 ANOMALY_DETECTOR_UP = Gauge(
     "edge_hub_anomaly_detector_up",
     "1 when the last call to anomaly-detector succeeded, 0 when it failed or never ran.",
 )
+ANOMALY_DETECTOR_CIRCUIT = Gauge(
+    "edge_hub_anomaly_detector_circuit",
+    "State of the circuit breaker in front of anomaly-detector: 1 for the current state.",
+    ["state"],
+)
+BREAKER_STATES = ("closed", "half_open", "open")
 ANOMALY_CALLS = Counter(
     "edge_hub_anomaly_detector_calls",
     "Calls to anomaly-detector by outcome (short_circuit = refused by the open breaker).",
