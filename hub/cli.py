@@ -1,13 +1,14 @@
-"""``edge-hub``: serve the API, register gateways, mint operator tokens, check a config.
+"""``edge-hub``: serve the API, manage gateways and tokens, check a config.
 
 Exit status: 0 ok, 1 the operation failed (gateway exists, port busy, database unusable),
-2 bad usage or bad configuration. Tokens go to stdout alone; everything else to stderr.
+2 bad usage, bad configuration or an unknown id. A new token goes to stdout alone, a list
+to stdout as a table or JSON; everything else to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -25,6 +26,8 @@ from hub.config import HubSettings
 from hub.storage import Conflict, Storage, StorageError
 from shared import __version__
 from shared.config import ConfigError, load_settings
+from shared.logs import configure_logging
+from shared.timeutil import to_rfc3339
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -34,6 +37,7 @@ log = structlog.get_logger("hub.cli")
 GATEWAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 # How long a stop signal waits for requests already inside a handler.
 DRAIN_S = 10.0
+FLUSH_S = 0.2
 
 
 def config_path(given: str | None) -> str | None:
@@ -44,21 +48,6 @@ def config_path(given: str | None) -> str | None:
     if env:
         return env
     return "hub.toml" if Path("hub.toml").is_file() else None
-
-
-def configure_logging(level: str) -> None:
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 def _open_storage(settings: HubSettings) -> Storage:
@@ -96,6 +85,15 @@ def install_stop_handlers(hub: Hub) -> None:
         deadline = time.monotonic() + DRAIN_S
         while hub.inflight > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
+        # A handler that returned has not necessarily had its response written yet: give
+        # actix a moment to flush, or a committed batch looks failed to its agent.
+        time.sleep(FLUSH_S)
+        # Leave a self-contained database file behind (backups, the next start's open);
+        # not needed for durability, the WAL alone would be replayed.
+        try:
+            hub.storage.checkpoint()
+        except Exception as exc:
+            log.warning("checkpoint at stop failed", error=str(exc))
         log.info("edge-hub stopped", signal=signal.Signals(signum).name)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -106,7 +104,7 @@ def install_stop_handlers(hub: Hub) -> None:
 
 
 def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     storage = _open_storage(settings)
     problem = port_problem(settings.host, settings.port)
     if problem:
@@ -170,6 +168,91 @@ def cmd_token_add(settings: HubSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else to_rfc3339(ts)
+
+
+def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows))
+        return
+    cells = [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    for line in [[c.upper() for c in columns], *cells]:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+
+
+def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
+    storage = _open_storage(settings)
+    try:
+        tokens = storage.list_tokens()
+    finally:
+        storage.close()
+    rows = [
+        {
+            "id": t["id"],
+            "role": t["role"],
+            "gateway": t["gateway"] or "-",
+            "created": _when(t["created_at"]),
+            "state": "revoked" if t["revoked"] else "active",
+        }
+        for t in tokens
+    ]
+    _print_rows(rows, ["id", "role", "gateway", "created", "state"], args.json)
+    return 0
+
+
+def cmd_token_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
+    storage = _open_storage(settings)
+    try:
+        found = storage.revoke_token(args.id)
+    finally:
+        storage.close()
+    if not found:
+        print(f"edge-hub: no token with id {args.id} (see `edge-hub token list`)", file=sys.stderr)
+        return 2
+    print(f"token {args.id} revoked", file=sys.stderr)
+    return 0
+
+
+def cmd_gateway_list(settings: HubSettings, args: argparse.Namespace) -> int:
+    storage = _open_storage(settings)
+    try:
+        gateways = storage.list_gateways()
+    finally:
+        storage.close()
+    rows = [
+        {
+            "id": g["name"],
+            "factory": g["factory"],
+            "created": _when(g["created_at"]),
+            "last_seen": _when(g["last_seen"]),
+            "backlog": g["backlog"],
+            "state": "revoked" if g["revoked"] else "active",
+        }
+        for g in gateways
+    ]
+    _print_rows(rows, ["id", "factory", "created", "last_seen", "backlog", "state"], args.json)
+    return 0
+
+
+def cmd_gateway_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
+    storage = _open_storage(settings)
+    try:
+        found = storage.revoke_gateway(args.id)
+    finally:
+        storage.close()
+    if not found:
+        print(f"edge-hub: no gateway {args.id!r} (see `edge-hub gateway list`)", file=sys.stderr)
+        return 2
+    print(
+        f"gateway {args.id!r} revoked: its tokens get 401 from now on; its data stays "
+        f"(`edge-hub gateway add {args.id} --factory NAME --rotate` re-enables it)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_check_config(settings: HubSettings, args: argparse.Namespace) -> int:
     print(f"configuration OK ({args.config_file or 'defaults and environment'})")
     for key, value in settings.model_dump().items():
@@ -216,8 +299,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="if the gateway exists: revoke its tokens and issue a new one",
     )
     p.set_defaults(func=cmd_gateway_add)
+    p = gw_sub.add_parser(
+        "list",
+        parents=[common],
+        help="list gateways: factory, created, last seen, backlog, state",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_gateway_list)
+    p = gw_sub.add_parser(
+        "revoke",
+        parents=[common],
+        help="revoke a gateway: its tokens stop working (401), its data stays",
+        description="Revoke gateway ID and every token it has. Exit 2 if there is no such "
+        "gateway. `gateway add ID --factory NAME --rotate` re-enables it with a new token.",
+    )
+    p.add_argument("id", metavar="ID", help="the gateway id, as shown by `gateway list`")
+    p.set_defaults(func=cmd_gateway_revoke)
 
-    tok = sub.add_parser("token", parents=[common], help="manage operator tokens")
+    tok = sub.add_parser("token", parents=[common], help="manage tokens")
     tok_sub = tok.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     p = tok_sub.add_parser(
         "add",
@@ -225,8 +324,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="mint an operator token and print it (once)",
         description="Mint a read or admin token and print it alone on stdout.",
     )
-    p.add_argument("--role", required=True, choices=["read", "admin"])
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=["read", "admin"],
+        help="read: queries only; admin: also sets thresholds",
+    )
     p.set_defaults(func=cmd_token_add)
+    p = tok_sub.add_parser(
+        "list",
+        parents=[common],
+        help="list tokens: id, role, gateway, created, state (never the token)",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=cmd_token_list)
+    p = tok_sub.add_parser(
+        "revoke",
+        parents=[common],
+        help="revoke one token by id: its next request gets 401",
+        description="Revoke the token with this id (from `token list`). Exit 2 if unknown.",
+    )
+    p.add_argument("id", metavar="ID", type=int, help="the token id, from `token list`")
+    p.set_defaults(func=cmd_token_revoke)
 
     p = sub.add_parser("check-config", parents=[common], help="validate the configuration")
     p.set_defaults(func=cmd_check_config)

@@ -293,6 +293,10 @@ class Storage:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it (at a clean stop)."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def ping(self) -> bool:
         return bool(self.conn.execute("SELECT 1").fetchone()[0] == 1)
 
@@ -369,6 +373,33 @@ class Storage:
             gateway_name=row[5],
             factory_id=row[6],
         )
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Every token's id, role, gateway, creation time and state; never the hash."""
+        return self._all_dicts(
+            "SELECT t.id, t.role, g.name AS gateway, t.created_at, "
+            "(t.revoked OR coalesce(g.revoked, 0)) AS revoked "
+            "FROM tokens t LEFT JOIN gateways g ON g.id = t.gateway_id ORDER BY t.id"
+        )
+
+    def revoke_token(self, token_id: int) -> bool:
+        """Revoke one token (its next request gets 401); False if there is no such token."""
+        with self._write() as conn:
+            cur = conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,))
+        return cur.rowcount > 0
+
+    def revoke_gateway(self, name: str) -> bool:
+        """Revoke gateway ``name`` and all its tokens; False if there is no such gateway.
+
+        Its data stays. ``add_gateway(..., rotate=True)`` re-enables it with a new token.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT id FROM gateways WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE gateways SET revoked = 1 WHERE id = ?", (row[0],))
+            conn.execute("UPDATE tokens SET revoked = 1 WHERE gateway_id = ?", (row[0],))
+        return True
 
     # -- ingest -----------------------------------------------------------------------
 

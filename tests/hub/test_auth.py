@@ -98,3 +98,61 @@ def test_revoked_token_is_401(storage: Storage) -> None:
         authenticate(storage, f"Bearer {old}")
     assert err.value.status == 401
     assert authenticate(storage, f"Bearer {new}").gateway_name == "gw-01"
+
+
+def test_tokens_are_high_entropy() -> None:
+    import base64
+
+    tokens = {generate_token("read") for _ in range(1000)}
+    assert len(tokens) == 1000
+    for token in list(tokens)[:20]:
+        secret = token.removeprefix(PREFIXES["read"])
+        assert len(base64.urlsafe_b64decode(secret + "=")) == 32  # 256 random bits
+
+
+def test_list_tokens_never_includes_the_hash(storage: Storage) -> None:
+    admin = generate_token("admin")
+    storage.add_token("admin", hash_token(admin))
+    storage.add_gateway("gw-01", "acme", hash_token(generate_token("gateway")))
+    rows = storage.list_tokens()
+    assert [(r["id"], r["role"], r["gateway"], r["revoked"]) for r in rows] == [
+        (1, "admin", None, 0),
+        (2, "gateway", "gw-01", 0),
+    ]
+    assert all("hash" not in r for r in rows)
+    assert hash_token(admin) not in repr(rows)
+
+
+def test_revoke_token(storage: Storage) -> None:
+    keep, drop = generate_token("read"), generate_token("read")
+    storage.add_token("read", hash_token(keep))
+    drop_id = storage.add_token("read", hash_token(drop))
+    assert storage.revoke_token(drop_id) is True
+    assert storage.revoke_token(999) is False
+    with pytest.raises(ApiError) as err:
+        authenticate(storage, f"Bearer {drop}")
+    assert err.value.status == 401
+    assert authenticate(storage, f"Bearer {keep}").role == "read"
+
+
+def test_revoke_gateway_revokes_all_its_tokens(storage: Storage) -> None:
+    old, new = generate_token("gateway"), generate_token("gateway")
+    storage.add_gateway("gw-01", "acme", hash_token(old))
+    storage.add_gateway("gw-01", "acme", hash_token(new), rotate=True)
+    other = generate_token("gateway")
+    storage.add_gateway("gw-02", "acme", hash_token(other))
+    assert storage.revoke_gateway("gw-01") is True
+    assert storage.revoke_gateway("gw-nope") is False
+    for token in (old, new):
+        with pytest.raises(ApiError) as err:
+            authenticate(storage, f"Bearer {token}")
+        assert err.value.status == 401
+    assert authenticate(storage, f"Bearer {other}").gateway_name == "gw-02"
+    states = {(r["gateway"], bool(r["revoked"])) for r in storage.list_tokens()}
+    assert states == {("gw-01", True), ("gw-02", False)}
+    # --rotate re-enables it with a fresh token; the revoked ones stay dead.
+    fresh = generate_token("gateway")
+    storage.add_gateway("gw-01", "acme", hash_token(fresh), rotate=True)
+    assert authenticate(storage, f"Bearer {fresh}").gateway_name == "gw-01"
+    with pytest.raises(ApiError):
+        authenticate(storage, f"Bearer {new}")

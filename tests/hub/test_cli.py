@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import sqlite3
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hub.auth import hash_token
-from tests.hub.conftest import clean_env, free_port, hub_command, run_cli, start_hub, write_config
+from shared.wire import Batch, WireReading, encode_batch
+from tests.hub.conftest import (
+    clean_env,
+    free_port,
+    hub_command,
+    run_cli,
+    start_hub,
+    token,
+    write_config,
+)
 
 TOKEN = {
     "gateway": re.compile(r"^feg_[A-Za-z0-9_-]{43}\n$"),
@@ -75,7 +86,19 @@ def test_token_add_rejects_gateway_role(config: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["serve"], ["gateway"], ["gateway", "add"], ["token"], ["token", "add"], ["check-config"]],
+    [
+        [],
+        ["serve"],
+        ["gateway"],
+        ["gateway", "add"],
+        ["gateway", "list"],
+        ["gateway", "revoke"],
+        ["token"],
+        ["token", "add"],
+        ["token", "list"],
+        ["token", "revoke"],
+        ["check-config"],
+    ],
 )
 def test_help_everywhere(args: list[str]) -> None:
     result = subprocess.run(
@@ -163,3 +186,86 @@ def test_serve_logs_listen_line_and_stops_on_signal(tmp_path: Path, sig: str) ->
     assert hub.proc.wait(timeout=10) == 0
     assert time.monotonic() - started < 5
     assert f"edge-hub listening on http://127.0.0.1:{hub.port}" in hub.log.read_text()
+
+
+def test_token_list_shows_ids_and_roles_never_tokens(config: Path) -> None:
+    gw = token(config, "gateway", "add", "gw-01", "--factory", "acme")
+    read = token(config, "token", "add", "--role", "read")
+    admin = token(config, "token", "add", "--role", "admin")
+    listed = run_cli(config, "token", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["id"], r["role"], r["gateway"], r["state"]) for r in rows] == [
+        (1, "gateway", "gw-01", "active"),
+        (2, "read", "-", "active"),
+        (3, "admin", "-", "active"),
+    ]
+    table = run_cli(config, "token", "list")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == ["ID", "ROLE", "GATEWAY", "CREATED", "STATE"]
+    for secret in (gw, read, admin):
+        for out in (listed.stdout, table.stdout):
+            assert secret not in out and hash_token(secret) not in out
+
+
+def test_revoke_unknown_ids_exit_2(config: Path) -> None:
+    for args in (["token", "revoke", "42"], ["gateway", "revoke", "gw-nope"]):
+        result = run_cli(config, *args)
+        assert result.returncode == 2, args
+        assert result.stdout == ""
+        assert "no token with id 42" in result.stderr or "no gateway 'gw-nope'" in result.stderr
+    not_a_number = run_cli(config, "token", "revoke", "abc")
+    assert not_a_number.returncode == 2 and "invalid int value" in not_a_number.stderr
+
+
+def test_revoke_takes_effect_on_a_running_hub(tmp_path: Path) -> None:
+    hub = start_hub(tmp_path)
+    try:
+        cfg = hub.config
+        gw = token(cfg, "gateway", "add", "gw-01", "--factory", "acme")
+        read = token(cfg, "token", "add", "--role", "read")
+        other_read = token(cfg, "token", "add", "--role", "read")
+        body = encode_batch(
+            Batch(gateway_id="gw-01", readings=[WireReading(1, "l/m/s", 1.7e9, 1.0, None)])
+        )
+
+        def ingest() -> int:
+            return httpx.post(
+                f"{hub.url}/api/v1/ingest",
+                content=body,
+                headers={"Authorization": f"Bearer {gw}", "Content-Encoding": "gzip"},
+            ).status_code
+
+        def gateways(tok: str) -> int:
+            return httpx.get(
+                f"{hub.url}/api/v1/gateways", headers={"Authorization": f"Bearer {tok}"}
+            ).status_code
+
+        assert ingest() == 200 and gateways(read) == 200
+
+        rows = json.loads(token(cfg, "token", "list", "--json"))
+        assert [r["role"] for r in rows] == ["gateway", "read", "read"]  # in creation order
+        ids = {"gateway": rows[0]["id"], "read": rows[1]["id"]}
+        revoked = run_cli(cfg, "token", "revoke", str(ids["read"]))
+        assert revoked.returncode == 0, revoked.stderr
+        assert gateways(read) == 401
+        assert gateways(other_read) == 200
+
+        result = run_cli(cfg, "gateway", "revoke", "gw-01")
+        assert result.returncode == 0, result.stderr
+        assert ingest() == 401
+        listed = json.loads(token(cfg, "gateway", "list", "--json"))
+        assert [(g["id"], g["factory"], g["state"]) for g in listed] == [
+            ("gw-01", "acme", "revoked")
+        ]
+        assert listed[0]["last_seen"] != "-"  # it did sync once
+        states = {r["id"]: r["state"] for r in json.loads(token(cfg, "token", "list", "--json"))}
+        assert states[ids["gateway"]] == "revoked"
+
+        # --rotate brings a revoked gateway back, with a new token only.
+        new = token(cfg, "gateway", "add", "gw-01", "--factory", "acme", "--rotate")
+        assert ingest() == 401
+        gw = new
+        assert ingest() == 200
+    finally:
+        assert hub.stop() == 0
