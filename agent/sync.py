@@ -109,6 +109,7 @@ class Syncer:
         # True while a request is on the wire; shutdown lets it finish rather than cut it off.
         self.in_flight = False
         self._acked = False
+        self._reclaimed = False  # the batch was claimed again after drop_oldest evictions
         self._ahead: asyncio.Future[_Prepared | None] | None = None
         # Rows above the floor are "live" and overtake the backlog below it (module doc).
         self.floor = 0
@@ -144,10 +145,10 @@ class Syncer:
                     assert self._floor_next is not None
                     self.floor, self._floor_next = self._floor_next, None
                 if ahead is not None and (
-                    outcome is not Outcome.SENT or not self._acked or floor_moved
+                    outcome is not Outcome.SENT or not self._acked or floor_moved or self._reclaimed
                 ):
-                    # The batch was not stored as sent (retry, 413, 422): what was read
-                    # ahead after it is stale. Let the thread finish, then drop its result.
+                    # The batch was not stored as sent (retry, 413, 422, claimed again): what
+                    # was read ahead after it is stale. Let the thread finish, then drop its result.
                     await asyncio.wait([ahead])
                     ahead = None
                 if outcome is Outcome.SENT:
@@ -289,6 +290,7 @@ class Syncer:
         in ``self._ahead`` for the caller.
         """
         self._acked = False
+        self._reclaimed = False
         if prepared is None:
             # On the loop thread: the main connection is also ingest's, never share it.
             prepared = self._prepare()
@@ -319,9 +321,21 @@ class Syncer:
             before_sleep=self._before_sleep,
             reraise=True,
         )
+        dropped_at = self.buffer.dropped
         try:
             async for attempt in retrying:
                 with attempt:
+                    if self.buffer.dropped != dropped_at:
+                        # While we waited, a full buffer (drop_oldest) evicted rows, maybe some
+                        # of this very batch: they are counted as dropped and must not reach
+                        # the hub after all. Claim again from what is still stored.
+                        dropped_at = self.buffer.dropped
+                        self._reclaimed = True
+                        fresh = self._prepare()
+                        if fresh is None:
+                            return Outcome.IDLE
+                        await asyncio.to_thread(self.buffer.make_durable, _top(fresh.rows))
+                        rows, alerts, body = fresh.rows, fresh.alerts, fresh.body
                     resp = await self._post(http, body)
         except _Retryable as exc:
             self._record(f"error: {exc}")

@@ -52,7 +52,13 @@ def make_config(tmp_path: Path, port: int = 1, **over: object) -> AgentConfig:
         section, _, key = k.partition("__")
         {"mqtt": mqtt_cfg, "hub": hub_cfg, "buffer": buffer_cfg}[section][key] = v
     return AgentConfig.model_validate(
-        {"gateway_id": "gw-test", "mqtt": mqtt_cfg, "hub": hub_cfg, "buffer": buffer_cfg}
+        {
+            "gateway_id": "gw-test",
+            "mqtt": mqtt_cfg,
+            "hub": hub_cfg,
+            "buffer": buffer_cfg,
+            "metrics": {"listen": ""},  # tests run side by side: no fixed port
+        }
     )
 
 

@@ -247,31 +247,31 @@ async def test_threshold_changed_at_hub_applies_within_one_sync_cycle(
     cfg = config(tmp_path, broker, hub.url, **{"+__+__temp": RuleConfig(max=500.0, clear_count=2)})
     async with agent(cfg):
         await wait_until(lambda: db_state(cfg).get("rules_version") == "1")
-        t0 = float(int(time.time()) - 100)
-        publisher.publish(TOPIC, {"value": 60.0, "ts": t0 + 1})
+        ts0 = float(int(time.time()) - 100)
+        publisher.publish(TOPIC, {"value": 60.0, "ts": ts0 + 1})
         await wait_until(lambda: any(b.readings for b in hub.batches))
         assert hmi.got == []
         # An operator lowers the threshold at the hub.
         hub.version, hub.sensors = 2, [{"key": KEY, "min": None, "max": 50.0, "deadband": 2.0}]
         posts = len(hub.batches)
-        publisher.publish(TOPIC, {"value": 40.0, "ts": t0 + 2})  # the next sync cycle
+        publisher.publish(TOPIC, {"value": 40.0, "ts": ts0 + 2})  # the next sync cycle
         t0 = time.monotonic()
         await wait_until(lambda: db_state(cfg).get("rules_version") == "2", within=5)
         assert time.monotonic() - t0 < 1.0
         assert len(hub.batches) <= posts + 2
-        publisher.publish(TOPIC, {"value": 60.0, "ts": t0 + 3})
+        publisher.publish(TOPIC, {"value": 60.0, "ts": ts0 + 3})
         await wait_until(lambda: hmi.events() == ["open"], within=2)
         # clear_count (2) from agent.toml's pattern, deadband (2) from the hub: 49 is in the
         # hysteresis zone, then two readings <= 48 close it.
-        for ts, v in [(4.0, 49.0), (5.0, 48.0), (6.0, 47.0)]:
+        for ts, v in [(ts0 + 4, 49.0), (ts0 + 5, 48.0), (ts0 + 6, 47.0)]:
             publisher.publish(TOPIC, {"value": v, "ts": ts})
         await wait_until(lambda: hmi.events() == ["open", "close"], within=2)
         # The hub gets the alert when it opens and again when it closes; then it is gone.
         alert_id = hmi.got[0][2]["id"]
-        await wait_until(lambda: (alert_id, KEY, 6.0) in hub.alerts(), within=5)
+        await wait_until(lambda: (alert_id, KEY, ts0 + 6) in hub.alerts(), within=5)
         await wait_until(lambda: db_alerts(cfg) == [], within=5)
     sent = hub.alerts()
-    assert sent[0] == (alert_id, KEY, None) and sent[-1] == (alert_id, KEY, 6.0)
+    assert sent[0] == (alert_id, KEY, None) and sent[-1] == (alert_id, KEY, ts0 + 6)
     assert len(sent) <= 3  # open (+ maybe open again if it changed in flight) + close
 
 

@@ -85,7 +85,6 @@ def test_drain_watches_a_running_agent_instead_of_syncing_twice(tmp_path: Path) 
         mqtt_port=broker.port,
         hub_url=hub.url,
         token=token,
-        extra='[metrics]\nlisten = ""\n',
     )
     with stopping(broker, hub, agent):
         agent.start()

@@ -26,10 +26,9 @@ def _samples(text: str) -> dict[str, float]:
 
 class Parts:
     def __init__(self, workdir: Path) -> None:
-        self.broker = Broker(workdir).start()
+        self.broker = Broker(workdir)
         self.hub = Hub(workdir)
         token = self.hub.add_gateway("gw-metrics")
-        self.hub.start()
         self.port = free_port()
         self.agent = Agent(
             workdir,
@@ -37,8 +36,13 @@ class Parts:
             mqtt_port=self.broker.port,
             hub_url=self.hub.url,
             token=token,
-            extra=f'[metrics]\nlisten = "127.0.0.1:{self.port}"\n',
-        ).start()
+            settings={"metrics": {"listen": f"127.0.0.1:{self.port}"}},
+        )
+
+    def start(self) -> None:
+        self.broker.start()
+        self.hub.start()
+        self.agent.start()
         self.publisher = Publisher(self.broker.port)
 
     def scrape(self) -> dict[str, float]:
@@ -50,7 +54,9 @@ class Parts:
 @pytest.fixture
 def parts(tmp_path: Path) -> Iterator[Parts]:
     p = Parts(tmp_path)
+    # Stops whatever got started, also when starting fails half-way.
     with stopping(p.broker, p.hub, p.agent):
+        p.start()
         try:
             yield p
         finally:

@@ -166,19 +166,10 @@ class _DiskSampler:
             time.sleep(0.005)
 
 
-_STALE_BATCH = (
-    "agent/sync.py retries the batch it claimed before the outage verbatim (sync_once keeps "
-    "`body` across tenacity attempts); drop_oldest evicts those very rows meanwhile and counts "
-    "them as dropped, and the stale body still delivers them when the hub is back: the hub "
-    "then holds the oldest batch (values 0..~150) besides the newest readings, and `dropped` "
-    "overstates what was lost by one batch"
-)
-
-
 @pytest.mark.parametrize(
     "when_full",
     [
-        pytest.param("drop_oldest", marks=pytest.mark.xfail(strict=True, reason=_STALE_BATCH)),
+        "drop_oldest",
         "drop_newest",
     ],
 )
