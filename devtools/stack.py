@@ -367,6 +367,16 @@ class Agent:
         return dict(json.loads(_cli("agent", "status", "--json", config=self.config)))
 
 
+def metric_samples(text: str) -> dict[str, float]:
+    """Prometheus text exposition -> {'name{labels}': value}, as the lines spell them."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 @contextlib.contextmanager
 def stopping(*parts: Any) -> Iterator[None]:
     """Stop every part on exit, last started first, whatever happened."""

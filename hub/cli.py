@@ -8,6 +8,7 @@ to stdout as a table or JSON; everything else to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -183,11 +184,8 @@ def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -
 
 
 def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
-    storage = _open_storage(settings)
-    try:
+    with contextlib.closing(_open_storage(settings)) as storage:
         tokens = storage.list_tokens()
-    finally:
-        storage.close()
     rows = [
         {
             "id": t["id"],
@@ -203,11 +201,8 @@ def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
-    storage = _open_storage(settings)
-    try:
+    with contextlib.closing(_open_storage(settings)) as storage:
         found = storage.revoke_token(args.id)
-    finally:
-        storage.close()
     if not found:
         print(f"edge-hub: no token with id {args.id} (see `edge-hub token list`)", file=sys.stderr)
         return 2
@@ -216,11 +211,8 @@ def cmd_token_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_gateway_list(settings: HubSettings, args: argparse.Namespace) -> int:
-    storage = _open_storage(settings)
-    try:
+    with contextlib.closing(_open_storage(settings)) as storage:
         gateways = storage.list_gateways()
-    finally:
-        storage.close()
     rows = [
         {
             "id": g["name"],
@@ -237,11 +229,8 @@ def cmd_gateway_list(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_gateway_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
-    storage = _open_storage(settings)
-    try:
+    with contextlib.closing(_open_storage(settings)) as storage:
         found = storage.revoke_gateway(args.id)
-    finally:
-        storage.close()
     if not found:
         print(f"edge-hub: no gateway {args.id!r} (see `edge-hub gateway list`)", file=sys.stderr)
         return 2

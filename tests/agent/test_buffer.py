@@ -97,6 +97,25 @@ def test_drop_oldest_keeps_within_budget_and_counts(tmp_path: Path) -> None:
     b.close()
 
 
+def test_rows_evicted_while_on_the_wire_and_then_confirmed_are_not_dropped(
+    tmp_path: Path,
+) -> None:
+    b = Buffer(tmp_path / "b.db", max_bytes=1_000_000, when_full="drop_oldest")
+    b.append(readings(1000))
+    on_the_wire = [r.seq for r in b.claim(500)]
+    i = 1
+    while b.dropped < 200:  # ingest goes on and evicts part of the batch being sent
+        b.append(readings(1000, start=i * 1000))
+        i += 1
+    evicted_from_batch = min(b.dropped, len(on_the_wire))
+    before = b.dropped
+    # The hub stored the whole batch: what was evicted from it reached the hub after all.
+    assert b.ack(on_the_wire) == len(on_the_wire) - evicted_from_batch
+    assert b.dropped == before - evicted_from_batch
+    assert b.stats()["dropped"] == b.dropped
+    b.close()
+
+
 def test_drop_newest_refuses_and_counts(tmp_path: Path) -> None:
     budget = 1_000_000
     b = Buffer(tmp_path / "b.db", max_bytes=budget, when_full="drop_newest")

@@ -10,18 +10,9 @@ import httpx
 import pytest
 
 from agent.config import AgentConfig
-from devtools.stack import Agent, Broker, Hub, free_port, stopping, wait_for
+from devtools.stack import Agent, Broker, Hub, free_port, metric_samples, stopping, wait_for
 from shared.config import ConfigError, load_settings
 from tests.agent.conftest import Publisher
-
-
-def _samples(text: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
 
 
 class Parts:
@@ -48,7 +39,7 @@ class Parts:
     def scrape(self) -> dict[str, float]:
         r = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5)
         assert r.status_code == 200
-        return _samples(r.text)
+        return metric_samples(r.text)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devtools.stack import metric_samples
 from shared.wire import Batch, WireReading, encode_batch
 from tests.hub.conftest import HubProcess, start_hub, token
 
@@ -37,19 +38,10 @@ def _batch(seqs: range, value: float = 1.0) -> bytes:
     )
 
 
-def _samples(text: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
 def _scrape(hub: HubProcess) -> dict[str, float]:
     r = httpx.get(f"{hub.url}/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    return _samples(r.text)
+    return metric_samples(r.text)
 
 
 def test_ingest_and_request_metrics(json_hub: HubProcess) -> None:
