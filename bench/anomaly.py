@@ -22,6 +22,8 @@ import orjson
 from bench.common import Row
 from devtools.stack import Detector, Proc, free_port, wait_for
 
+ROUNDS = 4
+
 
 def _series(n: int, seed: int) -> list[float]:
     rng = random.Random(seed)
@@ -96,8 +98,14 @@ def run(workdir: Path, seconds: float = 8.0) -> list[Row]:
             len(a["anomalies"]),
             len(b["anomalies"]),
         )
-        rust_rps = _rps(detector.url, body_100k, seconds)
-        py_rps = _rps(py_url, body_100k, seconds)
+        # In turns, best of each: a noisy moment then costs one round, not one side's whole
+        # measurement (the checker rows do the same).
+        rust_rounds: list[float] = []
+        py_rounds: list[float] = []
+        for _ in range(ROUNDS):
+            rust_rounds.append(_rps(detector.url, body_100k, seconds / ROUNDS))
+            py_rounds.append(_rps(py_url, body_100k, seconds / ROUNDS))
+        rust_rps, py_rps = max(rust_rounds), max(py_rounds)
         rust_1m = _best_latency(detector.url, body_1m)
     finally:
         py.stop()
@@ -111,7 +119,11 @@ def run(workdir: Path, seconds: float = 8.0) -> list[Row]:
             "same endpoint in Python (orjson+numpy, Robyn)",
             py_rps,
             ">= 2x",
-            note=f"2 client threads, {seconds:.0f}s each, same pre-encoded body",
+            note=(
+                f"2 client threads, same pre-encoded body; best of {ROUNDS} rounds of"
+                f" {seconds / ROUNDS:.1f}s, in turns"
+            ),
+            extra={"rust_rps": rust_rounds, "python_rps": py_rounds},
         ),
         Row(
             "anomaly-detector, 1M values per request",
