@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from unittest import mock
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.config import AgentConfig
 from hub.config import HubSettings
 from shared.config import ConfigError, load_settings
+from shared.payload import TsWindow
 from shared.wire import (
     Batch,
     IngestResult,
@@ -20,6 +24,7 @@ from shared.wire import (
     decode_response,
     encode_batch,
     encode_result,
+    validate_batch,
 )
 
 
@@ -159,3 +164,43 @@ def test_alerts_ride_along_and_are_validated() -> None:
     with pytest.raises(WireError) as info:
         decode_batch(encode_batch(Batch(gateway_id="gw", readings=[], alerts=[bad])))
     assert {d["field"] for d in info.value.details} == {"alerts.severity", "alerts.key"}
+
+
+_NOW = 1_800_000_000.0
+_readings = st.lists(
+    st.builds(
+        WireReading,
+        seq=st.integers(min_value=-2, max_value=12) | st.sampled_from([1 << 40, (1 << 40) - 1]),
+        key=st.sampled_from(["l/m/s", "l/m/t", "l//s", "l/m", "a/b/c/d"]),
+        ts=st.sampled_from([_NOW, _NOW - 10, _NOW + 10, _NOW - 1e6, _NOW + 1e6, -1.0, 0.0])
+        | st.floats(allow_nan=True, allow_infinity=True),
+        value=st.floats(allow_nan=True, allow_infinity=True),
+        unit=st.none() | st.sampled_from(["C", "x" * 32, "x" * 33]),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(readings=_readings, windowed=st.booleans())
+def test_the_fast_check_accepts_exactly_what_the_reading_loop_accepts(
+    readings: list[WireReading], windowed: bool
+) -> None:
+    """validate_batch checks a batch column-wise first and walks it reading by reading only
+    when that fails: the two must agree on which batches are clean."""
+    import shared.wire as wire
+
+    window = TsWindow(max_future_s=300, max_past_s=86400) if windowed else TsWindow()
+    batch = Batch(gateway_id="gw", readings=readings)
+    problems: list[dict[str, object]] = []
+    wire._reading_problems(readings, window, _NOW, problems)
+    rejected = False
+    with mock.patch.object(wire.time, "time", return_value=_NOW):
+        try:
+            validate_batch(batch, window)
+        except WireError as exc:
+            rejected = True
+            assert exc.details == problems
+    assert rejected == bool(problems)
+    if wire._readings_clean(readings, window, _NOW):
+        assert not problems
