@@ -7,14 +7,20 @@ SQLite runs in WAL mode: readers never block the writer and a commit is one fsyn
 append (``synchronous=NORMAL``: a committed transaction survives a crash of the process;
 only an OS crash or power cut can lose the last few). Robyn runs sync handlers on several
 threads and a sqlite3 connection must not be shared between threads mid-transaction, so
-each thread gets its own connection. Writers serialise on ``BEGIN IMMEDIATE`` (waiting up
-to ``busy_timeout``) instead of failing late on lock upgrade.
+Connections are never tied to threads: Robyn calls handlers from its Rust worker threads,
+and each call gets a fresh Python thread state, so a ``threading.local`` connection would be
+opened anew (and leaked) on every request, its page cache cold. Instead there is one writer
+connection, used under a lock by whoever writes, whose cache stays warm across ingest batches,
+and a pool of reader connections, each lent to one call at a time. Writes serialise on
+``BEGIN IMMEDIATE`` (waiting up to ``busy_timeout`` for other processes such as the CLI)
+instead of failing late on lock upgrade.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -200,13 +206,19 @@ def _row_dict(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {col[0]: row[i] for i, col in enumerate(cursor.description)}
 
 
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    return [_row_dict(cursor, row) for row in cursor.fetchall()]
+
+
 class Storage:
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
         self._write_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None  # opened under _write_lock
+        self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._own: sqlite3.Connection | None = None
         # factory_id -> {sensor key -> sensor id}. Sensors are never deleted, so an entry
         # never goes stale; entries are added only after the transaction that made them commits.
         self._sensor_cache: dict[int, dict[str, int]] = {}
@@ -247,19 +259,43 @@ class Storage:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        """A connection of the caller's own, for tests and one-off tools: never one that
+        requests use. Closed by :meth:`close`."""
+        if self._own is None:
+            self._own = self._connect()
+        return self._own
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads, this call's alone until it returns to the pool."""
+        try:
+            conn = self._idle_readers.get_nowait()
+        except queue.Empty:
             conn = self._connect()
-            self._local.conn = conn
-        return conn
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._idle_readers.put(conn)
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._reader() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._reader() as conn:
+            return conn.execute(sql, params).fetchone()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self.conn
         # Threads of this process queue on a lock, which hands over at once; SQLite's busy
         # handler would make them poll with sleeps of up to 25 ms. busy_timeout still
         # covers other processes (the CLI adding a gateway while the hub runs).
         with self._write_lock:
+            if self._writer is None:
+                self._writer = self._connect()
+            conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -271,13 +307,15 @@ class Storage:
     def close(self) -> None:
         with self._lock:
             conns, self._all = self._all, []
+            self._own = None
+        with self._write_lock:
+            self._writer = None
+        self._idle_readers = queue.SimpleQueue()
         for conn in conns:
             conn.close()
-        self._local = threading.local()
 
     def init_schema(self) -> None:
-        conn = self.conn
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = self._fetchone("PRAGMA user_version")[0]
         if version > SCHEMA_VERSION:
             raise StorageError(
                 f"database {self.path} has schema version {version}; this edge-hub knows "
@@ -295,10 +333,13 @@ class Storage:
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it (at a clean stop)."""
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self._write_lock:
+            if self._writer is None:
+                self._writer = self._connect()
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def ping(self) -> bool:
-        return bool(self.conn.execute("SELECT 1").fetchone()[0] == 1)
+        return bool(self._fetchone("SELECT 1")[0] == 1)
 
     # -- factories, gateways, tokens -------------------------------------------------
 
@@ -357,11 +398,11 @@ class Storage:
             return cast(int, cur.lastrowid)
 
     def token_by_hash(self, token_hash: str) -> TokenRecord | None:
-        row = self.conn.execute(
+        row = self._fetchone(
             "SELECT t.id, t.hash, t.role, t.revoked, g.id, g.name, g.factory_id, g.revoked "
             "FROM tokens t LEFT JOIN gateways g ON g.id = t.gateway_id WHERE t.hash = ?",
             (token_hash,),
-        ).fetchone()
+        )
         if row is None:
             return None
         return TokenRecord(
@@ -528,13 +569,14 @@ class Storage:
     # -- read side ----------------------------------------------------------------------
 
     def _all_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cur = self.conn.execute(sql, params)
-        return [_row_dict(cur, row) for row in cur.fetchall()]
+        with self._reader() as conn:
+            return _dicts(conn.execute(sql, params))
 
     def _one_dict(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
-        cur = self.conn.execute(sql, params)
-        row = cur.fetchone()
-        return None if row is None else _row_dict(cur, row)
+        with self._reader() as conn:
+            cur = conn.execute(sql, params)
+            row = cur.fetchone()
+            return None if row is None else _row_dict(cur, row)
 
     _GATEWAY_SELECT = (
         "SELECT g.name, f.name AS factory, g.factory_id, g.created_at, g.last_seen, g.backlog, "
@@ -608,10 +650,10 @@ class Storage:
     ) -> list[tuple[int, float, float]]:
         """(reading id, ts, value), oldest first, at most ``limit``."""
         where, params = self._range(sensor_id, start, end)
-        return self.conn.execute(
+        return self._fetchall(
             f"SELECT id, ts, value FROM readings WHERE {where} ORDER BY ts, id LIMIT ?",
             [*params, limit],
-        ).fetchall()
+        )
 
     def series(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
@@ -619,55 +661,53 @@ class Storage:
         """(bucket start, min, max, avg, count) per bucket, oldest first, at most ``limit``."""
         where, params = self._range(sensor_id, start, end)
         # ts >= 0 always, so CAST (truncation) is floor here.
-        return self.conn.execute(
+        return self._fetchall(
             "SELECT CAST(ts / ? AS INTEGER) * ? AS b, min(value), max(value), avg(value), count(*) "
             f"FROM readings WHERE {where} GROUP BY b ORDER BY b LIMIT ?",
             [bucket, bucket, *params, limit],
-        ).fetchall()
+        )
 
     def stats(
         self, sensor_id: int, start: float | None, end: float | None
     ) -> tuple[float | None, float | None, float | None, int, float | None, float | None]:
         """(min, max, avg, count, first ts, last ts) over the range."""
         where, params = self._range(sensor_id, start, end)
-        row = self.conn.execute(
+        row = self._fetchone(
             "SELECT min(value), max(value), avg(value), count(*), min(ts), max(ts) "
             f"FROM readings WHERE {where}",
             params,
-        ).fetchone()
+        )
         return cast(
             tuple[float | None, float | None, float | None, int, float | None, float | None],
             tuple(row),
         )
 
     def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
-        row = self.conn.execute(
+        row = self._fetchone(
             "SELECT id, ts, value FROM readings WHERE sensor_id = ? "
             "ORDER BY ts DESC, id DESC LIMIT 1",
             (sensor_id,),
-        ).fetchone()
+        )
         return None if row is None else (row[0], row[1], row[2])
 
     def count_readings(self, gateway_id: int | None = None) -> int:
         if gateway_id is None:
-            return int(self.conn.execute("SELECT count(*) FROM readings").fetchone()[0])
+            return int(self._fetchone("SELECT count(*) FROM readings")[0])
         return int(
-            self.conn.execute(
-                "SELECT count(*) FROM readings WHERE gateway_id = ?", (gateway_id,)
-            ).fetchone()[0]
+            self._fetchone("SELECT count(*) FROM readings WHERE gateway_id = ?", (gateway_id,))[0]
         )
 
     def gateway_row_id(self, name: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM gateways WHERE name = ?", (name,)).fetchone()
+        row = self._fetchone("SELECT id FROM gateways WHERE name = ?", (name,))
         return None if row is None else int(row[0])
 
     def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
         """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
-        rows = self.conn.execute(
+        rows = self._fetchall(
             "SELECT id, ts, value FROM readings WHERE sensor_id = ? "
             "ORDER BY ts DESC, id DESC LIMIT ?",
             (sensor_id, limit),
-        ).fetchall()
+        )
         rows.reverse()
         return rows
 
@@ -709,9 +749,8 @@ class Storage:
         Rules are the sensors with at least one bound: ``{"key", "min", "max", "deadband"}``.
         Version and rules come from one read transaction, so they always match.
         """
-        conn = self.conn
-        conn.execute("BEGIN")
-        try:
+        with self._reader() as conn:
+            conn.execute("BEGIN")
             row = conn.execute(
                 "SELECT g.factory_id, f.config_version FROM gateways g "
                 "JOIN factories f ON f.id = g.factory_id WHERE g.name = ?",
@@ -719,13 +758,14 @@ class Storage:
             ).fetchone()
             if row is None:
                 return None
-            rules = self._all_dicts(
-                "SELECT key, min_threshold AS min, max_threshold AS max, deadband FROM sensors "
-                "WHERE factory_id = ? AND (min_threshold IS NOT NULL OR max_threshold IS NOT NULL) "
-                "ORDER BY key",
-                (row[0],),
+            rules = _dicts(
+                conn.execute(
+                    "SELECT key, min_threshold AS min, max_threshold AS max, deadband "
+                    "FROM sensors WHERE factory_id = ? "
+                    "AND (min_threshold IS NOT NULL OR max_threshold IS NOT NULL) ORDER BY key",
+                    (row[0],),
+                )
             )
-        finally:
             conn.execute("COMMIT")
         return int(row[1]), rules
 
@@ -741,7 +781,7 @@ class Storage:
         """Sensors that got readings after watermark ``after``; every sensor for 0 (the first
         round after a start, when this process has not seen what came before)."""
         if after == 0:
-            return [int(r[0]) for r in self.conn.execute("SELECT id FROM sensors ORDER BY id")]
+            return [int(r[0]) for r in self._fetchall("SELECT id FROM sensors ORDER BY id")]
         with self._touch_lock:
             return sorted(s for s, gen in self._touched.items() if gen > after)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -392,3 +395,37 @@ def test_request_id_is_echoed(hub: HubProcess) -> None:
         r = c.get("/api/v1/factories", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
     assert r.json()["meta"]["request_id"] == "abc-123"
+
+
+# -- resources ----------------------------------------------------------------------------
+
+
+def _db_handles(hub: HubProcess) -> int:
+    fd_dir = f"/proc/{hub.proc.pid}/fd"
+    names = []
+    for fd in os.listdir(fd_dir):
+        with contextlib.suppress(OSError):  # closed between listdir and readlink
+            names.append(os.readlink(f"{fd_dir}/{fd}"))
+    return sum(name.endswith("hub.db") for name in names)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_requests_reuse_database_connections(hub: HubProcess) -> None:
+    """Robyn calls each handler with a fresh Python thread state, so anything kept per thread
+    (threading.local) is made anew per request. The hub once opened a SQLite connection per
+    request that way and never closed it: RSS grew ~12 MB per ingest batch."""
+
+    def round_of_requests(first_seq: int) -> None:
+        def one(k: int) -> None:
+            seqs = range(first_seq + 10 * k, first_seq + 10 * k + 10)
+            assert post(hub, "gw1", encode_batch(batch("gw-01", seqs, "res/conn/x"))).is_success
+            assert get(hub, "/api/v1/gateways").is_success
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(one, range(40)))
+
+    round_of_requests(1)
+    after_first = _db_handles(hub)
+    round_of_requests(1001)
+    round_of_requests(2001)
+    assert _db_handles(hub) <= after_first <= 16

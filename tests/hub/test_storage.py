@@ -117,7 +117,8 @@ def test_failed_batch_leaves_nothing(storage: Storage, monkeypatch: pytest.Monke
         raise Boom
 
     # Make the UPDATE after the inserts fail: the sensors and readings must roll back too.
-    real = storage.conn
+    real = storage._writer
+    assert real is not None  # opened by gateway() above
 
     class Proxy:
         def __getattr__(self, name: str) -> object:
@@ -128,7 +129,7 @@ def test_failed_batch_leaves_nothing(storage: Storage, monkeypatch: pytest.Monke
                 fail()
             return real.execute(sql, *a)
 
-    monkeypatch.setattr(Storage, "conn", property(lambda self: Proxy()))
+    monkeypatch.setattr(storage, "_writer", Proxy())
     with pytest.raises(Boom):
         storage.store_batch(gid, fid, bad, REPORT)
     monkeypatch.undo()
