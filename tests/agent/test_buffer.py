@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.buffer import Buffer, DeadLetter, Reading, read_status
 
@@ -185,3 +189,20 @@ def test_read_status_from_outside(tmp_path: Path) -> None:
     assert st["mqtt"]["connected"] is False
     assert st["buffer"]["when_full"] == "drop_newest" and st["buffer"]["bytes"] > 0
     b.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(acked=st.lists(st.integers(min_value=1, max_value=45), max_size=60))
+def test_ack_deletes_exactly_the_acked_rows(acked: list[int]) -> None:
+    """Acks delete by ranges of consecutive seqs; whatever the seqs (any order, repeats,
+    gaps, some never stored), exactly those rows go and the counts follow."""
+    with tempfile.TemporaryDirectory() as d:
+        b = Buffer(Path(d) / "b.db")
+        b.append(readings(40))
+        assert b.ack([3, 4, 17]) == 3  # gaps before the acks under test
+        stored = set(range(1, 41)) - {3, 4, 17}
+        assert b.ack(acked) == len(stored & set(acked))
+        left = stored - set(acked)
+        assert [r.seq for r in b.claim(100)] == sorted(left)
+        assert b.backlog == len(left) == b.stats()["backlog"]
+        b.close()
