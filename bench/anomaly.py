@@ -52,7 +52,7 @@ def _rps_wrk(url: str, body_file: Path, seconds: float) -> float:
             "wrk",
             "-t1",
             f"-c{CONNECTIONS}",
-            f"-d{seconds:.1f}s",
+            f"-d{max(1, round(seconds))}s",
             "-s",
             str(WRK_SCRIPT),
             url + "/detect",
