@@ -352,6 +352,13 @@ class Buffer:
     def disk_bytes(self) -> int:
         return self.path.stat().st_size + self._wal_bytes()
 
+    def txn_readings_cap(self, sample: Sequence[Reading]) -> int:
+        """Readings one append should carry at most. A transaction's pages sit in the WAL
+        until a checkpoint after its commit, and the WAL's share of max_bytes is the reserve
+        (a few wal_limit): one WAL limit's worth keeps file + WAL within the budget even when
+        the rows fill pages a drain freed (the file never shrinks)."""
+        return max(1, int(self._wal_limit / self._bytes_per_row(sample)))
+
     def _bytes_per_row(self, sample: Sequence[Reading]) -> float:
         if self._backlog > 100:
             pages, free = self._db.execute(

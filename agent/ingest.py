@@ -33,7 +33,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -46,6 +46,16 @@ from shared.payload import NO_WINDOW, PayloadError, TsWindow, parse_payload
 from shared.topics import TopicError, TopicTemplate
 
 log = structlog.get_logger("agent.ingest")
+
+# A message to store, and the id recorded for it (None for QoS 0: never redelivered).
+_Fresh = tuple[aiomqtt.Message, MessageId | None]
+
+
+class _Parsed(NamedTuple):
+    msg: aiomqtt.Message
+    mid: MessageId | None
+    readings: list[Reading]
+    dead: DeadLetter | None
 
 
 def parse_message(
@@ -315,14 +325,13 @@ class Ingest:
             if not done:
                 within = 0  # linger over: take whatever has arrived
 
-    def _parse(self, batch: list[aiomqtt.Message]) -> tuple[list[Reading], list[DeadLetter]]:
+    def _parse(self, batch: list[_Fresh]) -> list[_Parsed]:
         received_at = time.time()
         max_bytes = self.cfg.mqtt.max_payload_bytes
         window = self.cfg.ingest.window()
-        readings: list[Reading] = []
-        dead: list[DeadLetter] = []
-        for msg in batch:
-            rs, dl = parse_message(
+        parsed = []
+        for msg, mid in batch:
+            readings, dead = parse_message(
                 self.template,
                 msg.topic.value,
                 _payload_bytes(msg.payload),
@@ -330,26 +339,53 @@ class Ingest:
                 max_bytes,
                 window,
             )
-            if dl is None:
-                readings.extend(rs)
-            else:
-                dead.append(dl)
-        return readings, dead
+            parsed.append(_Parsed(msg, mid, readings, dead))
+        return parsed
+
+    def _parts(self, parsed: list[_Parsed]) -> list[list[_Parsed]]:
+        """Whole messages, grouped so that no group has more readings than one buffer
+        transaction may carry (Buffer.txn_readings_cap; at least one message a group)."""
+        sample = next((p.readings for p in parsed if p.readings), [])
+        cap = self.buffer.txn_readings_cap(sample)
+        parts: list[list[_Parsed]] = [[]]
+        n = 0
+        for p in parsed:
+            if parts[-1] and n + len(p.readings) > cap:
+                parts.append([])
+                n = 0
+            parts[-1].append(p)
+            n += len(p.readings)
+        return parts
 
     async def _commit_and_ack(
         self, client: aiomqtt.Client, batch: list[aiomqtt.Message], stopping: asyncio.Event
     ) -> bool:
-        """Commit the batch, then ack it. False when stopped while the buffer stayed full
-        (nothing acked: the broker keeps those messages for the next start)."""
-        fresh, ids = self._drop_redelivered(batch)
-        readings, dead = self._parse(fresh)
+        """Commit the batch, then ack it, in as few transactions as the buffer's budget allows
+        (a transaction's pages wait in the WAL until a checkpoint, and the WAL has a bounded
+        share of max_bytes). False when stopped while the buffer stayed full (what was not
+        committed is not acked: the broker keeps it for the next start)."""
+        fresh, redelivered = self._drop_redelivered(batch)
+        # Stored by an earlier commit: only the ack is missing.
+        self._ack(client, redelivered)
+        self.committed_messages += len(redelivered)
+        for part in self._parts(self._parse(fresh)):
+            if not await self._commit_part(client, part, stopping):
+                return False
+        return True
+
+    async def _commit_part(
+        self, client: aiomqtt.Client, part: list[_Parsed], stopping: asyncio.Event
+    ) -> bool:
+        readings = [r for p in part for r in p.readings]
+        dead = [p.dead for p in part if p.dead is not None]
+        ids = [p.mid for p in part if p.mid is not None]
         result = self._append(readings, dead, ids)
         warned = False
         while result.full:
             if not warned:
                 log.warning(
                     "buffer full, holding messages unacknowledged until the sync frees space",
-                    messages=len(batch),
+                    messages=len(part),
                     max_bytes=self.buffer.max_bytes,
                 )
                 warned = True
@@ -360,33 +396,34 @@ class Ingest:
                 return False
             result = self._append(readings, dead, ids)
         # No await between COMMIT (inside append) and here: see the module docstring.
-        self._ack(client, batch)
+        self._ack(client, [p.msg for p in part])
         if result.alerts and self.alerting is not None:
             self.alerting.publish(result.alerts)
-        self._after_commit(result, len(batch), len(dead))
+        self._after_commit(result, len(part), len(dead))
         return True
 
     def _drop_redelivered(
         self, batch: list[aiomqtt.Message]
-    ) -> tuple[list[aiomqtt.Message], list[MessageId]]:
-        """The messages to store, and the ids to record for them (see the module docstring).
-        Redeliveries of committed messages are left out; the caller still acks them."""
+    ) -> tuple[list[_Fresh], list[aiomqtt.Message]]:
+        """(the messages to store with the ids to record for them, the redeliveries of
+        committed messages, to ack without storing; see the module docstring)."""
         ids: dict[int, MessageId] = {}
         for i, msg in enumerate(batch):
             if msg.qos > 0:
                 ids[i] = message_id(msg.mid, msg.topic.value, _payload_bytes(msg.payload))
         dups = [ids[i] for i, msg in enumerate(batch) if i in ids and getattr(msg, "dup", False)]
         known = self.buffer.redelivered(dups) if dups else set()
+        fresh = [(msg, ids.get(i)) for i, msg in enumerate(batch) if ids.get(i) not in known]
         if not known:
-            return batch, list(ids.values())
-        fresh = [msg for i, msg in enumerate(batch) if ids.get(i) not in known]
-        self.redeliveries_skipped += len(batch) - len(fresh)
+            return fresh, []
+        redelivered = [msg for i, msg in enumerate(batch) if i in ids and ids[i] in known]
+        self.redeliveries_skipped += len(redelivered)
         log.info(
             "redelivered messages were already stored; acknowledged without storing again",
-            count=len(batch) - len(fresh),
+            count=len(redelivered),
             total=self.redeliveries_skipped,
         )
-        return fresh, [ids[i] for i in ids if ids[i] not in known]
+        return fresh, redelivered
 
     def _append(
         self, readings: list[Reading], dead: list[DeadLetter], ids: list[MessageId]

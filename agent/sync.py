@@ -5,7 +5,13 @@ timeouts, 5xx, 429. A request the hub refused on its merits is not retried as is
 
 * 422 naming seqs: those readings can never be stored, so they move to dead_letters and the
   rest goes again at once. (Without this one bad row would block the whole outbox forever.)
-* 413: the batch is too big for this hub: halve the batch and go again.
+* 413: the batch is too big for this hub: halve the batch and go again (and never grow past
+  that size again in this run).
+* A timeout once the request went out (write or read timeout): maybe the link is too slow for
+  a full batch within ``timeout_s``. The retry claims a batch half the size; after a success
+  that took under a quarter of ``timeout_s`` the size doubles again, up to the configured
+  maximum (a stalled link that recovers costs a few small batches, a slow one settles on a
+  size it can carry).
 * 401/403/other 4xx: a deployment problem (token, gateway id). Keep every reading, say so
   loudly, and try again after backoff_max_s - the operator may fix the hub side.
 
@@ -57,10 +63,12 @@ log = structlog.get_logger("agent.sync")
 class _Retryable(Exception):
     """A failure worth retrying with backoff; the message goes to last_sync."""
 
-    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+    def __init__(self, message: str, retry_after_s: float = 0.0, timed_out: bool = False) -> None:
         super().__init__(message)
         # The hub's Retry-After (429/503): the next attempt waits at least this long.
         self.retry_after_s = retry_after_s
+        # The request went out but no answer came within timeout_s.
+        self.timed_out = timed_out
 
 
 class Outcome(enum.Enum):
@@ -103,7 +111,9 @@ class Syncer:
         self.wake = wake or asyncio.Event()
         self.space_freed = space_freed or asyncio.Event()
         self.transport = transport
-        self.limit = cfg.hub.batch_max_readings
+        # Readings per batch: halved by timeouts, doubled back by quick answers, never above
+        # the ceiling (the configured maximum, lowered for good by a 413).
+        self.limit = self.ceiling = cfg.hub.batch_max_readings
         self.url = cfg.hub.url.rstrip("/") + "/api/v1/ingest"
         self._stopping = asyncio.Event()
         # True while a request is on the wire; shutdown lets it finish rather than cut it off.
@@ -197,7 +207,10 @@ class Syncer:
             resp = await http.post(self.url, content=body, headers=headers)
         except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
             metrics.SYNC_REQUESTS.labels("retry").inc()
-            raise _Retryable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise _Retryable(
+                f"{type(exc).__name__}: {exc}".rstrip(": "),
+                timed_out=isinstance(exc, httpx.WriteTimeout | httpx.ReadTimeout),
+            ) from exc
         finally:
             self.in_flight = False
             metrics.SYNC_DURATION.observe(time.perf_counter() - started)
@@ -322,25 +335,49 @@ class Syncer:
             reraise=True,
         )
         dropped_at = self.buffer.dropped
+        shrunk = False
         try:
             async for attempt in retrying:
                 with attempt:
-                    if self.buffer.dropped != dropped_at:
+                    if self.buffer.dropped != dropped_at or shrunk:
                         # While we waited, a full buffer (drop_oldest) evicted rows, maybe some
                         # of this very batch: they are counted as dropped and must not reach
-                        # the hub after all. Claim again from what is still stored.
+                        # the hub after all. Or the batch timed out and a smaller one may
+                        # pass. Claim again from what is still stored.
                         dropped_at = self.buffer.dropped
+                        shrunk = False
                         self._reclaimed = True
                         fresh = self._prepare()
                         if fresh is None:
                             return Outcome.IDLE
                         await asyncio.to_thread(self.buffer.make_durable, _top(fresh.rows))
                         rows, alerts, body = fresh.rows, fresh.alerts, fresh.body
-                    resp = await self._post(http, body)
+                    started = time.monotonic()
+                    try:
+                        resp = await self._post(http, body)
+                    except _Retryable as exc:
+                        shrunk = exc.timed_out and self._shrink(len(rows))
+                        raise
         except _Retryable as exc:
             self._record(f"error: {exc}")
             return Outcome.STOPPED
-        return self._handle(resp, rows, alerts)
+        outcome = self._handle(resp, rows, alerts)
+        if self._acked and time.monotonic() - started < self.cfg.hub.timeout_s / 4:
+            self._grow()
+        return outcome
+
+    def _shrink(self, sent: int) -> bool:
+        """After a timeout of a batch of ``sent`` readings: halve; False if it cannot."""
+        if sent <= 1:
+            return False
+        self.limit = max(1, sent // 2)
+        log.warning("sync timed out; halving the batch", batch_max_readings=self.limit)
+        return True
+
+    def _grow(self) -> None:
+        if self.limit < self.ceiling:
+            self.limit = min(self.ceiling, self.limit * 2)
+            log.info("sync answered quickly; doubling the batch", batch_max_readings=self.limit)
 
     def _handle(
         self, resp: httpx.Response, rows: list[Row], alerts: list[AlertRow] | None = None
@@ -399,7 +436,7 @@ class Syncer:
                 )
                 return Outcome.SENT
         if status == 413 and self.limit > 1:
-            self.limit = max(1, len(rows) // 2)
+            self.limit = self.ceiling = max(1, len(rows) // 2)
             log.warning("hub says batch too large; halving", batch_max_readings=self.limit)
             return Outcome.SENT
         self._record(f"error: HTTP {status}: {message}")

@@ -97,7 +97,9 @@ async def test_transient_failures_retry_then_succeed(tmp_path: Path, failure: ob
         return ok(request)
 
     outcome, buffer, _ = await run_once(tmp_path, hub)
-    assert outcome is Outcome.SENT and calls == 3 and buffer.backlog == 0
+    # Each timeout halved the batch (test_timeouts_halve_the_batch...): 10 -> 5 -> 2 sent.
+    left = 8 if failure == "timeout" else 0
+    assert outcome is Outcome.SENT and calls == 3 and buffer.backlog == left
 
 
 async def test_failures_keep_data_until_2xx(tmp_path: Path) -> None:
@@ -312,3 +314,45 @@ async def test_backoff_is_capped_jittered_and_moves_the_floor(tmp_path: Path) ->
     assert len({round(w, 6) for w in waits[10:]}) > 20
     # Everything stored while the hub was down is backlog; the floor is the newest of it.
     assert syncer._floor_next == 50
+
+
+async def test_timeouts_halve_the_batch_and_quick_answers_grow_it_back(tmp_path: Path) -> None:
+    """A link too slow for a full batch within timeout_s: the retry claims half as many
+    readings; answers well within timeout_s double the size again, up to the maximum."""
+    config = make_config(
+        tmp_path, hub__batch_max_readings=32, hub__backoff_min_s=0.01, hub__backoff_max_s=0.02
+    )
+    buffer = Buffer(config.buffer.path)
+    fill(buffer, 300)
+    sizes: list[int] = []
+    stored: list[int] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        seqs = _seqs(request)
+        sizes.append(len(seqs))
+        if len(sizes) <= 2:
+            # The hub may even have stored it: only the answer is lost.
+            stored.extend(seqs)
+            raise httpx.ReadTimeout("no answer within timeout_s", request=request)
+        stored.extend(seqs)
+        return ok(request)
+
+    syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub))
+    await _drain(syncer, buffer)
+    # The 5th batch may have been read ahead before the 4th answer doubled the size.
+    assert sizes[:4] == [32, 16, 8, 16] and sizes[4] in (16, 32) and sizes[5] == 32
+    assert buffer.backlog == 0 and set(stored) == set(range(1, 301))
+
+
+async def test_a_connect_timeout_does_not_shrink_the_batch(tmp_path: Path) -> None:
+    calls = 0
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise httpx.ConnectTimeout("no route", request=request)
+        return ok(request)
+
+    outcome, buffer, syncer = await run_once(tmp_path, hub, n=20, hub__batch_max_readings=20)
+    assert outcome is Outcome.SENT and buffer.backlog == 0 and syncer.limit == 20

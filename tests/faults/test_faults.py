@@ -222,6 +222,30 @@ def test_disk_budget_reached_with_the_hub_down(faults: Faults, when_full: str) -
     assert gateway["dropped"] == status["dropped"]
 
 
+def test_disk_budget_reached_with_block_holds_readings_at_the_broker(faults: Faults) -> None:
+    """when_full = block: a full buffer stops acknowledging MQTT, the broker queues for the
+    agent's persistent session, and once the hub drains the backlog every reading arrives:
+    nothing dropped, nothing doubled, the budget kept throughout."""
+    budget = 1_000_000
+    faults.hub.stop()
+    agent = faults.make_agent(settings={"buffer": {"max_bytes": budget, "when_full": "block"}})
+    agent.start()
+    with _DiskSampler(str(agent.buffer)) as disk:
+        sensors = faults.publish(rate=150, per_message=50)
+        wait_for(
+            "the broker to hold readings the full buffer cannot take",
+            lambda: sensors.count() - agent.status()["backlog"] > 10_000,
+            timeout=60,
+            every=0.5,
+        )
+        faults.hub.start()
+        time.sleep(2.0)  # still publishing while the backlog drains and the agent takes again
+        sensors.stop()
+        faults.assert_exactly_once(timeout=90)
+    assert max(disk.samples) <= budget, f"buffer + WAL reached {max(disk.samples):,} bytes"
+    assert agent.status()["dropped"] == 0
+
+
 def _taken(status: dict[str, Any]) -> int:
     """Readings the agent has dealt with: still buffered, or dropped by the policy."""
     return int(status["backlog"]) + int(status["dropped"])
