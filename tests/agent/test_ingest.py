@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.buffer import AppendResult, Buffer, DeadLetter, Reading
 from agent.config import AgentConfig
-from agent.ingest import Ingest, parse_message
+from agent.ingest import Ingest, _Parsed, parse_message
 from devtools.stack import Broker
 from shared.topics import TopicTemplate
 
@@ -348,4 +348,29 @@ async def test_new_message_reusing_a_packet_id_and_payload_is_stored(
     assert redelivered == first_mids  # same packet ids, same payloads, DUP set
     assert [v for _, _, v, _ in stored(buffer)] == [1.5, 2.5, 3.5] * 2
     assert ingest.redeliveries_skipped == 0
+    buffer.close()
+
+
+def test_a_big_batch_is_committed_in_parts_within_the_wal_limit(tmp_path: Path) -> None:
+    """A transaction's pages wait in the WAL until a checkpoint: the messages of one MQTT
+    batch are grouped, whole and in order, into appends of at most Buffer.txn_readings_cap
+    readings (a message bigger than that goes alone)."""
+    cfg = make_config(tmp_path)
+    buffer = Buffer(cfg.buffer.path, max_bytes=1_000_000)
+    ingest = Ingest(cfg, buffer)
+
+    def msg(n: int) -> _Parsed:
+        readings = [Reading("l1/m1/temp", 1_700_000_000.0 + i, 1.0, "C", 0.0) for i in range(n)]
+        return _Parsed(None, None, readings, None)  # type: ignore[arg-type]
+
+    cap = buffer.txn_readings_cap(msg(1).readings)
+    assert 500 < cap < 5_000  # a 1 MB budget: a WAL limit of 64 KiB
+    sizes = [cap // 3] * 10 + [cap * 2] + [1] * 5 + [0]
+    parsed = [msg(n) for n in sizes]
+    parts = ingest._parts(parsed)
+    assert [p for part in parts for p in part] == parsed
+    for part in parts:
+        total = sum(len(p.readings) for p in part)
+        assert total <= cap or len(part) == 1
+    assert len(parts) == 6  # 3+3+3+1, the big one alone, the six small ones together
     buffer.close()
