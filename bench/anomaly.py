@@ -5,7 +5,7 @@ Both servers get the same pre-encoded 100,000-value body over 2 keep-alive conne
 fixed time, in turns; the count of answered requests gives requests/s. The load comes from
 wrk (C, one thread) when it is installed: Python client threads spend as much CPU per request
 as the Rust server does, and on a 2-core machine they take it from the server under test
-(measured with 2 httpx threads: 1.7-2.3x; with wrk: 2.5x). Without wrk the bench falls back
+(on 2 cores, with 2 httpx threads: 1.7-2.3x; with wrk: 2.4-2.7x). Without wrk the bench falls back
 to httpx threads and says so in the row.
 
 The 1,000,000-value row times one request end to end (JSON parse + statistics + answer)
