@@ -6,7 +6,8 @@ series), so a PostgreSQL backend can replace this module without touching them.
 SQLite runs in WAL mode: readers never block the writer and a commit is one fsync-free
 append (``synchronous=NORMAL``: a committed transaction survives a crash of the process;
 only an OS crash or power cut can lose the last few). Robyn runs sync handlers on several
-threads and a sqlite3 connection must not be shared between threads mid-transaction, so
+threads and a sqlite3 connection must not be used by two of them at once.
+
 Connections are never tied to threads: Robyn calls handlers from its Rust worker threads,
 and each call gets a fresh Python thread state, so a ``threading.local`` connection would be
 opened anew (and leaked) on every request, its page cache cold. Instead there is one writer
@@ -287,15 +288,19 @@ class Storage:
         with self._reader() as conn:
             return conn.execute(sql, params).fetchone()
 
+    def _writer_conn(self) -> sqlite3.Connection:
+        """The one writer connection, opened on first use; call with _write_lock held."""
+        if self._writer is None:
+            self._writer = self._connect()
+        return self._writer
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         # Threads of this process queue on a lock, which hands over at once; SQLite's busy
         # handler would make them poll with sleeps of up to 25 ms. busy_timeout still
         # covers other processes (the CLI adding a gateway while the hub runs).
         with self._write_lock:
-            if self._writer is None:
-                self._writer = self._connect()
-            conn = self._writer
+            conn = self._writer_conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -334,9 +339,7 @@ class Storage:
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it (at a clean stop)."""
         with self._write_lock:
-            if self._writer is None:
-                self._writer = self._connect()
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._writer_conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def ping(self) -> bool:
         return bool(self._fetchone("SELECT 1")[0] == 1)
