@@ -103,8 +103,15 @@ def test_drain_watches_a_running_agent_instead_of_syncing_twice(tmp_path: Path) 
             text=True,
         )
         try:
+            # Only once drain has read the backlog (50) may the hub come up: a hub that is
+            # up first lets the agent sync everything before drain has seen any of it.
+            assert drain.stderr is not None
+            seen = ""
+            while "watching" not in seen and drain.poll() is None:
+                seen += drain.stderr.readline()
             hub.start()
-            _, err = drain.communicate(timeout=60)
+            _, rest = drain.communicate(timeout=60)
+            err = seen + rest
         finally:
             if drain.poll() is None:
                 drain.kill()
