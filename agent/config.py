@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 import threshold_checker as tc
 from shared.config import FileSettings
+from shared.ids import validate_gateway_id
 from shared.payload import TsWindow
 from shared.topics import TopicTemplate
 
@@ -188,7 +189,7 @@ class AgentConfig(FileSettings):
         env_prefix="EDGE_AGENT_", env_nested_delimiter="__", extra="forbid"
     )
 
-    gateway_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")
+    gateway_id: str
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
@@ -201,6 +202,11 @@ class AgentConfig(FileSettings):
     log_format: Literal["console", "json"] = "console"
     # On SIGTERM: how long to let the batch in hand and an in-flight sync request finish.
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("gateway_id")
+    @classmethod
+    def _gateway_id(cls, value: str) -> str:
+        return validate_gateway_id(value)
 
     @field_validator("rules")
     @classmethod

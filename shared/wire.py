@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from shared.ids import gateway_id_problem
 from shared.payload import NO_WINDOW, TsWindow
 from shared.topics import split_key
 
@@ -164,8 +165,8 @@ def validate_batch(batch: Batch, window: TsWindow = NO_WINDOW) -> None:
     now = time.time()
     if batch.v != WIRE_VERSION:
         problems.append({"field": "v", "message": f"unsupported wire version {batch.v}"})
-    if not batch.gateway_id or len(batch.gateway_id) > 128:
-        problems.append({"field": "gateway_id", "message": "must be 1-128 characters"})
+    if bad_id := gateway_id_problem(batch.gateway_id):
+        problems.append({"field": "gateway_id", "message": bad_id})
     if len(batch.readings) > MAX_READINGS_PER_BATCH:
         problems.append(
             {"field": "readings", "message": f"more than {MAX_READINGS_PER_BATCH} readings"}
