@@ -38,13 +38,11 @@ more than 1/backoff_min_s attempts per second to a hub that is down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import msgspec
@@ -54,7 +52,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from agent import metrics
 from agent.buffer import AlertRow, Buffer, Row
 from agent.config import AgentConfig
+from agent.tls import hub_ssl_context
 from shared import __version__
+from shared.errors import ErrorBody, decode_error
 from shared.wire import Batch, WireAlert, WireReading, decode_response, encode_batch
 
 log = structlog.get_logger("agent.sync")
@@ -131,7 +131,10 @@ class Syncer:
         if h.gzip:
             headers["Content-Encoding"] = "gzip"
         return httpx.AsyncClient(
-            transport=self.transport, timeout=httpx.Timeout(h.timeout_s), headers=headers
+            transport=self.transport,
+            timeout=httpx.Timeout(h.timeout_s),
+            headers=headers,
+            verify=hub_ssl_context(h),  # [hub] ca_file / client_cert (agent.tls)
         )
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -478,42 +481,32 @@ def _at_least_retry_after(base: Callable[[RetryCallState], float]) -> Callable[.
     return wait
 
 
-def _error_body(resp: httpx.Response) -> dict[str, Any]:
-    with contextlib.suppress(ValueError):
-        doc = resp.json()
-        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-            return dict(doc["error"])
-    return {}
+def _error(resp: httpx.Response) -> ErrorBody:
+    """The hub's error envelope; an empty one when the body is not an envelope."""
+    return decode_error(resp.content) or ErrorBody()
 
 
 def _error_message(resp: httpx.Response) -> str:
-    err = _error_body(resp)
-    msg = err.get("message") or resp.text[:200] or resp.reason_phrase
-    code = err.get("code")
-    return f"{code}: {msg}" if code else str(msg)
+    err = _error(resp)
+    msg = err.message or resp.text[:200] or resp.reason_phrase
+    return f"{err.code}: {msg}" if err.code else msg
 
 
 def _rejected_alerts(resp: httpx.Response, sent: dict[int, int]) -> list[tuple[int, int]]:
     """(id, version) of each alert a 422's details name (``alert_id``)."""
-    details = _error_body(resp).get("details")
-    if not isinstance(details, list):
-        return []
-    ids = {d.get("alert_id") for d in details if isinstance(d, dict)}
+    ids = _error(resp).alert_ids()
     return [(i, v) for i, v in sent.items() if i in ids]
 
 
 def _rejected_seqs(resp: httpx.Response, sent: set[int]) -> dict[int, str]:
     """seq -> dead-letter reason for each detail naming a seq we sent."""
     reasons: dict[int, str] = {}
-    details = _error_body(resp).get("details")
-    if not isinstance(details, list):
-        return reasons
-    for d in details:
-        if not isinstance(d, dict):
+    for seq, details in _error(resp).seqs().items():
+        if seq not in sent:
             continue
-        seq = d.get("seq")
-        if isinstance(seq, int) and seq in sent:
+        parts = []
+        for d in details:
             what = f"{d['field']}: " if d.get("field") else ""
-            reason = f"rejected by hub: {what}{d.get('message', 'invalid')}"
-            reasons[seq] = f"{reasons[seq]}; {reason}" if seq in reasons else reason
+            parts.append(f"rejected by hub: {what}{d.get('message', 'invalid')}")
+        reasons[seq] = "; ".join(parts)
     return reasons

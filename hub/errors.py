@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from shared.errors import ErrorBody, encode_error
 from shared.timeutil import now, to_rfc3339
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -89,9 +90,4 @@ def success_body(data: Any, request_id: str, meta: dict[str, Any] | None = None)
 
 
 def error_body(err: ApiError, request_id: str) -> bytes:
-    return _encode(
-        {
-            "error": {"code": err.code, "message": err.message, "details": err.details},
-            "meta": make_meta(request_id),
-        }
-    )
+    return encode_error(ErrorBody(err.code, err.message, err.details), make_meta(request_id))
