@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import SettingsConfigDict
 
 import threshold_checker as tc
+from agent.tls import check_tls_files
 from shared.config import FileSettings
 from shared.ids import validate_gateway_id
 from shared.payload import TsWindow
@@ -112,11 +113,31 @@ class HubConfig(_Section):
     # While a backlog drains, the share of each batch that readings newer than the backlog
     # may take, so they reach the hub in seconds instead of after the backlog (agent.sync).
     live_share: float = Field(default=0.5, gt=0, le=1)
+    # TLS to the hub's front (agent.tls): ca_file, the CA bundle that signed the hub's
+    # certificate ("" = the system's trust store); client_cert + client_key, a client
+    # certificate for fronts that require one (mTLS). Only with an https:// url.
+    ca_file: str = ""
+    client_cert: str = ""
+    client_key: str = ""
 
     @model_validator(mode="after")
     def _backoff_order(self) -> HubConfig:
         if self.backoff_min_s > self.backoff_max_s:
             raise ValueError("backoff_min_s must not exceed backoff_max_s")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> HubConfig:
+        given = [k for k in ("ca_file", "client_cert", "client_key") if getattr(self, k)]
+        if given and not self.url.lower().startswith("https://"):
+            raise ValueError(f"{', '.join(given)} need an https:// url")
+        if bool(self.client_cert) != bool(self.client_key):
+            raise ValueError("client_cert and client_key go together (a certificate and its key)")
+        for key in given:
+            path = getattr(self, key)
+            if not os.access(path, os.R_OK):
+                raise ValueError(f"{key} {path!r} does not exist or is not readable")
+        check_tls_files(self)
         return self
 
 

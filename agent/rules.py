@@ -35,6 +35,7 @@ import structlog
 import threshold_checker as tc
 from agent.buffer import AlertRow, Buffer, Reading
 from agent.config import AgentConfig, RuleConfig
+from agent.tls import hub_ssl_context
 from shared.topics import split_key
 from shared.wire import WireAlert
 
@@ -309,7 +310,10 @@ class RulesSync:
         headers = {"Authorization": f"Bearer {h.token}"}
         delay = h.backoff_min_s
         async with httpx.AsyncClient(
-            transport=self.transport, timeout=httpx.Timeout(h.timeout_s), headers=headers
+            transport=self.transport,
+            timeout=httpx.Timeout(h.timeout_s),
+            headers=headers,
+            verify=hub_ssl_context(h),  # [hub] ca_file / client_cert (agent.tls)
         ) as http:
             while not stopping.is_set():
                 self.wanted.clear()
