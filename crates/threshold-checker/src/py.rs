@@ -1,0 +1,20 @@
+//! The PyO3 layer: one module per Python class, the stateless check functions, and the
+//! argument reading they share. What a check decides lives in the pure-Rust modules
+//! ([`crate::core`], [`crate::rules`], [`crate::scan`]); here is only the translation from
+//! and to Python objects, with the errors Python sees.
+
+mod alert;
+mod alert_event;
+mod array;
+mod checks;
+mod input;
+mod repr;
+mod rule;
+mod rule_engine;
+
+pub use alert::Alert;
+pub use alert_event::AlertEvent;
+pub use array::check_array;
+pub use checks::{check_batch, check_thresholds};
+pub use rule::Rule;
+pub use rule_engine::RuleEngine;
