@@ -12,7 +12,9 @@ import threshold_checker as tc
 from agent.tls import check_tls_files
 from shared.config import FileSettings
 from shared.ids import validate_gateway_id
-from shared.payload import TsWindow
+from shared.logs import LogFormat, LogLevel
+from shared.netaddr import parse_host_port
+from shared.payload import TsWindow, WindowSeconds, window_from_limits
 from shared.topics import TopicTemplate
 
 
@@ -87,11 +89,11 @@ class IngestConfig(_Section):
     # A reading whose ts lies further than this ahead of / behind the time the agent received
     # it goes to dead letters (0 = no limit). The past default only catches clocks that reset
     # (to 1970, or to a firmware date); tighten it where sensors are known to be in sync.
-    max_future_s: float = Field(default=300.0, ge=0)
-    max_past_s: float = Field(default=10 * 365 * 86400.0, ge=0)
+    max_future_s: WindowSeconds = 300.0
+    max_past_s: WindowSeconds = 10 * 365 * 86400.0
 
     def window(self) -> TsWindow:
-        return TsWindow(self.max_future_s or None, self.max_past_s or None)
+        return window_from_limits(self.max_future_s, self.max_past_s)
 
 
 class HubConfig(_Section):
@@ -199,9 +201,13 @@ class MetricsConfig(_Section):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if value and (not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536):
-            raise ValueError('listen must be HOST:PORT, e.g. 127.0.0.1:9108, or "" for off')
+        if value:
+            try:
+                parse_host_port(value, allow_port_zero=True)
+            except ValueError:
+                raise ValueError(
+                    'listen must be HOST:PORT, e.g. 127.0.0.1:9108, or "" for off'
+                ) from None
         return value
 
 
@@ -219,8 +225,8 @@ class AgentConfig(FileSettings):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     # Default alert rules by sensor key or "+" pattern, see RuleConfig.
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["console", "json"] = "console"
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "console"
     # On SIGTERM: how long to let the batch in hand and an in-flight sync request finish.
     shutdown_timeout_s: float = Field(default=10.0, gt=0, le=300)
 

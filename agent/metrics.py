@@ -35,6 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agent.buffer import read_status
+from shared.netaddr import parse_host_port
 
 log = structlog.get_logger("agent.metrics")
 
@@ -193,11 +194,10 @@ class Listener:
     """The HTTP listener; ``close`` stops it."""
 
     def __init__(self, listen: str, registry: CollectorRegistry) -> None:
-        host, _, port = listen.rpartition(":")
-        self.server, self.thread = start_http_server(
-            int(port), addr=host.strip("[]"), registry=registry
-        )
-        self.address = f"{host}:{self.server.server_port}"
+        host, port = parse_host_port(listen, allow_port_zero=True)
+        self.server, self.thread = start_http_server(port, addr=host, registry=registry)
+        shown = f"[{host}]" if ":" in host else host
+        self.address = f"{shown}:{self.server.server_port}"
 
     def close(self) -> None:
         self.server.shutdown()

@@ -8,7 +8,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import FileSettings
-from shared.payload import TsWindow
+from shared.logs import LogFormat, LogLevel
+from shared.netaddr import parse_host_port
+from shared.payload import TsWindow, WindowSeconds, window_from_limits
 
 
 class HubSettings(FileSettings):
@@ -32,10 +34,10 @@ class HubSettings(FileSettings):
     # A reading whose ts lies further than this ahead of / behind the hub's clock is refused
     # (422 naming its seq; the agent moves it to its dead letters). 0 = no limit. The past
     # default only catches clocks that reset; an agent's backlog may be weeks old.
-    max_future_s: float = Field(600.0, ge=0, allow_inf_nan=False)
-    max_past_s: float = Field(10 * 365 * 86400.0, ge=0, allow_inf_nan=False)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["console", "json"] = "console"
+    max_future_s: WindowSeconds = 600.0
+    max_past_s: WindowSeconds = 10 * 365 * 86400.0
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "console"
     # Per-token token bucket: a sustained rate and a burst on top. A gateway draining a
     # backlog sends back to back (tens of requests/s at most), so the defaults never throttle
     # a gateway's sync; they stop a runaway script. 0 = no limit.
@@ -45,9 +47,10 @@ class HubSettings(FileSettings):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        try:
+            parse_host_port(value)
+        except ValueError:
+            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080") from None
         return value
 
     @field_validator("anomaly_url")
@@ -68,7 +71,7 @@ class HubSettings(FileSettings):
         return value
 
     def ts_window(self) -> TsWindow:
-        return TsWindow(self.max_future_s or None, self.max_past_s or None)
+        return window_from_limits(self.max_future_s, self.max_past_s)
 
     @property
     def host(self) -> str:

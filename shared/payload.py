@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
+from pydantic import Field
 
 from shared.timeutil import parse_ts, to_rfc3339
 
@@ -58,6 +60,14 @@ class TsWindow:
 
 
 NO_WINDOW = TsWindow()
+
+# A window bound in a config file (``max_future_s``, ``max_past_s``): seconds, 0 = no bound.
+WindowSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def window_from_limits(max_future_s: float, max_past_s: float) -> TsWindow:
+    """The window two config keys describe; 0 on a side means no bound there."""
+    return TsWindow(max_future_s or None, max_past_s or None)
 
 
 def _when(ts: float) -> str:
