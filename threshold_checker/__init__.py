@@ -2,7 +2,7 @@
 implemented in Rust (crates/threshold-checker).
 
 The native code is the extension module ``threshold_checker._native``; this package
-re-exports its API. See ``__init__.pyi`` for the rules and the severity formula.
+re-exports its API. See ``_native.pyi`` for the rules and the severity formula.
 """
 
 from threshold_checker._native import (

@@ -1,4 +1,7 @@
-"""Threshold (min/max) checks with a severity, implemented in Rust.
+"""Threshold (min/max) checks with a severity, implemented in Rust (crates/threshold-checker).
+
+The stubs of the native module; the ``threshold_checker`` package re-exports all of it.
+``python -m mypy.stubtest threshold_checker._native`` (in ``just lint``) keeps them true.
 
 Rules:
 
@@ -40,6 +43,7 @@ Stateful alerting (``RuleEngine``): one alert per excursion instead of one per r
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, SupportsFloat, SupportsIndex, TypeAlias, final
 
+# PyO3 sets __all__ on the module: every class, function and constant it adds.
 __all__ = [
     "CRITICAL_RATIO",
     "HIGH_RATIO",
