@@ -9,6 +9,9 @@ so a mode change lands in the middle of a request or keep-alive connection):
 * ``reset``: abort connections with a TCP RST (SO_LINGER 0) as soon as a byte moves.
 * ``drop_response``: forward the request to the hub, read the hub's answer, then RST the
   client instead of passing it on: the hub committed, the agent never heard.
+
+With ``record=True`` it also keeps every byte the client sent, so a test can read back which
+requests went to the hub and in what order (``requests()``), whatever the timing was.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class _Conn:
         self.client = client
         self.upstream = upstream
         self.closed = threading.Event()
+        self.sent = bytearray()  # client -> upstream, when the proxy records
 
     def abort(self) -> None:
         if not self.closed.is_set():
@@ -56,8 +60,10 @@ class _Conn:
 
 
 class FaultProxy:
-    def __init__(self, upstream_port: int, port: int = 0) -> None:
+    def __init__(self, upstream_port: int, port: int = 0, *, record: bool = False) -> None:
         self.upstream_port = upstream_port
+        self.record = record
+        self._recorded: list[_Conn] = []  # every connection, in the order they were accepted
         self._listener = socket.create_server(("127.0.0.1", port))
         self._listener.settimeout(_POLL_S)
         self.port = int(self._listener.getsockname()[1])
@@ -77,6 +83,32 @@ class FaultProxy:
 
     def set_mode(self, mode: Mode) -> None:
         self.mode = mode
+
+    def requests(self) -> list[tuple[bytes, dict[str, str], bytes]]:
+        """``(request line, headers, body)`` of every whole request forwarded so far, in order.
+
+        The agent has at most one request in flight, so connection order then position within
+        a connection is the order in which the hub was sent them."""
+        with self._lock:
+            conns = list(self._recorded)
+        out = []
+        for conn in conns:
+            data = bytes(conn.sent)
+            while True:
+                head, sep, rest = data.partition(b"\r\n\r\n")
+                if not sep:
+                    break
+                line, *fields = head.split(b"\r\n")
+                headers = {}
+                for f in fields:
+                    name, _, value = f.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                n = int(headers.get("content-length", "0"))
+                if len(rest) < n:
+                    break  # cut off mid-body: never reached the hub whole
+                out.append((line, headers, rest[:n]))
+                data = rest[n:]
+        return out
 
     def stop(self) -> None:
         self._stop.set()
@@ -110,6 +142,8 @@ class FaultProxy:
             conn = _Conn(client, upstream)
             with self._lock:
                 self._conns = [c for c in self._conns if not c.closed.is_set()] + [conn]
+                if self.record:
+                    self._recorded.append(conn)
             self._spawn(self._pump, conn, client, upstream, False)
             self._spawn(self._pump, conn, upstream, client, True)
 
@@ -139,6 +173,8 @@ class FaultProxy:
                     self.dropped_responses += 1
                     conn.abort()
                     return
+                if self.record and not is_response:
+                    conn.sent += data
                 dst.sendall(data)
         except (OSError, ValueError):  # ValueError: select() on a socket closed meanwhile
             conn.abort()

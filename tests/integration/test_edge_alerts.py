@@ -88,8 +88,15 @@ def test_alert_fires_with_the_hub_down_and_reaches_it_once(tmp_path: Path) -> No
                 wait_for("the alert at the hub", lambda: len(edge_alerts()) >= 1, timeout=15)
                 # Further syncs (and a second one of the same alert) must not double it.
                 publisher.publish(f"factory/{KEY}", {"value": 60.0})
-                wait_for("the next sync", lambda: agent.status()["backlog"] == 0, timeout=15)
-                time.sleep(0.5)
+                # Acked after the hub's commit: once the reading and every alert version have
+                # left the buffer, the hub has stored whatever they carried.
+                wait_for(
+                    "the next sync",
+                    lambda: (
+                        (st := agent.status())["backlog"] == 0 and st["alerts"]["unsynced"] == 0
+                    ),
+                    timeout=30,
+                )
                 alerts = edge_alerts()
             assert len(alerts) == 1, alerts
             assert alerts[0]["value"] == 97.0 and alerts[0]["breach_type"] == "above_maximum"
