@@ -34,7 +34,7 @@ import structlog
 
 import threshold_checker as tc
 from agent.buffer import AlertRow, Buffer, Reading
-from agent.config import AgentConfig, RuleConfig
+from agent.config import AgentConfig
 from agent.tls import hub_ssl_context
 from shared.topics import split_key
 from shared.wire import WireAlert
@@ -67,7 +67,7 @@ class _HubConfigResponse(msgspec.Struct, frozen=True):
 _decode_config = msgspec.json.Decoder(_HubConfigResponse).decode
 
 
-def _merge(base: RuleConfig | None, hub: HubSensorRule) -> tc.Rule:
+def _merge(base: tc.Rule | None, hub: HubSensorRule) -> tc.Rule:
     lo, hi = (base.min, base.max) if base is not None else (None, None)
     if hub.min is not None or hub.max is not None:
         lo, hi = hub.min, hub.max
@@ -85,9 +85,10 @@ class Rules:
     """The effective rules: agent.toml defaults overlaid by the hub's last config."""
 
     def __init__(self, cfg: AgentConfig, buffer: Buffer) -> None:
-        self.local = dict(cfg.rules)
         self.buffer = buffer
-        self._local_engine = tc.RuleEngine({k: r.to_rule() for k, r in self.local.items()})
+        # agent.toml's rules, in an engine of their own only so that the engine decides which
+        # of them applies to a sensor key the hub names (exact key, else the closest pattern).
+        self._defaults = tc.RuleEngine({k: r.to_rule() for k, r in cfg.rules.items()})
         self.version = 0
         self.hub: list[HubSensorRule] = []
         state = buffer.state()
@@ -98,27 +99,12 @@ class Rules:
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                 log.error("persisted hub rules unreadable; using agent.toml's", error=str(exc))
 
-    def _base(self, key: str) -> RuleConfig | None:
-        if key in self.local:
-            return self.local[key]
-        # The pattern agent.toml would apply, resolved the same way the engine does.
-        for pattern, rc in sorted(self.local.items(), key=lambda kv: (kv[0].count("+"), kv[0])):
-            if (
-                "+" in pattern
-                and all(
-                    p in ("+", k) for p, k in zip(pattern.split("/"), key.split("/"), strict=False)
-                )
-                and pattern.count("/") == key.count("/")
-            ):
-                return rc
-        return None
-
     def effective(self) -> dict[str, tc.Rule]:
-        rules = {k: r.to_rule() for k, r in self.local.items()}
+        rules = self._defaults.rules()
         for h in self.hub:
             try:
                 split_key(h.key)
-                rules[h.key] = _merge(self._base(h.key), h)
+                rules[h.key] = _merge(self._defaults.rule_for(h.key), h)
             except ValueError as exc:
                 log.warning("ignoring hub rule", key=h.key, error=str(exc))
         return rules
