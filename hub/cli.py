@@ -24,7 +24,7 @@ import structlog
 
 from hub.auth import generate_token, hash_token
 from hub.config import HubSettings
-from hub.storage import Conflict, Storage, StorageError
+from hub.storage import Conflict, Storage, StorageError, open_storage
 from shared import __version__
 from shared.config import ConfigError, load_settings
 from shared.logs import configure_logging
@@ -52,7 +52,7 @@ def config_path(given: str | None) -> str | None:
 
 
 def _open_storage(settings: HubSettings) -> Storage:
-    storage = Storage(settings.database_path)
+    storage = open_storage(settings.database_path)
     storage.init_schema()
     return storage
 

@@ -1,10 +1,11 @@
 """The background anomaly scan: a daemon thread that runs detection on recently active sensors.
 
 Every ``anomaly_scan_interval_s`` it asks storage which sensors received readings since the
-previous round (by reading id, which only grows, so a backlog drained with old timestamps
-still counts as new), runs the detector over each one's last ``anomaly_scan_limit``
-readings and stores the findings; ``GET /sensors/:id/anomalies?stored=true`` answers from
-them, with the detector up or not. The first round after a start looks at every sensor.
+previous round (by ingest generation: a counter of the batches this process stored, so a
+backlog drained with old timestamps still counts as new), runs the detector over each one's
+last ``anomaly_scan_limit`` readings and stores the findings;
+``GET /sensors/:id/anomalies?stored=true`` answers from them, with the detector up or not.
+The first round after a start looks at every sensor.
 
 A dead detector costs one failed call per round at most: once the client's breaker opens,
 the round stops and the same sensors are tried again next round (the watermark advances
@@ -47,13 +48,13 @@ class AnomalyScanner:
         self.limit = limit
         self.threshold = threshold
         self.method = method
-        self.watermark = 0  # readings with id <= watermark have been considered
+        self.watermark = 0  # batches up to this ingest generation have been considered
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def scan_once(self) -> int:
         """One round; returns how many sensors were scanned."""
-        top = self.storage.max_reading_id()
+        top = self.storage.ingest_watermark()
         sensors = self.storage.sensors_with_new_readings(self.watermark)
         scanned = 0
         for sensor_id in sensors:

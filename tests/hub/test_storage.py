@@ -117,7 +117,7 @@ def test_failed_batch_leaves_nothing(storage: Storage, monkeypatch: pytest.Monke
         raise Boom
 
     # Make the UPDATE after the inserts fail: the sensors and readings must roll back too.
-    real = storage._writer
+    real = storage._pool._writer
     assert real is not None  # opened by gateway() above
 
     class Proxy:
@@ -129,7 +129,7 @@ def test_failed_batch_leaves_nothing(storage: Storage, monkeypatch: pytest.Monke
                 fail()
             return real.execute(sql, *a)
 
-    monkeypatch.setattr(storage, "_writer", Proxy())
+    monkeypatch.setattr(storage._pool, "_writer", Proxy())
     with pytest.raises(Boom):
         storage.store_batch(gid, fid, bad, REPORT)
     monkeypatch.undo()

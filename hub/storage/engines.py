@@ -1,0 +1,17 @@
+"""Which engine a ``database`` setting names (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+from hub.storage.interface import Storage
+
+
+def engine_class(target: str) -> type[Storage]:
+    """The engine for a ``database`` URL, or for a plain path (an SQLite file)."""
+    from hub.storage.sqlite import SQLiteStorage
+
+    return SQLiteStorage
+
+
+def open_storage(target: str) -> Storage:
+    """The engine for ``target``, connected lazily (nothing is opened until first use)."""
+    return engine_class(target)(target)

@@ -1,0 +1,152 @@
+"""The write path of a sync batch: sensors created on first data, readings stored once per
+(gateway, seq), edge alerts upserted, the gateway's report recorded, all in one transaction."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+
+from hub.storage.model import GatewayReport, StoreResult, reading_id
+from hub.storage.sqlbase import Conn, SqlStorage
+from shared.timeutil import now
+from shared.topics import split_key
+from shared.wire import WireAlert, WireReading
+
+# (id, sensor_id, ts, value, gateway_id, seq): a reading row as both engines store it.
+ReadingRow = tuple[int, int, float, float, int, int]
+
+
+class IngestMixin(SqlStorage):
+    @abstractmethod
+    def _insert_readings(self, conn: Conn, rows: list[ReadingRow]) -> int:
+        """Insert rows, skipping ids already stored; returns how many were new."""
+
+    def _resolve_sensors(
+        self, conn: Conn, factory_id: int, readings: Sequence[WireReading]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Sensor ids for every key in ``readings``: (all ids, ids created just now)."""
+        cache = self._sensor_cache.get(factory_id)
+        if cache is None:
+            rows = conn.execute(
+                "SELECT key, id FROM sensors WHERE factory_id = ?", (factory_id,)
+            ).fetchall()
+            cache = {str(k): int(i) for k, i in rows}
+            self._sensor_cache[factory_id] = cache
+        missing: dict[str, str | None] = {}
+        for r in readings:
+            if r.key in cache:
+                continue
+            # First unit seen for a new key wins, a later one fills in a missing unit.
+            if r.key not in missing or missing[r.key] is None:
+                missing[r.key] = r.unit
+        if not missing:
+            return cache, {}
+        created: dict[str, int] = {}
+        ts = now()
+        # In key order: two transactions creating overlapping sensors take their row locks
+        # in the same order and cannot deadlock (PostgreSQL runs batches concurrently).
+        for key in sorted(missing):
+            line, machine, sensor = split_key(key)
+            conn.execute(
+                "INSERT INTO machines (factory_id, line, name, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (factory_id, line, name) DO NOTHING",
+                (factory_id, line, machine, ts),
+            )
+            machine_id = conn.execute(
+                "SELECT id FROM machines WHERE factory_id = ? AND line = ? AND name = ?",
+                (factory_id, line, machine),
+            ).fetchone()[0]
+            # Another process may have created it since the cache was filled.
+            conn.execute(
+                "INSERT INTO sensors (machine_id, factory_id, key, name, unit, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (factory_id, key) DO NOTHING",
+                (machine_id, factory_id, key, sensor, missing[key], ts),
+            )
+            created[key] = int(
+                conn.execute(
+                    "SELECT id FROM sensors WHERE factory_id = ? AND key = ?", (factory_id, key)
+                ).fetchone()[0]
+            )
+        return {**cache, **created}, created
+
+    def _upsert_alerts(
+        self, conn: Conn, gateway_id: int, ids: dict[str, int], alerts: Sequence[WireAlert]
+    ) -> None:
+        received = now()
+        # A close never reopens, and a late "open" never erases a close.
+        conn.executemany(
+            "INSERT INTO edge_alerts (gateway_id, alert_id, sensor_id, rule, breach_type, "
+            "severity, threshold_value, value, opened_at, closed_at, reading_seq, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (gateway_id, alert_id) DO UPDATE SET "
+            "severity = CASE WHEN edge_alerts.closed_at IS NULL "
+            "THEN excluded.severity ELSE edge_alerts.severity END, "
+            "value = CASE WHEN edge_alerts.closed_at IS NULL "
+            "THEN excluded.value ELSE edge_alerts.value END, "
+            "closed_at = coalesce(edge_alerts.closed_at, excluded.closed_at)",
+            [
+                (
+                    gateway_id,
+                    a.id,
+                    ids[a.key],
+                    a.rule,
+                    a.breach_type,
+                    a.severity,
+                    a.threshold_value,
+                    a.value,
+                    a.opened_at,
+                    a.closed_at,
+                    a.reading_seq,
+                    received,
+                )
+                for a in alerts
+            ],
+        )
+
+    def store_batch(
+        self,
+        gateway_id: int,
+        factory_id: int,
+        readings: Sequence[WireReading],
+        report: GatewayReport,
+        alerts: Sequence[WireAlert] = (),
+    ) -> StoreResult:
+        with self._write() as conn:
+            keyed: Sequence[WireReading] = readings
+            if alerts:
+                # An alert's sensor normally arrived with its reading; make sure it exists.
+                keyed = [*readings, *(WireReading(0, a.key, 0.0, 0.0, None) for a in alerts)]
+            ids, created = self._resolve_sensors(conn, factory_id, keyed)
+            accepted = 0
+            if readings:
+                base = reading_id(gateway_id, 0)
+                accepted = self._insert_readings(
+                    conn,
+                    [
+                        (base + r.seq, ids[r.key], r.ts, r.value, gateway_id, r.seq)
+                        for r in readings
+                    ],
+                )
+            if alerts:
+                self._upsert_alerts(conn, gateway_id, ids, alerts)
+            conn.execute(
+                "UPDATE gateways SET last_seen = ?, backlog = ?, dropped = ?, dead_letters = ?, "
+                "agent_version = ? WHERE id = ?",
+                (
+                    now(),
+                    report.backlog,
+                    report.dropped,
+                    report.dead_letters,
+                    report.agent_version,
+                    gateway_id,
+                ),
+            )
+            version = conn.execute(
+                "SELECT config_version FROM factories WHERE id = ?", (factory_id,)
+            ).fetchone()[0]
+        if created:
+            self._sensor_cache.setdefault(factory_id, {}).update(created)
+        self._touch({ids[r.key] for r in readings})
+        return StoreResult(
+            accepted=accepted, duplicates=len(readings) - accepted, config_version=int(version)
+        )

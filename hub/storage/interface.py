@@ -1,0 +1,197 @@
+"""The one interface to the hub's database: what handlers, the CLI and the worker use.
+
+Every engine (SQLite, PostgreSQL) implements :class:`Storage`; nothing outside
+``hub.storage`` knows which one runs. ``Storage(target)`` opens the engine that ``target``
+names, like :class:`pathlib.Path` picks its flavour: a ``database`` URL from hub.toml
+(``sqlite:////abs/hub.db``, ``postgresql://...``) or a plain SQLite file path.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from hub.auth import Role, TokenRecord
+from hub.storage.model import FoundAnomaly, GatewayReport, StoreResult, Thresholds
+from shared.wire import WireAlert, WireReading
+
+Stats = tuple[float | None, float | None, float | None, int, float | None, float | None]
+
+
+class Storage(ABC):
+    def __new__(cls, *args: Any, **kwargs: Any) -> Storage:
+        if cls is Storage:
+            from hub.storage.engines import engine_class
+
+            target = args[0] if args else kwargs.get("target", "")
+            return super().__new__(engine_class(str(target)))
+        return super().__new__(cls)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @abstractmethod
+    def migrate(self) -> int:
+        """Bring the schema to this release's version, keeping all data; returns how many
+        migrations ran. Safe when several hub processes call it at once. StorageError when
+        the database is newer than this edge-hub."""
+
+    def init_schema(self) -> None:
+        """Alias of :meth:`migrate` for callers that do not care how many ran."""
+        self.migrate()
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version the database is at (0: empty)."""
+
+    @abstractmethod
+    def checkpoint(self) -> None:
+        """Leave the database self-contained at a clean stop (SQLite: fold the WAL in)."""
+
+    @abstractmethod
+    def ping(self) -> bool: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- factories, gateways, tokens ------------------------------------------------------
+
+    @abstractmethod
+    def add_gateway(self, name: str, factory: str, token_hash: str, *, rotate: bool = False) -> int:
+        """Register gateway ``name`` in ``factory`` with a token; returns the gateway row id.
+
+        ``rotate``: the gateway may exist (in the same factory); its old tokens are revoked.
+        Conflict when it exists and ``rotate`` is false, or exists in another factory.
+        """
+
+    @abstractmethod
+    def add_token(self, role: Role, token_hash: str) -> int: ...
+
+    @abstractmethod
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+    @abstractmethod
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Every token's id, role, gateway, creation time and state; never the hash."""
+
+    @abstractmethod
+    def revoke_token(self, token_id: int) -> bool:
+        """Revoke one token (its next request gets 401); False if there is no such token."""
+
+    @abstractmethod
+    def revoke_gateway(self, name: str) -> bool:
+        """Revoke gateway ``name`` and all its tokens; False if there is no such gateway.
+
+        Its data stays. ``add_gateway(..., rotate=True)`` re-enables it with a new token.
+        """
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def store_batch(
+        self,
+        gateway_id: int,
+        factory_id: int,
+        readings: Sequence[WireReading],
+        report: GatewayReport,
+        alerts: Sequence[WireAlert] = (),
+    ) -> StoreResult:
+        """Store a batch all or nothing; each (gateway, seq) once, however often it comes."""
+
+    # -- read side ------------------------------------------------------------------------
+
+    @abstractmethod
+    def list_gateways(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def get_gateway(self, name: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def list_factories(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def list_machines(self, factory_id: int | None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def list_sensors(
+        self, machine_id: int | None = None, key: str | None = None, factory_id: int | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def get_sensor(self, sensor_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def readings(
+        self, sensor_id: int, start: float | None, end: float | None, limit: int
+    ) -> list[tuple[int, float, float]]:
+        """(reading id, ts, value), oldest first, at most ``limit``; [start, end)."""
+
+    @abstractmethod
+    def series(
+        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
+    ) -> list[tuple[float, float, float, float, int]]:
+        """(bucket start, min, max, avg, count) per bucket, oldest first, at most ``limit``."""
+
+    @abstractmethod
+    def stats(self, sensor_id: int, start: float | None, end: float | None) -> Stats:
+        """(min, max, avg, count, first ts, last ts) over the range."""
+
+    @abstractmethod
+    def latest(self, sensor_id: int) -> tuple[int, float, float] | None: ...
+
+    @abstractmethod
+    def count_readings(self, gateway_id: int | None = None) -> int: ...
+
+    @abstractmethod
+    def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
+        """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
+
+    # -- thresholds and gateway config ----------------------------------------------------
+
+    @abstractmethod
+    def set_thresholds(self, sensor_id: int, thresholds: Thresholds) -> int | None:
+        """Set a sensor's thresholds; returns its factory's config version (None: no sensor).
+
+        The version moves only when something changed, so repeating a PUT is a no-op.
+        """
+
+    @abstractmethod
+    def gateway_config(self, name: str) -> tuple[int, list[dict[str, Any]]] | None:
+        """(config version, rules) for gateway ``name``'s factory; None if no such gateway.
+
+        Rules are the sensors with at least one bound: ``{"key", "min", "max", "deadband"}``.
+        Version and rules come from one read transaction, so they always match.
+        """
+
+    # -- anomaly scans and edge alerts ----------------------------------------------------
+
+    @abstractmethod
+    def ingest_watermark(self) -> int:
+        """A watermark for :meth:`sensors_with_new_readings`: batches stored so far."""
+
+    @abstractmethod
+    def sensors_with_new_readings(self, after: int) -> list[int]:
+        """Sensors that got readings after watermark ``after``; every sensor for 0."""
+
+    @abstractmethod
+    def store_anomaly_scan(
+        self,
+        sensor_id: int,
+        method: str,
+        threshold: float,
+        analyzed: int,
+        statistics: dict[str, Any],
+        found: Sequence[FoundAnomaly],
+    ) -> int:
+        """Record a scan of one sensor; returns how many anomalies were new."""
+
+    @abstractmethod
+    def anomaly_scan(self, sensor_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def stored_anomalies(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` stored anomalies of a sensor, oldest first."""
+
+    @abstractmethod
+    def edge_alerts(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` alerts the edge raised for a sensor, newest first."""

@@ -1,0 +1,95 @@
+"""What the SQL engines share: connection shapes, row helpers and per-process state.
+
+The statements in the mixins (tokens, ingest, reads, thresholds, anomalies) are written once,
+in the SQL that SQLite and PostgreSQL both speak (``ON CONFLICT``, ``RETURNING``, ``TRUE``),
+with ``?`` placeholders; the PostgreSQL engine hands its driver ``%s`` instead. What the
+engines do differently (connections, schema, bulk insert of readings, time buckets) each
+engine implements itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from hub.storage.interface import Storage
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Conn(Protocol):
+    """The part of a DB-API connection the shared statements use (sqlite3 has it as is)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+
+def row_dict(cursor: Cursor, row: Sequence[Any]) -> dict[str, Any]:
+    return {col[0]: row[i] for i, col in enumerate(cursor.description)}
+
+
+def dicts(cursor: Cursor) -> list[dict[str, Any]]:
+    return [row_dict(cursor, row) for row in cursor.fetchall()]
+
+
+class SqlStorage(Storage):
+    def __init__(self) -> None:
+        # factory_id -> {sensor key -> sensor id}. Sensors are never deleted, so an entry
+        # never goes stale; entries are added only after the transaction that made them commits.
+        self._sensor_cache: dict[int, dict[str, int]] = {}
+        # Sensors touched by ingest in this process, by batch generation (anomaly worker).
+        self._touch_lock = threading.Lock()
+        self._generation = 0
+        self._touched: dict[int, int] = {}
+
+    # -- what each engine provides -------------------------------------------------------
+
+    @abstractmethod
+    def _reader(self, snapshot: bool = False) -> AbstractContextManager[Conn]:
+        """A connection for reads, this call's alone until it returns. ``snapshot``: every
+        statement inside sees the same committed state (one read transaction)."""
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Conn]:
+        """A connection inside a write transaction: committed when the block ends, rolled
+        back if it raises."""
+
+    # -- helpers over _reader ------------------------------------------------------------
+
+    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._reader() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._reader() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def _all_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._reader() as conn:
+            return dicts(conn.execute(sql, params))
+
+    def _one_dict(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        with self._reader() as conn:
+            cur = conn.execute(sql, params)
+            row = cur.fetchone()
+            return None if row is None else row_dict(cur, row)
+
+    def _touch(self, sensor_ids: Iterator[int] | set[int]) -> None:
+        with self._touch_lock:
+            self._generation += 1
+            for sensor_id in sensor_ids:
+                self._touched[sensor_id] = self._generation

@@ -1,0 +1,80 @@
+"""The SQLite engine: the default, one file next to the hub (see pool.py for connections)."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+from typing import ClassVar
+
+from hub.storage.anomalies import AnomaliesMixin
+from hub.storage.ingest import IngestMixin, ReadingRow
+from hub.storage.migrations import check_sequence, pending
+from hub.storage.reads import ReadsMixin
+from hub.storage.sqlbase import Conn
+from hub.storage.sqlite.pool import SQLitePool
+from hub.storage.sqlite.schema import MIGRATIONS
+from hub.storage.thresholds import ThresholdsMixin
+from hub.storage.tokens import TokensMixin
+
+SCHEMA_VERSION = check_sequence(MIGRATIONS)
+
+
+class SQLiteStorage(TokensMixin, IngestMixin, ReadsMixin, ThresholdsMixin, AnomaliesMixin):
+    # ts >= 0 always, so CAST (truncation) is floor here.
+    _BUCKET_START: ClassVar[str] = "CAST(ts / ? AS INTEGER) * ?"
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self._pool = SQLitePool(path)
+        self._own: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """A connection of the caller's own, for tests and one-off tools: never one that
+        requests use. Closed by :meth:`close`."""
+        if self._own is None:
+            self._own = self._pool.connect()
+        return self._own
+
+    def _reader(self, snapshot: bool = False) -> AbstractContextManager[Conn]:
+        return self._pool.reader(snapshot)
+
+    def _write(self) -> AbstractContextManager[Conn]:
+        return self._pool.write()
+
+    def _insert_readings(self, conn: Conn, rows: list[ReadingRow]) -> int:
+        cur = conn.executemany(
+            "INSERT OR IGNORE INTO readings (id, sensor_id, ts, value, gateway_id, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return cur.rowcount
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        with self._pool.reader() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        # BEGIN IMMEDIATE takes SQLite's write lock before the version is read: a second hub
+        # process waits here, then finds nothing left to do.
+        with self._pool.write() as conn:
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            steps = pending(MIGRATIONS, current, self.path)
+            for step in steps:
+                step.apply(conn)
+            if steps:
+                conn.execute(f"PRAGMA user_version={steps[-1].version}")
+        return len(steps)
+
+    def checkpoint(self) -> None:
+        self._pool.checkpoint()
+
+    def ping(self) -> bool:
+        return bool(self._fetchone("SELECT 1")[0] == 1)
+
+    def close(self) -> None:
+        self._own = None
+        self._pool.close()

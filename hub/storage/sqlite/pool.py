@@ -1,0 +1,116 @@
+"""SQLite connections: one writer, a pool of readers.
+
+SQLite runs in WAL mode: readers never block the writer and a commit is one fsync-free
+append (``synchronous=NORMAL``: a committed transaction survives a crash of the process;
+only an OS crash or power cut can lose the last few). A sqlite3 connection must not be used
+by two threads at once, and Robyn runs sync handlers on several threads.
+
+Connections are never tied to threads: Robyn calls handlers from its Rust worker threads,
+and each call gets a fresh Python thread state, so a ``threading.local`` connection would be
+opened anew (and leaked) on every request, its page cache cold. Instead there is one writer
+connection, used under a lock by whoever writes, whose cache stays warm across ingest batches,
+and a pool of reader connections, each lent to one call at a time. Writes serialise on
+``BEGIN IMMEDIATE`` (waiting up to ``busy_timeout`` for other processes such as the CLI)
+instead of failing late on lock upgrade.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hub.storage.model import StorageError
+
+
+class SQLitePool:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        self._write_lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None  # opened under _write_lock
+        self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection with the hub's settings; closed by :meth:`close`."""
+        parent = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
+            # check_same_thread=False: a connection moves between threads (the pool lends it
+            # to one call at a time) and close() closes them all from one thread.
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            # Checkpoint every ~40 MB of WAL instead of SQLite's default ~4 MB: ingest rewrites
+            # the same index pages batch after batch, and each checkpoint copies them into the
+            # database again. Measured on a 1M-reading drain: 108k -> 146k readings/s. The WAL
+            # is truncated back to 64 MB after a checkpoint so it cannot stay large.
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
+            conn.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from None
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def reader(self, snapshot: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection for reads, this call's alone until it returns to the pool."""
+        try:
+            conn = self._idle_readers.get_nowait()
+        except queue.Empty:
+            conn = self.connect()
+        try:
+            if snapshot:
+                conn.execute("BEGIN")
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._idle_readers.put(conn)
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        """The one writer connection, opened on first use; call with _write_lock held."""
+        if self._writer is None:
+            self._writer = self.connect()
+        return self._writer
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        # Threads of this process queue on a lock, which hands over at once; SQLite's busy
+        # handler would make them poll with sleeps of up to 25 ms. busy_timeout still
+        # covers other processes (the CLI adding a gateway while the hub runs).
+        with self._write_lock:
+            conn = self._writer_conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it (at a clean stop)."""
+        with self._write_lock:
+            self._writer_conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        with self._write_lock:
+            self._writer = None
+        self._idle_readers = queue.SimpleQueue()
+        for conn in conns:
+            conn.close()
