@@ -33,12 +33,12 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import aiomqtt
-import paho.mqtt.client as mqtt
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
+from agent import mqtt
 from agent.buffer import AppendResult, Buffer, DeadLetter, MessageId, Reading
 from agent.config import AgentConfig
 from agent.rules import Alerting
@@ -48,11 +48,11 @@ from shared.topics import TopicError, TopicTemplate
 log = structlog.get_logger("agent.ingest")
 
 # A message to store, and the id recorded for it (None for QoS 0: never redelivered).
-_Fresh = tuple[aiomqtt.Message, MessageId | None]
+_Fresh = tuple[mqtt.Message, MessageId | None]
 
 
 class _Parsed(NamedTuple):
-    msg: aiomqtt.Message
+    msg: mqtt.Message
     mid: MessageId | None
     readings: list[Reading]
     dead: DeadLetter | None
@@ -75,12 +75,6 @@ def parse_message(
     return [Reading(key, p.ts, p.value, p.unit, received_at) for p in parsed], None
 
 
-def _payload_bytes(payload: Any) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    return b"" if payload is None else str(payload).encode()
-
-
 def message_id(mid: int, topic: str, payload: bytes) -> MessageId:
     """What the redelivery check compares: the packet id and a digest of topic + payload."""
     h = hashlib.blake2b(topic.encode(), digest_size=16)
@@ -89,28 +83,9 @@ def message_id(mid: int, topic: str, payload: bytes) -> MessageId:
     return MessageId(mid, h.digest())
 
 
-class _Message(aiomqtt.Message):
-    """aiomqtt's Message plus the DUP flag, which aiomqtt 2.x leaves out."""
-
-    dup: bool = False
-
-
-class _NotifyingQueue(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's incoming queue, plus an event set once ``want`` messages are waiting.
-
-    While lingering for a batch we want one wake-up when the batch is full (or the linger
-    ends), not one per message: that halves the event-loop work per message.
-    """
-
-    def __init__(self, maxsize: int = 0) -> None:
-        super().__init__(maxsize)
-        self.arrived = asyncio.Event()
-        self.want = 1
-
-    def _put(self, item: aiomqtt.Message) -> None:
-        super()._put(item)
-        if self.qsize() >= self.want:
-            self.arrived.set()
+async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
 
 
 class Ingest:
@@ -119,6 +94,7 @@ class Ingest:
         cfg: AgentConfig,
         buffer: Buffer,
         *,
+        link: mqtt.Link | None = None,
         new_data: asyncio.Event | None = None,
         space_freed: asyncio.Event | None = None,
         on_subscribed: Callable[[], None] | None = None,
@@ -126,6 +102,7 @@ class Ingest:
     ) -> None:
         self.cfg = cfg
         self.buffer = buffer
+        self.link = link or mqtt.Link(cfg.mqtt, cfg.client_id)
         self.template = TopicTemplate.compile(cfg.mqtt.topic_template)
         self.new_data = new_data or asyncio.Event()
         self.space_freed = space_freed or asyncio.Event()
@@ -136,194 +113,110 @@ class Ingest:
         # Redeliveries of messages already committed, acked without storing them again.
         self.redeliveries_skipped = 0
         self.subscribed = asyncio.Event()
-        self._session_present = False
-
-    def _client(self) -> aiomqtt.Client:
-        m = self.cfg.mqtt
-        client = aiomqtt.Client(
-            m.host,
-            m.port,
-            identifier=self.cfg.client_id,
-            clean_session=False,
-            keepalive=m.keepalive,
-            username=m.username,
-            password=m.password,
-            queue_type=_NotifyingQueue,
-            tls_params=(
-                aiomqtt.TLSParameters(ca_certs=m.tls_ca, certfile=m.tls_cert, keyfile=m.tls_key)
-                if m.tls
-                else None
-            ),
-            tls_insecure=m.tls_insecure if m.tls else None,
-        )
-        # paho acks QoS 1 messages as soon as it has parsed them unless told otherwise; we ack
-        # ourselves after COMMIT (aiomqtt has no public API for it, see aiomqtt issue #345).
-        client._client.manual_ack_set(True)
-        return client
-
-    def _instrument(self, client: aiomqtt.Client) -> None:
-        """Keep what aiomqtt drops and the redelivery check needs: each message's DUP flag
-        and the CONNACK's session-present flag."""
-        paho = client._client
-        queue = client._queue
-
-        def on_connect(
-            c: mqtt.Client,
-            userdata: Any,
-            flags: mqtt.ConnectFlags,
-            reason_code: Any,
-            properties: Any = None,
-        ) -> None:
-            self._session_present = bool(flags.session_present)
-            client._on_connect(c, userdata, flags, reason_code, properties)
-
-        def on_message(_c: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-            m = _Message._from_paho_message(message)
-            m.dup = bool(message.dup)
-            # Unbounded queue (aiomqtt's default), so this never raises QueueFull.
-            queue.put_nowait(m)
-
-        paho.on_connect = on_connect
-        paho.on_message = on_message
 
     def _set_connected(self, connected: bool) -> None:
         self.buffer.set_state(mqtt_connected=int(connected), mqtt_since=time.time())
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Connect, subscribe, consume; reconnect with exponential backoff until stopping."""
+        """Connect, subscribe, consume; reconnect with exponential backoff until stopping.
+
+        Waits between attempts double from ``reconnect_min_s`` up to ``reconnect_max_s``
+        while the broker stays away, and start again from the minimum once a connection got
+        as far as subscribing."""
         m = self.cfg.mqtt
-        delay = m.reconnect_min_s
         while not stopping.is_set():
-            # A fresh Client per connection: aiomqtt's message queue outlives a connection,
-            # and acking a message left over from the previous one would ack a packet id the
-            # broker has since re-sent or reused.
-            client = self._client()
-            self._instrument(client)
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(mqtt.MqttError),
+                wait=wait_exponential(
+                    multiplier=m.reconnect_min_s, min=m.reconnect_min_s, max=m.reconnect_max_s
+                ),
+                stop=lambda _state: stopping.is_set(),
+                sleep=lambda seconds: _sleep_unless(stopping, seconds),
+                before_sleep=self._log_retry,
+                reraise=True,
+            )
             try:
-                async with client:
-                    if not self._session_present:
-                        self.buffer.forget_messages()
-                    await self._subscribe(client)
-                    delay = m.reconnect_min_s
-                    await self._consume(client, stopping)
-            except aiomqtt.MqttError as exc:
-                log.warning(
-                    "mqtt connection lost",
-                    error=str(exc),
-                    host=m.host,
-                    port=m.port,
-                    retry_in_s=round(delay, 2),
-                )
-            finally:
-                if self.alerting is not None:
-                    self.alerting.publisher = None
-                if self.subscribed.is_set():
-                    self.subscribed.clear()
-                    self._set_connected(False)
-            if stopping.is_set():
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), delay)
-            delay = min(delay * 2, m.reconnect_max_s)
+                async for attempt in retrying:
+                    with attempt:
+                        await self._session(stopping)
+            except mqtt.MqttError:
+                return  # stopped while the broker was unreachable
+            if not stopping.is_set():
+                await _sleep_unless(stopping, m.reconnect_min_s)
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self._log_lost(exc, state.upcoming_sleep)
+
+    def _log_lost(self, exc: BaseException | None, retry_in_s: float) -> None:
+        m = self.cfg.mqtt
+        log.warning(
+            "mqtt connection lost",
+            error=str(exc),
+            host=m.host,
+            port=m.port,
+            retry_in_s=round(retry_in_s, 2),
+        )
+
+    async def _session(self, stopping: asyncio.Event) -> None:
+        """One connection. Returns once it has ended after subscribing (lost or stopped);
+        MqttError when it failed before that (the caller backs off and retries)."""
+        if stopping.is_set():
+            return
+        subscribed = False
+        try:
+            async with self.link.connection() as conn:
+                if not conn.session_present:
+                    self.buffer.forget_messages()
+                await self._subscribe(conn)
+                subscribed = True
+                await self._consume(conn, stopping)
+        except mqtt.MqttError as exc:
+            if not subscribed:
+                raise
+            self._log_lost(exc, self.cfg.mqtt.reconnect_min_s)
+        finally:
+            if self.subscribed.is_set():
+                self.subscribed.clear()
+                self._set_connected(False)
+
+    async def _subscribe(self, conn: mqtt.Connection) -> None:
         topics = self.cfg.mqtt.subscribe
-        codes = await client.subscribe([(t, 1) for t in topics])
-        failed = [t for t, rc in zip(topics, codes, strict=False) if _is_failure(rc)]
+        failed = await conn.subscribe(topics, qos=1)
         if failed:
-            raise aiomqtt.MqttError(f"broker refused subscription to {failed}")
+            raise mqtt.MqttError(f"broker refused subscription to {failed}")
         self._set_connected(True)
-        if self.alerting is not None:
-            a = self.cfg.alerts
-            paho = client._client
-
-            # paho directly: queued at once, PUBACK handled by paho; aiomqtt's publish()
-            # would make ingest wait a round trip per alert.
-            def publish(topic: str, body: bytes) -> None:
-                info = paho.publish(topic, body, a.qos, a.retain)
-                if info.rc != 0:
-                    raise aiomqtt.MqttError(f"publish failed (rc={info.rc})")
-
-            self.alerting.publisher = publish
         self.subscribed.set()
         log.info("subscribed", topics=",".join(topics), qos=1, client_id=self.cfg.client_id)
         if self.on_subscribed is not None:
             self.on_subscribed()
 
-    async def _consume(self, client: aiomqtt.Client, stopping: asyncio.Event) -> None:
+    async def _consume(self, conn: mqtt.Connection, stopping: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         batch_max = self.cfg.mqtt.batch_max
         linger = self.cfg.mqtt.batch_linger_ms / 1000
-        queue = client._queue
         stop_task = asyncio.ensure_future(stopping.wait())
         try:
             while not stopping.is_set():
-                first = await self._next(client, stop_task, None)
+                first = await conn.next(stop_task, None)
                 if first is None:
                     return
                 batch = [first]
                 deadline = loop.time() + linger
                 while len(batch) < batch_max:
-                    try:
-                        batch.append(queue.get_nowait())
-                        continue
-                    except asyncio.QueueEmpty:
-                        pass
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    msg = await self._next(client, stop_task, remaining, batch_max - len(batch))
+                    msg = conn.get_nowait()
                     if msg is None:
-                        break
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            break
+                        msg = await conn.next(stop_task, remaining, batch_max - len(batch))
+                        if msg is None:
+                            break
                     batch.append(msg)
-                if not await self._commit_and_ack(client, batch, stopping):
+                if not await self._commit_and_ack(conn, batch, stopping):
                     return
         finally:
             stop_task.cancel()
-
-    async def _next(
-        self,
-        client: aiomqtt.Client,
-        stop_task: asyncio.Future[Any],
-        within: float | None,
-        want: int = 1,
-    ) -> aiomqtt.Message | None:
-        """The next message, or None on stop/timeout; MqttError when the connection drops.
-        Wakes when ``want`` messages are queued or ``within`` seconds passed, whichever first.
-
-        Waits on the queue's event rather than a cancellable Queue.get(): a get cancelled in
-        the instant it succeeded would swallow a message that is then never committed nor
-        acked, pinning one of the broker's in-flight slots until the next reconnect.
-        """
-        queue = client._queue
-        assert isinstance(queue, _NotifyingQueue)
-        disconnected = client._disconnected
-        while True:
-            if disconnected.done():
-                # Messages still queued can no longer be acked on this connection; the broker
-                # redelivers them, so committing them now would only store them twice.
-                raise aiomqtt.MqttError("disconnected") from disconnected.exception()
-            if queue.qsize() >= want or (within is not None and within <= 0):
-                try:
-                    return queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return None
-            queue.want = want
-            queue.arrived.clear()
-            arrived = asyncio.ensure_future(queue.arrived.wait())
-            try:
-                done, _ = await asyncio.wait(
-                    {arrived, stop_task, disconnected},
-                    timeout=within,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                arrived.cancel()
-                queue.want = 1
-            if stop_task in done:
-                return None
-            if not done:
-                within = 0  # linger over: take whatever has arrived
 
     def _parse(self, batch: list[_Fresh]) -> list[_Parsed]:
         received_at = time.time()
@@ -333,8 +226,8 @@ class Ingest:
         for msg, mid in batch:
             readings, dead = parse_message(
                 self.template,
-                msg.topic.value,
-                _payload_bytes(msg.payload),
+                msg.topic,
+                msg.payload,
                 received_at,
                 max_bytes,
                 window,
@@ -358,7 +251,7 @@ class Ingest:
         return parts
 
     async def _commit_and_ack(
-        self, client: aiomqtt.Client, batch: list[aiomqtt.Message], stopping: asyncio.Event
+        self, conn: mqtt.Connection, batch: list[mqtt.Message], stopping: asyncio.Event
     ) -> bool:
         """Commit the batch, then ack it, in as few transactions as the buffer's budget allows
         (a transaction's pages wait in the WAL until a checkpoint, and the WAL has a bounded
@@ -366,15 +259,15 @@ class Ingest:
         committed is not acked: the broker keeps it for the next start)."""
         fresh, redelivered = self._drop_redelivered(batch)
         # Stored by an earlier commit: only the ack is missing.
-        self._ack(client, redelivered)
+        self._ack(conn, redelivered)
         self.committed_messages += len(redelivered)
         for part in self._parts(self._parse(fresh)):
-            if not await self._commit_part(client, part, stopping):
+            if not await self._commit_part(conn, part, stopping):
                 return False
         return True
 
     async def _commit_part(
-        self, client: aiomqtt.Client, part: list[_Parsed], stopping: asyncio.Event
+        self, conn: mqtt.Connection, part: list[_Parsed], stopping: asyncio.Event
     ) -> bool:
         readings = [r for p in part for r in p.readings]
         dead = [p.dead for p in part if p.dead is not None]
@@ -396,22 +289,22 @@ class Ingest:
                 return False
             result = self._append(readings, dead, ids)
         # No await between COMMIT (inside append) and here: see the module docstring.
-        self._ack(client, [p.msg for p in part])
+        self._ack(conn, [p.msg for p in part])
         if result.alerts and self.alerting is not None:
             self.alerting.publish(result.alerts)
         self._after_commit(result, len(part), len(dead))
         return True
 
     def _drop_redelivered(
-        self, batch: list[aiomqtt.Message]
-    ) -> tuple[list[_Fresh], list[aiomqtt.Message]]:
+        self, batch: list[mqtt.Message]
+    ) -> tuple[list[_Fresh], list[mqtt.Message]]:
         """(the messages to store with the ids to record for them, the redeliveries of
         committed messages, to ack without storing; see the module docstring)."""
         ids: dict[int, MessageId] = {}
         for i, msg in enumerate(batch):
             if msg.qos > 0:
-                ids[i] = message_id(msg.mid, msg.topic.value, _payload_bytes(msg.payload))
-        dups = [ids[i] for i, msg in enumerate(batch) if i in ids and getattr(msg, "dup", False)]
+                ids[i] = message_id(msg.mid, msg.topic, msg.payload)
+        dups = [ids[i] for i, msg in enumerate(batch) if i in ids and msg.dup]
         known = self.buffer.redelivered(dups) if dups else set()
         fresh = [(msg, ids.get(i)) for i, msg in enumerate(batch) if ids.get(i) not in known]
         if not known:
@@ -443,11 +336,8 @@ class Ingest:
             for w in waiters:
                 w.cancel()
 
-    def _ack(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
-        paho = client._client
-        for msg in batch:
-            if msg.qos > 0:
-                paho.ack(msg.mid, msg.qos)
+    def _ack(self, conn: mqtt.Connection, batch: list[mqtt.Message]) -> None:
+        conn.ack(batch)
 
     def _after_commit(self, result: AppendResult, messages: int, dead: int) -> None:
         self.committed_messages += messages
@@ -462,11 +352,3 @@ class Ingest:
             log.info("dead letters stored", count=dead, total=self.buffer.dead_letters_total)
         if result.stored:
             self.new_data.set()
-
-
-def _is_failure(rc: object) -> bool:
-    # paho gives ReasonCode objects (VERSION2 callbacks) or, from older brokers, ints.
-    is_failure = getattr(rc, "is_failure", None)
-    if isinstance(is_failure, bool):
-        return is_failure
-    return isinstance(rc, int) and rc >= 0x80

@@ -26,7 +26,7 @@ import asyncio
 import json
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import httpx
 import msgspec
@@ -35,6 +35,7 @@ import structlog
 import threshold_checker as tc
 from agent.buffer import AlertRow, Buffer, Reading
 from agent.config import AgentConfig
+from agent.mqtt import AlertPublisher
 from agent.tls import hub_ssl_context
 from shared.topics import split_key
 from shared.wire import WireAlert
@@ -147,13 +148,19 @@ def wire_alert(a: AlertRow) -> WireAlert:
 class Alerting:
     """The rule engine, its persisted open alerts, and publishing alert events on MQTT."""
 
-    def __init__(self, cfg: AgentConfig, buffer: Buffer, rules: Rules) -> None:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        buffer: Buffer,
+        rules: Rules,
+        publisher: AlertPublisher | None = None,
+    ) -> None:
         self.cfg = cfg
         self.buffer = buffer
         self.rules = rules
         self.engine = tc.RuleEngine()
-        # Set by ingest while connected: publishes one alert message (non-blocking).
-        self.publisher: Callable[[str, bytes], None] | None = None
+        # Alert events go out on MQTT through this (agent.mqtt.Link); None: logged only.
+        self.publisher = publisher
         self.published = 0
         self._start()
 
@@ -240,8 +247,8 @@ class Alerting:
                 continue
             topic, body = self.message(a)
             try:
-                self.publisher(topic, body)
-                self.published += 1
+                if self.publisher.publish(topic, body):
+                    self.published += 1
             except Exception as exc:  # a dropped connection must not stop ingest
                 log.warning("alert publish failed", topic=topic, error=str(exc))
 

@@ -18,7 +18,7 @@ import sqlite3
 import structlog
 
 from agent import metrics as agent_metrics
-from agent import recovery
+from agent import mqtt, recovery
 from agent.buffer import Buffer
 from agent.config import AgentConfig
 from agent.ingest import Ingest
@@ -102,11 +102,16 @@ async def run(cfg: AgentConfig, stopping: asyncio.Event | None = None) -> int:
 
     # The last rules the hub sent (persisted) are in force before the hub is asked again.
     rules = Rules(cfg, buffer)
-    alerting = Alerting(cfg, buffer, rules)
+    # One link to the broker: ingest connects it, alerts are published on it.
+    link = mqtt.Link(
+        cfg.mqtt, cfg.client_id, publish_qos=cfg.alerts.qos, publish_retain=cfg.alerts.retain
+    )
+    alerting = Alerting(cfg, buffer, rules, publisher=link)
     rules_sync = RulesSync(cfg, rules, alerting)
     ingest = Ingest(
         cfg,
         buffer,
+        link=link,
         new_data=new_data,
         space_freed=space_freed,
         on_subscribed=on_subscribed,

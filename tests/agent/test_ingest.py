@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
-import paho.mqtt.client as mqtt
+import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent import mqtt
 from agent.buffer import AppendResult, Buffer, DeadLetter, Reading
 from agent.config import AgentConfig
 from agent.ingest import Ingest, _Parsed, parse_message
@@ -249,21 +248,14 @@ class LosingAcks(Ingest):
     if it died between COMMIT and the PUBACK leaving the socket."""
 
     lose_acks = True
-    client: aiomqtt.Client | None = None
 
-    def _client(self) -> aiomqtt.Client:
-        self.client = super()._client()
-        return self.client
-
-    def _ack(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+    def _ack(self, conn: mqtt.Connection, batch: list[mqtt.Message]) -> None:
         if not self.lose_acks:
-            super()._ack(client, batch)
+            super()._ack(conn, batch)
 
     def drop_connection(self) -> None:
-        assert self.client is not None
-        sock = self.client._client.socket()
-        assert isinstance(sock, socket.socket)
-        sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT: the broker keeps the session
+        assert self.link.current is not None
+        self.link.current.abort()  # no DISCONNECT: the broker keeps the session
 
 
 async def test_redelivery_of_a_committed_message_is_not_stored_twice(
@@ -307,13 +299,13 @@ class CrashBeforeCommit(Ingest):
     seen: list[tuple[int, bool]]
 
     async def _commit_and_ack(
-        self, client: aiomqtt.Client, batch: list[aiomqtt.Message], stopping: asyncio.Event
+        self, conn: mqtt.Connection, batch: list[mqtt.Message], stopping: asyncio.Event
     ) -> bool:
-        self.seen.extend((m.mid, bool(getattr(m, "dup", False))) for m in batch)
+        self.seen.extend((m.mid, m.dup) for m in batch)
         if not self.crashed:
             self.crashed = True
             return False  # nothing committed, nothing acked; run() reconnects
-        return await super()._commit_and_ack(client, batch, stopping)
+        return await super()._commit_and_ack(conn, batch, stopping)
 
 
 async def test_new_message_reusing_a_packet_id_and_payload_is_stored(
@@ -329,7 +321,7 @@ async def test_new_message_reusing_a_packet_id_and_payload_is_stored(
     first_mids = sorted(m for (m,) in buffer._db.execute("SELECT mid FROM mqtt_committed"))
     # The session ends (a clean-session connect under the agent's id): the broker starts
     # numbering packets afresh for it.
-    wipe = mqtt.Client(CallbackAPIVersion.VERSION2, cfg.client_id, clean_session=True)
+    wipe = paho.Client(CallbackAPIVersion.VERSION2, cfg.client_id, clean_session=True)
     wipe.connect("127.0.0.1", broker.port)
     wipe.disconnect()
     ingest = CrashBeforeCommit(cfg, buffer)
