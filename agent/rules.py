@@ -25,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import random
 from collections.abc import Sequence
 
 import httpx
 import msgspec
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_random_exponential
 
 import threshold_checker as tc
 from agent.buffer import AlertRow, Buffer, Reading
@@ -298,26 +298,50 @@ class RulesSync:
             self.alerting.apply_rules()
         return True
 
+    async def fetch(self, http: httpx.AsyncClient, stopping: asyncio.Event) -> bool:
+        """Fetch until the hub answers with a usable config (True) or we stop (False).
+
+        Failed attempts back off as the sync does (random waits in ``[backoff_min_s,
+        min(backoff_max_s, backoff_min_s * 2^n)]``); a new config_version cuts a wait short.
+        """
+        h = self.cfg.hub
+        retrying = AsyncRetrying(
+            retry=retry_if_result(lambda ok: not ok),
+            wait=wait_random_exponential(
+                multiplier=h.backoff_min_s, min=h.backoff_min_s, max=h.backoff_max_s
+            ),
+            stop=lambda _state: stopping.is_set(),
+            sleep=lambda seconds: _wait_any(stopping, self.wanted, seconds),
+            before_sleep=_log_retry,
+            retry_error_callback=lambda _state: False,
+        )
+        return await retrying(self._attempt, http, stopping)
+
+    async def _attempt(self, http: httpx.AsyncClient, stopping: asyncio.Event) -> bool:
+        if stopping.is_set():
+            return False  # woken from a backoff wait by shutdown: no request, stop retrying
+        self.wanted.clear()  # this attempt answers every version announced so far
+        return await self.fetch_once(http)
+
     async def run(self, stopping: asyncio.Event) -> None:
         h = self.cfg.hub
         headers = {"Authorization": f"Bearer {h.token}"}
-        delay = h.backoff_min_s
         async with httpx.AsyncClient(
             transport=self.transport,
             timeout=httpx.Timeout(h.timeout_s),
             headers=headers,
             verify=hub_ssl_context(h),  # [hub] ca_file / client_cert (agent.tls)
         ) as http:
-            while not stopping.is_set():
-                self.wanted.clear()
-                ok = await self.fetch_once(http)
-                if ok:
-                    delay = h.backoff_min_s
-                    wait = self.cfg.alerts.refresh_s
-                else:
-                    wait = random.uniform(0, delay)
-                    delay = min(delay * 2, h.backoff_max_s)
-                await _wait_any(stopping, self.wanted, wait if ok else max(wait, 0.01))
+            while await self.fetch(http, stopping):
+                await _wait_any(stopping, self.wanted, self.cfg.alerts.refresh_s)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    log.debug(
+        "hub config fetch failed, retrying",
+        attempt=state.attempt_number,
+        retry_in_s=round(state.upcoming_sleep, 2),
+    )
 
 
 async def _wait_any(stopping: asyncio.Event, wanted: asyncio.Event, seconds: float) -> None:
