@@ -4,7 +4,7 @@
   :class:`agent.config.RuleConfig`) overlaid, per sensor, by the thresholds set at the hub
   (``GET /api/v1/gateways/{id}/config``). The hub's last answer is persisted with its version
   in the buffer's ``state`` table, so with the hub unreachable - also across restarts - the
-  edge keeps using the last rules the hub sent (DESIGN §6 invariant 5).
+  edge keeps using the last rules the hub sent (docs/reliability.md, "The edge decides alone").
 * **RulesSync** fetches the hub's rules at start and whenever an ingest response names a
   ``config_version`` other than ours (so a change at the hub reaches the edge within one sync
   cycle), and every ``alerts.refresh_s`` in case the hub does not report versions.

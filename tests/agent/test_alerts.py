@@ -1,6 +1,6 @@
 """Edge alerting end to end in one agent process, against a real mosquitto: alerts with no hub at
 all, one alert per excursion, rules that survive a restart with the hub down, and a threshold
-changed at the hub applied within one sync cycle (DESIGN §6 invariant 5)."""
+changed at the hub applied within one sync cycle (docs/reliability.md, "The edge decides alone")."""
 
 from __future__ import annotations
 
