@@ -9,7 +9,7 @@ names, like :class:`pathlib.Path` picks its flavour: a ``database`` URL from hub
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from hub.auth import Role, TokenRecord
@@ -119,6 +119,11 @@ class Storage(ABC):
 
     @abstractmethod
     def get_sensor(self, sensor_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int, set[str]]:
+        """(how many sensors factory ``factory_id`` has, which of ``keys`` are among them):
+        what ingest needs to cap new sensors before it writes (hub.batchcheck)."""
 
     @abstractmethod
     def readings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, ClassVar, cast
 
 from hub.storage.interface import Stats
@@ -78,6 +79,25 @@ class ReadsMixin(SqlStorage):
 
     def get_sensor(self, sensor_id: int) -> dict[str, Any] | None:
         return self._one_dict(self._SENSOR_SELECT + " WHERE s.id = ?", (sensor_id,))
+
+    def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int, set[str]]:
+        cache = self._sensor_cache.get(factory_id, {})
+        known = {k for k in keys if k in cache}
+        # Keys the cache does not know may still exist (made by another hub process).
+        unknown = [k for k in keys if k not in cache]
+        with self._reader() as conn:
+            for i in range(0, len(unknown), 500):
+                part = unknown[i : i + 500]
+                marks = ", ".join("?" * len(part))
+                rows = conn.execute(
+                    f"SELECT key FROM sensors WHERE factory_id = ? AND key IN ({marks})",
+                    (factory_id, *part),
+                ).fetchall()
+                known.update(str(r[0]) for r in rows)
+            count = conn.execute(
+                "SELECT count(*) FROM sensors WHERE factory_id = ?", (factory_id,)
+            ).fetchone()[0]
+        return int(count), known
 
     def readings(
         self, sensor_id: int, start: float | None, end: float | None, limit: int
