@@ -211,6 +211,18 @@ class MetricsConfig(_Section):
         return value
 
 
+class SparkplugConfig(_Section):
+    """``[sparkplug]``: Sparkplug B edge nodes beside the JSON sensors (docs/sparkplug.md)."""
+
+    enabled: bool = False
+    subscribe: list[str] = Field(default_factory=lambda: ["spBv1.0/#"], min_length=1)
+    # At most one NCMD Node Control/Rebirth per edge node this often (a gap storm asks once).
+    rebirth_min_interval_s: float = Field(default=5.0, ge=0)
+    # Non-empty: act as this primary host, publishing spBv1.0/STATE/{primary_host_id}
+    # (retained, with a will saying offline), so edge nodes that wait for it go online.
+    primary_host_id: str = Field(default="", pattern=r"^[^/+#]*$")
+
+
 class AgentConfig(FileSettings):
     model_config = SettingsConfigDict(
         env_prefix="EDGE_AGENT_", env_nested_delimiter="__", extra="forbid"
@@ -223,6 +235,7 @@ class AgentConfig(FileSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    sparkplug: SparkplugConfig = Field(default_factory=SparkplugConfig)
     # Default alert rules by sensor key or "+" pattern, see RuleConfig.
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
     log_level: LogLevel = "info"
