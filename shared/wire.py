@@ -58,6 +58,17 @@ class WireAlert(msgspec.Struct, frozen=True, kw_only=True):
     reading_seq: int | None = None  # the reading that opened it
 
 
+class WireMark(msgspec.Struct, array_like=True, frozen=True):
+    """``[key, stale, at]``: a sensor marked stale (its Sparkplug B edge node or device died)
+    or fresh again (it was born again), as the agent saw it at ``at``. The hub keeps the
+    mark with the latest ``at`` per sensor, so re-sending or reordering marks is harmless.
+    Optional in a batch: older agents send none, older hubs ignore them."""
+
+    key: str
+    stale: bool
+    at: float
+
+
 ALERT_RULES = frozenset({"threshold", "rate_of_change"})
 ALERT_BREACHES = frozenset({"above_maximum", "below_minimum", "rate_of_change"})
 ALERT_SEVERITIES = frozenset({"medium", "high", "critical"})
@@ -67,6 +78,7 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     gateway_id: str
     readings: list[WireReading]
     alerts: list[WireAlert] = []
+    marks: list[WireMark] = []
     v: int = WIRE_VERSION
     sent_at: float = 0.0
     backlog: int = 0
@@ -202,6 +214,17 @@ def validate_batch(batch: Batch, window: TsWindow = NO_WINDOW) -> None:
         times = [a.opened_at] + ([a.closed_at] if a.closed_at is not None else [])
         if not all(math.isfinite(x) for x in (a.value, a.threshold_value, *times)):
             problems.append({**where, "field": "alerts", "message": "numbers must be finite"})
+        if len(problems) >= 100:
+            break
+    for i, mark in enumerate(batch.marks):
+        try:
+            split_key(mark.key)
+        except ValueError as exc:
+            problems.append({"mark_index": i, "field": "marks.key", "message": str(exc)})
+        if not math.isfinite(mark.at) or mark.at < 0:
+            problems.append(
+                {"mark_index": i, "field": "marks.at", "message": "must be finite epoch seconds"}
+            )
         if len(problems) >= 100:
             break
     if problems:
