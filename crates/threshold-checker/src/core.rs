@@ -175,6 +175,10 @@ impl Bounds {
     }
 
     /// Check one reading; `None` when it is inside the band (or NaN).
+    ///
+    /// `#[inline]`: it runs once per reading, called from the PyO3 layer in other modules
+    /// and so in other codegen units (see `py::input`).
+    #[inline]
     pub fn check(&self, reading_id: i64, value: f64) -> Option<Breach> {
         if value.is_nan() {
             return None;
