@@ -42,6 +42,8 @@ from agent import mqtt
 from agent.buffer import AppendResult, Buffer, DeadLetter, MessageId, Reading
 from agent.config import AgentConfig
 from agent.rules import Alerting
+from agent.sparkplug.host import SparkplugHost
+from agent.sparkplug.marks import MarkStore
 from shared.payload import NO_WINDOW, PayloadError, TsWindow, parse_payload
 from shared.topics import TopicError, TopicTemplate
 
@@ -113,6 +115,10 @@ class Ingest:
         # Redeliveries of messages already committed, acked without storing them again.
         self.redeliveries_skipped = 0
         self.subscribed = asyncio.Event()
+        # Sparkplug B beside JSON: messages under spBv1.0/ take its decoder (agent.sparkplug).
+        self.sparkplug = (
+            SparkplugHost(cfg.sparkplug, MarkStore(buffer)) if cfg.sparkplug.enabled else None
+        )
 
     def _set_connected(self, connected: bool) -> None:
         self.buffer.set_state(mqtt_connected=int(connected), mqtt_since=time.time())
@@ -181,7 +187,9 @@ class Ingest:
                 self._set_connected(False)
 
     async def _subscribe(self, conn: mqtt.Connection) -> None:
-        topics = self.cfg.mqtt.subscribe
+        topics = list(self.cfg.mqtt.subscribe)
+        if self.sparkplug is not None:
+            topics += [t for t in self.cfg.sparkplug.subscribe if t not in topics]
         failed = await conn.subscribe(topics, qos=1)
         if failed:
             raise mqtt.MqttError(f"broker refused subscription to {failed}")
@@ -223,15 +231,21 @@ class Ingest:
         max_bytes = self.cfg.mqtt.max_payload_bytes
         window = self.cfg.ingest.window()
         parsed = []
+        sparkplug = self.sparkplug
         for msg, mid in batch:
-            readings, dead = parse_message(
-                self.template,
-                msg.topic,
-                msg.payload,
-                received_at,
-                max_bytes,
-                window,
-            )
+            if sparkplug is not None and sparkplug.accepts(msg.topic):
+                readings, dead = sparkplug.parse(
+                    msg.topic, msg.payload, received_at, max_bytes, window
+                )
+            else:
+                readings, dead = parse_message(
+                    self.template,
+                    msg.topic,
+                    msg.payload,
+                    received_at,
+                    max_bytes,
+                    window,
+                )
             parsed.append(_Parsed(msg, mid, readings, dead))
         return parsed
 
@@ -261,7 +275,11 @@ class Ingest:
         # Stored by an earlier commit: only the ack is missing.
         self._ack(conn, redelivered)
         self.committed_messages += len(redelivered)
-        for part in self._parts(self._parse(fresh)):
+        parsed = self._parse(fresh)
+        if self.sparkplug is not None:
+            # Rebirth requests (NCMD) need no commit first: the births they ask for come later.
+            self.sparkplug.flush(conn.publish_nowait)
+        for part in self._parts(parsed):
             if not await self._commit_part(conn, part, stopping):
                 return False
         return True

@@ -1,0 +1,101 @@
+"""The agent as a Sparkplug B host application: what ingest calls for each message under
+``spBv1.0/`` (:meth:`SparkplugHost.parse`) and after each commit (:meth:`SparkplugHost.flush`:
+the rebirth requests), and the primary host's STATE certificate.
+
+Readings go back to ingest and take the JSON readings' path (one buffer transaction, then the
+PUBACK). Stale/fresh marks are written to the buffer's state table as the message is parsed,
+before its commit and ack: a crash in between redelivers the message, and a mark written
+twice is the same mark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from agent.buffer import DeadLetter, Reading
+from agent.config import SparkplugConfig
+from agent.mqtt import MqttError
+from agent.sparkplug.encode import ncmd_topic, rebirth_command, state_payload
+from agent.sparkplug.marks import MarkStore
+from agent.sparkplug.session import NodeId, Sessions
+from agent.sparkplug.topic import is_sparkplug, is_state, state_topic
+from shared.payload import NO_WINDOW, TsWindow
+
+log = structlog.get_logger("agent.sparkplug")
+
+# publish(topic, body, qos, retain): queue one message on the current connection.
+Publish = Callable[[str, bytes, int, bool], None]
+
+
+class SparkplugHost:
+    def __init__(self, cfg: SparkplugConfig, marks: MarkStore) -> None:
+        self.cfg = cfg
+        self.marks = marks
+        self.sessions = Sessions(cfg.rebirth_min_interval_s)
+        self._rebirths: list[NodeId] = []
+        self.messages = 0
+
+    @staticmethod
+    def accepts(topic: str) -> bool:
+        return is_sparkplug(topic)
+
+    def parse(
+        self,
+        topic: str,
+        payload: bytes,
+        received_at: float,
+        max_bytes: int,
+        window: TsWindow = NO_WINDOW,
+    ) -> tuple[list[Reading], DeadLetter | None]:
+        """One message under spBv1.0/ -> its readings, or the dead letter saying why none."""
+        self.messages += 1
+        if is_state(topic):
+            return [], None  # a primary host's certificate (ours, or another host's)
+        if len(payload) > max_bytes:
+            reason = f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte limit"
+            return [], DeadLetter(topic, payload, reason, received_at)
+        out = self.sessions.handle(topic, payload, received_at, window)
+        if out.marks:
+            self.marks.add(out.marks)
+            for mark in out.marks:
+                log.info(
+                    "sparkplug sensors marked " + ("stale" if mark.stale else "fresh"),
+                    topic=topic,
+                    sensors=len(mark.keys),
+                )
+        if out.rebirth is not None:
+            self._rebirths.append(out.rebirth)
+        if out.dead is not None:
+            return [], DeadLetter(topic, payload, out.dead, received_at)
+        return out.readings, None
+
+    def flush(self, publish: Publish | None) -> None:
+        """Send the rebirth requests the last messages called for (QoS 0, not retained, as
+        the spec has NCMD). Without a connection they are dropped: the node's next message
+        asks again once the rate limit allows."""
+        rebirths, self._rebirths = self._rebirths, []
+        if publish is None:
+            return
+        for group_id, node_id in rebirths:
+            try:
+                publish(ncmd_topic(group_id, node_id), rebirth_command(), 0, False)
+            except MqttError as exc:
+                # The connection is going; its loss surfaces where ingest waits for messages.
+                log.warning("sparkplug rebirth request not sent", error=str(exc))
+                return
+            log.info("sparkplug rebirth requested", group_id=group_id, edge_node_id=node_id)
+
+    # -- primary host ---------------------------------------------------------------------
+
+    def state_will(self) -> tuple[str, bytes] | None:
+        """The will to connect with as primary host (STATE offline), or None."""
+        if not self.cfg.primary_host_id:
+            return None
+        return state_topic(self.cfg.primary_host_id), state_payload(False)
+
+    def announce(self, publish: Publish) -> None:
+        """Once subscribed: STATE online, retained, QoS 1 (spec §7.2)."""
+        if self.cfg.primary_host_id:
+            publish(state_topic(self.cfg.primary_host_id), state_payload(True), 1, True)
