@@ -93,53 +93,46 @@ def cmd_status(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"edge-agent status: {exc}", file=sys.stderr)
         return 1
-    st["gateway_id"] = cfg.gateway_id
     if args.json:
-        print(json.dumps(st))
+        print(json.dumps({**st.to_dict(), "gateway_id": cfg.gateway_id}))
         return 0
-    last = st["last_sync"]
-    mqtt = st["mqtt"]
-    buf = st["buffer"]
+    last, mqtt, buf = st.last_sync, st.mqtt, st.buffer
     rows = [
         ("gateway", cfg.gateway_id),
-        (
-            "agent",
-            f"running (pid {st['agent']['pid']})" if st["agent"]["running"] else "not running",
-        ),
+        ("agent", f"running (pid {st.agent.pid})" if st.agent.running else "not running"),
         (
             "mqtt",
-            ("connected" if mqtt["connected"] else "disconnected")
-            + (f" since {to_rfc3339(mqtt['since'])}" if mqtt["since"] else ""),
+            ("connected" if mqtt.connected else "disconnected")
+            + (f" since {to_rfc3339(mqtt.since)}" if mqtt.since else ""),
         ),
-        ("backlog", f"{st['backlog']} readings"),
-        ("oldest unsynced", _age(st["oldest_unsynced_age_s"])),
+        ("backlog", f"{st.backlog} readings"),
+        ("oldest unsynced", _age(st.oldest_unsynced_age_s)),
         (
             "last sync",
             "never"
             if last is None
-            else f"{last['result']} at {to_rfc3339(last['at'])} "
-            f"({_age(time.time() - last['at'])} ago)"
+            else f"{last.result} at {to_rfc3339(last.at)} ({_age(time.time() - last.at)} ago)"
             + (
-                f", accepted {last['accepted']}, duplicates {last['duplicates']}"
-                if last["result"] == "ok"
+                f", accepted {last.accepted}, duplicates {last.duplicates}"
+                if last.result == "ok"
                 else ""
             ),
         ),
-        ("dead letters", str(st["dead_letters"])),
-        ("dropped", str(st["dropped"])),
+        ("dead letters", str(st.dead_letters)),
+        ("dropped", str(st.dropped)),
         (
             "buffer",
-            f"{buf['path']} {buf['bytes'] / 1e6:.1f} MB of {buf['max_bytes'] / 1e6:.1f} MB"
-            f" (when full: {buf['when_full']})",
+            f"{buf.path} {buf.bytes / 1e6:.1f} MB of {(buf.max_bytes or 0) / 1e6:.1f} MB"
+            f" (when full: {buf.when_full})",
         ),
     ]
-    rec = st.get("recovered")
+    rec = st.recovered
     if rec:
         rows.append(
             (
                 "recovered",
-                f"damaged buffer found at {to_rfc3339(rec['at'])} ({rec['reason']}): "
-                f"{rec['rows_saved']} readings saved; damaged file kept as {rec['moved_to']}",
+                f"damaged buffer found at {to_rfc3339(rec.at)} ({rec.reason}): "
+                f"{rec.rows_saved} readings saved; damaged file kept as {rec.moved_to}",
             )
         )
     width = max(len(k) for k, _ in rows)

@@ -16,7 +16,6 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -29,7 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from agent.buffer import read_status
+from agent.buffer import Status, read_status
 from agent.config import AgentConfig
 
 POLL_S = 0.25
@@ -100,16 +99,16 @@ class _Watch:
 
 async def drain(cfg: AgentConfig, timeout_s: float, console: Console) -> Result:
     status = _status(cfg)
-    if status["agent"]["running"]:
+    if status.agent.running:
         console.print(
-            f"edge-agent is running (pid {status['agent']['pid']}) on {cfg.buffer.path}: "
+            f"edge-agent is running (pid {status.agent.pid}) on {cfg.buffer.path}: "
             "watching its sync drain the backlog"
         )
         return await _watch_service(cfg, timeout_s, console)
     return await _sync_myself(cfg, timeout_s, console)
 
 
-def _status(cfg: AgentConfig) -> dict[str, Any]:
+def _status(cfg: AgentConfig) -> Status:
     return read_status(cfg.buffer.path, cfg.buffer.max_bytes, cfg.buffer.when_full)
 
 
@@ -132,15 +131,14 @@ async def _loop(
 
 async def _watch_service(cfg: AgentConfig, timeout_s: float, console: Console) -> Result:
     st = _status(cfg)
-    watch = _Watch(int(st["backlog"]), timeout_s)
+    watch = _Watch(st.backlog, timeout_s)
     started = time.monotonic()
 
     def read() -> tuple[int, bool, str | None]:
         s = _status(cfg)
-        backlog = int(s["backlog"])
-        if not s["agent"]["running"]:
+        if not s.agent.running:
             raise _AgentStopped
-        return backlog, backlog == 0, s.get("last_sync_error")
+        return s.backlog, s.backlog == 0, s.last_sync_error
 
     with _Bar(console, watch.total, "draining (agent service)") as bar:
         try:

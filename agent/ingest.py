@@ -23,7 +23,7 @@ Limits of that check:
 * Brokers that hand out packet ids out of sequence widen that last case; mosquitto does not.
 * QoS 0 messages are never redelivered and are not recorded.
 * Power loss (not kill -9) can roll back the last commits together with their record (see
-  agent/buffer.py); the broker then redelivers them and they are stored - once.
+  agent/buffer/__init__.py); the broker then redelivers them and they are stored - once.
 """
 
 from __future__ import annotations

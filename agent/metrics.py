@@ -18,7 +18,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import structlog
 from prometheus_client import (
@@ -108,17 +107,15 @@ class BufferCollector(Collector):
             return
         yield _gauge("edge_agent_buffer_readable", "1 when the buffer file could be read.", 1)
         yield _gauge(
-            "edge_agent_backlog_readings", "Readings not yet confirmed by the hub.", st["backlog"]
+            "edge_agent_backlog_readings", "Readings not yet confirmed by the hub.", st.backlog
         )
-        age = st["oldest_unsynced_age_s"]
+        age = st.oldest_unsynced_age_s
         yield _gauge(
             "edge_agent_oldest_unsynced_age_seconds",
             "Age of the oldest reading not yet confirmed by the hub (0 when none).",
             0.0 if age is None else age,
         )
-        yield _gauge(
-            "edge_agent_buffer_bytes", "Buffer file plus WAL on disk.", st["buffer"]["bytes"]
-        )
+        yield _gauge("edge_agent_buffer_bytes", "Buffer file plus WAL on disk.", st.buffer.bytes)
         yield _gauge("edge_agent_buffer_max_bytes", "The buffer's budget.", self.max_bytes)
         yield _counter(
             "edge_agent_messages_received",
@@ -132,30 +129,29 @@ class BufferCollector(Collector):
             stored,
         )
         yield _counter(
-            "edge_agent_dead_letters", "Messages that went to dead letters.", st["dead_letters"]
+            "edge_agent_dead_letters", "Messages that went to dead letters.", st.dead_letters
         )
         yield _counter(
             "edge_agent_dropped_readings",
             "Readings dropped because the buffer was full (when_full policy).",
-            st["dropped"],
+            st.dropped,
         )
-        alerts = st.get("alerts") or {}
-        yield _gauge("edge_agent_alerts_open", "Threshold alerts open now.", alerts.get("open", 0))
+        yield _gauge("edge_agent_alerts_open", "Threshold alerts open now.", st.alerts.open)
         yield _gauge(
             "edge_agent_alerts_unsynced",
             "Alert changes not yet confirmed by the hub.",
-            alerts.get("unsynced", 0),
+            st.alerts.unsynced,
         )
         yield _gauge(
             "edge_agent_mqtt_connected",
             "1 while subscribed to the broker.",
-            int(st["mqtt"]["connected"]),
+            int(st.mqtt.connected),
         )
-        recovered: dict[str, Any] | None = st.get("recovered")
+        recovered = st.recovered
         yield _gauge(
             "edge_agent_buffer_recovered_timestamp_seconds",
             "When a damaged buffer file was last salvaged at start (0 = never).",
-            recovered["at"] if recovered else 0.0,
+            recovered.at if recovered else 0.0,
         )
         yield _gauge(
             "edge_agent_buffer_recovered",

@@ -283,7 +283,7 @@ class Syncer:
         body = encode_batch(self._batch(rows, alerts), compress=self.cfg.hub.gzip)
         if ahead:
             # Every seq in a batch must survive a power cut before the hub may store it, or a
-            # rolled-back buffer could hand the same seq to a different reading (buffer.py).
+            # rolled-back buffer could hand the same seq to a different reading (agent/buffer/).
             self.buffer.make_durable(_top(rows))
         return _Prepared(
             rows,

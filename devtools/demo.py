@@ -118,12 +118,11 @@ Ctrl-C stops everything.
             total, t = _hub_total(hub), time.monotonic()
             rate = (total - last_total) / (t - last_t)
             last_total, last_t = total, t
-            sync = status.get("last_sync") or {}
             print(
                 f"\r{time.strftime('%H:%M:%S')}  in {rate:7.1f} readings/s   "
-                f"backlog {status['backlog']:6d}   synced {total:8d}   "
-                f"dead letters {status['dead_letters']:4d}   "
-                f"last sync: {sync.get('result', '-'):<10}",
+                f"backlog {status.backlog:6d}   synced {total:8d}   "
+                f"dead letters {status.dead_letters:4d}   "
+                f"last sync: {status.last_sync.result if status.last_sync else '-':<10}",
                 end="",
                 flush=True,
             )

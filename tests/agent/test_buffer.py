@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tempfile
 import time
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.buffer import Buffer, DeadLetter, Reading, read_status
+from agent.buffer.status import LastSync
 
 
 def readings(n: int, key: str = "l1/m1/temp", start: float = 0.0) -> list[Reading]:
@@ -29,8 +31,8 @@ def test_append_claim_ack_round_trip(tmp_path: Path) -> None:
     assert b.ack([1, 2, 3]) == 3
     assert [r.seq for r in b.claim(10)] == [4, 5]
     st = b.stats()
-    assert st["backlog"] == 2 and st["dead_letters"] == 1 and st["dropped"] == 0
-    assert st["oldest_unsynced_age_s"] is not None and st["oldest_unsynced_age_s"] < 60
+    assert st.backlog == 2 and st.dead_letters == 1 and st.dropped == 0
+    assert st.oldest_unsynced_age_s is not None and st.oldest_unsynced_age_s < 60
     assert b.ack([1, 4]) == 1  # acking twice is harmless
     assert b.backlog == 1
     b.close()
@@ -97,7 +99,7 @@ def test_drop_oldest_keeps_within_budget_and_counts(tmp_path: Path) -> None:
     # the survivors are the newest ones
     rows = b.claim(b.backlog + 10)
     assert rows[-1].seq == total and rows[0].seq == b.dropped + 1
-    assert b.stats()["dropped"] == b.dropped
+    assert b.stats().dropped == b.dropped
     b.close()
 
 
@@ -116,7 +118,7 @@ def test_rows_evicted_while_on_the_wire_and_then_confirmed_are_not_dropped(
     # The hub stored the whole batch: what was evicted from it reached the hub after all.
     assert b.ack(on_the_wire) == len(on_the_wire) - evicted_from_batch
     assert b.dropped == before - evicted_from_batch
-    assert b.stats()["dropped"] == b.dropped
+    assert b.stats().dropped == b.dropped
     b.close()
 
 
@@ -162,7 +164,7 @@ def test_reject_moves_rows_to_dead_letters(tmp_path: Path) -> None:
     assert [r.seq for r in b.claim(10)] == [1, 3]
     reason = b._db.execute("SELECT reason FROM dead_letters").fetchone()[0]
     assert reason == "rejected by hub: value: bad"
-    assert b.stats()["dead_letters"] == 1
+    assert b.stats().dead_letters == 1
     b.close()
 
 
@@ -184,10 +186,10 @@ def test_read_status_from_outside(tmp_path: Path) -> None:
         last_sync_at=123.5, last_sync_result="ok", last_sync_accepted=4, last_sync_duplicates=1
     )
     st = read_status(path, 5_000_000, "drop_newest")
-    assert st["backlog"] == 4
-    assert st["last_sync"] == {"at": 123.5, "result": "ok", "accepted": 4, "duplicates": 1}
-    assert st["mqtt"]["connected"] is False
-    assert st["buffer"]["when_full"] == "drop_newest" and st["buffer"]["bytes"] > 0
+    assert st.backlog == 4
+    assert st.last_sync == LastSync(at=123.5, result="ok", accepted=4, duplicates=1)
+    assert st.mqtt.connected is False
+    assert st.buffer.when_full == "drop_newest" and st.buffer.bytes > 0
     b.close()
 
 
@@ -204,5 +206,47 @@ def test_ack_deletes_exactly_the_acked_rows(acked: list[int]) -> None:
         assert b.ack(acked) == len(stored & set(acked))
         left = stored - set(acked)
         assert [r.seq for r in b.claim(100)] == sorted(left)
-        assert b.backlog == len(left) == b.stats()["backlog"]
+        assert b.backlog == len(left) == b.stats().backlog
         b.close()
+
+
+def test_status_json_keeps_its_keys_and_order(tmp_path: Path) -> None:
+    """``edge-agent status --json`` is part of the outside contract: the typed Status must
+    give exactly the object the dict it replaced gave, key for key and in order."""
+    path = tmp_path / "b.db"
+    b = Buffer(path, max_bytes=5_000_000, when_full="drop_newest")
+    b.append(readings(3))
+    b.set_state(
+        last_sync_at=1.5,
+        last_sync_result="error: x",
+        last_sync_error="x",
+        recovered_at=2.0,
+        recovered_reason="r",
+        recovered_moved_to="m",
+        recovered_rows_saved=3,
+        mqtt_since=4.0,
+        rules_version=7,
+    )
+    b.close()
+    doc = read_status(path, 5_000_000, "drop_newest").to_dict()
+
+    def shape(x: object) -> object:
+        return {k: shape(v) for k, v in x.items()} if isinstance(x, dict) else type(x).__name__
+
+    expected = {
+        "backlog": "int",
+        "alerts": {"open": "int", "unsynced": "int", "rules_version": "int"},
+        "oldest_unsynced_age_s": "float",
+        "dead_letters": "int",
+        "dropped": "int",
+        "last_sync": {"at": "float", "result": "str", "accepted": "int", "duplicates": "int"},
+        "last_sync_error": "str",
+        "mqtt": {"connected": "bool", "since": "float"},
+        "agent": {"running": "bool", "pid": "NoneType"},
+        "buffer": {"path": "str", "bytes": "int", "max_bytes": "int", "when_full": "str"},
+        "recovered": {"at": "float", "reason": "str", "moved_to": "str", "rows_saved": "int"},
+    }
+    assert shape(doc) == expected
+    assert list(doc) == list(expected)  # dict equality ignores the order; the JSON does not
+    assert doc["alerts"]["rules_version"] == 7 and doc["recovered"]["moved_to"] == "m"
+    assert json.loads(json.dumps(doc)) == doc

@@ -87,7 +87,7 @@ async def test_every_payload_form_is_stored(
         ("l2/oven/humidity", 41.0),
         ("l2/oven/humidity", 41.5),
     ]
-    assert buffer.stats()["mqtt"]["connected"] is False  # disconnected on stop
+    assert buffer.stats().mqtt.connected is False  # disconnected on stop
     assert buffer.dead_letters_total == 0
     buffer.close()
 
@@ -202,7 +202,7 @@ async def test_reconnects_after_broker_restart(tmp_path: Path, broker: Broker) -
     async with running(cfg, buffer) as ingest:
         broker.stop()
         await wait_until(lambda: not ingest.subscribed.is_set())
-        assert buffer.stats()["mqtt"]["connected"] is False
+        assert buffer.stats().mqtt.connected is False
         broker.start()
         await wait_until(lambda: ingest.subscribed.is_set(), within=15)
         pub = Publisher(broker.port)

@@ -65,9 +65,10 @@ def test_truncated_file_keeps_every_readable_row_and_never_reuses_a_seq(tmp_path
     assert [e["log_level"] for e in logs if "damaged" in e["event"]] == ["error"]
     b.close()
     st = read_status(path, None, None)
-    assert st["recovered"]["rows_saved"] == rec.rows_saved
-    assert st["recovered"]["moved_to"] == str(rec.moved_to)
-    assert st["backlog"] == rec.rows_saved + 1
+    assert st.recovered is not None
+    assert st.recovered.rows_saved == rec.rows_saved
+    assert st.recovered.moved_to == str(rec.moved_to)
+    assert st.backlog == rec.rows_saved + 1
     # The next start finds a healthy file: no second recovery.
     again = Buffer(path)
     assert again.recovered is None and again.backlog == rec.rows_saved + 1

@@ -63,8 +63,8 @@ async def test_2xx_acks_and_records(tmp_path: Path) -> None:
     body = json.loads(gzip.decompress(req.content))
     assert body["gateway_id"] == "gw-test" and body["backlog"] == 0
     assert [r[0] for r in body["readings"]] == list(range(1, 11))
-    last = buffer.stats()["last_sync"]
-    assert last["result"] == "ok" and last["accepted"] == 10
+    last = buffer.stats().last_sync
+    assert last is not None and last.result == "ok" and last.accepted == 10
 
 
 async def test_batches_are_limited_and_report_remaining_backlog(tmp_path: Path) -> None:
@@ -116,8 +116,8 @@ async def test_failures_keep_data_until_2xx(tmp_path: Path) -> None:
     stopping.set()
     await asyncio.wait_for(task, 5)
     assert buffer.backlog == 5
-    last = buffer.stats()["last_sync"]
-    assert last["result"].startswith("error: HTTP 503")
+    last = buffer.stats().last_sync
+    assert last is not None and last.result.startswith("error: HTTP 503")
 
 
 async def test_422_naming_seqs_moves_exactly_those_to_dead_letters(tmp_path: Path) -> None:
@@ -171,7 +171,8 @@ async def test_refusals_keep_data_and_hold(tmp_path: Path, status: int) -> None:
     outcome, buffer, _ = await run_once(tmp_path, hub)
     assert outcome is Outcome.HELD and calls == 1  # no blind retry
     assert buffer.backlog == 10 and buffer.dead_letters_total == 0
-    assert buffer.stats()["last_sync"]["result"] == f"error: HTTP {status}: nope: bad token"
+    last = buffer.stats().last_sync
+    assert last is not None and last.result == f"error: HTTP {status}: nope: bad token"
 
 
 async def test_413_halves_the_batch(tmp_path: Path) -> None:

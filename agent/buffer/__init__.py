@@ -1,0 +1,53 @@
+"""The durable buffer: every reading the agent acknowledged to the broker lives here until
+the hub has confirmed it.
+
+One SQLite file in WAL mode, written by one connection on the agent's event loop thread (the
+ingest and sync tasks never run a statement at the same time, so there is no lock to contend
+for). ``edge-agent status`` opens the same file read-only from another process; WAL lets it
+read while the agent writes.
+
+Durability (``synchronous=NORMAL`` in WAL mode): a commit is appended to the ``-wal`` file with
+``write()`` but not fsynced; the WAL is fsynced only when it is checkpointed.
+
+* process crash / ``kill -9``: nothing committed is lost - the bytes are in the OS page cache
+  and the next open replays the WAL. That is the case ack-after-commit is designed for.
+* power loss / kernel panic: the last transactions since the previous WAL sync may be rolled
+  back, so messages already acknowledged to the broker can be lost. ``FULL`` would fsync every
+  commit (one fsync per ingest batch, ~10-50 ms on SD cards/eMMC); we accept the window for
+  throughput. What we do *not* accept is a seq that the hub has already stored being handed out
+  again after such a rollback (the hub would take the new reading for a duplicate and drop it),
+  so ``Buffer.make_durable`` fsyncs the WAL before any seq is sent to the hub.
+
+The modules, one job each (each states the invariants it keeps in its docstring):
+
+* ``outbox``     - :class:`Buffer`: append, claim, ack, reject; durability of seqs
+* ``db``         - the connections, the one transaction helper, the ``state`` table
+* ``schema``     - the tables, created or migrated at every open
+* ``budget``     - ``max_bytes``: what counts, what fits, eviction for ``drop_oldest``
+* ``redelivery`` - which MQTT messages are committed (DUP redeliveries are not stored twice)
+* ``alerts``     - the alert outbox
+* ``status``     - :class:`Status`, what ``edge-agent status``, drain and metrics read
+
+A damaged file is found and salvaged at open by agent/recovery.py.
+"""
+
+from agent.buffer.alerts import AlertRow
+from agent.buffer.budget import WhenFull
+from agent.buffer.outbox import AppendResult, Buffer, DeadLetter, DeriveAlerts, Reading, Row
+from agent.buffer.redelivery import RECENT_MESSAGES, MessageId
+from agent.buffer.status import Status, read_status
+
+__all__ = [
+    "RECENT_MESSAGES",
+    "AlertRow",
+    "AppendResult",
+    "Buffer",
+    "DeadLetter",
+    "DeriveAlerts",
+    "MessageId",
+    "Reading",
+    "Row",
+    "Status",
+    "WhenFull",
+    "read_status",
+]
