@@ -124,6 +124,7 @@ async def run(cfg: AgentConfig, stopping: asyncio.Event | None = None) -> int:
         space_freed=space_freed,
         on_config_version=rules_sync.on_config_version,
         wire_alert=wire_alert,
+        marks=ingest.sparkplug.marks if ingest.sparkplug is not None else None,
     )
     listener = agent_metrics.serve(
         cfg.metrics.listen,

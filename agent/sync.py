@@ -43,6 +43,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 import msgspec
@@ -55,7 +56,10 @@ from agent.config import AgentConfig
 from agent.tls import hub_ssl_context
 from shared import __version__
 from shared.errors import ErrorBody, decode_error
-from shared.wire import Batch, WireAlert, WireReading, decode_response, encode_batch
+from shared.wire import Batch, WireAlert, WireMark, WireReading, decode_response, encode_batch
+
+if TYPE_CHECKING:
+    from agent.sparkplug.marks import MarkStore
 
 log = structlog.get_logger("agent.sync")
 
@@ -85,6 +89,8 @@ class _Prepared:
     rows: list[Row]
     alerts: list[AlertRow]
     body: bytes
+    # Sparkplug stale/fresh marks the body carries (agent.sparkplug.marks).
+    marks: tuple[WireMark, ...] = ()
     # Where the next batch's claim goes on from: the last old (<= floor) and new seq sent.
     after_old: int = 0
     after_new: int = 0
@@ -101,8 +107,11 @@ class Syncer:
         transport: httpx.AsyncBaseTransport | None = None,
         on_config_version: Callable[[int], None] | None = None,
         wire_alert: Callable[[AlertRow], WireAlert] | None = None,
+        marks: MarkStore | None = None,
     ) -> None:
         self.cfg = cfg
+        # Pending Sparkplug stale/fresh marks ride along in every batch when set.
+        self.marks = marks
         # Told the hub's rules version from every 2xx answer (agent.rules.RulesSync).
         self.on_config_version = on_config_version
         # Unsynced alerts ride along in every batch when set (agent.rules.wire_alert).
@@ -188,12 +197,18 @@ class Syncer:
     async def _sleep(self, seconds: float) -> None:
         await self._wait(seconds, wake_on_data=False)
 
-    def _batch(self, rows: list[Row], alerts: list[AlertRow] | None = None) -> Batch:
+    def _batch(
+        self,
+        rows: list[Row],
+        alerts: list[AlertRow] | None = None,
+        marks: tuple[WireMark, ...] = (),
+    ) -> Batch:
         wire = self.wire_alert
         return Batch(
             gateway_id=self.cfg.gateway_id,
             readings=[WireReading(r.seq, r.key, r.ts, r.value, r.unit) for r in rows],
             alerts=[wire(a) for a in alerts] if alerts and wire is not None else [],
+            marks=list(marks),
             sent_at=time.time(),
             backlog=max(0, self.buffer.backlog - len(rows)),
             dropped=self.buffer.dropped,
@@ -278,9 +293,10 @@ class Syncer:
             if self.wire_alert is not None
             else []
         )
-        if not rows and not alerts:
+        marks = tuple(self.marks.pending()) if self.marks is not None else ()
+        if not rows and not alerts and not marks:
             return None
-        body = encode_batch(self._batch(rows, alerts), compress=self.cfg.hub.gzip)
+        body = encode_batch(self._batch(rows, alerts, marks), compress=self.cfg.hub.gzip)
         if ahead:
             # Every seq in a batch must survive a power cut before the hub may store it, or a
             # rolled-back buffer could hand the same seq to a different reading (agent/buffer/).
@@ -289,6 +305,7 @@ class Syncer:
             rows,
             alerts,
             body,
+            marks,
             after_old=old[-1].seq if old else after_old,
             after_new=new[-1].seq if new else after_new,
         )
@@ -314,6 +331,7 @@ class Syncer:
                 return Outcome.IDLE
             await asyncio.to_thread(self.buffer.make_durable, _top(prepared.rows))  # _prepare
         rows, alerts, body = prepared.rows, prepared.alerts, prepared.body
+        marks = prepared.marks
         if read_ahead and rows:
             self._ahead = asyncio.ensure_future(
                 asyncio.to_thread(
@@ -355,6 +373,7 @@ class Syncer:
                             return Outcome.IDLE
                         await asyncio.to_thread(self.buffer.make_durable, _top(fresh.rows))
                         rows, alerts, body = fresh.rows, fresh.alerts, fresh.body
+                        marks = fresh.marks
                     started = time.monotonic()
                     try:
                         resp = await self._post(http, body)
@@ -364,7 +383,7 @@ class Syncer:
         except _Retryable as exc:
             self._record(f"error: {exc}")
             return Outcome.STOPPED
-        outcome = self._handle(resp, rows, alerts)
+        outcome = self._handle(resp, rows, alerts, marks)
         if self._acked and time.monotonic() - started < self.cfg.hub.timeout_s / 4:
             self._grow()
         return outcome
@@ -383,11 +402,17 @@ class Syncer:
             log.info("sync answered quickly; doubling the batch", batch_max_readings=self.limit)
 
     def _handle(
-        self, resp: httpx.Response, rows: list[Row], alerts: list[AlertRow] | None = None
+        self,
+        resp: httpx.Response,
+        rows: list[Row],
+        alerts: list[AlertRow] | None = None,
+        marks: tuple[WireMark, ...] = (),
     ) -> Outcome:
         status = resp.status_code
         alerts = alerts or []
         if 200 <= status < 300:
+            if marks and self.marks is not None:
+                self.marks.acked(marks)
             seqs = [r.seq for r in rows]
             self.buffer.ack(seqs)
             self._acked = True
