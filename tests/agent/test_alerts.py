@@ -176,7 +176,7 @@ async def agent(cfg: AgentConfig) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 15)
 
 
-async def test_alert_on_mqtt_within_1s_with_no_hub(
+async def test_alert_goes_out_on_mqtt_with_no_hub(
     tmp_path: Path, broker: Broker, publisher: Publisher, hmi: AlertListener
 ) -> None:
     cfg = config(tmp_path, broker, l1__m1__temp=RuleConfig(min=15.0, max=85.0))
