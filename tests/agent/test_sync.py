@@ -103,7 +103,14 @@ async def test_transient_failures_retry_then_succeed(tmp_path: Path, failure: ob
 
 
 async def test_failures_keep_data_until_2xx(tmp_path: Path) -> None:
+    calls = 0
+    retried = asyncio.Event()
+
     def hub(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls >= 3:
+            retried.set()
         return httpx.Response(503, json={"error": {"code": "unavailable", "message": "db"}})
 
     config = make_config(tmp_path)
@@ -112,7 +119,7 @@ async def test_failures_keep_data_until_2xx(tmp_path: Path) -> None:
     syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub))
     stopping = asyncio.Event()
     task = asyncio.create_task(syncer.run(stopping))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(retried.wait(), 10)  # three refusals: the batch went and came back
     stopping.set()
     await asyncio.wait_for(task, 5)
     assert buffer.backlog == 5
