@@ -83,6 +83,23 @@ class Outcome(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What one :meth:`Syncer.sync_once` did, for the loop that decides what comes next."""
+
+    outcome: Outcome
+    # The hub stored the batch as it was sent (2xx): a batch read ahead after it is good.
+    acked: bool = False
+    # The batch was claimed again before it went (rows evicted meanwhile, or a timeout
+    # shrank it): what was read ahead after the first claim is stale.
+    reclaimed: bool = False
+    # The next batch, being claimed and encoded in a worker thread (read_ahead=True).
+    ahead: asyncio.Future[_Prepared | None] | None = None
+    # Set when an attempt failed: the newest seq stored then. Once the hub answers again,
+    # the floor moves here (everything stored during the outage is backlog, module doc).
+    floor_next: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Prepared:
     """A claimed and encoded batch, ready to POST."""
 
@@ -127,12 +144,8 @@ class Syncer:
         self._stopping = asyncio.Event()
         # True while a request is on the wire; shutdown lets it finish rather than cut it off.
         self.in_flight = False
-        self._acked = False
-        self._reclaimed = False  # the batch was claimed again after drop_oldest evictions
-        self._ahead: asyncio.Future[_Prepared | None] | None = None
         # Rows above the floor are "live" and overtake the backlog below it (module doc).
         self.floor = 0
-        self._floor_next: int | None = None
 
     def _client(self) -> httpx.AsyncClient:
         h = self.cfg.hub
@@ -154,20 +167,25 @@ class Syncer:
         ahead: asyncio.Future[_Prepared | None] | None = None
         # Whatever is in the buffer at start waited through an outage: it is the backlog.
         self.floor = self.buffer.max_seq()
+        # A floor move waits for the next batch the hub takes (a refusal may come first).
+        floor_next: int | None = None
         async with self._client() as http:
             while not stopping.is_set():
                 # Clear before looking, so data committed while we send wakes the next wait.
                 self.wake.clear()
                 prepared = await ahead if ahead is not None else None
-                ahead = None
-                outcome = await self.sync_once(http, prepared, read_ahead=True)
-                ahead, self._ahead = self._ahead, None
-                floor_moved = self._floor_next is not None and outcome is Outcome.SENT
-                if floor_moved:
-                    assert self._floor_next is not None
-                    self.floor, self._floor_next = self._floor_next, None
+                result = await self.sync_once(http, prepared, read_ahead=True)
+                outcome, ahead = result.outcome, result.ahead
+                if result.floor_next is not None:
+                    floor_next = result.floor_next
+                floor_moved = False
+                if floor_next is not None and outcome is Outcome.SENT:
+                    self.floor, floor_next, floor_moved = floor_next, None, True
                 if ahead is not None and (
-                    outcome is not Outcome.SENT or not self._acked or floor_moved or self._reclaimed
+                    outcome is not Outcome.SENT
+                    or not result.acked
+                    or floor_moved
+                    or result.reclaimed
                 ):
                     # The batch was not stored as sent (retry, 413, 422, claimed again): what
                     # was read ahead after it is stale. Let the thread finish, then drop its result.
@@ -250,11 +268,11 @@ class Syncer:
             last_sync_error="" if result == "ok" else result.removeprefix("error: "),
         )
 
-    def _before_sleep(self, state: RetryCallState) -> None:
+    def _before_sleep(self, state: RetryCallState) -> int:
+        """Count, record and log a failed attempt; returns the newest seq stored now
+        (everything stored until the hub answers again is backlog, what comes after is live)."""
         exc = state.outcome.exception() if state.outcome else None
         metrics.SYNC_RETRIES.inc()
-        # Everything stored until the hub answers again is backlog; what comes after is live.
-        self._floor_next = self.buffer.max_seq()
         self._record(f"error: {exc}")
         log.warning(
             "sync failed, retrying",
@@ -263,6 +281,7 @@ class Syncer:
             retry_in_s=round(state.upcoming_sleep, 2),
             backlog=self.buffer.backlog,
         )
+        return self.buffer.max_seq()
 
     def _prepare(
         self,
@@ -316,24 +335,23 @@ class Syncer:
         prepared: _Prepared | None = None,
         *,
         read_ahead: bool = False,
-    ) -> Outcome:
+    ) -> SyncResult:
         """Send one batch, retrying transient failures until it is answered or we stop.
 
-        With ``read_ahead`` the next batch is prepared in a worker thread meanwhile and left
-        in ``self._ahead`` for the caller.
+        With ``read_ahead`` the next batch is prepared in a worker thread meanwhile and
+        handed to the caller in the result.
         """
-        self._acked = False
-        self._reclaimed = False
         if prepared is None:
             # On the loop thread: the main connection is also ingest's, never share it.
             prepared = self._prepare()
             if prepared is None:
-                return Outcome.IDLE
+                return SyncResult(Outcome.IDLE)
             await asyncio.to_thread(self.buffer.make_durable, _top(prepared.rows))  # _prepare
         rows, alerts, body = prepared.rows, prepared.alerts, prepared.body
         marks = prepared.marks
+        ahead: asyncio.Future[_Prepared | None] | None = None
         if read_ahead and rows:
-            self._ahead = asyncio.ensure_future(
+            ahead = asyncio.ensure_future(
                 asyncio.to_thread(
                     self._prepare,
                     prepared.after_old,
@@ -342,6 +360,12 @@ class Syncer:
                     skip_alerts=frozenset(a.id for a in alerts),
                 )
             )
+        floor_next: int | None = None
+
+        def before_sleep(state: RetryCallState) -> None:
+            nonlocal floor_next
+            floor_next = self._before_sleep(state)
+
         h = self.cfg.hub
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_Retryable),
@@ -352,11 +376,11 @@ class Syncer:
             ),
             stop=lambda _state: self._stopping.is_set(),
             sleep=self._sleep,
-            before_sleep=self._before_sleep,
+            before_sleep=before_sleep,
             reraise=True,
         )
         dropped_at = self.buffer.dropped
-        shrunk = False
+        shrunk = reclaimed = False
         try:
             async for attempt in retrying:
                 with attempt:
@@ -367,10 +391,12 @@ class Syncer:
                         # pass. Claim again from what is still stored.
                         dropped_at = self.buffer.dropped
                         shrunk = False
-                        self._reclaimed = True
+                        reclaimed = True
                         fresh = self._prepare()
                         if fresh is None:
-                            return Outcome.IDLE
+                            return SyncResult(
+                                Outcome.IDLE, reclaimed=True, ahead=ahead, floor_next=floor_next
+                            )
                         await asyncio.to_thread(self.buffer.make_durable, _top(fresh.rows))
                         rows, alerts, body = fresh.rows, fresh.alerts, fresh.body
                         marks = fresh.marks
@@ -382,11 +408,14 @@ class Syncer:
                         raise
         except _Retryable as exc:
             self._record(f"error: {exc}")
-            return Outcome.STOPPED
+            return SyncResult(
+                Outcome.STOPPED, reclaimed=reclaimed, ahead=ahead, floor_next=floor_next
+            )
         outcome = self._handle(resp, rows, alerts, marks)
-        if self._acked and time.monotonic() - started < self.cfg.hub.timeout_s / 4:
+        acked = 200 <= resp.status_code < 300
+        if acked and time.monotonic() - started < self.cfg.hub.timeout_s / 4:
             self._grow()
-        return outcome
+        return SyncResult(outcome, acked, reclaimed, ahead, floor_next)
 
     def _shrink(self, sent: int) -> bool:
         """After a timeout of a batch of ``sent`` readings: halve; False if it cannot."""
@@ -415,7 +444,6 @@ class Syncer:
                 self.marks.acked(marks)
             seqs = [r.seq for r in rows]
             self.buffer.ack(seqs)
-            self._acked = True
             metrics.sync_ok(len(rows))
             if alerts:
                 self.buffer.ack_alerts([(a.id, a.version) for a in alerts])

@@ -41,7 +41,7 @@ async def run_once(
     fill(buffer, n)
     syncer = Syncer(config, buffer, transport=httpx.MockTransport(handler))
     async with syncer._client() as http:
-        outcome = await syncer.sync_once(http)
+        outcome = (await syncer.sync_once(http)).outcome
     return outcome, buffer, syncer
 
 
@@ -157,9 +157,9 @@ async def test_422_naming_seqs_moves_exactly_those_to_dead_letters(tmp_path: Pat
     fill(buffer, 10)
     syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub))
     async with syncer._client() as http:
-        assert await syncer.sync_once(http) is Outcome.SENT
+        assert (await syncer.sync_once(http)).outcome is Outcome.SENT
         assert buffer.backlog == 8 and buffer.dead_letters_total == 2
-        assert await syncer.sync_once(http) is Outcome.SENT
+        assert (await syncer.sync_once(http)).outcome is Outcome.SENT
     assert posts[1] == [1, 2, 4, 5, 6, 8, 9, 10]
     assert buffer.backlog == 0
     reasons = [r[0] for r in buffer._db.execute("SELECT reason FROM dead_letters")]
@@ -314,14 +314,15 @@ async def test_backoff_is_capped_jittered_and_moves_the_floor(tmp_path: Path) ->
 
     syncer._sleep = no_sleep  # type: ignore[method-assign]
     async with syncer._client() as http:
-        assert await syncer.sync_once(http) is Outcome.SENT
+        result = await syncer.sync_once(http)
+    assert result.outcome is Outcome.SENT and result.acked
     assert len(waits) == 40
     # Never longer than the cap (first data within ~1 s of the hub's return), never shorter
     # than backoff_min_s (at most 5 attempts/s from one gateway), and not in lockstep.
     assert max(waits) <= 1.0 and min(waits) >= 0.2
     assert len({round(w, 6) for w in waits[10:]}) > 20
     # Everything stored while the hub was down is backlog; the floor is the newest of it.
-    assert syncer._floor_next == 50
+    assert result.floor_next == 50
 
 
 async def test_timeouts_halve_the_batch_and_quick_answers_grow_it_back(tmp_path: Path) -> None:
