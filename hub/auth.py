@@ -17,10 +17,12 @@ from typing import Literal, Protocol
 
 from hub.errors import forbidden, unauthorized
 
-Role = Literal["gateway", "read", "admin"]
-ROLES: tuple[Role, ...] = ("gateway", "read", "admin")
-PREFIXES: dict[Role, str] = {"gateway": "feg_", "read": "fer_", "admin": "fea_"}
-READ_ROLES: tuple[Role, ...] = ("read", "admin")
+Role = Literal["gateway", "read", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("gateway", "read", "operator", "admin")
+PREFIXES: dict[Role, str] = {"gateway": "feg_", "read": "fer_", "operator": "feo_", "admin": "fea_"}
+# operator: read, plus acknowledging and shelving alerts (ALERT_ROLES); admin: everything.
+READ_ROLES: tuple[Role, ...] = ("read", "operator", "admin")
+ALERT_ROLES: tuple[Role, ...] = ("operator", "admin")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,16 @@ names, like :class:`pathlib.Path` picks its flavour: a ``database`` URL from hub
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hub.auth import Role, TokenRecord
 from hub.storage.model import FoundAnomaly, GatewayReport, StoreResult, Thresholds
 from shared.wire import WireAlert, WireReading
+
+if TYPE_CHECKING:
+    from hub.storage.alerts import Actor, AlertFilter
+    from hub.storage.rules import RuleSpec
 
 Stats = tuple[float | None, float | None, float | None, int, float | None, float | None]
 
@@ -200,3 +204,75 @@ class Storage(ABC):
     @abstractmethod
     def edge_alerts(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` alerts the edge raised for a sensor, newest first."""
+
+    # -- alert rules, fleet alerts, webhook outbox (rules.py, alerts.py) ------------------
+
+    @abstractmethod
+    def list_rules(self, sensor_id: int) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def get_rule(self, rule_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def add_rule(self, sensor_id: int, spec: RuleSpec) -> tuple[dict[str, Any], int] | None:
+        """(the new rule, its factory's config version); None: no such sensor."""
+
+    @abstractmethod
+    def update_rule(self, rule_id: int, spec: RuleSpec) -> tuple[dict[str, Any], int] | None: ...
+
+    @abstractmethod
+    def delete_rule(self, rule_id: int) -> int | None:
+        """The factory's new config version; None: no such rule."""
+
+    @abstractmethod
+    def gateway_alert_rules(self, name: str) -> list[dict[str, Any]]:
+        """The enabled rules of gateway ``name``'s factory, each with its sensor's key."""
+
+    @abstractmethod
+    def list_alerts(
+        self, where: AlertFilter, offset: int, limit: int, at: float | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(a page of the fleet's alerts, newest first; how many match in all)."""
+
+    @abstractmethod
+    def get_alert(self, alert_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def alert_journal(self, alert_id: int) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def acknowledge_alert(
+        self, alert_id: int, actor: Actor, comment: str | None
+    ) -> dict[str, Any] | None:
+        """None: no such alert; Conflict: acknowledged already."""
+
+    @abstractmethod
+    def shelve_alert(
+        self, alert_id: int, actor: Actor, until: float, comment: str | None
+    ) -> dict[str, Any] | None:
+        """None: no such alert; Conflict: the alert is cleared."""
+
+    @abstractmethod
+    def unshelve_alert(
+        self, alert_id: int, actor: Actor, comment: str | None
+    ) -> dict[str, Any] | None:
+        """None: no such alert; Conflict: not shelved."""
+
+    @abstractmethod
+    def expire_shelves(self, at: float | None = None) -> int: ...
+
+    @abstractmethod
+    def evaluate_gateways(self, offline_after_s: float, at: float | None = None) -> dict[str, int]:
+        """Open/clear gateway_offline alerts; {"opened": n, "cleared": n}."""
+
+    @abstractmethod
+    def stale_sensors(self, sensor_ids: Iterable[int]) -> set[int]: ...
+
+    @abstractmethod
+    def alert_events_after(self, after: int, limit: int) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def webhook_lease(self, url: str, owner: str, lease_s: float) -> int | None: ...
+
+    @abstractmethod
+    def webhook_delivered(self, url: str, owner: str, event: int) -> bool: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from hub.storage.alarms_schema import sqlite_alarms
 from hub.storage.migrations import Migration, statements
 
 _V1 = """
@@ -140,4 +141,5 @@ def _v2(conn: sqlite3.Connection) -> None:
 MIGRATIONS: list[Migration[sqlite3.Connection]] = [
     Migration(1, "tables of the first release", _v1),
     Migration(2, "factory config_version, sensor deadband", _v2),
+    Migration(3, "alert rules, alerts, journal, webhooks, operator role", sqlite_alarms),
 ]
