@@ -1,6 +1,6 @@
 """MQTT payload -> readings, or the reason it belongs in the dead-letter table.
 
-Accepted forms (DESIGN §3):
+Accepted forms (README.md, "MQTT payloads"):
 
 * a JSON object ``{"value": 23.5, "ts": 1732270000.123, "unit": "C"}`` (``ts`` and ``unit``
   optional; ``ts`` epoch seconds or RFC 3339),

@@ -1,4 +1,5 @@
-"""Payload and topic parsing: every form of DESIGN §3, and every way to get it wrong."""
+"""Payload and topic parsing: every form README.md's "MQTT payloads" lists, and every way
+to get it wrong."""
 
 from __future__ import annotations
 

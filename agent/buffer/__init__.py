@@ -32,22 +32,18 @@ A damaged file is found and salvaged at open by agent/recovery.py.
 """
 
 from agent.buffer.alerts import AlertRow
-from agent.buffer.budget import WhenFull
-from agent.buffer.outbox import AppendResult, Buffer, DeadLetter, DeriveAlerts, Reading, Row
-from agent.buffer.redelivery import RECENT_MESSAGES, MessageId
+from agent.buffer.outbox import AppendResult, Buffer, DeadLetter, Reading, Row
+from agent.buffer.redelivery import MessageId
 from agent.buffer.status import Status, read_status
 
 __all__ = [
-    "RECENT_MESSAGES",
     "AlertRow",
     "AppendResult",
     "Buffer",
     "DeadLetter",
-    "DeriveAlerts",
     "MessageId",
     "Reading",
     "Row",
     "Status",
-    "WhenFull",
     "read_status",
 ]

@@ -145,7 +145,6 @@ class Buffer:
         # seconds and every page of a 10M-reading backlog at every start.
         self._backlog = int(self._db.execute("SELECT n FROM backlog_count").fetchone()[0])
         self.budget = Budget(self._db, self.path, max_bytes, lambda: self._backlog)
-        self.page_size = self.budget.page_size
         self.alerts = AlertOutbox(self._db, self._reader)
         self.redelivery = Redelivery(self._db)
         self._seq_mark = recovery.read_seq_mark(self.path)
@@ -202,9 +201,6 @@ class Buffer:
     @property
     def dead_letters_total(self) -> int:
         return self._dead_total
-
-    def used_bytes(self) -> int:
-        return self.budget.used_bytes()
 
     def disk_bytes(self) -> int:
         return self.budget.disk_bytes()

@@ -4,8 +4,9 @@ metrics scrape and ``edge-agent drain``.
 :func:`read_status` works from another process without taking any write lock: a read-only
 connection and one snapshot (``BEGIN``) for every number, so they agree with each other.
 :meth:`Status.to_dict` is the ``status --json`` object; its keys are part of the outside
-contract (DESIGN.md §2: at least ``backlog``, ``oldest_unsynced_age_s``, ``dead_letters``,
-``dropped``, ``last_sync``) and are the dataclass fields below, in this order.
+contract (docs/operations.md, "Back up and inspect the buffer": scripts read ``backlog``,
+``oldest_unsynced_age_s``, ``dead_letters``, ``dropped``, ``last_sync``) and are the
+dataclass fields below, in this order.
 """
 
 from __future__ import annotations
