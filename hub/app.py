@@ -1,10 +1,16 @@
 """The Robyn application: routes, auth per route, the envelope, metrics, error containment.
 
-Every route goes through :meth:`Hub.endpoint`, which authenticates, applies the per-token rate
-limit (429 + Retry-After), runs the handler, turns ApiError into its envelope and any other
-exception into a logged 500 ``internal``, and counts and times the request by route template
-(not raw path, which would explode the label set). The request id (the client's
-``X-Request-ID``, else a new one) is on every log line of the request and echoed back.
+Every route goes through :meth:`Hub.endpoint`, which refuses a body shorter or longer than
+its Content-Length, authenticates, applies the per-token rate limit (429 + Retry-After) and,
+for reads that may answer many rows, the per-token read budget, runs the handler, turns
+ApiError into its envelope and any other exception into a logged 500 ``internal``, and counts
+and times the request by route template (not raw path, which would explode the label set).
+The request id (the client's ``X-Request-ID``, else a new one) is on every log line of the
+request and echoed back.
+
+Methods: every GET route also answers HEAD (the same status and headers, no body); every
+route answers OPTIONS with ``Allow``; any other method on a known path is a 405 envelope
+with ``Allow``; an unknown path is a 404 envelope whatever the method.
 """
 
 from __future__ import annotations
@@ -22,21 +28,23 @@ from urllib.parse import unquote
 import msgspec
 import structlog
 
-from hub import anomaly, metrics, openapi, queries, thresholds
+from hub import anomaly, docs, metrics, openapi, queries, thresholds
 from hub import ingest as ingest_mod
 from hub.auth import READ_ROLES, Principal, Role, authenticate, require
+from hub.batchcheck import SensorLimits
 from hub.config import HubSettings
 from hub.errors import (
     JSON_HEADERS,
     ApiError,
     error_body,
     internal,
+    method_not_allowed,
     new_request_id,
     not_found,
     rate_limited,
     success_body,
 )
-from hub.ratelimit import RateLimiter, retry_after_s
+from hub.ratelimit import RateLimiter, ReadBudget, retry_after_s
 from hub.storage import Storage
 
 log = structlog.get_logger("hub.app")
@@ -44,6 +52,8 @@ log = structlog.get_logger("hub.app")
 API = "/api/v1"
 # The route label of unmatched requests in metrics (one label, not one per probed path).
 NOT_FOUND_ROUTE = "<unmatched>"
+# Methods the router knows; each path answers those it serves, 405 for the rest.
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 
 
 @contextmanager
@@ -66,11 +76,12 @@ def load_robyn() -> ModuleType:
 
 @dataclass(frozen=True, slots=True)
 class Raw:
-    """A non-envelope answer (metrics text, probes)."""
+    """A non-envelope answer (metrics text, probes, static files)."""
 
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -78,6 +89,7 @@ class Ctx:
     request: Any
     request_id: str
     principal: Principal | None
+    body: bytes = b""
     _params: dict[str, str] | None = field(default=None)
 
     def path(self, name: str) -> str | None:
@@ -114,6 +126,30 @@ def _request_id(request: Any) -> str:
     return new_request_id()
 
 
+def _complete_body(request: Any) -> bytes:
+    """The request body, or 400 when it is not as long as its Content-Length says.
+
+    Robyn hands a handler whatever arrived before the client half-closed: a batch cut off
+    mid-way could still be valid JSON (a shorter array) and would be stored as if whole."""
+    body = ingest_mod.body_bytes(request.body)
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return body
+    text = str(declared).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) != len(body):
+        raise ApiError(
+            400,
+            "incomplete_body",
+            f"the body has {len(body)} bytes, Content-Length says {text!r}; nothing done",
+            [{"field": "body", "message": "shorter or longer than its Content-Length"}],
+        )
+    return body
+
+
+# Expected rows of a read, from its parameters: what the read budget charges up front.
+RowEstimate = Callable[["Ctx"], int]
+
+
 class Hub:
     """Holds what the handlers share and builds the Robyn app."""
 
@@ -122,6 +158,15 @@ class Hub:
         self.storage = storage
         self.anomaly = anomaly.AnomalyClient(settings.anomaly_url)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.read_budget = ReadBudget(
+            settings.read_budget_rows_per_s,
+            settings.read_budget_burst_rows,
+            settings.max_concurrent_heavy_reads,
+            settings.heavy_read_rows,
+        )
+        self.sensor_limits = SensorLimits(
+            settings.max_new_sensors_per_batch, settings.max_sensors_per_factory
+        )
         self._spec: bytes | None = None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
@@ -141,10 +186,17 @@ class Hub:
         route: str,
         roles: tuple[Role, ...] | None,
         fn: Handler,
+        *,
+        head: bool = False,
+        rows: RowEstimate | None = None,
     ) -> Callable[[Any], Any]:
+        """Robyn's handler for ``fn``. ``head``: answer as GET would, without the body.
+        ``rows``: the read's worst-case row count, for the read budget."""
         response_cls = robyn.Response
         storage = self.storage
         limiter = self.limiter
+        budget = self.read_budget
+        label = "HEAD" if head else method
 
         def handler(request: Any) -> Any:
             self._track(1)
@@ -154,7 +206,9 @@ class Hub:
             # Every line logged while this request runs carries its id. Bound and reset inside
             # this synchronous call, so requests on other threads never see it.
             with structlog.contextvars.bound_contextvars(request_id=rid):
+                admitted = False
                 try:
+                    raw_body = _complete_body(request)
                     principal = None
                     if roles is not None:
                         principal = require(
@@ -164,9 +218,20 @@ class Hub:
                         if wait > 0:
                             metrics.RATE_LIMITED.inc()
                             raise rate_limited(retry_after_s(wait))
-                    result = fn(Ctx(request, rid, principal))
+                    ctx = Ctx(request, rid, principal, raw_body)
+                    if rows is not None and principal is not None:
+                        expected = rows(ctx)  # bad parameters: their 400 comes from here
+                        if budget.is_heavy(expected):
+                            refused = budget.acquire(principal.token_id, expected)
+                            if refused is not None:
+                                reason, wait = refused
+                                metrics.READ_BUDGET_REFUSED.labels(reason).inc()
+                                raise rate_limited(retry_after_s(wait), _BUDGET_HINT[reason])
+                            admitted = True
+                    result = fn(ctx)
                     if isinstance(result, Raw):
                         status, body, ctype = result.status, result.body, result.content_type
+                        headers.update(result.headers)
                     else:
                         data, meta = result
                         status, body = 200, success_body(data, rid, meta)
@@ -174,16 +239,28 @@ class Hub:
                 except ApiError as err:
                     status, body, ctype = err.status, error_body(err, rid), "application/json"
                     headers.update(err.headers)
+                except RecursionError:
+                    # Only a decoder recurses this deep: JSON nested past msgspec's limit.
+                    deep = ApiError(
+                        400, "invalid_json", "body is not valid JSON: nested too deeply"
+                    )
+                    status, body, ctype = 400, error_body(deep, rid), "application/json"
                 except Exception:
-                    log.exception("unhandled error", route=route, method=method)
+                    log.exception("unhandled error", route=route, method=label)
                     status, body, ctype = 500, error_body(internal(), rid), "application/json"
                 finally:
+                    if admitted:
+                        budget.release()
                     self._track(-1)
                 elapsed = perf_counter() - started
-                _access_log(method, route, status, elapsed)
-            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_DURATION.labels(route, method, f"{status // 100}xx").observe(elapsed)
+                _access_log(label, route, status, elapsed)
+            metrics.HTTP_REQUESTS.labels(route, label, str(status)).inc()
+            metrics.HTTP_DURATION.labels(route, label, f"{status // 100}xx").observe(elapsed)
             headers.update({"Content-Type": ctype, "X-Request-ID": rid})
+            if head:
+                # HEAD: GET's status and headers without the body (Robyn then sends
+                # Content-Length: 0, which RFC 9110 allows for HEAD).
+                body = b""
             return response_cls(status_code=status, headers=headers, description=body)
 
         handler.__name__ = fn.__name__
@@ -200,16 +277,17 @@ class Hub:
             result = ingest_mod.ingest(
                 self.storage,
                 ctx.principal,
-                ingest_mod.body_bytes(request.body),
+                ctx.body,
                 request.headers.get("content-encoding"),
                 max_body_bytes=self.settings.max_body_bytes,
                 max_decompressed_bytes=self.settings.max_decompressed_bytes,
                 window=self.settings.ts_window(),
+                sensor_limits=self.sensor_limits,
             )
         except ApiError as err:
             metrics.INGEST_BATCHES.labels(str(err.status)).inc()
             if err.status == 422:
-                rejected = {d["seq"] for d in err.details if isinstance(d.get("seq"), int)}
+                rejected = {d.get("seq") for d in err.details if isinstance(d.get("seq"), int)}
                 metrics.INGEST_READINGS.labels("rejected").inc(len(rejected))
             raise
         metrics.INGEST_BATCHES.labels("200").inc()
@@ -262,8 +340,7 @@ class Hub:
 
     def h_thresholds(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Set a sensor's thresholds {"min", "max", "deadband"}; they flow down to gateways."""
-        body = ingest_mod.body_bytes(ctx.request.body)
-        return thresholds.put_thresholds(self.storage, ctx.path("id"), body)
+        return thresholds.put_thresholds(self.storage, ctx.path("id"), ctx.body)
 
     def h_gateway_config(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Threshold rules for the sensors of a gateway's factory, with their version."""
@@ -282,6 +359,20 @@ class Hub:
     def h_not_found(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Any path no route matches."""
         raise not_found("route", f"{ctx.request.method} {ctx.request.url.path}")
+
+    def h_not_allowed(self, allow: str) -> Handler:
+        def not_allowed(ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+            """A known path asked with a method it does not serve."""
+            raise method_not_allowed(ctx.request.method, ctx.request.url.path, allow)
+
+        return not_allowed
+
+    def h_options(self, allow: str) -> Handler:
+        def options(ctx: Ctx) -> Raw:
+            """The methods this path serves (no CORS: the console is same-origin)."""
+            return Raw(204, b"", headers={"Allow": allow})
+
+        return options
 
     def h_live(self, ctx: Ctx) -> Raw:
         """Liveness probe: the process answers."""
@@ -319,13 +410,37 @@ class Hub:
 
     def h_docs(self, ctx: Ctx) -> Raw:
         """Interactive API documentation (Swagger UI over /openapi.json)."""
-        return Raw(200, openapi.DOCS_HTML, "text/html; charset=utf-8")
+        return Raw(200, docs.PAGE, "text/html; charset=utf-8", dict(docs.HEADERS))
+
+    def h_docs_asset(self, name: str) -> Handler:
+        def asset(ctx: Ctx) -> Raw:
+            """A Swagger UI file from the pinned swagger-ui-bundle package."""
+            body, ctype = docs.asset(name)
+            return Raw(200, body, ctype, dict(docs.ASSET_HEADERS))
+
+        return asset
+
+    # -- read costs ----------------------------------------------------------------------
+
+    @staticmethod
+    def rows_of_readings(ctx: Ctx) -> int:
+        return queries.parse_limit(ctx.params)
+
+    @staticmethod
+    def rows_of_series(ctx: Ctx) -> int:
+        return queries.series_rows(ctx.params)
 
     # -- assembly ------------------------------------------------------------------------
 
     def routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
+        # Imported here: the handler modules import this one.
+        from hub.api import alerts as alerts_api
+        from hub.api import rules as rules_api
+
         gateway: tuple[Role, ...] = ("gateway",)
         return [
+            *rules_api.routes(self, API),
+            *alerts_api.routes(self, API),
             ("POST", f"{API}/ingest", gateway, self.h_ingest),
             ("GET", f"{API}/gateways", READ_ROLES, self.h_gateways),
             ("GET", f"{API}/gateways/:id", READ_ROLES, self.h_gateway),
@@ -347,6 +462,16 @@ class Hub:
             ("GET", "/openapi.json", None, self.h_openapi),
             ("GET", "/docs", None, self.h_docs),
         ]
+
+    def static_routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
+        """Routes outside the API spec: the files the /docs page loads."""
+        return [("GET", f"/docs/{name}", None, self.h_docs_asset(name)) for name in docs.ASSETS]
+
+    def row_estimates(self) -> dict[tuple[str, str], RowEstimate]:
+        return {
+            ("GET", f"{API}/sensors/:id/readings"): self.rows_of_readings,
+            ("GET", f"{API}/sensors/:id/series"): self.rows_of_series,
+        }
 
 
 def robyn_config(robyn: ModuleType, settings: HubSettings) -> Any:
@@ -381,14 +506,43 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
         )
 
     app.exception(on_exception)
-    for method, route, roles, fn in hub.routes():
-        handler = hub.endpoint(robyn, method, route, roles, fn)
-        app.add_route(method, route, handler)
+    estimates = hub.row_estimates()
+    served: dict[str, list[str]] = {}
+    for method, route, roles, fn in hub.routes() + hub.static_routes():
+        rows = estimates.get((method, route))
+        app.add_route(method, route, hub.endpoint(robyn, method, route, roles, fn, rows=rows))
+        served.setdefault(route, []).append(method)
+        if method == "GET":
+            head = hub.endpoint(robyn, method, route, roles, fn, head=True, rows=rows)
+            app.add_route("HEAD", route, head)
+            served[route].append("HEAD")
+    for route, methods in served.items():
+        allow = ", ".join([*methods, "OPTIONS"])
+        options = hub.endpoint(robyn, "OPTIONS", route, None, hub.h_options(allow))
+        app.add_route("OPTIONS", route, options)
+        for method in METHODS:
+            if method not in methods and method != "OPTIONS":
+                handler = hub.endpoint(robyn, method, route, None, hub.h_not_allowed(allow))
+                app.add_route(_http_method(robyn, method), route, handler)
     # Robyn's router (matchit) lets a catch-all stand beside every other route: specific
     # routes win, and anything else gets the 404 envelope instead of a plain-text 404.
     # "/*rest" does not match "/" itself, hence the second route.
-    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+    for method in METHODS:
         for route in ("/", "/*rest"):
-            handler = hub.endpoint(robyn, method, NOT_FOUND_ROUTE, None, hub.h_not_found)
-            app.add_route(method, route, handler)
+            handler = hub.endpoint(
+                robyn, method, NOT_FOUND_ROUTE, None, hub.h_not_found, head=method == "HEAD"
+            )
+            app.add_route(_http_method(robyn, method), route, handler)
     return app, hub
+
+
+def _http_method(robyn: ModuleType, method: str) -> Any:
+    # Robyn's add_route maps method names itself, except TRACE: give it the enum.
+    return robyn.HttpMethod.TRACE if method == "TRACE" else method
+
+
+_BUDGET_HINT = {
+    "budget": "this token has read many rows lately (read_budget_rows_per_s); ask for "
+    "fewer (a smaller limit, a narrower range, a wider bucket) or retry later",
+    "concurrency": "other large reads are running (max_concurrent_heavy_reads); retry shortly",
+}

@@ -61,12 +61,21 @@ def forbidden(message: str) -> ApiError:
     return ApiError(403, "forbidden", message)
 
 
-def rate_limited(retry_after_s: int) -> ApiError:
+def rate_limited(retry_after_s: int, why: str = "too many requests for this token") -> ApiError:
     return ApiError(
         429,
         "rate_limited",
-        f"too many requests for this token; retry in {retry_after_s}s",
+        f"{why}; retry in {retry_after_s}s",
         headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def method_not_allowed(method: str, path: str, allow: str) -> ApiError:
+    return ApiError(
+        405,
+        "method_not_allowed",
+        f"{method} is not served on {path}; allowed: {allow}",
+        headers={"Allow": allow},
     )
 
 

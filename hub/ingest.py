@@ -1,13 +1,20 @@
-"""POST /api/v1/ingest: decode -> authorize -> store idempotently, all or nothing."""
+"""POST /api/v1/ingest: decode -> check -> authorize -> store idempotently, all or nothing."""
 
 from __future__ import annotations
 
+import time
+
+from hub import batchcheck
 from hub.auth import Principal
+from hub.batchcheck import SensorLimits
 from hub.errors import ApiError, forbidden
-from hub.metrics import INGEST_READINGS
+from hub.metrics import INGEST_READINGS, SENSOR_LIMIT_REFUSALS
 from hub.storage import GatewayReport, Storage
 from shared.payload import NO_WINDOW, TsWindow
-from shared.wire import IngestResult, WireError, decode_batch
+from shared.wire import Batch, IngestResult, WireError, decode_batch
+
+# Generous enough for any real deployment; a cap that a test may lower.
+NO_SENSOR_LIMITS = SensorLimits(per_batch=1_000_000, per_factory=10_000_000)
 
 
 def body_bytes(body: str | bytes | None) -> bytes:
@@ -19,6 +26,51 @@ def body_bytes(body: str | bytes | None) -> bytes:
     return bytes(body)
 
 
+def decode(
+    body: bytes, content_encoding: str | None, *, max_decompressed_bytes: int, window: TsWindow
+) -> Batch:
+    """The batch in ``body``, checked by shared.wire and hub.batchcheck, or ApiError."""
+    try:
+        batch = decode_batch(
+            body, content_encoding, max_decompressed=max_decompressed_bytes, window=window
+        )
+    except WireError as exc:
+        raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
+    except RecursionError:
+        # msgspec gives up on JSON nested past its depth limit (an unknown field holding
+        # [[[[...]]]] 50,000 deep): malformed input, not a server fault.
+        raise ApiError(400, "invalid_json", "body is not valid JSON: nested too deeply") from None
+    problems = batchcheck.report_problems(batch) + batchcheck.reading_problems(batch)
+    problems += batchcheck.alert_problems(batch, window, time.time())
+    if problems:
+        raise ApiError(422, "validation_error", f"{len(problems)} problem(s) in batch", problems)
+    return batch
+
+
+def check_new_sensors(
+    storage: Storage, factory_id: int, batch: Batch, limits: SensorLimits
+) -> None:
+    """422 naming the limit and each reading (seq) that would create a sensor past it.
+
+    Checked before the write transaction: two batches of one factory racing past the
+    factory's limit can overshoot it by at most one batch's new sensors."""
+    keys = {r.key for r in batch.readings} | {a.key for a in batch.alerts}
+    count, known = storage.sensor_census(factory_id, keys)
+    if len(known) == len(keys):
+        return
+    details, limit = batchcheck.new_sensor_problems(batch, known, count, limits)
+    if limit is None:
+        return
+    SENSOR_LIMIT_REFUSALS.labels(limit).inc()
+    refused = len({d["seq"] for d in details if "seq" in d})
+    raise ApiError(
+        422,
+        "sensor_limit",
+        f"{refused} reading(s) would create sensors past {limit}; nothing stored",
+        details,
+    )
+
+
 def ingest(
     storage: Storage,
     principal: Principal,
@@ -28,6 +80,7 @@ def ingest(
     max_body_bytes: int,
     max_decompressed_bytes: int,
     window: TsWindow = NO_WINDOW,
+    sensor_limits: SensorLimits = NO_SENSOR_LIMITS,
 ) -> IngestResult:
     """Apply one sync batch for ``principal`` (a gateway token), or raise ApiError.
 
@@ -41,12 +94,9 @@ def ingest(
             f"request body exceeds {max_body_bytes} bytes",
             [{"field": "body", "message": f"{len(body)} bytes > {max_body_bytes}"}],
         )
-    try:
-        batch = decode_batch(
-            body, content_encoding, max_decompressed=max_decompressed_bytes, window=window
-        )
-    except WireError as exc:
-        raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
+    batch = decode(
+        body, content_encoding, max_decompressed_bytes=max_decompressed_bytes, window=window
+    )
     if principal.gateway_id is None or principal.factory_id is None:
         raise forbidden("only gateway tokens may ingest")
     if batch.gateway_id != principal.gateway_name:
@@ -54,6 +104,7 @@ def ingest(
             f"this token belongs to gateway {principal.gateway_name!r}, "
             f"the batch names {batch.gateway_id!r}"
         )
+    check_new_sensors(storage, principal.factory_id, batch, sensor_limits)
     result = storage.store_batch(
         principal.gateway_id,
         principal.factory_id,

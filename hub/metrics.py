@@ -26,6 +26,18 @@ HTTP_DURATION = Histogram(
 RATE_LIMITED = Counter(
     "edge_hub_rate_limited_requests", "Requests refused with 429 by the per-token rate limit."
 )
+READ_BUDGET_REFUSED = Counter(
+    "edge_hub_read_budget_refusals",
+    "Expensive reads refused with 429, by reason (budget = the token's rows per second "
+    "spent; concurrency = max_concurrent_heavy_reads already running).",
+    ["reason"],
+)
+SENSOR_LIMIT_REFUSALS = Counter(
+    "edge_hub_sensor_limit_refusals",
+    "Sync batches refused (422) because they would create sensors past a limit, by limit "
+    "(max_new_sensors_per_batch, max_sensors_per_factory).",
+    ["limit"],
+)
 
 ANOMALY_DETECTOR_UP = Gauge(
     "edge_hub_anomaly_detector_up",

@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document behind ``/openapi.json`` and the Swagger UI page at ``/docs``.
+"""The OpenAPI 3.1 document behind ``/openapi.json`` (the Swagger UI page at ``/docs`` that
+renders it is hub.docs).
 
 Built from the app's own route table, so a route cannot exist without being described (the
 build fails on an undescribed one). Robyn's generated spec is switched off: it knows neither
@@ -185,6 +186,7 @@ class Op:
     errors: tuple[int, ...] = (400, 401, 403, 404)
     body: dict[str, Any] | None = None
     raw: dict[str, Any] | None = field(default=None)  # a non-envelope 200 (probes, metrics)
+    status: int = 200  # the success status: 201 for a create, 204 (no body) for a delete
 
 
 _READ_ERRORS = (400, 401, 403, 404, 429)
@@ -289,7 +291,9 @@ def _operation(
         "content": {ctype: {"schema": schema} for ctype, schema in (op.raw or {}).items()}
         or {"application/json": {"schema": _envelope(op.data)}},
     }
-    responses: dict[str, Any] = {"200": ok}
+    if op.status == 204:
+        ok = {"description": "No Content"}
+    responses: dict[str, Any] = {str(op.status): ok}
     for status in op.errors:
         responses[str(status)] = {
             "description": _ERRORS[status],
@@ -344,17 +348,7 @@ def build(routes: Iterable[tuple[str, str, bool, Callable[..., Any]]]) -> dict[s
     }
 
 
-DOCS_HTML = b"""<!DOCTYPE html>
-<html>
-<head>
-<title>factory-edge hub API</title>
-<meta charset="utf-8">
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css">
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
-</body>
-</html>
-"""
+# Routes described in their own modules (imported last: they build on the helpers above).
+from hub.api.spec import OPS as _API_OPS  # noqa: E402
+
+OPS.update(_API_OPS)

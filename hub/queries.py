@@ -8,6 +8,7 @@ here knows about Robyn, so the functions are testable without a server.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,8 @@ DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
 ONLINE_WITHIN_S = 60.0
 MAX_INT = 2**63 - 1
+# 9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write (hub.batchcheck.MAX_TS).
+MAX_TS = 253402300799.999
 
 _BUCKET = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -60,9 +63,17 @@ def parse_time(params: Params, name: str) -> float | None:
     with contextlib.suppress(ValueError):
         value = float(text)
     try:
-        return parse_ts(value)
-    except ValueError:
+        ts = parse_ts(value)
+    except (ValueError, OverflowError):
+        # OverflowError: an RFC 3339 time whose offset pushes it past year 1 or 9999.
         raise bad_param(name, f"must be epoch seconds or RFC 3339, got {raw!r}") from None
+    # Every answer writes its range back as RFC 3339: a time past 9999-12-31 has no such
+    # form (1e15, or 9999-12-31T23:59:59-01:00, which is in the year 10000 in UTC).
+    if ts > MAX_TS:
+        raise bad_param(
+            name, f"must not be after 9999-12-31T23:59:59Z (epoch {int(MAX_TS)}), got {raw!r}"
+        )
+    return ts
 
 
 def parse_range(params: Params) -> tuple[float | None, float | None]:
@@ -91,6 +102,17 @@ def parse_bucket(params: Params, default: str = "60s") -> float:
     if not MIN_BUCKET_S <= seconds <= MAX_BUCKET_S:
         raise bad_param("bucket", f"must be between 1ms and 366d, got {raw!r}")
     return seconds
+
+
+def series_rows(params: Params) -> int:
+    """The most buckets a series request can answer: its limit, or fewer when from and to
+    bound the range (the read budget charges this up front, hub.ratelimit.ReadBudget)."""
+    start, end = parse_range(params)
+    bucket = parse_bucket(params)
+    limit = parse_limit(params, default=MAX_LIMIT)
+    if start is None or end is None:
+        return limit
+    return min(limit, math.ceil((end - start) / bucket) + 1)
 
 
 def _range_meta(start: float | None, end: float | None) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from shared import sensor_key
+
 REQUIRED = ("line", "machine", "sensor")
 _PLACEHOLDER = re.compile(r"^\{([a-z_]+)\}$")
 
@@ -65,7 +67,11 @@ class TopicTemplate:
                 raise TopicError(f"topic {topic!r} has an empty {{{name}}} level")
             else:
                 values[name] = part
-        return "/".join(values[name] for name in REQUIRED)
+        key = "/".join(values[name] for name in REQUIRED)
+        problem = sensor_key.key_problem(key)
+        if problem is not None:
+            raise TopicError(f"topic {topic!r}: {problem}")
+        return key
 
     def topic_for(self, line: str, machine: str, sensor: str, **other: str) -> str:
         values = {"line": line, "machine": machine, "sensor": sensor, **other}
@@ -75,8 +81,6 @@ class TopicTemplate:
 
 
 def split_key(key: str) -> tuple[str, str, str]:
-    """``line/machine/sensor`` -> its three parts (ValueError when malformed)."""
-    parts = key.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise ValueError(f"sensor key {key!r} is not line/machine/sensor")
-    return parts[0], parts[1], parts[2]
+    """``line/machine/sensor`` -> its three parts (ValueError when malformed: the rule is
+    shared.sensor_key's, the same at the agent and at the hub)."""
+    return sensor_key.split_key(key)

@@ -20,6 +20,7 @@ class FakeResponse:
 class FakeRequest:
     headers: dict[str, str] = {}
     path_params: dict[str, str] = {}
+    body = ""
 
 
 def test_unexpected_exception_is_500_internal(tmp_path: Path) -> None:

@@ -139,7 +139,8 @@ def test_spec_describes_every_route(fuzz_hub: HubProcess) -> None:
 def test_docs_page_and_unknown_paths(fuzz_hub: HubProcess) -> None:
     docs = httpx.get(f"{fuzz_hub.url}/docs")
     assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
-    assert "/openapi.json" in docs.text
+    assert "/docs/swagger-ui-bundle.js" in docs.text
+    assert "/openapi.json" in httpx.get(f"{fuzz_hub.url}/docs/init.js").text
     # The catch-all 404 route stands beside them without shadowing them.
     missing = httpx.get(f"{fuzz_hub.url}/openapi.yaml")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

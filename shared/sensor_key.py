@@ -1,0 +1,66 @@
+"""What a sensor key may be: ``line/machine/sensor``, three printable, non-blank segments.
+
+One rule for both ends: the agent applies it where a topic becomes a key (shared.topics),
+so a bad topic is a dead letter at the gateway; the hub applies it to every key of a batch
+(shared.wire via :func:`split_key`), so a gateway that skips the check still cannot create
+a sensor named ``"\\x00"``, ``"a\\r\\nb"`` or ``"   "``. Such keys break logs, CSV exports
+and the console, and a key that differs from another only by invisible characters makes
+two sensors that look like one.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+SEGMENTS = ("line", "machine", "sensor")
+# Per segment, in characters. MQTT allows 64 KiB topics; a factory's names are short, and
+# the bound keeps one sensor listing from growing by megabytes per key.
+MAX_SEGMENT_LEN = 128
+
+# Unicode categories that are never part of a name: control characters (Cc: NUL, CR, LF,
+# TAB, DEL, C1), format characters (Cf: zero-width spaces, bidi overrides), line and
+# paragraph separators (Zl, Zp), unassigned (Cn), surrogates (Cs) and private use (Co).
+_BANNED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
+
+
+class SensorKeyError(ValueError):
+    """Why a key (or one segment of it) is not a valid sensor key."""
+
+
+def segment_problem(name: str, value: str) -> str | None:
+    """What is wrong with one segment (``name`` is line, machine or sensor), or None."""
+    if not value:
+        return f"{name} is empty"
+    if not value.strip():
+        return f"{name} {value!r} is only whitespace"
+    if value != value.strip():
+        return f"{name} {value!r} starts or ends with whitespace"
+    if len(value) > MAX_SEGMENT_LEN:
+        return f"{name} is longer than {MAX_SEGMENT_LEN} characters"
+    for ch in value:
+        if unicodedata.category(ch) in _BANNED_CATEGORIES:
+            return f"{name} {value!r} contains the control or invisible character U+{ord(ch):04X}"
+    return None
+
+
+def key_problem(key: str) -> str | None:
+    """What is wrong with ``key``, or None when it is a valid ``line/machine/sensor``."""
+    if not isinstance(key, str):
+        return f"sensor key must be a string, got {type(key).__name__}"
+    parts = key.split("/")
+    if len(parts) != len(SEGMENTS):
+        return f"sensor key {key!r} is not line/machine/sensor"
+    for name, part in zip(SEGMENTS, parts, strict=True):
+        problem = segment_problem(name, part)
+        if problem is not None:
+            return f"sensor key {key!r}: {problem}"
+    return None
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """``line/machine/sensor`` -> its three parts, or SensorKeyError saying what is wrong."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise SensorKeyError(problem)
+    line, machine, sensor = key.split("/")
+    return line, machine, sensor
