@@ -195,7 +195,7 @@ def test_the_fast_check_accepts_exactly_what_the_reading_loop_accepts(
     problems: list[dict[str, object]] = []
     wire._reading_problems(readings, window, _NOW, problems)
     rejected = False
-    with mock.patch.object(wire.time, "time", return_value=_NOW):
+    with mock.patch("shared.wire.time.time", return_value=_NOW):
         try:
             validate_batch(batch, window)
         except WireError as exc:

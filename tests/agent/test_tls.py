@@ -19,6 +19,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 import trustme
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import AgentConfig
 from devtools.stack import Agent, Proc, free_port, mosquitto_path, port_open, wait_for
@@ -106,7 +107,7 @@ def tls_agent(tmp_path: Path, broker: TlsBroker, **env: str) -> Agent:
 
 
 def publish_tls(broker: TlsBroker, topic: str, payload: str) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-publisher")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="tls-publisher")
     client.tls_set(
         ca_certs=str(broker.ca),
         certfile=str(broker.client_cert),
