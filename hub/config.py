@@ -7,11 +7,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from hub.alert_settings import AlertSettings, WebhookSettings
-from hub.storage.model import StorageError
-from hub.storage.url import POSTGRES_SCHEMES, parse_database
-from hub.storage.model import StorageError
-from hub.storage.url import POSTGRES_SCHEMES, parse_database
 from shared.config import FileSettings
 from shared.logs import LogFormat, LogLevel
 from shared.netaddr import parse_host_port
@@ -63,10 +58,6 @@ class HubSettings(FileSettings):
     max_new_sensors_per_batch: int = Field(1_000, ge=1)
     max_sensors_per_factory: int = Field(10_000, ge=1)
 
-    # [alerts] (gateway offline) and [[webhooks]] (hub.alert_settings, hub.notify).
-    alerts: AlertSettings = Field(default_factory=AlertSettings)
-    webhooks: list[WebhookSettings] = Field(default_factory=list)
-
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -85,16 +76,12 @@ class HubSettings(FileSettings):
 
     @field_validator("database")
     @classmethod
-    def _database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", *POSTGRES_SCHEMES)):
+    def _sqlite_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
             raise ValueError(
-                "database must be a sqlite:/// URL (sqlite:////abs/path.db or sqlite:///rel.db) "
-                "or postgresql://user:password@host:5432/dbname (also postgresql+psycopg://)"
+                "database must be a sqlite:/// URL (sqlite:////abs/path.db or sqlite:///rel.db); "
+                "postgresql:// is not supported yet"
             )
-        try:
-            parse_database(value)  # the engine's own checks (a path after sqlite:///)
-        except StorageError as exc:
-            raise ValueError(str(exc)) from None
         return value
 
     def ts_window(self) -> TsWindow:

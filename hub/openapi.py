@@ -186,7 +186,6 @@ class Op:
     errors: tuple[int, ...] = (400, 401, 403, 404)
     body: dict[str, Any] | None = None
     raw: dict[str, Any] | None = field(default=None)  # a non-envelope 200 (probes, metrics)
-    status: int = 200  # the success status: 201 for a create, 204 (no body) for a delete
 
 
 _READ_ERRORS = (400, 401, 403, 404, 429)
@@ -291,9 +290,7 @@ def _operation(
         "content": {ctype: {"schema": schema} for ctype, schema in (op.raw or {}).items()}
         or {"application/json": {"schema": _envelope(op.data)}},
     }
-    if op.status == 204:
-        ok = {"description": "No Content"}
-    responses: dict[str, Any] = {str(op.status): ok}
+    responses: dict[str, Any] = {"200": ok}
     for status in op.errors:
         responses[str(status)] = {
             "description": _ERRORS[status],
@@ -346,9 +343,3 @@ def build(routes: Iterable[tuple[str, str, bool, Callable[..., Any]]]) -> dict[s
         },
         "security": [{"bearer": []}],
     }
-
-
-# Routes described in their own modules (imported last: they build on the helpers above).
-from hub.api.spec import OPS as _API_OPS  # noqa: E402
-
-OPS.update(_API_OPS)
