@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hub.auth import Role, TokenRecord
@@ -21,6 +22,18 @@ if TYPE_CHECKING:
     from hub.storage.rules import RuleSpec
 
 Stats = tuple[float | None, float | None, float | None, int, float | None, float | None]
+# (bucket start, min, max, avg, count, first ts, first value, last ts, last value)
+Bucket = tuple[float, float, float, float, int, float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TierUsage:
+    """One storage tier (raw, 1m, 1h): rows, bytes (None: the engine cannot tell), oldest."""
+
+    tier: str
+    rows: int
+    bytes: int | None
+    oldest: float | None
 
 
 class Storage(ABC):
@@ -154,6 +167,37 @@ class Storage(ABC):
     @abstractmethod
     def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
         """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
+
+    # -- history: rollup tiers and retention (hub.storage.rollups) ------------------------
+
+    @abstractmethod
+    def buckets(
+        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
+    ) -> list[Bucket]:
+        """Per bucket of ``bucket`` seconds (aligned to the epoch), oldest first, at most
+        ``limit``: from the rollup tiers where they cover it whole, raw readings elsewhere."""
+
+    @abstractmethod
+    def history_span(self, sensor_id: int) -> tuple[float, float] | None:
+        """(first, last) ts of everything stored for a sensor, any tier; None: nothing."""
+
+    @abstractmethod
+    def expire(self, tier: str, cutoff: float, max_rows: int) -> int:
+        """One bounded step of retention: remove at most ``max_rows`` of ``tier`` ("raw",
+        "1m", "1h") older than ``cutoff``, in one short transaction (PostgreSQL drops whole
+        day partitions of raw readings instead); 0 when nothing older is left."""
+
+    @abstractmethod
+    def tier_usage(self) -> list[TierUsage]:
+        """What each tier holds now (counts every row: for the periodic job, not per request)."""
+
+    @abstractmethod
+    def record_tier_status(self, rows: Sequence[tuple[TierUsage, float | None]], at: float) -> None:
+        """Keep the retention job's measurements (with each tier's next expiry) for /metrics."""
+
+    @abstractmethod
+    def tier_status(self) -> list[dict[str, Any]]:
+        """The last recorded measurements: tier, rows, bytes, oldest, next_expiry, measured_at."""
 
     # -- thresholds and gateway config ----------------------------------------------------
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-from hub.storage.interface import Stats
 from hub.storage.sqlbase import SqlStorage
 
 
@@ -109,25 +108,7 @@ class ReadsMixin(SqlStorage):
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def series(
-        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
-    ) -> list[tuple[float, float, float, float, int]]:
-        where, params = time_range(sensor_id, start, end)
-        rows = self._fetchall(
-            f"SELECT {self._BUCKET_START} AS b, min(value), max(value), avg(value), count(*) "
-            f"FROM readings WHERE {where} GROUP BY b ORDER BY b LIMIT ?",
-            [bucket, bucket, *params, limit],
-        )
-        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-    def stats(self, sensor_id: int, start: float | None, end: float | None) -> Stats:
-        where, params = time_range(sensor_id, start, end)
-        row = self._fetchone(
-            "SELECT min(value), max(value), avg(value), count(*), min(ts), max(ts) "
-            f"FROM readings WHERE {where}",
-            params,
-        )
-        return cast(Stats, tuple(row))
+    # series and stats: hub.storage.rollups (they pick the rollup tier).
 
     def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
         row = self._fetchone(

@@ -6,6 +6,7 @@ import sqlite3
 
 from hub.storage.alarms_schema import sqlite_alarms
 from hub.storage.migrations import Migration, statements
+from hub.storage.rollups_schema import sqlite_step as sqlite_rollups
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS factories (
@@ -142,4 +143,7 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = [
     Migration(1, "tables of the first release", _v1),
     Migration(2, "factory config_version, sensor deadband", _v2),
     Migration(3, "alert rules, alerts, journal, webhooks, operator role", sqlite_alarms),
+    Migration(
+        4, "rollup tiers 1m, 1h (filled from stored readings), retention status", sqlite_rollups
+    ),
 ]

@@ -1,0 +1,462 @@
+"""Rollup tiers (1 minute, 1 hour): kept as batches are stored, read by series and stats.
+
+Maintenance. Each tier row is a partial aggregate of one sensor over one bucket: min, max,
+sum, count, and the first and last reading by (ts, id). Two partials of the same bucket merge
+exactly (min of mins, sum of sums, the earlier first), so a batch folds into its buckets by
+an upsert, and a late reading (an edge back-filling after an outage) lands in its old bucket
+like any other. The fold runs inside the batch's own transaction, over the rows that the
+insert really stored (a re-sent (gateway, seq) is skipped by the insert and by the fold):
+a crash either keeps the readings and their rollups, or neither.
+
+Reads. A range splits into pieces that each tier covers whole: hours in the middle, minutes
+at the hours' edges, raw readings for the last part-minutes at either end. Each piece is
+aggregated into the answer's buckets and the pieces merge like partials do, so a year of
+chart is ~9k hour rows plus at most two hours of minutes and two minutes of readings, and
+the numbers are those of the raw readings (an average to the last bits of float addition).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+
+from hub.storage.interface import Bucket, Stats, TierUsage
+from hub.storage.model import StorageError
+from hub.storage.sqlbase import Conn, SqlStorage
+
+RAW = "raw"
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    name: str
+    width: float
+    table: str
+
+
+MINUTE = Tier("1m", 60.0, "rollup_1m")
+HOUR = Tier("1h", 3600.0, "rollup_1h")
+TIERS = (MINUTE, HOUR)
+TIER_NAMES = (RAW, MINUTE.name, HOUR.name)
+
+# [min, max, sum, count, first_ts, first_id, first_value, last_ts, last_id, last_value]
+Partial = list[Any]
+# (id, sensor_id, ts, value, ...): the head of a reading row as ingest builds it.
+Row = Sequence[Any]
+
+
+def bucket_of(ts: float, width: float) -> float:
+    # Division then floor, as both engines' SQL computes it (CAST / floor of ts / width), so
+    # a reading falls in the same bucket whichever side computes it.
+    return math.floor(ts / width) * width
+
+
+def merge(into: Partial, part: Partial) -> None:
+    if part[0] < into[0]:
+        into[0] = part[0]
+    if part[1] > into[1]:
+        into[1] = part[1]
+    into[2] += part[2]
+    into[3] += part[3]
+    if (part[4], part[5]) < (into[4], into[5]):
+        into[4:7] = part[4:7]
+    if (part[7], part[8]) > (into[7], into[8]):
+        into[7:10] = part[7:10]
+
+
+def minute_partials(rows: Iterable[Row]) -> dict[tuple[int, float], Partial]:
+    """The minute buckets of ``rows`` (id, sensor_id, ts, value, ...)."""
+    acc: dict[tuple[int, float], Partial] = {}
+    floor = math.floor
+    for row in rows:
+        rid, sid, ts, v = row[0], row[1], row[2], row[3]
+        key = (sid, floor(ts / 60.0) * 60.0)
+        a = acc.get(key)
+        if a is None:
+            acc[key] = [v, v, v, 1, ts, rid, v, ts, rid, v]
+            continue
+        if v < a[0]:
+            a[0] = v
+        elif v > a[1]:
+            a[1] = v
+        a[2] += v
+        a[3] += 1
+        if ts < a[4] or (ts == a[4] and rid < a[5]):
+            a[4], a[5], a[6] = ts, rid, v
+        if ts > a[7] or (ts == a[7] and rid > a[8]):
+            a[7], a[8], a[9] = ts, rid, v
+    return acc
+
+
+def coarser(
+    parts: dict[tuple[int, float], Partial], width: float
+) -> dict[tuple[int, float], Partial]:
+    """Partials of a finer tier folded into buckets of ``width`` (a multiple of theirs)."""
+    acc: dict[tuple[int, float], Partial] = {}
+    for (sid, b), part in parts.items():
+        key = (sid, bucket_of(b, width))
+        a = acc.get(key)
+        if a is None:
+            acc[key] = list(part)
+        else:
+            merge(a, part)
+    return acc
+
+
+def upsert_sql(table: str) -> str:
+    """Fold one partial into its stored bucket (or store it). Written once for both engines:
+    CASE instead of SQLite's min()/PostgreSQL's least(), row values for (ts, id) order."""
+    t = table
+    earlier = f"(excluded.first_ts, excluded.first_id) < ({t}.first_ts, {t}.first_id)"
+    later = f"(excluded.last_ts, excluded.last_id) > ({t}.last_ts, {t}.last_id)"
+    return (
+        f"INSERT INTO {t} (sensor_id, bucket, min, max, sum, count, first_ts, first_id, "
+        "first_value, last_ts, last_id, last_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (sensor_id, bucket) DO UPDATE SET "
+        f"min = CASE WHEN excluded.min < {t}.min THEN excluded.min ELSE {t}.min END, "
+        f"max = CASE WHEN excluded.max > {t}.max THEN excluded.max ELSE {t}.max END, "
+        f"sum = {t}.sum + excluded.sum, count = {t}.count + excluded.count, "
+        f"first_ts = CASE WHEN {earlier} THEN excluded.first_ts ELSE {t}.first_ts END, "
+        f"first_id = CASE WHEN {earlier} THEN excluded.first_id ELSE {t}.first_id END, "
+        f"first_value = CASE WHEN {earlier} THEN excluded.first_value ELSE {t}.first_value END, "
+        f"last_ts = CASE WHEN {later} THEN excluded.last_ts ELSE {t}.last_ts END, "
+        f"last_id = CASE WHEN {later} THEN excluded.last_id ELSE {t}.last_id END, "
+        f"last_value = CASE WHEN {later} THEN excluded.last_value ELSE {t}.last_value END"
+    )
+
+
+def new_rows(conn: Conn, rows: Sequence[Row]) -> list[Row]:
+    """The rows of ``rows`` whose id is not stored yet, each id once (the first, as INSERT OR
+    IGNORE keeps it). Call inside the write transaction that then inserts them."""
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    lo, hi = min(ids), max(ids)
+    # A batch is one gateway's run of seqs, so its ids are one narrow range: one range scan
+    # of the primary key finds what is stored already (usually nothing).
+    if hi - lo <= 4 * len(ids) + 1024:
+        stored = {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM readings WHERE id BETWEEN ? AND ?", (lo, hi)
+            ).fetchall()
+        }
+    else:
+        stored = set()
+        unique = sorted(set(ids))
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            found = conn.execute(f"SELECT id FROM readings WHERE id IN ({marks})", part)
+            stored.update(r[0] for r in found.fetchall())
+    if not stored and len(set(ids)) == len(ids):
+        return list(rows)
+    out: list[Row] = []
+    for row in rows:
+        if row[0] not in stored:
+            stored.add(row[0])
+            out.append(row)
+    return out
+
+
+# -- ranges ------------------------------------------------------------------------------
+
+
+Piece = tuple[str, float | None, float | None]  # (tier name or "raw", from, to), [from, to)
+
+
+def _ceil_to(x: float, w: float) -> float:
+    return math.ceil(x / w) * w
+
+
+def split_range(start: float | None, end: float | None, finest: int) -> list[Piece]:
+    """[start, end) as pieces each answered whole by one source: raw at the part-minute
+    edges, minutes at the part-hour edges, hours between. ``finest``: how many tiers may be
+    used (0: raw only, 1: minutes, 2: hours too)."""
+    if finest == 0:
+        return [(RAW, start, end)]
+    tier = TIERS[finest - 1]
+    lo = None if start is None else _ceil_to(start, tier.width)
+    hi = None if end is None else bucket_of(end, tier.width)
+    if lo is not None and hi is not None and lo >= hi:
+        # Not one whole bucket of this tier inside: the next finer one answers it all.
+        return split_range(start, end, finest - 1)
+    pieces: list[Piece] = []
+    if start is not None and lo is not None and start < lo:
+        pieces += split_range(start, lo, finest - 1)
+    pieces.append((tier.name, lo, hi))
+    if end is not None and hi is not None and hi < end:
+        pieces += split_range(hi, end, finest - 1)
+    return pieces
+
+
+def usable_tiers(width: float | None) -> int:
+    """How many tiers can answer buckets of ``width`` seconds (None: one bucket, stats)."""
+    n = 0
+    for tier in TIERS:
+        if width is None or (width % tier.width == 0 and width >= tier.width):
+            n += 1
+    return n
+
+
+def _between(column: str, lo: float | None, hi: float | None) -> tuple[str, list[float]]:
+    sql, params = "", []
+    if lo is not None:
+        sql += f" AND {column} >= ?"
+        params.append(lo)
+    if hi is not None:
+        sql += f" AND {column} < ?"
+        params.append(hi)
+    return sql, params
+
+
+class RollupsMixin(SqlStorage):
+    # From the engine: the start of ts's bucket of width ?, with the width given twice.
+    _BUCKET_START: ClassVar[str]
+    # Off only in benchmarks (the ingest cost of rollups against none); series and stats are
+    # wrong while it is off.
+    maintain_rollups: bool = True
+
+    def _floor_of(self, column: str) -> str:
+        return self._BUCKET_START.replace("ts /", f"{column} /")
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def _fold(self, conn: Conn, rows: Sequence[Row]) -> None:
+        """Fold stored-just-now rows into both tiers (inside their write transaction)."""
+        if not rows or not self.maintain_rollups:
+            return
+        minutes = minute_partials(rows)
+        hours = coarser(minutes, HOUR.width)
+        for tier, parts in ((MINUTE, minutes), (HOUR, hours)):
+            # Key order: two writers folding into the same buckets lock them in one order.
+            conn.executemany(
+                upsert_sql(tier.table),
+                [(sid, b, *part) for (sid, b), part in sorted(parts.items())],
+            )
+
+    def delete_rollups(self, conn: Conn, sensor_id: int) -> None:
+        """Remove a sensor's rollups; for whoever deletes a sensor, in their transaction."""
+        for tier in TIERS:
+            conn.execute(f"DELETE FROM {tier.table} WHERE sensor_id = ?", (sensor_id,))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _raw_buckets(
+        self,
+        conn: Conn,
+        sensor_id: int,
+        lo: float | None,
+        hi: float | None,
+        width: float,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        where, params = _between("ts", lo, hi)
+        # Window functions name each bucket's first and last reading by (ts, id).
+        return conn.execute(
+            "SELECT b, min(value), max(value), sum(value), count(*), min(ts), min(fid), "
+            "min(fv), max(ts), min(lid), min(lv) FROM ("
+            "SELECT b, ts, value, first_value(id) OVER w AS fid, first_value(value) OVER w AS fv, "
+            "last_value(id) OVER w AS lid, last_value(value) OVER w AS lv FROM ("
+            f"SELECT {self._BUCKET_START} AS b, id, ts, value FROM readings "
+            f"WHERE sensor_id = ?{where}) r "
+            "WINDOW w AS (PARTITION BY b ORDER BY ts, id "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) x "
+            "GROUP BY b ORDER BY b LIMIT ?",
+            [width, width, sensor_id, *params, limit],
+        ).fetchall()
+
+    def _tier_buckets(
+        self,
+        conn: Conn,
+        tier: Tier,
+        sensor_id: int,
+        lo: float | None,
+        hi: float | None,
+        width: float,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        where, params = _between("bucket", lo, hi)
+        t = tier.table
+        # The first/last tier row of each answer bucket carries its first/last reading:
+        # tier rows of one sensor never overlap in time.
+        return conn.execute(
+            "SELECT g.b, g.mn, g.mx, g.sm, g.n, f.first_ts, f.first_id, f.first_value, "
+            "l.last_ts, l.last_id, l.last_value FROM ("
+            f"SELECT {self._floor_of('bucket')} AS b, min(min) AS mn, max(max) AS mx, "
+            "sum(sum) AS sm, CAST(sum(count) AS bigint) AS n, min(bucket) AS fb, "
+            f"max(bucket) AS lb FROM {t} WHERE sensor_id = ?{where} "
+            "GROUP BY b ORDER BY b LIMIT ?) g "
+            f"JOIN {t} f ON f.sensor_id = ? AND f.bucket = g.fb "
+            f"JOIN {t} l ON l.sensor_id = ? AND l.bucket = g.lb ORDER BY g.b",
+            [width, width, sensor_id, *params, limit, sensor_id, sensor_id],
+        ).fetchall()
+
+    def buckets(
+        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
+    ) -> list[Bucket]:
+        pieces = split_range(start, end, usable_tiers(bucket))
+        merged: dict[float, Partial] = {}
+        # One read transaction: a batch committed between two pieces is seen by both or none.
+        with self._reader(snapshot=len(pieces) > 1) as conn:
+            for source, lo, hi in pieces:
+                if source == RAW:
+                    rows = self._raw_buckets(conn, sensor_id, lo, hi, bucket, limit)
+                else:
+                    tier = MINUTE if source == MINUTE.name else HOUR
+                    rows = self._tier_buckets(conn, tier, sensor_id, lo, hi, bucket, limit)
+                for row in rows:
+                    b = float(row[0])
+                    part = list(row[1:])
+                    if b in merged:
+                        merge(merged[b], part)
+                    else:
+                        merged[b] = part
+        out: list[Bucket] = []
+        for b in sorted(merged)[:limit]:
+            p = merged[b]
+            count = int(p[3])
+            out.append((b, p[0], p[1], p[2] / count, count, p[4], p[6], p[7], p[9]))
+        return out
+
+    def series(
+        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
+    ) -> list[tuple[float, float, float, float, int]]:
+        return [b[:5] for b in self.buckets(sensor_id, start, end, bucket, limit)]
+
+    def stats(self, sensor_id: int, start: float | None, end: float | None) -> Stats:
+        acc: list[Any] | None = None
+        pieces = split_range(start, end, len(TIERS))
+        with self._reader(snapshot=len(pieces) > 1) as conn:
+            for source, lo, hi in pieces:
+                if source == RAW:
+                    where, params = _between("ts", lo, hi)
+                    sql = (
+                        "SELECT min(value), max(value), sum(value), count(*), min(ts), max(ts) "
+                        f"FROM readings WHERE sensor_id = ?{where}"
+                    )
+                else:
+                    table = MINUTE.table if source == MINUTE.name else HOUR.table
+                    where, params = _between("bucket", lo, hi)
+                    sql = (
+                        "SELECT g.mn, g.mx, g.sm, g.n, f.first_ts, l.last_ts FROM ("
+                        "SELECT min(min) AS mn, max(max) AS mx, sum(sum) AS sm, "
+                        "CAST(sum(count) AS bigint) AS n, min(bucket) AS fb, max(bucket) AS lb "
+                        f"FROM {table} WHERE sensor_id = ?{where}) g "
+                        f"JOIN {table} f ON f.sensor_id = ? AND f.bucket = g.fb "
+                        f"JOIN {table} l ON l.sensor_id = ? AND l.bucket = g.lb"
+                    )
+                    params = [*params, sensor_id, sensor_id]
+                row = conn.execute(sql, [sensor_id, *params]).fetchone()
+                if row is None or not row[3]:
+                    continue
+                lo_v, hi_v, total, n, first, last = row
+                if acc is None:
+                    acc = [lo_v, hi_v, total, int(n), first, last]
+                    continue
+                acc[0] = min(acc[0], lo_v)
+                acc[1] = max(acc[1], hi_v)
+                acc[2] += total
+                acc[3] += int(n)
+                acc[4] = min(acc[4], first)
+                acc[5] = max(acc[5], last)
+        if acc is None:
+            return (None, None, None, 0, None, None)
+        return cast(Stats, (acc[0], acc[1], acc[2] / acc[3], acc[3], acc[4], acc[5]))
+
+    def history_span(self, sensor_id: int) -> tuple[float, float] | None:
+        with self._reader(snapshot=True) as conn:
+            ends: list[float] = []
+            for sql in (
+                "SELECT min(ts), max(ts) FROM readings WHERE sensor_id = ?",
+                f"SELECT min(first_ts), max(last_ts) FROM {HOUR.table} WHERE sensor_id = ?",
+            ):
+                row = conn.execute(sql, (sensor_id,)).fetchone()
+                if row is not None and row[0] is not None:
+                    ends += [float(row[0]), float(row[1])]
+        return (min(ends), max(ends)) if ends else None
+
+    # -- retention ---------------------------------------------------------------------
+
+    def _expire_rows(self, table: str, column: str, key: str, cutoff: float, max_rows: int) -> int:
+        """Delete at most ``max_rows`` rows of ``table`` whose ``column`` < ``cutoff``, in one
+        short transaction, sensor by sensor along the (sensor_id, time) index (no index on
+        time alone is needed); returns how many went (0: nothing older is left)."""
+        left = max_rows
+        with self._write() as conn:
+            sensors = [r[0] for r in conn.execute("SELECT id FROM sensors ORDER BY id").fetchall()]
+            for sensor_id in sensors:
+                found = conn.execute(
+                    f"SELECT {key} FROM {table} WHERE sensor_id = ? AND {column} < ? "
+                    f"ORDER BY {column} LIMIT ?",
+                    (sensor_id, cutoff, left),
+                ).fetchall()
+                if found:
+                    conn.executemany(
+                        f"DELETE FROM {table} WHERE sensor_id = ? AND {key} = ?",
+                        [(sensor_id, r[0]) for r in found],
+                    )
+                    left -= len(found)
+                    if left <= 0:
+                        break
+        return max_rows - left
+
+    def expire(self, tier: str, cutoff: float, max_rows: int) -> int:
+        if tier == RAW:
+            return self._expire_rows("readings", "ts", "id", cutoff, max_rows)
+        for t in TIERS:
+            if t.name == tier:
+                # A bucket goes once all of it is older than the cutoff (it ends at b + width).
+                return self._expire_rows(t.table, "bucket", "bucket", cutoff - t.width, max_rows)
+        raise StorageError(f"no such tier {tier!r}; tiers are {', '.join(TIER_NAMES)}")
+
+    def _oldest(self, conn: Conn, tier: str) -> float | None:
+        table, column = ("readings", "ts")
+        if tier != RAW:
+            table, column = (MINUTE.table if tier == MINUTE.name else HOUR.table), "bucket"
+        # Per sensor along the (sensor_id, time) index: a min() over the whole table would
+        # read all of it.
+        row = conn.execute(
+            f"SELECT min(m) FROM (SELECT (SELECT min({column}) FROM {table} t "
+            "WHERE t.sensor_id = s.id) AS m FROM sensors s) x"
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def _table_bytes(self, conn: Conn, table: str) -> int | None:
+        """Bytes a table takes with its indexes, where the engine can tell."""
+        return None
+
+    def _table_rows(self, conn: Conn, table: str) -> int:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def tier_usage(self) -> list[TierUsage]:
+        out: list[TierUsage] = []
+        with self._reader() as conn:
+            for tier, table in ((RAW, "readings"), *((t.name, t.table) for t in TIERS)):
+                out.append(
+                    TierUsage(
+                        tier,
+                        self._table_rows(conn, table),
+                        self._table_bytes(conn, table),
+                        self._oldest(conn, tier),
+                    )
+                )
+        return out
+
+    def record_tier_status(self, rows: Sequence[tuple[TierUsage, float | None]], at: float) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO retention_status (tier, rows, bytes, oldest, next_expiry, "
+                "measured_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tier) DO UPDATE SET "
+                "rows = excluded.rows, bytes = excluded.bytes, oldest = excluded.oldest, "
+                "next_expiry = excluded.next_expiry, measured_at = excluded.measured_at",
+                [(u.tier, u.rows, u.bytes, u.oldest, nxt, at) for u, nxt in rows],
+            )
+
+    def tier_status(self) -> list[dict[str, Any]]:
+        return self._all_dicts(
+            "SELECT tier, rows, bytes, oldest, next_expiry, measured_at FROM retention_status "
+            "ORDER BY tier"
+        )
