@@ -93,7 +93,8 @@ pub fn sample(state: &mut u64) -> f64 {
     *state ^= *state << 13;
     *state ^= *state >> 7;
     *state ^= *state << 17;
-    20.0 + (*state % 10_000) as f64 / 100.0
+    // k / 100 is written back as two decimals (20 + k / 100 would not always be).
+    (2_000 + *state % 10_000) as f64 / 100.0
 }
 
 /// How one gateway paces itself.

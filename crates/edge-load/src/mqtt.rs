@@ -218,9 +218,12 @@ async fn client(
     opts.set_inflight(cfg.inflight.max(1));
     let (client, mut eventloop) = AsyncClient::new(opts, usize::from(cfg.inflight.max(1)) * 4);
     let clients = cfg.clients.max(1);
+    // When the publisher last handed a message over, in ns since `start`.
+    let progress = Arc::new(AtomicU64::new(0));
     let publisher = {
         let client = client.clone();
         let shared = shared.clone();
+        let progress = progress.clone();
         tokio::spawn(async move {
             let mut rng: u64 = 0x2545_F491_4F6C_DD1D ^ (c as u64 + 1);
             for j in 0..n {
@@ -243,40 +246,41 @@ async fn client(
                     return;
                 }
                 shared.published.fetch_add(1, Ordering::Relaxed);
+                let since = u64::try_from((Instant::now() - start).as_nanos()).unwrap_or(u64::MAX);
+                progress.store(since, Ordering::Relaxed);
             }
         })
     };
     let mut acked = 0u64;
     let mut last_ack = None;
-    let mut give_up: Option<Instant> = None;
-    while acked < n {
-        if publisher.is_finished() && give_up.is_none() {
-            give_up = Some(Instant::now() + cfg.timeout);
+    loop {
+        if acked >= n {
+            break;
         }
-        let poll = match give_up {
-            Some(at) => match tokio::time::timeout_at(at.into(), eventloop.poll()).await {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            None => eventloop.poll().await,
-        };
-        match poll {
-            Ok(Event::Incoming(Packet::PubAck(_))) => {
+        // Give up after `timeout` without progress (no publish handed over, no ack): a broker
+        // that never answers must not hold the run forever, a slow rate must not end it.
+        let idle_since = start
+            + Duration::from_nanos(progress.load(Ordering::Relaxed))
+                .max(last_ack.map_or(Duration::ZERO, |t: Instant| t - start));
+        let give_up = idle_since + cfg.timeout;
+        if Instant::now() >= give_up {
+            break;
+        }
+        match tokio::time::timeout_at(give_up.into(), eventloop.poll()).await {
+            Err(_) => continue,
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
                 acked += 1;
                 shared.acked.fetch_add(1, Ordering::Relaxed);
                 last_ack = Some(Instant::now());
             }
-            Ok(_) => {}
-            Err(e) => {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
                 let mut errs = shared.errors.lock().await;
                 *errs.0.entry("connection".to_owned()).or_default() += 1;
                 errs.1.get_or_insert_with(|| e.to_string());
                 drop(errs);
                 // The event loop reconnects on the next poll and re-sends what was unacked.
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                if give_up.is_some_and(|at| Instant::now() >= at) {
-                    break;
-                }
             }
         }
     }

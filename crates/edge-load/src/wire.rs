@@ -96,7 +96,8 @@ pub fn to_json(batch: &Batch<'_>) -> Vec<u8> {
         }
         out.push(b']');
     }
-    out.extend_from_slice(b"],\"alerts\":[],\"v\":");
+    // Edge alerts and Sparkplug marks: a load generator raises none, the agent always sends both.
+    out.extend_from_slice(b"],\"alerts\":[],\"marks\":[],\"v\":");
     push_u64(&mut out, u64::from(batch.v));
     out.extend_from_slice(b",\"sent_at\":");
     push_f64(&mut out, batch.sent_at);
