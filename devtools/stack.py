@@ -199,6 +199,14 @@ def detector_binary() -> Path:
     )
 
 
+def edge_load_binary() -> Path:
+    for profile in ("release", "debug"):
+        path = REPO / "target" / profile / "edge-load"
+        if path.exists():
+            return path
+    raise FileNotFoundError("edge-load is not built: run `cargo build --release -p edge-load`")
+
+
 class Detector:
     def __init__(
         self, workdir: Path, port: int | None = None, body_limit: int | None = None
