@@ -28,7 +28,7 @@ venv:
 
 # Build the Rust binaries (anomaly-detector) and the Python package.
 build: venv
-    cargo build --release -p anomaly-detector
+    cargo build --release -p anomaly-detector -p edge-load
 
 # Every test: cargo tests for the crates, then pytest (unit, integration, fault).
 test: build
