@@ -15,8 +15,10 @@ from typing import Any
 
 import msgspec
 
+from hub.batchcheck import MAX_INT64, MAX_TS
 from shared import __version__
-from shared.wire import Batch
+from shared.sensor_key import MAX_SEGMENT_LEN
+from shared.wire import MAX_SEQ, Batch
 
 API = "/api/v1"
 _REF = "#/components/schemas/{name}"
@@ -168,8 +170,14 @@ def _param(
     return param
 
 
-_INT_ID = {"type": "integer", "minimum": 1}
-_TIME_Q = {"type": "string"}
+_INT_ID = {"type": "integer", "minimum": 1, "maximum": MAX_INT64}
+# Epoch seconds or RFC 3339, from 1970 to the end of 9999 (the hub answers 400 outside).
+_TIME_Q = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": int(MAX_TS)},
+        {"type": "string", "format": "date-time"},
+    ]
+}
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 100_000}
 _FROM = _param("from", "query", _TIME_Q, "start, epoch seconds or RFC 3339 (inclusive)")
 _TO = _param("to", "query", _TIME_Q, "end, epoch seconds or RFC 3339 (exclusive)")
@@ -328,6 +336,7 @@ def build(routes: Iterable[tuple[str, str, bool, Callable[..., Any]]]) -> dict[s
             method, route, fn, authenticated, op
         )
     _, batch_defs = msgspec.json.schema_components([Batch], ref_template=_REF)
+    _bound_batch(batch_defs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -343,3 +352,26 @@ def build(routes: Iterable[tuple[str, str, bool, Callable[..., Any]]]) -> dict[s
         },
         "security": [{"bearer": []}],
     }
+
+
+def _bound_batch(defs: dict[str, Any]) -> None:
+    """The value ranges the hub enforces, which msgspec's schema of the wire types lacks:
+    clients (and the schemathesis test) see where a 422 begins."""
+    count = {"minimum": 0, "maximum": MAX_INT64}
+    seq = {"minimum": 1, "maximum": MAX_SEQ - 1}
+    when = {"minimum": 0, "maximum": int(MAX_TS)}
+    key = {"minLength": 5, "maxLength": 3 * MAX_SEGMENT_LEN + 2}
+    batch = defs["Batch"]["properties"]
+    batch["gateway_id"].update(minLength=1, maxLength=128)
+    for name in ("backlog", "dropped", "dead_letters"):
+        batch[name].update(count)
+    reading = defs["WireReading"]["prefixItems"]
+    reading[0].update(seq)
+    reading[1].update(key)
+    reading[2].update(when)
+    alert = defs["WireAlert"]["properties"]
+    alert["id"].update(minimum=1, maximum=MAX_INT64)
+    alert["key"].update(key)
+    alert["opened_at"].update(when)
+    alert["closed_at"]["anyOf"][0].update(when)
+    alert["reading_seq"]["anyOf"][0].update(seq)
