@@ -52,7 +52,7 @@ def config_path(given: str | None) -> str | None:
 
 
 def _open_storage(settings: HubSettings) -> Storage:
-    storage = open_storage(settings.database_path)
+    storage = open_storage(settings.database)
     storage.init_schema()
     return storage
 

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from hub.storage.model import StorageError
+from hub.storage.url import POSTGRES_SCHEMES, parse_database
 from shared.config import FileSettings
 from shared.logs import LogFormat, LogLevel
 from shared.netaddr import parse_host_port
@@ -43,20 +45,6 @@ class HubSettings(FileSettings):
     # a gateway's sync; they stop a runaway script. 0 = no limit.
     rate_limit_per_s: float = Field(100.0, ge=0, allow_inf_nan=False)
     rate_limit_burst: int = Field(200, ge=1)
-    # Expensive reads (readings/series that may answer more than heavy_read_rows rows) draw
-    # on a second per-token bucket counted in rows, and at most max_concurrent_heavy_reads
-    # run at once over all tokens: a few huge queries must not starve ingest of the GIL and
-    # the database (hub.ratelimit.ReadBudget). read_budget_rows_per_s = 0 turns it off.
-    heavy_read_rows: int = Field(10_000, ge=1)
-    read_budget_rows_per_s: float = Field(200_000.0, ge=0, allow_inf_nan=False)
-    read_budget_burst_rows: int = Field(400_000, ge=1)
-    max_concurrent_heavy_reads: int = Field(2, ge=1, le=64)
-    # New sensors: a batch may create at most max_new_sensors_per_batch, and a factory (the
-    # gateways registered to it share its sensors) may hold at most max_sensors_per_factory.
-    # Readings past either limit are refused with a 422 naming the limit and their seq (the
-    # agent sets them aside as dead letters); nothing of that batch is stored.
-    max_new_sensors_per_batch: int = Field(1_000, ge=1)
-    max_sensors_per_factory: int = Field(10_000, ge=1)
 
     @field_validator("listen")
     @classmethod
@@ -76,12 +64,16 @@ class HubSettings(FileSettings):
 
     @field_validator("database")
     @classmethod
-    def _sqlite_url(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", *POSTGRES_SCHEMES)):
             raise ValueError(
-                "database must be a sqlite:/// URL (sqlite:////abs/path.db or sqlite:///rel.db); "
-                "postgresql:// is not supported yet"
+                "database must be a sqlite:/// URL (sqlite:////abs/path.db or sqlite:///rel.db) "
+                "or postgresql://user:password@host:5432/dbname (also postgresql+psycopg://)"
             )
+        try:
+            parse_database(value)  # the engine's own checks (a path after sqlite:///)
+        except StorageError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     def ts_window(self) -> TsWindow:

@@ -1,4 +1,9 @@
-"""Fixtures for hub tests: a real ``edge-hub serve`` subprocess on a free port."""
+"""Fixtures for hub tests: a real ``edge-hub serve`` subprocess on a free port, and storage.
+
+Every test that touches storage runs on both engines: the ``database_url`` fixture (one
+test) and ``hub_database`` (a module's hub process) are parametrised over SQLite and a real
+PostgreSQL server that the session starts once (tests/pg.py), with a fresh database each.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from hub.storage import Storage, open_storage
+from tests.pg import PgServer
+
 ROOT = Path(__file__).resolve().parents[2]
+ENGINES = ["sqlite", "postgresql"]
 
 
 def hub_command() -> list[str]:
@@ -35,10 +46,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(directory: Path, port: int, **extra: object) -> Path:
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'data' / 'hub.db'}"
+
+
+def write_config(
+    directory: Path, port: int, *, database: str | None = None, **extra: object
+) -> Path:
     lines = [
         f'listen = "127.0.0.1:{port}"',
-        f'database = "sqlite:///{directory / "data" / "hub.db"}"',
+        f'database = "{database or sqlite_url(directory)}"',
         'log_level = "warning"',
     ]
     lines += [f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in extra.items()]
@@ -86,9 +103,9 @@ class HubProcess:
         return self.proc.wait(timeout=15)
 
 
-def start_hub(directory: Path, **extra: object) -> HubProcess:
+def start_hub(directory: Path, *, database: str | None = None, **extra: object) -> HubProcess:
     port = free_port()
-    config = write_config(directory, port, **extra)
+    config = write_config(directory, port, database=database, **extra)
     log = directory / "hub.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
@@ -113,11 +130,71 @@ def start_hub(directory: Path, **extra: object) -> HubProcess:
     raise RuntimeError(f"edge-hub did not become ready: {log.read_text()}")
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+def engine_url(request: pytest.FixtureRequest, directory: Path) -> str:
+    """A fresh database of the engine ``request.param`` names."""
+    if request.param == "sqlite":
+        return sqlite_url(directory)
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_database()
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return engine_url(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def hub_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The database of a module's hub process, on each engine in turn."""
+    return engine_url(request, tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture
+def storage(database_url: str) -> Iterator[Storage]:
+    s = open_storage(database_url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+def engine_of(storage: Storage) -> str:
+    return "postgresql" if hasattr(storage, "url") else "sqlite"
+
+
+def query(storage: Storage, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (``?`` placeholders) read behind storage's back, on either engine."""
+    if engine_of(storage) == "sqlite":
+        return [tuple(r) for r in storage.conn.execute(sql, params).fetchall()]  # type: ignore[attr-defined]
+    with psycopg.connect(storage.url) as conn:  # type: ignore[attr-defined]
+        return [tuple(r) for r in conn.execute(sql.replace("?", "%s"), params).fetchall()]
+
+
+def dump(storage: Storage) -> str:
+    """Every row of every table as text: what a backup of the database would hold."""
+    if engine_of(storage) == "sqlite":
+        return "\n".join(storage.conn.iterdump())  # type: ignore[attr-defined]
+    with psycopg.connect(storage.url) as conn:  # type: ignore[attr-defined]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        return "\n".join(
+            str(row[0]) for t in tables for row in conn.execute(f'SELECT t::text FROM "{t}" t')
+        )
+
+
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def hub(tmp_path_factory: pytest.TempPathFactory, hub_database: str) -> Iterator[HubProcess]:
     directory = tmp_path_factory.mktemp("hub")
     # Tokens are made while the hub runs: the CLI works on a live database.
-    server = start_hub(directory, max_body_bytes=1_000_000)
+    server = start_hub(directory, database=hub_database, max_body_bytes=1_000_000)
     config = server.config
     server.tokens = {
         "gw1": token(config, "gateway", "add", "gw-01", "--factory", "acme"),

@@ -1,4 +1,5 @@
-"""Storage: each (gateway, seq) stored exactly once; a batch is all or nothing."""
+"""Storage, on both engines: each (gateway, seq) stored exactly once; a batch is all or
+nothing; migrations; and what each engine does its own way (WAL, partitions)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,23 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hub.auth import hash_token
-from hub.storage import Conflict, GatewayReport, Storage, StorageError
+from hub.storage import Conflict, GatewayReport, Storage, StorageError, open_storage
+from hub.storage.postgres.partitions import DAY_S, day_of, partition_name
+from shared.timeutil import now
 from shared.wire import WireAlert, WireReading
+from tests.hub.conftest import dump, engine_of, query
 
 REPORT = GatewayReport(backlog=0, dropped=0, dead_letters=0, agent_version="t")
+T0 = 1_700_000_000.0
+OLD_SCHEMA = Path(__file__).parent / "data" / "hub_schema_5fc067f.sql"
 
 
-def readings(seqs: range, key: str = "l1/m1/temp") -> list[WireReading]:
-    return [WireReading(s, key, 1_700_000_000.0 + s, float(s), "C") for s in seqs]
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    s = Storage(str(tmp_path / "sub" / "dir" / "hub.db"))
-    s.init_schema()
-    yield s
-    s.close()
+def readings(seqs: range, key: str = "l1/m1/temp", t0: float = T0) -> list[WireReading]:
+    return [WireReading(s, key, t0 + s, float(s), "C") for s in seqs]
 
 
 def gateway(storage: Storage, name: str, factory: str = "acme") -> tuple[int, int]:
@@ -34,22 +33,49 @@ def gateway(storage: Storage, name: str, factory: str = "acme") -> tuple[int, in
     return gid, record.factory_id
 
 
-def test_creates_parent_dirs_and_wal(storage: Storage) -> None:
-    assert Path(storage.path).exists()
-    assert storage.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert storage.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+def test_migrate_is_repeatable(storage: Storage) -> None:
     assert storage.ping()
-
-
-def test_init_schema_is_repeatable(storage: Storage) -> None:
+    version = storage.schema_version()
+    assert version >= 1
+    assert storage.migrate() == 0
     storage.init_schema()
-    storage.init_schema()
+    assert storage.schema_version() == version
 
 
 def test_newer_schema_is_refused(storage: Storage) -> None:
-    storage.conn.execute("PRAGMA user_version=99")
+    if engine_of(storage) == "sqlite":
+        storage.conn.execute("PRAGMA user_version=99")  # type: ignore[attr-defined]
+    else:
+        with psycopg.connect(storage.url, autocommit=True) as conn:  # type: ignore[attr-defined]
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'future')")
     with pytest.raises(StorageError, match="schema version 99"):
-        storage.init_schema()
+        storage.migrate()
+
+
+def test_concurrent_migrations_run_once(database_url: str) -> None:
+    """Hub processes starting at once: every one migrates, the schema is made once."""
+    stores = [open_storage(database_url) for _ in range(4)]
+    ran: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(stores))
+
+    def go(s: Storage) -> None:
+        try:
+            barrier.wait()
+            ran.append(s.migrate())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(ran)[:-1] == [0] * (len(stores) - 1) and ran.count(0) == len(stores) - 1
+    assert len({s.schema_version() for s in stores}) == 1
+    for s in stores:
+        s.close()
 
 
 def test_same_batch_twice_is_stored_once(storage: Storage) -> None:
@@ -61,31 +87,30 @@ def test_same_batch_twice_is_stored_once(storage: Storage) -> None:
     assert storage.count_readings() == 100
 
 
-def test_other_batch_boundaries_over_same_seqs_store_once(storage: Storage) -> None:
+def test_overlapping_batches_and_duplicates_within_a_batch(storage: Storage) -> None:
     gid, fid = gateway(storage, "gw-01")
     storage.store_batch(gid, fid, readings(range(1, 51)), REPORT)
     overlap = storage.store_batch(gid, fid, readings(range(40, 80)), REPORT)
     assert (overlap.accepted, overlap.duplicates) == (29, 11)
-    for lo in range(1, 100, 7):
-        storage.store_batch(gid, fid, readings(range(lo, lo + 7)), REPORT)
-    assert storage.count_readings() == 105
-    seqs = [r[0] for r in storage.conn.execute("SELECT seq FROM readings ORDER BY seq")]
-    assert seqs == list(range(1, 106))
+    twice = readings(range(80, 84)) + readings(range(80, 84))
+    assert storage.store_batch(gid, fid, twice, REPORT).accepted == 4
+    assert storage.count_readings() == 83
+    seqs = [r[0] for r in query(storage, "SELECT seq FROM readings ORDER BY seq")]
+    assert seqs == list(range(1, 84))
 
 
-def test_another_gateway_same_seq_is_stored_too(storage: Storage) -> None:
+def test_seqs_are_per_gateway(storage: Storage) -> None:
     g1, f1 = gateway(storage, "gw-01")
     g2, f2 = gateway(storage, "gw-02")
-    assert f1 == f2
     assert storage.store_batch(g1, f1, readings(range(1, 11)), REPORT).accepted == 10
     assert storage.store_batch(g2, f2, readings(range(1, 11)), REPORT).accepted == 10
     assert storage.count_readings() == 20
     assert storage.count_readings(g1) == storage.count_readings(g2) == 10
-    # Same key in the same factory: one sensor, fed by both gateways.
+    # Same factory, same key: one sensor.
     assert len(storage.list_sensors()) == 1
 
 
-def test_same_key_in_other_factory_is_another_sensor(storage: Storage) -> None:
+def test_sensors_are_per_factory(storage: Storage) -> None:
     g1, f1 = gateway(storage, "gw-01", "acme")
     g2, f2 = gateway(storage, "gw-02", "globex")
     storage.store_batch(g1, f1, readings(range(1, 3)), REPORT)
@@ -96,7 +121,7 @@ def test_same_key_in_other_factory_is_another_sensor(storage: Storage) -> None:
 
 def test_model_is_created_on_first_data(storage: Storage) -> None:
     gid, fid = gateway(storage, "gw-01")
-    batch = readings(range(1, 4), "l1/press/temp") + readings(range(4, 6), "l2/press/rpm")
+    batch = [*readings(range(1, 3), "l1/press/temp"), *readings(range(3, 5), "l2/press/rpm")]
     storage.store_batch(gid, fid, batch, REPORT)
     machines = storage.list_machines(fid)
     assert {(m["line"], m["name"]) for m in machines} == {("l1", "press"), ("l2", "press")}
@@ -108,35 +133,26 @@ def test_model_is_created_on_first_data(storage: Storage) -> None:
 
 def test_failed_batch_leaves_nothing(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
     gid, fid = gateway(storage, "gw-01")
-    bad = [*readings(range(1, 5), "l9/new/sensor"), WireReading(5, "l9/new/sensor", 1.0, 1.0)]
+    batch = readings(range(1, 6), "l9/new/sensor")
 
     class Boom(Exception):
         pass
 
-    def fail(*args: object, **kwargs: object) -> None:
-        raise Boom
+    real = storage._insert_readings  # type: ignore[attr-defined]
 
-    # Make the UPDATE after the inserts fail: the sensors and readings must roll back too.
-    real = storage._pool._writer
-    assert real is not None  # opened by gateway() above
+    def insert_then_fail(conn: object, rows: object) -> int:
+        real(conn, rows)  # the readings (and the new sensor before them) are written...
+        raise Boom  # ...and the batch fails before it ends: all of it must roll back
 
-    class Proxy:
-        def __getattr__(self, name: str) -> object:
-            return getattr(real, name)
-
-        def execute(self, sql: str, *a: object) -> object:
-            if sql.startswith("UPDATE gateways"):
-                fail()
-            return real.execute(sql, *a)
-
-    monkeypatch.setattr(storage._pool, "_writer", Proxy())
+    monkeypatch.setattr(storage, "_insert_readings", insert_then_fail)
     with pytest.raises(Boom):
-        storage.store_batch(gid, fid, bad, REPORT)
+        storage.store_batch(gid, fid, batch, REPORT)
     monkeypatch.undo()
     assert storage.count_readings() == 0
     assert storage.list_sensors() == []
+    assert storage.get_gateway("gw-01")["last_seen"] is None  # type: ignore[index]
     # The in-memory sensor cache must not remember the rolled-back sensor.
-    storage.store_batch(gid, fid, bad, REPORT)
+    storage.store_batch(gid, fid, batch, REPORT)
     assert storage.count_readings() == 5
     assert len(storage.list_sensors()) == 1
 
@@ -175,7 +191,12 @@ def test_concurrent_writers_from_threads(storage: Storage) -> None:
     def run(gid: int, fid: int) -> None:
         try:
             for lo in range(1, 1001, 100):
-                storage.store_batch(gid, fid, readings(range(lo, lo + 100), "l1/m1/x"), REPORT)
+                # New sensors in every batch, overlapping between threads: on PostgreSQL the
+                # transactions run at once and race to create them.
+                batch = readings(range(lo, lo + 100), "l1/m1/x") + readings(
+                    range(lo + 5000, lo + 5002), f"l1/m1/s{lo}"
+                )
+                storage.store_batch(gid, fid, batch, REPORT)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -185,43 +206,34 @@ def test_concurrent_writers_from_threads(storage: Storage) -> None:
     for t in threads:
         t.join()
     assert not errors
-    assert storage.count_readings() == 4000
-    assert len(storage.list_sensors()) == 1
+    assert storage.count_readings() == 4 * (1000 + 20)
+    assert len(storage.list_sensors()) == 11
 
 
 def test_queries(storage: Storage) -> None:
     gid, fid = gateway(storage, "gw-01")
     storage.store_batch(gid, fid, readings(range(1, 121)), REPORT)
     sid = storage.list_sensors()[0]["id"]
-    t0 = 1_700_000_000.0
-    rows = storage.readings(sid, t0 + 10, t0 + 20, 1000)
-    assert [r[1] for r in rows] == [t0 + s for s in range(10, 20)]
+    rows = storage.readings(sid, T0 + 10, T0 + 20, 1000)
+    assert [r[1] for r in rows] == [T0 + s for s in range(10, 20)]
     assert len(storage.readings(sid, None, None, 5)) == 5
     lo, hi, avg, count, first, last = storage.stats(sid, None, None)
     assert (lo, hi, avg, count) == (1.0, 120.0, 60.5, 120)
-    assert (first, last) == (t0 + 1, t0 + 120)
+    assert (first, last) == (T0 + 1, T0 + 120)
     buckets = storage.series(sid, None, None, 60.0, 1000)
-    assert sum(b[4] for b in buckets) == 120
+    assert [(b[0], b[4]) for b in buckets] == [(T0 - 20, 39), (T0 + 40, 60), (T0 + 100, 21)]
     assert all(b[0] % 60 == 0 for b in buckets)
+    assert storage.series(sid, T0 + 40, T0 + 100, 60.0, 1000)[0][1:] == (40.0, 99.0, 69.5, 60)
     latest = storage.latest(sid)
     assert latest is not None and latest[2] == 120.0
     assert storage.latest(sid + 1) is None
-
-
-def test_unwritable_path_is_a_storage_error(tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    with pytest.raises(StorageError):
-        Storage(str(blocker / "hub.db")).init_schema()
+    assert [r[2] for r in storage.last_readings(sid, 3)] == [118.0, 119.0, 120.0]
 
 
 def test_token_is_stored_hashed(storage: Storage) -> None:
     storage.add_token("read", hash_token("fer_secret"))
-    rows = storage.conn.execute("SELECT hash FROM tokens").fetchall()
-    assert rows == [(hash_token("fer_secret"),)]
-    dump = "\n".join(storage.conn.iterdump())
-    assert "fer_secret" not in dump
-    assert isinstance(storage.conn, sqlite3.Connection)
+    assert query(storage, "SELECT hash FROM tokens") == [(hash_token("fer_secret"),)]
+    assert "fer_secret" not in dump(storage)
 
 
 def _alert(alert_id: int, closed_at: float | None = None, key: str = "l1/m1/temp") -> WireAlert:
@@ -233,31 +245,182 @@ def _alert(alert_id: int, closed_at: float | None = None, key: str = "l1/m1/temp
         severity="high",
         threshold_value=80.0,
         value=91.0,
-        opened_at=1_700_000_000.0,
+        opened_at=T0,
         closed_at=closed_at,
         reading_seq=alert_id,
     )
+
+
+def _sensor_id(storage: Storage, key: str) -> int:
+    [row] = storage.list_sensors(key=key)
+    return int(row["id"])
 
 
 def test_edge_alerts_upsert_open_then_close_exactly_once(storage: Storage) -> None:
     gid, fid = gateway(storage, "gw-a")
     storage.store_batch(gid, fid, readings(range(1, 4)), REPORT, [_alert(7)])
     storage.store_batch(gid, fid, readings(range(1, 4)), REPORT, [_alert(7)])  # re-sent
-    storage.store_batch(gid, fid, [], REPORT, [_alert(7, closed_at=1_700_000_060.0)])
+    storage.store_batch(gid, fid, [], REPORT, [_alert(7, closed_at=T0 + 60)])
     storage.store_batch(gid, fid, [], REPORT, [_alert(7)])  # a late copy of the open
-    sensor_id = storage.conn.execute("SELECT id FROM sensors WHERE key = 'l1/m1/temp'").fetchone()[
-        0
-    ]
-    [alert] = storage.edge_alerts(sensor_id, 10)
-    assert (alert["alert_id"], alert["gateway_id"], alert["closed_at"]) == (
-        7,
-        "gw-a",
-        1_700_000_060.0,
-    )
+    [alert] = storage.edge_alerts(_sensor_id(storage, "l1/m1/temp"), 10)
+    assert (alert["alert_id"], alert["gateway_id"], alert["closed_at"]) == (7, "gw-a", T0 + 60)
 
 
 def test_edge_alert_for_a_sensor_without_readings_creates_it(storage: Storage) -> None:
     gid, fid = gateway(storage, "gw-b")
     storage.store_batch(gid, fid, [], REPORT, [_alert(1, key="l9/m9/new")])
-    sensor_id = storage.conn.execute("SELECT id FROM sensors WHERE key = 'l9/m9/new'").fetchone()[0]
-    assert len(storage.edge_alerts(sensor_id, 10)) == 1
+    assert len(storage.edge_alerts(_sensor_id(storage, "l9/m9/new"), 10)) == 1
+
+
+# -- SQLite only -----------------------------------------------------------------------------
+
+
+def test_sqlite_creates_parent_dirs_and_wal(tmp_path: Path) -> None:
+    s = open_storage(f"sqlite:///{tmp_path / 'sub' / 'dir' / 'hub.db'}")
+    s.migrate()
+    assert Path(s.path).exists()  # type: ignore[attr-defined]
+    assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # type: ignore[attr-defined]
+    assert s.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # type: ignore[attr-defined]
+    assert isinstance(s.conn, sqlite3.Connection)  # type: ignore[attr-defined]
+    s.close()
+
+
+def test_sqlite_unwritable_path_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError):
+        Storage(str(blocker / "hub.db")).init_schema()
+
+
+def test_database_of_the_previous_release_upgrades_without_loss(tmp_path: Path) -> None:
+    """A hub.db written by the release before the storage package (its schema verbatim in
+    tests/hub/data) opens, migrates and answers with every row it held."""
+    path = tmp_path / "hub.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_SCHEMA.read_text())
+    conn.executescript(
+        f"""
+        INSERT INTO factories VALUES (1, 'acme', {T0}, 3);
+        INSERT INTO machines VALUES (1, 1, 'l1', 'm1', {T0});
+        INSERT INTO sensors VALUES (1, 1, 1, 'l1/m1/temp', 'temp', 'C', 1.0, 90.0, 0.5, {T0});
+        INSERT INTO gateways VALUES (1, 'gw-01', 1, {T0}, {T0 + 5}, 7, 2, 1, '0.1.0', 0);
+        INSERT INTO tokens VALUES (1, '{hash_token("gw")}', 'gateway', 1, {T0}, 0);
+        INSERT INTO tokens VALUES (2, '{hash_token("rd")}', 'read', NULL, {T0}, 1);
+        INSERT INTO readings VALUES ({(1 << 40) + 1}, 1, {T0 + 1}, 20.5, 1, 1);
+        INSERT INTO readings VALUES ({(1 << 40) + 2}, 1, {T0 + 2}, 95.0, 1, 2);
+        INSERT INTO anomaly_scans VALUES (1, {T0 + 9}, 'zscore', 2.0, 2, '{{"mean": 57.75}}');
+        INSERT INTO anomalies VALUES (1, 1, {(1 << 40) + 2}, {T0 + 2}, 95.0, 2.5, 1, 'zscore',
+            2.0, {T0 + 9});
+        INSERT INTO edge_alerts VALUES (1, 1, 4, 1, 'threshold', 'above_maximum', 'high',
+            90.0, 95.0, {T0 + 2}, NULL, 2, {T0 + 3});
+        """
+    )
+    conn.close()
+    s = open_storage(f"sqlite:///{path}")
+    s.migrate()
+    record = s.token_by_hash(hash_token("gw"))
+    assert record is not None and not record.revoked and record.gateway_name == "gw-01"
+    read = s.token_by_hash(hash_token("rd"))
+    assert read is not None and read.revoked
+    assert s.readings(1, None, None, 10) == [
+        ((1 << 40) + 1, T0 + 1, 20.5),
+        ((1 << 40) + 2, T0 + 2, 95.0),
+    ]
+    assert s.gateway_config("gw-01") == (
+        3,
+        [{"key": "l1/m1/temp", "min": 1.0, "max": 90.0, "deadband": 0.5}],
+    )
+    gw = s.get_gateway("gw-01")
+    assert gw is not None and (gw["backlog"], gw["dropped"], gw["dead_letters"]) == (7, 2, 1)
+    assert [a["alert_id"] for a in s.edge_alerts(1, 10)] == [4]
+    assert [a["reading_id"] for a in s.stored_anomalies(1, 10)] == [(1 << 40) + 2]
+    scan = s.anomaly_scan(1)
+    assert scan is not None and scan["statistics"] == {"mean": 57.75}
+    # And it takes new data where the old release left off, without doubling.
+    result = s.store_batch(1, 1, readings(range(1, 5)), REPORT)
+    assert (result.accepted, result.duplicates, result.config_version) == (2, 2, 3)
+    s.close()
+
+
+# -- PostgreSQL only -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg(pg_server: object) -> Storage:
+    from tests.pg import PgServer
+
+    assert isinstance(pg_server, PgServer)
+    s = open_storage(pg_server.create_database())
+    s.migrate()
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def partitions(storage: Storage) -> list[str]:
+    return [
+        r[0]
+        for r in query(
+            storage,
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'readings'::regclass ORDER BY 1",
+        )
+    ]
+
+
+def test_pg_partitions_are_made_ahead_and_there_is_no_default(pg: Storage) -> None:
+    names = partitions(pg)
+    today = day_of(now())
+    assert [partition_name(d) for d in range(today - 1, today + 8)] == names
+    default = query(
+        pg,
+        "SELECT count(*) FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+        "WHERE c.relname = 'readings' AND p.partdefid <> 0",
+    )
+    assert default == [(0,)]
+
+
+def test_pg_late_data_gets_its_partitions_before_it_lands(pg: Storage) -> None:
+    """A back-fill of readings from two years ago, spread over three days: each day gets its
+    partition, and the rows land there (not in some catch-all)."""
+    gid, fid = gateway(pg, "gw-01")
+    old = (day_of(now()) - 730) * DAY_S + 1.0
+    batch = [WireReading(i, "l1/m1/t", old + i * DAY_S / 2, float(i), None) for i in range(6)]
+    assert pg.store_batch(gid, fid, batch, REPORT).accepted == 6
+    days = sorted({day_of(r.ts) for r in batch})
+    assert len(days) == 3
+    assert set(map(partition_name, days)) <= set(partitions(pg))
+    placed = query(
+        pg, "SELECT tableoid::regclass::text, count(*) FROM readings GROUP BY 1 ORDER BY 1"
+    )
+    assert placed == [(partition_name(d), 2) for d in days]
+    # Re-sent after the outage: nothing doubles, across partitions too.
+    assert pg.store_batch(gid, fid, batch, REPORT).accepted == 0
+
+
+def test_pg_partition_dropped_elsewhere_is_remade(pg: Storage) -> None:
+    """Another hub process dropped a partition this one remembers (retention): the batch
+    still lands, in a partition made again."""
+    gid, fid = gateway(pg, "gw-01")
+    ts = now() - 30 * DAY_S
+    pg.store_batch(gid, fid, [WireReading(1, "l1/m1/t", ts, 1.0, None)], REPORT)
+    with psycopg.connect(pg.url, autocommit=True) as conn:  # type: ignore[attr-defined]
+        conn.execute(f'DROP TABLE "{partition_name(day_of(ts))}"')
+    assert pg.store_batch(gid, fid, [WireReading(2, "l1/m1/t", ts, 2.0, None)], REPORT).accepted
+    assert pg.count_readings() == 1
+
+
+def test_pg_queries_use_the_sensor_time_index(pg: Storage) -> None:
+    gid, fid = gateway(pg, "gw-01")
+    pg.store_batch(gid, fid, readings(range(1, 2001), t0=now() - 3000), REPORT)
+    with psycopg.connect(pg.url, autocommit=True) as conn:  # type: ignore[attr-defined]
+        conn.execute("ANALYZE readings")
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT id, ts, value FROM readings WHERE sensor_id = 1 "
+                "AND ts >= %s AND ts < %s ORDER BY ts, id LIMIT 10",
+                (now() - 2000, now()),
+            )
+        )
+    assert "readings_sensor_ts" in plan or "sensor_id_ts_idx" in plan, plan

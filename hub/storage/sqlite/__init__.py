@@ -6,27 +6,36 @@ import sqlite3
 from contextlib import AbstractContextManager
 from typing import ClassVar
 
+from hub.storage.alerts import AlertsMixin
 from hub.storage.anomalies import AnomaliesMixin
 from hub.storage.ingest import IngestMixin, ReadingRow
 from hub.storage.migrations import check_sequence, pending
+from hub.storage.model import StorageError
 from hub.storage.reads import ReadsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.sqlite.pool import SQLitePool
 from hub.storage.sqlite.schema import MIGRATIONS
 from hub.storage.thresholds import ThresholdsMixin
 from hub.storage.tokens import TokensMixin
+from hub.storage.url import parse_database
 
 SCHEMA_VERSION = check_sequence(MIGRATIONS)
 
 
-class SQLiteStorage(TokensMixin, IngestMixin, ReadsMixin, ThresholdsMixin, AnomaliesMixin):
+class SQLiteStorage(
+    TokensMixin, AlertsMixin, IngestMixin, ReadsMixin, ThresholdsMixin, AnomaliesMixin
+):
     # ts >= 0 always, so CAST (truncation) is floor here.
     _BUCKET_START: ClassVar[str] = "CAST(ts / ? AS INTEGER) * ?"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, target: str) -> None:
+        """``target``: a sqlite:/// URL or a file path."""
         super().__init__()
-        self.path = path
-        self._pool = SQLitePool(path)
+        database = parse_database(target)
+        if database.engine != "sqlite":
+            raise StorageError(f"not an SQLite database: {database.describe()}")
+        self.path = database.target
+        self._pool = SQLitePool(self.path)
         self._own: sqlite3.Connection | None = None
 
     @property

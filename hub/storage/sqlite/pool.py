@@ -16,6 +16,7 @@ instead of failing late on lock upgrade.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sqlite3
@@ -24,6 +25,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from hub.storage.model import StorageError
+
+# Token hashes and telemetry: the owner's alone, whatever the umask. SQLite gives the -wal
+# and -shm files the mode of the database file itself (and fchmods them past the umask).
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def make_private(path: str) -> None:
+    """Create the database file (and a missing parent directory) for the owner alone, and
+    take group/other access away from an existing one and its -wal/-shm."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
+        os.chmod(parent, DIR_MODE)  # makedirs' mode is filtered by the umask
+    # Never open (and close) a database file that exists: closing any descriptor of a file
+    # drops every POSIX lock this process holds on it, SQLite connections' locks included.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            if os.stat(name).st_mode & 0o777 != FILE_MODE:
+                os.chmod(name, FILE_MODE)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            pass  # not the owner's process: the owner keeps the mode they chose
 
 
 class SQLitePool:
@@ -37,9 +64,8 @@ class SQLitePool:
 
     def connect(self) -> sqlite3.Connection:
         """A new connection with the hub's settings; closed by :meth:`close`."""
-        parent = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(parent, exist_ok=True)
+            make_private(self.path)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
             # check_same_thread=False: a connection moves between threads (the pool lends it
             # to one call at a time) and close() closes them all from one thread.

@@ -1,0 +1,160 @@
+"""The PostgreSQL engine (psycopg 3 + psycopg_pool), for sites that outgrow one hub box.
+
+Ingest: the readings of a batch go by binary COPY into a per-connection staging table, then
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` moves the new ones into ``readings``: one
+transaction per batch with the sensors, alerts and gateway report, all or nothing; a
+(gateway, seq) already stored is skipped, however often it comes. Partitions for the batch's
+days exist before its transaction starts (partitions.py).
+
+Schema changes run as numbered migrations under a session advisory lock, so hub processes
+starting at once migrate the database exactly once and the others wait for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar
+
+import psycopg
+
+from hub.storage.alerts import AlertsMixin
+from hub.storage.anomalies import AnomaliesMixin
+from hub.storage.ingest import IngestMixin, ReadingRow
+from hub.storage.migrations import check_sequence, pending
+from hub.storage.model import GatewayReport, StorageError, StoreResult
+from hub.storage.postgres.partitions import Partitions, day_of
+from hub.storage.postgres.pool import PgConn, PgPool
+from hub.storage.postgres.schema import MIGRATIONS
+from hub.storage.reads import ReadsMixin
+from hub.storage.sqlbase import Conn
+from hub.storage.thresholds import ThresholdsMixin
+from hub.storage.tokens import TokensMixin
+from hub.storage.url import parse_database
+from shared.timeutil import now
+from shared.wire import WireAlert, WireReading
+
+SCHEMA_VERSION = check_sequence(MIGRATIONS)
+# pg_advisory_lock key for migrations ("edgemigr").
+MIGRATE_LOCK = 0x656467656D696772
+_COPY_TYPES = ["int8", "int8", "float8", "float8", "int8", "int8"]
+
+
+class PostgresStorage(
+    TokensMixin, AlertsMixin, IngestMixin, ReadsMixin, ThresholdsMixin, AnomaliesMixin
+):
+    _BUCKET_START: ClassVar[str] = "floor(ts / ?) * ?"
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        super().__init__()
+        database = parse_database(url)
+        if database.engine != "postgresql":
+            raise StorageError(f"not a PostgreSQL URL: {database.describe()}")
+        self.url = database.target
+        self.where = database.describe()
+        self._pool = PgPool(database.target, self.where, max_size=pool_size)
+        self._partitions = Partitions()
+
+    def _reader(self, snapshot: bool = False) -> AbstractContextManager[Conn]:
+        return self._pool.reader(snapshot)
+
+    def _write(self) -> AbstractContextManager[Conn]:
+        return self._pool.write()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        with self._pool.connection() as conn:
+            return self._version(conn)
+
+    @staticmethod
+    def _version(conn: psycopg.Connection[Any]) -> int:
+        present = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        if present is None or present[0] is None:
+            return 0
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> int:
+        with self._pool.connection() as conn:
+            # A session lock, held across the migrations' own transactions: a second hub
+            # process waits here, then finds nothing left to do.
+            conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                steps = pending(MIGRATIONS, self._version(conn), self.where)
+                for step in steps:
+                    with conn.transaction():
+                        step.apply(conn)
+                        conn.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                            (step.version, step.name),
+                        )
+                self._partitions.ensure_ahead(conn, now())
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
+        return len(steps)
+
+    def checkpoint(self) -> None:
+        # Nothing to fold in: the server owns durability.
+        return None
+
+    def ping(self) -> bool:
+        return bool(self._fetchone("SELECT 1")[0] == 1)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def prepare_days(self, ts_values: Sequence[float]) -> None:
+        """Make the partitions that rows at ``ts_values`` need (and the days ahead)."""
+        at = now()
+        days = {day_of(ts) for ts in ts_values}
+        days.add(day_of(at) + 7)  # keeps the week ahead made as days pass
+        with self._pool.connection() as conn:
+            if self._partitions.missing(conn, days):
+                self._partitions.ensure(conn, days)
+                self._partitions.ensure_ahead(conn, at)
+
+    def store_batch(
+        self,
+        gateway_id: int,
+        factory_id: int,
+        readings: Sequence[WireReading],
+        report: GatewayReport,
+        alerts: Sequence[WireAlert] = (),
+    ) -> StoreResult:
+        self.prepare_days([r.ts for r in readings])
+        try:
+            return super().store_batch(gateway_id, factory_id, readings, report, alerts)
+        except psycopg.errors.CheckViolation as exc:
+            # "no partition of relation readings found for row": a partition this process
+            # believed in was dropped (retention) by another one. Reload and try once more.
+            if "no partition" not in str(exc):
+                raise
+            self._partitions.forget()
+            self.prepare_days([r.ts for r in readings])
+            return super().store_batch(gateway_id, factory_id, readings, report, alerts)
+
+    def _insert_readings(self, conn: Conn, rows: list[ReadingRow]) -> int:
+        assert isinstance(conn, PgConn)
+        raw = conn.raw
+        with raw.cursor() as cur:
+            with cur.copy(
+                "COPY readings_in (id, sensor_id, ts, value, gateway_id, seq) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            # ORDER BY id: concurrent batches take their index locks in the same order.
+            cur.execute(
+                "INSERT INTO readings SELECT * FROM readings_in ORDER BY id "
+                "ON CONFLICT (id, ts) DO NOTHING"
+            )
+            accepted = cur.rowcount
+        return accepted
