@@ -433,8 +433,14 @@ class Hub:
     # -- assembly ------------------------------------------------------------------------
 
     def routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
+        # Imported here: the handler modules import this one.
+        from hub.api import alerts as alerts_api
+        from hub.api import rules as rules_api
+
         gateway: tuple[Role, ...] = ("gateway",)
         return [
+            *rules_api.routes(self, API),
+            *alerts_api.routes(self, API),
             ("POST", f"{API}/ingest", gateway, self.h_ingest),
             ("GET", f"{API}/gateways", READ_ROLES, self.h_gateways),
             ("GET", f"{API}/gateways/:id", READ_ROLES, self.h_gateway),

@@ -94,7 +94,11 @@ def gateway_config(storage: Storage, principal: Principal, name: str) -> Result:
     if found is None:
         raise not_found("gateway", repr(name))
     version, rules = found
-    return {"gateway_id": name, "version": version, "sensors": rules}, {"count": len(rules)}
+    # Read after the version: a rule changed in between leaves the gateway a version behind
+    # its rules, so it fetches again (never the other way round).
+    alert_rules = storage.gateway_alert_rules(name)
+    data = {"gateway_id": name, "version": version, "sensors": rules, "alert_rules": alert_rules}
+    return data, {"count": len(rules)}
 
 
 def load_checker() -> ModuleType:

@@ -106,3 +106,42 @@ class AnomalyScanner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class AlertWatch:
+    """Every ``interval_s``: opens one gateway_offline alert per gateway silent for
+    ``offline_after_s`` (and clears those seen again), and journals shelves that ran out.
+    Several hub processes may run it: storage opens each offline alert once (a partial unique
+    index), and a cleared or expired row is changed by whichever process gets there first."""
+
+    def __init__(self, storage: Storage, *, offline_after_s: float, interval_s: float) -> None:
+        self.storage = storage
+        self.offline_after_s = offline_after_s
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check_once(self) -> dict[str, int]:
+        found = self.storage.evaluate_gateways(self.offline_after_s)
+        found["shelves_expired"] = self.storage.expire_shelves()
+        if found["opened"] or found["cleared"]:
+            log.info("gateway offline alerts", **found)
+        return found
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_once()
+            except Exception:
+                log.exception("alert watch failed")
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name="alert-watch", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

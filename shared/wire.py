@@ -48,9 +48,9 @@ class WireAlert(msgspec.Struct, frozen=True, kw_only=True):
 
     id: int  # the gateway's alert id (AUTOINCREMENT in its buffer), unique per gateway
     key: str
-    rule: str  # "threshold" | "rate_of_change"
+    rule: str  # "threshold" | "rate_of_change" | "rule" (the hub's alert rules of the sensor)
     breach_type: str  # "above_maximum" | "below_minimum" | "rate_of_change"
-    severity: str  # "medium" | "high" | "critical"
+    severity: str  # "medium" | "high" | "critical"; "rule": "info" | "warning" | "critical"
     threshold_value: float
     value: float  # the worst value seen while open
     opened_at: float
@@ -69,9 +69,9 @@ class WireMark(msgspec.Struct, array_like=True, frozen=True):
     at: float
 
 
-ALERT_RULES = frozenset({"threshold", "rate_of_change"})
+ALERT_RULES = frozenset({"threshold", "rate_of_change", "rule"})
 ALERT_BREACHES = frozenset({"above_maximum", "below_minimum", "rate_of_change"})
-ALERT_SEVERITIES = frozenset({"medium", "high", "critical"})
+ALERT_SEVERITIES = frozenset({"info", "medium", "warning", "high", "critical"})
 
 
 class Batch(msgspec.Struct, frozen=True, kw_only=True):

@@ -279,8 +279,18 @@ class AlertsMixin(RulesMixin, IngestMixin):
             }
             if not offline or not wanted:
                 return set()
+            # Only sensors of the factories of offline gateways can be stale.
+            marks = ", ".join("?" * len(offline))
+            candidates = {
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT s.id FROM sensors s WHERE s.factory_id IN "
+                    f"(SELECT factory_id FROM gateways WHERE id IN ({marks}))",
+                    tuple(offline),
+                ).fetchall()
+            }
             stale = set()
-            for sensor_id in wanted:
+            for sensor_id in (s for s in wanted if s in candidates):
                 row = conn.execute(
                     "SELECT id FROM readings WHERE sensor_id = ? ORDER BY ts DESC LIMIT 1",
                     (sensor_id,),

@@ -1,0 +1,275 @@
+"""The alert lifecycle people work with: active or cleared, x acknowledged or not, shelved.
+
+* An alert is raised at the edge (threshold, rate of change, the hub's rules) and arrives in a
+  sync batch; storage turns it into a fleet alert (hub.storage.alerts) whose severity moves in
+  place (escalated / de-escalated) and which clears when the edge says so. A gateway silent
+  for ``[alerts] gateway_offline_after_s`` is ONE alert of kind ``gateway_offline``; its
+  sensors are marked ``stale`` instead of raising alerts of their own.
+* People acknowledge and shelve (with a comment) with an operator or admin token. A shelve
+  is timed (at most :data:`MAX_SHELVE_S`) and runs out by itself: an alert whose
+  ``shelved_until`` has passed reads as not shelved at once, and the worker journals the
+  expiry.
+* Every transition is journaled with who (token id and role), when, and the comment.
+
+This module parses requests and shapes answers; storage does the state changes, each in
+one transaction with its journal entry and webhook event.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from hub.auth import Principal
+from hub.errors import ApiError, bad_param, not_found
+from hub.pagination import PageRequest, parse_page
+from hub.queries import optional_id, parse_id
+from hub.storage import Conflict, Storage
+from hub.storage.alerts import Actor, AlertFilter
+from shared.timeutil import now, to_rfc3339
+
+MAX_SHELVE_S = 7 * 86400.0
+MAX_COMMENT = 2000
+STATES = ("active", "cleared")
+KINDS = ("threshold", "rule", "rate_of_change", "gateway_offline")
+SEVERITIES = ("info", "medium", "warning", "high", "critical")
+
+Result = tuple[Any, dict[str, Any]]
+
+
+def _time(ts: float | None) -> str | None:
+    return None if ts is None else to_rfc3339(ts)
+
+
+def _by(token_id: int | None, role: str | None) -> dict[str, Any] | None:
+    return None if role is None else {"token_id": token_id, "role": role}
+
+
+def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any]:
+    """The API's alert object (DESIGN.md section 4) from a storage row."""
+    at = now() if at is None else at
+    shelved_until = row["shelved_until"]
+    shelved = shelved_until is not None and shelved_until > at
+    state, acked = row["state"], bool(row["acknowledged"])
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "sensor_id": row["sensor_id"],
+        "gateway_id": row["gateway_id"],
+        "factory_id": row["factory_id"],
+        "rule_id": row["rule_id"],
+        "severity": row["severity"],
+        "state": state,
+        "acknowledged": acked,
+        # ThingsBoard's four: ACTIVE_UNACK, ACTIVE_ACK, CLEARED_UNACK, CLEARED_ACK.
+        "status": f"{state}_{'ack' if acked else 'unack'}",
+        "acknowledged_at": _time(row["acknowledged_at"]),
+        "acknowledged_by": _by(row["acknowledged_by"], row["acknowledged_role"]),
+        "shelved": shelved,
+        "shelved_until": _time(shelved_until) if shelved else None,
+        "opened_at": _time(row["opened_at"]),
+        "cleared_at": _time(row["cleared_at"]),
+        "breach_type": row["breach_type"],
+        "value": row["value"],
+        "threshold_value": row["threshold_value"],
+        "updated_at": _time(row["updated_at"]),
+    }
+
+
+def journal_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "at": _time(entry["at"]),
+        "by": _by(entry["token_id"], entry["role"]),
+        "action": entry["action"],
+        "severity": entry["severity"],
+        "comment": entry["comment"],
+    }
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    value = raw.strip().lower()
+    if value not in allowed:
+        raise bad_param(name, f"must be one of {', '.join(allowed)}, got {raw!r}")
+    return value
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise bad_param(name, f"must be true or false, got {raw!r}")
+    return value in ("true", "1")
+
+
+def parse_filter(params: Mapping[str, str]) -> AlertFilter:
+    gateway = params.get("gateway_id") or None
+    if gateway is not None and len(gateway) > 128:
+        raise bad_param("gateway_id", "must be at most 128 characters")
+    return AlertFilter(
+        state=_choice(params, "state", STATES),
+        acknowledged=_flag(params, "acknowledged"),
+        severity=_choice(params, "severity", SEVERITIES),
+        kind=_choice(params, "kind", KINDS),
+        factory_id=optional_id(params, "factory_id"),
+        gateway=gateway,
+        sensor_id=optional_id(params, "sensor_id"),
+    )
+
+
+def list_alerts(
+    storage: Storage, params: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], PageRequest, int]:
+    """(one page of alerts, the page asked for, how many match): for hub.pagination.paged."""
+    where = parse_filter(params)
+    page = parse_page(params)
+    at = now()
+    rows, total = storage.list_alerts(where, page.offset, page.limit)
+    return [alert_view(r, at) for r in rows], page, total
+
+
+def _alert_id(raw: str | None) -> int:
+    return parse_id("id", raw)
+
+
+def get_alert(storage: Storage, raw_id: str | None) -> Result:
+    alert_id = _alert_id(raw_id)
+    row = storage.get_alert(alert_id)
+    if row is None:
+        raise not_found("alert", alert_id)
+    view = alert_view(row)
+    view["journal"] = [journal_view(e) for e in storage.alert_journal(alert_id)]
+    return view, {}
+
+
+# -- transitions ------------------------------------------------------------------------
+
+
+class AckBody(msgspec.Struct, forbid_unknown_fields=True):
+    comment: str | None = None
+
+
+class ShelveBody(msgspec.Struct, forbid_unknown_fields=True):
+    duration_s: float
+    comment: str | None = None
+
+
+_AT = re.compile(r"`\$\.(\w+)")
+_MISSING = re.compile(r"missing required field `(\w+)`")
+
+
+def field_of(exc: msgspec.ValidationError) -> str:
+    """The body field msgspec's error names ("... - at `$.x`", "missing required field `x`")."""
+    text = str(exc)
+    found = _AT.search(text) or _MISSING.search(text)
+    return found.group(1) if found else "body"
+
+
+def _decode(body: bytes, kind: type[msgspec.Struct], *, empty_ok: bool) -> Any:
+    if not body.strip():
+        if empty_ok:
+            return kind()
+        raise ApiError(
+            422,
+            "validation_error",
+            "a JSON object body is required",
+            [{"field": "body", "message": "required"}],
+        )
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        raise ApiError(
+            422,
+            "validation_error",
+            f"invalid body: {text}",
+            [{"field": field_of(exc), "message": text}],
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+
+
+def _comment(value: str | None) -> str | None:
+    if value is not None and len(value) > MAX_COMMENT:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"comment must be at most {MAX_COMMENT} characters",
+            [{"field": "comment", "message": f"at most {MAX_COMMENT} characters"}],
+        )
+    return value or None
+
+
+def _actor(principal: Principal | None) -> Actor:
+    assert principal is not None
+    return Actor(principal.token_id, principal.role)
+
+
+def _done(row: dict[str, Any] | None, alert_id: int) -> Result:
+    if row is None:
+        raise not_found("alert", alert_id)
+    view: dict[str, Any] = alert_view(row)
+    return view, {}
+
+
+def _conflict(exc: Conflict) -> ApiError:
+    return ApiError(409, "conflict", str(exc))
+
+
+def acknowledge(
+    storage: Storage, principal: Principal | None, raw_id: str | None, body: bytes
+) -> Result:
+    alert_id = _alert_id(raw_id)
+    parsed = _decode(body, AckBody, empty_ok=True)
+    comment = _comment(parsed.comment)
+    try:
+        row = storage.acknowledge_alert(alert_id, _actor(principal), comment)
+    except Conflict as exc:
+        raise _conflict(exc) from None
+    return _done(row, alert_id)
+
+
+def shelve(
+    storage: Storage, principal: Principal | None, raw_id: str | None, body: bytes
+) -> Result:
+    alert_id = _alert_id(raw_id)
+    parsed = _decode(body, ShelveBody, empty_ok=False)
+    duration = parsed.duration_s
+    if not math.isfinite(duration) or not 0 < duration <= MAX_SHELVE_S:
+        message = f"must be a number of seconds above 0 and at most {MAX_SHELVE_S:g}"
+        raise ApiError(
+            422,
+            "validation_error",
+            f"invalid 'duration_s': {message}",
+            [{"field": "duration_s", "message": message}],
+        )
+    comment = _comment(parsed.comment)
+    try:
+        row = storage.shelve_alert(alert_id, _actor(principal), now() + duration, comment)
+    except Conflict as exc:
+        raise _conflict(exc) from None
+    return _done(row, alert_id)
+
+
+def unshelve(
+    storage: Storage, principal: Principal | None, raw_id: str | None, body: bytes
+) -> Result:
+    alert_id = _alert_id(raw_id)
+    parsed = _decode(body, AckBody, empty_ok=True)
+    comment = _comment(parsed.comment)
+    try:
+        row = storage.unshelve_alert(alert_id, _actor(principal), comment)
+    except Conflict as exc:
+        raise _conflict(exc) from None
+    return _done(row, alert_id)

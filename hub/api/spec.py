@@ -1,0 +1,164 @@
+"""OpenAPI descriptions of the alert-rule and alert routes, added to hub.openapi.OPS when the
+route modules are imported (hub.app.Hub.routes), so every route is described."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.openapi import _INT_ID, _SCHEMAS, API, OPS, Op, _param, _ref
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_NUM = {"type": ["number", "null"]}
+_BY = {
+    "type": ["object", "null"],
+    "properties": {"token_id": {"type": ["integer", "null"]}, "role": {"type": "string"}},
+}
+_RULE_FIELDS: dict[str, Any] = {
+    "condition": {"enum": ["GREATER_THAN", "LESS_THAN", "OUT_OF_RANGE"]},
+    "threshold": {"type": "number"},
+    "threshold_high": {"type": ["number", "null"], "description": "OUT_OF_RANGE only"},
+    "severity": {"enum": ["INFO", "WARNING", "CRITICAL"]},
+    "enabled": {"type": "boolean"},
+    "deadband": {"type": "number", "minimum": 0},
+    "delay_s": {"type": "number", "minimum": 0, "maximum": 86400},
+}
+
+_SCHEMAS.update(
+    {
+        "AlertRule": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "sensor_id": {"type": "integer"},
+                **_RULE_FIELDS,
+                "created_at": _TIME,
+                "updated_at": _TIME,
+            },
+            "required": ["id", "sensor_id", "condition", "threshold", "severity", "enabled"],
+        },
+        "AlertRuleBody": {
+            "type": "object",
+            "properties": _RULE_FIELDS,
+            "required": ["condition", "threshold"],
+            "description": "OUT_OF_RANGE needs threshold < threshold_high; the others take no "
+            "threshold_high. Numbers must be finite.",
+        },
+        "AlertRulePatch": {
+            "type": "object",
+            "properties": _RULE_FIELDS,
+            "description": "Any subset of the rule's fields; the result is checked as a whole.",
+        },
+        "Alert": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"enum": ["threshold", "rule", "rate_of_change", "gateway_offline"]},
+                "sensor_id": {"type": ["integer", "null"]},
+                "gateway_id": {"type": "string"},
+                "factory_id": {"type": "integer"},
+                "rule_id": {"type": ["integer", "null"]},
+                "severity": {"type": "string"},
+                "state": {"enum": ["active", "cleared"]},
+                "acknowledged": {"type": "boolean"},
+                "acknowledged_at": _TIME,
+                "acknowledged_by": _BY,
+                "shelved": {"type": "boolean"},
+                "shelved_until": _TIME,
+                "opened_at": _TIME,
+                "cleared_at": _TIME,
+                "value": _NUM,
+                "threshold_value": _NUM,
+                "journal": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "at": _TIME,
+                            "by": _BY,
+                            "action": {"type": "string"},
+                            "comment": {"type": ["string", "null"]},
+                        },
+                    },
+                },
+            },
+            "required": ["id", "kind", "severity", "state", "acknowledged"],
+        },
+    }
+)
+
+_ALERT = _param("id", "path", _INT_ID, "the alert's id", 1)
+_RULE = _param("id", "path", _INT_ID, "the rule's id", 1)
+_SENSOR = _param("id", "path", _INT_ID, "the sensor's numeric id", 1)
+_PAGE = (
+    _param("page", "query", {"type": "integer", "minimum": 1}, "page number, from 1"),
+    _param("per_page", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
+)
+_WRITE_ERRORS = (400, 401, 403, 404, 413, 422, 429)
+_CHANGE_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429)
+
+
+def _body(schema: str, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _inline_body(required: bool, **props: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": props}
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+_COMMENT = {"type": ["string", "null"], "maxLength": 2000}
+
+ALARM_OPS: dict[tuple[str, str], Op] = {
+    ("GET", f"{API}/sensors/:id/rules"): Op(
+        {"type": "array", "items": _ref("AlertRule")}, (_SENSOR,), (400, 401, 403, 404, 429)
+    ),
+    ("POST", f"{API}/sensors/:id/rules"): Op(
+        _ref("AlertRule"), (_SENSOR,), _WRITE_ERRORS, _body("AlertRuleBody"), status=201
+    ),
+    ("PATCH", f"{API}/rules/:id"): Op(
+        _ref("AlertRule"), (_RULE,), _WRITE_ERRORS, _body("AlertRulePatch")
+    ),
+    ("DELETE", f"{API}/rules/:id"): Op({}, (_RULE,), (400, 401, 403, 404, 429), status=204),
+    ("GET", f"{API}/alerts"): Op(
+        {"type": "array", "items": _ref("Alert")},
+        (
+            _param("state", "query", {"enum": ["active", "cleared"]}, "active or cleared"),
+            _param("acknowledged", "query", {"type": "boolean"}, "acknowledged or not"),
+            _param(
+                "severity",
+                "query",
+                {"enum": ["info", "medium", "warning", "high", "critical"]},
+                "severity (case-insensitive)",
+            ),
+            _param(
+                "kind",
+                "query",
+                {"enum": ["threshold", "rule", "rate_of_change", "gateway_offline"]},
+                "what raised it",
+            ),
+            _param("factory_id", "query", _INT_ID, "only this factory's"),
+            _param("gateway_id", "query", {"type": "string"}, "only this gateway's (e.g. gw-01)"),
+            _param("sensor_id", "query", _INT_ID, "only this sensor's"),
+            *_PAGE,
+        ),
+        (400, 401, 403, 429),
+    ),
+    ("GET", f"{API}/alerts/:id"): Op(_ref("Alert"), (_ALERT,), (400, 401, 403, 404, 429)),
+    ("POST", f"{API}/alerts/:id/ack"): Op(
+        _ref("Alert"), (_ALERT,), _CHANGE_ERRORS, _inline_body(False, comment=_COMMENT)
+    ),
+    ("POST", f"{API}/alerts/:id/shelve"): Op(
+        _ref("Alert"),
+        (_ALERT,),
+        _CHANGE_ERRORS,
+        _inline_body(
+            True,
+            duration_s={"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
+            comment=_COMMENT,
+        ),
+    ),
+    ("POST", f"{API}/alerts/:id/unshelve"): Op(
+        _ref("Alert"), (_ALERT,), _CHANGE_ERRORS, _inline_body(False, comment=_COMMENT)
+    ),
+}
+OPS.update(ALARM_OPS)

@@ -1,0 +1,219 @@
+"""Webhooks: alert and gateway events POSTed to the ``[[webhooks]]`` of hub.toml.
+
+* Storage queues every event in the ``alert_events`` outbox inside the transaction that made
+  it (hub.storage.alerts), so ingest and the operators' requests never wait on a receiver.
+  A sender thread per hub process reads the outbox and delivers, in order, per URL.
+* The body is JSON ``{"id", "event", "at", "alert"}``; ``id`` is the event's id, the same on
+  every attempt, so a receiver drops a repeat (idempotency). ``X-Edge-Signature: sha256=<hex>``
+  is HMAC-SHA256 of the body bytes under the webhook's ``secret``; ``X-Edge-Event`` and
+  ``X-Edge-Event-Id`` repeat the event and its id.
+* Failed attempts (no answer, 5xx, 408, 429) are retried with exponential backoff and jitter
+  (tenacity) up to ``max_attempts``; then the event is given up and counted. Any other 4xx
+  is a refusal: not retried, counted as failed. ``/metrics`` has both counters.
+* With several hub processes, each URL has a lease in ``webhook_cursors``: one process
+  delivers to it at a time, and the cursor moves only after a delivery ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import msgspec
+import structlog
+from prometheus_client import Counter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from hub.alarms import alert_view
+from hub.alert_settings import WebhookSettings
+from hub.storage import Storage
+from shared.timeutil import to_rfc3339
+
+log = structlog.get_logger("hub.notify")
+
+ATTEMPTS = Counter(
+    "edge_hub_webhook_attempts",
+    "Webhook POSTs by outcome (ok, error: no answer or a retryable status, refused: other 4xx).",
+    ["result"],
+)
+DELIVERIES = Counter(
+    "edge_hub_webhook_deliveries",
+    "Webhook events by final outcome (delivered, failed: given up after max_attempts or refused).",
+    ["result"],
+)
+SIGNATURE_HEADER = "X-Edge-Signature"
+_RETRY_STATUS = frozenset({408, 429})
+BATCH = 100
+
+
+class _Retryable(Exception):
+    """An attempt that may succeed later (no answer, 5xx, 408, 429)."""
+
+
+class _Refused(Exception):
+    """The receiver refused the event for good (a 4xx other than 408/429)."""
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Edge-Signature value: ``sha256=`` + hex HMAC-SHA256 of ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def event_body(event: dict[str, Any]) -> bytes:
+    """The JSON body of an outbox row: the alert as the API shows it when the event happened."""
+    alert = alert_view(json.loads(event["payload"]), at=event["at"])
+    return msgspec.json.encode(
+        {
+            "id": event["event_id"],
+            "event": event["event"],
+            "at": to_rfc3339(event["at"]),
+            "alert": alert,
+        }
+    )
+
+
+class WebhookSender:
+    """Delivers the outbox to every configured webhook, in a daemon thread."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        hooks: Sequence[WebhookSettings],
+        *,
+        poll_s: float = 0.5,
+        lease_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.storage = storage
+        self.hooks = list(hooks)
+        self.poll_s = poll_s
+        self.lease_s = lease_s
+        self.owner = uuid.uuid4().hex  # this process, as the holder of URL leases
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._http = httpx.Client(transport=transport, follow_redirects=False)
+
+    # -- one event ----------------------------------------------------------------------
+
+    def _attempt(self, hook: WebhookSettings, event: dict[str, Any], body: bytes) -> None:
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(hook.secret, body),
+            "X-Edge-Event": str(event["event"]),
+            "X-Edge-Event-Id": str(event["event_id"]),
+        }
+        try:
+            resp = self._http.post(hook.url, content=body, headers=headers, timeout=hook.timeout_s)
+        except httpx.HTTPError as exc:
+            ATTEMPTS.labels("error").inc()
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+        if resp.status_code < 300:
+            ATTEMPTS.labels("ok").inc()
+            return
+        if resp.status_code >= 500 or resp.status_code in _RETRY_STATUS:
+            ATTEMPTS.labels("error").inc()
+            raise _Retryable(f"HTTP {resp.status_code}")
+        ATTEMPTS.labels("refused").inc()
+        raise _Refused(f"HTTP {resp.status_code}")
+
+    def deliver(self, hook: WebhookSettings, event: dict[str, Any]) -> bool:
+        """Deliver one event (retrying); True when the receiver took it."""
+        body = event_body(event)
+
+        def renew(state: RetryCallState) -> None:
+            # A long backoff must not let the lease lapse (another process would resend).
+            self.storage.webhook_lease(hook.url, self.owner, self.lease_s)
+            log.info(
+                "webhook attempt failed, retrying",
+                url=hook.url,
+                event_id=event["event_id"],
+                attempt=state.attempt_number,
+                error=str(state.outcome.exception()) if state.outcome else None,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retryable),
+            stop=stop_after_attempt(hook.max_attempts),
+            wait=wait_random_exponential(
+                multiplier=hook.backoff_min_s, min=hook.backoff_min_s, max=hook.backoff_max_s
+            ),
+            sleep=self._sleep,
+            before_sleep=renew,
+            reraise=True,
+        )
+        try:
+            retrying(self._attempt, hook, event, body)
+        except (_Retryable, _Refused) as exc:
+            DELIVERIES.labels("failed").inc()
+            log.warning(
+                "webhook event given up",
+                url=hook.url,
+                event=event["event"],
+                event_id=event["event_id"],
+                error=str(exc),
+            )
+            return False
+        DELIVERIES.labels("delivered").inc()
+        return True
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopped
+
+    # -- the outbox ---------------------------------------------------------------------
+
+    def pump(self, hook: WebhookSettings) -> int:
+        """Deliver what is queued for one webhook; how many events were handled."""
+        last = self.storage.webhook_lease(hook.url, self.owner, self.lease_s)
+        if last is None:
+            return 0  # another hub process delivers to this URL
+        handled = 0
+        for event in self.storage.alert_events_after(last, BATCH):
+            if self._stop.is_set():
+                break
+            if event["event"] in hook.events:
+                self.deliver(hook, event)
+            if not self.storage.webhook_delivered(hook.url, self.owner, int(event["id"])):
+                break  # the lease went to another process
+            handled += 1
+        return handled
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            busy = False
+            for hook in self.hooks:
+                try:
+                    busy |= self.pump(hook) > 0
+                except _Stopped:
+                    return
+                except Exception:
+                    log.exception("webhook delivery failed", url=hook.url)
+            if not busy:
+                self._stop.wait(self.poll_s)
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name="webhooks", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._http.close()
+
+
+class _Stopped(Exception):
+    """The hub is stopping: leave the retry loop (the event stays queued)."""
