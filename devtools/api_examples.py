@@ -22,8 +22,15 @@ The hub answers under `/api/v1` with `Authorization: Bearer <token>`. Tokens com
 
 * Success: `{"data": ..., "meta": {"request_id": ..., "timestamp": ...}}`
 * Error: `{"error": {"code": ..., "message": ..., "details": [...]}, "meta": {...}}` with
-  400 (malformed), 401 (no or unknown token), 403 (wrong role, another gateway's data),
-  404, 409, 413 (body too large), 422 (valid JSON, invalid content), 503 (a dependency down).
+  400 (malformed, or a body shorter than its Content-Length), 401 (no or unknown token),
+  403 (wrong role, another gateway's data), 404, 405 (method not served here; `Allow`
+  lists those that are), 409, 413 (body too large), 422 (valid JSON, invalid content:
+  details name each field, reading `seq` or `alert_id`), 429 (rate limit or read budget;
+  `Retry-After`), 503 (a dependency down).
+* Ranges: ids, counts (`backlog`, `dropped`, `dead_letters`) and alert ids up to 2^63-1,
+  reading seqs up to 2^40-1, times from 1970 to 9999-12-31T23:59:59Z; a sensor key is
+  `line/machine/sensor` with three non-blank segments of at most 128 characters, without
+  control or invisible characters. Outside: a 4xx naming the field, nothing stored.
 * Times: `ts` is epoch seconds; `time` the same in RFC 3339. Query parameters `from`/`to`
   take either.
 * `/openapi.json` and `/docs` describe the same routes for tools.
@@ -47,6 +54,54 @@ def _show(
     if len(body) > 2500:
         body = body[:2500] + "\n..."
     lines.append("```json\n" + body + "\n```\n")
+
+
+def limit_examples(lines: list[str], url: str, c: httpx.Client, g: httpx.Client, sid: int) -> None:
+    """Where the hub draws its lines: methods, time ranges, new sensors, large reads."""
+    _show(
+        lines,
+        "Wrong method",
+        "DELETE",
+        "/api/v1/gateways",
+        httpx.delete(f"{url}/api/v1/gateways"),
+        "A known path asked with a method it does not serve: 405 with `Allow`. Every GET "
+        "route also answers HEAD (same status and headers, no body) and every route "
+        "OPTIONS (204 with `Allow`); an unknown path is a 404 whatever the method.",
+    )
+    _show(
+        lines,
+        "A time past the year 9999",
+        "GET",
+        f"/api/v1/sensors/{sid}/readings?to=9999-12-31T23:59:59-01:00",
+        c.get(f"/api/v1/sensors/{sid}/readings", params={"to": "9999-12-31T23:59:59-01:00"}),
+        "`from`/`to` take epoch seconds 0 to 253402300799 or RFC 3339 in that range.",
+    )
+    many = [[10_000 + i, f"line9/m/s{i}", time.time() - 60, 1.0, None] for i in range(1001)]
+    _show(
+        lines,
+        "Ingest: too many new sensors",
+        "POST",
+        "/api/v1/ingest",
+        g.post("/api/v1/ingest", json={"gateway_id": "gw-01", "readings": many}),
+        "A batch may create at most `max_new_sensors_per_batch` sensors (default 1000), a "
+        "factory hold at most `max_sensors_per_factory` (default 10000). The readings past "
+        "the limit are named by seq, nothing of the batch is stored, and the agent moves "
+        "those readings to its dead letters.",
+    )
+    r = c.get(f"/api/v1/sensors/{sid}/readings", params={"limit": 100_000})
+    while r.status_code == 200:
+        r = c.get(f"/api/v1/sensors/{sid}/readings", params={"limit": 100_000})
+    _show(
+        lines,
+        "Large reads: the read budget",
+        "GET",
+        f"/api/v1/sensors/{sid}/readings?limit=100000",
+        r,
+        "A readings or series request that may answer more than `heavy_read_rows` rows "
+        "(default 10000) takes that many from its token's row budget "
+        "(`read_budget_rows_per_s`, `read_budget_burst_rows`), and at most "
+        "`max_concurrent_heavy_reads` run at once. Past either: 429 with Retry-After.",
+    )
 
 
 def main() -> None:
@@ -206,6 +261,7 @@ def main() -> None:
                         "/api/v1/ingest",
                         g.post("/api/v1/ingest", json=other),
                     )
+                    limit_examples(lines, hub.url, c, g, sid)
         (REPO / "docs" / "api.md").write_text("\n".join(lines))
         print("wrote docs/api.md")
 
