@@ -145,6 +145,9 @@ class Sessions:
         # Session events, by kind ("seq_gap", "before_birth", "stale_ndeath", ...).
         self.events: Counter[str] = Counter()
         self.rebirths_requested = 0
+        # The last (ts, value) per sensor key: a birth repeats a node's current values, and one
+        # it already sent in DATA (same sample, same timestamp) must not be stored twice.
+        self._last: dict[str, tuple[float, float]] = {}
 
     # -- the one entry point ---------------------------------------------------------------
 
@@ -168,10 +171,15 @@ class Sessions:
         except SparkplugDecodeError as exc:
             return Outcome(dead=str(exc))
         if t.message_type == "NBIRTH":
-            return self._nbirth(t, p, received_at, window)
-        if t.message_type == "NDEATH":
+            out = self._nbirth(t, p, received_at, window)
+        elif t.message_type == "NDEATH":
             return self._ndeath(t, p, received_at)
-        return self._in_session(t, p, received_at, window)
+        else:
+            out = self._in_session(t, p, received_at, window)
+        last = self._last
+        for r in out.readings:
+            last[r.key] = (r.ts, r.value)
+        return out
 
     # -- message types ---------------------------------------------------------------------
 
@@ -189,6 +197,7 @@ class Sessions:
             node.dead_devices = set(old.dead_devices)
         self._nodes[t.node] = node
         out, _ = self._readings(scope, t.group_id, t.edge_node_id, p, received_at, window)
+        self._drop_repeats(out)
         if scope.keys:
             out.marks.append(Mark(tuple(sorted(scope.keys)), False, received_at))
         return out
@@ -236,6 +245,7 @@ class Sessions:
             node.devices[device] = scope
             node.dead_devices.discard(device)
             out, _ = self._readings(scope, t.group_id, device, p, received_at, window)
+            self._drop_repeats(out)
             if scope.keys:
                 out.marks.append(Mark(tuple(sorted(scope.keys)), False, received_at))
         elif (dscope := node.devices.get(device)) is None or device in node.dead_devices:
@@ -332,6 +342,15 @@ class Sessions:
         if unknown_alias:
             self.events["unknown_alias"] += 1
         return out, unknown_alias
+
+    def _drop_repeats(self, out: Outcome) -> None:
+        """Leave out of a birth the samples this process already stored (same key, ts and
+        value): a rebirth republishes the current values with their original timestamps."""
+        last = self._last
+        kept = [r for r in out.readings if last.get(r.key) != (r.ts, r.value)]
+        if len(kept) != len(out.readings):
+            self.skipped["repeated_in_birth"] += len(out.readings) - len(kept)
+            out.readings = kept
 
     def _rebirth(self, node: NodeId) -> NodeId | None:
         """``node`` when a rebirth request may go out now (at most one per node per

@@ -350,3 +350,23 @@ def test_named_data_metric_without_a_birth_definition_needs_a_datatype() -> None
 
 def test_sensor_key_replaces_slashes_in_metric_names() -> None:
     assert sensor_key("g", "m", "a/b/c") == "g/m/a.b.c"
+
+
+def test_a_rebirth_does_not_store_the_current_values_twice() -> None:
+    s = Sessions()
+    born(s)
+    s.handle(topic("NDATA"), ndata(1, MetricSpec(alias=1, value=30.0, timestamp_ms=T0 + 5)), NOW)
+    # The rebirth republishes temp's last sample (same ts): not a new reading. Line.speed and
+    # running repeat the first birth's samples; only a changed sample is stored.
+    rebirth = encode_payload(
+        [
+            MetricSpec("bdSeq", 3, DataType.Int64),
+            MetricSpec("temp", 30.0, DataType.Double, alias=1, timestamp_ms=T0 + 5),
+            MetricSpec("Line/speed", 7, DataType.Int32, alias=2, timestamp_ms=T0),
+            MetricSpec("running", False, DataType.Boolean, alias=3, timestamp_ms=T0 + 9),
+        ],
+        seq=0,
+    )
+    out = s.handle(topic("NBIRTH"), rebirth, NOW)
+    assert [(r.key, r.value) for r in out.readings] == [(f"{G}/{N}/running", 0.0)]
+    assert s.skipped["repeated_in_birth"] == 2
