@@ -17,6 +17,7 @@ one transaction with its journal entry and webhook event.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -176,6 +177,17 @@ def field_of(exc: msgspec.ValidationError) -> str:
     return found.group(1) if found else "body"
 
 
+def bad_json(body: bytes) -> ApiError | None:
+    """400 when ``body`` is no JSON at all (msgspec's typed decode may report a type error
+    first: ``[`` is "expected object", not "truncated")."""
+    try:
+        # The standard parser: it reads 1e999 (as inf), which is a field's 422, not a 400.
+        json.loads(body)
+    except ValueError as exc:
+        return ApiError(400, "invalid_json", f"body is not valid JSON: {exc}")
+    return None
+
+
 def _decode(body: bytes, kind: type[msgspec.Struct], *, empty_ok: bool) -> Any:
     if not body.strip():
         if empty_ok:
@@ -189,6 +201,9 @@ def _decode(body: bytes, kind: type[msgspec.Struct], *, empty_ok: bool) -> Any:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
+        malformed = bad_json(body)
+        if malformed is not None:
+            raise malformed from None
         text = str(exc)
         raise ApiError(
             422,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from hub.alarms import field_of
+from hub.alarms import bad_json, field_of
 from hub.api import spec as _spec  # noqa: F401  (describes these routes)
 from hub.api.answers import created, no_content
 from hub.auth import READ_ROLES, Role
@@ -77,6 +77,9 @@ def _decode(body: bytes, kind: type[msgspec.Struct]) -> Any:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
+        malformed = bad_json(body)
+        if malformed is not None:
+            raise malformed from None
         raise _invalid([{"field": field_of(exc), "message": str(exc)}]) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
