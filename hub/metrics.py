@@ -66,3 +66,24 @@ ANOMALIES_STORED = Counter(
 
 def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+# Storage per tier (raw, 1m, 1h), as the retention job last measured it (hub.retention):
+# stored in the database, so every hub process answers the same figures.
+TIER_ROWS = Gauge("edge_hub_storage_rows", "Rows each storage tier holds.", ["tier"])
+TIER_BYTES = Gauge(
+    "edge_hub_storage_bytes",
+    "Bytes each storage tier takes with its indexes (PostgreSQL; SQLite: dbstat when built in).",
+    ["tier"],
+)
+TIER_OLDEST = Gauge(
+    "edge_hub_storage_oldest_timestamp_seconds", "Time of the oldest row of each tier.", ["tier"]
+)
+TIER_NEXT_EXPIRY = Gauge(
+    "edge_hub_retention_next_expiry_timestamp_seconds",
+    "When the oldest row of each tier expires (absent: the tier is kept forever, or empty).",
+    ["tier"],
+)
+TIER_MEASURED = Gauge(
+    "edge_hub_storage_measured_timestamp_seconds", "When the tiers were last measured."
+)

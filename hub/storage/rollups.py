@@ -18,7 +18,8 @@ the numbers are those of the raw readings (an average to the last bits of float 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -380,8 +381,10 @@ class RollupsMixin(SqlStorage):
 
     # -- retention ---------------------------------------------------------------------
 
-    def _expire_rows(self, table: str, column: str, key: str, cutoff: float, max_rows: int) -> int:
-        """Delete at most ``max_rows`` rows of ``table`` whose ``column`` < ``cutoff``, in one
+    def _expire_rows(
+        self, table: str, column: str, key: str, op: str, cutoff: float, max_rows: int
+    ) -> int:
+        """Delete at most ``max_rows`` rows of ``table`` whose ``column`` ``op`` ``cutoff``, in one
         short transaction, sensor by sensor along the (sensor_id, time) index (no index on
         time alone is needed); returns how many went (0: nothing older is left)."""
         left = max_rows
@@ -389,7 +392,7 @@ class RollupsMixin(SqlStorage):
             sensors = [r[0] for r in conn.execute("SELECT id FROM sensors ORDER BY id").fetchall()]
             for sensor_id in sensors:
                 found = conn.execute(
-                    f"SELECT {key} FROM {table} WHERE sensor_id = ? AND {column} < ? "
+                    f"SELECT {key} FROM {table} WHERE sensor_id = ? AND {column} {op} ? "
                     f"ORDER BY {column} LIMIT ?",
                     (sensor_id, cutoff, left),
                 ).fetchall()
@@ -405,11 +408,13 @@ class RollupsMixin(SqlStorage):
 
     def expire(self, tier: str, cutoff: float, max_rows: int) -> int:
         if tier == RAW:
-            return self._expire_rows("readings", "ts", "id", cutoff, max_rows)
+            return self._expire_rows("readings", "ts", "id", "<", cutoff, max_rows)
         for t in TIERS:
             if t.name == tier:
                 # A bucket goes once all of it is older than the cutoff (it ends at b + width).
-                return self._expire_rows(t.table, "bucket", "bucket", cutoff - t.width, max_rows)
+                return self._expire_rows(
+                    t.table, "bucket", "bucket", "<=", cutoff - t.width, max_rows
+                )
         raise StorageError(f"no such tier {tier!r}; tiers are {', '.join(TIER_NAMES)}")
 
     def _oldest(self, conn: Conn, tier: str) -> float | None:
@@ -425,8 +430,26 @@ class RollupsMixin(SqlStorage):
         return None if row is None or row[0] is None else float(row[0])
 
     def _table_bytes(self, conn: Conn, table: str) -> int | None:
-        """Bytes a table takes with its indexes, where the engine can tell."""
-        return None
+        """Bytes a table takes with its indexes, where the engine can tell (this: SQLite's
+        dbstat table, when the library is built with it; PostgreSQL overrides)."""
+        names = [
+            table,
+            *(
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,)
+                ).fetchall()
+            ),
+        ]
+        marks = ", ".join("?" * len(names))
+        try:
+            row = conn.execute(
+                f"SELECT sum(pgsize) FROM dbstat WHERE aggregate = TRUE AND name IN ({marks})",
+                names,
+            ).fetchone()
+        except Exception:  # no such table: dbstat (not compiled in)
+            return None
+        return None if row is None or row[0] is None else int(row[0])
 
     def _table_rows(self, conn: Conn, table: str) -> int:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
@@ -454,6 +477,12 @@ class RollupsMixin(SqlStorage):
                 "next_expiry = excluded.next_expiry, measured_at = excluded.measured_at",
                 [(u.tier, u.rows, u.bytes, u.oldest, nxt, at) for u, nxt in rows],
             )
+
+    @contextmanager
+    def exclusive_job(self, name: str) -> Iterator[bool]:
+        # SQLite: one hub process per database file, and every step of a job is a bounded
+        # write transaction, so a second runner would only repeat the same steps.
+        yield True
 
     def tier_status(self) -> list[dict[str, Any]]:
         return self._all_dicts(
