@@ -1,0 +1,242 @@
+"""Readings beyond the plain list: bulk back-fill, a rolling average, CSV export.
+
+* ``POST /readings/bulk`` (admin): ``[{"sensor_id", "value", "timestamp"}, ...]`` as the
+  seeds' bulk ingestion; 201 ``{inserted, duplicates, duration_ms}``. Idempotent: each
+  (sensor, timestamp) is stored once however often it is posted (hub.storage.bulk). All or
+  nothing: one bad row (a value that is not finite, a time outside the hub's ts window, a
+  sensor that does not exist) is a 422 naming its index and field, and nothing is stored.
+* ``GET /sensors/:id/readings?rolling=N``: each reading carries ``rolling_avg``, the
+  average of the last N readings up to it; ``?format=csv``: the same rows as CSV.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+from collections.abc import Callable, Iterable, Sequence
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from hub.api import crud_spec as _spec  # noqa: F401  (describes these routes)
+from hub.api.answers import created
+from hub.api.bodies import MAX_INT64, invalid
+from hub.errors import ApiError, bad_param
+from hub.queries import parse_limit, parse_range, sensor_row
+from hub.queries import readings as plain_readings
+from hub.storage import Storage
+from hub.storage.bulk import UnknownSensors
+from shared.payload import TsWindow
+from shared.timeutil import now, parse_ts, to_rfc3339
+
+if TYPE_CHECKING:
+    from hub.app import Ctx, Hub, Raw
+    from hub.auth import Role
+
+MAX_BULK_ROWS = 10_000
+MAX_ROLLING = 10_000
+# Problems named in one 422: enough to fix a body, never a second body's worth of text.
+MAX_DETAILS = 50
+# 9999-12-31T23:59:59.999Z: the last instant an answer can write as RFC 3339.
+MAX_TS = 253402300799.999
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
+class BulkItem(msgspec.Struct, forbid_unknown_fields=True):
+    sensor_id: int
+    value: float
+    timestamp: float | str
+
+
+# -- formats -------------------------------------------------------------------------------
+
+
+def parse_format(params: dict[str, str]) -> str:
+    raw = (params.get("format") or "json").strip().lower()
+    if raw not in ("json", "csv"):
+        raise bad_param("format", f"must be json or csv, got {params.get('format')!r}")
+    return raw
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(
+            ["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row]
+        )
+    return out.getvalue().encode("utf-8")
+
+
+def csv_answer(body: bytes, filename: str, headers: dict[str, str] | None = None) -> Raw:
+    from hub.app import Raw  # hub.app imports the handler modules lazily, in routes()
+
+    extra = {"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})}
+    return Raw(200, body, CSV_TYPE, extra)
+
+
+# -- readings with a rolling average, CSV ------------------------------------------------
+
+
+def parse_rolling(params: dict[str, str]) -> int | None:
+    raw = params.get("rolling")
+    if raw is None or raw.strip() == "":
+        return None
+    text = raw.strip()
+    value = int(text) if text.isascii() and text.isdigit() and len(text) < 8 else 0
+    if not 1 <= value <= MAX_ROLLING:
+        raise bad_param("rolling", f"must be an integer from 1 to {MAX_ROLLING}, got {raw!r}")
+    return value
+
+
+def readings(storage: Storage, ctx: Ctx) -> Any:
+    """``GET /sensors/:id/readings``: JSON or CSV, with or without ``rolling_avg``."""
+    params = ctx.params
+    fmt = parse_format(params)
+    window = parse_rolling(params)
+    raw_id = ctx.path("id")
+    if window is None:
+        data, meta = plain_readings(storage, raw_id, params)
+    else:
+        sensor = sensor_row(storage, raw_id)
+        start, end = parse_range(params)
+        limit = parse_limit(params)
+        rows = storage.rolling_readings(sensor["id"], start, end, limit + 1, window)
+        truncated = len(rows) > limit
+        data = [
+            {"id": rid, "ts": ts, "time": to_rfc3339(ts), "value": value, "rolling_avg": avg}
+            for rid, ts, value, avg in rows[:limit]
+        ]
+        meta = {
+            "sensor_id": sensor["id"],
+            "count": len(data),
+            "limit": limit,
+            "truncated": truncated,
+            "rolling": window,
+            "from": None if start is None else to_rfc3339(start),
+            "to": None if end is None else to_rfc3339(end),
+        }
+        if truncated:
+            meta["next_from"] = data[-1]["ts"]
+    if fmt == "json":
+        return data, meta
+    columns = ["id", "ts", "time", "value"] + (["rolling_avg"] if window else [])
+    body = csv_bytes(columns, ([row[c] for c in columns] for row in data))
+    # What JSON says in meta, CSV says in headers: was the answer cut at ``limit``, and
+    # where the next request starts.
+    headers = {"X-Truncated": "true" if meta["truncated"] else "false"}
+    if meta.get("next_from") is not None:
+        headers["X-Next-From"] = repr(meta["next_from"])
+    return csv_answer(body, f"sensor-{meta['sensor_id']}-readings.csv", headers)
+
+
+# -- bulk back-fill ------------------------------------------------------------------------
+
+
+def _timestamp(raw: float | str) -> float:
+    if isinstance(raw, str):
+        text: object = raw.strip()
+        with contextlib.suppress(ValueError):
+            text = float(raw)
+        return parse_ts(text)
+    return parse_ts(raw)
+
+
+def parse_bulk(body: bytes, window: TsWindow, at: float) -> list[tuple[int, float, float]]:
+    """The rows of a bulk body, or 400 (not JSON) / 422 naming each bad row's index."""
+    if not body.strip():
+        raise invalid([{"field": "body", "message": "a JSON array of readings is required"}])
+    try:
+        items = msgspec.json.decode(body, type=list[BulkItem])
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        where = text.rsplit("`$", 1)[-1].rstrip("`") if "`$" in text else ""
+        raise invalid([{"field": f"body{where}", "message": text}], "readings") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    if not items:
+        raise invalid([{"field": "body", "message": "at least one reading is required"}])
+    if len(items) > MAX_BULK_ROWS:
+        raise ApiError(
+            413,
+            "too_many_readings",
+            f"{len(items)} readings in one body; at most {MAX_BULK_ROWS}",
+            [{"field": "body", "message": f"at most {MAX_BULK_ROWS} readings per request"}],
+        )
+    rows: list[tuple[int, float, float]] = []
+    details: list[dict[str, Any]] = []
+
+    def bad(index: int, field: str, message: str) -> None:
+        if len(details) < MAX_DETAILS:
+            details.append({"index": index, "field": field, "message": message})
+
+    for i, item in enumerate(items):
+        ok = True
+        if not 0 < item.sensor_id <= MAX_INT64:
+            bad(i, "sensor_id", "must be a positive integer (at most 2^63-1)")
+            ok = False
+        if not math.isfinite(item.value):
+            bad(i, "value", "must be a finite number")
+            ok = False
+        try:
+            ts = _timestamp(item.timestamp)
+        except (ValueError, OverflowError) as exc:
+            bad(i, "timestamp", str(exc))
+            continue
+        if ts > MAX_TS:
+            bad(i, "timestamp", "must not be after 9999-12-31T23:59:59Z")
+            continue
+        problem = window.problem(ts, at, "the hub's clock")
+        if problem is not None:
+            bad(i, "timestamp", problem)
+            continue
+        if ok:
+            rows.append((item.sensor_id, ts, item.value))
+    if details:
+        raise invalid(details, "readings")
+    return rows
+
+
+def bulk(hub: Hub, ctx: Ctx) -> Raw:
+    started = perf_counter()
+    assert ctx.principal is not None
+    if len(ctx.body) > hub.settings.max_body_bytes:
+        raise ApiError(
+            413,
+            "body_too_large",
+            f"body of {len(ctx.body)} bytes exceeds max_body_bytes ({hub.settings.max_body_bytes})",
+        )
+    rows = parse_bulk(ctx.body, hub.settings.ts_window(), now())
+    try:
+        inserted = hub.storage.bulk_insert(rows, ctx.principal)
+    except UnknownSensors as exc:
+        first: dict[int, int] = {}
+        for i, (sensor_id, _, _) in enumerate(rows):
+            first.setdefault(sensor_id, i)
+        details = [
+            {"index": first[s], "field": "sensor_id", "message": f"no sensor with id {s}"}
+            for s in exc.missing[:MAX_DETAILS]
+        ]
+        raise invalid(details, "readings") from None
+    data = {
+        "inserted": inserted,
+        "duplicates": len(rows) - inserted,
+        "duration_ms": round((perf_counter() - started) * 1e3, 3),
+    }
+    return created(ctx, data)
+
+
+Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
+
+
+def routes(hub: Hub, api: str) -> list[Route]:
+    def h_bulk(ctx: Ctx) -> Any:
+        """Back-fill readings [{sensor_id, value, timestamp}, ...] (201); each (sensor,
+        timestamp) is stored once, however often it is posted."""
+        return bulk(hub, ctx)
+
+    return [("POST", f"{api}/readings/bulk", ("admin",), h_bulk)]

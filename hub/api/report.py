@@ -1,0 +1,126 @@
+"""``GET /factories/:id/report?from=&to=``: per sensor of a factory, min/max/avg/count of its
+readings, how many alerts it had and how long it was in alert; JSON or ``?format=csv``.
+
+Statistics come from :meth:`Storage.stats` (answered from rollups: a year costs what an
+hour does). Time in alert is the union of the sensor's alert intervals clipped to the
+range, so two rules firing at once count their overlap once; an alert still active counts
+up to ``to``, or up to now without one. Without ``from`` the range starts at the first
+alert. Paged by sensor (``page``/``per_page``) like every list.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hub.api.readings import csv_answer, csv_bytes, parse_format
+from hub.errors import not_found
+from hub.pagination import paged, parse_page
+from hub.queries import parse_id, parse_range
+from hub.storage import Storage
+from shared.timeutil import now, to_rfc3339
+
+if TYPE_CHECKING:
+    from hub.app import Ctx, Hub, Raw
+    from hub.auth import Role
+
+COLUMNS = (
+    "sensor_id",
+    "key",
+    "name",
+    "unit",
+    "count",
+    "min",
+    "max",
+    "avg",
+    "alerts",
+    "time_in_alert_s",
+)
+
+
+def time_in_alert(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by the union of ``intervals`` (each already clipped to the range)."""
+    total = 0.0
+    current: tuple[float, float] | None = None
+    for lo, hi in sorted(intervals):
+        if current is None or lo > current[1]:
+            if current is not None:
+                total += current[1] - current[0]
+            current = (lo, hi)
+        else:
+            current = (current[0], max(current[1], hi))
+    if current is not None:
+        total += current[1] - current[0]
+    return total
+
+
+def sensor_alerts(
+    alerts: list[dict[str, Any]], start: float | None, end: float
+) -> dict[int, tuple[int, float]]:
+    """sensor id -> (alerts active in the range, seconds in alert)."""
+    spans: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for a in alerts:
+        lo = float(a["opened_at"]) if start is None else max(float(a["opened_at"]), start)
+        cleared = a["cleared_at"]
+        hi = end if cleared is None else min(float(cleared), end)
+        spans[int(a["sensor_id"])].append((lo, max(lo, hi)))
+    return {s: (len(v), round(time_in_alert(v), 3)) for s, v in spans.items()}
+
+
+def report(storage: Storage, ctx: Ctx) -> Any:
+    factory_id = parse_id("id", ctx.path("id"))
+    params = ctx.params
+    fmt = parse_format(params)
+    start, end = parse_range(params)
+    page = parse_page(params)
+    factory = storage.get_factory(factory_id)
+    if factory is None:
+        raise not_found("factory", factory_id)
+    sensors, total = storage.sensors_page(page.offset, page.limit, factory_id=factory_id)
+    until = now() if end is None else end
+    alerts = sensor_alerts(storage.factory_alert_intervals(factory_id, start, end), start, until)
+    rows: list[dict[str, Any]] = []
+    for sensor in sensors:
+        lo, hi, avg, count, _, _ = storage.stats(sensor["id"], start, end)
+        n_alerts, in_alert = alerts.get(sensor["id"], (0, 0.0))
+        rows.append(
+            {
+                "sensor_id": sensor["id"],
+                "key": sensor["key"],
+                "name": sensor["name"],
+                "unit": sensor["unit"],
+                "count": count,
+                "min": lo,
+                "max": hi,
+                "avg": avg,
+                "alerts": n_alerts,
+                "time_in_alert_s": in_alert,
+            }
+        )
+    extra = {
+        "factory_id": factory_id,
+        "factory": factory["name"],
+        "from": None if start is None else to_rfc3339(start),
+        "to": None if end is None else to_rfc3339(end),
+    }
+    if fmt == "csv":
+        body = csv_bytes(COLUMNS, ([r[c] for c in COLUMNS] for r in rows))
+        headers = {"X-Total-Count": str(total), "X-Page": str(page.page)}
+        return csv_answer(body, f"factory-{factory_id}-report.csv", headers)
+    return paged(ctx, rows, page, total, extra)
+
+
+Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
+
+
+def routes(hub: Hub, api: str, roles: tuple[Role, ...]) -> list[Route]:
+    storage = hub.storage
+
+    def h_report(ctx: Ctx) -> Raw:
+        """Per sensor of a factory: min/max/avg/count, alerts and time in alert (?from=&to=,
+        ?format=csv)."""
+        result: Raw = report(storage, ctx)
+        return result
+
+    return [("GET", f"{api}/factories/:id/report", roles, h_report)]
