@@ -119,6 +119,8 @@ class Ingest:
         self.sparkplug = (
             SparkplugHost(cfg.sparkplug, MarkStore(buffer)) if cfg.sparkplug.enabled else None
         )
+        if self.sparkplug is not None and cfg.sparkplug.primary_host_id:
+            self.link.will = self.sparkplug.state_will
 
     def _set_connected(self, connected: bool) -> None:
         self.buffer.set_state(mqtt_connected=int(connected), mqtt_since=time.time())
@@ -194,6 +196,8 @@ class Ingest:
         if failed:
             raise mqtt.MqttError(f"broker refused subscription to {failed}")
         self._set_connected(True)
+        if self.sparkplug is not None:
+            self.sparkplug.announce(conn.publish_nowait)
         self.subscribed.set()
         log.info("subscribed", topics=",".join(topics), qos=1, client_id=self.cfg.client_id)
         if self.on_subscribed is not None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -78,10 +78,14 @@ class _NotifyingQueue(asyncio.Queue[Message]):
             self.arrived.set()
 
 
+# A last will: (topic, payload, qos, retain), published by the broker if we vanish.
+Will = tuple[str, bytes, int, bool]
+
+
 class Connection:
     """One connection to the broker: ``async with`` connects and disconnects."""
 
-    def __init__(self, cfg: MqttConfig, client_id: str) -> None:
+    def __init__(self, cfg: MqttConfig, client_id: str, will: Will | None = None) -> None:
         self._client = aiomqtt.Client(
             cfg.host,
             cfg.port,
@@ -98,6 +102,7 @@ class Connection:
                 else None
             ),
             tls_insecure=cfg.tls_insecure if cfg.tls else None,
+            will=aiomqtt.Will(*will) if will is not None else None,
         )
         self._paho = self._client._client
         self._paho.manual_ack_set(True)
@@ -226,11 +231,15 @@ class Link:
         self.publish_retain = publish_retain
         # The connection that is up, if any.
         self.current: Connection | None = None
+        # Called for each new connection: its last will, if any (a Sparkplug primary host's
+        # STATE offline, whose timestamp must be that connection's).
+        self.will: Callable[[], Will | None] | None = None
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """``async with link.connection() as conn``: a fresh client, connected."""
-        async with Connection(self.cfg, self.client_id) as conn:
+        will = self.will() if self.will is not None else None
+        async with Connection(self.cfg, self.client_id, will) as conn:
             self.current = conn
             try:
                 yield conn

@@ -17,7 +17,7 @@ import structlog
 from agent.buffer import DeadLetter, Reading
 from agent.config import SparkplugConfig
 from agent.mqtt import MqttError
-from agent.sparkplug.encode import ncmd_topic, rebirth_command, state_payload
+from agent.sparkplug.encode import ncmd_topic, now_ms, rebirth_command, state_payload
 from agent.sparkplug.marks import MarkStore
 from agent.sparkplug.session import NodeId, Sessions
 from agent.sparkplug.topic import is_sparkplug, is_state, state_topic
@@ -35,6 +35,7 @@ class SparkplugHost:
         self.marks = marks
         self.sessions = Sessions(cfg.rebirth_min_interval_s)
         self._rebirths: list[NodeId] = []
+        self._state_ts = 0  # the timestamp of the current connection's STATE will
         self.messages = 0
 
     @staticmethod
@@ -89,13 +90,19 @@ class SparkplugHost:
 
     # -- primary host ---------------------------------------------------------------------
 
-    def state_will(self) -> tuple[str, bytes] | None:
-        """The will to connect with as primary host (STATE offline), or None."""
+    def state_will(self) -> tuple[str, bytes, int, bool] | None:
+        """The will of the next connection as primary host (STATE offline, retained, QoS 1),
+        or None. Its timestamp is the one :meth:`announce` then publishes online with, as the
+        spec pairs them (a node compares them to tell an old will from a new birth)."""
         if not self.cfg.primary_host_id:
             return None
-        return state_topic(self.cfg.primary_host_id), state_payload(False)
+        self._state_ts = now_ms()
+        topic = state_topic(self.cfg.primary_host_id)
+        return topic, state_payload(False, self._state_ts), 1, True
 
     def announce(self, publish: Publish) -> None:
         """Once subscribed: STATE online, retained, QoS 1 (spec §7.2)."""
         if self.cfg.primary_host_id:
-            publish(state_topic(self.cfg.primary_host_id), state_payload(True), 1, True)
+            topic = state_topic(self.cfg.primary_host_id)
+            publish(topic, state_payload(True, self._state_ts or now_ms()), 1, True)
+            log.info("sparkplug primary host online", topic=topic)

@@ -20,8 +20,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
-from devtools.stack import PY, REPO, Agent, Broker, Hub, wait_for
+from devtools.stack import PY, REPO, Agent, Broker, Hub, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +116,7 @@ class Observer:
     def __init__(self, port: int) -> None:
         self.seen: list[str] = []
         self._cond = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sp-observer")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sp-observer")
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe("spBv1.0/#", qos=1)
@@ -235,3 +236,36 @@ def test_an_independent_edge_node_reaches_the_hub_exactly_once(
         peer.close()
         agent.stop()
         observer.close()
+
+
+def test_primary_host_state_is_retained_online_and_the_will_says_offline(
+    tmp_path: Path,
+) -> None:
+    broker = Broker(tmp_path).start()
+    agent = Agent(
+        tmp_path,
+        gateway_id="gw-sp",
+        mqtt_port=broker.port,
+        hub_url=f"http://127.0.0.1:{free_port()}",
+        token="unused",
+        settings={"sparkplug": {"enabled": True, "primary_host_id": "edge-gw-sp"}},
+    )
+    states: queue.Queue[tuple[dict[str, Any], bool]] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sp-state-watch")
+    client.on_message = lambda _c, _u, m: states.put((json.loads(m.payload), m.retain))
+    try:
+        agent.start()
+        # Subscribing after the agent announced: only a retained message can reach us.
+        client.connect("127.0.0.1", broker.port)
+        client.subscribe("spBv1.0/STATE/edge-gw-sp", qos=1)
+        client.loop_start()
+        online, retained = states.get(timeout=20)
+        assert online["online"] is True and retained
+        agent.proc.kill()  # no DISCONNECT: the broker publishes the will
+        offline, _ = states.get(timeout=20)
+        assert offline == {"online": False, "timestamp": online["timestamp"]}
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        agent.stop()
+        broker.stop()
