@@ -25,7 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench import anomaly, backlog, checker, drain, ingest
+from bench import anomaly, backlog, checker, drain, fleet, history, ingest
 from bench.common import Row
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -86,16 +86,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="just bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument(
-        "--only", choices=["ingest", "drain", "backlog", "anomaly", "checker"], action="append"
+        "--only",
+        choices=["ingest", "drain", "backlog", "anomaly", "checker", "fleet", "history"],
+        action="append",
     )
     ap.add_argument("--ingest-n", type=int)
     ap.add_argument("--drain-n", type=int)
     ap.add_argument("--backlog-n", type=int)
+    ap.add_argument("--history-n", type=int, help="readings of the one-year sensor (10M)")
     args = ap.parse_args()
     ingest_n = args.ingest_n or (20_000 if args.quick else 100_000)
     drain_n = args.drain_n or (100_000 if args.quick else 1_000_000)
     backlog_n = args.backlog_n or (1_000_000 if args.quick else 10_000_000)
-    only = set(args.only or ["ingest", "drain", "backlog", "anomaly", "checker"])
+    only = set(
+        args.only or ["ingest", "drain", "backlog", "anomaly", "checker", "fleet", "history"]
+    )
 
     rows: list[Row] = []
     started = time.time()
@@ -132,6 +137,15 @@ def main() -> None:
         if "anomaly" in only:
             stages.begin("[bench] anomaly-detector vs the same endpoint in Python ...")
             rows += anomaly.run(wd, seconds=3.0 if args.quick else 8.0)
+            stages.end()
+        if "fleet" in only:
+            stages.begin("[bench] fleet of 1,000 gateways (edge-load) with operator queries ...")
+            rows += fleet.run(wd, seconds=5.0 if args.quick else 20.0)
+            stages.end()
+        if "history" in only:
+            history_n = args.history_n or (1_000_000 if args.quick else 10_000_000)
+            stages.begin(f"[bench] history: one sensor, {history_n:,} readings over a year ...")
+            rows += history.run(wd, history_n, compare=min(history_n, 2_000_000))
             stages.end()
     print()
     print(_table(rows))

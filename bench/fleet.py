@@ -1,0 +1,558 @@
+"""Rows: a fleet of 1,000 simulated gateways (edge-load, Rust) posting 100-reading batches to
+the real hub, with an operator query loop against it at the same time.
+
+Per engine setup, two fleet runs of the same length:
+
+- flat out: every gateway posts its next batch as soon as the last is answered (1,000
+  requests in flight), which gives the hub's capacity, against the engine's own ceiling for
+  100-row transactions (the same rows inserted straight into an empty copy of the hub's
+  readings table: no HTTP, JSON or Python per-row work);
+- paced: the fleet offers a steady rate (the goal's 120,000 readings/s, or 80% of flat out
+  when that is less: past capacity a latency only says how long the queue has grown).
+  Against it: ingest p99 (from each batch's slot to its answer) against one gateway posting
+  alone to the idle hub, and operator query p99 (series and stats of random sensors, 20/s)
+  against the same queries on the idle hub afterwards.
+
+Hub RSS per worker: the peak of each hub process over both runs, against the hub at rest.
+Zero lost or doubled is checked by counting: the database must hold exactly the readings
+edge-load reports as accepted, with no duplicates and nothing unconfirmed.
+
+The PostgreSQL (workers = 2) rows run when the hub has a PostgreSQL engine that serves with
+several workers; see ``_postgres_target``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import pwd
+import random
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.common import Row, count_rows
+from devtools.stack import Hub, edge_load_binary, free_port, wait_for
+
+GATEWAYS = 1000
+BATCH = 100
+# Sensors per gateway: 5,000 for the fleet, under the hub's default max_sensors_per_factory.
+SENSORS = 5
+QUERY_RATE = 20.0  # operator queries/s: a handful of people with dashboards open
+GOAL_RATE = 120_000.0  # readings/s, the PostgreSQL goal
+# Each run of a target starts its gateways' seqs in a range of its own, so no run's readings
+# are another's duplicates (a run sends far fewer than 2^30 readings per gateway).
+SEQ_FLAT_OUT, SEQ_PACED, SEQ_ALONE, SEQ_WARM = 1, 1 << 30, 2 << 30, 3 << 30
+
+
+@dataclass
+class Target:
+    """One engine setup under test."""
+
+    label: str  # "SQLite, workers=1"
+    database: str
+    workers: int
+    count: Callable[[], int]  # readings stored
+    raw_rate: Callable[[Path, int], float]  # the engine's ceiling, readings/s
+    cleanup: Callable[[], None] = field(default=lambda: None)
+
+
+@dataclass
+class QueryLoop:
+    """GET series / stats of random sensors at a fixed rate, in a thread; latencies in ms."""
+
+    url: str
+    token: str
+    sensor_ids: list[int]
+    rate: float = QUERY_RATE
+    latencies: list[float] = field(default_factory=list)
+    failures: dict[int, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> QueryLoop:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        rng = random.Random(5)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=30) as c:
+            start, i = time.monotonic(), 0
+            while not self._stop.is_set():
+                # Paced from the schedule, not from the last answer.
+                due = start + i / self.rate
+                i += 1
+                if (wait := due - time.monotonic()) > 0 and self._stop.wait(wait):
+                    break
+                sid = rng.choice(self.sensor_ids)
+                now = time.time()
+                params: dict[str, float | str]
+                if i % 2:
+                    path = f"/api/v1/sensors/{sid}/series"
+                    params = {"from": now - 600, "to": now, "bucket": "60s"}
+                else:
+                    path = f"/api/v1/sensors/{sid}/stats"
+                    params = {"from": now - 600, "to": now}
+                t = time.perf_counter()
+                r = c.get(path, params=params)
+                # What the operator waits: from asking to the answer.
+                ms = (time.perf_counter() - t) * 1000
+                if r.is_success:
+                    self.latencies.append(ms)
+                else:
+                    self.failures[r.status_code] = self.failures.get(r.status_code, 0) + 1
+
+
+def p99(values: list[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def _edge_load(hub: Hub, tokens: Path, seconds: float, *extra: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            str(edge_load_binary()),
+            "--hub",
+            hub.url,
+            "--tokens",
+            str(tokens),
+            "--batch",
+            str(BATCH),
+            "--sensors",
+            str(SENSORS),
+            "--duration",
+            str(seconds),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(out.stdout)
+    return report
+
+
+def _sensor_ids(hub: Hub) -> list[int]:
+    with hub.client() as c:
+        body = c.get("/api/v1/sensors", params={"per_page": 1000}).raise_for_status().json()
+    return [int(s["id"]) for s in body["data"]]
+
+
+def _sqlite_raw_rate(db: Path, workdir: Path, n: int) -> float:
+    """The same 100-row transactions into an empty copy of the hub's readings table."""
+    src = sqlite3.connect(db)
+    ddl = [
+        sql
+        for (sql,) in src.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'readings' AND sql IS NOT NULL"
+        )
+    ]
+    src.close()
+    raw = workdir / "raw-fleet.db"
+    con = sqlite3.connect(raw, isolation_level=None)
+    try:
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "cache_size=-65536",
+            "wal_autocheckpoint=10000",
+        ):
+            con.execute(f"PRAGMA {pragma}")  # the hub's own settings (hub/storage)
+        for sql in ddl:
+            con.execute(sql)
+        t0 = time.time()
+        # Interleaved like the fleet's: 1,000 gateways' batches, each its own seq range.
+        rows = [
+            (
+                (g << 40) + s + 1,
+                g * SENSORS + s % SENSORS + 1,
+                t0 + s * 0.001,
+                50.0 + (s % 97) / 10,
+                g,
+                s + 1,
+            )
+            for s in range(0, n // GATEWAYS)
+            for g in range(1, GATEWAYS + 1)
+        ]
+        rows.sort(key=lambda r: ((r[5] - 1) // BATCH, r[4]))
+        start = time.perf_counter()
+        for i in range(0, len(rows), BATCH):
+            con.execute("BEGIN IMMEDIATE")
+            con.executemany(
+                "INSERT OR IGNORE INTO readings (id, sensor_id, ts, value, gateway_id, seq) "
+                "VALUES (?,?,?,?,?,?)",
+                rows[i : i + BATCH],
+            )
+            con.execute("COMMIT")
+        return len(rows) / (time.perf_counter() - start)
+    finally:
+        con.close()
+
+
+def _sqlite_target(wd: Path) -> tuple[Target, Hub]:
+    hub = Hub(wd)
+    # workers = 1: one hub process, the SQLite engine's single writer.
+    hub.config.write_text(hub.config.read_text() + "workers = 1\n")
+    return (
+        Target(
+            label="SQLite, workers=1",
+            database=f"sqlite:///{hub.db}",
+            workers=1,
+            count=lambda: count_rows(hub.db, "readings"),
+            raw_rate=lambda w, n: _sqlite_raw_rate(hub.db, w, n),
+        ),
+        hub,
+    )
+
+
+class _PgServer:
+    """A PostgreSQL server for the bench, as the postgres user in a temp dir on a free port,
+    with durable settings (fsync, synchronous_commit on): figures with fsync off would
+    promise what no plant runs. tests/pg.py's server turns durability off for speed."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin = bin_dir
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="edge-bench-pg-"))
+        self.data = self.root / "data"
+        self.as_postgres = os.geteuid() == 0
+        self.user = "postgres" if self.as_postgres else pwd.getpwuid(os.geteuid()).pw_name
+
+    def _run(self, *argv: str) -> None:
+        cmd = [str(self.bin / argv[0]), *argv[1:]]
+        if self.as_postgres:  # PostgreSQL refuses to run as root
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+
+    def start(self) -> _PgServer:
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8")
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.root} -c max_connections=200 "
+            "-c shared_buffers=256MB -c max_wal_size=4GB"
+        )
+        log = str(self.root / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _pg_count(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _pg_raw_rate(url: str, n: int) -> float:
+    """Binary COPY of 100-row transactions into the hub's own readings table (gateway ids no
+    hub gateway has, so nothing conflicts), after the fleet is counted."""
+    import psycopg
+
+    t0 = time.time()
+    rows = [
+        ((g << 40) + s + 1, g * SENSORS + s % SENSORS + 1, t0 + s * 0.001, 50.0, g, s + 1)
+        for s in range(0, n // GATEWAYS)
+        for g in range(1 << 20, (1 << 20) + GATEWAYS)
+    ]
+    rows.sort(key=lambda r: ((r[5] - 1) // BATCH, r[4]))
+    with psycopg.connect(url) as conn:
+        start = time.perf_counter()
+        for i in range(0, len(rows), BATCH):
+            with (
+                conn.transaction(),
+                conn.cursor().copy(
+                    "COPY readings (id, sensor_id, ts, value, gateway_id, seq) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(["int8", "int8", "float8", "float8", "int8", "int8"])
+                for r in rows[i : i + BATCH]:
+                    copy.write_row(r)
+        return len(rows) / (time.perf_counter() - start)
+
+
+def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
+    """The PostgreSQL, workers = 2 setup (a durable server of its own, the hub pointed at it),
+    or None, said on stdout, when this machine or checkout cannot have it: no PostgreSQL server
+    binaries, no PostgreSQL engine in hub.storage, or a postgresql:// database with
+    workers = 2 that hub.toml does not accept."""
+    from tests.pg import bin_dir
+
+    found = bin_dir()
+    if found is None:
+        print("[bench] fleet: no PostgreSQL server binaries; PostgreSQL rows left out")
+        return None
+    try:
+        from hub.config import HubSettings
+
+        if importlib.util.find_spec("hub.storage.postgres") is None:
+            raise ImportError("no hub.storage.postgres")
+        HubSettings.model_validate({"database": "postgresql://u@127.0.0.1:5432/x", "workers": 2})
+    except Exception as exc:  # any failure means: this hub has no such setup yet
+        print(f"[bench] fleet: the hub cannot serve PostgreSQL, workers=2 ({exc}); rows left out")
+        return None
+    server = _PgServer(found)
+    try:
+        server.start()
+    except subprocess.CalledProcessError as exc:
+        server.stop()
+        print(f"[bench] fleet: PostgreSQL did not start ({exc.stderr}); rows left out")
+        return None
+    url = server.url()
+    hub = Hub(wd)
+    hub.config.write_text(
+        f'listen = "127.0.0.1:{hub.port}"\n'
+        f'database = "{url}"\n'
+        'anomaly_url = "http://127.0.0.1:9"\n'
+        "workers = 2\n"
+    )
+    return (
+        Target(
+            label="PostgreSQL, workers=2",
+            database=url,
+            workers=2,
+            count=lambda: _pg_count(url),
+            raw_rate=lambda _w, n: _pg_raw_rate(url, n),
+            cleanup=server.stop,
+        ),
+        hub,
+    )
+
+
+def _hub_rss(hub: Hub) -> Callable[[], list[int]]:
+    """RSS of each hub process (the serving process and any worker processes)."""
+    assert hub.proc.popen is not None
+    root = psutil.Process(hub.proc.popen.pid)
+
+    def sample() -> list[int]:
+        with contextlib.suppress(psutil.Error):
+            return [p.memory_info().rss for p in (root, *root.children(recursive=True))]
+        return []
+
+    return sample
+
+
+@contextlib.contextmanager
+def _rss_peaks(sample: Callable[[], list[int]]) -> Iterator[list[int]]:
+    peak: list[int] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.1):
+            now = sample()
+            if len(now) > len(peak):
+                peak.extend([0] * (len(now) - len(peak)))
+            for i, v in enumerate(now):
+                peak[i] = max(peak[i], v)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        t.join(5)
+
+
+def _exact(reports: list[dict[str, Any]], stored: int) -> bool:
+    accepted = sum(r["accepted"] for r in reports)
+    return stored == accepted and not any(
+        r["duplicates"] or r["readings_unconfirmed"] for r in reports
+    )
+
+
+def _errors(report: dict[str, Any]) -> str:
+    errors = {**report["non_2xx"], **report["transport_errors"]}
+    return ", ".join(f"{k}: {v}" for k, v in errors.items()) or "none"
+
+
+def _run_target(
+    target: Target, hub: Hub, wd: Path, seconds: float, gateways: int, raw_n: int
+) -> list[Row]:
+    ids = [f"gw-{i:04d}" for i in range(gateways)]
+    tokens = wd / "tokens.txt"
+    t = time.perf_counter()
+    # `gateway add ID1 ID2 ...` prints one `ID TOKEN` line each: edge-load's tokens file.
+    tokens.write_text(hub.cli("gateway", "add", *ids, "--factory", "bench") + "\n")
+    register_s = time.perf_counter() - t
+    read_token = hub.read_token
+    hub.start()
+    try:
+        rss = _hub_rss(hub)
+        idle_rss = max(rss() or [0])
+        # Baseline: one gateway alone on the idle hub, under its token's rate limit.
+        alone = _edge_load(
+            hub, tokens, 3, "--gateways", "1", "--rate", "3000", "--seq-start", str(SEQ_ALONE)
+        )
+        # One batch from every gateway (one slot each in 1 s), so every sensor exists for
+        # the queries.
+        warm = _edge_load(
+            hub, tokens, 1, "--rate", str(gateways * BATCH), "--seq-start", str(SEQ_WARM)
+        )
+        sensors = _sensor_ids(hub)
+        stored_before = target.count()
+        with _rss_peaks(rss) as peaks:
+            # A: every gateway as fast as the hub answers it: the hub's capacity.
+            flat = _edge_load(hub, tokens, seconds, "--seq-start", str(SEQ_FLAT_OUT))
+            # B: a steady offered load, the goal's rate or 80% of capacity if that is less
+            # (past capacity, latency only measures how far the queue has grown), with the
+            # operator queries alongside.
+            offered = min(GOAL_RATE, 0.8 * flat["readings_per_s"])
+            loop = QueryLoop(hub.url, read_token, sensors).start()
+            try:
+                paced = _edge_load(
+                    hub, tokens, seconds, "--rate", f"{offered:.0f}", "--seq-start", str(SEQ_PACED)
+                )
+            finally:
+                loop.stop()
+        stored = target.count() - stored_before
+        # Baseline: the same query loop against the idle hub, same data.
+        idle = QueryLoop(hub.url, read_token, sensors).start()
+        wait_for("idle queries", lambda: len(idle.latencies) >= 100, timeout=60, every=0.2)
+        idle.stop()
+    finally:
+        hub.stop()
+    raw = target.raw_rate(wd, raw_n)
+    exact = _exact([flat, paced], stored)
+    accepted = flat["accepted"] + paced["accepted"]
+    check = f"stored {stored:,} = acked {accepted:,}: {'yes' if exact else 'NO'}"
+    lat = paced["latency_ms"]
+    extra = {
+        "flat_out": flat,
+        "paced": paced,
+        "alone": alone["latency_ms"],
+        "warmup_accepted": warm["accepted"],
+        "stored": stored,
+        "lost_or_doubled": stored - accepted,
+        "exact": exact,
+        "register_s": round(register_s, 2),
+        "query_failures": loop.failures,
+        "queries": len(loop.latencies),
+        "rss_per_process_mb": [round(p / 1e6, 1) for p in peaks],
+    }
+    shape = f"{gateways:,} gateways x {BATCH} readings, {SENSORS} sensors each"
+    return [
+        Row(
+            f"fleet ingest, flat out ({target.label})",
+            flat["readings_per_s"],
+            "readings/s",
+            f"raw {BATCH}-row transactions into the hub schema",
+            raw,
+            "capacity; 0 lost or doubled",
+            note=(
+                f"{shape}, each as fast as the hub answers, {flat['elapsed_s']:.0f}s "
+                f"(p99 {flat['latency_ms']['p99']:.0f} ms with every gateway in flight); "
+                f"{check}; errors {_errors(flat)}"
+            ),
+            extra=extra,
+        ),
+        Row(
+            f"fleet ingest, paced ({target.label})",
+            paced["readings_per_s"],
+            "readings/s",
+            "offered rate",
+            offered,
+            ">= 120,000/s on PostgreSQL, workers=2",
+            note=(
+                f"{shape} at {offered:,.0f}/s offered (min of 120k and 80% of flat out), "
+                f"{paced['elapsed_s']:.0f}s; errors {_errors(paced)}"
+            ),
+        ),
+        Row(
+            f"fleet ingest p99, paced ({target.label})",
+            lat["p99"],
+            "ms",
+            "one gateway alone, p99",
+            alone["latency_ms"]["p99"],
+            "< 250 ms (PostgreSQL, workers=2)",
+            note=(
+                f"from each batch's slot to its answer: p50 {lat['p50']:.1f} / p90 "
+                f"{lat['p90']:.1f} / max {lat['max']:.0f} ms over {paced['requests']:,} requests"
+            ),
+        ),
+        Row(
+            f"fleet operator query p99, paced ({target.label})",
+            p99(loop.latencies),
+            "ms",
+            "the same queries, hub idle",
+            p99(idle.latencies),
+            "< 100 ms during the load (PostgreSQL, workers=2)",
+            note=(
+                f"{len(loop.latencies)} series/stats queries (last 10 min) at {QUERY_RATE:.0f}/s"
+                f" over {len(sensors)} sensors; failures {loop.failures or 'none'}"
+            ),
+        ),
+        Row(
+            f"fleet hub RSS per worker ({target.label})",
+            max(peaks or [0]) / 1e6,
+            "MB",
+            "hub RSS before the load",
+            idle_rss / 1e6,
+            "bounded",
+            note="peak resident set of each hub process over both fleet runs: "
+            + (", ".join(f"{p / 1e6:.0f}" for p in peaks) or "-")
+            + " MB",
+        ),
+    ]
+
+
+def _guarded(
+    target: Target, hub: Hub, wd: Path, seconds: float, gateways: int, raw_n: int
+) -> list[Row]:
+    """One target's rows; a target that cannot run prints why (with the hub's log) and gives
+    no rows, so the other benchmarks' results are still written."""
+    try:
+        return _run_target(target, hub, wd, seconds, gateways, raw_n)
+    except (RuntimeError, OSError, subprocess.SubprocessError, httpx.HTTPError) as exc:
+        print(f"[bench] fleet ({target.label}) FAILED, rows left out: {exc}")
+        print(hub.proc.log_tail(20))
+        return []
+    finally:
+        target.cleanup()
+
+
+def run(workdir: Path, seconds: float = 20.0, gateways: int = GATEWAYS) -> list[Row]:
+    wd = workdir / "fleet-sqlite"
+    wd.mkdir()
+    target, hub = _sqlite_target(wd)
+    rows = _guarded(target, hub, wd, seconds, gateways, raw_n=300_000)
+    wd = workdir / "fleet-postgres"
+    wd.mkdir()
+    pg = _postgres_target(wd)
+    if pg is not None:
+        rows += _guarded(*pg, wd, seconds, gateways, raw_n=300_000)
+    return rows
