@@ -56,7 +56,7 @@ def fleet_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, P
     hub = Hub(wd)
     # What `gateway add ID1 ID2 ...` prints is the tokens file, unchanged.
     tokens = wd / "tokens.txt"
-    tokens.write_text("".join(f"{g} {hub.add_gateway(g)}\n" for g in GATEWAYS))
+    tokens.write_text(hub.cli("gateway", "add", *GATEWAYS, "--factory", "plant-1") + "\n")
     assert len(tokens.read_text().split()) == 2 * len(GATEWAYS)
     hub.start()
     try:
