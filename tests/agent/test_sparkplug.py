@@ -370,3 +370,18 @@ def test_a_rebirth_does_not_store_the_current_values_twice() -> None:
     out = s.handle(topic("NBIRTH"), rebirth, NOW)
     assert [(r.key, r.value) for r in out.readings] == [(f"{G}/{N}/running", 0.0)]
     assert s.skipped["repeated_in_birth"] == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.binary(max_size=200),
+    mtype=st.sampled_from(["NBIRTH", "NDATA", "NDEATH", "DBIRTH", "DDATA", "DDEATH"]),
+)
+def test_any_bytes_give_readings_or_a_dead_letter_never_an_exception(
+    body: bytes, mtype: str
+) -> None:
+    s = Sessions(rebirth_min_interval_s=0.0)
+    born(s)
+    out = s.handle(topic(mtype, "d1" if mtype.startswith("D") else None), body, NOW)
+    assert out.dead is None or out.readings == []
+    assert all(math.isfinite(r.value) and math.isfinite(r.ts) for r in out.readings)

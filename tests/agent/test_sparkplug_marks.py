@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from agent.buffer import Buffer
 from agent.sparkplug.marks import MarkStore
 from agent.sparkplug.session import Mark
+from agent.sync import Syncer
 from shared.wire import Batch, WireMark, decode_batch, encode_batch
+
+from .conftest import make_config
 
 
 def test_marks_survive_a_restart_until_acked(tmp_path: Path) -> None:
@@ -44,3 +49,32 @@ def test_marks_travel_in_the_sync_batch() -> None:
     assert decode_batch(encode_batch(batch)).marks == [WireMark("g/n/a", True, 5.5)]
     # A batch from an agent without marks decodes with none.
     assert decode_batch(b'{"gateway_id": "gw", "readings": []}').marks == []
+
+
+async def test_the_sync_sends_marks_alone_and_forgets_them_after_a_2xx(tmp_path: Path) -> None:
+    config = make_config(tmp_path, 1)
+    buffer = Buffer(config.buffer.path)
+    store = MarkStore(buffer)
+    store.add([Mark(("g/n/a",), True, 10.0)])
+    answers = [503, 200]
+    seen: list[list[WireMark]] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        batch = decode_batch(request.content, request.headers.get("content-encoding"))
+        seen.append(batch.marks)
+        status = answers.pop(0)
+        if status != 200:
+            return httpx.Response(status, json={"error": {"code": "busy", "message": "busy"}})
+        return httpx.Response(200, json={"data": {"accepted": 0, "duplicates": 0}, "meta": {}})
+
+    syncer = Syncer(
+        config,
+        buffer,
+        transport=httpx.MockTransport(hub),
+        marks=store,
+    )
+    async with syncer._client() as http:
+        await syncer.sync_once(http)  # no readings: the batch carries the mark alone
+    assert seen == [[WireMark("g/n/a", True, 10.0)]] * 2  # retried after the 503, then taken
+    assert store.pending() == []
+    assert MarkStore(buffer).pending() == []
