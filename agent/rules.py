@@ -44,6 +44,7 @@ log = structlog.get_logger("agent.rules")
 
 _STATE_VERSION = "rules_version"
 _STATE_HUB = "rules_hub"
+_STATE_HUB_ALERT = "rules_hub_alert"
 
 
 class HubSensorRule(msgspec.Struct, frozen=True):
@@ -55,10 +56,26 @@ class HubSensorRule(msgspec.Struct, frozen=True):
     deadband: float | None = None
 
 
+class HubAlertRule(msgspec.Struct, frozen=True):
+    """One of the hub's alert rules (the seeds' AlertRule) of a sensor, as the hub sends it.
+    A sensor's rules make one alert ("rule") in the engine (threshold_checker.AlertRule)."""
+
+    key: str
+    condition: str
+    threshold: float
+    threshold_high: float | None = None
+    severity: str = "WARNING"
+    deadband: float = 0.0
+    delay_s: float = 0.0
+    id: int | None = None
+
+
 class HubConfig(msgspec.Struct, frozen=True):
     gateway_id: str
     version: int
     sensors: list[HubSensorRule] = []
+    # Hubs before alert rules send none; this agent's older versions ignore them.
+    alert_rules: list[HubAlertRule] = []
 
 
 class _HubConfigResponse(msgspec.Struct, frozen=True):
@@ -92,10 +109,14 @@ class Rules:
         self._defaults = tc.RuleEngine({k: r.to_rule() for k, r in cfg.rules.items()})
         self.version = 0
         self.hub: list[HubSensorRule] = []
+        self.hub_alert: list[HubAlertRule] = []
         state = buffer.state()
         if _STATE_HUB in state:
             try:
                 self.hub = msgspec.json.decode(state[_STATE_HUB], type=list[HubSensorRule])
+                self.hub_alert = msgspec.json.decode(
+                    state.get(_STATE_HUB_ALERT, "[]"), type=list[HubAlertRule]
+                )
                 self.version = int(state.get(_STATE_VERSION, "0"))
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                 log.error("persisted hub rules unreadable; using agent.toml's", error=str(exc))
@@ -110,18 +131,45 @@ class Rules:
                 log.warning("ignoring hub rule", key=h.key, error=str(exc))
         return rules
 
+    def alert_rules(self) -> dict[str, list[tc.AlertRule]]:
+        """The hub's alert rules for the engine, by sensor key (a rule the engine refuses is
+        skipped with a warning; the hub checks them, so that takes a hub of another version)."""
+        out: dict[str, list[tc.AlertRule]] = {}
+        for h in self.hub_alert:
+            try:
+                split_key(h.key)
+                rule = tc.AlertRule(
+                    h.condition,  # type: ignore[arg-type]
+                    h.threshold,
+                    h.threshold_high,
+                    h.severity,  # type: ignore[arg-type]
+                    h.deadband,
+                    h.delay_s,
+                )
+            except ValueError as exc:
+                log.warning("ignoring hub alert rule", key=h.key, id=h.id, error=str(exc))
+                continue
+            out.setdefault(h.key, []).append(rule)
+        return out
+
     def apply_hub(self, config: HubConfig) -> bool:
         """Take (and persist) the hub's config; True when it changed the rules."""
-        changed = config.version != self.version or config.sensors != self.hub
+        changed = (
+            config.version != self.version
+            or config.sensors != self.hub
+            or config.alert_rules != self.hub_alert
+        )
         if not changed:
             return False
         self.buffer.set_state(
             **{
                 _STATE_VERSION: config.version,
                 _STATE_HUB: msgspec.json.encode(config.sensors).decode(),
+                _STATE_HUB_ALERT: msgspec.json.encode(config.alert_rules).decode(),
             }
         )
         self.hub, self.version = list(config.sensors), config.version
+        self.hub_alert = list(config.alert_rules)
         return True
 
 
@@ -166,6 +214,7 @@ class Alerting:
 
     def _start(self) -> None:
         self.engine.set_rules(self.rules.effective())
+        self.engine.set_alert_rules(self.rules.alert_rules())
         self.engine.restore(
             tc.AlertEvent(
                 kind="open",
@@ -178,11 +227,13 @@ class Alerting:
                 ts=a.opened_at,
                 opened_at=a.opened_at,
                 opened_seq=a.reading_seq,
+                rule=a.rule,  # type: ignore[arg-type]
             )
             for a in self.buffer.open_alerts()
         )
         # Alerts left open under a rule that is gone now: close them.
         closed = self.engine.set_rules(self.rules.effective())
+        closed += self.engine.set_alert_rules(self.rules.alert_rules())
         self.buffer.store_alert_events(closed)
         if closed or self.engine.open_alerts():
             log.info("alerts restored", open=len(self.engine.open_alerts()), closed=len(closed))
@@ -200,6 +251,7 @@ class Alerting:
     def apply_rules(self) -> None:
         """Load the current effective rules into the engine; store+publish forced closes."""
         closed = self.engine.set_rules(self.rules.effective())
+        closed += self.engine.set_alert_rules(self.rules.alert_rules())
         self.publish(self.buffer.store_alert_events(closed))
         log.info(
             "alert rules applied",

@@ -49,6 +49,7 @@ __all__ = [
     "HIGH_RATIO",
     "Alert",
     "AlertEvent",
+    "AlertRule",
     "Rule",
     "RuleEngine",
     "__version__",
@@ -63,9 +64,13 @@ CRITICAL_RATIO: Final[float]
 
 _BreachType: TypeAlias = Literal["above_maximum", "below_minimum"]
 _AlertBreach: TypeAlias = Literal["above_maximum", "below_minimum", "rate_of_change"]
-_RuleKind: TypeAlias = Literal["threshold", "rate_of_change"]
+_RuleKind: TypeAlias = Literal["threshold", "rate_of_change", "rule"]
 _EventKind: TypeAlias = Literal["open", "update", "close"]
 _Severity: TypeAlias = Literal["medium", "high", "critical"]
+# An alert's: the threshold checks' (medium/high/critical) or a hub rule's (info/warning/critical).
+_AlertSeverity: TypeAlias = Literal["info", "medium", "warning", "high", "critical"]
+_Condition: TypeAlias = Literal["GREATER_THAN", "LESS_THAN", "OUT_OF_RANGE"]
+_Level: TypeAlias = Literal["INFO", "WARNING", "CRITICAL"]
 
 _Reading = tuple[SupportsIndex, SupportsFloat] | Sequence[SupportsIndex | SupportsFloat]
 _SensorReading = tuple[SupportsIndex, str, SupportsFloat] | Sequence[Any]
@@ -189,7 +194,7 @@ class AlertEvent:
         kind: _EventKind,
         key: str,
         breach_type: _AlertBreach,
-        severity: _Severity,
+        severity: _AlertSeverity,
         threshold_value: float,
         value: float,
         ts: float,
@@ -207,7 +212,7 @@ class AlertEvent:
     @property
     def breach_type(self) -> _AlertBreach: ...
     @property
-    def severity(self) -> _Severity: ...
+    def severity(self) -> _AlertSeverity: ...
     @property
     def threshold_value(self) -> float: ...
     @property
@@ -222,6 +227,43 @@ class AlertEvent:
     def opened_seq(self) -> int | None: ...
     def to_dict(self) -> dict[str, Any]:
         """The event as a plain dict with the attribute names as keys."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class AlertRule:
+    """One of the hub's alert rules of a sensor (the seeds' AlertRule). Immutable.
+
+    ``GREATER_THAN``/``LESS_THAN`` fire above/below ``threshold``; ``OUT_OF_RANGE`` outside
+    ``[threshold, threshold_high]`` (``threshold < threshold_high``). A rule fires once its
+    condition held for ``delay_s`` seconds (reading time) and stops once the value is back past
+    the threshold by ``deadband``. A sensor's rules make ONE alert (rule ``"rule"``) whose
+    severity (``info`` < ``warning`` < ``critical``) is the most severe firing rule's, moving
+    up and down in place (``update`` events). Bad values raise ``ValueError``.
+    """
+
+    def __new__(
+        cls,
+        condition: _Condition,
+        threshold: float,
+        threshold_high: float | None = None,
+        severity: _Level = "WARNING",
+        deadband: float = 0.0,
+        delay_s: float = 0.0,
+    ) -> AlertRule: ...
+    @property
+    def condition(self) -> _Condition: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def threshold_high(self) -> float | None: ...
+    @property
+    def severity(self) -> _Level: ...
+    @property
+    def deadband(self) -> float: ...
+    @property
+    def delay_s(self) -> float: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as a plain dict with the constructor's argument names as keys."""
     def __eq__(self, other: object, /) -> bool: ...
 
 @final
@@ -240,6 +282,14 @@ class RuleEngine:
         with the sensor's newest reading time. An alert whose rule only changed stays open
         and closes by the new rule.
         """
+    def set_alert_rules(self, rules: Mapping[str, Sequence[AlertRule]]) -> list[AlertEvent]:
+        """Replace every sensor's hub alert rules (exact keys; validated first).
+
+        Returns the ``"close"`` events of rule alerts whose sensor has no rules any more; an
+        open rule alert of a sensor whose rules changed stays open and moves by the new ones.
+        """
+    def alert_rules(self) -> dict[str, list[AlertRule]]:
+        """The hub alert rules, by sensor key."""
     def rules(self) -> dict[str, Rule]:
         """The rules as set (exact keys and patterns)."""
     def rule_for(self, key: str) -> Rule | None:
@@ -258,4 +308,4 @@ class RuleEngine:
     def reset(self) -> None:
         """Forget every open alert and every sensor's history; the rules stay."""
     def __len__(self) -> int:
-        """Number of rules."""
+        """Number of rules plus sensors with hub alert rules."""

@@ -54,7 +54,11 @@ impl BreachType {
 /// How far past the threshold, see the module docs for the formula.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// The hub's alert rules (crate::levels) only; threshold checks never give it.
+    Info,
     Medium,
+    /// The hub's alert rules only.
+    Warning,
     High,
     Critical,
 }
@@ -62,9 +66,30 @@ pub enum Severity {
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {
+            Severity::Info => "info",
             Severity::Medium => "medium",
+            Severity::Warning => "warning",
             Severity::High => "high",
             Severity::Critical => "critical",
+        }
+    }
+
+    /// Any severity an alert may carry: the threshold checks' and the hub rules' levels.
+    pub fn parse_any(s: &str) -> Option<Self> {
+        match s {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            _ => Self::parse(s),
+        }
+    }
+
+    /// A hub rule's severity as the hub writes it (INFO | WARNING | CRITICAL).
+    pub fn parse_level(s: &str) -> Option<Self> {
+        match s {
+            "INFO" => Some(Severity::Info),
+            "WARNING" => Some(Severity::Warning),
+            "CRITICAL" => Some(Severity::Critical),
+            _ => None,
         }
     }
 

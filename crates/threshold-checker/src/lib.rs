@@ -34,6 +34,7 @@
 //! ```
 
 pub mod core;
+pub mod levels;
 mod py;
 pub mod rules;
 pub mod scan;
@@ -41,7 +42,7 @@ pub mod scan;
 use pyo3::prelude::*;
 
 pub use crate::py::{
-    check_array, check_batch, check_thresholds, Alert, AlertEvent, Rule, RuleEngine,
+    check_array, check_batch, check_thresholds, Alert, AlertEvent, AlertRule, Rule, RuleEngine,
 };
 
 /// The native module `threshold_checker._native`, re-exported by the `threshold_checker`
@@ -51,6 +52,7 @@ fn threshold_checker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Alert>()?;
     m.add_class::<Rule>()?;
     m.add_class::<AlertEvent>()?;
+    m.add_class::<AlertRule>()?;
     m.add_class::<RuleEngine>()?;
     m.add_function(wrap_pyfunction!(check_thresholds, m)?)?;
     m.add_function(wrap_pyfunction!(check_array, m)?)?;

@@ -5,6 +5,7 @@
 
 mod alert;
 mod alert_event;
+mod alert_rule;
 mod array;
 mod checks;
 mod input;
@@ -14,6 +15,7 @@ mod rule_engine;
 
 pub use alert::Alert;
 pub use alert_event::AlertEvent;
+pub use alert_rule::AlertRule;
 pub use array::check_array;
 pub use checks::{check_batch, check_thresholds};
 pub use rule::Rule;

@@ -37,12 +37,15 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::core::{Bounds, BoundsError, BreachType, Severity};
+use crate::levels::{self, Level, LevelState};
 
 /// Which rule raised an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RuleKind {
     Threshold,
     RateOfChange,
+    /// The hub's alert rules of a sensor, as one alert (crate::levels).
+    Level,
 }
 
 impl RuleKind {
@@ -50,6 +53,7 @@ impl RuleKind {
         match self {
             RuleKind::Threshold => "threshold",
             RuleKind::RateOfChange => "rate_of_change",
+            RuleKind::Level => "rule",
         }
     }
 
@@ -57,6 +61,7 @@ impl RuleKind {
         match s {
             "threshold" => Some(RuleKind::Threshold),
             "rate_of_change" => Some(RuleKind::RateOfChange),
+            "rule" => Some(RuleKind::Level),
             _ => None,
         }
     }
@@ -67,12 +72,14 @@ impl RuleKind {
 pub enum AlertBreach {
     Threshold(BreachType),
     RateOfChange,
+    /// A hub alert rule's side (GREATER_THAN: above, LESS_THAN: below, OUT_OF_RANGE: either).
+    Level(BreachType),
 }
 
 impl AlertBreach {
     pub fn as_str(self) -> &'static str {
         match self {
-            AlertBreach::Threshold(b) => b.as_str(),
+            AlertBreach::Threshold(b) | AlertBreach::Level(b) => b.as_str(),
             AlertBreach::RateOfChange => "rate_of_change",
         }
     }
@@ -88,6 +95,7 @@ impl AlertBreach {
         match self {
             AlertBreach::Threshold(_) => RuleKind::Threshold,
             AlertBreach::RateOfChange => RuleKind::RateOfChange,
+            AlertBreach::Level(_) => RuleKind::Level,
         }
     }
 }
@@ -126,8 +134,14 @@ pub enum RuleError {
     Deadband(f64),
     ClearCount(i64),
     MaxRate(f64),
-    EmptyClearBand { min: f64, max: f64, deadband: f64 },
+    EmptyClearBand {
+        min: f64,
+        max: f64,
+        deadband: f64,
+    },
     Key(String),
+    /// A hub alert rule (crate::levels) that does not hold together.
+    Level(String),
 }
 
 impl fmt::Display for RuleError {
@@ -146,6 +160,7 @@ impl fmt::Display for RuleError {
                 "deadband {deadband} leaves no clear band between min {min} and max {max} \
                  (need min + deadband <= max - deadband)"
             ),
+            RuleError::Level(m) => write!(f, "{m}"),
             RuleError::Key(k) => write!(
                 f,
                 "rule key {k:?} must be line/machine/sensor (each level a name or '+')"
@@ -259,6 +274,9 @@ struct SensorState {
     rule: Option<Rule>,
     threshold: Track,
     rate: Track,
+    /// The one alert of the sensor's hub rules, and where each of those rules stands.
+    level: Track,
+    level_states: Vec<LevelState>,
     last: Option<(f64, f64)>, // (ts, value) of the newest reading
 }
 
@@ -268,8 +286,14 @@ impl SensorState {
             rule,
             threshold: Track::default(),
             rate: Track::default(),
+            level: Track::default(),
+            level_states: Vec::new(),
             last: None,
         }
+    }
+
+    fn idle(&self) -> bool {
+        self.threshold.open.is_none() && self.rate.open.is_none() && self.level.open.is_none()
     }
 }
 
@@ -307,6 +331,8 @@ pub struct Engine {
     exact: HashMap<String, Rule>,
     /// (pattern, rule) sorted by specificity: fewest '+' first, then by pattern.
     patterns: Vec<(String, Rule)>,
+    /// The hub's alert rules, by exact sensor key (crate::levels).
+    levels: HashMap<String, Vec<Level>>,
     sensors: HashMap<String, SensorState>,
 }
 
@@ -393,11 +419,59 @@ impl Engine {
                     events.push(close(&key, a, ts_of(&a, state.last), None));
                 }
             }
-            if rule.is_none() && state.threshold.open.is_none() && state.rate.open.is_none() {
+            if rule.is_none() && state.idle() && !self.levels.contains_key(&key) {
                 self.sensors.remove(&key);
             }
         }
         Ok(events)
+    }
+
+    /// Replace every sensor's hub alert rules (exact keys). A sensor whose rules are gone has
+    /// its rule alert closed (the close events are returned); a sensor whose rules changed
+    /// keeps its open alert, and the new rules decide from its next reading on.
+    pub fn set_levels(
+        &mut self,
+        rules: Vec<(String, Vec<Level>)>,
+    ) -> Result<Vec<Event>, RuleError> {
+        let mut next = HashMap::new();
+        for (key, list) in rules {
+            if !valid_key(&key) || key.contains('+') {
+                return Err(RuleError::Key(key));
+            }
+            if !list.is_empty() {
+                next.insert(key, list);
+            }
+        }
+        self.levels = next;
+        let mut events = Vec::new();
+        let mut keys: Vec<String> = self.sensors.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let hub_rules = self.levels.get(&key);
+            let state = self.sensors.get_mut(&key).expect("key from the map");
+            match (state.level.open, hub_rules) {
+                (Some(a), None) => {
+                    state.level = Track::default();
+                    state.level_states.clear();
+                    let ts = state.last.map_or(a.opened_at, |l| l.0);
+                    events.push(close(&key, a, ts, None));
+                }
+                (open, Some(list)) => {
+                    let value = state.last.map_or(0.0, |l| l.1);
+                    state.level_states = levels::resume(list, open.map(|a| a.severity), value);
+                }
+                (None, None) => state.level_states.clear(),
+            }
+            if state.rule.is_none() && state.idle() && hub_rules.is_none() {
+                self.sensors.remove(&key);
+            }
+        }
+        Ok(events)
+    }
+
+    /// The hub alert rules, by sensor key.
+    pub fn levels(&self) -> impl Iterator<Item = (&str, &[Level])> {
+        self.levels.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
     /// Alerts open now, sorted by key then rule.
@@ -406,7 +480,7 @@ impl Engine {
             .sensors
             .iter()
             .flat_map(|(k, s)| {
-                [s.threshold.open, s.rate.open]
+                [s.threshold.open, s.rate.open, s.level.open]
                     .into_iter()
                     .flatten()
                     .map(move |a| (k.clone(), a))
@@ -433,6 +507,11 @@ impl Engine {
         let track = match alert.breach.rule() {
             RuleKind::Threshold => &mut state.threshold,
             RuleKind::RateOfChange => &mut state.rate,
+            RuleKind::Level => {
+                let rules = self.levels.get(key).map_or(&[][..], |v| &v[..]);
+                state.level_states = levels::resume(rules, Some(alert.severity), alert.value);
+                &mut state.level
+            }
         };
         *track = Track {
             open: Some(alert),
@@ -460,9 +539,11 @@ impl Engine {
 
     fn state_for(&mut self, key: &str) -> Option<&mut SensorState> {
         if !self.sensors.contains_key(key) {
-            let rule = self.resolve(key)?;
-            self.sensors
-                .insert(key.to_owned(), SensorState::new(Some(rule)));
+            let rule = self.resolve(key);
+            if rule.is_none() && !self.levels.contains_key(key) {
+                return None;
+            }
+            self.sensors.insert(key.to_owned(), SensorState::new(rule));
         }
         self.sensors.get_mut(key)
     }
@@ -471,19 +552,23 @@ impl Engine {
         if r.value.is_nan() || r.ts.is_nan() {
             return;
         }
-        let Some(state) = self.state_for(r.key) else {
+        if self.state_for(r.key).is_none() {
             return;
-        };
-        let Some(rule) = state.rule else {
-            return; // an alert restored for a sensor without a rule: it waits for set_rules
-        };
-        threshold_step(&rule, &mut state.threshold, r, events);
-        if let Some(max_rate) = rule.max_rate {
-            if let Some((pts, pv)) = state.last {
-                if r.ts > pts {
-                    let rate = ((r.value - pv) / (r.ts - pts)).abs();
-                    if !rate.is_nan() {
-                        rate_step(&rule, max_rate, &mut state.rate, rate, r, events);
+        }
+        let state = self.sensors.get_mut(r.key).expect("made by state_for");
+        if let Some(hub_rules) = self.levels.get(r.key) {
+            level_step(hub_rules, state, r, events);
+        }
+        // Without a rule: an alert restored for a sensor without one waits for set_rules.
+        if let Some(rule) = state.rule {
+            threshold_step(&rule, &mut state.threshold, r, events);
+            if let Some(max_rate) = rule.max_rate {
+                if let Some((pts, pv)) = state.last {
+                    if r.ts > pts {
+                        let rate = ((r.value - pv) / (r.ts - pts)).abs();
+                        if !rate.is_nan() {
+                            rate_step(&rule, max_rate, &mut state.rate, rate, r, events);
+                        }
                     }
                 }
             }
@@ -569,6 +654,48 @@ fn threshold_step(rule: &Rule, track: &mut Track, r: Input<'_>, events: &mut Vec
             }
         }
         (None, None) => {}
+    }
+}
+
+/// The sensor's hub rules on one reading: open, move in place (either way), or close the
+/// sensor's one rule alert (crate::levels has the semantics).
+fn level_step(hub_rules: &[Level], state: &mut SensorState, r: Input<'_>, events: &mut Vec<Event>) {
+    let best = levels::step(hub_rules, &mut state.level_states, r.ts, r.value);
+    let track = &mut state.level;
+    match (track.open.as_mut(), best) {
+        (None, None) => {}
+        (Some(open), None) => {
+            let mut prev = *open;
+            prev.value = r.value;
+            *track = Track::default();
+            events.push(close(r.key, prev, r.ts, r.seq));
+        }
+        (None, Some((i, side, threshold))) => {
+            let alert = OpenAlert {
+                breach: AlertBreach::Level(side),
+                severity: hub_rules[i].severity(),
+                threshold_value: threshold,
+                value: r.value,
+                opened_at: r.ts,
+                reading_seq: r.seq,
+            };
+            track.open = Some(alert);
+            emit(events, EventKind::Open, r.key, alert, r);
+        }
+        (Some(open), Some((i, side, threshold))) => {
+            let severity = hub_rules[i].severity();
+            if severity != open.severity
+                || open.breach != AlertBreach::Level(side)
+                || open.threshold_value != threshold
+            {
+                open.severity = severity;
+                open.breach = AlertBreach::Level(side);
+                open.threshold_value = threshold;
+                open.value = r.value;
+                let snapshot = *open;
+                emit(events, EventKind::Update, r.key, snapshot, r);
+            }
+        }
     }
 }
 
@@ -808,6 +935,68 @@ mod tests {
         assert_eq!(kinds(&ev), vec!["close"]);
         assert_eq!(ev[0].alert.opened_at, 0.0);
         assert!(fresh.restore("l/+/a", open[0].1).is_err());
+    }
+
+    fn hub_rules() -> Vec<Level> {
+        use crate::levels::Condition::GreaterThan;
+        vec![
+            Level::new(GreaterThan, 80.0, None, Severity::Warning, 5.0, 0.0).unwrap(),
+            Level::new(GreaterThan, 95.0, None, Severity::Critical, 0.0, 2.0).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn hub_rules_make_one_alert_that_moves_in_place() {
+        let mut e = Engine::new();
+        e.set_levels(vec![("l/m/t".into(), hub_rules())]).unwrap();
+        // 85 warning; 99 at ts 2, 3 (on-delay 2 s not yet held); 99 at ts 4: critical;
+        // 90: back to warning; 78: inside the deadband, still warning; 74: closed.
+        let ev = feed(
+            &mut e,
+            "l/m/t",
+            &[50.0, 85.0, 99.0, 99.0, 99.0, 90.0, 78.0, 74.0],
+        );
+        assert_eq!(kinds(&ev), vec!["open", "update", "update", "close"]);
+        assert_eq!(ev[0].alert.breach.rule(), RuleKind::Level);
+        assert_eq!(ev[0].alert.severity, Severity::Warning);
+        assert_eq!(ev[0].reading_seq, Some(2));
+        assert_eq!(ev[1].alert.severity, Severity::Critical);
+        assert_eq!(ev[1].alert.threshold_value, 95.0);
+        assert_eq!(ev[1].ts, 4.0);
+        assert_eq!(ev[2].alert.severity, Severity::Warning);
+        assert_eq!(ev[2].alert.opened_at, 1.0);
+        assert_eq!(ev[3].reading_seq, Some(8));
+        assert!(e.open_alerts().is_empty());
+    }
+
+    #[test]
+    fn hub_rules_beside_a_threshold_rule_and_their_lifecycle() {
+        let mut e = engine(&[("l/m/t", rule(None, Some(200.0), 0.0, 1))]);
+        e.set_levels(vec![("l/m/t".into(), hub_rules())]).unwrap();
+        let ev = feed(&mut e, "l/m/t", &[85.0, 250.0]);
+        let rules: Vec<&str> = ev.iter().map(|x| x.alert.breach.rule().as_str()).collect();
+        assert_eq!(kinds(&ev), vec!["open", "open"]);
+        assert_eq!(rules, vec!["rule", "threshold"]);
+        // restored after a restart, the open rule alert stays one alert
+        let open = e.open_alerts();
+        let mut fresh = engine(&[("l/m/t", rule(None, Some(200.0), 0.0, 1))]);
+        fresh
+            .set_levels(vec![("l/m/t".into(), hub_rules())])
+            .unwrap();
+        for (k, a) in &open {
+            fresh.restore(k, *a).unwrap();
+        }
+        assert!(feed(&mut fresh, "l/m/t", &[150.0])
+            .iter()
+            .all(|x| x.alert.breach.rule() != RuleKind::Level || x.kind == EventKind::Update));
+        // rules gone: the rule alert closes, the threshold one stays
+        let closed = fresh.set_levels(vec![]).unwrap();
+        assert_eq!(kinds(&closed), vec!["close"]);
+        assert_eq!(closed[0].alert.breach.rule(), RuleKind::Level);
+        assert_eq!(fresh.open_alerts().len(), 0); // 150 cleared the threshold alert
+        assert!(Engine::new()
+            .set_levels(vec![("l/+/t".into(), hub_rules())])
+            .is_err());
     }
 
     #[test]

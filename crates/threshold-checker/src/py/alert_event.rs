@@ -42,22 +42,29 @@ impl AlertEvent {
                 "kind must be 'open', 'update' or 'close', got {kind:?}"
             ))
         })?;
-        let breach = AlertBreach::parse(breach_type).ok_or_else(|| {
+        let mut breach = AlertBreach::parse(breach_type).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "breach_type must be 'above_maximum', 'below_minimum' or 'rate_of_change', \
                  got {breach_type:?}"
             ))
         })?;
         if let Some(r) = rule {
+            // A hub rule's alert ("rule") is above or below like a threshold's.
+            if let (Some(RuleKind::Level), AlertBreach::Threshold(side)) =
+                (RuleKind::parse(r), breach)
+            {
+                breach = AlertBreach::Level(side);
+            }
             if RuleKind::parse(r) != Some(breach.rule()) {
                 return Err(PyValueError::new_err(format!(
                     "rule {r:?} does not match breach_type {breach_type:?}"
                 )));
             }
         }
-        let severity = Severity::parse(severity).ok_or_else(|| {
+        let severity = Severity::parse_any(severity).ok_or_else(|| {
             PyValueError::new_err(format!(
-                "severity must be 'medium', 'high' or 'critical', got {severity:?}"
+                "severity must be 'medium', 'high' or 'critical' (a rule's: 'info', 'warning' \
+                 or 'critical'), got {severity:?}"
             ))
         })?;
         Engine::check_key(&key).map_err(rule_error)?;
@@ -88,7 +95,7 @@ impl AlertEvent {
     fn key(&self) -> &str {
         &self.inner.key
     }
-    /// "threshold" | "rate_of_change"
+    /// "threshold" | "rate_of_change" | "rule"
     #[getter]
     fn rule(&self) -> &'static str {
         self.inner.alert.breach.rule().as_str()

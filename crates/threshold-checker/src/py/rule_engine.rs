@@ -8,7 +8,9 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyMapping;
 
+use crate::levels::Level;
 use crate::py::alert_event::AlertEvent;
+use crate::py::alert_rule::AlertRule;
 use crate::py::input::{extract_value, field_error, iterate, reading_fields, type_name};
 use crate::py::rule::{rule_error, Rule};
 use crate::rules::{self, Engine, Event, EventKind, Input};
@@ -35,6 +37,41 @@ fn extract_rules(rules: &Bound<'_, PyAny>) -> PyResult<Vec<(String, rules::Rule)
         })?;
         Engine::check_key(&key).map_err(rule_error)?;
         out.push((key, rule.get().inner));
+    }
+    Ok(out)
+}
+
+/// The `rules` argument of `set_alert_rules`: sensor key -> sequence of AlertRule.
+fn extract_alert_rules(rules: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Vec<Level>)>> {
+    let mapping = rules.cast::<PyMapping>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "rules must be a mapping of sensor key -> list of AlertRule, got {}",
+            type_name(rules)
+        ))
+    })?;
+    let mut out = Vec::new();
+    for pair in mapping.items()?.iter() {
+        let (key, list): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+        let key: String = key.extract().map_err(|_| {
+            PyTypeError::new_err(format!("rules keys must be str, got {}", type_name(&key)))
+        })?;
+        let mut levels = Vec::new();
+        for item in list.try_iter().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "rules[{key:?}] must be a list of AlertRule, got {}",
+                type_name(&list)
+            ))
+        })? {
+            let item = item?;
+            let rule = item.cast::<AlertRule>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "rules[{key:?}] items must be threshold_checker.AlertRule, got {}",
+                    type_name(&item)
+                ))
+            })?;
+            levels.push(rule.get().inner);
+        }
+        out.push((key, levels));
     }
     Ok(out)
 }
@@ -71,6 +108,29 @@ impl RuleEngine {
         let rules = extract_rules(rules)?;
         let events = self.engine.set_rules(rules).map_err(rule_error)?;
         Ok(events_out(events))
+    }
+
+    /// Replace every sensor's hub alert rules (exact sensor keys; validated first: on error
+    /// nothing changes). Each sensor's rules make one alert ("rule") whose severity follows
+    /// the most severe rule firing. Returns the close events of rule alerts whose sensor has
+    /// no rules any more.
+    fn set_alert_rules(&mut self, rules: &Bound<'_, PyAny>) -> PyResult<Vec<AlertEvent>> {
+        let rules = extract_alert_rules(rules)?;
+        let events = self.engine.set_levels(rules).map_err(rule_error)?;
+        Ok(events_out(events))
+    }
+
+    /// The hub alert rules, by sensor key.
+    fn alert_rules(&self) -> HashMap<String, Vec<AlertRule>> {
+        self.engine
+            .levels()
+            .map(|(k, v)| {
+                (
+                    k.to_owned(),
+                    v.iter().map(|l| AlertRule { inner: *l }).collect(),
+                )
+            })
+            .collect()
     }
 
     /// The rules as given (exact keys and patterns).
@@ -189,9 +249,9 @@ impl RuleEngine {
         self.engine.reset();
     }
 
-    /// Number of rules (exact keys and patterns).
+    /// Number of rules (exact keys and patterns) plus sensors with hub alert rules.
     fn __len__(&self) -> usize {
-        self.engine.rules().count()
+        self.engine.rules().count() + self.engine.levels().count()
     }
 
     fn __repr__(&self) -> String {
