@@ -102,7 +102,7 @@ def test_engine_refuses_what_the_hub_would_refuse() -> None:
         ("GREATER_THAN", float("inf"), None),
     ):
         with pytest.raises(ValueError):
-            tc.AlertRule(*args)  # type: ignore[arg-type]
+            tc.AlertRule(*args)
     with pytest.raises(ValueError):
         tc.AlertRule("LESS_THAN", 1.0, severity="LOUD")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
