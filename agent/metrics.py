@@ -34,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agent.buffer import read_status
+from agent.sparkplug.metrics import SPARKPLUG_METRICS
 from shared.netaddr import parse_host_port
 
 log = structlog.get_logger("agent.metrics")
@@ -71,7 +72,14 @@ LAST_SYNC_SUCCESS = Gauge(
     "When the hub last answered a sync request with 2xx (epoch seconds; 0 = not yet).",
     registry=None,
 )
-_PROCESS_METRICS = (SYNC_REQUESTS, SYNC_BATCH_READINGS, SYNC_DURATION, SYNC_RETRIES, SYNC_READINGS)
+_PROCESS_METRICS = (
+    SYNC_REQUESTS,
+    SYNC_BATCH_READINGS,
+    SYNC_DURATION,
+    SYNC_RETRIES,
+    SYNC_READINGS,
+    *SPARKPLUG_METRICS,
+)
 
 
 def sync_ok(readings: int) -> None:

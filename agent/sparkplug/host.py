@@ -19,6 +19,7 @@ from agent.config import SparkplugConfig
 from agent.mqtt import MqttError
 from agent.sparkplug.encode import ncmd_topic, now_ms, rebirth_command, state_payload
 from agent.sparkplug.marks import MarkStore
+from agent.sparkplug.metrics import Exporter
 from agent.sparkplug.session import NodeId, Sessions
 from agent.sparkplug.topic import is_sparkplug, is_state, state_topic
 from shared.payload import NO_WINDOW, TsWindow
@@ -35,6 +36,7 @@ class SparkplugHost:
         self.marks = marks
         self.sessions = Sessions(cfg.rebirth_min_interval_s)
         self._rebirths: list[NodeId] = []
+        self._exporter = Exporter()
         self._state_ts = 0  # the timestamp of the current connection's STATE will
         self.messages = 0
 
@@ -73,9 +75,11 @@ class SparkplugHost:
         return out.readings, None
 
     def flush(self, publish: Publish | None) -> None:
-        """Send the rebirth requests the last messages called for (QoS 0, not retained, as
-        the spec has NCMD). Without a connection they are dropped: the node's next message
-        asks again once the rate limit allows."""
+        """Update the Prometheus counters, and send the rebirth requests the last messages
+        called for (QoS 0, not retained, as the spec has NCMD). Without a connection they
+        are dropped: the node's next message asks again once the rate limit allows."""
+        s = self.sessions
+        self._exporter.export(s.skipped, s.events, s.rebirths_requested)
         rebirths, self._rebirths = self._rebirths, []
         if publish is None:
             return

@@ -8,8 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.config import SparkplugConfig
 from agent.sparkplug.decode import SparkplugDecodeError, decode_payload, reading_value
 from agent.sparkplug.encode import MetricSpec, encode_payload, rebirth_command
+from agent.sparkplug.host import SparkplugHost
+from agent.sparkplug.marks import MarkStore
+from agent.sparkplug.metrics import EVENTS, REBIRTHS, SKIPPED
 from agent.sparkplug.schema import DataType, Payload
 from agent.sparkplug.session import Mark, Sessions, sensor_key
 from agent.sparkplug.topic import SparkplugTopicError, parse_topic
@@ -385,3 +389,33 @@ def test_any_bytes_give_readings_or_a_dead_letter_never_an_exception(
     out = s.handle(topic(mtype, "d1" if mtype.startswith("D") else None), body, NOW)
     assert out.dead is None or out.readings == []
     assert all(math.isfinite(r.value) and math.isfinite(r.ts) for r in out.readings)
+
+
+def test_host_counts_skipped_metrics_and_rebirths_for_prometheus() -> None:
+
+    class _State:
+        def __init__(self) -> None:
+            self.items: dict[str, str] = {}
+
+        def state(self) -> dict[str, str]:
+            return self.items
+
+        def set_state(self, **items: object) -> None:
+            self.items.update({k: str(v) for k, v in items.items()})
+
+    host = SparkplugHost(SparkplugConfig(enabled=True), MarkStore(_State()))
+    before = (
+        SKIPPED.labels("type_String")._value.get(),
+        EVENTS.labels("before_birth")._value.get(),
+        REBIRTHS._value.get(),
+    )
+    sent: list[tuple[str, bytes, int, bool]] = []
+    host.parse(topic("NDATA"), ndata(1, MetricSpec(alias=1, value=1.0)), NOW, 65536)
+    host.parse(topic("NBIRTH"), nbirth(), NOW, 65536)
+    host.flush(lambda *a: sent.append(a))
+    assert [(t, q, r) for t, _, q, r in sent] == [(f"spBv1.0/{G}/NCMD/{N}", 0, False)]
+    assert (
+        SKIPPED.labels("type_String")._value.get() - before[0],
+        EVENTS.labels("before_birth")._value.get() - before[1],
+        REBIRTHS._value.get() - before[2],
+    ) == (1, 1, 1)
