@@ -25,7 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench import anomaly, backlog, checker, drain, fleet, history, ingest
+from bench import anomaly, backlog, checker, drain, fleet, history, ingest, sparkplug
 from bench.common import Row
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -87,7 +87,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument(
         "--only",
-        choices=["ingest", "drain", "backlog", "anomaly", "checker", "fleet", "history"],
+        choices=[
+            "ingest",
+            "drain",
+            "backlog",
+            "anomaly",
+            "checker",
+            "fleet",
+            "history",
+            "sparkplug",
+        ],
         action="append",
     )
     ap.add_argument("--ingest-n", type=int)
@@ -99,7 +108,8 @@ def main() -> None:
     drain_n = args.drain_n or (100_000 if args.quick else 1_000_000)
     backlog_n = args.backlog_n or (1_000_000 if args.quick else 10_000_000)
     only = set(
-        args.only or ["ingest", "drain", "backlog", "anomaly", "checker", "fleet", "history"]
+        args.only
+        or ["ingest", "drain", "backlog", "anomaly", "checker", "fleet", "history", "sparkplug"]
     )
 
     rows: list[Row] = []
@@ -141,6 +151,10 @@ def main() -> None:
         if "fleet" in only:
             stages.begin("[bench] fleet of 1,000 gateways (edge-load) with operator queries ...")
             rows += fleet.run(wd, seconds=5.0 if args.quick else 20.0)
+            stages.end()
+        if "sparkplug" in only:
+            stages.begin(f"[bench] Sparkplug B ingest: {ingest_n:,} messages, vs JSON ...")
+            rows += sparkplug.run(wd, ingest_n)
             stages.end()
         if "history" in only:
             history_n = args.history_n or (1_000_000 if args.quick else 10_000_000)
