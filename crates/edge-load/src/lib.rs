@@ -5,6 +5,7 @@ pub mod cli;
 pub mod fleet;
 pub mod gateway;
 pub mod http;
+pub mod limits;
 pub mod mqtt;
 pub mod stats;
 pub mod tokens;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use edge_load::cli::{Cli, Command};
-use edge_load::{fleet, http, mqtt};
+use edge_load::{fleet, http, limits, mqtt};
 
 fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -59,6 +59,14 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return fail(e),
             };
+            // A connection per request in flight, plus the runtime's own descriptors.
+            let connections = cfg
+                .concurrency
+                .unwrap_or(cfg.gateways.len())
+                .min(cfg.gateways.len());
+            if let Err(e) = limits::raise_open_files(connections as u64 + 64) {
+                eprintln!("edge-load: warning: {e}");
+            }
             let gzip = cfg.gzip_level.is_some();
             let report = rt.block_on(async move {
                 let client = http::HubClient::new(uri, timeout, gzip);
