@@ -15,6 +15,7 @@ import contextlib
 import csv
 import io
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ MAX_DETAILS = 50
 # 9999-12-31T23:59:59.999Z: the last instant an answer can write as RFC 3339.
 MAX_TS = 253402300799.999
 CSV_TYPE = "text/csv; charset=utf-8"
+_AT = re.compile(r"`\$\[(\d+)\](?:\.(\w+))?`")
 
 
 class BulkItem(msgspec.Struct, forbid_unknown_fields=True):
@@ -154,8 +156,12 @@ def parse_bulk(body: bytes, window: TsWindow, at: float) -> list[tuple[int, floa
         items = msgspec.json.decode(body, type=list[BulkItem])
     except msgspec.ValidationError as exc:
         text = str(exc)
-        where = text.rsplit("`$", 1)[-1].rstrip("`") if "`$" in text else ""
-        raise invalid([{"field": f"body{where}", "message": text}], "readings") from None
+        at = _AT.search(text)
+        detail: dict[str, Any] = {"field": "body", "message": text}
+        if at is not None:
+            # "... - at `$[3].value`": the row's index and its field, as for other problems.
+            detail = {"index": int(at.group(1)), "field": at.group(2) or "body", "message": text}
+        raise invalid([detail], "readings") from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
     if not items:
