@@ -1,0 +1,151 @@
+"""Gateway offline and shelve expiry in storage, on both engines: a silent gateway is ONE alert
+(its sensors read as stale, none alerts on its own), opened once however many hub processes
+look at the same time, cleared when the gateway syncs again; a shelve runs out by itself."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from hub.alarms import alert_view
+from hub.storage import GatewayReport, Storage, open_storage
+from hub.storage.alerts import Actor, AlertFilter
+from hub.worker import AlertWatch
+from shared.timeutil import now
+from shared.wire import WireReading
+from tests.hub.conftest import engine_of
+
+REPORT = GatewayReport(0, 0, 0, "test")
+
+
+def silence(storage: Storage, *gateways: int) -> None:
+    """Behind storage's back: these gateways last synced ten minutes ago."""
+    sql, params = (
+        "UPDATE gateways SET last_seen = ? WHERE id = ?",
+        [(now() - 600, g) for g in gateways],
+    )
+    if engine_of(storage) == "sqlite":
+        storage.conn.executemany(sql, params)  # type: ignore[attr-defined]
+        return
+    with psycopg.connect(storage.url) as conn:  # type: ignore[attr-defined]
+        conn.cursor().executemany(sql.replace("?", "%s"), params)
+
+
+def feed(storage: Storage, gateway: int, factory: int, keys: list[str], seq0: int = 1) -> None:
+    readings = [WireReading(seq0 + i, k, 1.0 + i, 1.0, None) for i, k in enumerate(keys)]
+    storage.store_batch(gateway, factory, readings, REPORT)
+
+
+@pytest.fixture
+def fleet(storage: Storage) -> Iterator[tuple[int, int, int]]:
+    """gw-a (3 sensors) and gw-b (1 sensor) in one factory, gw-never never seen."""
+    a = storage.add_gateway("gw-a", "plant", "ha")
+    b = storage.add_gateway("gw-b", "plant", "hb")
+    storage.add_gateway("gw-never", "plant", "hn")
+    factory = storage.list_gateways()[0]["factory_id"]
+    feed(storage, a, factory, ["a/m1/t", "a/m1/p", "a/m2/t"])
+    feed(storage, b, factory, ["b/m1/t"])
+    yield a, b, factory
+
+
+def offline(storage: Storage) -> list[dict[str, object]]:
+    rows, _ = storage.list_alerts(AlertFilter(kind="gateway_offline"), 0, 100)
+    return rows
+
+
+def test_silent_gateway_is_one_alert_and_its_sensors_are_stale(
+    storage: Storage, fleet: tuple[int, int, int]
+) -> None:
+    a, _, factory = fleet
+    silence(storage, a)
+    watch = AlertWatch(storage, offline_after_s=120, interval_s=3600)
+    assert watch.check_once()["opened"] == 1
+    assert watch.check_once()["opened"] == 0  # still the same one alert
+    [alert] = offline(storage)
+    assert alert["gateway_id"] == "gw-a" and alert["sensor_id"] is None
+    assert alert["state"] == "active" and alert["severity"] == "warning"
+    assert alert_view(alert)["kind"] == "gateway_offline"
+    # no alert per sensor: the one alert stands for them all, and they read as stale
+    _, total = storage.list_alerts(AlertFilter(), 0, 100)
+    assert total == 1
+    sensors = {s["key"]: s["id"] for s in storage.list_sensors()}
+    assert storage.stale_sensors(sensors.values()) == {
+        sensors["a/m1/t"],
+        sensors["a/m1/p"],
+        sensors["a/m2/t"],
+    }
+    # the gateway syncs again: the alert clears and its sensors are fresh
+    feed(storage, a, factory, ["a/m1/t"], seq0=10)
+    [cleared] = offline(storage)
+    assert cleared["state"] == "cleared" and cleared["cleared_at"] is not None
+    assert storage.stale_sensors(sensors.values()) == set()
+    actions = [(e["action"], e["role"]) for e in storage.alert_journal(int(cleared["id"]))]
+    assert actions == [("opened", "system"), ("cleared", "gateway")]
+    events = [e["event"] for e in storage.alert_events_after(0, 100)]
+    assert events == ["gateway.offline", "gateway.online"]
+    # silent again later: a new alert, the old one stays cleared
+    silence(storage, a)
+    assert watch.check_once()["opened"] == 1
+    assert [r["state"] for r in offline(storage)] == ["active", "cleared"]
+
+
+def test_never_seen_and_revoked_gateways_are_not_offline(
+    storage: Storage, fleet: tuple[int, int, int]
+) -> None:
+    _, b, _ = fleet
+    silence(storage, b)
+    assert storage.evaluate_gateways(120)["opened"] == 1
+    assert storage.revoke_gateway("gw-b")
+    assert storage.evaluate_gateways(120) == {"opened": 0, "cleared": 1}
+    assert all(r["gateway_id"] != "gw-never" for r in offline(storage))
+
+
+def test_several_hub_processes_open_it_once(
+    storage: Storage, database_url: str, fleet: tuple[int, int, int]
+) -> None:
+    a, b, _ = fleet
+    silence(storage, a, b)
+    others = [open_storage(database_url) for _ in range(4)]
+    start = threading.Barrier(len(others))
+    opened: list[int] = []
+
+    def run(s: Storage) -> None:
+        start.wait()
+        for _ in range(5):
+            opened.append(s.evaluate_gateways(120)["opened"])
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in others]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for s in others:
+        s.close()
+    assert sum(opened) == 2  # gw-a and gw-b, each once
+    assert sorted(r["gateway_id"] for r in offline(storage)) == ["gw-a", "gw-b"]
+
+
+def test_shelve_runs_out_by_itself(storage: Storage, fleet: tuple[int, int, int]) -> None:
+    a, _, _ = fleet
+    silence(storage, a)
+    storage.evaluate_gateways(120)
+    alert_id = int(offline(storage)[0]["id"])
+    op = Actor(7, "operator")
+    row = storage.shelve_alert(alert_id, op, now() + 3600, "noisy")
+    assert row is not None and alert_view(row)["shelved"] is True
+    # a shelve whose time has passed reads as unshelved at once ...
+    row = storage.shelve_alert(alert_id, op, now() - 1, "short")
+    assert row is not None and alert_view(row)["shelved"] is False
+    # ... and the worker journals its expiry, once
+    assert storage.expire_shelves() == 1 and storage.expire_shelves() == 0
+    journal = [(e["action"], e["token_id"], e["role"]) for e in storage.alert_journal(alert_id)]
+    assert journal == [
+        ("opened", None, "system"),
+        ("shelved", 7, "operator"),
+        ("shelved", 7, "operator"),
+        ("shelve_expired", None, "system"),
+    ]
+    assert storage.get_alert(alert_id)["shelved_until"] is None  # type: ignore[index]
