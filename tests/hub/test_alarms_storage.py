@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -51,7 +52,7 @@ def fleet(storage: Storage) -> Iterator[tuple[int, int, int]]:
     yield a, b, factory
 
 
-def offline(storage: Storage) -> list[dict[str, object]]:
+def offline(storage: Storage) -> list[dict[str, Any]]:
     rows, _ = storage.list_alerts(AlertFilter(kind="gateway_offline"), 0, 100)
     return rows
 
