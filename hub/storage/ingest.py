@@ -10,7 +10,7 @@ from hub.storage.model import GatewayReport, StoreResult, reading_id
 from hub.storage.sqlbase import Conn, SqlStorage
 from shared.timeutil import now
 from shared.topics import split_key
-from shared.wire import WireAlert, WireReading
+from shared.wire import WireAlert, WireMark, WireReading
 
 # (id, sensor_id, ts, value, gateway_id, seq): a reading row as both engines store it.
 ReadingRow = tuple[int, int, float, float, int, int]
@@ -150,3 +150,21 @@ class IngestMixin(SqlStorage):
         return StoreResult(
             accepted=accepted, duplicates=len(readings) - accepted, config_version=int(version)
         )
+
+    def apply_marks(self, factory_id: int, marks: Sequence[WireMark]) -> int:
+        """Sparkplug B stale/fresh marks of a batch (shared.wire.WireMark): each sets its
+        sensor's ``stale`` flag unless the sensor holds a later mark already. Marks for keys
+        the factory has no sensor for change nothing. Returns how many sensors changed."""
+        if not marks:
+            return 0
+        changed = 0
+        with self._write() as conn:
+            # In key order, as sensors are created: concurrent batches lock rows alike.
+            for m in sorted(marks, key=lambda m: m.key):
+                cur = conn.execute(
+                    "UPDATE sensors SET stale = ?, stale_at = ? "
+                    "WHERE factory_id = ? AND key = ? AND stale_at <= ?",
+                    (m.stale, m.at, factory_id, m.key, m.at),
+                )
+                changed += max(cur.rowcount, 0)
+        return changed

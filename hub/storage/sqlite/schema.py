@@ -6,6 +6,7 @@ import sqlite3
 
 from hub.storage.alarms_schema import sqlite_alarms
 from hub.storage.crud_schema import sqlite_crud
+from hub.storage.marks_schema import sqlite_marks
 from hub.storage.migrations import Migration, statements
 from hub.storage.rollups_schema import sqlite_step as sqlite_rollups
 
@@ -148,4 +149,5 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = [
         4, "rollup tiers 1m, 1h (filled from stored readings), retention status", sqlite_rollups
     ),
     Migration(5, "factory location, machine type/status, bulk keys, audit log", sqlite_crud),
+    Migration(6, "sensor stale marks from Sparkplug B edge nodes", sqlite_marks),
 ]
