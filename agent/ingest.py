@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import Callable
 from typing import NamedTuple
 
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from agent import mqtt
 from agent.buffer import AppendResult, Buffer, DeadLetter, MessageId, Reading
@@ -90,6 +91,23 @@ async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stopping.wait(), seconds)
 
 
+class _Backoff:
+    """tenacity wait: doubling from ``first_s`` up to ``max_s``, counted from the attempt
+    whose connection last got as far as subscribing."""
+
+    def __init__(self, first_s: float, max_s: float) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.run_start = 1
+
+    def __call__(self, state: RetryCallState) -> float:
+        failures = min(state.attempt_number - self.run_start, 32)  # 0 for the first
+        return min(self.max_s, self.first_s * 2.0**failures)
+
+    def restart(self, attempt_number: int) -> None:
+        self.run_start = attempt_number
+
+
 class Ingest:
     def __init__(
         self,
@@ -128,61 +146,51 @@ class Ingest:
     async def run(self, stopping: asyncio.Event) -> None:
         """Connect, subscribe, consume; reconnect with exponential backoff until stopping.
 
-        Waits between attempts double from ``reconnect_min_s`` up to ``reconnect_max_s``
-        while the broker stays away, and start again from the minimum once a connection got
-        as far as subscribing."""
+        The waits between attempts double from ``reconnect_min_s`` up to ``reconnect_max_s``,
+        counted from the last connection that got as far as subscribing: a connection lost
+        after a day of work is retried after the minimum, a broker away for long is asked at
+        most every ``reconnect_max_s``."""
         m = self.cfg.mqtt
-        while not stopping.is_set():
-            retrying = AsyncRetrying(
-                retry=retry_if_exception_type(mqtt.MqttError),
-                wait=wait_exponential(
-                    multiplier=m.reconnect_min_s, min=m.reconnect_min_s, max=m.reconnect_max_s
-                ),
-                stop=lambda _state: stopping.is_set(),
-                sleep=lambda seconds: _sleep_unless(stopping, seconds),
-                before_sleep=self._log_retry,
-                reraise=True,
-            )
-            try:
-                async for attempt in retrying:
-                    with attempt:
-                        await self._session(stopping)
-            except mqtt.MqttError:
-                return  # stopped while the broker was unreachable
-            if not stopping.is_set():
-                await _sleep_unless(stopping, m.reconnect_min_s)
+        backoff = _Backoff(m.reconnect_min_s, m.reconnect_max_s)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(mqtt.MqttError),
+            wait=backoff,
+            stop=lambda _state: stopping.is_set(),
+            sleep=lambda seconds: _sleep_unless(stopping, seconds),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        with contextlib.suppress(mqtt.MqttError):  # stopped while the broker was away
+            async for attempt in retrying:
+                with attempt:
+                    n = attempt.retry_state.attempt_number
+                    await self._session(stopping, functools.partial(backoff.restart, n))
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        self._log_lost(exc, state.upcoming_sleep)
-
-    def _log_lost(self, exc: BaseException | None, retry_in_s: float) -> None:
         m = self.cfg.mqtt
         log.warning(
             "mqtt connection lost",
             error=str(exc),
             host=m.host,
             port=m.port,
-            retry_in_s=round(retry_in_s, 2),
+            retry_in_s=round(state.upcoming_sleep, 2),
         )
 
-    async def _session(self, stopping: asyncio.Event) -> None:
-        """One connection. Returns once it has ended after subscribing (lost or stopped);
-        MqttError when it failed before that (the caller backs off and retries)."""
+    async def _session(self, stopping: asyncio.Event, subscribed: Callable[[], None]) -> None:
+        """One connection, until it ends: returns when stopping, MqttError otherwise (the
+        caller backs off and retries). ``subscribed`` is called once the subscription holds."""
         if stopping.is_set():
             return
-        subscribed = False
         try:
             async with self.link.connection() as conn:
                 if not conn.session_present:
                     self.buffer.forget_messages()
                 await self._subscribe(conn)
-                subscribed = True
+                subscribed()
                 await self._consume(conn, stopping)
-        except mqtt.MqttError as exc:
-            if not subscribed:
-                raise
-            self._log_lost(exc, self.cfg.mqtt.reconnect_min_s)
+            if not stopping.is_set():
+                raise mqtt.MqttError("connection closed")
         finally:
             if self.subscribed.is_set():
                 self.subscribed.clear()

@@ -375,3 +375,33 @@ def test_a_big_batch_is_committed_in_parts_within_the_wal_limit(tmp_path: Path) 
         assert total <= cap or len(part) == 1
     assert len(parts) == 6  # 3+3+3+1, the big one alone, the six small ones together
     buffer.close()
+
+
+async def test_reconnect_waits_double_up_to_the_cap_and_restart_after_a_subscription(
+    tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """reconnect_min_s 0.1, reconnect_max_s 0.5: a broker that is away is asked again after
+    0.1, 0.2, 0.4, 0.5, 0.5 s; a connection lost after subscribing starts again at 0.1."""
+    cfg = make_config(tmp_path, broker.port)
+    buffer = Buffer(cfg.buffer.path)
+    ingest = Ingest(cfg, buffer)
+    waits: list[float] = []
+    stopping = asyncio.Event()
+
+    async def no_sleep(_stopping: asyncio.Event, seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 5:
+            broker.start()  # the sixth attempt connects
+        if len(waits) == 10:
+            stopping.set()
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr("agent.ingest._sleep_unless", no_sleep)
+    broker.stop()
+    task = asyncio.create_task(ingest.run(stopping))
+    await asyncio.wait_for(ingest.subscribed.wait(), 15)
+    assert waits == [0.1, 0.2, 0.4, 0.5, 0.5]
+    broker.stop()  # lost after subscribing
+    await asyncio.wait_for(task, 15)
+    assert waits[5:] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    buffer.close()
