@@ -7,15 +7,16 @@ Per engine setup, two fleet runs of the same length:
   requests in flight), which gives the hub's capacity, against the engine's own ceiling for
   100-row transactions (the same rows inserted straight into an empty copy of the hub's
   readings table: no HTTP, JSON or Python per-row work);
-- paced: the fleet offers a steady rate (the goal's 120,000 readings/s, or 80% of flat out
+- paced: the fleet offers a steady rate (the goal's 120,000 readings/s, or 60% of flat out
   when that is less: past capacity a latency only says how long the queue has grown).
   Against it: ingest p99 (from each batch's slot to its answer) against one gateway posting
   alone to the idle hub, and operator query p99 (series and stats of random sensors, 20/s)
   against the same queries on the idle hub afterwards.
 
 Hub RSS per worker: the peak of each hub process over both runs, against the hub at rest.
-Zero lost or doubled is checked by counting: the database must hold exactly the readings
-edge-load reports as accepted, with no duplicates and nothing unconfirmed.
+Zero lost or doubled is checked by counting (``_tally``): the database must hold every reading
+edge-load saw acknowledged, and none beyond those and the few whose last attempt went
+unanswered.
 
 The PostgreSQL (workers = 2) rows run when the hub has a PostgreSQL engine that serves with
 several workers; see ``_postgres_target``.
@@ -52,6 +53,9 @@ BATCH = 100
 SENSORS = 5
 QUERY_RATE = 20.0  # operator queries/s: a handful of people with dashboards open
 GOAL_RATE = 120_000.0  # readings/s, the PostgreSQL goal
+# Below capacity, the paced run's rate leaves headroom: flat out is measured once on a shared
+# machine, and past capacity a latency only says how long the queue has grown.
+PACED_SHARE = 0.6
 # Each run of a target starts its gateways' seqs in a range of its own, so no run's readings
 # are another's duplicates (a run sends far fewer than 2^30 readings per gateway).
 SEQ_FLAT_OUT, SEQ_PACED, SEQ_ALONE, SEQ_WARM = 1, 1 << 30, 2 << 30, 3 << 30
@@ -388,11 +392,19 @@ def _rss_peaks(sample: Callable[[], list[int]]) -> Iterator[list[int]]:
         t.join(5)
 
 
-def _exact(reports: list[dict[str, Any]], stored: int) -> bool:
-    accepted = sum(r["accepted"] for r in reports)
-    return stored == accepted and not any(
-        r["duplicates"] or r["readings_unconfirmed"] for r in reports
-    )
+def _tally(reports: list[dict[str, Any]], stored: int) -> dict[str, int]:
+    """Lost and doubled readings, by counting. Each run's seqs are its own, so every reading a
+    2xx answer covered (``readings_acked``: accepted now, or a duplicate of an attempt whose
+    answer timed out) must be stored, and nothing beyond those and the ones whose last attempt
+    went unanswered (``readings_unconfirmed``) may be."""
+    acked = sum(r["readings_acked"] for r in reports)
+    unconfirmed = sum(r["readings_unconfirmed"] for r in reports)
+    return {
+        "acked": acked,
+        "resent_after_timeout": sum(r["duplicates"] for r in reports),
+        "lost": max(0, acked - stored),
+        "doubled": max(0, stored - acked - unconfirmed),
+    }
 
 
 def _errors(report: dict[str, Any]) -> str:
@@ -428,10 +440,8 @@ def _run_target(
         with _rss_peaks(rss) as peaks:
             # A: every gateway as fast as the hub answers it: the hub's capacity.
             flat = _edge_load(hub, tokens, seconds, "--seq-start", str(SEQ_FLAT_OUT))
-            # B: a steady offered load, the goal's rate or 80% of capacity if that is less
-            # (past capacity, latency only measures how far the queue has grown), with the
-            # operator queries alongside.
-            offered = min(GOAL_RATE, 0.8 * flat["readings_per_s"])
+            # B: a steady offered load below capacity, the operator queries alongside.
+            offered = min(GOAL_RATE, PACED_SHARE * flat["readings_per_s"])
             loop = QueryLoop(hub.url, read_token, sensors).start()
             try:
                 paced = _edge_load(
@@ -447,9 +457,13 @@ def _run_target(
     finally:
         hub.stop()
     raw = target.raw_rate(wd, raw_n)
-    exact = _exact([flat, paced], stored)
-    accepted = flat["accepted"] + paced["accepted"]
-    check = f"stored {stored:,} = acked {accepted:,}: {'yes' if exact else 'NO'}"
+    tally = _tally([flat, paced], stored)
+    exact = tally["lost"] == 0 and tally["doubled"] == 0
+    check = (
+        f"stored {stored:,}, acked {tally['acked']:,} ({tally['resent_after_timeout']:,} as "
+        f"duplicates of an attempt left unanswered): {tally['lost']} lost, "
+        f"{tally['doubled']} doubled"
+    )
     lat = paced["latency_ms"]
     extra = {
         "flat_out": flat,
@@ -457,7 +471,7 @@ def _run_target(
         "alone": alone["latency_ms"],
         "warmup_accepted": warm["accepted"],
         "stored": stored,
-        "lost_or_doubled": stored - accepted,
+        **tally,
         "exact": exact,
         "register_s": round(register_s, 2),
         "query_failures": loop.failures,
@@ -488,7 +502,8 @@ def _run_target(
             offered,
             ">= 120,000/s on PostgreSQL, workers=2",
             note=(
-                f"{shape} at {offered:,.0f}/s offered (min of 120k and 80% of flat out), "
+                f"{shape} at {offered:,.0f}/s offered (120k, or {PACED_SHARE:.0%} of flat out"
+                " if less), "
                 f"{paced['elapsed_s']:.0f}s; errors {_errors(paced)}"
             ),
         ),
