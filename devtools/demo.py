@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from agent.buffer import read_status
+from devtools.demo_alarm import AlarmStory
 from devtools.stack import (
     PY,
     REPO,
@@ -95,6 +96,9 @@ def main() -> int:
         )
         sim.start()
         parts.append(sim)
+        # A rule, a spike, an alert that opens, is acknowledged and clears (devtools.demo_alarm).
+        story = AlarmStory(hub, broker.port)
+        story.start()
 
         print(
             f"""
@@ -122,7 +126,8 @@ Ctrl-C stops everything.
                 f"\r{time.strftime('%H:%M:%S')}  in {rate:7.1f} readings/s   "
                 f"backlog {status.backlog:6d}   synced {total:8d}   "
                 f"dead letters {status.dead_letters:4d}   "
-                f"last sync: {status.last_sync.result if status.last_sync else '-':<10}",
+                f"last sync: {status.last_sync.result if status.last_sync else '-':<10}"
+                f"   alarm: {story.status}",
                 end="",
                 flush=True,
             )
