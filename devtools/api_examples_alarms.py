@@ -1,0 +1,166 @@
+"""docs/api.md's sections on alert rules and the alert lifecycle, from the live system that
+devtools.api_examples runs: a rule set at the hub fires at the edge on a real spike, and the
+alert it raises is worked through (ack, shelve, unshelve, the journal)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from devtools.stack import Hub, wait_for
+
+Show = Callable[..., None]
+KEY = "line1/press4/pressure"
+
+
+def alarm_examples(
+    lines: list[str],
+    show: Show,
+    hub: Hub,
+    c: httpx.Client,
+    a: httpx.Client,
+    publish: Callable[[str, float], None],
+) -> None:
+    """``show`` is api_examples' section writer, ``c``/``a`` read and admin clients,
+    ``publish(key, value)`` one reading on MQTT."""
+    operator = hub.cli("token", "add", "--role", "operator")
+    publish(KEY, 4.0)
+    wait_for("the pressure sensor", lambda: _sensor(c) is not None, timeout=30, every=0.2)
+    sid = _sensor(c)
+    rules = f"/api/v1/sensors/{sid}/rules"
+    warn = {"condition": "GREATER_THAN", "threshold": 8.0, "severity": "WARNING", "deadband": 0.5}
+    r = a.post(rules, json=warn)
+    show(
+        lines,
+        "Add an alert rule (admin)",
+        "POST",
+        rules,
+        r,
+        f"Body: `{json.dumps(warn)}`. As the seeds' AlertRule, plus `deadband` (clears only "
+        "once back past the threshold by this much) and `delay_s` (the condition must hold "
+        "this long first). The gateways get it with their next sync and evaluate it at the "
+        "edge, offline too. A sensor's rules make one alert whose severity follows the most "
+        "severe rule firing, up and down in place.",
+    )
+    rule_id = r.json()["data"]["id"]
+    crit = {"condition": "OUT_OF_RANGE", "threshold": 1.0, "threshold_high": 12.0}
+    a.post(rules, json={**crit, "severity": "CRITICAL", "delay_s": 2.0})
+    show(lines, "A sensor's rules", "GET", rules, c.get(rules))
+    bad = {"condition": "OUT_OF_RANGE", "threshold": 5.0, "threshold_high": 2.0, "delay_s": -1}
+    show(
+        lines,
+        "A bad rule",
+        "POST",
+        rules,
+        a.post(rules, json=bad),
+        f"Body: `{json.dumps(bad)}`: every bad field is named.",
+    )
+    patch = {"threshold": 7.5}
+    show(
+        lines,
+        "Change a rule (admin)",
+        "PATCH",
+        f"/api/v1/rules/{rule_id}",
+        a.patch(f"/api/v1/rules/{rule_id}", json=patch),
+        f"Body: `{json.dumps(patch)}`; the other fields stay.",
+    )
+    with hub.client(hub.cli("gateway", "add", "gw-docs", "--factory", "plant-1")) as g:
+        show(
+            lines,
+            "The rules in a gateway's config",
+            "GET",
+            "/api/v1/gateways/gw-docs/config",
+            g.get("/api/v1/gateways/gw-docs/config"),
+            "`alert_rules` are the enabled rules of the gateway's factory.",
+        )
+
+    def active() -> list[dict[str, Any]]:
+        params = {"sensor_id": sid, "state": "active"}
+        return list(c.get("/api/v1/alerts", params=params).json()["data"])
+
+    # A spike at the edge: published until the agent, with the rule from its last config
+    # fetch, raised the alert and synced it.
+    wait_for("the rule alert", lambda: _feed(publish, 9.5) and bool(active()), 60, every=0.5)
+    show(
+        lines,
+        "The fleet's alerts",
+        "GET",
+        "/api/v1/alerts?state=active&acknowledged=false",
+        c.get("/api/v1/alerts", params={"state": "active", "acknowledged": "false"}),
+        "Filters: `state`, `acknowledged`, `severity`, `kind`, `factory_id`, `gateway_id`, "
+        "`sensor_id`; newest first, paged.",
+    )
+    alert_id = active()[0]["id"]
+    with hub.client(operator) as op:
+        body = {"comment": "valve checked"}
+        show(
+            lines,
+            "Acknowledge an alert (operator)",
+            "POST",
+            f"/api/v1/alerts/{alert_id}/ack",
+            op.post(f"/api/v1/alerts/{alert_id}/ack", json=body),
+            f"Body: `{json.dumps(body)}`. An operator token (`edge-hub token add --role "
+            "operator`) may acknowledge and shelve; read tokens get 403.",
+        )
+        show(
+            lines,
+            "Acknowledged already",
+            "POST",
+            f"/api/v1/alerts/{alert_id}/ack",
+            op.post(f"/api/v1/alerts/{alert_id}/ack", json={}),
+        )
+        body2 = {"duration_s": 3600, "comment": "maintenance until noon"}
+        show(
+            lines,
+            "Shelve an alert (operator)",
+            "POST",
+            f"/api/v1/alerts/{alert_id}/shelve",
+            op.post(f"/api/v1/alerts/{alert_id}/shelve", json=body2),
+            f"Body: `{json.dumps(body2)}`. At most 7 days; it unshelves itself when the time "
+            "runs out.",
+        )
+        show(
+            lines,
+            "A shelve without a duration",
+            "POST",
+            f"/api/v1/alerts/{alert_id}/shelve",
+            op.post(f"/api/v1/alerts/{alert_id}/shelve", json={"comment": "forever"}),
+        )
+        show(
+            lines,
+            "Unshelve (operator)",
+            "POST",
+            f"/api/v1/alerts/{alert_id}/unshelve",
+            op.post(f"/api/v1/alerts/{alert_id}/unshelve", json={}),
+        )
+    wait_for("the alert to clear", lambda: _feed(publish, 4.0) and not active(), 60, every=0.5)
+    show(
+        lines,
+        "An alert with its journal",
+        "GET",
+        f"/api/v1/alerts/{alert_id}",
+        c.get(f"/api/v1/alerts/{alert_id}"),
+        "Every transition with who (token id and role), when and the comment. A gateway "
+        "silent for `[alerts] gateway_offline_after_s` is one alert of kind "
+        '`gateway_offline` (`sensor_id` null); its sensors show `"stale": true`.',
+    )
+    show(
+        lines,
+        "Delete a rule (admin)",
+        "DELETE",
+        f"/api/v1/rules/{rule_id}",
+        a.delete(f"/api/v1/rules/{rule_id}"),
+    )
+
+
+def _sensor(c: httpx.Client) -> int | None:
+    rows = c.get("/api/v1/sensors", params={"key": KEY}).json()["data"]
+    return int(rows[0]["id"]) if rows else None
+
+
+def _feed(publish: Callable[[str, float], None], value: float) -> bool:
+    publish(KEY, value)
+    return True
