@@ -8,17 +8,22 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
+import paho.mqtt.publish as mqtt_publish
 
+from devtools.api_examples_alarms import alarm_examples
 from devtools.stack import REPO, Agent, Broker, Detector, Hub, stopping, wait_for
 
 INTRO = """# API reference
 
 The hub answers under `/api/v1` with `Authorization: Bearer <token>`. Tokens come from
-`edge-hub gateway add` (role `gateway`) and `edge-hub token add --role read|admin`.
+`edge-hub gateway add` (role `gateway`) and `edge-hub token add --role read|operator|admin`.
+Lists are paged (`page`, `per_page`; `meta` page numbers and `links`), and every change
+made with an admin's or operator's token is in the change log (`GET /api/v1/audit`).
 
 * Success: `{"data": ..., "meta": {"request_id": ..., "timestamp": ...}}`
 * Error: `{"error": {"code": ..., "message": ..., "details": [...]}, "meta": {...}}` with
@@ -47,13 +52,175 @@ def _show(
     if note:
         lines.append(note + "\n")
     lines.append(f"`{method} {path}` → **{resp.status_code}**\n")
-    try:
-        body = json.dumps(resp.json(), indent=2)
-    except ValueError:
-        body = resp.text
+    fence = "json"
+    if resp.status_code == 204:
+        body = "(no body)"
+        fence = ""
+    elif resp.headers.get("content-type", "").startswith("text/csv"):
+        body, fence = resp.text.rstrip(), "csv"
+    else:
+        try:
+            body = json.dumps(resp.json(), indent=2)
+        except ValueError:
+            body = resp.text
     if len(body) > 2500:
         body = body[:2500] + "\n..."
-    lines.append("```json\n" + body + "\n```\n")
+    lines.append(f"```{fence}\n" + body + "\n```\n")
+
+
+def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int) -> None:
+    """The seeds' CRUD (admin), paged lists, back-fill, rolling/CSV, the report, the log."""
+    factory = {"name": "plant-2", "location": "Lyon"}
+    r = a.post("/api/v1/factories", json=factory)
+    fid = r.json()["data"]["id"]
+    _show(
+        lines,
+        "Create a factory (admin)",
+        "POST",
+        "/api/v1/factories",
+        r,
+        'Body: `{"name": "plant-2", "location": "Lyon"}`. 201 with the new object.',
+    )
+    machine = {
+        "factory_id": fid,
+        "line": "line2",
+        "name": "lathe1",
+        "type": "CNC_LATHE",
+        "status": "OPERATIONAL",
+    }
+    r = a.post("/api/v1/machines", json=machine)
+    mid = r.json()["data"]["id"]
+    _show(
+        lines,
+        "Create a machine (admin)",
+        "POST",
+        "/api/v1/machines",
+        r,
+        "Body: " + "`" + json.dumps(machine) + "`. `status`: OPERATIONAL, MAINTENANCE or OFFLINE.",
+    )
+    sensor = {"machine_id": mid, "name": "spindle", "unit": "rpm", "max_threshold": 9000}
+    r = a.post("/api/v1/sensors", json=sensor)
+    new_sid = r.json()["data"]["id"]
+    _show(
+        lines,
+        "Create a sensor before its first reading (admin)",
+        "POST",
+        "/api/v1/sensors",
+        r,
+        "Its key is the machine's line and name and its own name: data a gateway sends "
+        "for `line2/lathe1/spindle` later lands on it.",
+    )
+    _show(
+        lines,
+        "Change a machine (admin)",
+        "PATCH",
+        f"/api/v1/machines/{mid}",
+        a.patch(f"/api/v1/machines/{mid}", json={"status": "MAINTENANCE"}),
+        'Body: `{"status": "MAINTENANCE"}`. Line and name change only while the machine has '
+        "no sensors (they are part of its sensors' keys): else 409.",
+    )
+    _show(
+        lines,
+        "A duplicate name",
+        "POST",
+        "/api/v1/factories",
+        a.post("/api/v1/factories", json=factory),
+        "A taken name, or deleting a factory with machines or gateways (a machine with "
+        "sensors): 409.",
+    )
+    _show(
+        lines,
+        "A bad body",
+        "POST",
+        "/api/v1/sensors",
+        a.post("/api/v1/sensors", json={"machine_id": mid, "name": "a/b", "unit": "\x07"}),
+        "422 naming every bad field. Names are key segments (no `/`, no control or "
+        "invisible characters, at most 128); text fields are bounded.",
+    )
+    _show(
+        lines,
+        "A page of a list",
+        "GET",
+        "/api/v1/factories?page=2&per_page=1",
+        c.get("/api/v1/factories", params={"page": 2, "per_page": 1}),
+        "Every list takes `page` (from 1) and `per_page` (default 100, at most 1000) and "
+        "answers `meta` page numbers and `links`; `next` is null on the last page.",
+    )
+    now = time.time()
+    rows = [
+        {"sensor_id": new_sid, "value": 5000.0 + 10 * i, "timestamp": now - 3600 + 60 * i}
+        for i in range(30)
+    ]
+    _show(
+        lines,
+        "Bulk back-fill (admin)",
+        "POST",
+        "/api/v1/readings/bulk",
+        a.post("/api/v1/readings/bulk", json=rows),
+        'Body: `[{"sensor_id": ..., "value": ..., "timestamp": ...}, ...]` (epoch seconds or '
+        "RFC 3339, inside the hub's ts window), at most 10000 rows. All or nothing: a bad "
+        "row is a 422 naming its index.",
+    )
+    _show(
+        lines,
+        "The same body again",
+        "POST",
+        "/api/v1/readings/bulk",
+        a.post("/api/v1/readings/bulk", json=rows),
+        "Each (sensor, timestamp) is stored once, however often it is posted.",
+    )
+    params = {"rolling": 3, "limit": 3}
+    _show(
+        lines,
+        "Readings with a rolling average",
+        "GET",
+        f"/api/v1/sensors/{new_sid}/readings?rolling=3&limit=3",
+        c.get(f"/api/v1/sensors/{new_sid}/readings", params=params),
+        "`rolling_avg`: the average of the last N readings up to each one (reaching back "
+        "before `from`).",
+    )
+    _show(
+        lines,
+        "Readings as CSV",
+        "GET",
+        f"/api/v1/sensors/{sid}/readings?format=csv&limit=3",
+        c.get(f"/api/v1/sensors/{sid}/readings", params={"format": "csv", "limit": 3}),
+        "`X-Truncated` and `X-Next-From` carry what `meta` says in JSON.",
+    )
+    _show(
+        lines,
+        "A factory report",
+        "GET",
+        f"/api/v1/factories/{fid}/report",
+        c.get(f"/api/v1/factories/{fid}/report"),
+        "Per sensor: min/max/avg/count (from rollups), alerts and seconds in alert in the "
+        "range (`from`/`to`; overlapping alerts count once); `?format=csv` as CSV.",
+    )
+    _show(
+        lines,
+        "Delete a sensor (admin)",
+        "DELETE",
+        f"/api/v1/sensors/{new_sid}",
+        a.delete(f"/api/v1/sensors/{new_sid}"),
+        "204. Its readings, rollups, anomalies, rules and alerts go with it.",
+    )
+    _show(
+        lines,
+        "The change log (admin)",
+        "GET",
+        "/api/v1/audit?per_page=3",
+        a.get("/api/v1/audit", params={"per_page": 3}),
+        "Every change made with a person's token, with its id, role and time, newest "
+        "first; filters `target`, `target_id`, `token_id`, `from`, `to`.",
+    )
+    _show(
+        lines,
+        "Startup probe",
+        "GET",
+        "/health/startup",
+        httpx.get(f"{str(c.base_url).rstrip('/')}/health/startup"),
+        "200 once the schema is at this release's version; 503 before.",
+    )
 
 
 def limit_examples(lines: list[str], url: str, c: httpx.Client, g: httpx.Client, sid: int) -> None:
@@ -102,6 +269,14 @@ def limit_examples(lines: list[str], url: str, c: httpx.Client, g: httpx.Client,
         "(`read_budget_rows_per_s`, `read_budget_burst_rows`), and at most "
         "`max_concurrent_heavy_reads` run at once. Past either: 429 with Retry-After.",
     )
+
+
+def _publisher(port: int) -> Callable[[str, float], None]:
+    def publish(key: str, value: float) -> None:
+        body = json.dumps({"value": value})
+        mqtt_publish.single(f"factory/{key}", body, qos=1, hostname="127.0.0.1", port=port)
+
+    return publish
 
 
 def main() -> None:
@@ -262,6 +437,8 @@ def main() -> None:
                         g.post("/api/v1/ingest", json=other),
                     )
                     limit_examples(lines, hub.url, c, g, sid)
+                model_examples(lines, c, a, sid)
+                alarm_examples(lines, _show, hub, c, a, _publisher(broker.port))
         (REPO / "docs" / "api.md").write_text("\n".join(lines))
         print("wrote docs/api.md")
 

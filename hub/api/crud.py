@@ -93,8 +93,8 @@ def _nonempty(fields: dict[str, Any], what: str) -> dict[str, Any]:
     return fields
 
 
-def _conflict(exc: Conflict) -> ApiError:
-    return ApiError(409, "conflict", str(exc))
+def _conflict(exc: Conflict, field: str) -> ApiError:
+    return ApiError(409, "conflict", str(exc), [{"field": field, "message": str(exc)}])
 
 
 def _unknown(exc: Unknown, what: str) -> ApiError:
@@ -213,7 +213,7 @@ def routes(hub: Hub, api: str) -> list[Route]:
         try:
             row = storage.create_factory(fields["name"], fields["location"], who(ctx))
         except Conflict as exc:
-            raise _conflict(exc) from None
+            raise _conflict(exc, "name") from None
         return created(ctx, factory_view(row))
 
     def h_update_factory(ctx: Ctx) -> Any:
@@ -223,7 +223,7 @@ def routes(hub: Hub, api: str) -> list[Route]:
         try:
             row = storage.update_factory(factory_id, fields, who(ctx))
         except Conflict as exc:
-            raise _conflict(exc) from None
+            raise _conflict(exc, "name") from None
         if row is None:
             raise not_found("factory", factory_id)
         return factory_view(row), {}
@@ -234,7 +234,7 @@ def routes(hub: Hub, api: str) -> list[Route]:
         try:
             done = storage.delete_factory(factory_id, who(ctx))
         except Conflict as exc:
-            raise _conflict(exc) from None
+            raise _conflict(exc, "id") from None
         if not done:
             raise not_found("factory", factory_id)
         return no_content()
@@ -255,7 +255,7 @@ def routes(hub: Hub, api: str) -> list[Route]:
         try:
             row = storage.create_machine(fields, who(ctx))
         except Conflict as exc:
-            raise _conflict(exc) from None
+            raise _conflict(exc, "name") from None
         except Unknown as exc:
             raise _unknown(exc, "machine") from None
         return created(ctx, machine_view(row))
@@ -267,7 +267,7 @@ def routes(hub: Hub, api: str) -> list[Route]:
         try:
             row = storage.update_machine(machine_id, fields, who(ctx))
         except Conflict as exc:
-            raise _conflict(exc) from None
+            raise _conflict(exc, "name") from None
         if row is None:
             raise not_found("machine", machine_id)
         return machine_view(row), {}
@@ -278,7 +278,7 @@ def routes(hub: Hub, api: str) -> list[Route]:
         try:
             done = storage.delete_machine(machine_id, who(ctx))
         except Conflict as exc:
-            raise _conflict(exc) from None
+            raise _conflict(exc, "id") from None
         if not done:
             raise not_found("machine", machine_id)
         return no_content()
@@ -292,7 +292,7 @@ def routes(hub: Hub, api: str) -> list[Route]:
         try:
             row = storage.create_sensor(fields, who(ctx))
         except Conflict as exc:
-            raise _conflict(exc) from None
+            raise _conflict(exc, "name") from None
         except Unknown as exc:
             raise _unknown(exc, "sensor") from None
         return created(ctx, sensor_view(row))

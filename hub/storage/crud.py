@@ -378,6 +378,9 @@ class CrudMixin(SqlStorage):
             if row is None:
                 return None
             factory_id, key = int(row[0]), str(row[1])
+            # Forget the key before the commit as well as after: an ingest of this process
+            # that gets the writer next resolves it afresh (a new sensor), never to this id.
+            self._sensor_cache.get(factory_id, {}).pop(key, None)
             tables = present_tables(
                 conn, {t for t, _ in _SENSOR_DATA} | {"alerts", "alert_journal"}
             )

@@ -142,7 +142,8 @@ def test_deleting_a_sensor_removes_its_readings_rollups_and_alerts(hub: HubProce
 
 def test_duplicates_are_409(hub: HubProcess) -> None:
     created(send(hub, "POST", "/factories", json={"name": "Twin"}))
-    assert_error(send(hub, "POST", "/factories", json={"name": "Twin"}), 409, "conflict")
+    taken = assert_error(send(hub, "POST", "/factories", json={"name": "Twin"}), 409, "conflict")
+    assert fields_of(taken) == {"name"}
     other = created(send(hub, "POST", "/factories", json={"name": "Twin 2"}))
     assert_error(send(hub, "PATCH", f"/factories/{other['id']}", json={"name": "Twin"}), 409)
     m = {"factory_id": other["id"], "line": "a", "name": "b"}
