@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub import metrics
 from hub.storage import Storage
@@ -49,6 +49,20 @@ class RetentionSettings(BaseModel):
     # Rows one delete transaction removes at most, and the pause between two of them.
     batch_rows: int = Field(5000, ge=1, le=1_000_000)
     pause_s: float = Field(0.05, ge=0, le=60, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _coarser_keeps_longer(self) -> RetentionSettings:
+        # Each tier answers for the finer ones once they expire (charts, stats, latest, the
+        # span of points=): a coarser tier must keep at least as long (0 = forever).
+        pairs = (("raw_days", "minute_days"), ("minute_days", "hour_days"))
+        for finer, coarser in pairs:
+            f, c = getattr(self, finer), getattr(self, coarser)
+            if c != 0 and (f == 0 or c < f):
+                raise ValueError(
+                    f"{coarser} ({c:g}) must be 0 (forever) or at least {finer} "
+                    f"({'0, forever' if f == 0 else f'{f:g}'}): coarser tiers keep longer"
+                )
+        return self
 
     def days(self) -> dict[str, float]:
         return {"raw": self.raw_days, "1m": self.minute_days, "1h": self.hour_days}

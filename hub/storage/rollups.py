@@ -68,26 +68,51 @@ def merge(into: Partial, part: Partial) -> None:
 
 
 def minute_partials(rows: Iterable[Row]) -> dict[tuple[int, float], Partial]:
-    """The minute buckets of ``rows`` (id, sensor_id, ts, value, ...)."""
+    """The minute buckets of ``rows`` (id, sensor_id, ts, value, gateway_id, seq).
+
+    The hot loop of rollup maintenance (every stored reading passes here once): a batch
+    mostly holds runs of one sensor's readings in time order, so a run is summed in local
+    variables and folded into the dict once, when it leaves its minute or sensor."""
     acc: dict[tuple[int, float], Partial] = {}
     floor = math.floor
-    for row in rows:
-        rid, sid, ts, v = row[0], row[1], row[2], row[3]
-        key = (sid, floor(ts / 60.0) * 60.0)
-        a = acc.get(key)
-        if a is None:
-            acc[key] = [v, v, v, 1, ts, rid, v, ts, rid, v]
+    sid_run: Any = None
+    lo = hi = 0.0
+    mn = mx = sm = fts = fv = lts = lv = 0.0
+    n = fid = lid = 0
+
+    def flush() -> None:
+        key = (sid_run, lo)
+        part = [mn, mx, sm, n, fts, fid, fv, lts, lid, lv]
+        have = acc.get(key)
+        if have is None:
+            acc[key] = part
+        else:
+            merge(have, part)
+
+    for rid, sid, ts, v, _gateway, _seq in rows:
+        if sid == sid_run and lo <= ts < hi:
+            if v < mn:
+                mn = v
+            elif v > mx:
+                mx = v
+            sm += v
+            n += 1
+            if ts > lts or (ts == lts and rid > lid):
+                lts, lid, lv = ts, rid, v
+            elif ts < fts or (ts == fts and rid < fid):
+                fts, fid, fv = ts, rid, v
             continue
-        if v < a[0]:
-            a[0] = v
-        elif v > a[1]:
-            a[1] = v
-        a[2] += v
-        a[3] += 1
-        if ts < a[4] or (ts == a[4] and rid < a[5]):
-            a[4], a[5], a[6] = ts, rid, v
-        if ts > a[7] or (ts == a[7] and rid > a[8]):
-            a[7], a[8], a[9] = ts, rid, v
+        if n:
+            flush()
+        sid_run = sid
+        lo = floor(ts / 60.0) * 60.0
+        hi = lo + 60.0
+        mn = mx = sm = fv = lv = v
+        fts = lts = ts
+        fid = lid = rid
+        n = 1
+    if n:
+        flush()
     return acc
 
 
@@ -128,36 +153,35 @@ def upsert_sql(table: str) -> str:
     )
 
 
-def new_rows(conn: Conn, rows: Sequence[Row]) -> list[Row]:
-    """The rows of ``rows`` whose id is not stored yet, each id once (the first, as INSERT OR
-    IGNORE keeps it). Call inside the write transaction that then inserts them."""
+def stored_ids(conn: Conn, rows: Sequence[Row]) -> set[int]:
+    """Which ids of ``rows`` are stored already. Call inside the write transaction that
+    then inserts the others."""
     if not rows:
-        return []
+        return set()
     ids = [r[0] for r in rows]
     lo, hi = min(ids), max(ids)
     # A batch is one gateway's run of seqs, so its ids are one narrow range: one range scan
     # of the primary key finds what is stored already (usually nothing).
     if hi - lo <= 4 * len(ids) + 1024:
-        stored = {
-            r[0]
-            for r in conn.execute(
-                "SELECT id FROM readings WHERE id BETWEEN ? AND ?", (lo, hi)
-            ).fetchall()
-        }
-    else:
-        stored = set()
-        unique = sorted(set(ids))
-        for i in range(0, len(unique), 500):
-            part = unique[i : i + 500]
-            marks = ", ".join("?" * len(part))
-            found = conn.execute(f"SELECT id FROM readings WHERE id IN ({marks})", part)
-            stored.update(r[0] for r in found.fetchall())
-    if not stored and len(set(ids)) == len(ids):
-        return list(rows)
+        found = conn.execute("SELECT id FROM readings WHERE id BETWEEN ? AND ?", (lo, hi))
+        return {r[0] for r in found.fetchall()}
+    stored: set[int] = set()
+    unique = sorted(set(ids))
+    for i in range(0, len(unique), 500):
+        part = unique[i : i + 500]
+        marks = ", ".join("?" * len(part))
+        found = conn.execute(f"SELECT id FROM readings WHERE id IN ({marks})", part)
+        stored.update(r[0] for r in found.fetchall())
+    return stored
+
+
+def first_of_each(rows: Sequence[Row], skip: set[int]) -> list[Row]:
+    """``rows`` without ids in ``skip``, each id once (the first, as INSERT OR IGNORE keeps)."""
+    seen = set(skip)
     out: list[Row] = []
     for row in rows:
-        if row[0] not in stored:
-            stored.add(row[0])
+        if row[0] not in seen:
+            seen.add(row[0])
             out.append(row)
     return out
 
@@ -216,9 +240,6 @@ def _between(column: str, lo: float | None, hi: float | None) -> tuple[str, list
 class RollupsMixin(SqlStorage):
     # From the engine: the start of ts's bucket of width ?, with the width given twice.
     _BUCKET_START: ClassVar[str]
-    # Off only in benchmarks (the ingest cost of rollups against none); series and stats are
-    # wrong while it is off.
-    maintain_rollups: bool = True
 
     def _floor_of(self, column: str) -> str:
         return self._BUCKET_START.replace("ts /", f"{column} /")
@@ -368,16 +389,30 @@ class RollupsMixin(SqlStorage):
         return cast(Stats, (acc[0], acc[1], acc[2] / acc[3], acc[3], acc[4], acc[5]))
 
     def history_span(self, sensor_id: int) -> tuple[float, float] | None:
-        with self._reader(snapshot=True) as conn:
-            ends: list[float] = []
-            for sql in (
-                "SELECT min(ts), max(ts) FROM readings WHERE sensor_id = ?",
-                f"SELECT min(first_ts), max(last_ts) FROM {HOUR.table} WHERE sensor_id = ?",
-            ):
-                row = conn.execute(sql, (sensor_id,)).fetchone()
-                if row is not None and row[0] is not None:
-                    ends += [float(row[0]), float(row[1])]
-        return (min(ends), max(ends)) if ends else None
+        # The hour tier holds at least what any other tier holds ([retention] keeps each
+        # tier at least as long as the finer ones): two primary-key probes, where min/max
+        # of raw ts would read every reading of the sensor (or every day partition).
+        t = HOUR.table
+        row = self._fetchone(
+            f"SELECT (SELECT first_ts FROM {t} WHERE sensor_id = ? ORDER BY bucket LIMIT 1), "
+            f"(SELECT last_ts FROM {t} WHERE sensor_id = ? ORDER BY bucket DESC LIMIT 1)",
+            (sensor_id, sensor_id),
+        )
+        if row is None or row[0] is None:
+            return None
+        return float(row[0]), float(row[1])
+
+    def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
+        # The newest hour bucket's last reading by (ts, id) is the sensor's newest reading:
+        # one primary-key probe (on PostgreSQL the raw query visits every day partition).
+        row = self._fetchone(
+            f"SELECT last_id, last_ts, last_value FROM {HOUR.table} WHERE sensor_id = ? "
+            "ORDER BY bucket DESC LIMIT 1",
+            (sensor_id,),
+        )
+        if row is None:
+            return super().latest(sensor_id)  # type: ignore[safe-super]
+        return int(row[0]), float(row[1]), float(row[2])
 
     # -- retention ---------------------------------------------------------------------
 

@@ -170,3 +170,19 @@ def test_metrics_show_storage_per_tier(tmp_path: Any, database_url: str) -> None
         assert re.search(r'^edge_hub_storage_bytes\{tier="raw"\} [1-9]', rows, re.M)
     finally:
         assert hub.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        {"raw_days": 90, "minute_days": 30},
+        {"raw_days": 0, "minute_days": 730},
+        {"minute_days": 730, "hour_days": 365},
+        {"minute_days": 0, "hour_days": 3650},
+    ],
+)
+def test_a_coarser_tier_must_keep_longer(days: dict[str, float]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="coarser tiers keep longer"):
+        RetentionSettings.model_validate(days)

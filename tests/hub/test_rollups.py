@@ -137,6 +137,9 @@ def test_series_and_stats_equal_raw(
     ]
     assert len(rows) == sum(len(b) for b in data)  # nothing doubled by the re-sends
     scale = max(abs(r[2]) for r in rows)
+    newest = max(rows, key=lambda r: (r[1], r[0]))
+    assert storage.latest(sensor) == (newest[0], newest[1], newest[2])
+    assert storage.history_span(sensor) == (min(r[1] for r in rows), newest[1])
     for start, end in [(None, None), *ranges]:
         if start is not None and end is not None and end < start:
             start, end = end, start
@@ -242,3 +245,19 @@ def test_delete_rollups_of_a_sensor(storage: Storage, feeder: Feeder) -> None:
     for table in ("rollup_1m", "rollup_1h"):
         assert query(storage, f"SELECT count(*) FROM {table} WHERE sensor_id = ?", (a,)) == [(0,)]
         assert query(storage, f"SELECT count(*) FROM {table} WHERE sensor_id = ?", (b,)) == [(1,)]
+
+
+def test_a_seq_twice_in_one_batch_counts_once(storage: Storage, feeder: Feeder) -> None:
+    from shared.wire import WireReading
+
+    gateway, factory, key = feeder.new()
+    # Same seq and ts (a reading repeated within one batch), another value.
+    twice = [WireReading(5, key, T0 + 1, 1.0, None), WireReading(5, key, T0 + 1, 7.0, None)]
+    result = storage.store_batch(gateway, factory, twice, REPORT)
+    assert (result.accepted, result.duplicates) == (1, 1)
+    sensor = storage.list_sensors(key=key)[0]["id"]
+    # The insert keeps the first; so do the rollups.
+    for table in ("rollup_1m", "rollup_1h"):
+        assert query(storage, f"SELECT count, max FROM {table} WHERE sensor_id = ?", (sensor,)) == [
+            (1, 1.0)
+        ]
