@@ -32,6 +32,7 @@ from hub.errors import ApiError, not_found
 from hub.ingest import body_bytes
 from hub.queries import parse_id
 from hub.storage import Storage
+from hub.storage.audit import Who
 from hub.storage.rules import RuleSpec
 from shared.timeutil import to_rfc3339
 
@@ -186,31 +187,35 @@ def list_rules(storage: Storage, raw_id: str | None) -> tuple[Any, dict[str, Any
     return rows, {"sensor_id": sensor_id, "count": len(rows)}
 
 
-def add_rule(storage: Storage, raw_id: str | None, body: bytes) -> tuple[Any, dict[str, Any]]:
+def add_rule(
+    storage: Storage, raw_id: str | None, body: bytes, who: Who | None = None
+) -> tuple[Any, dict[str, Any]]:
     sensor_id = parse_id("id", raw_id)
     spec = parse_rule(body)
-    done = storage.add_rule(sensor_id, spec)
+    done = storage.add_rule(sensor_id, spec, actor=who)
     if done is None:
         raise not_found("sensor", sensor_id)
     rule, version = done
     return rule_view(rule), {"config_version": version}
 
 
-def update_rule(storage: Storage, raw_id: str | None, body: bytes) -> tuple[Any, dict[str, Any]]:
+def update_rule(
+    storage: Storage, raw_id: str | None, body: bytes, who: Who | None = None
+) -> tuple[Any, dict[str, Any]]:
     rule_id = parse_id("id", raw_id)
     stored = storage.get_rule(rule_id)
     if stored is None:
         raise not_found("rule", rule_id)
-    done = storage.update_rule(rule_id, merge_patch(stored, body))
+    done = storage.update_rule(rule_id, merge_patch(stored, body), actor=who)
     if done is None:  # deleted meanwhile
         raise not_found("rule", rule_id)
     rule, version = done
     return rule_view(rule), {"config_version": version}
 
 
-def delete_rule(storage: Storage, raw_id: str | None) -> int:
+def delete_rule(storage: Storage, raw_id: str | None, who: Who | None = None) -> int:
     rule_id = parse_id("id", raw_id)
-    version = storage.delete_rule(rule_id)
+    version = storage.delete_rule(rule_id, actor=who)
     if version is None:
         raise not_found("rule", rule_id)
     return version
@@ -228,16 +233,16 @@ def routes(hub: Hub, api: str) -> list[Route]:
 
     def h_add_rule(ctx: Ctx) -> Any:
         """Add an alert rule to a sensor (201); it flows down to the gateways."""
-        data, meta = add_rule(storage, ctx.path("id"), body_bytes(ctx.request.body))
+        data, meta = add_rule(storage, ctx.path("id"), body_bytes(ctx.request.body), ctx.principal)
         return created(ctx, data, meta)
 
     def h_update_rule(ctx: Ctx) -> Any:
         """Change some fields of an alert rule."""
-        return update_rule(storage, ctx.path("id"), body_bytes(ctx.request.body))
+        return update_rule(storage, ctx.path("id"), body_bytes(ctx.request.body), ctx.principal)
 
     def h_delete_rule(ctx: Ctx) -> Any:
         """Delete an alert rule (204)."""
-        delete_rule(storage, ctx.path("id"))
+        delete_rule(storage, ctx.path("id"), ctx.principal)
         return no_content()
 
     admin: tuple[Role, ...] = ("admin",)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hub.storage.audit import AuditEntry, write_entry
 from hub.storage.ingest import IngestMixin
 from hub.storage.model import SEQ_BITS, Conflict, GatewayReport, StoreResult
 from hub.storage.rules import RulesMixin
@@ -82,6 +83,13 @@ def journal(
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (alert_id, at, actor.token_id, actor.role, action, severity, comment),
     )
+
+
+def _audit(
+    conn: Conn, actor: Actor, action: str, alert_id: int, detail: dict[str, Any], at: float
+) -> None:
+    """A person's transition also goes to the change log (invariant 9), in its transaction."""
+    write_entry(conn, AuditEntry(actor, action, "alert", str(alert_id), detail), at)
 
 
 def announce(conn: Conn, event: str, alert_id: int, at: float) -> None:
@@ -370,6 +378,7 @@ class AlertsMixin(RulesMixin, IngestMixin):
             if not changed:
                 raise Conflict(f"alert {alert_id} is acknowledged already")
             journal(conn, alert_id, at, actor, "acknowledged", comment=comment)
+            _audit(conn, actor, "alert.ack", alert_id, {"comment": comment}, at)
             announce(conn, "alert.acknowledged", alert_id, at)
             return _one(conn, alert_id)
 
@@ -389,6 +398,8 @@ class AlertsMixin(RulesMixin, IngestMixin):
                 (until, at, alert_id),
             )
             journal(conn, alert_id, at, actor, "shelved", comment=comment)
+            detail = {"until": until, "comment": comment}
+            _audit(conn, actor, "alert.shelve", alert_id, detail, at)
             return _one(conn, alert_id)
 
     def unshelve_alert(
@@ -407,6 +418,7 @@ class AlertsMixin(RulesMixin, IngestMixin):
             if not changed:
                 raise Conflict(f"alert {alert_id} is not shelved")
             journal(conn, alert_id, at, actor, "unshelved", comment=comment)
+            _audit(conn, actor, "alert.unshelve", alert_id, {"comment": comment}, at)
             return _one(conn, alert_id)
 
     def expire_shelves(self, at: float | None = None) -> int:

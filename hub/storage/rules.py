@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hub.storage.audit import AuditEntry, Who, write_entry
 from hub.storage.sqlbase import Conn, SqlStorage, dicts, row_dict
 from shared.timeutil import now
 
@@ -45,6 +46,13 @@ def _bump(conn: Conn, sensor_id: int) -> int:
     return int(row[0])
 
 
+def _audit(
+    conn: Conn, actor: Who | None, action: str, rule_id: int, detail: dict[str, Any]
+) -> None:
+    if actor is not None:
+        write_entry(conn, AuditEntry(actor, action, "rule", str(rule_id), detail))
+
+
 class RulesMixin(SqlStorage):
     def list_rules(self, sensor_id: int) -> list[dict[str, Any]]:
         rows = self._all_dicts(
@@ -57,8 +65,11 @@ class RulesMixin(SqlStorage):
         row = self._one_dict(f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = ?", (rule_id,))
         return None if row is None else _rule(row)
 
-    def add_rule(self, sensor_id: int, spec: RuleSpec) -> tuple[dict[str, Any], int] | None:
-        """Create a rule; (the rule, its factory's new config version), None: no sensor."""
+    def add_rule(
+        self, sensor_id: int, spec: RuleSpec, *, actor: Who | None = None
+    ) -> tuple[dict[str, Any], int] | None:
+        """Create a rule; (the rule, its factory's new config version), None: no sensor.
+        ``actor``: the token behind it, recorded in the change log in the same transaction."""
         at = now()
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM sensors WHERE id = ?", (sensor_id,)).fetchone() is None:
@@ -72,9 +83,12 @@ class RulesMixin(SqlStorage):
             )
             rule = row_dict(cur, cur.fetchone())
             version = _bump(conn, sensor_id)
+            _audit(conn, actor, "rule.create", rule["id"], {"sensor_id": sensor_id, **fields})
         return _rule(rule), version
 
-    def update_rule(self, rule_id: int, spec: RuleSpec) -> tuple[dict[str, Any], int] | None:
+    def update_rule(
+        self, rule_id: int, spec: RuleSpec, *, actor: Who | None = None
+    ) -> tuple[dict[str, Any], int] | None:
         """Replace a rule's fields (the handler merged a PATCH into the stored rule)."""
         with self._write() as conn:
             fields = asdict(spec)
@@ -89,9 +103,10 @@ class RulesMixin(SqlStorage):
                 return None
             rule = row_dict(cur, row)
             version = _bump(conn, int(rule["sensor_id"]))
+            _audit(conn, actor, "rule.update", rule_id, fields)
         return _rule(rule), version
 
-    def delete_rule(self, rule_id: int) -> int | None:
+    def delete_rule(self, rule_id: int, *, actor: Who | None = None) -> int | None:
         """Delete a rule; its factory's new config version, None: no such rule."""
         with self._write() as conn:
             row = conn.execute(
@@ -99,6 +114,7 @@ class RulesMixin(SqlStorage):
             ).fetchone()
             if row is None:
                 return None
+            _audit(conn, actor, "rule.delete", rule_id, {"sensor_id": int(row[0])})
             return _bump(conn, int(row[0]))
 
     def gateway_alert_rules(self, name: str) -> list[dict[str, Any]]:

@@ -155,6 +155,14 @@ def test_acknowledge_and_shelve_by_operator_with_comments(ops: HubProcess) -> No
     assert op_token["role"] == "operator" and isinstance(op_token["token_id"], int)
     assert admin_token["role"] == "admin" and admin_token["token_id"] != op_token["token_id"]
     assert all(e["at"] for e in journal)
+    # the change log has them too, with the same tokens (invariant 9)
+    with ops.client("admin") as c:
+        log = c.get("/api/v1/audit", params={"target": "alert", "target_id": alert_id}).json()
+    assert [(e["action"], e["by"]["role"]) for e in reversed(log["data"])] == [
+        ("alert.ack", "operator"),
+        ("alert.shelve", "operator"),
+        ("alert.unshelve", "admin"),
+    ]
 
 
 def test_bad_lifecycle_requests(ops: HubProcess) -> None:

@@ -100,6 +100,17 @@ def test_rule_crud_flows_to_the_gateway(hub: HubProcess, sensor: int) -> None:
         assert config(hub)["version"] > v
         assert c.delete(f"/api/v1/rules/{rule['id']}").status_code == 404
         assert c.patch(f"/api/v1/rules/{rule['id']}", json={"threshold": 1}).status_code == 404
+        # every change is in the change log with the admin's token (invariant 9)
+        params = {"target": "rule", "target_id": rule["id"]}
+        log = c.get("/api/v1/audit", params=params).json()["data"]
+        assert [e["action"] for e in reversed(log)] == [
+            "rule.create",
+            "rule.update",
+            "rule.update",
+            "rule.delete",
+        ]
+        assert {e["by"]["role"] for e in log} == {"admin"}
+        assert log[-1]["detail"]["threshold"] == 10.0
 
 
 def test_rules_need_admin_to_change(hub: HubProcess, sensor: int) -> None:
