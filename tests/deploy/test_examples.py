@@ -19,6 +19,8 @@ from hub.config import HubSettings
 from shared.config import FileSettings, load_settings
 
 SECTION = re.compile(r"^\[(?P<name>[^\]]+)\]\s*$")
+# An array of tables ([[webhooks]]), also commented out: its keys are "webhooks.*.key".
+ARRAY = re.compile(r"^(#\s*)?\[\[(?P<name>[^\]]+)\]\]\s*$")
 KEY = re.compile(r"^(?P<commented>#\s*)?(?P<key>[a-z_]+)\s*=\s*(?P<value>.*)$")
 # Keys whose example value is deliberately not the default.
 NOT_DEFAULT = {"gateway_id"}  # required: it has no default
@@ -30,6 +32,9 @@ def documented(path: Path) -> tuple[set[str], set[str]]:
     commented: set[str] = set()
     section = ""
     for line in path.read_text().splitlines():
+        if m := ARRAY.match(line):
+            section = f"{m['name']}.*"
+            continue
         if m := SECTION.match(line):
             name = m["name"]
             section = "rules.*" if name.startswith("rules.") else name
