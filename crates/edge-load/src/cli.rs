@@ -70,13 +70,14 @@ pub struct FleetArgs {
     /// Runtime worker threads (1 leaves the other cores to the hub under test).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Print the report as one JSON object.
+    /// Print the report as one JSON object (exit status 1 when no batch was acknowledged).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct MqttArgs {
+    /// The broker's address.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long, default_value_t = 1883)]
@@ -98,13 +99,16 @@ pub struct MqttArgs {
     /// Unacknowledged QoS 1 messages per connection.
     #[arg(long, default_value_t = 100)]
     pub inflight: u16,
+    /// Client id prefix; connection N is PREFIX-N.
     #[arg(long, default_value = "edge-load")]
     pub client_id: String,
     /// Seconds to wait for the broker's acks after the last publish.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

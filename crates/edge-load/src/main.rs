@@ -80,6 +80,11 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", report.to_text());
             }
+            // Not one batch acknowledged: a wrong URL or tokens, not a measurement.
+            if report.ok == 0 {
+                eprintln!("edge-load: the hub acknowledged no batch");
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
     }
