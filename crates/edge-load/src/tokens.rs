@@ -40,6 +40,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Gateway>, TokensError> {
                 fields.len()
             )));
         };
+        // It goes into an Authorization header: visible ASCII only.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokensError(format!(
+                "{origin}:{}: the token of {id:?} has characters a header cannot carry",
+                n + 1
+            )));
+        }
         if !seen.insert(id.to_owned()) {
             return Err(TokensError(format!(
                 "{origin}:{}: gateway {id:?} appears twice",
@@ -92,5 +99,7 @@ mod tests {
         let err = parse("gw-1 a\ngw-1 b\n", "f").unwrap_err();
         assert!(err.0.contains("appears twice"), "{err}");
         assert!(parse("\n# nothing\n", "f").is_err());
+        let err = parse("gw-1 t\u{7f}k\n", "f").unwrap_err();
+        assert!(err.0.contains("header"), "{err}");
     }
 }
