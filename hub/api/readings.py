@@ -156,11 +156,12 @@ def parse_bulk(body: bytes, window: TsWindow, at: float) -> list[tuple[int, floa
         items = msgspec.json.decode(body, type=list[BulkItem])
     except msgspec.ValidationError as exc:
         text = str(exc)
-        at = _AT.search(text)
+        where = _AT.search(text)
         detail: dict[str, Any] = {"field": "body", "message": text}
-        if at is not None:
+        if where is not None:
             # "... - at `$[3].value`": the row's index and its field, as for other problems.
-            detail = {"index": int(at.group(1)), "field": at.group(2) or "body", "message": text}
+            index, field = int(where.group(1)), where.group(2) or "body"
+            detail = {"index": index, "field": field, "message": text}
         raise invalid([detail], "readings") from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None

@@ -58,7 +58,8 @@ def test_rolling_average_reaches_back_before_the_range(hub: HubProcess) -> None:
     got = [r["rolling_avg"] for r in whole["data"]]
     assert all(abs(a - b) < 1e-9 for a, b in zip(got, expected, strict=True))
     # A range starting mid-history: its first average still covers the 4 readings before.
-    part = get(hub, f"{API}/sensors/{sid}/readings", rolling=5, **{"from": T0 + 20}, limit=10)
+    window: dict[str, Any] = {"rolling": 5, "from": T0 + 20, "limit": 10}
+    part = get(hub, f"{API}/sensors/{sid}/readings", **window)
     body = part.json()
     assert [r["value"] for r in body["data"]] == values[20:30]
     assert all(
