@@ -1,0 +1,130 @@
+"""Storage side of the model's CRUD, on both engines: what a sensor's deletion takes with it,
+and the paged lists' totals."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.storage import Conflict, GatewayReport, Storage
+from hub.storage.audit import Actor
+from hub.storage.crud import Unknown
+from shared.wire import WireAlert, WireReading
+from tests.hub.conftest import query
+
+ADMIN = Actor(1, "admin")
+T0 = 1_700_000_000.0
+REPORT = GatewayReport(0, 0, 0, "test")
+SENSOR_TABLES = (
+    "readings",
+    "bulk_keys",
+    "rollup_1m",
+    "rollup_1h",
+    "edge_alerts",
+    "alerts",
+    "anomalies",
+    "alert_rules",
+)
+
+
+def rows_of(storage: Storage, table: str, sensor_id: int) -> int:
+    return int(
+        query(storage, f"SELECT count(*) FROM {table} WHERE sensor_id = ?", (sensor_id,))[0][0]
+    )
+
+
+def test_deleting_a_sensor_takes_all_its_data(storage: Storage) -> None:
+    gateway_row = storage.add_gateway("gw-1", "acme", "hash-1")
+    gateway = storage.get_gateway("gw-1")
+    assert gateway is not None
+    factory_id = gateway["factory_id"]
+    machine = storage.create_machine(
+        {"factory_id": factory_id, "line": "l", "name": "m", "type": None, "status": "OFFLINE"},
+        ADMIN,
+    )
+    sensor = storage.create_sensor(
+        {"machine_id": machine["id"], "name": "t", "unit": "C", "max_threshold": 5.0}, ADMIN
+    )
+    keep = storage.create_sensor({"machine_id": machine["id"], "name": "other"}, ADMIN)
+    sid = sensor["id"]
+    # Data arrives for the sensor's key: it lands on the sensor made before it.
+    readings = [WireReading(i, "l/m/t", T0 + 30 * i, float(i)) for i in range(1, 200)]
+    readings += [WireReading(1000 + i, "l/m/other", T0 + i, 1.0) for i in range(5)]
+    alert = WireAlert(
+        id=1,
+        key="l/m/t",
+        rule="threshold",
+        breach_type="above_maximum",
+        severity="high",
+        threshold_value=5.0,
+        value=9.0,
+        opened_at=T0 + 200,
+    )
+    storage.store_batch(gateway_row, factory_id, readings, REPORT, [alert])
+    storage.bulk_insert([(sid, T0 - 60.0 * i, 2.0) for i in range(1, 50)], ADMIN)
+    before = {t: rows_of(storage, t, sid) for t in SENSOR_TABLES}
+    assert before["readings"] == 199 + 49
+    assert before["bulk_keys"] == 49
+    assert before["rollup_1m"] > 0 and before["rollup_1h"] > 0
+    assert before["edge_alerts"] == before["alerts"] == 1
+    version = storage.gateway_config("gw-1")
+    assert version is not None
+
+    removed = storage.delete_sensor(sid, ADMIN)
+    assert removed is not None and removed["readings"] == 248
+    assert {t: rows_of(storage, t, sid) for t in SENSOR_TABLES} == dict.fromkeys(SENSOR_TABLES, 0)
+    assert storage.get_sensor(sid) is None
+    # The other sensor keeps everything; the gateways are told to fetch their config again.
+    assert storage.stats(keep["id"], None, None)[3] == 5
+    after = storage.gateway_config("gw-1")
+    assert after is not None and after[0] > version[0]
+    assert storage.delete_sensor(sid, ADMIN) is None
+
+
+def test_parents_children_and_names(storage: Storage) -> None:
+    f = storage.create_factory("north", "Oslo", ADMIN)
+    with pytest.raises(Unknown) as unknown:
+        storage.create_machine(
+            {"factory_id": 999, "line": "l", "name": "m", "type": None, "status": "OPERATIONAL"},
+            ADMIN,
+        )
+    assert unknown.value.field == "factory_id"
+    m = storage.create_machine(
+        {"factory_id": f["id"], "line": "l", "name": "m", "type": "X", "status": "OPERATIONAL"},
+        ADMIN,
+    )
+    with pytest.raises(Unknown):
+        storage.create_sensor({"machine_id": 999, "name": "s"}, ADMIN)
+    storage.create_sensor({"machine_id": m["id"], "name": "s"}, ADMIN)
+    with pytest.raises(Conflict):
+        storage.delete_machine(m["id"], ADMIN)
+    with pytest.raises(Conflict):
+        storage.delete_factory(f["id"], ADMIN)
+    with pytest.raises(Conflict):
+        storage.update_machine(m["id"], {"line": "other"}, ADMIN)
+    renamed = storage.update_factory(f["id"], {"name": "south"}, ADMIN)
+    assert renamed is not None and renamed["name"] == "south"
+    storage.create_factory("east", None, ADMIN)
+    with pytest.raises(Conflict):
+        storage.update_factory(f["id"], {"name": "east"}, ADMIN)
+    assert storage.update_factory(12345, {"name": "x"}, ADMIN) is None
+
+
+def test_pages_count_what_they_filter(storage: Storage) -> None:
+    ids = [storage.create_factory(f"f{i}", None, ADMIN)["id"] for i in range(5)]
+    rows, total = storage.factories_page(2, 2)
+    assert total == 5 and [r["id"] for r in rows] == ids[2:4]
+    for i in range(3):
+        storage.create_machine(
+            {
+                "factory_id": ids[0],
+                "line": "l",
+                "name": f"m{i}",
+                "type": None,
+                "status": "OPERATIONAL",
+            },
+            ADMIN,
+        )
+    rows, total = storage.machines_page(ids[0], 0, 2)
+    assert total == 3 and len(rows) == 2
+    assert storage.machines_page(ids[1], 0, 10) == ([], 0)
+    assert storage.sensors_page(0, 10, key="no/such/key") == ([], 0)
