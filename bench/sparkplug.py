@@ -95,7 +95,8 @@ def _run(workdir: Path, name: str, feed: list[tuple[str, bytes]], readings: int)
 
 def run(workdir: Path, n: int, rounds: int = 3) -> list[Row]:
     sp_feed, js_feed, sp_readings = _feeds(n)
-    sp_rates, js_rates = [], []
+    sp_rates: list[float] = []
+    js_rates: list[float] = []
     for r in range(rounds):
         # Alternating which goes first: on a shared box the load drifts within a round.
         runs = [
@@ -120,9 +121,10 @@ def run(workdir: Path, n: int, rounds: int = 3) -> list[Row]:
 
 def _publish(port: int, feed_path: Path) -> None:
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
     feed: list[tuple[str, bytes]] = pickle.loads(feed_path.read_bytes())
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{port}")
     # Far more in flight than the broker lets through to the agent: the publisher is never
     # what the row measures.
     client.max_inflight_messages_set(1000)
