@@ -42,6 +42,7 @@ from agent.sparkplug.decode import (
 from agent.sparkplug.schema import DataType
 from agent.sparkplug.topic import COMMAND_TYPES, SparkplugTopicError, Topic, parse_topic
 from shared.payload import NO_WINDOW, TsWindow
+from shared.sensor_key import key_problem
 
 SEQ_MODULO = 256
 BDSEQ = "bdSeq"
@@ -86,7 +87,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class _Def:
-    key: str | None  # None: a protocol metric, never a reading
+    key: str | None  # None: a protocol metric, never a reading; "": not a valid sensor key
     datatype: int
     unit: str | None
 
@@ -113,6 +114,13 @@ class _Node:
 def sensor_key(group_id: str, machine: str, metric: str) -> str:
     """DESIGN §3: ``group_id/machine/metric`` with ``/`` in the metric name as ``.``."""
     return f"{group_id}/{machine}/{metric.replace('/', '.')}"
+
+
+def _valid_key(group_id: str, machine: str, metric: str) -> str:
+    """The sensor key, or "" when it breaks the sensor key rule both ends apply (control
+    characters, blank ends, overlong segments: the hub would refuse it)."""
+    key = sensor_key(group_id, machine, metric)
+    return "" if key_problem(key) else key
 
 
 def _bdseq(p: SpPayload) -> int | None:
@@ -272,12 +280,12 @@ class Sessions:
         for m in metrics:
             if not m.name or m.datatype is None:
                 continue  # counted when its value is read (no_name / no_datatype)
-            key = None if _is_protocol(m.name) else sensor_key(group_id, machine, m.name)
+            key = None if _is_protocol(m.name) else _valid_key(group_id, machine, m.name)
             d = _Def(key, m.datatype, m.unit)
             scope.by_name[m.name] = d
             if m.alias is not None:
                 scope.by_alias[m.alias] = d
-            if key is not None and m.datatype in READING_TYPES:
+            if key and m.datatype in READING_TYPES:
                 scope.keys.add(key)
         return scope
 
@@ -313,6 +321,9 @@ class Sessions:
                 if key is None:
                     skipped["protocol"] += 1
                     continue
+                if not key:
+                    skipped["bad_key"] += 1
+                    continue
             elif not name:
                 skipped["no_name"] += 1
                 continue
@@ -320,7 +331,10 @@ class Sessions:
                 skipped["protocol"] += 1
                 continue
             else:
-                key = sensor_key(group_id, machine, name)
+                key = _valid_key(group_id, machine, name)
+                if not key:
+                    skipped["bad_key"] += 1
+                    continue
             datatype = m.datatype if m.datatype is not None else (d.datatype if d else None)
             if datatype is None:
                 skipped["no_datatype"] += 1

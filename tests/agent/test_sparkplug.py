@@ -419,3 +419,23 @@ def test_host_counts_skipped_metrics_and_rebirths_for_prometheus() -> None:
         EVENTS.labels("before_birth")._value.get() - before[1],
         REBIRTHS._value.get() - before[2],
     ) == (1, 1, 1)
+
+
+def test_a_metric_name_the_hub_would_refuse_as_a_key_is_skipped() -> None:
+    s = Sessions()
+    out = s.handle(
+        topic("NBIRTH"),
+        nbirth(
+            extra=[
+                MetricSpec(" padded ", 1.0, DataType.Double),
+                MetricSpec("a\x00b", 2.0, DataType.Double),
+            ]
+        ),
+        NOW,
+    )
+    assert {r.key for r in out.readings} == {
+        f"{G}/{N}/temp",
+        f"{G}/{N}/Line.speed",
+        f"{G}/{N}/running",
+    }
+    assert s.skipped["bad_key"] == 2
