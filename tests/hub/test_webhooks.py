@@ -39,8 +39,12 @@ class Receiver:
     """An HTTP endpoint that checks each signature, refuses the first ``fail_first`` POSTs
     with 503, and keeps every event it accepted (by id)."""
 
-    def __init__(self, fail_first: int) -> None:
+    def __init__(self, fail_first: int, gate: threading.Event | None = None) -> None:
         self.fail_first = fail_first
+        # With a gate: each POST waits for it (a receiver that hangs); ``holding`` is set once
+        # a POST is waiting.
+        self.gate = gate
+        self.holding = threading.Event()
         self.requests: list[tuple[str, dict[str, Any], bool]] = []  # path, body, signature ok
         self.accepted: dict[str, list[dict[str, Any]]] = {}
         self.changed = threading.Condition()
@@ -52,6 +56,9 @@ class Receiver:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.gate is not None:
+                    receiver.holding.set()
+                    receiver.gate.wait(60)
                 expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
                 signed = hmac.compare_digest(self.headers.get("X-Edge-Signature", ""), expected)
                 body = json.loads(raw)
@@ -170,6 +177,38 @@ def test_signed_retried_and_each_event_once(hooked: tuple[HubProcess, Receiver])
     assert all(path == "/all" for path, _, _ in receiver.requests)
     assert metric(hub, "edge_hub_webhook_attempts_total", result="error") >= 2
     assert metric(hub, "edge_hub_webhook_deliveries_total", result="delivered") >= 3
+
+
+def test_a_hanging_receiver_never_holds_up_ingest(tmp_path: Path, database_url: str) -> None:
+    gate = threading.Event()
+    receiver = Receiver(fail_first=0, gate=gate)
+    hub = start_hub(
+        tmp_path,
+        database=database_url,
+        webhooks=Toml(f'[{{url = "{receiver.url}/slow", secret = "{SECRET}", timeout_s = 120}}]'),
+    )
+    try:
+        hub.tokens = {"gw1": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme")}
+        alert = WireAlert(
+            id=1,
+            key="wh/m9/temp",
+            rule="threshold",
+            breach_type="below_minimum",
+            severity="medium",
+            threshold_value=5.0,
+            value=4.0,
+            opened_at=T0,
+        )
+        ingest(hub, 1, alert)
+        assert receiver.holding.wait(60)  # the sender is stuck in its POST ...
+        ingest(hub, 2, msgspec.structs.replace(alert, closed_at=T0 + 1))  # ... ingest is not
+        assert not gate.is_set()
+        gate.set()
+        assert [b["event"] for b in receiver.wait_for(2)] == ["alert.opened", "alert.cleared"]
+    finally:
+        gate.set()
+        assert hub.stop() == 0
+        receiver.close()
 
 
 def test_bad_webhook_settings_stop_the_hub_at_start(tmp_path: Path) -> None:
