@@ -194,6 +194,7 @@ class Op:
     errors: tuple[int, ...] = (400, 401, 403, 404)
     body: dict[str, Any] | None = None
     raw: dict[str, Any] | None = field(default=None)  # a non-envelope 200 (probes, metrics)
+    status: int = 200  # the success status: 201 for a create, 204 (no body) for a delete
 
 
 _READ_ERRORS = (400, 401, 403, 404, 429)
@@ -298,7 +299,9 @@ def _operation(
         "content": {ctype: {"schema": schema} for ctype, schema in (op.raw or {}).items()}
         or {"application/json": {"schema": _envelope(op.data)}},
     }
-    responses: dict[str, Any] = {"200": ok}
+    if op.status == 204:
+        ok = {"description": "No Content"}
+    responses: dict[str, Any] = {str(op.status): ok}
     for status in op.errors:
         responses[str(status)] = {
             "description": _ERRORS[status],
