@@ -86,6 +86,18 @@ def alert_problems(batch: Batch, window: TsWindow, now: float) -> list[dict[str,
     return problems
 
 
+def mark_problems(batch: Batch, window: TsWindow, now: float) -> list[dict[str, Any]]:
+    """Sparkplug stale/fresh marks: their ``at`` is kept per sensor and shown as a time."""
+    problems: list[dict[str, Any]] = []
+    for i, m in enumerate(batch.marks):
+        problem = time_problem(m.at) or window.problem(m.at, now, "the hub's clock")
+        if problem is not None:
+            problems.append({"mark_index": i, "field": "marks.at", "message": problem})
+        if len(problems) >= 100:
+            break
+    return problems
+
+
 @dataclass(frozen=True, slots=True)
 class SensorLimits:
     per_batch: int

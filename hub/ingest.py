@@ -42,6 +42,7 @@ def decode(
         raise ApiError(400, "invalid_json", "body is not valid JSON: nested too deeply") from None
     problems = batchcheck.report_problems(batch) + batchcheck.reading_problems(batch)
     problems += batchcheck.alert_problems(batch, window, time.time())
+    problems += batchcheck.mark_problems(batch, window, time.time())
     if problems:
         raise ApiError(422, "validation_error", f"{len(problems)} problem(s) in batch", problems)
     return batch

@@ -93,6 +93,12 @@ def test_alert_closed_at_in_the_far_future_is_refused(hub: HubProcess) -> None:
     assert _fields(err) == {"alerts.closed_at"}
 
 
+@pytest.mark.parametrize("at", [1e15, MAX_TS + 1])
+def test_stale_mark_time_outside_its_window_is_refused(hub: HubProcess, at: float) -> None:
+    body = _batch([103, "hard/m1/temp", 1.7e9, 1.0], marks=[["hard/m1/temp", True, at]])
+    assert _fields(_error(_post(hub, body), 422)) == {"marks.at"}
+
+
 # -- finding 4: from/to past the year 9999 --------------------------------------------------
 
 
@@ -316,7 +322,7 @@ def test_new_sensor_problems_admit_keys_in_batch_order() -> None:
     ("method", "path", "allow"),
     [
         ("POST", "/api/v1/gateways", "GET, HEAD, OPTIONS"),
-        ("DELETE", "/api/v1/sensors/1", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/api/v1/sensors/1/latest", "GET, HEAD, OPTIONS"),
         ("GET", "/api/v1/ingest", "POST, OPTIONS"),
         ("PATCH", "/api/v1/sensors/1/thresholds", "PUT, OPTIONS"),
         ("TRACE", "/health/live", "GET, HEAD, OPTIONS"),
