@@ -119,7 +119,8 @@ def page_body(
 ) -> bytes:
     """The envelope of one page: ``data``, ``meta`` (the hub's request id and time, then
     ``extra_meta``, then the page numbers) and ``links``."""
-    meta = dict(extra_meta or {})
+    # count: the rows of this page, as the lists answered before they were paged.
+    meta = {**(extra_meta or {}), "count": len(data)}
     meta.update(page_meta(request, total))
     links = page_links(path, params, request, total)
     return _encode({"data": data, "meta": make_meta(request_id, meta), "links": links})
