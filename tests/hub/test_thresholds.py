@@ -154,7 +154,7 @@ def test_unknown_routes_get_the_404_envelope(hub: HubProcess) -> None:
         err = assert_error(get(hub, path, None), 404, "not_found")
         assert path in err["message"]
     with hub.client("admin") as c:
-        assert_error(c.post("/api/v1/sensors", json={}), 404, "not_found")
+        assert_error(c.post("/api/v1/sensors/1/nope", json={}), 404, "not_found")
         assert_error(c.delete("/api/v1/whatever"), 404, "not_found")
     # Real routes and the framework's own pages are unaffected.
     assert get(hub, "/openapi.json", None).status_code == 200
