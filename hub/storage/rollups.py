@@ -267,44 +267,38 @@ class RollupsMixin(SqlStorage):
     # -- reads -------------------------------------------------------------------------
 
     def _raw_buckets(
-        self,
-        conn: Conn,
-        sensor_id: int,
-        lo: float | None,
-        hi: float | None,
-        width: float,
-        limit: int,
-    ) -> list[tuple[Any, ...]]:
+        self, sensor_id: int, lo: float | None, hi: float | None, width: float, limit: int
+    ) -> tuple[str, list[Any]]:
         where, params = _between("ts", lo, hi)
         # Window functions name each bucket's first and last reading by (ts, id).
-        return conn.execute(
-            "SELECT b, min(value), max(value), sum(value), count(*), min(ts), min(fid), "
-            "min(fv), max(ts), min(lid), min(lv) FROM ("
+        sql = (
+            "SELECT b, min(value) AS mn, max(value) AS mx, sum(value) AS sm, count(*) AS n, "
+            "min(ts) AS fts, min(fid) AS fid, min(fv) AS fv, max(ts) AS lts, min(lid) AS lid, "
+            "min(lv) AS lv FROM ("
             "SELECT b, ts, value, first_value(id) OVER w AS fid, first_value(value) OVER w AS fv, "
             "last_value(id) OVER w AS lid, last_value(value) OVER w AS lv FROM ("
             f"SELECT {self._BUCKET_START} AS b, id, ts, value FROM readings "
             f"WHERE sensor_id = ?{where}) r "
             "WINDOW w AS (PARTITION BY b ORDER BY ts, id "
             "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) x "
-            "GROUP BY b ORDER BY b LIMIT ?",
-            [width, width, sensor_id, *params, limit],
-        ).fetchall()
+            "GROUP BY b ORDER BY b LIMIT ?"
+        )
+        return sql, [width, width, sensor_id, *params, limit]
 
     def _tier_buckets(
         self,
-        conn: Conn,
         tier: Tier,
         sensor_id: int,
         lo: float | None,
         hi: float | None,
         width: float,
         limit: int,
-    ) -> list[tuple[Any, ...]]:
+    ) -> tuple[str, list[Any]]:
         where, params = _between("bucket", lo, hi)
         t = tier.table
         # The first/last tier row of each answer bucket carries its first/last reading:
         # tier rows of one sensor never overlap in time.
-        return conn.execute(
+        sql = (
             "SELECT g.b, g.mn, g.mx, g.sm, g.n, f.first_ts, f.first_id, f.first_value, "
             "l.last_ts, l.last_id, l.last_value FROM ("
             f"SELECT {self._floor_of('bucket')} AS b, min(min) AS mn, max(max) AS mx, "
@@ -312,30 +306,33 @@ class RollupsMixin(SqlStorage):
             f"max(bucket) AS lb FROM {t} WHERE sensor_id = ?{where} "
             "GROUP BY b ORDER BY b LIMIT ?) g "
             f"JOIN {t} f ON f.sensor_id = ? AND f.bucket = g.fb "
-            f"JOIN {t} l ON l.sensor_id = ? AND l.bucket = g.lb ORDER BY g.b",
-            [width, width, sensor_id, *params, limit, sensor_id, sensor_id],
-        ).fetchall()
+            f"JOIN {t} l ON l.sensor_id = ? AND l.bucket = g.lb"
+        )
+        return sql, [width, width, sensor_id, *params, limit, sensor_id, sensor_id]
 
     def buckets(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
     ) -> list[Bucket]:
-        pieces = split_range(start, end, usable_tiers(bucket))
+        parts: list[str] = []
+        params: list[Any] = []
+        for i, (source, lo, hi) in enumerate(split_range(start, end, usable_tiers(bucket))):
+            if source == RAW:
+                sql, p = self._raw_buckets(sensor_id, lo, hi, bucket, limit)
+            else:
+                tier = MINUTE if source == MINUTE.name else HOUR
+                sql, p = self._tier_buckets(tier, sensor_id, lo, hi, bucket, limit)
+            parts.append(f"SELECT * FROM ({sql}) p{i}")
+            params += p
+        # One statement for all pieces: one round trip, and one snapshot of the data (a
+        # batch committed meanwhile is in every piece or in none).
         merged: dict[float, Partial] = {}
-        # One read transaction: a batch committed between two pieces is seen by both or none.
-        with self._reader(snapshot=len(pieces) > 1) as conn:
-            for source, lo, hi in pieces:
-                if source == RAW:
-                    rows = self._raw_buckets(conn, sensor_id, lo, hi, bucket, limit)
-                else:
-                    tier = MINUTE if source == MINUTE.name else HOUR
-                    rows = self._tier_buckets(conn, tier, sensor_id, lo, hi, bucket, limit)
-                for row in rows:
-                    b = float(row[0])
-                    part = list(row[1:])
-                    if b in merged:
-                        merge(merged[b], part)
-                    else:
-                        merged[b] = part
+        for row in self._fetchall(" UNION ALL ".join(parts), params):
+            b = float(row[0])
+            part = list(row[1:])
+            if b in merged:
+                merge(merged[b], part)
+            else:
+                merged[b] = part
         out: list[Bucket] = []
         for b in sorted(merged)[:limit]:
             p = merged[b]
@@ -349,41 +346,45 @@ class RollupsMixin(SqlStorage):
         return [b[:5] for b in self.buckets(sensor_id, start, end, bucket, limit)]
 
     def stats(self, sensor_id: int, start: float | None, end: float | None) -> Stats:
+        parts: list[str] = []
+        params: list[Any] = []
+        for i, (source, lo, hi) in enumerate(split_range(start, end, len(TIERS))):
+            if source == RAW:
+                where, p = _between("ts", lo, hi)
+                sql = (
+                    "SELECT min(value) AS mn, max(value) AS mx, sum(value) AS sm, "
+                    "count(*) AS n, min(ts) AS fts, max(ts) AS lts "
+                    f"FROM readings WHERE sensor_id = ?{where}"
+                )
+                p = [sensor_id, *p]
+            else:
+                table = MINUTE.table if source == MINUTE.name else HOUR.table
+                where, p = _between("bucket", lo, hi)
+                sql = (
+                    "SELECT g.mn, g.mx, g.sm, g.n, f.first_ts, l.last_ts FROM ("
+                    "SELECT min(min) AS mn, max(max) AS mx, sum(sum) AS sm, "
+                    "CAST(sum(count) AS bigint) AS n, min(bucket) AS fb, max(bucket) AS lb "
+                    f"FROM {table} WHERE sensor_id = ?{where}) g "
+                    f"JOIN {table} f ON f.sensor_id = ? AND f.bucket = g.fb "
+                    f"JOIN {table} l ON l.sensor_id = ? AND l.bucket = g.lb"
+                )
+                p = [sensor_id, *p, sensor_id, sensor_id]
+            parts.append(f"SELECT * FROM ({sql}) p{i}")
+            params += p
         acc: list[Any] | None = None
-        pieces = split_range(start, end, len(TIERS))
-        with self._reader(snapshot=len(pieces) > 1) as conn:
-            for source, lo, hi in pieces:
-                if source == RAW:
-                    where, params = _between("ts", lo, hi)
-                    sql = (
-                        "SELECT min(value), max(value), sum(value), count(*), min(ts), max(ts) "
-                        f"FROM readings WHERE sensor_id = ?{where}"
-                    )
-                else:
-                    table = MINUTE.table if source == MINUTE.name else HOUR.table
-                    where, params = _between("bucket", lo, hi)
-                    sql = (
-                        "SELECT g.mn, g.mx, g.sm, g.n, f.first_ts, l.last_ts FROM ("
-                        "SELECT min(min) AS mn, max(max) AS mx, sum(sum) AS sm, "
-                        "CAST(sum(count) AS bigint) AS n, min(bucket) AS fb, max(bucket) AS lb "
-                        f"FROM {table} WHERE sensor_id = ?{where}) g "
-                        f"JOIN {table} f ON f.sensor_id = ? AND f.bucket = g.fb "
-                        f"JOIN {table} l ON l.sensor_id = ? AND l.bucket = g.lb"
-                    )
-                    params = [*params, sensor_id, sensor_id]
-                row = conn.execute(sql, [sensor_id, *params]).fetchone()
-                if row is None or not row[3]:
-                    continue
-                lo_v, hi_v, total, n, first, last = row
-                if acc is None:
-                    acc = [lo_v, hi_v, total, int(n), first, last]
-                    continue
-                acc[0] = min(acc[0], lo_v)
-                acc[1] = max(acc[1], hi_v)
-                acc[2] += total
-                acc[3] += int(n)
-                acc[4] = min(acc[4], first)
-                acc[5] = max(acc[5], last)
+        for row in self._fetchall(" UNION ALL ".join(parts), params):
+            if not row[3]:
+                continue  # an empty piece of raw readings: one row of NULLs
+            lo_v, hi_v, total, n, first, last = row
+            if acc is None:
+                acc = [lo_v, hi_v, total, int(n), first, last]
+                continue
+            acc[0] = min(acc[0], lo_v)
+            acc[1] = max(acc[1], hi_v)
+            acc[2] += total
+            acc[3] += int(n)
+            acc[4] = min(acc[4], first)
+            acc[5] = max(acc[5], last)
         if acc is None:
             return (None, None, None, 0, None, None)
         return cast(Stats, (acc[0], acc[1], acc[2] / acc[3], acc[3], acc[4], acc[5]))

@@ -1,9 +1,8 @@
 """Rollups and retention on PostgreSQL (the shared parts: hub.storage.rollups).
 
-Ingest: one statement moves the staged batch into ``readings`` and folds exactly the rows
-that ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` reports as new into both tiers: a
-(gateway, seq) stored before returns nothing and counts nowhere, and the statement is part
-of the batch's transaction.
+Ingest: the staged batch moves into ``readings`` by ``INSERT ... ON CONFLICT DO NOTHING
+RETURNING``, and exactly the rows it reports as new are folded into both tiers in the same
+transaction: a (gateway, seq) stored before returns nothing and counts nowhere.
 
 Retention of raw readings drops whole day partitions, detached first with ``DETACH
 PARTITION ... CONCURRENTLY`` (it waits for queries on the partition and never takes the
@@ -13,14 +12,24 @@ lock that would stop ingest into the other days); rollups go by bounded batched 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import structlog
 
-from hub.storage.rollups import HOUR, MINUTE, RAW, RollupsMixin, Tier
+from hub.storage.rollups import (
+    HOUR,
+    MINUTE,
+    RAW,
+    RollupsMixin,
+    Row,
+    Tier,
+    coarser,
+    first_of_each,
+    minute_partials,
+)
 from hub.storage.sqlbase import Conn
 
 log = structlog.get_logger("hub.storage.retention")
@@ -47,44 +56,73 @@ def _on_conflict(t: str) -> str:
     )
 
 
-# Staged rows -> readings, and the new ones -> minute partials -> both tiers; answers how
-# many rows were new. ORDER BY in each insert: concurrent batches lock rows in one order.
-INSERT_AND_FOLD = (
-    "WITH ins AS (INSERT INTO readings SELECT * FROM readings_in ORDER BY id "
-    "ON CONFLICT (id, ts) DO NOTHING RETURNING id, sensor_id, ts, value), "
-    "m AS (SELECT sensor_id, floor(ts / 60) * 60 AS bucket, min(value) AS min, "
-    "max(value) AS max, sum(value) AS sum, count(*) AS count, "
-    "min(ts) AS first_ts, (array_agg(id ORDER BY ts, id))[1] AS first_id, "
-    "(array_agg(value ORDER BY ts, id))[1] AS first_value, "
-    "max(ts) AS last_ts, (array_agg(id ORDER BY ts DESC, id DESC))[1] AS last_id, "
-    "(array_agg(value ORDER BY ts DESC, id DESC))[1] AS last_value "
-    "FROM ins GROUP BY 1, 2), "
-    f"um AS (INSERT INTO {MINUTE.table} ({_COLUMNS}) SELECT {_COLUMNS} FROM m ORDER BY 1, 2 "
-    f"{_on_conflict(MINUTE.table)}), "
-    f"uh AS (INSERT INTO {HOUR.table} ({_COLUMNS}) "
-    "SELECT sensor_id, floor(bucket / 3600) * 3600, min(min), max(max), sum(sum), "
-    "CAST(sum(count) AS bigint), min(first_ts), "
-    "(array_agg(first_id ORDER BY first_ts, first_id))[1], "
-    "(array_agg(first_value ORDER BY first_ts, first_id))[1], max(last_ts), "
-    "(array_agg(last_id ORDER BY last_ts DESC, last_id DESC))[1], "
-    "(array_agg(last_value ORDER BY last_ts DESC, last_id DESC))[1] "
-    f"FROM m GROUP BY 1, 2 ORDER BY 1, 2 {_on_conflict(HOUR.table)}) "
-    "SELECT coalesce(sum(count), 0) FROM m"
+# Per pooled connection (pool.py creates it with readings_in): the partials of one batch,
+# both tiers, on their way into the tier tables.
+ROLLUP_STAGING_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_in (tier smallint, sensor_id bigint, "
+    "bucket double precision, min double precision, max double precision, "
+    "sum double precision, count bigint, first_ts double precision, first_id bigint, "
+    "first_value double precision, last_ts double precision, last_id bigint, "
+    "last_value double precision) ON COMMIT DELETE ROWS"
 )
+_ROLLUP_TYPES = ["int2", "int8", "float8", "float8", "float8", "float8", "int8", "float8",
+                 "int8", "float8", "float8", "int8", "float8"]  # fmt: skip
 
 INSERT_ONLY = (
     "INSERT INTO readings SELECT * FROM readings_in ORDER BY id ON CONFLICT (id, ts) DO NOTHING"
 )
+# The staged rows into readings; answers how many were new and, unless all were, which.
+INSERT_RETURNING_NEW = (
+    "WITH ins AS (INSERT INTO readings SELECT * FROM readings_in ORDER BY id "
+    "ON CONFLICT (id, ts) DO NOTHING RETURNING id) "
+    "SELECT count(*), CASE WHEN count(*) = %s THEN NULL ELSE array_agg(id) END FROM ins"
+)
 
 
-def insert_staged(cur: psycopg.Cursor[Any], fold: bool) -> int:
-    """Move the staged rows into readings (and their rollups); returns how many were new."""
+def _fold_sql(tier: Tier, number: int) -> str:
+    # ORDER BY: concurrent batches lock the tier rows they share in one order.
+    return (
+        f"INSERT INTO {tier.table} ({_COLUMNS}) SELECT {_COLUMNS} FROM rollup_in "
+        f"WHERE tier = {number} ORDER BY sensor_id, bucket {_on_conflict(tier.table)}"
+    )
+
+
+_FOLDS = [_fold_sql(MINUTE, 1), _fold_sql(HOUR, 2)]
+
+
+def insert_staged(cur: psycopg.Cursor[Any], rows: Sequence[Row], fold: bool) -> int:
+    """Move the staged ``rows`` into readings and fold the ones it stored into both tiers
+    (the same transaction); returns how many were new.
+
+    Which rows were new comes from the insert itself (RETURNING): in the usual case all of
+    them, and only a count travels back. The partials are summed here in Python
+    (hub.storage.rollups, as on SQLite; measured faster than array_agg in SQL) and copied
+    in, then one upsert per tier."""
     if not fold:
         cur.execute(INSERT_ONLY)
         return cur.rowcount
-    cur.execute(INSERT_AND_FOLD)
-    row = cur.fetchone()
-    return int(row[0]) if row else 0
+    cur.execute(INSERT_RETURNING_NEW, (len(rows),))
+    got = cur.fetchone()
+    count = int(got[0]) if got else 0
+    if count == 0:
+        return 0
+    new: Sequence[Row] = rows
+    if got is not None and got[1] is not None:
+        ids = set(got[1])
+        new = first_of_each([r for r in rows if r[0] in ids], set())
+    minutes = minute_partials(new)
+    hours = coarser(minutes, HOUR.width)
+    with cur.copy(
+        "COPY rollup_in (tier, sensor_id, bucket, min, max, sum, count, first_ts, first_id, "
+        "first_value, last_ts, last_id, last_value) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(_ROLLUP_TYPES)
+        for number, parts in ((1, minutes), (2, hours)):
+            for (sid, b), part in parts.items():
+                copy.write_row((number, sid, b, *part))
+    for sql in _FOLDS:
+        cur.execute(sql)
+    return count
 
 
 def _partitions(conn: Any) -> list[tuple[str, float, float, bool]]:
@@ -163,4 +201,4 @@ class PgRollupsMixin(RollupsMixin):
         return int(row[0])
 
 
-__all__ = ["INSERT_AND_FOLD", "PgRollupsMixin", "Tier", "insert_staged"]
+__all__ = ["ROLLUP_STAGING_DDL", "PgRollupsMixin", "insert_staged"]
