@@ -328,6 +328,11 @@ def main() -> None:
                     ("A sensor", f"/api/v1/sensors/{sid}", {}),
                     ("Raw readings", f"/api/v1/sensors/{sid}/readings", {"limit": 3}),
                     ("Series", f"/api/v1/sensors/{sid}/series", {"bucket": "1m"}),
+                    (
+                        "Series for a chart: points",
+                        f"/api/v1/sensors/{sid}/series",
+                        {"points": 3},
+                    ),
                     ("Stats", f"/api/v1/sensors/{sid}/stats", {}),
                     ("Latest", f"/api/v1/sensors/{sid}/latest", {}),
                 ]

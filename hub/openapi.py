@@ -94,6 +94,8 @@ _SCHEMAS: dict[str, Any] = {
             "max": {"type": "number"},
             "avg": {"type": "number"},
             "count": {"type": "integer"},
+            "first": {"type": "number", "description": "the bucket's first reading"},
+            "last": {"type": "number", "description": "the bucket's last reading"},
         },
     },
     "Stats": {
@@ -251,6 +253,12 @@ OPS: dict[tuple[str, str], Op] = {
             _FROM,
             _TO,
             _param("bucket", "query", {"type": "string"}, "bucket width: 500ms, 10s, 5m, 1h, 1d"),
+            _param(
+                "points",
+                "query",
+                {"type": "integer", "minimum": 1, "maximum": 100_000},
+                "instead of bucket: the hub picks the bucket so at most this many come back",
+            ),
             _param("limit", "query", _LIMIT, "at most this many buckets"),
         ),
         _READ_ERRORS,
