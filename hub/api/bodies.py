@@ -24,7 +24,7 @@ MAX_INT64 = 2**63 - 1
 # Beyond this a threshold is no measurement (the same bound as alert rules).
 MAX_ABS = 1e15
 _BANNED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
-_NAMED = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
+NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
 
 S = TypeVar("S", bound=msgspec.Struct)
 Details = list[dict[str, Any]]
@@ -43,7 +43,7 @@ def decode(body: bytes, kind: type[S], what: str) -> S:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        missing = _NAMED.search(text)
+        missing = NAMED_FIELD.search(text)
         if missing is not None:
             field = missing.group(1)
         elif "`$." in text:

@@ -24,7 +24,7 @@ import msgspec
 
 from hub.api import crud_spec as _spec  # noqa: F401  (describes these routes)
 from hub.api.answers import created
-from hub.api.bodies import MAX_INT64, invalid
+from hub.api.bodies import MAX_INT64, NAMED_FIELD, invalid
 from hub.errors import ApiError, bad_param
 from hub.queries import parse_limit, parse_range, sensor_row
 from hub.queries import readings as plain_readings
@@ -160,7 +160,9 @@ def parse_bulk(body: bytes, window: TsWindow, at: float) -> list[tuple[int, floa
         detail: dict[str, Any] = {"field": "body", "message": text}
         if where is not None:
             # "... - at `$[3].value`": the row's index and its field, as for other problems.
-            index, field = int(where.group(1)), where.group(2) or "body"
+            named = NAMED_FIELD.search(text)  # an unknown or missing field of that row
+            field = where.group(2) or (named.group(1) if named else "body")
+            index = int(where.group(1))
             detail = {"index": index, "field": field, "message": text}
         raise invalid([detail], "readings") from None
     except msgspec.DecodeError as exc:

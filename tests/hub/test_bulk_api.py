@@ -89,7 +89,10 @@ def test_malformed_and_oversized_bodies(hub: HubProcess) -> None:
     assert_error(post_bulk(hub, []), 422)
     assert_error(post_bulk(hub, {"sensor_id": 1}), 422)
     missing = assert_error(post_bulk(hub, [{"sensor_id": 1, "value": 2.0}]), 422)
-    assert "timestamp" in missing["details"][0]["message"]
+    assert (missing["details"][0]["index"], missing["details"][0]["field"]) == (0, "timestamp")
+    extra = [{"sensor_id": 1, "value": 2.0, "timestamp": T0}, {"sensor_id": 1, "v": 1}]
+    unknown = assert_error(post_bulk(hub, extra), 422)
+    assert (unknown["details"][0]["index"], unknown["details"][0]["field"]) == (1, "v")
     big = [{"sensor_id": 1, "value": 0.0, "timestamp": T0 + i} for i in range(10_001)]
     assert_error(post_bulk(hub, big), 413)
 
