@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from bench import fleet
 from devtools.stack import REPO, Broker, Hub, edge_load_binary, free_port, wait_for
 from shared.wire import encode_batch
 
@@ -226,3 +227,37 @@ def test_mqtt_without_a_broker_fails_within_its_timeout(tmp_path: Path) -> None:
     report = json.loads(out.stdout)
     assert report["acked"] == 0 and report["errors"]["connection"] >= 1
     assert "refused" in report["error_sample"].lower()
+
+
+def test_fleet_bench_tally_names_lost_and_doubled() -> None:
+    def report(acked: int, duplicates: int = 0, unconfirmed: int = 0) -> dict[str, Any]:
+        return {
+            "readings_acked": acked,
+            "duplicates": duplicates,
+            "readings_unconfirmed": unconfirmed,
+        }
+
+    # A batch re-sent after its answer was lost comes back as duplicates: no loss.
+    assert fleet._tally([report(500, duplicates=100), report(200)], 700)["lost"] == 0
+    assert fleet._tally([report(500)], 400)["lost"] == 100
+    # Unanswered readings may or may not be stored; anything beyond them is doubled.
+    assert fleet._tally([report(500, unconfirmed=100)], 600)["doubled"] == 0
+    assert fleet._tally([report(500, unconfirmed=100)], 650)["doubled"] == 50
+
+
+def test_fleet_bench_rows_on_a_small_fleet(tmp_path: Path) -> None:
+    """The `just bench` fleet rows end to end on a small fleet: they count exactly."""
+    target, hub = fleet._sqlite_target(tmp_path)
+    rows = fleet._run_target(target, hub, tmp_path, seconds=1, gateways=20, raw_n=20_000)
+    assert [r.name.split(" (")[0] for r in rows] == [
+        "fleet ingest, flat out",
+        "fleet ingest, paced",
+        "fleet ingest p99, paced",
+        "fleet operator query p99, paced",
+        "fleet hub RSS per worker",
+    ]
+    extra = rows[0].extra
+    assert extra["exact"] and extra["lost"] == 0 and extra["doubled"] == 0, extra
+    assert extra["stored"] == extra["acked"] > 0
+    assert extra["queries"] > 0 and extra["query_failures"] == {}
+    assert all(r.value > 0 and r.baseline > 0 for r in rows), rows
