@@ -5,8 +5,9 @@ Per engine setup, two fleet runs of the same length:
 
 - flat out: every gateway posts its next batch as soon as the last is answered (1,000
   requests in flight), which gives the hub's capacity, against the engine's own ceiling for
-  100-row transactions (the same rows inserted straight into an empty copy of the hub's
-  readings table: no HTTP, JSON or Python per-row work);
+  100-row transactions with no HTTP, JSON or Python per-row work (SQLite: executemany into
+  an empty copy of the hub's readings table; PostgreSQL: binary COPY into the hub's own
+  partitioned table, under gateway ids no gateway has);
 - paced: the fleet offers a steady rate (the goal's 120,000 readings/s, or 60% of flat out
   when that is less: past capacity a latency only says how long the queue has grown).
   Against it: ingest p99 (from each batch's slot to its answer) against one gateway posting
@@ -18,8 +19,8 @@ Zero lost or doubled is checked by counting (``_tally``): the database must hold
 edge-load saw acknowledged, and none beyond those and the few whose last attempt went
 unanswered.
 
-The PostgreSQL (workers = 2) rows run when the hub has a PostgreSQL engine that serves with
-several workers; see ``_postgres_target``.
+The PostgreSQL (workers = 2) rows run on a server of their own when the hub has a
+PostgreSQL engine and accepts ``workers = 2`` with it; see ``_postgres_target``.
 """
 
 from __future__ import annotations
