@@ -178,7 +178,7 @@ class WebhookSender:
         """Deliver what is queued for one webhook; how many events were handled."""
         last = self.storage.webhook_lease(hook.url, self.owner, self.lease_s)
         if last is None:
-            return 0  # another hub process delivers to this URL
+            return 0  # nothing new, or another hub process delivers to this URL
         handled = 0
         for event in self.storage.alert_events_after(last, BATCH):
             if self._stop.is_set():

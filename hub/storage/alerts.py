@@ -445,9 +445,23 @@ class AlertsMixin(RulesMixin, IngestMixin):
 
     def webhook_lease(self, url: str, owner: str, lease_s: float) -> int | None:
         """Take (or renew) the right to send to ``url``: the id of the last event delivered
-        there, or None while another hub process holds it. A new URL starts at the newest
-        event: it gets what happens from now on, not the history."""
+        there, or None when there is nothing to send or another hub process holds it. A new
+        URL starts at the newest event: it gets what happens from now on, not the history."""
         at = now()
+        # A read first: the sender asks twice a second, and an idle hub should not take the
+        # write lock (SQLite: one writer, shared with ingest) to learn that nothing is new.
+        with self._reader(snapshot=True) as conn:
+            cursor = conn.execute(
+                "SELECT last_event, lease_owner, lease_until FROM webhook_cursors WHERE url = ?",
+                (url,),
+            ).fetchone()
+            top = int(conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0])
+        if cursor is not None:
+            last, holder, until = int(cursor[0]), cursor[1], cursor[2]
+            if last >= top:
+                return None  # nothing new
+            if holder not in (None, owner) and until is not None and until >= at:
+                return None  # another process delivers to this URL
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO webhook_cursors (url, last_event) "

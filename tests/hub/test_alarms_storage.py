@@ -150,3 +150,24 @@ def test_shelve_runs_out_by_itself(storage: Storage, fleet: tuple[int, int, int]
         ("shelve_expired", None, "system"),
     ]
     assert storage.get_alert(alert_id)["shelved_until"] is None  # type: ignore[index]
+
+
+def test_one_hub_process_at_a_time_delivers_to_a_webhook(
+    storage: Storage, fleet: tuple[int, int, int]
+) -> None:
+    a, _, _ = fleet
+    url = "http://127.0.0.1:9/hook"
+    assert storage.webhook_lease(url, "p1", 60) == 0  # a new URL starts at the newest event
+    assert storage.webhook_lease(url, "p1", 60) is None  # nothing new: no lease taken
+    silence(storage, a)
+    storage.evaluate_gateways(120)  # queues gateway.offline
+    [event] = storage.alert_events_after(0, 10)
+    assert storage.webhook_lease(url, "p1", 60) == 0
+    assert storage.webhook_lease(url, "p2", 60) is None  # p1 holds it
+    assert not storage.webhook_delivered(url, "p2", int(event["id"]))
+    assert storage.webhook_delivered(url, "p1", int(event["id"]))
+    assert storage.webhook_lease(url, "p1", 60) is None  # delivered: nothing new
+    # a lease that ran out (its process died) passes to another process
+    feed(storage, a, fleet[2], ["a/m1/t"], seq0=50)  # queues gateway.online
+    assert storage.webhook_lease(url, "p1", -1) == int(event["id"])
+    assert storage.webhook_lease(url, "p2", 60) == int(event["id"])
