@@ -7,10 +7,15 @@ one migration step per engine, listed in each engine's ``MIGRATIONS``.
   the reading's id, in the range of gateway 0 (ids below 2^40, model.reading_id), which no
   registered gateway has: a re-posted body finds its keys taken and stores nothing twice.
 * ``audit_log``: every change made with a person's token (hub.storage.audit).
+* SQLite: ``sensors`` is rebuilt with ``AUTOINCREMENT``. Sensors can be deleted now, and
+  without it SQLite hands the largest id out again: a dashboard or an integration that
+  kept ``/sensors/7`` would get another sensor's data instead of a 404. PostgreSQL's
+  identity never reuses an id, so both engines now behave alike.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -62,7 +67,37 @@ _COLUMNS = (
 )
 
 
+_ROWID_PK = re.compile(r"(\bid\s+INTEGER\s+PRIMARY\s+KEY)(?!\s+AUTOINCREMENT)", re.IGNORECASE)
+_CREATE = re.compile(r"^CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?\"?sensors\"?", re.IGNORECASE)
+
+
+def _sqlite_sensor_ids_never_reused(conn: sqlite3.Connection) -> None:
+    """Rebuild ``sensors`` as it is (columns, constraints, indexes) plus AUTOINCREMENT."""
+    (table_sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'sensors'"
+    ).fetchone()
+    new_sql, changed = _ROWID_PK.subn(r"\1 AUTOINCREMENT", table_sql, count=1)
+    if not changed:
+        return
+    indexes = [
+        row[0]
+        for row in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sensors' "
+            "AND sql IS NOT NULL"
+        )
+    ]
+    columns = ", ".join(f'"{row[1]}"' for row in conn.execute("PRAGMA table_info(sensors)"))
+    conn.execute(_CREATE.sub("CREATE TABLE sensors_new", new_sql, count=1))
+    conn.execute(f"INSERT INTO sensors_new ({columns}) SELECT {columns} FROM sensors")
+    # No table references sensors by foreign key, so dropping it checks nothing.
+    conn.execute("DROP TABLE sensors")
+    conn.execute("ALTER TABLE sensors_new RENAME TO sensors")
+    for index_sql in indexes:
+        conn.execute(index_sql)
+
+
 def sqlite_crud(conn: sqlite3.Connection) -> None:
+    _sqlite_sensor_ids_never_reused(conn)
     for table, column, definition in _COLUMNS:
         conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
     for statement in statements(_TABLES.format(**_SQLITE_TYPES)):

@@ -3,11 +3,15 @@ and the paged lists' totals."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
-from hub.storage import Conflict, GatewayReport, Storage
+from hub.storage import Conflict, GatewayReport, Storage, open_storage
 from hub.storage.audit import Actor
 from hub.storage.crud import Unknown
+from hub.storage.sqlite.schema import MIGRATIONS
 from shared.wire import WireAlert, WireReading
 from tests.hub.conftest import query
 
@@ -128,3 +132,46 @@ def test_pages_count_what_they_filter(storage: Storage) -> None:
     assert total == 3 and len(rows) == 2
     assert storage.machines_page(ids[1], 0, 10) == ([], 0)
     assert storage.sensors_page(0, 10, key="no/such/key") == ([], 0)
+
+
+def test_a_deleted_sensors_id_is_never_handed_out_again(storage: Storage) -> None:
+    f = storage.create_factory("ids", None, ADMIN)
+    m = storage.create_machine(
+        {"factory_id": f["id"], "line": "l", "name": "m", "type": None, "status": "OPERATIONAL"},
+        ADMIN,
+    )
+    first = storage.create_sensor({"machine_id": m["id"], "name": "a"}, ADMIN)["id"]
+    assert storage.delete_sensor(first, ADMIN) is not None
+    again = storage.create_sensor({"machine_id": m["id"], "name": "a"}, ADMIN)["id"]
+    assert again != first
+
+
+def test_upgrading_an_sqlite_database_keeps_its_sensors(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        for step in MIGRATIONS[:4]:
+            step.apply(conn)
+        conn.execute(f"PRAGMA user_version={MIGRATIONS[3].version}")
+        conn.execute("INSERT INTO factories (id, name, created_at) VALUES (1, 'f', 0)")
+        conn.execute(
+            "INSERT INTO machines (id, factory_id, line, name, created_at) "
+            "VALUES (1, 1, 'l', 'm', 0)"
+        )
+        conn.execute(
+            "INSERT INTO sensors (id, machine_id, factory_id, key, name, unit, max_threshold, "
+            "created_at) VALUES (9, 1, 1, 'l/m/s', 's', 'C', 3.5, 0)"
+        )
+    conn.close()
+    storage = open_storage(str(path))
+    try:
+        storage.migrate()
+        sensor = storage.get_sensor(9)
+        assert sensor is not None
+        assert (sensor["key"], sensor["unit"], sensor["max_threshold"]) == ("l/m/s", "C", 3.5)
+        assert storage.sensors_page(0, 10, key="l/m/s")[1] == 1
+        assert storage.delete_sensor(9, ADMIN) is not None
+        new = storage.create_sensor({"machine_id": 1, "name": "s"}, ADMIN)
+        assert new["id"] > 9 and new["key"] == "l/m/s"
+    finally:
+        storage.close()
