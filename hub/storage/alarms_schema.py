@@ -66,6 +66,7 @@ CREATE UNIQUE INDEX alerts_gateway_offline ON alerts (gateway_id)
 CREATE INDEX alerts_opened ON alerts (opened_at, id);
 CREATE INDEX alerts_sensor ON alerts (sensor_id, opened_at);
 CREATE INDEX alerts_active ON alerts (state, opened_at);
+CREATE INDEX alerts_shelved ON alerts (shelved_until) WHERE shelved_until IS NOT NULL;
 CREATE TABLE alert_journal (
     id        {pk},
     alert_id  {int} NOT NULL,

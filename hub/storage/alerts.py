@@ -242,6 +242,17 @@ class AlertsMixin(RulesMixin, IngestMixin):
         at = now() if at is None else at
         cutoff = at - offline_after_s
         opened = cleared = 0
+        # A read first: the worker asks every few seconds, and most of the time nothing
+        # changed; the write lock (SQLite: one writer, shared with ingest) only when needed.
+        if not self._fetchone(
+            "SELECT 1 FROM gateways g WHERE (g.revoked = FALSE AND g.last_seen < ? AND NOT "
+            "EXISTS (SELECT 1 FROM alerts a WHERE a.gateway_id = g.id AND "
+            "a.kind = 'gateway_offline' AND a.state = 'active')) OR ((g.last_seen >= ? OR "
+            "g.revoked = TRUE) AND EXISTS (SELECT 1 FROM alerts a WHERE a.gateway_id = g.id "
+            "AND a.kind = 'gateway_offline' AND a.state = 'active')) LIMIT 1",
+            (cutoff, cutoff),
+        ):
+            return {"opened": 0, "cleared": 0}
         with self._write() as conn:
             silent = conn.execute(
                 "SELECT g.id, g.factory_id, g.last_seen FROM gateways g "
@@ -424,6 +435,8 @@ class AlertsMixin(RulesMixin, IngestMixin):
     def expire_shelves(self, at: float | None = None) -> int:
         """Journal the shelves that ran out (reads treat them as unshelved already)."""
         at = now() if at is None else at
+        if not self._fetchone("SELECT 1 FROM alerts WHERE shelved_until <= ? LIMIT 1", (at,)):
+            return 0
         with self._write() as conn:
             rows = conn.execute(
                 "UPDATE alerts SET shelved_until = NULL, updated_at = ? "
