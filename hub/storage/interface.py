@@ -20,6 +20,7 @@ from shared.wire import WireAlert, WireReading
 if TYPE_CHECKING:
     from hub.storage.alerts import Actor, AlertFilter
     from hub.storage.rules import RuleSpec
+    from hub.storage.sessions import SessionRow
 
 Stats = tuple[float | None, float | None, float | None, int, float | None, float | None]
 # (bucket start, min, max, avg, count, first ts, first value, last ts, last value)
@@ -320,3 +321,16 @@ class Storage(ABC):
 
     @abstractmethod
     def webhook_delivered(self, url: str, owner: str, event: int) -> bool: ...
+
+    # -- console sessions (hub.storage.sessions, hub.web.session) -------------------------
+
+    @abstractmethod
+    def create_session(
+        self, id_hash: str, token_hash: str, csrf: str, expires_at: float
+    ) -> None: ...
+
+    @abstractmethod
+    def session_by_hash(self, id_hash: str) -> SessionRow | None: ...
+
+    @abstractmethod
+    def delete_session(self, id_hash: str) -> bool: ...

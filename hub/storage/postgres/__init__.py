@@ -27,6 +27,7 @@ from hub.storage.postgres.partitions import Partitions, day_of
 from hub.storage.postgres.pool import PgConn, PgPool
 from hub.storage.postgres.schema import MIGRATIONS
 from hub.storage.reads import ReadsMixin
+from hub.storage.sessions import SessionsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.thresholds import ThresholdsMixin
 from hub.storage.tokens import TokensMixin
@@ -41,7 +42,13 @@ _COPY_TYPES = ["int8", "int8", "float8", "float8", "int8", "int8"]
 
 
 class PostgresStorage(
-    TokensMixin, AlertsMixin, IngestMixin, ReadsMixin, ThresholdsMixin, AnomaliesMixin
+    TokensMixin,
+    AlertsMixin,
+    IngestMixin,
+    ReadsMixin,
+    ThresholdsMixin,
+    AnomaliesMixin,
+    SessionsMixin,
 ):
     _BUCKET_START: ClassVar[str] = "floor(ts / ?) * ?"
 

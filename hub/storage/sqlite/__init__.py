@@ -12,6 +12,7 @@ from hub.storage.ingest import IngestMixin, ReadingRow
 from hub.storage.migrations import check_sequence, pending
 from hub.storage.model import StorageError
 from hub.storage.reads import ReadsMixin
+from hub.storage.sessions import SessionsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.sqlite.pool import SQLitePool
 from hub.storage.sqlite.schema import MIGRATIONS
@@ -23,7 +24,13 @@ SCHEMA_VERSION = check_sequence(MIGRATIONS)
 
 
 class SQLiteStorage(
-    TokensMixin, AlertsMixin, IngestMixin, ReadsMixin, ThresholdsMixin, AnomaliesMixin
+    TokensMixin,
+    AlertsMixin,
+    IngestMixin,
+    ReadsMixin,
+    ThresholdsMixin,
+    AnomaliesMixin,
+    SessionsMixin,
 ):
     # ts >= 0 always, so CAST (truncation) is floor here.
     _BUCKET_START: ClassVar[str] = "CAST(ts / ? AS INTEGER) * ?"

@@ -9,6 +9,7 @@ from hub.storage.crud_schema import sqlite_crud
 from hub.storage.marks_schema import sqlite_marks
 from hub.storage.migrations import Migration, statements
 from hub.storage.rollups_schema import sqlite_step as sqlite_rollups
+from hub.storage.sessions import sqlite_sessions
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS factories (
@@ -150,4 +151,5 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = [
     ),
     Migration(5, "factory location, machine type/status, bulk keys, audit log", sqlite_crud),
     Migration(6, "sensor stale marks from Sparkplug B edge nodes", sqlite_marks),
+    Migration(7, "console sessions", sqlite_sessions),
 ]

@@ -1,0 +1,93 @@
+"""Console sessions (hub.web.session): one row per signed-in browser, in the hub's database
+so that every hub process (``workers > 1``, several hosts on PostgreSQL) knows every session.
+
+A row keeps hashes only: ``id_hash`` is sha256 of the cookie's value and ``token_hash`` is
+the hash the tokens table already keys on, so a stolen database copy signs nobody in, and a
+revoked token ends its sessions at their next request (the lookup joins the token). The CSRF
+secret is the one value stored as is: it is no credential without the cookie.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from hub.storage.sqlbase import SqlStorage
+from shared.timeutil import now
+
+_SQLITE = """
+CREATE TABLE console_sessions (
+    id_hash     TEXT PRIMARY KEY,
+    token_hash  TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)
+"""
+
+_POSTGRES = """
+CREATE TABLE console_sessions (
+    id_hash     text PRIMARY KEY,
+    token_hash  text NOT NULL,
+    csrf        text NOT NULL,
+    created_at  double precision NOT NULL,
+    expires_at  double precision NOT NULL
+);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)
+"""
+
+
+def _run(conn: Any, script: str) -> None:
+    for statement in (s.strip() for s in script.split(";")):
+        if statement:
+            conn.execute(statement)
+
+
+def sqlite_sessions(conn: sqlite3.Connection) -> None:
+    """Migration step (SQLite): the console_sessions table."""
+    _run(conn, _SQLITE)
+
+
+def postgres_sessions(conn: Any) -> None:
+    """Migration step (PostgreSQL): the console_sessions table."""
+    _run(conn, _POSTGRES)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    token_hash: str
+    csrf: str
+    created_at: float
+    expires_at: float
+
+
+class SessionsMixin(SqlStorage):
+    def create_session(self, id_hash: str, token_hash: str, csrf: str, expires_at: float) -> None:
+        at = now()
+        with self._write() as conn:
+            # Expired rows go here, at sign-in, rather than in a job: sign-ins are rare and
+            # the expiry index makes this one short range delete.
+            conn.execute("DELETE FROM console_sessions WHERE expires_at <= ?", (at,))
+            conn.execute(
+                "INSERT INTO console_sessions (id_hash, token_hash, csrf, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (id_hash, token_hash, csrf, at, expires_at),
+            )
+
+    def session_by_hash(self, id_hash: str) -> SessionRow | None:
+        """The live session of that cookie hash; None when unknown or expired."""
+        row = self._fetchone(
+            "SELECT token_hash, csrf, created_at, expires_at FROM console_sessions "
+            "WHERE id_hash = ? AND expires_at > ?",
+            (id_hash, now()),
+        )
+        if row is None:
+            return None
+        return SessionRow(str(row[0]), str(row[1]), float(row[2]), float(row[3]))
+
+    def delete_session(self, id_hash: str) -> bool:
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM console_sessions WHERE id_hash = ?", (id_hash,))
+            return cur.rowcount > 0
