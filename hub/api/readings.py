@@ -63,14 +63,27 @@ def parse_format(params: dict[str, str]) -> str:
     return raw
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (CSV injection): a
+# sensor named "=HYPERLINK(...)" must open as text. Numbers are written as numbers.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # reads back bit for bit
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
     writer.writerow(header)
     for row in rows:
-        writer.writerow(
-            ["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row]
-        )
+        writer.writerow([_cell(v) for v in row])
     return out.getvalue().encode("utf-8")
 
 

@@ -152,3 +152,18 @@ def test_startup_probe(hub: HubProcess) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "started"
     assert r.json()["schema_version"] >= 1
+
+
+def test_report_csv_cells_never_become_formulas(hub: HubProcess) -> None:
+    with hub.client("admin") as c:
+        f = c.post(f"{API}/factories", json={"name": "csv-safety"}).json()["data"]
+        m = c.post(f"{API}/machines", json={"factory_id": f["id"], "line": "l", "name": "m"})
+        s = c.post(
+            f"{API}/sensors",
+            json={"machine_id": m.json()["data"]["id"], "name": "=1+2", "unit": "@x"},
+        )
+        assert s.status_code == 201, s.text
+        r = c.get(f"{API}/factories/{f['id']}/report", params={"format": "csv"})
+    (row,) = rows_of(r)
+    assert (row["name"], row["unit"], row["key"]) == ("'=1+2", "'@x", "l/m/=1+2")
+    assert row["count"] == "0" and row["min"] == ""
