@@ -125,7 +125,11 @@ ALTER TABLE tokens_new RENAME TO tokens
 def sqlite_alarms(conn: sqlite3.Connection) -> None:
     for statement in statements(_TABLES.format(**_SQLITE_TYPES)):
         conn.execute(statement)
-    for statement in statements(_SQLITE_TOKENS):
+    rebuild = statements(_SQLITE_TOKENS)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tokens'").fetchone() is None:
+        # A database from before tokens existed: the table is simply made with the new CHECK.
+        rebuild = [rebuild[0], rebuild[-1]]
+    for statement in rebuild:
         conn.execute(statement)
 
 

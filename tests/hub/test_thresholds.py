@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from hub.storage import Storage, Thresholds
+from hub.storage.sqlite import SCHEMA_VERSION
 from shared.wire import Batch, WireReading, encode_batch
 from tests.hub.conftest import HubProcess
 from tests.hub.test_api import assert_error, envelope, get, post, sensor_id
@@ -69,6 +70,7 @@ def test_put_flows_down_to_the_gateway(hub: HubProcess, press: int) -> None:
         "gateway_id": "gw-01",
         "version": before + 1,
         "sensors": [{"key": "th/press/p", "min": 10.0, "max": 100.0, "deadband": 2.0}],
+        "alert_rules": [],
     }
     # The same gateway factory's other gateway sees it too; another factory does not.
     assert config(hub, "gw2", "gw-02")["version"] == before + 1
@@ -191,7 +193,7 @@ def test_schema_v1_database_is_migrated(tmp_path: Path) -> None:
     row = storage.get_sensor(1)
     assert row is not None and row["deadband"] == 0.0 and row["max_threshold"] == 2.0
     assert storage.set_thresholds(1, Thresholds(1.0, 3.0, 0.5)) == 1
-    assert storage.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert storage.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     storage.close()
 
 
