@@ -30,7 +30,7 @@ import structlog
 
 from hub import anomaly, docs, metrics, openapi, queries, thresholds
 from hub import ingest as ingest_mod
-from hub.auth import READ_ROLES, Principal, Role, authenticate, require
+from hub.auth import READ_ROLES, Principal, Role, require
 from hub.batchcheck import SensorLimits
 from hub.config import HubSettings
 from hub.errors import (
@@ -46,6 +46,7 @@ from hub.errors import (
 )
 from hub.ratelimit import RateLimiter, ReadBudget, retry_after_s
 from hub.storage import Storage
+from hub.web.apiauth import authenticate_request
 
 log = structlog.get_logger("hub.app")
 
@@ -212,7 +213,7 @@ class Hub:
                     principal = None
                     if roles is not None:
                         principal = require(
-                            authenticate(storage, request.headers.get("authorization")), roles
+                            authenticate_request(storage, request, method), roles
                         )
                         wait = limiter.acquire(principal.token_id)
                         if wait > 0:
@@ -465,7 +466,12 @@ class Hub:
 
     def static_routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
         """Routes outside the API spec: the files the /docs page loads."""
-        return [("GET", f"/docs/{name}", None, self.h_docs_asset(name)) for name in docs.ASSETS]
+        from hub.web import views as console  # the operator console (hub/web)
+
+        return [
+            *[("GET", f"/docs/{name}", None, self.h_docs_asset(name)) for name in docs.ASSETS],
+            *console.routes(self),
+        ]
 
     def row_estimates(self) -> dict[tuple[str, str], RowEstimate]:
         return {
@@ -529,6 +535,8 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
     # "/*rest" does not match "/" itself, hence the second route.
     for method in METHODS:
         for route in ("/", "/*rest"):
+            if route in served:  # "/" is the console's
+                continue
             handler = hub.endpoint(
                 robyn, method, NOT_FOUND_ROUTE, None, hub.h_not_found, head=method == "HEAD"
             )

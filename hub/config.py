@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from hub.storage.model import StorageError
 from hub.storage.url import POSTGRES_SCHEMES, parse_database
+from hub.web.settings import ConsoleSettings
 from shared.config import FileSettings
 from shared.logs import LogFormat, LogLevel
 from shared.netaddr import parse_host_port
@@ -45,6 +46,10 @@ class HubSettings(FileSettings):
     # a gateway's sync; they stop a runaway script. 0 = no limit.
     rate_limit_per_s: float = Field(100.0, ge=0, allow_inf_nan=False)
     rate_limit_burst: int = Field(200, ge=1)
+    # [console]: the operator console's sessions and refresh rate (hub.web.settings).
+    console: ConsoleSettings = Field(
+        default_factory=lambda: ConsoleSettings.model_validate({})
+    )
 
     @field_validator("listen")
     @classmethod

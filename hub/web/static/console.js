@@ -1,0 +1,437 @@
+// The operator console's pages: each fills itself from the JSON API (/api/v1) with the
+// session cookie and keeps fresh by polling. Writes send the page's CSRF token in
+// X-CSRF-Token. Nothing here keeps a token: the session cookie is HttpOnly, and nothing is
+// written to localStorage or sessionStorage. DOM built with textContent only: names come
+// from the field.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : "";
+  const role = body.dataset.role || "";
+  const pollMs = Number(body.dataset.pollMs) || 5000;
+  const canAck = role === "operator" || role === "admin";
+  const isAdmin = role === "admin";
+  const itemId = body.dataset.id;
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, payload) {
+    const headers = { Accept: "application/json" };
+    const init = { method, credentials: "same-origin", headers, cache: "no-store" };
+    if (method !== "GET") {
+      headers["X-CSRF-Token"] = csrf;
+      if (payload !== undefined) {
+        headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(payload);
+      }
+    }
+    const res = await fetch("/api/v1" + path, init);
+    if (res.status === 401) {
+      // The session ended (expired, signed out elsewhere, token revoked).
+      window.location.assign("/login?expired=1");
+      throw new ApiError(401, "signed out");
+    }
+    if (res.status === 204) return null;
+    const doc = await res.json();
+    if (!res.ok) {
+      throw new ApiError(res.status, doc.error ? doc.error.message : res.statusText);
+    }
+    return doc;
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k.startsWith("data-")) node.setAttribute(k, v);
+      else if (k === "text") node.textContent = v;
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "never";
+    const d = new Date(iso);
+    return d.toLocaleString(undefined, { hour12: false });
+  }
+
+  function fmtAge(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    if (seconds < 90) return Math.round(seconds) + " s ago";
+    if (seconds < 5400) return Math.round(seconds / 60) + " min ago";
+    if (seconds < 172800) return Math.round(seconds / 3600) + " h ago";
+    return Math.round(seconds / 86400) + " d ago";
+  }
+
+  function fmtNum(v) {
+    if (v === null || v === undefined) return "–";
+    return Number(v).toLocaleString(undefined, { maximumFractionDigits: 3 });
+  }
+
+  function setStatus(text, isError) {
+    const node = document.getElementById("status");
+    if (!node) return;
+    node.textContent = text || "";
+    node.classList.toggle("error", Boolean(isError));
+  }
+
+  // Replace a table body's rows, keyed by id, leaving a row alone while the operator is
+  // typing in it (a comment half written must survive the next poll).
+  function syncRows(tbody, items, keyOf, sigOf, build) {
+    const existing = new Map();
+    for (const tr of Array.from(tbody.rows)) existing.set(tr.dataset.key, tr);
+    const busy = (tr) =>
+      tr.contains(document.activeElement) ||
+      Array.from(tr.querySelectorAll("input")).some((i) => i.value !== "");
+    let previous = null;
+    for (const item of items) {
+      const key = String(keyOf(item));
+      const sig = sigOf(item);
+      let tr = existing.get(key);
+      existing.delete(key);
+      if (!tr || (tr.dataset.sig !== sig && !busy(tr))) {
+        const fresh = build(item);
+        fresh.dataset.key = key;
+        fresh.dataset.sig = sig;
+        if (tr) tr.replaceWith(fresh);
+        tr = fresh;
+      }
+      const want = previous ? previous.nextSibling : tbody.firstChild;
+      if (want !== tr) tbody.insertBefore(tr, want);
+      previous = tr;
+    }
+    for (const tr of existing.values()) tr.remove();
+  }
+
+  // Run fn now and then every pollMs; body[data-refreshes] counts the rounds done.
+  function every(fn) {
+    async function tick() {
+      try {
+        await fn();
+        setStatus("");
+      } catch (err) {
+        if (err.status !== 401) setStatus("Could not refresh: " + err.message, true);
+      } finally {
+        body.dataset.refreshes = String(Number(body.dataset.refreshes || 0) + 1);
+        window.setTimeout(tick, pollMs);
+      }
+    }
+    tick();
+  }
+
+  async function activeCount() {
+    const doc = await api("GET", "/alerts?state=active&acknowledged=false&per_page=1");
+    const node = document.getElementById("active-count");
+    if (node) node.textContent = doc.meta.total ? String(doc.meta.total) : "";
+  }
+
+  // -- pages ----------------------------------------------------------------------------
+
+  function fleet() {
+    const tbody = document.querySelector("#fleet tbody");
+    every(async () => {
+      const doc = await api("GET", "/gateways?per_page=1000");
+      const rows = doc.data;
+      const online = rows.filter((g) => g.status === "online").length;
+      document.getElementById("fleet-summary").textContent =
+        `${rows.length} gateways, ${online} online, ${rows.length - online} not`;
+      syncRows(
+        tbody,
+        rows,
+        (g) => g.id,
+        (g) => JSON.stringify([g.status, g.last_seen, g.backlog, g.dropped, g.dead_letters,
+          g.agent_version]),
+        (g) =>
+          el("tr", { "data-gateway": g.id },
+            el("td", {}, g.name),
+            el("td", {}, g.factory),
+            el("td", {}, el("span", { class: "badge " + g.status, text: g.status.replace("_", " ") })),
+            el("td", { title: g.last_seen || "" }, g.last_seen ? fmtAge(g.last_seen_age_s) : "never"),
+            el("td", { class: "num" }, fmtNum(g.backlog)),
+            el("td", { class: "num" }, fmtNum(g.dropped)),
+            el("td", { class: "num" }, fmtNum(g.dead_letters)),
+            el("td", {}, g.agent_version || "–"))
+      );
+      await activeCount();
+    });
+  }
+
+  function factories() {
+    const tbody = document.querySelector("#factories tbody");
+    every(async () => {
+      const doc = await api("GET", "/factories?per_page=1000");
+      syncRows(tbody, doc.data, (f) => f.id, (f) => JSON.stringify([f.name, f.location]),
+        (f) => el("tr", {},
+          el("td", {}, el("a", { href: `/factories/${f.id}` }, f.name)),
+          el("td", {}, f.location || "")));
+      await activeCount();
+    });
+  }
+
+  function crumbs(parts) {
+    const nav = document.getElementById("crumbs");
+    nav.replaceChildren(el("a", { href: "/factories" }, "Factories"));
+    for (const [href, text] of parts) nav.append(" › ", el("a", { href }, text));
+  }
+
+  function factory() {
+    const tbody = document.querySelector("#machines tbody");
+    every(async () => {
+      const f = (await api("GET", `/factories/${itemId}`)).data;
+      document.getElementById("title").textContent = f.name;
+      crumbs([[`/factories/${f.id}`, f.name]]);
+      const doc = await api("GET", `/machines?factory_id=${itemId}&per_page=1000`);
+      syncRows(tbody, doc.data, (m) => m.id, (m) => JSON.stringify([m.name, m.line, m.type, m.status]),
+        (m) => el("tr", {},
+          el("td", {}, el("a", { href: `/machines/${m.id}` }, m.name)),
+          el("td", {}, m.line || ""),
+          el("td", {}, m.type || ""),
+          el("td", {}, m.status || "")));
+      await activeCount();
+    });
+  }
+
+  function machine() {
+    const tbody = document.querySelector("#sensors tbody");
+    every(async () => {
+      const m = (await api("GET", `/machines/${itemId}`)).data;
+      const f = (await api("GET", `/factories/${m.factory_id}`)).data;
+      document.getElementById("title").textContent = m.name;
+      crumbs([[`/factories/${f.id}`, f.name], [`/machines/${m.id}`, m.name]]);
+      const doc = await api("GET", `/sensors?machine_id=${itemId}&per_page=1000`);
+      syncRows(tbody, doc.data, (s) => s.id,
+        (s) => JSON.stringify([s.name, s.unit, s.thresholds, s.stale]),
+        (s) => el("tr", {},
+          el("td", {}, el("a", { href: `/sensors/${s.id}` }, s.name)),
+          el("td", {}, s.key),
+          el("td", {}, s.unit || ""),
+          el("td", { class: "num" }, fmtNum(s.thresholds.min)),
+          el("td", { class: "num" }, fmtNum(s.thresholds.max)),
+          el("td", {}, s.stale ? el("span", { class: "badge offline", text: "stale" }) : "")));
+      await activeCount();
+    });
+  }
+
+  function alertSource(a) {
+    if (a.sensor_id !== null && a.sensor_id !== undefined) {
+      return el("a", { href: `/sensors/${a.sensor_id}` }, a.sensor_key || `sensor ${a.sensor_id}`);
+    }
+    return document.createTextNode(`gateway ${a.gateway_name || a.gateway_id || ""}`);
+  }
+
+  function alertState(a) {
+    const parts = [a.state === "active" ? "active" : "cleared"];
+    if (a.acknowledged) {
+      const by = a.acknowledged_by ? ` by ${a.acknowledged_by.role} #${a.acknowledged_by.token_id}` : "";
+      parts.push("acknowledged" + by);
+    }
+    if (a.shelved) parts.push("shelved until " + fmtTime(a.shelved_until));
+    return parts.join(", ");
+  }
+
+  function alertActions(a, refresh) {
+    const td = el("td", { class: "actions" });
+    const comment = el("input", { name: "comment", placeholder: "comment", maxlength: "2000" });
+    const act = (path, payload) => async (event) => {
+      event.preventDefault();
+      try {
+        await api("POST", `/alerts/${a.id}/${path}`, payload());
+        // Done: the row is no longer being edited, so the next refresh redraws it.
+        comment.value = "";
+        if (td.contains(document.activeElement)) document.activeElement.blur();
+        await refresh();
+      } catch (err) {
+        setStatus(`Alert ${a.id}: ${err.message}`, true);
+      }
+    };
+    const text = () => comment.value.trim() || null;
+    if (!a.acknowledged) {
+      const ack = el("button", { type: "button", class: "ack", "data-action": "ack" }, "Acknowledge");
+      ack.addEventListener("click", act("ack", () => ({ comment: text() })));
+      td.append(ack);
+    }
+    if (a.state === "active" && !a.shelved) {
+      const duration = el("select", { name: "duration_s" },
+        el("option", { value: "900" }, "15 min"),
+        el("option", { value: "3600" }, "1 h"),
+        el("option", { value: "28800" }, "8 h"),
+        el("option", { value: "86400" }, "24 h"));
+      const shelve = el("button", { type: "button", class: "shelve", "data-action": "shelve" }, "Shelve");
+      shelve.addEventListener("click",
+        act("shelve", () => ({ duration_s: Number(duration.value), comment: text() })));
+      td.append(" ", duration, " ", shelve);
+    }
+    if (a.shelved) {
+      const unshelve = el("button", { type: "button", "data-action": "unshelve" }, "Unshelve");
+      unshelve.addEventListener("click", act("unshelve", () => ({ comment: text() })));
+      td.append(" ", unshelve);
+    }
+    td.prepend(comment, " ");
+    return td;
+  }
+
+  function alertRow(a, withActions, refresh, withSource) {
+    const tr = el("tr", { class: `sev-${a.severity} ${a.state}`, "data-alert": a.id },
+      el("td", {}, String(a.id)),
+      el("td", {}, el("span", { class: "badge sev-" + a.severity, text: a.severity })),
+      el("td", {}, a.kind.replace(/_/g, " ")),
+      withSource ? el("td", {}, alertSource(a)) : null,
+      el("td", { title: a.opened_at }, fmtTime(a.opened_at)),
+      el("td", { class: "num" }, fmtNum(a.value)),
+      el("td", { class: "state" }, alertState(a)));
+    if (withActions) tr.append(a.state === "active" || !a.acknowledged ? alertActions(a, refresh) : el("td"));
+    return tr;
+  }
+
+  const alertSig = (a) =>
+    JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until, a.severity, a.value]);
+
+  function alerts() {
+    const active = document.querySelector("#alerts-active tbody");
+    const cleared = document.querySelector("#alerts-cleared tbody");
+    async function refresh() {
+      const [a, c] = await Promise.all([
+        api("GET", "/alerts?state=active&per_page=500"),
+        api("GET", "/alerts?state=cleared&per_page=50"),
+      ]);
+      // Active first; within them the ones nobody has acknowledged yet, then by severity.
+      const rank = { critical: 0, high: 1, warning: 2, medium: 3, info: 4 };
+      const order = a.data.slice().sort((x, y) =>
+        Number(x.acknowledged) - Number(y.acknowledged) ||
+        (rank[x.severity] ?? 9) - (rank[y.severity] ?? 9) || y.id - x.id);
+      syncRows(active, order, (x) => x.id, alertSig, (x) => alertRow(x, canAck, refresh, true));
+      syncRows(cleared, c.data, (x) => x.id, alertSig, (x) => alertRow(x, canAck, refresh, true));
+      await activeCount();
+    }
+    every(refresh);
+  }
+
+  function sensor() {
+    const id = itemId;
+    let current = null;
+    const rulesBody = document.querySelector("#rules tbody");
+    const alertsBody = document.querySelector("#sensor-alerts tbody");
+
+    async function header() {
+      const s = (await api("GET", `/sensors/${id}`)).data;
+      current = s;
+      document.getElementById("title").textContent = `${s.name} (${s.key})`;
+      const m = (await api("GET", `/machines/${s.machine_id}`)).data;
+      const f = (await api("GET", `/factories/${m.factory_id}`)).data;
+      crumbs([[`/factories/${f.id}`, f.name], [`/machines/${m.id}`, m.name], [`/sensors/${s.id}`, s.name]]);
+      const t = s.thresholds;
+      document.getElementById("thresholds-view").textContent =
+        `min ${fmtNum(t.min)} · max ${fmtNum(t.max)}` + (s.unit ? ` ${s.unit}` : "");
+      if (window.edgeChart) window.edgeChart.setThresholds(t.min, t.max);
+      const form = document.getElementById("thresholds-form");
+      if (form && !form.contains(document.activeElement)) {
+        form.elements.min.value = t.min ?? "";
+        form.elements.max.value = t.max ?? "";
+      }
+    }
+
+    async function latest() {
+      try {
+        const r = (await api("GET", `/sensors/${id}/latest`)).data;
+        document.getElementById("latest-value").textContent = fmtNum(r.value);
+        document.getElementById("latest-unit").textContent = r.unit || "";
+        document.getElementById("latest-time").textContent = fmtTime(r.time);
+      } catch (err) {
+        if (err.status !== 404) throw err; // 404: no reading yet
+      }
+    }
+
+    async function rules() {
+      const doc = await api("GET", `/sensors/${id}/rules`);
+      syncRows(rulesBody, doc.data, (r) => r.id, (r) => JSON.stringify(r), (r) => {
+        const tr = el("tr", { "data-rule": r.id },
+          el("td", {}, String(r.id)),
+          el("td", {}, r.condition),
+          el("td", { class: "num" },
+            r.condition === "OUT_OF_RANGE" ? `${fmtNum(r.threshold)} – ${fmtNum(r.threshold_high)}` : fmtNum(r.threshold)),
+          el("td", {}, r.severity),
+          el("td", {}, r.enabled ? "yes" : "no"));
+        if (isAdmin) {
+          const toggle = el("button", { type: "button" }, r.enabled ? "Disable" : "Enable");
+          toggle.addEventListener("click", () => write("PATCH", `/rules/${r.id}`, { enabled: !r.enabled }, rules));
+          const del = el("button", { type: "button", class: "danger" }, "Delete");
+          del.addEventListener("click", () => write("DELETE", `/rules/${r.id}`, undefined, rules));
+          tr.append(el("td", {}, toggle, " ", del));
+        }
+        return tr;
+      });
+    }
+
+    async function sensorAlerts() {
+      const doc = await api("GET", `/alerts?sensor_id=${id}&per_page=50`);
+      syncRows(alertsBody, doc.data, (a) => a.id, alertSig, (a) => alertRow(a, false, null, false));
+    }
+
+    async function write(method, path, payload, then) {
+      try {
+        await api(method, path, payload);
+        setStatus("Saved.");
+        await then();
+      } catch (err) {
+        setStatus(err.message, true);
+      }
+    }
+
+    const numberOrNull = (v) => (v === "" ? null : Number(v));
+    const tform = document.getElementById("thresholds-form");
+    if (tform) {
+      tform.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const min = numberOrNull(tform.elements.min.value);
+        const max = numberOrNull(tform.elements.max.value);
+        write("PUT", `/sensors/${id}/thresholds`, { min, max }, header);
+      });
+    }
+    const rform = document.getElementById("rule-form");
+    if (rform) {
+      rform.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const e = rform.elements;
+        const rule = {
+          condition: e.condition.value,
+          threshold: Number(e.threshold.value),
+          severity: e.severity.value,
+          enabled: true,
+        };
+        if (e.threshold_high.value !== "") rule.threshold_high = Number(e.threshold_high.value);
+        write("POST", `/sensors/${id}/rules`, rule, async () => {
+          rform.reset();
+          await rules();
+        });
+      });
+    }
+
+    let first = true;
+    every(async () => {
+      if (first) {
+        first = false;
+        await Promise.all([header(), rules()]);
+      }
+      await Promise.all([latest(), sensorAlerts(), activeCount()]);
+      if (window.edgeChart) window.edgeChart.follow();
+    });
+  }
+
+  window.edgeConsole = { api, el, fmtTime, fmtNum, setStatus };
+  const pages = { fleet, factories, factory, machine, alerts, sensor };
+  const run = pages[body.dataset.page];
+  if (run) run();
+})();

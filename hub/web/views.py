@@ -1,0 +1,150 @@
+"""The console's pages and their routes (registered by hub.app beside the API's).
+
+Every page but sign-in needs a live session; without one it redirects to /login. A page is a
+shell with the signed-in role, the CSRF token and what it shows (ids) in ``data-``
+attributes: the scripts fill it from the JSON API and keep it fresh. What a role may do is
+decided by the API for every request; the pages only leave out the controls a role cannot
+use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from hub.app import Raw
+from hub.auth import Role
+from hub.errors import ApiError
+from hub.web import assets, csrf, render, session
+from hub.web.settings import ConsoleSettings
+
+if TYPE_CHECKING:
+    from hub.app import Ctx, Hub
+
+Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
+HTML = "text/html; charset=utf-8"
+# A sign-in form holds one token (256 characters at most, hub.auth) and nothing else.
+MAX_FORM = 4096
+
+
+def _redirect(to: str, headers: dict[str, str] | None = None) -> Raw:
+    return Raw(303, b"", HTML, {"Location": to, "Cache-Control": "no-store", **(headers or {})})
+
+
+def _html(status: int, body: bytes, extra: dict[str, str] | None = None) -> Raw:
+    return Raw(status, body, HTML, {**render.PAGE_HEADERS, **(extra or {})})
+
+
+def _form(ctx: Ctx) -> dict[str, str]:
+    if len(ctx.body) > MAX_FORM:
+        raise ApiError(413, "too_large", f"a console form is at most {MAX_FORM} bytes")
+    text = ctx.body.decode("utf-8", errors="replace")
+    return {k: v[0] for k, v in parse_qs(text, max_num_fields=8).items()}
+
+
+def _numeric(ctx: Ctx) -> int | None:
+    raw = ctx.path("id") or ""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+
+
+def routes(hub: Hub) -> list[Route]:
+    storage = hub.storage
+    settings: ConsoleSettings = hub.settings.console
+
+    def login_page(status: int, message: str | None) -> Raw:
+        return _html(status, render.page("login.html", message=message))
+
+    def page(ctx: Ctx, template: str, title: str, **context: Any) -> Raw:
+        found = session.current(storage, ctx.request)
+        if found is None:
+            return _redirect("/login")
+        role = found.principal.role
+        body = render.page(
+            template,
+            title=title,
+            page=template.removesuffix(".html"),
+            role=role,
+            csrf=found.csrf,
+            csrf_field=csrf.FIELD,
+            poll_ms=int(settings.poll_interval_s * 1000),
+            can_ack=role in ("operator", "admin"),
+            is_admin=role == "admin",
+            **context,
+        )
+        return _html(200, body)
+
+    def by_id(template: str, title: str, what: str) -> Callable[[Ctx], Raw]:
+        def view(ctx: Ctx) -> Raw:
+            item = _numeric(ctx)
+            if item is None:
+                return _html(404, render.page("missing.html", what=what))
+            return page(ctx, template, f"{title} {item}", item_id=item)
+
+        view.__name__ = f"console_{template.removesuffix('.html')}"
+        view.__doc__ = f"The console's {what} page."
+        return view
+
+    def h_login_form(ctx: Ctx) -> Raw:
+        """Sign-in page (redirects to the fleet when already signed in)."""
+        if session.current(storage, ctx.request) is not None:
+            return _redirect("/")
+        ended = ctx.params.get("expired") == "1"
+        return login_page(200, "Your session has ended; sign in again." if ended else None)
+
+    def h_login(ctx: Ctx) -> Raw:
+        """Exchange a token (form field ``token``) for a session cookie."""
+        csrf.check_origin(ctx.request)
+        token = _form(ctx).get("token", "").strip()
+        if not token:
+            return login_page(400, "Paste a token (edge-hub token add --role read|operator|admin).")
+        try:
+            value, _ = session.sign_in(storage, token, settings)
+        except ApiError as err:
+            if err.status == 403:
+                return login_page(403, "A gateway's token cannot sign in to the console.")
+            return login_page(401, "This token is unknown or revoked.")
+        return _redirect("/", {"Set-Cookie": session.set_cookie(ctx.request, value, settings)})
+
+    def h_logout(ctx: Ctx) -> Raw:
+        """End the session (form with the CSRF token)."""
+        found = session.current(storage, ctx.request)
+        clear = {"Set-Cookie": session.clear_cookie(ctx.request, settings)}
+        if found is None:
+            return _redirect("/login", clear)
+        csrf.check(ctx.request, found.csrf, _form(ctx).get(csrf.FIELD))
+        session.sign_out(storage, found)
+        return _redirect("/login", clear)
+
+    def h_fleet(ctx: Ctx) -> Raw:
+        """The fleet: every gateway, online or not, with its backlog and counters."""
+        return page(ctx, "fleet.html", "Fleet")
+
+    def h_plant(ctx: Ctx) -> Raw:
+        """Factories, the top of factory -> machine -> sensor."""
+        return page(ctx, "factories.html", "Factories")
+
+    def h_alerts(ctx: Ctx) -> Raw:
+        """The alert console: active first; acknowledge and shelve."""
+        return page(ctx, "alerts.html", "Alerts")
+
+    def h_asset(name: str) -> Callable[[Ctx], Raw]:
+        def asset(ctx: Ctx) -> Raw:
+            """One of the console's static files."""
+            body, ctype = assets.asset(name)
+            return Raw(200, body, ctype, dict(assets.HEADERS))
+
+        return asset
+
+    return [
+        ("GET", "/login", None, h_login_form),
+        ("POST", "/login", None, h_login),
+        ("POST", "/logout", None, h_logout),
+        ("GET", "/", None, h_fleet),
+        ("GET", "/factories", None, h_plant),
+        ("GET", "/factories/:id", None, by_id("factory.html", "Factory", "factory")),
+        ("GET", "/machines/:id", None, by_id("machine.html", "Machine", "machine")),
+        ("GET", "/sensors/:id", None, by_id("sensor.html", "Sensor", "sensor")),
+        ("GET", "/alerts", None, h_alerts),
+        *[("GET", f"/static/{name}", None, h_asset(name)) for name in assets.names()],
+    ]
