@@ -1,0 +1,213 @@
+"""The operator console in a real browser: Debian's chromium, headless, driven by Playwright
+for Python (never Playwright's own browser downloads: ``executable_path`` is the system's),
+against the real edge-hub process on SQLite or PostgreSQL, fed through the real ingest API.
+
+Every page opened through :class:`Console` records every request the browser makes and each
+console message: at the end of each test no request may have left the hub's origin and no
+page may have logged an error (a Content-Security-Policy violation is one).
+
+``UPDATE_SCREENSHOTS=1`` saves what :meth:`Console.shot` is asked for to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from devtools.stack import REPO, Hub
+from shared.timeutil import now
+from shared.wire import Batch, WireAlert, WireReading, encode_batch
+from tests.pg import PgServer
+
+SCREENSHOTS = REPO / "docs" / "screenshots"
+KEY = "line1/press/temp"
+ENGINES = ["sqlite", "postgresql"]
+_EXPECTED_4XX = re.compile(
+    r"Failed to load resource: the server responded with a status of 4(01|03|09)"
+)
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        raise RuntimeError(
+            "Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
+    found = playwright.chromium.launch(
+        executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
+    )
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="session")
+def web_pg() -> Iterator[PgServer]:
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Console:
+    """A real hub with tokens of each role, and browser pages that record their requests."""
+
+    hub: Hub
+    browser: Browser
+    tokens: dict[str, str]
+    gateway_token: str
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    contexts: list[BrowserContext] = field(default_factory=list)
+    _seq: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def url(self) -> str:
+        return self.hub.url
+
+    def api(self, role: str = "admin") -> httpx.Client:
+        return self.hub.client(self.tokens[role])
+
+    def token_id(self, role: str) -> int:
+        return int(self.tokens[f"{role}_id"])
+
+    def ingest(
+        self,
+        readings: list[tuple[float, float]] | None = None,
+        alerts: list[WireAlert] | None = None,
+        gateway: str = "gw-01",
+        key: str = KEY,
+        **report: Any,
+    ) -> dict[str, Any]:
+        """POST one sync batch through the real ingest API, as the agent does."""
+        wire = [WireReading(next(self._seq), key, ts, value, "C") for ts, value in readings or []]
+        batch = Batch(
+            gateway_id=gateway, readings=wire, alerts=alerts or [], sent_at=now(), **report
+        )
+        r = httpx.post(
+            f"{self.url}/api/v1/ingest",
+            content=encode_batch(batch),
+            headers={
+                "Authorization": f"Bearer {self.gateway_token}",
+                "Content-Encoding": "gzip",
+                "Content-Type": "application/json",
+            },
+            timeout=30,
+        )
+        r.raise_for_status()
+        return dict(r.json()["data"])
+
+    def sensor_id(self, key: str = KEY) -> int:
+        with self.api("read") as c:
+            rows = c.get("/api/v1/sensors", params={"key": key}).raise_for_status().json()["data"]
+        return int(rows[0]["id"])
+
+    def page(self, **options: Any) -> Page:
+        context = self.browser.new_context(viewport={"width": 1280, "height": 860}, **options)
+        context.on("request", lambda request: self.requests.append(request.url))
+        self.contexts.append(context)
+        return self.tab(context)
+
+    def tab(self, context: BrowserContext) -> Page:
+        """Another page of the same browser (the same session cookie), watched the same."""
+        page = context.new_page()
+        page.on("console", self._console_message)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        return page
+
+    def _console_message(self, msg: Any) -> None:
+        # A 4xx a test provokes on purpose (a wrong token, a refused POST) is logged by
+        # chromium as a failed load; anything else logged as an error is a fault of the page
+        # (a script error, a Content-Security-Policy violation, a 5xx).
+        if msg.type == "error" and not _EXPECTED_4XX.match(msg.text):
+            self.errors.append(msg.text)
+
+    def sign_in(self, role: str, page: Page | None = None) -> Page:
+        page = page or self.page()
+        page.goto(f"{self.url}/login")
+        page.fill("#token", self.tokens[role])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{self.url}/")
+        return page
+
+    def shot(self, page: Page, name: str) -> None:
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+def start_console(
+    engine: str, workdir: Path, browser: Browser, pg: PgServer | None, extra: str = ""
+) -> Console:
+    hub = Hub(workdir)
+    config = hub.config.read_text()
+    if engine == "postgresql":
+        assert pg is not None
+        config = config.replace(
+            f'database = "sqlite:///{hub.db}"', f'database = "{pg.create_database()}"'
+        )
+    # Pages poll fast here so a live update shows within a test's patience, not five seconds.
+    hub.config.write_text(
+        config + 'log_level = "warning"\n' + "[console]\npoll_interval_s = 0.3\n" + extra
+    )
+    gateway_token = hub.add_gateway("gw-01")
+    hub.add_gateway("gw-02")
+    tokens: dict[str, str] = {}
+    for role in ("read", "operator", "admin"):
+        tokens[role] = hub.cli("token", "add", "--role", role)
+    hub.start()
+    listed = {t["role"]: t["id"] for t in _tokens(hub)}
+    for role in ("read", "operator", "admin"):
+        tokens[f"{role}_id"] = str(listed[role])
+    return Console(hub, browser, tokens, gateway_token)
+
+
+def _tokens(hub: Hub) -> list[dict[str, Any]]:
+    return list(json.loads(hub.cli("token", "list", "--json")))
+
+
+@pytest.fixture(params=ENGINES)
+def console(request: pytest.FixtureRequest, tmp_path: Path, browser: Browser) -> Iterator[Console]:
+    pg = request.getfixturevalue("web_pg") if request.param == "postgresql" else None
+    found = start_console(request.param, tmp_path, browser, pg)
+    try:
+        yield found
+        check_clean(found)
+    finally:
+        found.close()
+        found.hub.stop()
+
+
+def check_clean(console: Console) -> None:
+    """No request left the hub's origin; no page logged an error."""
+    origin = console.url + "/"
+    strays = [u for u in console.requests if not u.startswith(origin)]
+    assert console.requests, "no request recorded"
+    assert not strays, f"requests left the hub's origin: {strays}"
+    assert not console.errors, f"the pages logged errors: {console.errors}"
