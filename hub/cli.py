@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import sys
@@ -25,8 +24,10 @@ import structlog
 from hub.auth import generate_token, hash_token
 from hub.config import HubSettings
 from hub.storage import Conflict, Storage, StorageError, open_storage
+from hub.storage.url import parse_database
 from shared import __version__
 from shared.config import ConfigError, load_settings
+from shared.ids import gateway_id_problem
 from shared.logs import configure_logging
 from shared.timeutil import to_rfc3339
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("hub.cli")
 
-GATEWAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 # How long a stop signal waits for requests already inside a handler.
 DRAIN_S = 10.0
 FLUSH_S = 0.2
@@ -134,27 +134,81 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_gateway_add(settings: HubSettings, args: argparse.Namespace) -> int:
-    if not GATEWAY_ID.match(args.id):
-        print(
-            f"edge-hub: gateway id {args.id!r} must be 1-128 of letters, digits, . _ : @ -",
-            file=sys.stderr,
-        )
+    ids: list[str] = args.id
+    for gateway_id in ids:
+        problem = gateway_id_problem(gateway_id)
+        if problem is not None:
+            print(f"edge-hub: gateway id {gateway_id!r} {problem}", file=sys.stderr)
+            return 2
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        print(f"edge-hub: gateway id given twice: {', '.join(twice)}", file=sys.stderr)
         return 2
     factory = args.factory.strip()
     if not factory or len(factory) > 128:
         print("edge-hub: --factory must be 1-128 characters", file=sys.stderr)
         return 2
-    storage = _open_storage(settings)
-    token = generate_token("gateway")
+    hint = "" if args.rotate else " (use --rotate to issue a new token and revoke the old)"
+    with contextlib.closing(_open_storage(settings)) as storage:
+        # Refuse before registering any: a half-done list would leave tokens nobody saw.
+        if not args.rotate:
+            taken = [i for i in ids if storage.get_gateway(i) is not None]
+            if taken:
+                listed = ", ".join(taken)
+                print(f"edge-hub: gateway already exists: {listed}{hint}", file=sys.stderr)
+                return 1
+        for gateway_id in ids:
+            token = generate_token("gateway")
+            try:
+                storage.add_gateway(gateway_id, factory, hash_token(token), rotate=args.rotate)
+            except Conflict as exc:
+                print(f"edge-hub: {exc}{hint}", file=sys.stderr)
+                return 1
+            # Each token is printed as soon as it exists: it is shown this once only.
+            print(token if len(ids) == 1 else f"{gateway_id} {token}", flush=True)
+    return 0
+
+
+def cmd_migrate(settings: HubSettings, args: argparse.Namespace) -> int:
+    with contextlib.closing(open_storage(settings.database)) as storage:
+        before = storage.schema_version()
+        ran = storage.migrate()
+        after = storage.schema_version()
+    where = parse_database(settings.database).describe()
+    if ran:
+        print(f"{where}: schema {before} -> {after} ({ran} migration(s))", file=sys.stderr)
+    else:
+        print(f"{where}: schema {after}, up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_copy_data(settings: HubSettings, args: argparse.Namespace) -> int:
+    from hub.storage.copy import copy_data
+    from hub.storage.ingest import IngestMixin
+
     try:
-        storage.add_gateway(args.id, factory, hash_token(token), rotate=args.rotate)
-    except Conflict as exc:
-        hint = "" if args.rotate else " (use --rotate to issue a new token and revoke the old)"
-        print(f"edge-hub: {exc}{hint}", file=sys.stderr)
-        return 1
-    finally:
-        storage.close()
-    print(token)
+        target = parse_database(args.to)
+    except StorageError as exc:
+        print(f"edge-hub: --to: {exc}", file=sys.stderr)
+        return 2
+    source = parse_database(settings.database)
+    if target == source:
+        print("edge-hub: --to names the configured database itself", file=sys.stderr)
+        return 2
+    with (
+        contextlib.closing(_open_storage(settings)) as src,
+        contextlib.closing(open_storage(args.to)) as dst,
+    ):
+        dst.migrate()
+        if not (isinstance(src, IngestMixin) and isinstance(dst, IngestMixin)):
+            raise StorageError("copy-data copies between the SQL engines only")
+        print(f"copying {source.describe()} -> {target.describe()}", file=sys.stderr)
+        report = copy_data(src, dst, lambda line: print(f"  {line}", file=sys.stderr))
+    print(
+        f"done: {sum(report.tables.values())} rows in {len(report.tables)} tables, "
+        f"{report.readings_seen} readings ({report.readings_new} new)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -268,20 +322,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edge-hub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", parents=[common], help="run the HTTP API")
+    p = sub.add_parser(
+        "serve", parents=[common], help="run the HTTP API (migrates the database first)"
+    )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="bring the configured database to this release's schema, keeping all data",
+        description="Apply the schema migrations the database lacks (SQLite or PostgreSQL). "
+        "Safe while hubs run or start: concurrent migrations wait for each other.",
+    )
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser(
+        "copy-data",
+        parents=[common],
+        help="copy every gateway, token hash, sensor, reading, alert and setting to --to",
+        description="Copy the configured database into the one --to names (SQLite -> "
+        "PostgreSQL), migrating it first. Safe to re-run: rows keep their ids and are "
+        "updated in place, a reading is never doubled, and every token keeps working.",
+    )
+    p.add_argument(
+        "--to", required=True, metavar="URL", help="the destination, e.g. postgresql://..."
+    )
+    p.set_defaults(func=cmd_copy_data)
 
     gw = sub.add_parser("gateway", parents=[common], help="manage gateways")
     gw_sub = gw.add_subparsers(dest="gateway_command", required=True, metavar="ACTION")
     p = gw_sub.add_parser(
         "add",
         parents=[common],
-        help="register a gateway and print its token (once)",
-        description="Register gateway ID in factory NAME and print its token alone on stdout. "
-        "An existing gateway is an error unless --rotate, which revokes its old tokens.",
+        help="register gateways and print their tokens (once)",
+        description="Register gateways in factory NAME. With one ID, print its token alone on "
+        "stdout; with several, one 'ID TOKEN' line each. An existing gateway is an error "
+        "(and nothing is registered) unless --rotate, which revokes its old tokens.",
     )
-    p.add_argument("id", metavar="ID", help="the gateway id, as in agent.toml's gateway_id")
-    p.add_argument("--factory", required=True, metavar="NAME", help="the factory it belongs to")
+    p.add_argument(
+        "id", metavar="ID", nargs="+", help="gateway ids, as in each agent.toml's gateway_id"
+    )
+    p.add_argument("--factory", required=True, metavar="NAME", help="the factory they belong to")
     p.add_argument(
         "--rotate",
         action="store_true",

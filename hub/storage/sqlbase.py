@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from hub.storage.interface import Storage
 
@@ -67,6 +67,28 @@ class SqlStorage(Storage):
     def _write(self) -> AbstractContextManager[Conn]:
         """A connection inside a write transaction: committed when the block ends, rolled
         back if it raises."""
+
+    # -- the catalog, for copy-data (each engine's catalog.py) ----------------------------
+
+    # The driver's errors for a broken UNIQUE/CHECK/foreign key constraint.
+    integrity_errors: ClassVar[tuple[type[Exception], ...]] = ()
+
+    @abstractmethod
+    def table_columns(self) -> dict[str, list[str]]:
+        """Every table of the hub's schema (none of the engine's own) and its columns."""
+
+    @abstractmethod
+    def primary_key(self, table: str) -> list[str]: ...
+
+    def converters(self, table: str) -> dict[str, Callable[[Any], Any]]:
+        """Per column, how a value read from another engine is stored here (0/1 -> bool)."""
+        return {}
+
+    def before_readings(self, ts_values: Sequence[float]) -> None:
+        """Make storage ready for readings at these times (PostgreSQL: their partitions)."""
+
+    def after_copy(self) -> None:
+        """Rows arrived with their ids: let new rows get ids after them."""
 
     # -- helpers over _reader ------------------------------------------------------------
 

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -257,12 +256,7 @@ def test_blackholed_connect_fails_within_the_deadline() -> None:
 # -- endpoint logic and the worker --------------------------------------------------------
 
 
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    s = Storage(str(tmp_path / "hub.db"))
-    s.init_schema()
-    yield s
-    s.close()
+# ``storage`` (tests/hub/conftest.py): each test below runs on SQLite and on PostgreSQL.
 
 
 def seed(storage: Storage, key: str, values: list[float], first_seq: int = 1) -> int:

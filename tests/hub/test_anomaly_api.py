@@ -47,7 +47,8 @@ def start_detector() -> Detector:
 
 
 @pytest.fixture(scope="module")
-def detector() -> Iterator[Detector]:
+def detector(hub_database: str) -> Iterator[Detector]:
+    # One per engine (hub_database): the last test of each round kills it.
     if not BINARY.exists():
         pytest.skip(f"{BINARY} not built (cargo build --release -p anomaly-detector)")
     det = start_detector()
@@ -58,9 +59,14 @@ def detector() -> Iterator[Detector]:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory, detector: Detector) -> Iterator[HubProcess]:
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, detector: Detector, hub_database: str
+) -> Iterator[HubProcess]:
     server = start_hub(
-        tmp_path_factory.mktemp("hub"), anomaly_url=detector.url, anomaly_scan_interval_s=0.2
+        tmp_path_factory.mktemp("hub"),
+        database=hub_database,
+        anomaly_url=detector.url,
+        anomaly_scan_interval_s=0.2,
     )
     server.tokens = {
         "gw1": token(server.config, "gateway", "add", "gw-01", "--factory", "acme"),

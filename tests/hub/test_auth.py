@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -18,14 +17,9 @@ from hub.auth import (
 )
 from hub.errors import ApiError
 from hub.storage import Storage
+from tests.hub.conftest import dump, query
 
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    s = Storage(str(tmp_path / "hub.db"))
-    s.init_schema()
-    yield s
-    s.close()
+# ``storage`` (tests/hub/conftest.py): each test here runs on SQLite and on PostgreSQL.
 
 
 @pytest.mark.parametrize("role", ["gateway", "read", "admin"])
@@ -45,10 +39,10 @@ def test_only_the_hash_is_stored(storage: Storage) -> None:
     storage.add_token("admin", hash_token(token))
     gw_token = generate_token("gateway")
     storage.add_gateway("gw-01", "acme", hash_token(gw_token))
-    stored = {row[0] for row in storage.conn.execute("SELECT hash FROM tokens")}
+    stored = {row[0] for row in query(storage, "SELECT hash FROM tokens")}
     assert stored == {hash_token(token), hash_token(gw_token)}
-    dump = "\n".join(storage.conn.iterdump())
-    assert token not in dump and gw_token not in dump
+    everything = dump(storage)
+    assert token not in everything and gw_token not in everything
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import sqlite3
+import stat
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from hub.auth import hash_token
@@ -23,6 +27,7 @@ from tests.hub.conftest import (
     token,
     write_config,
 )
+from tests.pg import PgServer
 
 TOKEN = {
     "gateway": re.compile(r"^feg_[A-Za-z0-9_-]{43}\n$"),
@@ -267,3 +272,178 @@ def test_revoke_takes_effect_on_a_running_hub(tmp_path: Path) -> None:
         assert ingest() == 200
     finally:
         assert hub.stop() == 0
+
+
+def test_gateway_add_several_prints_id_token_lines(config: Path) -> None:
+    result = run_cli(config, "gateway", "add", "gw-01", "gw-02", "gw-03", "--factory", "acme")
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(" ") for line in result.stdout.splitlines()]
+    assert [line[0] for line in lines] == ["gw-01", "gw-02", "gw-03"]
+    for _, tok in lines:
+        assert TOKEN["gateway"].match(tok + "\n")
+    with sqlite3.connect(db(config)) as conn:
+        hashes = {r[0] for r in conn.execute("SELECT hash FROM tokens")}
+    assert hashes == {hash_token(tok) for _, tok in lines}
+
+
+@pytest.mark.parametrize(
+    ("ids", "code", "message"),
+    [
+        (["gw-ok", "bad id"], 2, "may hold only"),
+        (["gw-ok", "gw:colon"], 2, "may hold only"),
+        (["gw-ok", "gw-ok"], 2, "given twice"),
+        (["gw-new", "gw-old"], 1, "already exists: gw-old"),
+    ],
+)
+def test_gateway_add_several_is_all_or_nothing(
+    config: Path, ids: list[str], code: int, message: str
+) -> None:
+    assert run_cli(config, "gateway", "add", "gw-old", "--factory", "acme").returncode == 0
+    result = run_cli(config, "gateway", "add", *ids, "--factory", "acme")
+    assert result.returncode == code
+    assert message in result.stderr and result.stdout == ""
+    with sqlite3.connect(db(config)) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM gateways")]
+    assert names == ["gw-old"]
+
+
+def test_database_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    config = write_config(tmp_path, free_port())
+    result = subprocess.run(
+        [*hub_command(), "token", "add", "--role", "read", "--config", str(config)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.umask(0),
+    )
+    assert result.returncode == 0, result.stderr
+    path = db(config)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    # A database made by an older release with the umask's 0644 is tightened on open.
+    path.chmod(0o644)
+    hub = start_hub(tmp_path)
+    try:
+        token(hub.config, "gateway", "add", "gw-01", "--factory", "acme")
+        for name in ("hub.db", "hub.db-wal", "hub.db-shm"):
+            assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name
+    finally:
+        assert hub.stop() == 0
+
+
+def test_migrate_command(tmp_path: Path, database_url: str) -> None:
+    config = write_config(tmp_path, free_port(), database=database_url)
+    first = run_cli(config, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "schema 0 ->" in first.stderr and first.stdout == ""
+    again = run_cli(config, "migrate")
+    assert again.returncode == 0 and "up to date" in again.stderr
+
+
+def test_serve_on_postgresql_and_migrations_at_once(tmp_path: Path, pg_server: PgServer) -> None:
+    """Two hubs start at once on one new PostgreSQL database: both migrate it (one waits for
+    the other's lock, then finds nothing to do) and both serve."""
+    url = pg_server.create_database()
+    hubs: list[tuple[int, subprocess.Popen[bytes]]] = []
+    try:
+        for name in ("a", "b"):
+            directory = tmp_path / name
+            directory.mkdir()
+            port = free_port()
+            cfg = write_config(directory, port, database=url)
+            proc = subprocess.Popen(
+                [*hub_command(), "serve", "--config", str(cfg)],
+                env=clean_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            hubs.append((port, proc))
+        for port, proc in hubs:
+            assert _wait_ready(port, proc), f"hub on {port} exited {proc.returncode}"
+        with psycopg.connect(url) as conn:
+            versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+        assert versions == list(range(1, len(versions) + 1))
+    finally:
+        for _, proc in hubs:
+            proc.terminate()
+        for _, proc in hubs:
+            assert proc.wait(timeout=30) == 0
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> bool:
+    for _ in range(300):
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+T_RECENT = time.time() - 3600
+
+
+def _ingest(url: str, tok: str, gateway_id: str, seqs: range) -> dict[str, int]:
+    body = encode_batch(
+        Batch(
+            gateway_id=gateway_id,
+            # Within the last hour: inside every retention window and ts limit.
+            readings=[WireReading(s, "l1/m1/temp", T_RECENT + s, float(s), "C") for s in seqs],
+        )
+    )
+    r = httpx.post(
+        f"{url}/api/v1/ingest",
+        content=body,
+        headers={"Authorization": f"Bearer {tok}", "Content-Encoding": "gzip"},
+    )
+    assert r.status_code == 200, r.text
+    data: dict[str, int] = r.json()["data"]
+    return data
+
+
+def test_copy_data_sqlite_to_postgresql_end_to_end(tmp_path: Path, pg_server: PgServer) -> None:
+    """A SQLite hub's data moves to PostgreSQL with copy-data (twice: nothing doubles), and
+    a hub on PostgreSQL then takes the same gateways' tokens and answers the same."""
+    (tmp_path / "old").mkdir()
+    old = start_hub(tmp_path / "old")
+    try:
+        lines = token(old.config, "gateway", "add", "gw-a", "gw-b", "--factory", "acme")
+        gw = dict(line.split(" ") for line in lines.splitlines())
+        read = token(old.config, "token", "add", "--role", "read")
+        assert _ingest(old.url, gw["gw-a"], "gw-a", range(1, 301))["accepted"] == 300
+        assert _ingest(old.url, gw["gw-b"], "gw-b", range(1, 51))["accepted"] == 50
+        sensors_before = httpx.get(
+            f"{old.url}/api/v1/sensors", headers={"Authorization": f"Bearer {read}"}
+        ).json()["data"]
+    finally:
+        assert old.stop() == 0
+    url = pg_server.create_database()
+    for _ in range(2):
+        copied = run_cli(old.config, "copy-data", "--to", url)
+        assert copied.returncode == 0, copied.stderr
+    assert "350 readings (0 new)" in copied.stderr
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    new = start_hub(new_dir, database=url)
+    try:
+        # The same tokens work; what was stored is not stored again, new data is.
+        again = _ingest(new.url, gw["gw-a"], "gw-a", range(1, 301))
+        assert (again["accepted"], again["duplicates"]) == (0, 300), (again, copied.stderr)
+        assert _ingest(new.url, gw["gw-a"], "gw-a", range(301, 311))["accepted"] == 10
+        assert _ingest(new.url, gw["gw-b"], "gw-b", range(40, 61))["accepted"] == 10
+        # New rows get new ids after the copied ones (the sequences moved past them).
+        assert TOKEN["read"].match(token(new.config, "token", "add", "--role", "read") + "\n")
+        headers = {"Authorization": f"Bearer {read}"}
+        sensors = httpx.get(f"{new.url}/api/v1/sensors", headers=headers).json()["data"]
+        assert [s["id"] for s in sensors] == [s["id"] for s in sensors_before]
+        stats = httpx.get(
+            f"{new.url}/api/v1/sensors/{sensors[0]['id']}/stats", headers=headers
+        ).json()["data"]
+        assert stats["count"] == 300 + 10 + 60
+        gateways = httpx.get(f"{new.url}/api/v1/gateways", headers=headers).json()["data"]
+        assert [g["id"] for g in gateways] == ["gw-a", "gw-b"]
+    finally:
+        assert new.stop() == 0

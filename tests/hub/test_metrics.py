@@ -15,9 +15,10 @@ from tests.hub.conftest import HubProcess, start_hub, token
 
 
 @pytest.fixture(scope="module")
-def json_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def json_hub(tmp_path_factory: pytest.TempPathFactory, hub_database: str) -> Iterator[HubProcess]:
     server = start_hub(
         tmp_path_factory.mktemp("metrics-hub"),
+        database=hub_database,
         log_format="json",
         anomaly_url="http://127.0.0.1:9",  # nothing listens: the detector is down
     )

@@ -37,14 +37,18 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def fuzz_hub(tmp_path_factory: pytest.TempPathFactory, hub_database: str) -> Iterator[HubProcess]:
     workdir = tmp_path_factory.mktemp("fuzz-hub")
     # A real anomaly-detector: with it down the anomalies route answers 503 by design.
     detector = Detector(workdir).start()
     # Its own hub without a rate limit: a burst of generated requests would otherwise be
     # answered 429 and test little else.
     server = start_hub(
-        workdir, rate_limit_per_s=0, anomaly_url=detector.url, anomaly_scan_interval_s=0
+        workdir,
+        database=hub_database,
+        rate_limit_per_s=0,
+        anomaly_url=detector.url,
+        anomaly_scan_interval_s=0,
     )
     server.tokens = {
         "gw": token(server.config, "gateway", "add", "gw-01", "--factory", "fuzz"),

@@ -55,10 +55,15 @@ def test_defaults_leave_room_for_a_draining_gateway() -> None:
 
 
 @pytest.fixture(scope="module")
-def limited_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def limited_hub(
+    tmp_path_factory: pytest.TempPathFactory, hub_database: str
+) -> Iterator[HubProcess]:
     # 0.2/s: the bucket cannot refill between the requests of this test.
     server = start_hub(
-        tmp_path_factory.mktemp("limited-hub"), rate_limit_per_s=0.2, rate_limit_burst=3
+        tmp_path_factory.mktemp("limited-hub"),
+        database=hub_database,
+        rate_limit_per_s=0.2,
+        rate_limit_burst=3,
     )
     server.tokens = {
         "read": token(server.config, "token", "add", "--role", "read"),

@@ -20,14 +20,19 @@ import psycopg
 
 from hub.storage.alerts import AlertsMixin
 from hub.storage.anomalies import AnomaliesMixin
+from hub.storage.audit import AuditMixin
+from hub.storage.bulk import BulkMixin
+from hub.storage.crud import CrudMixin
 from hub.storage.ingest import IngestMixin, ReadingRow
 from hub.storage.migrations import check_sequence, pending
 from hub.storage.model import GatewayReport, StorageError, StoreResult
+from hub.storage.postgres.catalog import PgCatalog
 from hub.storage.postgres.partitions import Partitions, day_of
 from hub.storage.postgres.pool import PgConn, PgPool
+from hub.storage.postgres.rollups import PgRollupsMixin, insert_staged
 from hub.storage.postgres.schema import MIGRATIONS
 from hub.storage.reads import ReadsMixin
-from hub.storage.sessions import SessionsMixin
+from hub.storage.report import ReportMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.thresholds import ThresholdsMixin
 from hub.storage.tokens import TokensMixin
@@ -45,10 +50,15 @@ class PostgresStorage(
     TokensMixin,
     AlertsMixin,
     IngestMixin,
+    PgRollupsMixin,
     ReadsMixin,
     ThresholdsMixin,
     AnomaliesMixin,
-    SessionsMixin,
+    CrudMixin,
+    BulkMixin,
+    ReportMixin,
+    AuditMixin,
+    PgCatalog,
 ):
     _BUCKET_START: ClassVar[str] = "floor(ts / ?) * ?"
 
@@ -117,7 +127,7 @@ class PostgresStorage(
 
     # -- ingest ---------------------------------------------------------------------------
 
-    def prepare_days(self, ts_values: Sequence[float]) -> None:
+    def before_readings(self, ts_values: Sequence[float]) -> None:
         """Make the partitions that rows at ``ts_values`` need (and the days ahead)."""
         at = now()
         days = {day_of(ts) for ts in ts_values}
@@ -135,7 +145,7 @@ class PostgresStorage(
         report: GatewayReport,
         alerts: Sequence[WireAlert] = (),
     ) -> StoreResult:
-        self.prepare_days([r.ts for r in readings])
+        self.before_readings([r.ts for r in readings])
         try:
             return super().store_batch(gateway_id, factory_id, readings, report, alerts)
         except psycopg.errors.CheckViolation as exc:
@@ -144,7 +154,7 @@ class PostgresStorage(
             if "no partition" not in str(exc):
                 raise
             self._partitions.forget()
-            self.prepare_days([r.ts for r in readings])
+            self.before_readings([r.ts for r in readings])
             return super().store_batch(gateway_id, factory_id, readings, report, alerts)
 
     def _insert_readings(self, conn: Conn, rows: list[ReadingRow]) -> int:
@@ -158,10 +168,7 @@ class PostgresStorage(
                 copy.set_types(_COPY_TYPES)
                 for row in rows:
                     copy.write_row(row)
-            # ORDER BY id: concurrent batches take their index locks in the same order.
-            cur.execute(
-                "INSERT INTO readings SELECT * FROM readings_in ORDER BY id "
-                "ON CONFLICT (id, ts) DO NOTHING"
-            )
-            accepted = cur.rowcount
+            # ORDER BY id: concurrent batches take their index locks in the same order. The
+            # rows it stores are folded into the rollups by the same statement (rollups.py).
+            accepted = insert_staged(cur, rows, self.maintain_rollups)
         return accepted

@@ -17,6 +17,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from hub.storage.model import StorageError
+from hub.storage.postgres.rollups import ROLLUP_STAGING_DDL
 
 # Each pooled connection has its own staging table for COPY (see PostgresStorage): temporary,
 # so no other session sees it and nothing is WAL-logged; emptied by every commit.
@@ -50,6 +51,7 @@ class PgConn:
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute(STAGING_DDL)
+    conn.execute(ROLLUP_STAGING_DDL)  # rollups.py: a batch's partials
 
 
 class PgPool:

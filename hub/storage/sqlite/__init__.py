@@ -8,12 +8,17 @@ from typing import ClassVar
 
 from hub.storage.alerts import AlertsMixin
 from hub.storage.anomalies import AnomaliesMixin
+from hub.storage.audit import AuditMixin
+from hub.storage.bulk import BulkMixin
+from hub.storage.crud import CrudMixin
 from hub.storage.ingest import IngestMixin, ReadingRow
 from hub.storage.migrations import check_sequence, pending
 from hub.storage.model import StorageError
 from hub.storage.reads import ReadsMixin
-from hub.storage.sessions import SessionsMixin
+from hub.storage.report import ReportMixin
+from hub.storage.rollups import RollupsMixin, first_of_each, stored_ids
 from hub.storage.sqlbase import Conn
+from hub.storage.sqlite.catalog import SQLiteCatalog
 from hub.storage.sqlite.pool import SQLitePool
 from hub.storage.sqlite.schema import MIGRATIONS
 from hub.storage.thresholds import ThresholdsMixin
@@ -27,10 +32,15 @@ class SQLiteStorage(
     TokensMixin,
     AlertsMixin,
     IngestMixin,
+    RollupsMixin,
     ReadsMixin,
     ThresholdsMixin,
     AnomaliesMixin,
-    SessionsMixin,
+    CrudMixin,
+    BulkMixin,
+    ReportMixin,
+    AuditMixin,
+    SQLiteCatalog,
 ):
     # ts >= 0 always, so CAST (truncation) is floor here.
     _BUCKET_START: ClassVar[str] = "CAST(ts / ? AS INTEGER) * ?"
@@ -60,11 +70,21 @@ class SQLiteStorage(
         return self._pool.write()
 
     def _insert_readings(self, conn: Conn, rows: list[ReadingRow]) -> int:
+        # Only rows not stored yet are inserted and folded into the rollups, in this same
+        # transaction (hub.storage.rollups): a re-sent (gateway, seq) counts nowhere twice.
+        stored = stored_ids(conn, rows) if self.maintain_rollups else set()
+        new = first_of_each(rows, stored) if stored else rows
         cur = conn.executemany(
             "INSERT OR IGNORE INTO readings (id, sensor_id, ts, value, gateway_id, seq) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
+            new,
         )
+        if cur.rowcount != len(new):
+            # The batch names a seq twice: the insert kept the first of each.
+            new = first_of_each(new, set())
+        if self.maintain_rollups and cur.rowcount != len(new):
+            raise StorageError(f"stored {cur.rowcount} of {len(new)} new readings; rolled back")
+        self._fold(conn, new)
         return cur.rowcount
 
     # -- lifecycle ------------------------------------------------------------------------
