@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shared.wire import Batch, WireReading, encode_batch
-from tests.hub.conftest import HubProcess
+from tests.hub.conftest import HubProcess, token
 
 T0 = 1_700_000_000.0
 
@@ -116,6 +116,12 @@ def test_rule_crud_flows_to_the_gateway(hub: HubProcess, sensor: int) -> None:
 def test_rules_need_admin_to_change(hub: HubProcess, sensor: int) -> None:
     body = {"condition": "GREATER_THAN", "threshold": 1}
     assert post_rule(hub, sensor, "read", **body).status_code == 403
+    # an operator works alerts, it does not change settings
+    hub.tokens.setdefault("operator", token(hub.config, "token", "add", "--role", "operator"))
+    assert post_rule(hub, sensor, "operator", **body).status_code == 403
+    with hub.client("operator") as c:
+        assert c.get(f"/api/v1/sensors/{sensor}/rules").status_code == 200
+        assert c.put(f"/api/v1/sensors/{sensor}/thresholds", json={"max": 1}).status_code == 403
     assert post_rule(hub, sensor, "gw1", **body).status_code == 403
     with hub.client("gw1") as c:
         assert c.get(f"/api/v1/sensors/{sensor}/rules").status_code == 403
