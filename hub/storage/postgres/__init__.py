@@ -33,6 +33,7 @@ from hub.storage.postgres.rollups import PgRollupsMixin, insert_staged
 from hub.storage.postgres.schema import MIGRATIONS
 from hub.storage.reads import ReadsMixin
 from hub.storage.report import ReportMixin
+from hub.storage.sessions import SessionsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.thresholds import ThresholdsMixin
 from hub.storage.tokens import TokensMixin
@@ -58,6 +59,7 @@ class PostgresStorage(
     BulkMixin,
     ReportMixin,
     AuditMixin,
+    SessionsMixin,
     PgCatalog,
 ):
     _BUCKET_START: ClassVar[str] = "floor(ts / ?) * ?"

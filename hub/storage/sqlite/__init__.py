@@ -17,6 +17,7 @@ from hub.storage.model import StorageError
 from hub.storage.reads import ReadsMixin
 from hub.storage.report import ReportMixin
 from hub.storage.rollups import RollupsMixin, first_of_each, stored_ids
+from hub.storage.sessions import SessionsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.sqlite.catalog import SQLiteCatalog
 from hub.storage.sqlite.pool import SQLitePool
@@ -40,6 +41,7 @@ class SQLiteStorage(
     BulkMixin,
     ReportMixin,
     AuditMixin,
+    SessionsMixin,
     SQLiteCatalog,
 ):
     # ts >= 0 always, so CAST (truncation) is floor here.
