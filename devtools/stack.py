@@ -247,16 +247,23 @@ class Hub:
     """The real edge-hub process with its own database."""
 
     def __init__(
-        self, workdir: Path, anomaly_url: str = "http://127.0.0.1:9", port: int | None = None
+        self,
+        workdir: Path,
+        anomaly_url: str = "http://127.0.0.1:9",
+        port: int | None = None,
+        database: str | None = None,
     ) -> None:
+        """``database``: a hub.toml database URL (postgresql://...); default an SQLite file
+        ``workdir/hub.db``."""
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = workdir / "hub.toml"
         self.db = workdir / "hub.db"
+        self.database = database or f"sqlite:///{self.db}"
         self.config.write_text(
             f'listen = "127.0.0.1:{self.port}"\n'
-            f'database = "sqlite:///{self.db}"\n'
+            f'database = "{self.database}"\n'
             f'anomaly_url = "{anomaly_url}"\n'
         )
         self.proc = Proc(
