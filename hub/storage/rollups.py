@@ -45,7 +45,7 @@ TIER_NAMES = (RAW, MINUTE.name, HOUR.name)
 # [min, max, sum, count, first_ts, first_id, first_value, last_ts, last_id, last_value]
 Partial = list[Any]
 # (id, sensor_id, ts, value, ...): the head of a reading row as ingest builds it.
-Row = Sequence[Any]
+Row = tuple[Any, ...]
 
 
 def bucket_of(ts: float, width: float) -> float:
@@ -121,11 +121,12 @@ def coarser(
 ) -> dict[tuple[int, float], Partial]:
     """Partials of a finer tier folded into buckets of ``width`` (a multiple of theirs)."""
     acc: dict[tuple[int, float], Partial] = {}
+    floor = math.floor
     for (sid, b), part in parts.items():
-        key = (sid, bucket_of(b, width))
+        key = (sid, floor(b / width) * width)
         a = acc.get(key)
         if a is None:
-            acc[key] = list(part)
+            acc[key] = part.copy()
         else:
             merge(a, part)
     return acc
@@ -158,15 +159,15 @@ def stored_ids(conn: Conn, rows: Sequence[Row]) -> set[int]:
     then inserts the others."""
     if not rows:
         return set()
-    ids = [r[0] for r in rows]
-    lo, hi = min(ids), max(ids)
+    # Tuples compare by their first item (the id) first: min/max find the id range in C.
+    lo, hi = min(rows)[0], max(rows)[0]
     # A batch is one gateway's run of seqs, so its ids are one narrow range: one range scan
     # of the primary key finds what is stored already (usually nothing).
-    if hi - lo <= 4 * len(ids) + 1024:
+    if hi - lo <= 4 * len(rows) + 1024:
         found = conn.execute("SELECT id FROM readings WHERE id BETWEEN ? AND ?", (lo, hi))
         return {r[0] for r in found.fetchall()}
     stored: set[int] = set()
-    unique = sorted(set(ids))
+    unique = sorted({r[0] for r in rows})
     for i in range(0, len(unique), 500):
         part = unique[i : i + 500]
         marks = ", ".join("?" * len(part))
@@ -296,6 +297,15 @@ class RollupsMixin(SqlStorage):
     ) -> tuple[str, list[Any]]:
         where, params = _between("bucket", lo, hi)
         t = tier.table
+        if width == tier.width:
+            # One tier row per answer bucket: read them as they are (a 30-day chart of
+            # hours is 720 rows of one index range).
+            sql = (
+                "SELECT bucket, min, max, sum, count, first_ts, first_id, first_value, "
+                f"last_ts, last_id, last_value FROM {t} WHERE sensor_id = ?{where} "
+                "ORDER BY bucket LIMIT ?"
+            )
+            return sql, [sensor_id, *params, limit]
         # The first/last tier row of each answer bucket carries its first/last reading:
         # tier rows of one sensor never overlap in time.
         sql = (

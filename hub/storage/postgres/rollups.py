@@ -190,6 +190,20 @@ class PgRollupsMixin(RollupsMixin):
             return self._drop_one_day(cutoff)
         return super().expire(tier, cutoff, max_rows)
 
+    def _oldest(self, conn: Conn, tier: str) -> float | None:
+        if tier != RAW:
+            return super()._oldest(conn, tier)
+        # Per sensor along the index, but in the oldest partition that holds rows only: the
+        # same probe over the partitioned table would visit every day.
+        for name, _lo, _hi, _pending in sorted(_partitions(conn), key=lambda p: p[1]):
+            row = conn.execute(
+                f'SELECT min(m) FROM (SELECT (SELECT min(ts) FROM "{name}" t '
+                "WHERE t.sensor_id = s.id) AS m FROM sensors s) x"
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                return float(row[0])
+        return None
+
     def _table_bytes(self, conn: Conn, table: str) -> int | None:
         if table == "readings":
             row = conn.execute(
