@@ -338,13 +338,8 @@ def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
         print(f"[bench] fleet: PostgreSQL did not start ({exc.stderr}); rows left out")
         return None
     url = server.url()
-    hub = Hub(wd)
-    hub.config.write_text(
-        f'listen = "127.0.0.1:{hub.port}"\n'
-        f'database = "{url}"\n'
-        'anomaly_url = "http://127.0.0.1:9"\n'
-        "workers = 2\n"
-    )
+    hub = Hub(wd, database=url)
+    hub.config.write_text(hub.config.read_text() + "workers = 2\n")
     return (
         Target(
             label="PostgreSQL, workers=2",
