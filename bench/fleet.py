@@ -66,7 +66,7 @@ SEQ_FLAT_OUT, SEQ_PACED, SEQ_ALONE, SEQ_WARM = 1, 1 << 30, 2 << 30, 3 << 30
 class Target:
     """One engine setup under test."""
 
-    label: str  # "SQLite, workers=1"
+    label: str  # "SQLite, 1 worker"
     database: str
     workers: int
     count: Callable[[], int]  # readings stored
@@ -223,7 +223,7 @@ def _sqlite_target(wd: Path) -> tuple[Target, Hub]:
     hub.config.write_text(hub.config.read_text() + "workers = 1\n")
     return (
         Target(
-            label="SQLite, workers=1",
+            label="SQLite, 1 worker",
             database=f"sqlite:///{hub.db}",
             workers=1,
             count=lambda: count_rows(hub.db, "readings"),
@@ -342,7 +342,7 @@ def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
     hub.config.write_text(hub.config.read_text() + "workers = 2\n")
     return (
         Target(
-            label="PostgreSQL, workers=2",
+            label="PostgreSQL, 2 workers",
             database=url,
             workers=2,
             count=lambda: _pg_count(url),
@@ -477,7 +477,7 @@ def _run_target(
     shape = f"{gateways:,} gateways x {BATCH} readings, {SENSORS} sensors each"
     return [
         Row(
-            f"fleet ingest, flat out ({target.label})",
+            f"fleet flat out ({target.label})",
             flat["readings_per_s"],
             "readings/s",
             f"raw {BATCH}-row transactions into the hub schema",
@@ -491,7 +491,7 @@ def _run_target(
             extra=extra,
         ),
         Row(
-            f"fleet ingest, paced ({target.label})",
+            f"fleet paced ({target.label})",
             paced["readings_per_s"],
             "readings/s",
             "offered rate",
@@ -504,7 +504,7 @@ def _run_target(
             ),
         ),
         Row(
-            f"fleet ingest p99, paced ({target.label})",
+            f"fleet ingest p99 ({target.label})",
             lat["p99"],
             "ms",
             "one gateway alone, p99",
@@ -516,7 +516,7 @@ def _run_target(
             ),
         ),
         Row(
-            f"fleet operator query p99, paced ({target.label})",
+            f"fleet query p99 ({target.label})",
             p99(loop.latencies),
             "ms",
             "the same queries, hub idle",
@@ -528,7 +528,7 @@ def _run_target(
             ),
         ),
         Row(
-            f"fleet hub RSS per worker ({target.label})",
+            f"fleet RSS/worker ({target.label})",
             max(peaks or [0]) / 1e6,
             "MB",
             "hub RSS before the load",

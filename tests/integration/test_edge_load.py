@@ -250,11 +250,11 @@ def test_fleet_bench_rows_on_a_small_fleet(tmp_path: Path) -> None:
     target, hub = fleet._sqlite_target(tmp_path)
     rows = fleet._run_target(target, hub, tmp_path, seconds=1, gateways=20, raw_n=20_000)
     assert [r.name.split(" (")[0] for r in rows] == [
-        "fleet ingest, flat out",
-        "fleet ingest, paced",
-        "fleet ingest p99, paced",
-        "fleet operator query p99, paced",
-        "fleet hub RSS per worker",
+        "fleet flat out",
+        "fleet paced",
+        "fleet ingest p99",
+        "fleet query p99",
+        "fleet RSS/worker",
     ]
     extra = rows[0].extra
     assert extra["exact"] and extra["lost"] == 0 and extra["doubled"] == 0, extra
