@@ -118,6 +118,9 @@ def ingest(
         ),
         batch.alerts,
     )
+    if batch.marks:
+        # After the readings: a birth's fresh mark finds the sensors its readings created.
+        storage.apply_marks(principal.factory_id, batch.marks)
     INGEST_READINGS.labels("accepted").inc(result.accepted)
     INGEST_READINGS.labels("duplicate").inc(result.duplicates)
     return IngestResult(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.auth import Role, TokenRecord
 from hub.storage.model import FoundAnomaly, GatewayReport, StoreResult, Thresholds
-from shared.wire import WireAlert, WireReading
+from shared.wire import WireAlert, WireMark, WireReading
 
 if TYPE_CHECKING:
     from hub.storage.alerts import Actor, AlertFilter
@@ -115,6 +115,10 @@ class Storage(ABC):
         alerts: Sequence[WireAlert] = (),
     ) -> StoreResult:
         """Store a batch all or nothing; each (gateway, seq) once, however often it comes."""
+
+    @abstractmethod
+    def apply_marks(self, factory_id: int, marks: Sequence[WireMark]) -> int:
+        """A batch's Sparkplug stale/fresh marks; the latest mark per sensor wins."""
 
     # -- read side ------------------------------------------------------------------------
 

@@ -56,7 +56,9 @@ class ReadsMixin(SqlStorage):
 
     _SENSOR_SELECT = (
         "SELECT s.id, s.key, s.name, s.machine_id, m.line, m.name AS machine, s.factory_id, "
-        "f.name AS factory, s.unit, s.min_threshold, s.max_threshold, s.deadband, s.created_at "
+        "f.name AS factory, s.unit, s.min_threshold, s.max_threshold, s.deadband, s.created_at, "
+        # Marked by the gateway: its Sparkplug B edge node died (hub.storage.marks_schema).
+        "s.stale "
         "FROM sensors s JOIN machines m ON m.id = s.machine_id "
         "JOIN factories f ON f.id = s.factory_id"
     )

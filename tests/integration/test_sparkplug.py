@@ -22,6 +22,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.sparkplug.encode import MetricSpec, encode_payload
+from agent.sparkplug.schema import DataType
 from devtools.stack import PY, REPO, Agent, Broker, Hub, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -280,3 +282,64 @@ def test_primary_host_state_is_retained_online_and_the_will_says_offline(
         client.disconnect()
         agent.stop()
         broker.stop()
+
+
+def _stale(hub: Hub) -> dict[str, bool]:
+    with hub.client() as c:
+        sensors = c.get("/api/v1/sensors").raise_for_status().json()["data"]
+    return {s["key"]: s["stale"] for s in sensors}
+
+
+def test_ndeath_of_the_session_marks_the_nodes_sensors_stale_until_the_next_birth(
+    tmp_path: Path, parts: tuple[Broker, Hub, str], peer_path: Path
+) -> None:
+    broker, hub, token = parts
+    observer = Observer(broker.port)
+    agent = Agent(
+        tmp_path,
+        gateway_id="gw-sp",
+        mqtt_port=broker.port,
+        hub_url=hub.url,
+        token=token,
+        settings={"sparkplug": {"enabled": True}},
+    )
+    keys = {
+        f"{GROUP}/{NODE}/temp",
+        f"{GROUP}/{NODE}/speed",
+        f"{GROUP}/{NODE}/running",
+        f"{GROUP}/{NODE}/Line.rate",
+        f"{GROUP}/{DEVICE}/pressure",
+        f"{GROUP}/{DEVICE}/count",
+    }
+    peer: Peer | None = None
+    try:
+        agent.start()
+        peer = Peer(peer_path, broker.port, tmp_path / "peer.log")  # born with bdSeq 0
+        wait_for("the births at the hub", lambda: set(_stale(hub)) == keys, timeout=30)
+        assert not any(_stale(hub).values())
+
+        # A late NDEATH of another session (bdSeq 7) changes nothing: data after it is
+        # stored, and no sensor turns stale.
+        late = encode_payload([MetricSpec("bdSeq", 7, DataType.Int64)])
+        observer.publish(f"spBv1.0/{GROUP}/NDEATH/{NODE}", late)
+        peer.send(f"ndata 99.5 {int(time.time() * 1000)}")
+        wait_for(
+            "the reading after the late NDEATH",
+            lambda: hub.counts_by_sensor().get(f"{GROUP}/{NODE}/temp") == 2,
+            timeout=30,
+        )
+        assert not any(_stale(hub).values())
+
+        # The node dies: the broker publishes its will, the NDEATH with the birth's bdSeq.
+        peer.kill()
+        wait_for("every sensor of the node stale", lambda: all(_stale(hub).values()), 30)
+        assert set(_stale(hub)) == keys
+
+        # Born again (a new process, a new session): fresh.
+        peer = Peer(peer_path, broker.port, tmp_path / "peer2.log")
+        wait_for("the node's sensors fresh", lambda: not any(_stale(hub).values()), 30)
+    finally:
+        if peer is not None:
+            peer.close()
+        agent.stop()
+        observer.close()

@@ -12,7 +12,11 @@ from typing import Any
 import psycopg
 
 from hub.storage.alarms_schema import postgres_alarms
+from hub.storage.crud_schema import postgres_crud
+from hub.storage.marks_schema import postgres_marks
 from hub.storage.migrations import Migration, statements
+from hub.storage.rollups_schema import postgres_step as pg_rollups
+from hub.storage.sessions import postgres_sessions
 
 _V1 = """
 CREATE TABLE factories (
@@ -133,4 +137,8 @@ def _v1(conn: psycopg.Connection[Any]) -> None:
 MIGRATIONS: list[Migration[psycopg.Connection[Any]]] = [
     Migration(1, "tables of the first PostgreSQL release", _v1),
     Migration(2, "alert rules, alerts, journal, webhooks, operator role", postgres_alarms),
+    Migration(3, "rollup tiers 1m, 1h (filled from stored readings), retention status", pg_rollups),
+    Migration(4, "factory location, machine type/status, bulk keys, audit log", postgres_crud),
+    Migration(5, "sensor stale marks from Sparkplug B edge nodes", postgres_marks),
+    Migration(6, "console sessions", postgres_sessions),
 ]
