@@ -485,13 +485,13 @@ def robyn_config(robyn: ModuleType, settings: HubSettings) -> Any:
         from robyn.argument_parser import Config
 
         config = Config()
-    # One process: the hub's caches and metrics live in it, and SQLite serialises writers
-    # anyway. Concurrency comes from Robyn's worker threads.
+    # One process per Robyn: `workers = N` runs N hub processes of our own (hub.supervisor),
+    # each a fresh interpreter; Robyn's processes would fork ours with open connections.
     config.processes = 1
     # Robyn's generated spec knows nothing of our envelope or parameters; hub.openapi serves
     # /openapi.json and /docs instead.
     config.disable_openapi = True
-    config.workers = settings.workers
+    config.workers = settings.threads  # threads; `workers` are processes (hub.supervisor)
     # Anything but "WARN" makes Robyn log a banner about verbose mode; its INFO chatter
     # (route registration, actix start) is noise in a service log.
     config.log_level = "DEBUG" if settings.log_level == "debug" else "WARN"

@@ -105,9 +105,20 @@ def install_stop_handlers(hub: Hub) -> None:
 
 
 def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
+    from hub.supervisor import is_worker, supervise
+
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1 and not is_worker():
+        # Migrate and check the port once, before any worker starts.
+        _open_storage(settings).close()
+        problem = port_problem(settings.host, settings.port)
+        if problem:
+            print(f"edge-hub: cannot listen on {settings.listen}: {problem}", file=sys.stderr)
+            return 1
+        return supervise(settings.workers, args.config_file)
     storage = _open_storage(settings)
-    problem = port_problem(settings.host, settings.port)
+    # A worker's siblings hold the port already (SO_REUSEPORT); the supervisor checked it.
+    problem = None if is_worker() else port_problem(settings.host, settings.port)
     if problem:
         print(f"edge-hub: cannot listen on {settings.listen}: {problem}", file=sys.stderr)
         return 1

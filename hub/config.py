@@ -33,7 +33,9 @@ class HubSettings(FileSettings):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # A gzip bomb is bounded by this, not by max_body_bytes (which counts compressed bytes).
     max_decompressed_bytes: int = Field(64 * 1024 * 1024, ge=1024)
-    workers: int = Field(2, ge=1, le=64)
+    # Hub processes sharing `listen` (hub.supervisor), and Robyn worker threads in each.
+    workers: int = Field(1, ge=1, le=64)
+    threads: int = Field(2, ge=1, le=64)
     # A reading whose ts lies further than this ahead of / behind the hub's clock is refused
     # (422 naming its seq; the agent moves it to its dead letters). 0 = no limit. The past
     # default only catches clocks that reset; an agent's backlog may be weeks old.

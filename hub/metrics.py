@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 INGEST_READINGS = Counter(
     "edge_hub_ingest_readings",
@@ -42,11 +52,13 @@ SENSOR_LIMIT_REFUSALS = Counter(
 ANOMALY_DETECTOR_UP = Gauge(
     "edge_hub_anomaly_detector_up",
     "1 when the last call to anomaly-detector succeeded, 0 when it failed or never ran.",
+    multiprocess_mode="mostrecent",
 )
 ANOMALY_DETECTOR_CIRCUIT = Gauge(
     "edge_hub_anomaly_detector_circuit",
     "State of the circuit breaker in front of anomaly-detector: 1 for the current state.",
     ["state"],
+    multiprocess_mode="mostrecent",
 )
 BREAKER_STATES = ("closed", "half_open", "open")
 ANOMALY_CALLS = Counter(
@@ -65,25 +77,43 @@ ANOMALIES_STORED = Counter(
 
 
 def render() -> tuple[bytes, str]:
+    # workers > 1 (hub.supervisor): every worker writes its values to files in one directory,
+    # and whichever worker answers /metrics sums them (prometheus_client's multiprocess mode).
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
 # Storage per tier (raw, 1m, 1h), as the retention job last measured it (hub.retention):
 # stored in the database, so every hub process answers the same figures.
-TIER_ROWS = Gauge("edge_hub_storage_rows", "Rows each storage tier holds.", ["tier"])
+TIER_ROWS = Gauge(
+    "edge_hub_storage_rows",
+    "Rows each storage tier holds.",
+    ["tier"],
+    multiprocess_mode="mostrecent",
+)
 TIER_BYTES = Gauge(
     "edge_hub_storage_bytes",
     "Bytes each storage tier takes with its indexes (PostgreSQL; SQLite: dbstat when built in).",
     ["tier"],
+    multiprocess_mode="mostrecent",
 )
 TIER_OLDEST = Gauge(
-    "edge_hub_storage_oldest_timestamp_seconds", "Time of the oldest row of each tier.", ["tier"]
+    "edge_hub_storage_oldest_timestamp_seconds",
+    "Time of the oldest row of each tier.",
+    ["tier"],
+    multiprocess_mode="mostrecent",
 )
 TIER_NEXT_EXPIRY = Gauge(
     "edge_hub_retention_next_expiry_timestamp_seconds",
     "When the oldest row of each tier expires (absent: the tier is kept forever, or empty).",
     ["tier"],
+    multiprocess_mode="mostrecent",
 )
 TIER_MEASURED = Gauge(
-    "edge_hub_storage_measured_timestamp_seconds", "When the tiers were last measured."
+    "edge_hub_storage_measured_timestamp_seconds",
+    "When the tiers were last measured.",
+    multiprocess_mode="mostrecent",
 )

@@ -1,15 +1,18 @@
 """The background anomaly scan: a daemon thread that runs detection on recently active sensors.
 
-Every ``anomaly_scan_interval_s`` it asks storage which sensors received readings since the
-previous round (by ingest generation: a counter of the batches this process stored, so a
-backlog drained with old timestamps still counts as new), runs the detector over each one's
-last ``anomaly_scan_limit`` readings and stores the findings;
-``GET /sensors/:id/anomalies?stored=true`` answers from them, with the detector up or not.
-The first round after a start looks at every sensor.
+Every ``anomaly_scan_interval_s`` it takes the sensors that received readings since their
+last scan off the database's scan queue (every stored batch queues its sensors in its own
+transaction, so a backlog drained with old timestamps counts as new, and what any hub
+process stored is seen), runs the detector over each one's last ``anomaly_scan_limit``
+readings and stores the findings; ``GET /sensors/:id/anomalies?stored=true`` answers from
+them, with the detector up or not.
+
+With ``workers > 1`` one hub process scans: the one holding the ``anomaly-scan`` lead
+(Storage.try_lead: an advisory lock on PostgreSQL, an flock beside the SQLite file); the
+others' rounds do nothing, and one of them takes over if the leader dies.
 
 A dead detector costs one failed call per round at most: once the client's breaker opens,
-the round stops and the same sensors are tried again next round (the watermark advances
-only past what was scanned).
+the round stops and the sensors not scanned go back on the queue for the next round.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from hub.storage import Storage
 
 log = structlog.get_logger("hub.worker")
 
+SCAN_JOB = "anomaly-scan"
+# Sensors taken off the queue at a time: a stop or a dead detector puts back at most these.
+SCAN_CHUNK = 100
+
 
 class AnomalyScanner:
     def __init__(
@@ -48,45 +55,53 @@ class AnomalyScanner:
         self.limit = limit
         self.threshold = threshold
         self.method = method
-        self.watermark = 0  # batches up to this ingest generation have been considered
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def scan_once(self) -> int:
-        """One round; returns how many sensors were scanned."""
-        top = self.storage.ingest_watermark()
-        sensors = self.storage.sensors_with_new_readings(self.watermark)
+        """One round; returns how many sensors were scanned (0 when another hub process
+        leads the scan: with workers > 1 it runs in one of them)."""
+        if not self.storage.try_lead(SCAN_JOB):
+            return 0
         scanned = 0
-        for sensor_id in sensors:
-            if self._stop.is_set():
-                return scanned
-            rows = self.storage.last_readings(sensor_id, self.limit)
-            if not rows:
-                continue
-            try:
-                detection = self.client.detect(
-                    [value for _, _, value in rows], self.threshold, self.method
+        while not self._stop.is_set():
+            sensors = self.storage.take_scan_queue(SCAN_CHUNK)
+            if not sensors:
+                break
+            for i, sensor_id in enumerate(sensors):
+                if self._stop.is_set():
+                    self.storage.requeue_scans(sensors[i:])
+                    return scanned
+                rows = self.storage.last_readings(sensor_id, self.limit)
+                if not rows:
+                    continue
+                try:
+                    detection = self.client.detect(
+                        [value for _, _, value in rows], self.threshold, self.method
+                    )
+                except DetectorUnavailable as exc:
+                    metrics.ANOMALY_SCANS.labels("unavailable").inc()
+                    log.info("anomaly scan postponed: detector unavailable", reason=str(exc))
+                    # These sensors are due again next round.
+                    self.storage.requeue_scans(sensors[i:])
+                    return scanned
+                except DetectorRejected as exc:
+                    metrics.ANOMALY_SCANS.labels("rejected").inc()
+                    log.error(
+                        "anomaly-detector refused a scan", sensor_id=sensor_id, error=str(exc)
+                    )
+                    continue
+                new = self.storage.store_anomaly_scan(
+                    sensor_id,
+                    self.method,
+                    self.threshold,
+                    len(rows),
+                    detection.statistics_dict(),
+                    found_anomalies(rows, detection),
                 )
-            except DetectorUnavailable as exc:
-                metrics.ANOMALY_SCANS.labels("unavailable").inc()
-                log.info("anomaly scan postponed: detector unavailable", reason=str(exc))
-                return scanned  # watermark stays: these sensors are due again next round
-            except DetectorRejected as exc:
-                metrics.ANOMALY_SCANS.labels("rejected").inc()
-                log.error("anomaly-detector refused a scan", sensor_id=sensor_id, error=str(exc))
-                continue
-            new = self.storage.store_anomaly_scan(
-                sensor_id,
-                self.method,
-                self.threshold,
-                len(rows),
-                detection.statistics_dict(),
-                found_anomalies(rows, detection),
-            )
-            metrics.ANOMALY_SCANS.labels("ok").inc()
-            metrics.ANOMALIES_STORED.inc(new)
-            scanned += 1
-        self.watermark = top
+                metrics.ANOMALY_SCANS.labels("ok").inc()
+                metrics.ANOMALIES_STORED.inc(new)
+                scanned += 1
         return scanned
 
     def run(self) -> None:

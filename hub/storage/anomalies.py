@@ -10,20 +10,41 @@ from hub.storage.model import FoundAnomaly
 from hub.storage.sqlbase import SqlStorage
 from shared.timeutil import now
 
+# The scan queue: a sensor is in it from the batch that gave it readings until the scan
+# that looks at them. It lives in the database, so a scan in any one hub process sees what
+# every process stored; an upgraded database starts with every sensor in it (one full
+# round, as the first round after a start always was).
+SCAN_QUEUE_DDL = (
+    "CREATE TABLE scan_queue (sensor_id bigint PRIMARY KEY)",
+    "INSERT INTO scan_queue (sensor_id) SELECT id FROM sensors",
+)
+
+
+def create_scan_queue(conn: Any) -> None:
+    """Migration step of both engines."""
+    for statement in SCAN_QUEUE_DDL:
+        conn.execute(statement)
+
 
 class AnomaliesMixin(SqlStorage):
-    def ingest_watermark(self) -> int:
-        # Batches stored by this process so far. Reading ids are per-gateway ranges, so
-        # they cannot tell what is new; a counter of batches can.
-        with self._touch_lock:
-            return self._generation
+    def take_scan_queue(self, limit: int) -> list[int]:
+        with self._write() as conn:
+            rows = conn.execute(
+                "DELETE FROM scan_queue WHERE sensor_id IN "
+                "(SELECT sensor_id FROM scan_queue ORDER BY sensor_id LIMIT ?) "
+                "RETURNING sensor_id",
+                (limit,),
+            ).fetchall()
+        return sorted(int(r[0]) for r in rows)
 
-    def sensors_with_new_readings(self, after: int) -> list[int]:
-        # 0 is the first round after a start, when this process has not seen what came before.
-        if after == 0:
-            return [int(r[0]) for r in self._fetchall("SELECT id FROM sensors ORDER BY id")]
-        with self._touch_lock:
-            return sorted(s for s, gen in self._touched.items() if gen > after)
+    def requeue_scans(self, sensor_ids: Sequence[int]) -> None:
+        if not sensor_ids:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO scan_queue (sensor_id) VALUES (?) ON CONFLICT DO NOTHING",
+                [(s,) for s in sensor_ids],
+            )
 
     def store_anomaly_scan(
         self,

@@ -26,6 +26,8 @@ class IngestMixin(SqlStorage):
     ) -> tuple[dict[str, int], dict[str, int]]:
         """Sensor ids for every key in ``readings``: (all ids, ids created just now)."""
         cache = self._sensor_cache.get(factory_id)
+        if cache is not None and not self._cache_holds(conn, cache, readings):
+            cache = None  # a sensor was deleted (by this or another hub process)
         if cache is None:
             rows = conn.execute(
                 "SELECT key, id FROM sensors WHERE factory_id = ?", (factory_id,)
@@ -68,6 +70,21 @@ class IngestMixin(SqlStorage):
                 ).fetchone()[0]
             )
         return {**cache, **created}, created
+
+    @staticmethod
+    def _cache_holds(conn: Conn, cache: dict[str, int], readings: Sequence[WireReading]) -> bool:
+        """Whether every cached sensor this batch uses still exists: one indexed lookup per
+        batch, so that a sensor deleted through any hub process is never written to."""
+        used = sorted({cache[r.key] for r in readings if r.key in cache})
+        for i in range(0, len(used), 500):
+            part = used[i : i + 500]
+            marks = ", ".join("?" * len(part))
+            found = conn.execute(
+                f"SELECT count(*) FROM sensors WHERE id IN ({marks})", part
+            ).fetchone()[0]
+            if int(found) != len(part):
+                return False
+        return True
 
     def _upsert_alerts(
         self, conn: Conn, gateway_id: int, ids: dict[str, int], alerts: Sequence[WireAlert]
@@ -127,6 +144,13 @@ class IngestMixin(SqlStorage):
                         for r in readings
                     ],
                 )
+            if readings:
+                # Queued for the anomaly scan in the batch's transaction: stored means queued.
+                # A sensor already queued costs an index probe (DO NOTHING takes no lock).
+                conn.executemany(
+                    "INSERT INTO scan_queue (sensor_id) VALUES (?) ON CONFLICT DO NOTHING",
+                    [(s,) for s in sorted({ids[r.key] for r in readings})],
+                )
             if alerts:
                 self._upsert_alerts(conn, gateway_id, ids, alerts)
             conn.execute(
@@ -146,7 +170,6 @@ class IngestMixin(SqlStorage):
             ).fetchone()[0]
         if created:
             self._sensor_cache.setdefault(factory_id, {}).update(created)
-        self._touch({ids[r.key] for r in readings})
         return StoreResult(
             accepted=accepted, duplicates=len(readings) - accepted, config_version=int(version)
         )

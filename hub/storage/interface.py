@@ -224,12 +224,18 @@ class Storage(ABC):
     # -- anomaly scans and edge alerts ----------------------------------------------------
 
     @abstractmethod
-    def ingest_watermark(self) -> int:
-        """A watermark for :meth:`sensors_with_new_readings`: batches stored so far."""
+    def take_scan_queue(self, limit: int) -> list[int]:
+        """Up to ``limit`` sensors that got readings since their last scan, taken off the
+        queue (every stored batch queues its sensors, in its own transaction)."""
 
     @abstractmethod
-    def sensors_with_new_readings(self, after: int) -> list[int]:
-        """Sensors that got readings after watermark ``after``; every sensor for 0."""
+    def requeue_scans(self, sensor_ids: Sequence[int]) -> None:
+        """Put sensors back on the scan queue (their scan could not run)."""
+
+    @abstractmethod
+    def try_lead(self, job: str) -> bool:
+        """True when this process runs ``job`` among all hub processes on this database (it
+        keeps the lead until :meth:`close` or its death); False when another one does."""
 
     @abstractmethod
     def store_anomaly_scan(

@@ -48,12 +48,12 @@ def dicts(cursor: Cursor) -> list[dict[str, Any]]:
 
 class SqlStorage(Storage):
     def __init__(self) -> None:
-        # factory_id -> {sensor key -> sensor id}. Sensors are never deleted, so an entry
-        # never goes stale; entries are added only after the transaction that made them commits.
+        # factory_id -> {sensor key -> sensor id}. Entries are added only after the
+        # transaction that made them commits, and checked by every batch that uses them
+        # (IngestMixin._cache_holds): a sensor may be deleted by any hub process.
         self._sensor_cache: dict[int, dict[str, int]] = {}
-        # Sensors touched by ingest in this process, by batch generation (anomaly worker).
+        # Kept for callers that forget a deleted sensor; the scan queue is in the database.
         self._touch_lock = threading.Lock()
-        self._generation = 0
         self._touched: dict[int, int] = {}
 
     # -- what each engine provides -------------------------------------------------------
@@ -111,7 +111,12 @@ class SqlStorage(Storage):
             return None if row is None else row_dict(cur, row)
 
     def _touch(self, sensor_ids: Iterator[int] | set[int]) -> None:
-        with self._touch_lock:
-            self._generation += 1
-            for sensor_id in sensor_ids:
-                self._touched[sensor_id] = self._generation
+        """Queue sensors for the anomaly scan (writes that do not queue in their own
+        transaction, as ingest does)."""
+        ids = sorted(set(sensor_ids))
+        if ids:
+            with self._write() as conn:
+                conn.executemany(
+                    "INSERT INTO scan_queue (sensor_id) VALUES (?) ON CONFLICT DO NOTHING",
+                    [(s,) for s in ids],
+                )

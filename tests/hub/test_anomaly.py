@@ -22,7 +22,7 @@ from hub.anomaly import (
     sensor_anomalies,
 )
 from hub.errors import ApiError
-from hub.storage import GatewayReport, Storage
+from hub.storage import GatewayReport, Storage, open_storage
 from hub.worker import AnomalyScanner
 from shared.wire import WireReading
 
@@ -386,3 +386,22 @@ def test_worker_thread_starts_and_stops(storage: Storage) -> None:
         time.sleep(0.01)
     work.stop(timeout=2)
     assert storage.stored_anomalies(1, 10)
+
+
+def test_one_hub_process_scans_what_any_of_them_stored(database_url: str) -> None:
+    """workers > 1: two hub processes on one database. One leads the scan and scans the
+    sensors the other one stored readings for; the other calls no detector. When the leader
+    goes, the other takes over."""
+    a, b = open_storage(database_url), open_storage(database_url)
+    a.migrate()
+    lead_det, other_det = FakeDetector(), FakeDetector()
+    lead, other = scanner(a, make_client(lead_det)), scanner(b, make_client(other_det))
+    assert lead.scan_once() == 0  # takes the lead; nothing stored yet
+    seed(b, "mp/x/one", SPIKY)  # stored through the other process
+    assert other.scan_once() == 0 and other_det.calls == 0
+    assert lead.scan_once() == 1 and lead_det.calls == 1
+    assert lead.scan_once() == 0  # each batch is scanned once
+    a.close()
+    seed(b, "mp/x/two", SPIKY)
+    assert other.scan_once() == 1 and other_det.calls == 1
+    b.close()

@@ -424,3 +424,28 @@ def test_pg_queries_use_the_sensor_time_index(pg: Storage) -> None:
             )
         )
     assert "readings_sensor_ts" in plan or "sensor_id_ts_idx" in plan, plan
+
+
+def test_one_process_leads_a_job(database_url: str) -> None:
+    """Storage.try_lead: one hub process at a time runs a job, until it closes (or dies)."""
+    a, b = open_storage(database_url), open_storage(database_url)
+    a.migrate()
+    assert a.try_lead("job") and a.try_lead("job")  # held: asking again keeps it
+    assert not b.try_lead("job")
+    assert b.try_lead("other-job")  # per job
+    a.close()
+    assert b.try_lead("job")
+    b.close()
+
+
+def test_stored_batches_queue_their_sensors_for_the_scan(storage: Storage) -> None:
+    gid, fid = gateway(storage, "gw-01")
+    storage.store_batch(gid, fid, readings(range(1, 5), "l/m/a"), REPORT)
+    storage.store_batch(gid, fid, readings(range(5, 9), "l/m/b"), REPORT)
+    storage.store_batch(gid, fid, readings(range(9, 12), "l/m/a"), REPORT)
+    ids = sorted(s["id"] for s in storage.list_sensors())
+    assert storage.take_scan_queue(1) == ids[:1]
+    assert storage.take_scan_queue(10) == ids[1:]
+    assert storage.take_scan_queue(10) == []
+    storage.requeue_scans(ids)
+    assert storage.take_scan_queue(10) == ids

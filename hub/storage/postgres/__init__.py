@@ -27,6 +27,7 @@ from hub.storage.ingest import IngestMixin, ReadingRow
 from hub.storage.migrations import check_sequence, pending
 from hub.storage.model import GatewayReport, StorageError, StoreResult
 from hub.storage.postgres.catalog import PgCatalog
+from hub.storage.postgres.lead import PgLead
 from hub.storage.postgres.partitions import Partitions, day_of
 from hub.storage.postgres.pool import PgConn, PgPool
 from hub.storage.postgres.rollups import PgRollupsMixin, insert_staged
@@ -61,6 +62,7 @@ class PostgresStorage(
     AuditMixin,
     SessionsMixin,
     PgCatalog,
+    PgLead,
 ):
     _BUCKET_START: ClassVar[str] = "floor(ts / ?) * ?"
 
@@ -125,6 +127,7 @@ class PostgresStorage(
         return bool(self._fetchone("SELECT 1")[0] == 1)
 
     def close(self) -> None:
+        self.release_leads()
         self._pool.close()
 
     # -- ingest ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from hub.storage.alarms_schema import postgres_alarms
+from hub.storage.anomalies import create_scan_queue
 from hub.storage.crud_schema import postgres_crud
 from hub.storage.marks_schema import postgres_marks
 from hub.storage.migrations import Migration, statements
@@ -141,4 +142,5 @@ MIGRATIONS: list[Migration[psycopg.Connection[Any]]] = [
     Migration(4, "factory location, machine type/status, bulk keys, audit log", postgres_crud),
     Migration(5, "sensor stale marks from Sparkplug B edge nodes", postgres_marks),
     Migration(6, "console sessions", postgres_sessions),
+    Migration(7, "anomaly scan queue", create_scan_queue),
 ]

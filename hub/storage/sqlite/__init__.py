@@ -20,6 +20,7 @@ from hub.storage.rollups import RollupsMixin, first_of_each, stored_ids
 from hub.storage.sessions import SessionsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.sqlite.catalog import SQLiteCatalog
+from hub.storage.sqlite.lead import SQLiteLead
 from hub.storage.sqlite.pool import SQLitePool
 from hub.storage.sqlite.schema import MIGRATIONS
 from hub.storage.thresholds import ThresholdsMixin
@@ -43,6 +44,7 @@ class SQLiteStorage(
     AuditMixin,
     SessionsMixin,
     SQLiteCatalog,
+    SQLiteLead,
 ):
     # ts >= 0 always, so CAST (truncation) is floor here.
     _BUCKET_START: ClassVar[str] = "CAST(ts / ? AS INTEGER) * ?"
@@ -114,5 +116,6 @@ class SQLiteStorage(
         return bool(self._fetchone("SELECT 1")[0] == 1)
 
     def close(self) -> None:
+        self.release_leads()
         self._own = None
         self._pool.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from hub.storage.alarms_schema import sqlite_alarms
+from hub.storage.anomalies import create_scan_queue
 from hub.storage.crud_schema import sqlite_crud
 from hub.storage.marks_schema import sqlite_marks
 from hub.storage.migrations import Migration, statements
@@ -152,4 +153,5 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = [
     Migration(5, "factory location, machine type/status, bulk keys, audit log", sqlite_crud),
     Migration(6, "sensor stale marks from Sparkplug B edge nodes", sqlite_marks),
     Migration(7, "console sessions", sqlite_sessions),
+    Migration(8, "anomaly scan queue", create_scan_queue),
 ]

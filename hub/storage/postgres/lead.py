@@ -1,0 +1,45 @@
+"""Leadership among hub processes on one PostgreSQL database: a session advisory lock per
+job, held by a connection of its own (outside the pool) for as long as this process leads.
+If that connection breaks, the lock is gone with it and the next call tries again."""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from typing import Any
+
+import psycopg
+
+from hub.storage.sqlbase import SqlStorage
+
+# Advisory keys of jobs are (namespace, crc32(job)) pairs: two int4s, apart from the
+# single-bigint keys of migrations and partitions.
+NAMESPACE = 0x65646765  # "edge"
+
+
+class PgLead(SqlStorage):
+    url: str
+    _leads: dict[str, psycopg.Connection[Any]]
+
+    def try_lead(self, job: str) -> bool:
+        leads = self.__dict__.setdefault("_leads", {})
+        conn = leads.get(job)
+        if conn is not None and not conn.closed and not conn.broken:
+            return True
+        leads.pop(job, None)
+        key = zlib.crc32(job.encode()) & 0x7FFFFFFF
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAMESPACE, key)).fetchone()
+        except psycopg.Error:
+            return False
+        if row is None or not row[0]:
+            conn.close()
+            return False
+        leads[job] = conn
+        return True
+
+    def release_leads(self) -> None:
+        for conn in self.__dict__.pop("_leads", {}).values():
+            with contextlib.suppress(psycopg.Error):
+                conn.close()  # the session's advisory locks go with it

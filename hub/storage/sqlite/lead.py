@@ -1,0 +1,35 @@
+"""Leadership among hub processes on one SQLite database: an flock on a file beside it.
+
+Not a lock on the database file itself: closing any descriptor of that file would drop the
+POSIX locks SQLite holds on it in this process."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+
+from hub.storage.sqlbase import SqlStorage
+
+
+class SQLiteLead(SqlStorage):
+    path: str
+    _lead_fds: dict[str, int]
+
+    def try_lead(self, job: str) -> bool:
+        fds = self.__dict__.setdefault("_lead_fds", {})
+        if job in fds:
+            return True
+        fd = os.open(f"{self.path}.{job}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        fds[job] = fd
+        return True
+
+    def release_leads(self) -> None:
+        for fd in self.__dict__.pop("_lead_fds", {}).values():
+            with contextlib.suppress(OSError):
+                os.close(fd)  # closing the descriptor releases its flock
