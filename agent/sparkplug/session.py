@@ -150,7 +150,7 @@ class Sessions:
         self._last_rebirth: dict[NodeId, float] = {}
         # Metrics that became no reading, by reason ("protocol", "type_String", ...).
         self.skipped: Counter[str] = Counter()
-        # Session events, by kind ("seq_gap", "before_birth", "stale_ndeath", ...).
+        # Session events, by kind ("seq_gap", "before_birth", "ndeath", ...).
         self.events: Counter[str] = Counter()
         self.rebirths_requested = 0
         # The last (ts, value) per sensor key: a birth repeats a node's current values, and one
@@ -248,14 +248,15 @@ class Sessions:
         elif mtype == "DBIRTH":
             known = node.devices.get(device)
             scope = self._define(t.group_id, device, p.metrics)
+            born = tuple(sorted(scope.keys))  # fresh: what this birth has
             if known is not None:
-                scope.keys |= known.keys  # stale at NDEATH too, if still known
+                scope.keys |= known.keys  # stale at NDEATH: all the device ever had
             node.devices[device] = scope
             node.dead_devices.discard(device)
             out, _ = self._readings(scope, t.group_id, device, p, received_at, window)
             self._drop_repeats(out)
-            if scope.keys:
-                out.marks.append(Mark(tuple(sorted(scope.keys)), False, received_at))
+            if born:
+                out.marks.append(Mark(born, False, received_at))
         elif (dscope := node.devices.get(device)) is None or device in node.dead_devices:
             self.events["device_before_birth"] += 1
             self.skipped["before_birth"] += len(p.metrics)
