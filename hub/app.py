@@ -15,6 +15,7 @@ with ``Allow``; an unknown path is a 404 envelope whatever the method.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -516,11 +517,14 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
     served: dict[str, list[str]] = {}
     for method, route, roles, fn in hub.routes() + hub.static_routes():
         rows = estimates.get((method, route))
-        app.add_route(method, route, hub.endpoint(robyn, method, route, roles, fn, rows=rows))
+        # Reads that may be large run off Robyn's worker thread (see _off_worker).
+        wrap = _off_worker if rows is not None else _same
+        get = hub.endpoint(robyn, method, route, roles, fn, rows=rows)
+        app.add_route(method, route, wrap(get))
         served.setdefault(route, []).append(method)
         if method == "GET":
             head = hub.endpoint(robyn, method, route, roles, fn, head=True, rows=rows)
-            app.add_route("HEAD", route, head)
+            app.add_route("HEAD", route, wrap(head))
             served[route].append("HEAD")
     for route, methods in served.items():
         allow = ", ".join([*methods, "OPTIONS"])
@@ -542,6 +546,26 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
             )
             app.add_route(_http_method(robyn, method), route, handler)
     return app, hub
+
+
+def _same(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return handler
+
+
+def _off_worker(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``handler`` as a coroutine that runs it in a thread of the default executor.
+
+    Robyn runs a sync handler on the worker thread that owns the connection, and a client's
+    keep-alive connection stays with one worker: a sync batch whose connection shares a
+    worker with a 100,000-row series waited for the whole series (seconds). Awaited in a
+    thread, the series leaves the worker's event loop free for the next request."""
+
+    async def off_worker(request: Any) -> Any:
+        return await asyncio.to_thread(handler, request)
+
+    off_worker.__name__ = handler.__name__
+    off_worker.__doc__ = handler.__doc__
+    return off_worker
 
 
 def _http_method(robyn: ModuleType, method: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from hub.storage.model import StorageError
@@ -48,10 +48,35 @@ class HubSettings(FileSettings):
     # a gateway's sync; they stop a runaway script. 0 = no limit.
     rate_limit_per_s: float = Field(100.0, ge=0, allow_inf_nan=False)
     rate_limit_burst: int = Field(200, ge=1)
+    # Expensive reads (readings/series that may answer more than heavy_read_rows rows) draw
+    # on a second per-token bucket counted in rows, and at most max_concurrent_heavy_reads
+    # run at once over all tokens (hub.ratelimit.ReadBudget). Robyn runs one handler per
+    # worker thread, so with as many heavy reads as threads a sync batch waits behind them
+    # for seconds: the cap must stay below `threads`. read_budget_rows_per_s = 0: off.
+    heavy_read_rows: int = Field(10_000, ge=1)
+    read_budget_rows_per_s: float = Field(200_000.0, ge=0, allow_inf_nan=False)
+    read_budget_burst_rows: int = Field(400_000, ge=1)
+    max_concurrent_heavy_reads: int = Field(1, ge=1, le=63)
+    # New sensors: a batch may create at most max_new_sensors_per_batch, and a factory (the
+    # gateways registered to it share its sensors) may hold at most max_sensors_per_factory.
+    # Readings past either limit are refused with a 422 naming the limit and their seq (the
+    # agent sets them aside as dead letters); nothing of that batch is stored.
+    max_new_sensors_per_batch: int = Field(1_000, ge=1)
+    max_sensors_per_factory: int = Field(10_000, ge=1)
     # [console]: the operator console's sessions and refresh rate (hub.web.settings).
     console: ConsoleSettings = Field(
         default_factory=lambda: ConsoleSettings.model_validate({})
     )
+
+    @model_validator(mode="after")
+    def _heavy_below_workers(self) -> HubSettings:
+        if self.threads > 1 and self.max_concurrent_heavy_reads >= self.threads:
+            raise ValueError(
+                f"max_concurrent_heavy_reads ({self.max_concurrent_heavy_reads}) must be below "
+                f"threads ({self.threads}): otherwise large reads can hold every thread and "
+                "ingest waits behind them"
+            )
+        return self
 
     @field_validator("listen")
     @classmethod

@@ -429,3 +429,13 @@ def test_no_cdn_url_in_the_hub_package() -> None:
         text = path.read_text()
         for host in ("unpkg.com", "cdn.jsdelivr", "cdnjs", "googleapis.com"):
             assert host not in text, f"{path} mentions {host}"
+
+
+def test_heavy_read_cap_must_leave_a_thread_for_ingest() -> None:
+    from pydantic import ValidationError
+
+    from hub.config import HubSettings
+
+    with pytest.raises(ValidationError, match="max_concurrent_heavy_reads"):
+        HubSettings(threads=2, max_concurrent_heavy_reads=2)
+    assert HubSettings(threads=4, max_concurrent_heavy_reads=3).max_concurrent_heavy_reads == 3
