@@ -106,7 +106,9 @@ def minute_partials(rows: Iterable[Row]) -> dict[tuple[int, float], Partial]:
             flush()
         sid_run = sid
         lo = floor(ts / 60.0) * 60.0
-        hi = lo + 60.0
+        # Just short of the next minute: a ts within rounding of the edge takes the exact
+        # floor above instead, so the bucket is always the one SQL's floor(ts / 60) gives.
+        hi = (lo + 60.0) * (1.0 - 1e-15)
         mn = mx = sm = fv = lv = v
         fts = lts = ts
         fid = lid = rid
