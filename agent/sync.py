@@ -471,6 +471,17 @@ class Syncer:
         if status == 422:
             reasons = _rejected_seqs(resp, {r.seq for r in rows})
             bad_alerts = _rejected_alerts(resp, {a.id: a.version for a in alerts})
+            bad_marks = _rejected_marks(resp, marks)
+            if bad_marks and self.marks is not None:
+                # As for alerts: a mark the hub can never take must not hold the readings back.
+                self.marks.acked(bad_marks)
+                log.error(
+                    "hub rejected Sparkplug stale marks; not sending them again",
+                    keys=",".join(m.key for m in bad_marks),
+                    error=message,
+                )
+                if not reasons and not bad_alerts:
+                    return Outcome.SENT
             if bad_alerts:
                 # An alert the hub can never take must not hold the readings back: give it up
                 # (it stays in the log) and send the rest again at once.
@@ -549,6 +560,12 @@ def _rejected_alerts(resp: httpx.Response, sent: dict[int, int]) -> list[tuple[i
     """(id, version) of each alert a 422's details name (``alert_id``)."""
     ids = _error(resp).alert_ids()
     return [(i, v) for i, v in sent.items() if i in ids]
+
+
+def _rejected_marks(resp: httpx.Response, sent: tuple[WireMark, ...]) -> list[WireMark]:
+    """The marks a 422's details name (``mark_index``: their place in the batch)."""
+    named = {d.get("mark_index") for d in _error(resp).details}
+    return [m for i, m in enumerate(sent) if i in named]
 
 
 def _rejected_seqs(resp: httpx.Response, sent: set[int]) -> dict[int, str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 
-from agent.buffer import Buffer
+from agent.buffer import Buffer, Reading
 from agent.sparkplug.marks import MarkStore
 from agent.sparkplug.session import Mark
 from agent.sync import Syncer
@@ -78,3 +79,32 @@ async def test_the_sync_sends_marks_alone_and_forgets_them_after_a_2xx(tmp_path:
     assert seen == [[WireMark("g/n/a", True, 10.0)]] * 2  # retried after the 503, then taken
     assert store.pending() == []
     assert MarkStore(buffer).pending() == []
+
+
+async def test_a_mark_the_hub_rejects_is_given_up_and_holds_nothing_back(tmp_path: Path) -> None:
+    config = make_config(tmp_path, 1)
+    buffer = Buffer(config.buffer.path)
+    now = time.time()
+    buffer.append([Reading("l1/m1/s1", now, 1.0, None, now)])
+    store = MarkStore(buffer)
+    store.add([Mark(("g/n/a",), True, 10.0), Mark(("g/n/b",), True, 11.0)])
+    bodies: list[Batch] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        batch = decode_batch(request.content, request.headers.get("content-encoding"))
+        bodies.append(batch)
+        bad = [i for i, m in enumerate(batch.marks) if m.key == "g/n/a"]
+        if bad:
+            details = [{"mark_index": i, "field": "marks.at", "message": "too old"} for i in bad]
+            return httpx.Response(
+                422,
+                json={"error": {"code": "validation_error", "message": "bad", "details": details}},
+            )
+        return httpx.Response(200, json={"data": {"accepted": 1, "duplicates": 0}, "meta": {}})
+
+    syncer = Syncer(config, buffer, transport=httpx.MockTransport(hub), marks=store)
+    async with syncer._client() as http:
+        await syncer.sync_once(http)  # 422 naming g/n/a's mark: given up
+        await syncer.sync_once(http)  # the reading and g/n/b's mark go through
+    assert [m.key for m in bodies[-1].marks] == ["g/n/b"]
+    assert buffer.backlog == 0 and store.pending() == []
