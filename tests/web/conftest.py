@@ -165,13 +165,12 @@ class Console:
 def start_console(
     engine: str, workdir: Path, browser: Browser, pg: PgServer | None, extra: str = ""
 ) -> Console:
-    hub = Hub(workdir)
-    config = hub.config.read_text()
+    database = None
     if engine == "postgresql":
         assert pg is not None
-        config = config.replace(
-            f'database = "sqlite:///{hub.db}"', f'database = "{pg.create_database()}"'
-        )
+        database = pg.create_database()
+    hub = Hub(workdir, database=database)
+    config = hub.config.read_text()
     # Pages poll fast here so a live update shows within a test's patience, not five seconds.
     hub.config.write_text(
         config + 'log_level = "warning"\n' + "[console]\npoll_interval_s = 0.3\n" + extra

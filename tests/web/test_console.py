@@ -132,6 +132,9 @@ def test_the_chart_over_a_range_draws_what_series_points_answers(console: Consol
     for first in range(0, len(readings), 1000):
         console.ingest(readings[first : first + 1000])
     sensor = console.sensor_id()
+    with console.api("admin") as c:  # drawn as dashed lines; the data is what counts
+        limits = {"min": 52, "max": 84}
+        c.put(f"/api/v1/sensors/{sensor}/thresholds", json=limits).raise_for_status()
     page = console.sign_in("admin")
     page.goto(f"{console.url}/sensors/{sensor}#from={start}&to={end}")
     state = _drawn(page, 1)
@@ -146,6 +149,7 @@ def test_the_chart_over_a_range_draws_what_series_points_answers(console: Consol
     assert drawn == answer["data"]
     assert 0 < len(drawn) <= points
     assert sum(b["count"] for b in drawn) == 4320
+    expect(page.locator("#thresholds-view")).to_contain_text("max 84")
     console.shot(page, "sensor")
 
     # Wheel zoom: a narrower range, asked again with points=.
@@ -182,6 +186,7 @@ def test_an_operator_acknowledges_through_the_ui_and_the_journal_names_them(
     page.click("nav >> text=Alerts")
     row = page.locator(f'#alerts-active tr[data-alert="{alert_id}"]')
     expect(row).to_contain_text("active")
+    expect(row).to_contain_text(KEY)
     row.locator("input[name=comment]").fill("valve checked, reading is real")
     console.shot(page, "alerts")
     row.locator("button[data-action=ack]").click()

@@ -6,9 +6,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from devtools.stack import Hub
 from shared.timeutil import now
 from tests.web.conftest import ENGINES, Console, check_clean, start_console
 
@@ -76,3 +78,37 @@ def test_every_page_loads_only_from_the_hub_under_its_csp(console: Console) -> N
     assert {"/static/console.js", "/static/console.css", "/static/chart.js"} <= kinds
     assert any(k.startswith("/api/v1/") for k in kinds)
     # check_clean (the fixture) asserts that every one of them went to the hub's origin.
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_session_made_on_one_hub_process_works_on_another(
+    engine: str, tmp_path: Path, browser: Browser, request: pytest.FixtureRequest
+) -> None:
+    pg = request.getfixturevalue("web_pg") if engine == "postgresql" else None
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first = start_console(engine, tmp_path / "a", browser, pg)
+    # Another process and port over the same database.
+    second = Hub(tmp_path / "b", database=first.hub.database)
+    try:
+        second.start()
+        with httpx.Client(base_url=first.url) as a, httpx.Client(base_url=second.url) as b:
+            signed = a.post(
+                "/login", data={"token": first.tokens["operator"]}, headers={"Origin": first.url}
+            )
+            assert signed.status_code == 303
+            cookie = {"Cookie": signed.headers["set-cookie"].split(";")[0]}
+            assert b.get("/api/v1/gateways", headers=cookie).status_code == 200
+            page = b.get("/alerts", headers=cookie)
+            assert page.status_code == 200 and 'data-role="operator"' in page.text
+            # Signed out on the second: the first no longer knows it either.
+            csrf = page.text.split('name="csrf-token" content="')[1].split('"')[0]
+            out = b.post(
+                "/logout", data={"csrf_token": csrf}, headers={**cookie, "Origin": second.url}
+            )
+            assert out.status_code == 303
+            assert a.get("/api/v1/gateways", headers=cookie).status_code == 401
+    finally:
+        second.stop()
+        first.close()
+        first.hub.stop()

@@ -16,6 +16,7 @@
   const MIN_SPAN = 60;
   const MAX_SPAN = 20 * 365 * DAY;
   const PAD = { left: 64, right: 12, top: 12, bottom: 28 };
+  const pollMs = Number(document.body.dataset.pollMs) || 5000;
 
   const state = {
     from: 0,
@@ -27,6 +28,8 @@
     thresholds: { min: null, max: null },
     drag: null,
     drawn: 0,
+    inflight: false, // an answer is awaited: a poll does not ask again meanwhile
+    askedAt: 0,
   };
 
   function nowS() {
@@ -69,11 +72,13 @@
   async function load() {
     timer = null;
     const seq = ++state.asked;
+    state.askedAt = performance.now();
     const points = plotWidth();
     const from = state.from;
     const to = state.to;
     const path = `/sensors/${sensorId}/series?from=${from.toFixed(3)}&to=${to.toFixed(3)}&points=${points}`;
     canvas.dataset.loading = "1";
+    state.inflight = true;
     let doc;
     try {
       doc = await ui.api("GET", path);
@@ -83,6 +88,8 @@
         ui.setStatus("Chart: " + err.message, true);
       }
       return;
+    } finally {
+      if (seq === state.asked) state.inflight = false;
     }
     if (seq !== state.asked) return; // a newer view was asked meanwhile
     state.data = doc.data;
@@ -142,7 +149,7 @@
   function timeLabel(ts, step) {
     const d = new Date(ts * 1000);
     const two = (n) => String(n).padStart(2, "0");
-    if (step < DAY) return `${two(d.getHours())}:${two(d.getMinutes())}`;
+    if (step < DAY && (d.getHours() || d.getMinutes())) return `${two(d.getHours())}:${two(d.getMinutes())}`;
     if (step < 30 * DAY) return `${d.getDate()}.${d.getMonth() + 1}.`;
     return `${d.getMonth() + 1}/${d.getFullYear()}`;
   }
@@ -334,7 +341,9 @@
     },
     // A poll came round: a view that follows "now" moves on and fetches what is new.
     follow() {
-      if (!state.following || state.drag || timer !== null) return;
+      if (!state.following || state.drag || timer !== null || state.inflight) return;
+      // Asked less than a refresh ago (the first view, a click): nothing new to fetch yet.
+      if (performance.now() - state.askedAt < pollMs * 0.9) return;
       const span = state.to - state.from;
       state.to = nowS();
       state.from = state.to - span;

@@ -302,11 +302,20 @@
   function alerts() {
     const active = document.querySelector("#alerts-active tbody");
     const cleared = document.querySelector("#alerts-cleared tbody");
+    const keys = new Map(); // sensor id -> key, to name an alert's source
+    async function name(list) {
+      if (list.some((x) => x.sensor_id !== null && !keys.has(x.sensor_id))) {
+        const doc = await api("GET", "/sensors?per_page=1000");
+        for (const s of doc.data) keys.set(s.id, s.key);
+      }
+      for (const x of list) if (keys.has(x.sensor_id)) x.sensor_key = keys.get(x.sensor_id);
+    }
     async function refresh() {
       const [a, c] = await Promise.all([
         api("GET", "/alerts?state=active&per_page=500"),
         api("GET", "/alerts?state=cleared&per_page=50"),
       ]);
+      await name(a.data.concat(c.data));
       // Active first; within them the ones nobody has acknowledged yet, then by severity.
       const rank = { critical: 0, high: 1, warning: 2, medium: 3, info: 4 };
       const order = a.data.slice().sort((x, y) =>
