@@ -152,12 +152,15 @@ def test_put_on_unknown_or_bad_sensor(hub: HubProcess) -> None:
 
 
 def test_unknown_routes_get_the_404_envelope(hub: HubProcess) -> None:
-    for path in ["/", "/nope", "/api/v1/nope", "/api/v1/sensors/1/nope/deeper"]:
+    for path in ["/nope", "/api/v1/nope", "/api/v1/sensors/1/nope/deeper"]:
         err = assert_error(get(hub, path, None), 404, "not_found")
         assert path in err["message"]
     with hub.client("admin") as c:
         assert_error(c.post("/api/v1/sensors/1/nope", json={}), 404, "not_found")
         assert_error(c.delete("/api/v1/whatever"), 404, "not_found")
+    # "/" is the operator console: without a session, its sign-in page.
+    console = get(hub, "/", None)
+    assert (console.status_code, console.headers["location"]) == (303, "/login")
     # Real routes and the framework's own pages are unaffected.
     assert get(hub, "/openapi.json", None).status_code == 200
     assert get(hub, "/docs", None).status_code == 200
