@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from bench import anomaly, backlog, checker, drain, fleet, history, ingest, sparkplug
+from bench import console as console_bench
 from bench.common import Row
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -96,6 +97,7 @@ def main() -> None:
             "fleet",
             "history",
             "sparkplug",
+            "console",
         ],
         action="append",
     )
@@ -109,7 +111,17 @@ def main() -> None:
     backlog_n = args.backlog_n or (1_000_000 if args.quick else 10_000_000)
     only = set(
         args.only
-        or ["ingest", "drain", "backlog", "anomaly", "checker", "fleet", "history", "sparkplug"]
+        or [
+            "ingest",
+            "drain",
+            "backlog",
+            "anomaly",
+            "checker",
+            "fleet",
+            "history",
+            "sparkplug",
+            "console",
+        ]
     )
 
     rows: list[Row] = []
@@ -160,6 +172,11 @@ def main() -> None:
             history_n = args.history_n or (1_000_000 if args.quick else 10_000_000)
             stages.begin(f"[bench] history: one sensor, {history_n:,} readings over a year ...")
             rows += history.run(wd, history_n, compare=min(history_n, 2_000_000))
+            stages.end()
+        if "console" in only:
+            console_n = args.history_n or (1_000_000 if args.quick else 10_000_000)
+            stages.begin(f"[bench] console: sensor page over {console_n:,} readings ...")
+            rows += console_bench.run(wd / "console", console_n)
             stages.end()
     print()
     print(_table(rows))
