@@ -137,6 +137,8 @@ class PostgresStorage(
         at = now()
         days = {day_of(ts) for ts in ts_values}
         days.add(day_of(at) + 7)  # keeps the week ahead made as days pass
+        if self._partitions.all_known(days):
+            return  # the usual case: no connection, no query
         with self._pool.connection() as conn:
             if self._partitions.missing(conn, days):
                 self._partitions.ensure(conn, days)

@@ -64,6 +64,11 @@ class Partitions:
             days.add(day_of(float(lo)))
         return days
 
+    def all_known(self, days: Iterable[int]) -> bool:
+        """True when this process knows a partition for each of ``days`` (no query)."""
+        with self._lock:
+            return self._known is not None and set(days) <= self._known
+
     def missing(self, conn: psycopg.Connection[Any], days: Iterable[int]) -> list[int]:
         with self._lock:
             if self._known is None:
