@@ -422,14 +422,14 @@ def _run_target(
     try:
         rss = _hub_rss(hub)
         idle_rss = max(rss() or [0])
+        # One batch from every gateway (one slot each in 1 s): every sensor exists for the
+        # queries, and the hub's first-use costs (connections, partitions) are paid.
+        warm = _edge_load(
+            hub, tokens, 1, "--rate", str(gateways * BATCH), "--seq-start", str(SEQ_WARM)
+        )
         # Baseline: one gateway alone on the idle hub, under its token's rate limit.
         alone = _edge_load(
             hub, tokens, 3, "--gateways", "1", "--rate", "3000", "--seq-start", str(SEQ_ALONE)
-        )
-        # One batch from every gateway (one slot each in 1 s), so every sensor exists for
-        # the queries.
-        warm = _edge_load(
-            hub, tokens, 1, "--rate", str(gateways * BATCH), "--seq-start", str(SEQ_WARM)
         )
         sensors = _sensor_ids(hub)
         stored_before = target.count()
