@@ -112,3 +112,21 @@ def test_a_session_made_on_one_hub_process_works_on_another(
         second.stop()
         first.close()
         first.hub.stop()
+
+
+def test_revoking_the_token_ends_its_sessions_and_sign_in_checks_the_origin(
+    console: Console,
+) -> None:
+    page = console.sign_in("operator")
+    expect(page.locator('#fleet tr[data-gateway="gw-01"]')).to_be_visible()
+    console.hub.cli("token", "revoke", str(console.token_id("operator")))
+    page.wait_for_url(f"{console.url}/login?expired=1", timeout=20_000)
+    # A sign-in form posted from another site's page is refused, and no cookie is set.
+    forged = page.request.post(
+        f"{console.url}/login",
+        form={"token": console.tokens["read"]},
+        headers={"Origin": "http://evil.example"},
+        max_redirects=0,
+    )
+    assert forged.status == 403
+    assert "set-cookie" not in forged.headers
