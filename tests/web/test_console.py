@@ -188,7 +188,6 @@ def test_an_operator_acknowledges_through_the_ui_and_the_journal_names_them(
     expect(row).to_contain_text("active")
     expect(row).to_contain_text(KEY)
     row.locator("input[name=comment]").fill("valve checked, reading is real")
-    console.shot(page, "alerts")
     row.locator("button[data-action=ack]").click()
     expect(row.locator("td.state")).to_contain_text("acknowledged by operator")
     expect(row.locator("button[data-action=ack]")).to_have_count(0)
@@ -205,6 +204,14 @@ def test_an_operator_acknowledges_through_the_ui_and_the_journal_names_them(
     assert acks[0]["by"] == {"token_id": console.token_id("operator"), "role": "operator"}
     assert acks[0]["comment"] == "valve checked, reading is real"
 
+    # Its history on the page says the same.
+    row.locator("details[data-journal] summary").click()
+    history = row.locator("ol.journal li")
+    expect(history.last).to_contain_text(
+        f"by operator #{console.token_id('operator')}: valve checked, reading is real"
+    )
+    console.shot(page, "alerts")
+    row.locator("details[data-journal] summary").click()  # closed: the row refreshes again
     # Shelve the same alert for an hour, with a comment.
     row.locator("input[name=comment]").fill("maintenance today")
     row.locator("select[name=duration_s]").select_option("3600")

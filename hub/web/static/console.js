@@ -95,6 +95,7 @@
     for (const tr of Array.from(tbody.rows)) existing.set(tr.dataset.key, tr);
     const busy = (tr) =>
       tr.contains(document.activeElement) ||
+      tr.querySelector("details[open]") !== null ||
       Array.from(tr.querySelectorAll("input")).some((i) => i.value !== "");
     let previous = null;
     for (const item of items) {
@@ -235,7 +236,8 @@
   function alertState(a) {
     const parts = [a.state === "active" ? "active" : "cleared"];
     if (a.acknowledged) {
-      const by = a.acknowledged_by ? ` by ${a.acknowledged_by.role} #${a.acknowledged_by.token_id}` : "";
+      const who = a.acknowledged_by;
+      const by = who ? ` by ${who.role}` + (who.token_id === null ? "" : ` #${who.token_id}`) : "";
       parts.push("acknowledged" + by);
     }
     if (a.shelved) parts.push("shelved until " + fmtTime(a.shelved_until));
@@ -283,6 +285,28 @@
     return td;
   }
 
+  // The alert's journal, fetched when its "history" is opened: who did what, when, why.
+  function journal(a) {
+    const list = el("ol", { class: "journal" });
+    const box = el("details", { "data-journal": a.id }, el("summary", {}, "history"), list);
+    box.addEventListener("toggle", async () => {
+      if (!box.open) return;
+      try {
+        const doc = await api("GET", `/alerts/${a.id}`);
+        list.replaceChildren(
+          ...doc.data.journal.map((e) =>
+            el("li", {},
+              `${fmtTime(e.at)} ${e.action}`,
+              e.by ? ` by ${e.by.role}` + (e.by.token_id === null ? "" : ` #${e.by.token_id}`) : "",
+              e.comment ? `: ${e.comment}` : ""))
+        );
+      } catch (err) {
+        setStatus(`Alert ${a.id}: ${err.message}`, true);
+      }
+    });
+    return box;
+  }
+
   function alertRow(a, withActions, refresh, withSource) {
     const tr = el("tr", { class: `sev-${a.severity} ${a.state}`, "data-alert": a.id },
       el("td", {}, String(a.id)),
@@ -291,7 +315,7 @@
       withSource ? el("td", {}, alertSource(a)) : null,
       el("td", { title: a.opened_at }, fmtTime(a.opened_at)),
       el("td", { class: "num" }, fmtNum(a.value)),
-      el("td", { class: "state" }, alertState(a)));
+      el("td", { class: "state" }, alertState(a), " ", journal(a)));
     if (withActions) tr.append(a.state === "active" || !a.acknowledged ? alertActions(a, refresh) : el("td"));
     return tr;
   }
