@@ -37,6 +37,7 @@ from hub.config import HubSettings
 from hub.errors import (
     JSON_HEADERS,
     ApiError,
+    bad_param,
     error_body,
     internal,
     method_not_allowed,
@@ -96,15 +97,27 @@ class Ctx:
 
     def path(self, name: str) -> str | None:
         raw = self.request.path_params.get(name)
-        return None if raw is None else unquote(raw)
+        return None if raw is None else _no_nul(name, unquote(raw))
 
     @property
     def params(self) -> dict[str, str]:
         # Robyn 0.88 hands query values over still percent-encoded.
         if self._params is None:
             raw = self.request.query_params.to_dict()
-            self._params = {unquote(k): unquote(v[0]) for k, v in raw.items() if v}
+            self._params = {
+                _no_nul(k, unquote(k)): _no_nul(unquote(k), unquote(v[0]))
+                for k, v in raw.items()
+                if v
+            }
         return self._params
+
+
+def _no_nul(name: str, value: str) -> str:
+    # PostgreSQL text cannot hold NUL: %00 in a filter would be a 500 there, and no name or
+    # id of the hub contains one.
+    if "\x00" in value:
+        raise bad_param(name, "must not contain NUL (%00)")
+    return value
 
 
 Handler = Callable[[Ctx], "tuple[Any, dict[str, Any]] | Raw"]
@@ -213,9 +226,7 @@ class Hub:
                     raw_body = _complete_body(request)
                     principal = None
                     if roles is not None:
-                        principal = require(
-                            authenticate_request(storage, request, method), roles
-                        )
+                        principal = require(authenticate_request(storage, request, method), roles)
                         wait = limiter.acquire(principal.token_id)
                         if wait > 0:
                             metrics.RATE_LIMITED.inc()

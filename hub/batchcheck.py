@@ -33,25 +33,54 @@ def time_problem(ts: float) -> str | None:
     return None
 
 
+def _has_control(text: str) -> bool:
+    # NUL cannot be stored in PostgreSQL text at all; the other C0/C1 controls would break
+    # log lines and CSV exports of the values that carry them.
+    return any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in text)
+
+
 def report_problems(batch: Batch) -> list[dict[str, Any]]:
-    """backlog, dropped, dead_letters: counts a 64-bit column can hold."""
-    return [
+    """backlog, dropped, dead_letters: counts a 64-bit column can hold; agent_version: text."""
+    problems = [
         {"field": name, "message": f"must be at most {MAX_INT64}"}
         for name in ("backlog", "dropped", "dead_letters")
         if getattr(batch, name) > MAX_INT64
     ]
+    if _has_control(batch.agent_version):
+        problems.append(
+            {"field": "agent_version", "message": "must not contain control characters"}
+        )
+    return problems
 
 
 def reading_problems(batch: Batch) -> list[dict[str, Any]]:
-    """Readings whose ts no endpoint could write as a date. shared.wire bounds ts by the
-    hub's window, but max_future_s = 0 turns that bound off."""
-    if not batch.readings or max(r.ts for r in batch.readings) <= MAX_TS:
+    """Readings whose ts no endpoint could write as a date (shared.wire bounds ts by the
+    hub's window, but max_future_s = 0 turns that bound off), or whose unit holds control
+    characters."""
+    if not batch.readings:
         return []
-    return [
-        {"index": i, "seq": r.seq, "field": "ts", "message": time_problem(r.ts)}
-        for i, r in enumerate(batch.readings)
-        if r.ts > MAX_TS
-    ][:100]
+    late = max(r.ts for r in batch.readings) > MAX_TS
+    bad_units = {u for u in {r.unit for r in batch.readings} if u is not None and _has_control(u)}
+    if not late and not bad_units:
+        return []
+    problems: list[dict[str, Any]] = []
+    for i, r in enumerate(batch.readings):
+        if r.ts > MAX_TS:
+            problems.append(
+                {"index": i, "seq": r.seq, "field": "ts", "message": time_problem(r.ts)}
+            )
+        if r.unit in bad_units:
+            problems.append(
+                {
+                    "index": i,
+                    "seq": r.seq,
+                    "field": "unit",
+                    "message": "must not contain control characters",
+                }
+            )
+        if len(problems) >= 100:
+            break
+    return problems
 
 
 def alert_problems(batch: Batch, window: TsWindow, now: float) -> list[dict[str, Any]]:

@@ -439,3 +439,34 @@ def test_heavy_read_cap_must_leave_a_thread_for_ingest() -> None:
     with pytest.raises(ValidationError, match="max_concurrent_heavy_reads"):
         HubSettings(threads=2, max_concurrent_heavy_reads=2)
     assert HubSettings(threads=4, max_concurrent_heavy_reads=3).max_concurrent_heavy_reads == 3
+
+
+# -- NUL and control characters (PostgreSQL text cannot hold NUL) --------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/sensors?key=a%00b/m/s",
+        "/api/v1/gateways/gw%00",
+        "/api/v1/machines?factory_id=1%00",
+        "/api/v1/sensors?machine_id%00=1",
+    ],
+)
+def test_nul_in_a_parameter_is_400(hub: HubProcess, path: str) -> None:
+    with hub.client("read") as c:
+        assert _error(c.get(path), 400)["code"] == "invalid_parameter"
+
+
+@pytest.mark.parametrize(
+    ("field", "body"),
+    [
+        ("agent_version", _batch([501, "hard/m1/temp", 1.7e9, 1.0], agent_version="1.0\x00")),
+        ("unit", _batch([502, "hard/m1/temp", 1.7e9, 1.0, "degC\x00"])),
+        ("unit", _batch([503, "hard/m1/temp", 1.7e9, 1.0, "deg\r\nC"])),
+    ],
+)
+def test_control_characters_in_stored_text_are_refused(
+    hub: HubProcess, field: str, body: dict[str, object]
+) -> None:
+    assert field in _fields(_error(_post(hub, body), 422))
