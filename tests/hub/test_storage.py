@@ -449,3 +449,20 @@ def test_stored_batches_queue_their_sensors_for_the_scan(storage: Storage) -> No
     assert storage.take_scan_queue(10) == []
     storage.requeue_scans(ids)
     assert storage.take_scan_queue(10) == ids
+
+
+def test_previous_release_database_missing_a_table_is_healed(tmp_path: Path) -> None:
+    """Releases before numbered migrations made missing tables at every start (CREATE TABLE
+    IF NOT EXISTS) without a version bump: a version-2 file may lack one, and gets it."""
+    path = tmp_path / "hub.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_SCHEMA.read_text())
+    conn.executescript("DROP TABLE edge_alerts; DROP TABLE anomalies;")
+    conn.close()
+    s = open_storage(f"sqlite:///{path}")
+    s.migrate()
+    gid, fid = gateway(s, "gw-01")
+    s.store_batch(gid, fid, readings(range(1, 3)), REPORT, [_alert(1)])
+    assert len(s.edge_alerts(_sensor_id(s, "l1/m1/temp"), 10)) == 1
+    assert s.stored_anomalies(_sensor_id(s, "l1/m1/temp"), 10) == []
+    s.close()

@@ -22,7 +22,7 @@ from hub.storage.sqlbase import Conn
 from hub.storage.sqlite.catalog import SQLiteCatalog
 from hub.storage.sqlite.lead import SQLiteLead
 from hub.storage.sqlite.pool import SQLitePool
-from hub.storage.sqlite.schema import MIGRATIONS
+from hub.storage.sqlite.schema import LEGACY_VERSION, MIGRATIONS, heal_legacy
 from hub.storage.thresholds import ThresholdsMixin
 from hub.storage.tokens import TokensMixin
 from hub.storage.url import parse_database
@@ -103,6 +103,8 @@ class SQLiteStorage(
         with self._pool.write() as conn:
             current = int(conn.execute("PRAGMA user_version").fetchone()[0])
             steps = pending(MIGRATIONS, current, self.path)
+            if steps and current <= LEGACY_VERSION:
+                heal_legacy(conn)
             for step in steps:
                 step.apply(conn)
             if steps:

@@ -143,6 +143,18 @@ def _v2(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
+# The last version of the releases before numbered migrations. Those ran the whole schema
+# script with CREATE TABLE IF NOT EXISTS at every start, so a database they left at version
+# 1 or 2 may lack a table they added without a version bump. Such a database gets the
+# first-release tables and the version-2 columns again (idempotent) before later steps.
+LEGACY_VERSION = 2
+
+
+def heal_legacy(conn: sqlite3.Connection) -> None:
+    _v1(conn)
+    _v2(conn)
+
+
 MIGRATIONS: list[Migration[sqlite3.Connection]] = [
     Migration(1, "tables of the first release", _v1),
     Migration(2, "factory config_version, sensor deadband", _v2),
