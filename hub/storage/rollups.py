@@ -243,6 +243,8 @@ def _between(column: str, lo: float | None, hi: float | None) -> tuple[str, list
 class RollupsMixin(SqlStorage):
     # From the engine: the start of ts's bucket of width ?, with the width given twice.
     _BUCKET_START: ClassVar[str]
+    # The interface's flag, repeated so this mixin stands on its own (hub.toml ``rollups``).
+    maintain_rollups: bool = True
 
     def _floor_of(self, column: str) -> str:
         return self._BUCKET_START.replace("ts /", f"{column} /")
