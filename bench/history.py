@@ -100,14 +100,13 @@ def _raw_sql(storage: Storage) -> Callable[[str, list[Any]], list[Any]]:
 @contextmanager
 def _hub(workdir: Path, database: str, rollups: bool = True) -> Iterator[Hub]:
     workdir.mkdir(parents=True, exist_ok=True)
-    hub = Hub(workdir)
     # Keep every tier (the year must stay whole) and measure the tiers once at start.
+    hub = Hub(workdir, retention="{ raw_days = 0, minute_days = 0, hour_days = 0, interval_s = 0 }")
     hub.config.write_text(
         hub.config.read_text().replace(
             f'database = "sqlite:///{hub.db}"', f'database = "{database}"'
         )
         + f'log_level = "warning"\nrollups = {"true" if rollups else "false"}\n'
-        + "[retention]\nraw_days = 0\nminute_days = 0\nhour_days = 0\ninterval_s = 0\n"
     )
     hub.start()
     try:

@@ -243,6 +243,10 @@ def _cli(package: str, *args: str, config: Path) -> str:
     return out.stdout.strip()
 
 
+# [retention] that expires nothing (a TOML inline table, so a config can still add keys).
+KEEP_FOREVER = "{ raw_days = 0, minute_days = 0, hour_days = 0 }"
+
+
 class Hub:
     """The real edge-hub process with its own database."""
 
@@ -252,9 +256,12 @@ class Hub:
         anomaly_url: str = "http://127.0.0.1:9",
         port: int | None = None,
         database: str | None = None,
+        retention: str = KEEP_FOREVER,
     ) -> None:
         """``database``: a hub.toml database URL (postgresql://...); default an SQLite file
-        ``workdir/hub.db``."""
+        ``workdir/hub.db``. ``retention``: the ``[retention]`` table as a TOML inline table;
+        by default every tier is kept, since tests and benchmarks replay readings with fixed
+        timestamps from years ago that the 90-day default would start expiring mid-run."""
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -265,6 +272,7 @@ class Hub:
             f'listen = "127.0.0.1:{self.port}"\n'
             f'database = "{self.database}"\n'
             f'anomaly_url = "{anomaly_url}"\n'
+            f"retention = {retention}\n"
         )
         self.proc = Proc(
             "edge-hub", [PY, "-m", "hub", "serve", "--config", str(self.config)], workdir

@@ -50,6 +50,11 @@ def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'data' / 'hub.db'}"
 
 
+class _KeepForever:
+    def __str__(self) -> str:
+        return "{ raw_days = 0, minute_days = 0, hour_days = 0 }"
+
+
 def write_config(
     directory: Path, port: int, *, database: str | None = None, **extra: object
 ) -> Path:
@@ -58,6 +63,9 @@ def write_config(
         f'database = "{database or sqlite_url(directory)}"',
         'log_level = "warning"',
     ]
+    # Tests post readings with fixed timestamps from years ago: the 90-day default retention
+    # would start expiring them mid-test. A test of retention passes its own table.
+    extra.setdefault("retention", _KeepForever())
     lines += [f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in extra.items()]
     path = directory / "hub.toml"
     path.write_text("\n".join(lines) + "\n")
