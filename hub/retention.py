@@ -145,8 +145,14 @@ class RetentionJob:
 
 
 def publish(storage: Storage) -> None:
-    """Set the tier gauges of /metrics from the figures the job last recorded."""
-    for row in storage.tier_status():
+    """Set the tier gauges of /metrics from the figures the job last recorded (a failing
+    database leaves them as they were: /metrics itself must keep answering)."""
+    try:
+        status = storage.tier_status()
+    except Exception as exc:
+        log.warning("storage per tier not readable for /metrics", error=str(exc))
+        return
+    for row in status:
         tier = str(row["tier"])
         metrics.TIER_ROWS.labels(tier).set(row["rows"])
         for gauge, value in (
