@@ -105,7 +105,7 @@ def main() -> int:
 factory-edge demo is running (logs and data in {DEMO_DIR})
   broker            mqtt://127.0.0.1:{broker.port}  ({broker_name})
   anomaly-detector  {detector.url}
-  hub               {hub.url}   (API docs: {hub.url}/docs)
+  hub               {hub.url}   (console: {hub.url}/  API docs: {hub.url}/docs)
   read token        {read_token}
 
   try:  curl -s -H "Authorization: Bearer {read_token}" {hub.url}/api/v1/sensors | head -c 600
