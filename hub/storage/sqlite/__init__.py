@@ -20,7 +20,7 @@ from hub.storage.rollups import RollupsMixin, first_of_each, stored_ids
 from hub.storage.sessions import SessionsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.sqlite.catalog import SQLiteCatalog
-from hub.storage.sqlite.lead import SQLiteLead
+from hub.storage.sqlite.lead import SQLiteLead, migration_lock
 from hub.storage.sqlite.pool import SQLitePool
 from hub.storage.sqlite.schema import LEGACY_VERSION, MIGRATIONS, heal_legacy
 from hub.storage.thresholds import ThresholdsMixin
@@ -98,9 +98,9 @@ class SQLiteStorage(
             return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     def migrate(self) -> int:
-        # BEGIN IMMEDIATE takes SQLite's write lock before the version is read: a second hub
-        # process waits here, then finds nothing left to do.
-        with self._pool.write() as conn:
+        # Processes starting at once queue on a lock file; inside, BEGIN IMMEDIATE takes
+        # SQLite's write lock before the version is read, against a hub already running.
+        with migration_lock(self.path), self._pool.write() as conn:
             current = int(conn.execute("PRAGMA user_version").fetchone()[0])
             steps = pending(MIGRATIONS, current, self.path)
             if steps and current <= LEGACY_VERSION:

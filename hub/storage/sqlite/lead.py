@@ -8,8 +8,28 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 
+from hub.storage.model import StorageError
 from hub.storage.sqlbase import SqlStorage
+from hub.storage.sqlite.pool import make_private
+
+
+@contextlib.contextmanager
+def migration_lock(path: str) -> Iterator[None]:
+    """Held while one process migrates ``path``; the others wait here, however long the
+    migration takes (SQLite's own busy timeout would give up after seconds), then find
+    nothing left to do."""
+    try:
+        make_private(path)  # the directory, and the file for the owner alone
+        fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class SQLiteLead(SqlStorage):
