@@ -18,6 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devtools.stack import Agent, Broker, Hub, mosquitto_path, wait_for
+from tests.pg import PgServer
 
 from .proxy import FaultProxy
 
@@ -222,10 +223,31 @@ class Faults:
         return expected
 
 
+@pytest.fixture(scope="session")
+def fault_pg() -> Iterator[PgServer]:
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def faults(tmp_path: Path) -> Iterator[Faults]:
+    yield from _faults(Hub(tmp_path), tmp_path)
+
+
+@pytest.fixture
+def faults_pg_workers(tmp_path: Path, fault_pg: PgServer) -> Iterator[Faults]:
+    """The same scenario harness with the hub on PostgreSQL and two worker processes."""
+    hub = Hub(tmp_path, database=fault_pg.create_database())
+    with open(hub.config, "a") as f:
+        f.write("workers = 2\n")
+    yield from _faults(hub, tmp_path)
+
+
+def _faults(hub: Hub, tmp_path: Path) -> Iterator[Faults]:
     broker = Broker(tmp_path).start()
-    hub = Hub(tmp_path)
     f: Faults | None = None
     try:
         token = hub.add_gateway(GATEWAY, "plant-faults")

@@ -7,6 +7,7 @@ by count and by content: 0 lost, 0 doubled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -14,6 +15,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import psutil
 import pytest
 
 from devtools.stack import wait_for
@@ -45,6 +47,42 @@ def test_hub_killed_mid_sync_and_restarted(faults: Faults) -> None:
     assert faults.sensors is not None
     faults.sensors.stop()
     faults.assert_exactly_once()
+
+
+def _hub_family(f: Faults) -> list[psutil.Process]:
+    assert f.hub.proc.popen is not None
+    top = psutil.Process(f.hub.proc.popen.pid)
+    return [top, *top.children(recursive=True)]
+
+
+def test_hub_workers_killed_mid_sync_on_postgresql(faults_pg_workers: Faults) -> None:
+    """Invariant 1 with the hub on PostgreSQL and ``workers = 2``: the whole hub (supervisor
+    and both workers) SIGKILLed mid-drain, as a power cut of the hub box would, and one worker
+    SIGKILLed alone (the supervisor then stops the other and exits 1, as under systemd's
+    Restart=). Every reading still arrives once."""
+    f = faults_pg_workers
+    f.make_agent().start()
+    f.publish(rate=400)
+    rng = random.Random(7)
+    for _ in range(3):
+        family = _hub_family(f)
+        assert len(family) == 3, family  # supervisor + 2 workers
+        for p in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(family, timeout=10)
+        time.sleep(rng.uniform(0.8, 1.5))  # a backlog builds while the hub is gone
+        f.hub.start()
+        time.sleep(rng.uniform(0.05, 0.5))  # chaos timing: the next kill lands mid-drain
+    worker = _hub_family(f)[1]
+    worker.kill()
+    assert f.hub.proc.popen is not None
+    assert f.hub.proc.popen.wait(60) == 1  # one worker died: the hub stops as a whole
+    f.hub.start()
+    time.sleep(1.0)
+    assert f.sensors is not None
+    f.sensors.stop()
+    f.assert_exactly_once()
 
 
 def test_link_stalls_then_recovers(faults: Faults) -> None:
