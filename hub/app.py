@@ -29,8 +29,10 @@ from urllib.parse import unquote
 import msgspec
 import structlog
 
-from hub import anomaly, docs, metrics, openapi, queries, thresholds
+from hub import anomaly, audit, docs, metrics, openapi, queries, retention, thresholds
 from hub import ingest as ingest_mod
+from hub.api import lists
+from hub.api import readings as readings_api
 from hub.auth import READ_ROLES, Principal, Role, require
 from hub.batchcheck import SensorLimits
 from hub.config import HubSettings
@@ -311,33 +313,34 @@ class Hub:
         }
         return data, {"gateway_id": ctx.principal.gateway_name}
 
-    def h_gateways(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Every registered gateway with its last report and online status."""
-        return queries.list_gateways(self.storage, ctx.params)
+    def h_gateways(self, ctx: Ctx) -> Raw:
+        """Every registered gateway with its last report and online status (paged)."""
+        return lists.gateways(self.storage, ctx)
 
     def h_gateway(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """One gateway by its name (e.g. gw-01)."""
         return queries.get_gateway(self.storage, ctx.path("id") or "")
 
-    def h_factories(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Every factory."""
-        return queries.list_factories(self.storage, ctx.params)
+    def h_factories(self, ctx: Ctx) -> Raw:
+        """Every factory (paged)."""
+        return lists.factories(self.storage, ctx)
 
-    def h_machines(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Machines, optionally of one factory (?factory_id=)."""
-        return queries.list_machines(self.storage, ctx.params)
+    def h_machines(self, ctx: Ctx) -> Raw:
+        """Machines, optionally of one factory (?factory_id=), paged."""
+        return lists.machines(self.storage, ctx)
 
-    def h_sensors(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Sensors, filtered by ?machine_id=, ?factory_id= or ?key=line/machine/sensor."""
-        return queries.list_sensors(self.storage, ctx.params)
+    def h_sensors(self, ctx: Ctx) -> Raw:
+        """Sensors, filtered by ?machine_id=, ?factory_id= or ?key=line/machine/sensor, paged."""
+        return lists.sensors(self.storage, ctx)
 
     def h_sensor(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """One sensor by numeric id."""
         return queries.get_sensor(self.storage, ctx.path("id"))
 
-    def h_readings(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Raw readings, oldest first (?from=&to=&limit=)."""
-        return queries.readings(self.storage, ctx.path("id"), ctx.params)
+    def h_readings(self, ctx: Ctx) -> Any:
+        """Raw readings, oldest first (?from=&to=&limit=); ?rolling=N adds rolling_avg,
+        ?format=csv answers CSV."""
+        return readings_api.readings(self.storage, ctx)
 
     def h_series(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """min/max/avg/count per time bucket (?from=&to=&bucket=60s)."""
@@ -353,7 +356,17 @@ class Hub:
 
     def h_thresholds(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Set a sensor's thresholds {"min", "max", "deadband"}; they flow down to gateways."""
-        return thresholds.put_thresholds(self.storage, ctx.path("id"), ctx.body)
+        data, meta = thresholds.put_thresholds(self.storage, ctx.path("id"), ctx.body)
+        assert ctx.principal is not None
+        audit.record(
+            self.storage,
+            ctx.principal,
+            "sensor.thresholds",
+            "sensor",
+            data["id"],
+            data["thresholds"],
+        )
+        return data, meta
 
     def h_gateway_config(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Threshold rules for the sensors of a gateway's factory, with their version."""
@@ -411,6 +424,7 @@ class Hub:
         circuit = self.anomaly.breaker.state
         for state in metrics.BREAKER_STATES:
             metrics.ANOMALY_DETECTOR_CIRCUIT.labels(state).set(1 if state == circuit else 0)
+        retention.publish(self.storage)  # storage per tier, next expiry
         body, ctype = metrics.render()
         return Raw(200, body, ctype)
 
@@ -448,12 +462,18 @@ class Hub:
     def routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
         # Imported here: the handler modules import this one.
         from hub.api import alerts as alerts_api
+        from hub.api import crud, health, report
         from hub.api import rules as rules_api
 
         gateway: tuple[Role, ...] = ("gateway",)
         return [
             *rules_api.routes(self, API),
             *alerts_api.routes(self, API),
+            *crud.routes(self, API),
+            *readings_api.routes(self, API),
+            *report.routes(self, API, READ_ROLES),
+            *audit.routes(self, API),
+            *health.routes(self),
             ("POST", f"{API}/ingest", gateway, self.h_ingest),
             ("GET", f"{API}/gateways", READ_ROLES, self.h_gateways),
             ("GET", f"{API}/gateways/:id", READ_ROLES, self.h_gateway),

@@ -117,6 +117,7 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
             return 1
         return supervise(settings.workers, args.config_file)
     storage = _open_storage(settings)
+    storage.maintain_rollups = settings.rollups
     # A worker's siblings hold the port already (SO_REUSEPORT); the supervisor checked it.
     problem = None if is_worker() else port_problem(settings.host, settings.port)
     if problem:
@@ -137,6 +138,19 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
             threshold=settings.anomaly_scan_threshold,
             method=settings.anomaly_scan_method,
         ).start()
+    from hub.notify import WebhookSender
+    from hub.worker import AlertWatch
+
+    AlertWatch(
+        storage,
+        offline_after_s=settings.alerts.gateway_offline_after_s,
+        interval_s=settings.alerts.check_interval_s,
+    ).start()
+    if settings.webhooks:
+        WebhookSender(storage, settings.webhooks).start()
+    from hub.retention import RetentionJob
+
+    RetentionJob(storage, settings.retention).start()
     url = f"http://{settings.host}:{settings.port}"
     print(f"edge-hub listening on {url}", file=sys.stderr, flush=True)
     # _check_port=False: Robyn's own check prompts on stdin for another port.
@@ -403,13 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
         "add",
         parents=[common],
         help="mint an operator token and print it (once)",
-        description="Mint a read or admin token and print it alone on stdout.",
+        description="Mint a read, operator or admin token and print it alone on stdout.",
     )
     p.add_argument(
         "--role",
         required=True,
-        choices=["read", "admin"],
-        help="read: queries only; admin: also sets thresholds",
+        choices=["read", "operator", "admin"],
+        help="read: queries only; operator: also acknowledges and shelves alerts; "
+        "admin: also changes settings (thresholds, rules)",
     )
     p.set_defaults(func=cmd_token_add)
     p = tok_sub.add_parser(

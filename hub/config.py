@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from hub.alert_settings import AlertSettings, WebhookSettings
+from hub.retention import RetentionSettings
 from hub.storage.model import StorageError
 from hub.storage.url import POSTGRES_SCHEMES, parse_database
 from hub.web.settings import ConsoleSettings
@@ -63,10 +65,19 @@ class HubSettings(FileSettings):
     # agent sets them aside as dead letters); nothing of that batch is stored.
     max_new_sensors_per_batch: int = Field(1_000, ge=1)
     max_sensors_per_factory: int = Field(10_000, ge=1)
-    # [console]: the operator console's sessions and refresh rate (hub.web.settings).
-    console: ConsoleSettings = Field(
-        default_factory=lambda: ConsoleSettings.model_validate({})
+
+    # [alerts] (gateway offline) and [[webhooks]] (hub.alert_settings, hub.notify).
+    alerts: AlertSettings = Field(default_factory=lambda: AlertSettings.model_validate({}))
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    # [retention] days per tier: raw readings, 1-minute and 1-hour rollups (hub.retention).
+    retention: RetentionSettings = Field(
+        default_factory=lambda: RetentionSettings.model_validate({})
     )
+    # [console]: the operator console's sessions and refresh rate (hub.web.settings).
+    console: ConsoleSettings = Field(default_factory=lambda: ConsoleSettings.model_validate({}))
+    # false: ingest skips rollup maintenance. Only for the benchmark's baseline (bench/
+    # history.py): series and stats then miss what was stored meanwhile.
+    rollups: bool = True
 
     @model_validator(mode="after")
     def _heavy_below_workers(self) -> HubSettings:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hub import history
 from hub.errors import bad_param, not_found
 from hub.storage import Storage
 from shared.timeutil import now, parse_ts, to_rfc3339
@@ -108,6 +109,9 @@ def series_rows(params: Params) -> int:
     """The most buckets a series request can answer: its limit, or fewer when from and to
     bound the range (the read budget charges this up front, hub.ratelimit.ReadBudget)."""
     start, end = parse_range(params)
+    points = history.parse_points(params)
+    if points is not None:
+        return points
     bucket = parse_bucket(params)
     limit = parse_limit(params, default=MAX_LIMIT)
     if start is None or end is None:
@@ -181,7 +185,7 @@ def list_machines(storage: Storage, params: Params) -> Result:
     return rows, {"count": len(rows)}
 
 
-def sensor_view(row: dict[str, Any]) -> dict[str, Any]:
+def sensor_view(row: dict[str, Any], stale: bool = False) -> dict[str, Any]:
     view = dict(row)
     view["created_at"] = _time(row["created_at"])
     view["thresholds"] = {
@@ -189,6 +193,8 @@ def sensor_view(row: dict[str, Any]) -> dict[str, Any]:
         "max": view.pop("max_threshold"),
         "deadband": view.pop("deadband"),
     }
+    # Stale: the gateway that feeds it is offline (storage.stale_sensors), or it says so.
+    view["stale"] = bool(view.get("stale")) or stale
     return view
 
 
@@ -198,10 +204,9 @@ def list_sensors(storage: Storage, params: Params) -> Result:
     key = params.get("key") or None
     if key is not None and (len(key.split("/")) != 3 or not all(key.split("/"))):
         raise bad_param("key", f"must be line/machine/sensor, got {key!r}")
-    rows = [
-        sensor_view(row)
-        for row in storage.list_sensors(machine_id=machine_id, key=key, factory_id=factory_id)
-    ]
+    found = storage.list_sensors(machine_id=machine_id, key=key, factory_id=factory_id)
+    stale = storage.stale_sensors(row["id"] for row in found)
+    rows = [sensor_view(row, row["id"] in stale) for row in found]
     return rows, {"count": len(rows)}
 
 
@@ -214,7 +219,8 @@ def sensor_row(storage: Storage, raw_id: str | None) -> dict[str, Any]:
 
 
 def get_sensor(storage: Storage, raw_id: str | None) -> Result:
-    return sensor_view(sensor_row(storage, raw_id)), {}
+    row = sensor_row(storage, raw_id)
+    return sensor_view(row, row["id"] in storage.stale_sensors([row["id"]])), {}
 
 
 # -- time series ------------------------------------------------------------------------
@@ -240,9 +246,14 @@ def readings(storage: Storage, raw_id: str | None, params: Params) -> Result:
 def series(storage: Storage, raw_id: str | None, params: Params) -> Result:
     sensor = sensor_row(storage, raw_id)
     start, end = parse_range(params)
-    bucket = parse_bucket(params)
-    limit = parse_limit(params, default=MAX_LIMIT)
-    rows = storage.series(sensor["id"], start, end, bucket, limit + 1)
+    points = history.parse_points(params)
+    if points is None:
+        bucket: float | None = parse_bucket(params)
+        limit = parse_limit(params, default=MAX_LIMIT)
+    else:
+        # The hub picks the bucket (hub.history); None: nothing stored in the range.
+        bucket, limit = history.points_bucket(storage, sensor["id"], start, end, points), points
+    rows = [] if bucket is None else storage.buckets(sensor["id"], start, end, bucket, limit + 1)
     truncated = len(rows) > limit
     data = [
         {
@@ -252,12 +263,15 @@ def series(storage: Storage, raw_id: str | None, params: Params) -> Result:
             "max": hi,
             "avg": avg,
             "count": count,
+            "first": first,
+            "last": last,
         }
-        for b, lo, hi, avg, count in rows[:limit]
+        for b, lo, hi, avg, count, _, first, _, last in rows[:limit]
     ]
     meta = {
         "sensor_id": sensor["id"],
         "bucket_s": bucket,
+        "points": points,
         "count": len(data),
         "truncated": truncated,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +20,15 @@ from shared.wire import WireAlert, WireMark, WireReading
 
 if TYPE_CHECKING:
     from hub.storage.alerts import Actor, AlertFilter
+    from hub.storage.audit import AuditEntry, Who
+    from hub.storage.bulk import BulkRow
+    from hub.storage.report import RollingRow
     from hub.storage.rules import RuleSpec
     from hub.storage.sessions import SessionRow
 
 Stats = tuple[float | None, float | None, float | None, int, float | None, float | None]
+# One page of a list (rows, how many there are in all).
+Page = tuple[list[dict[str, Any]], int]
 # (bucket start, min, max, avg, count, first ts, first value, last ts, last value)
 Bucket = tuple[float, float, float, float, int, float, float, float, float]
 
@@ -175,6 +181,9 @@ class Storage(ABC):
 
     # -- history: rollup tiers and retention (hub.storage.rollups) ------------------------
 
+    # False only in benchmarks: ingest then skips rollup maintenance (hub.toml ``rollups``).
+    maintain_rollups: bool = True
+
     @abstractmethod
     def buckets(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
@@ -199,6 +208,11 @@ class Storage(ABC):
     @abstractmethod
     def record_tier_status(self, rows: Sequence[tuple[TierUsage, float | None]], at: float) -> None:
         """Keep the retention job's measurements (with each tier's next expiry) for /metrics."""
+
+    @abstractmethod
+    def exclusive_job(self, name: str) -> AbstractContextManager[bool]:
+        """Run a periodic job's round in one hub process only: the block gets True when this
+        process holds the job (PostgreSQL: a session advisory lock), False when another does."""
 
     @abstractmethod
     def tier_status(self) -> list[dict[str, Any]]:
@@ -269,14 +283,19 @@ class Storage(ABC):
     def get_rule(self, rule_id: int) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def add_rule(self, sensor_id: int, spec: RuleSpec) -> tuple[dict[str, Any], int] | None:
-        """(the new rule, its factory's config version); None: no such sensor."""
+    def add_rule(
+        self, sensor_id: int, spec: RuleSpec, *, actor: Who | None = None
+    ) -> tuple[dict[str, Any], int] | None:
+        """(the new rule, its factory's config version); None: no such sensor. ``actor``:
+        recorded in the change log in the same transaction (so for update and delete)."""
 
     @abstractmethod
-    def update_rule(self, rule_id: int, spec: RuleSpec) -> tuple[dict[str, Any], int] | None: ...
+    def update_rule(
+        self, rule_id: int, spec: RuleSpec, *, actor: Who | None = None
+    ) -> tuple[dict[str, Any], int] | None: ...
 
     @abstractmethod
-    def delete_rule(self, rule_id: int) -> int | None:
+    def delete_rule(self, rule_id: int, *, actor: Who | None = None) -> int | None:
         """The factory's new config version; None: no such rule."""
 
     @abstractmethod
@@ -331,6 +350,106 @@ class Storage(ABC):
 
     @abstractmethod
     def webhook_delivered(self, url: str, owner: str, event: int) -> bool: ...
+
+    # -- operators' edits of the model, paged lists (hub.storage.crud) --------------------
+    # Each change commits with its audit row; Conflict: a name taken or children left;
+    # crud.Unknown: the body names a parent that does not exist. None/False: no such row.
+
+    @abstractmethod
+    def gateways_page(self, offset: int, limit: int) -> Page: ...
+
+    @abstractmethod
+    def factories_page(self, offset: int, limit: int) -> Page: ...
+
+    @abstractmethod
+    def machines_page(self, factory_id: int | None, offset: int, limit: int) -> Page: ...
+
+    @abstractmethod
+    def sensors_page(
+        self,
+        offset: int,
+        limit: int,
+        *,
+        machine_id: int | None = None,
+        key: str | None = None,
+        factory_id: int | None = None,
+    ) -> Page: ...
+
+    @abstractmethod
+    def get_factory(self, factory_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def create_factory(self, name: str, location: str | None, actor: Who) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def update_factory(
+        self, factory_id: int, changes: dict[str, Any], actor: Who
+    ) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def delete_factory(self, factory_id: int, actor: Who) -> bool: ...
+
+    @abstractmethod
+    def get_machine(self, machine_id: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def create_machine(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def update_machine(
+        self, machine_id: int, changes: dict[str, Any], actor: Who
+    ) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def delete_machine(self, machine_id: int, actor: Who) -> bool: ...
+
+    @abstractmethod
+    def create_sensor(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def update_sensor(
+        self, sensor_id: int, changes: dict[str, Any], actor: Who
+    ) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def delete_sensor(self, sensor_id: int, actor: Who) -> dict[str, int] | None:
+        """Delete a sensor with its readings, rollups, anomalies, rules and alerts; how many
+        rows of each table went."""
+
+    # -- back-fill, derived reads, the change log -----------------------------------------
+
+    @abstractmethod
+    def bulk_insert(self, rows: Sequence[BulkRow], actor: Who) -> int:
+        """Store (sensor_id, ts, value) rows once per (sensor, ts); how many were new.
+        bulk.UnknownSensors (nothing stored) when a sensor id does not exist."""
+
+    @abstractmethod
+    def rolling_readings(
+        self, sensor_id: int, start: float | None, end: float | None, limit: int, window: int
+    ) -> list[RollingRow]: ...
+
+    @abstractmethod
+    def factory_alert_intervals(
+        self, factory_id: int, start: float | None, end: float | None
+    ) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Record a change already committed (hub.storage.audit.write_entry records one
+        inside the change's own transaction)."""
+
+    @abstractmethod
+    def audit_page(
+        self,
+        offset: int,
+        limit: int,
+        *,
+        target: str | None = None,
+        target_id: str | None = None,
+        token_id: int | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> Page: ...
 
     # -- console sessions (hub.storage.sessions, hub.web.session) -------------------------
 

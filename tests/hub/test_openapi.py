@@ -131,12 +131,40 @@ def test_spec_describes_every_route(fuzz_hub: HubProcess) -> None:
         *(("GET", f"{sensor}/{leaf}") for leaf in ("alerts", "anomalies")),
         *(("GET", p) for p in ("/health/live", "/health/ready", "/metrics")),
         *(("GET", p) for p in ("/openapi.json", "/docs")),
+        # The model's CRUD, back-fill, the report, the change log, the startup probe.
+        ("POST", "/api/v1/factories"),
+        ("POST", "/api/v1/machines"),
+        *(
+            (m, f"/api/v1/{kind}/{{id}}")
+            for m in ("GET", "PATCH", "DELETE")
+            for kind in ("factories", "machines")
+        ),
+        ("POST", "/api/v1/sensors"),
+        ("PATCH", sensor),
+        ("DELETE", sensor),
+        ("POST", "/api/v1/readings/bulk"),
+        ("GET", "/api/v1/factories/{id}/report"),
+        ("GET", "/api/v1/audit"),
+        ("GET", "/health/startup"),
+        # Alert rules and the fleet's alerts with their lifecycle.
+        *((m, f"{sensor}/rules") for m in ("GET", "POST")),
+        *((m, "/api/v1/rules/{id}") for m in ("PATCH", "DELETE")),
+        ("GET", "/api/v1/alerts"),
+        ("GET", "/api/v1/alerts/{id}"),
+        *(("POST", f"/api/v1/alerts/{{id}}/{a}") for a in ("ack", "shelve", "unshelve")),
     }
     ingest = spec["paths"]["/api/v1/ingest"]["post"]
     assert ingest["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/Batch")
     assert {"400", "401", "403", "413", "422", "429"} <= set(ingest["responses"])
     readings = spec["paths"]["/api/v1/sensors/{id}/readings"]["get"]
-    assert {p["name"] for p in readings["parameters"]} == {"id", "from", "to", "limit"}
+    assert {p["name"] for p in readings["parameters"]} == {
+        "id",
+        "from",
+        "to",
+        "limit",
+        "rolling",
+        "format",
+    }
     assert spec["paths"]["/health/live"]["get"]["security"] == []
 
 
