@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +37,7 @@ from tenacity import (
 
 from hub.alarms import alert_view
 from hub.alert_settings import WebhookSettings
+from hub.background import BackgroundJob
 from hub.storage import Storage
 from shared.timeutil import to_rfc3339
 
@@ -84,8 +84,10 @@ def event_body(event: dict[str, Any]) -> bytes:
     )
 
 
-class WebhookSender:
+class WebhookSender(BackgroundJob):
     """Delivers the outbox to every configured webhook, in a daemon thread."""
+
+    name = "webhooks"
 
     def __init__(
         self,
@@ -96,13 +98,12 @@ class WebhookSender:
         lease_s: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        super().__init__()
         self.storage = storage
         self.hooks = list(hooks)
         self.poll_s = poll_s
         self.lease_s = lease_s
         self.owner = uuid.uuid4().hex  # this process, as the holder of URL leases
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._http = httpx.Client(transport=transport, follow_redirects=False)
 
     # -- one event ----------------------------------------------------------------------
@@ -203,15 +204,8 @@ class WebhookSender:
             if not busy:
                 self._stop.wait(self.poll_s)
 
-    def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, name="webhooks", daemon=True)
-        self._thread.start()
-        return self._thread
-
     def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        super().stop(timeout)
         self._http.close()
 
 

@@ -21,7 +21,6 @@ with the next expiry; /metrics reads them in whichever process answers (hub.metr
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Callable
 
@@ -29,6 +28,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub import metrics
+from hub.background import BackgroundJob
 from hub.storage import Storage
 from hub.storage.interface import TierUsage
 
@@ -68,7 +68,9 @@ class RetentionSettings(BaseModel):
         return {"raw": self.raw_days, "1m": self.minute_days, "1h": self.hour_days}
 
 
-class RetentionJob:
+class RetentionJob(BackgroundJob):
+    name = "retention"
+
     def __init__(
         self,
         storage: Storage,
@@ -78,9 +80,8 @@ class RetentionJob:
     ) -> None:
         self.storage = storage
         self.settings = settings
+        super().__init__()
         self.clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> dict[str, int] | None:
         """One round: expire every tier past its depth, then measure. Returns rows removed
@@ -132,16 +133,6 @@ class RetentionJob:
             if self.settings.interval_s <= 0:
                 return
             self._stop.wait(self.settings.interval_s)
-
-    def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, name="retention", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
 
 def publish(storage: Storage) -> None:

@@ -17,8 +17,6 @@ the round stops and the sensors not scanned go back on the queue for the next ro
 
 from __future__ import annotations
 
-import threading
-
 import structlog
 
 from hub import metrics
@@ -29,6 +27,7 @@ from hub.anomaly import (
     Method,
     found_anomalies,
 )
+from hub.background import PeriodicJob
 from hub.storage import Storage
 
 log = structlog.get_logger("hub.worker")
@@ -38,7 +37,9 @@ SCAN_JOB = "anomaly-scan"
 SCAN_CHUNK = 100
 
 
-class AnomalyScanner:
+class AnomalyScanner(PeriodicJob):
+    name = SCAN_JOB
+
     def __init__(
         self,
         storage: Storage,
@@ -49,14 +50,13 @@ class AnomalyScanner:
         threshold: float,
         method: Method,
     ) -> None:
+        super().__init__()
         self.storage = storage
         self.client = client
         self.interval_s = interval_s
         self.limit = limit
         self.threshold = threshold
         self.method = method
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def scan_once(self) -> int:
         """One round; returns how many sensors were scanned (0 when another hub process
@@ -104,37 +104,23 @@ class AnomalyScanner:
                 scanned += 1
         return scanned
 
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.scan_once()
-            except Exception:
-                log.exception("anomaly scan failed")
-            self._stop.wait(self.interval_s)
-
-    def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, name="anomaly-scan", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def round(self) -> int:
+        return self.scan_once()
 
 
-class AlertWatch:
+class AlertWatch(PeriodicJob):
     """Every ``interval_s``: opens one gateway_offline alert per gateway silent for
     ``offline_after_s`` (and clears those seen again), and journals shelves that ran out.
     Several hub processes may run it: storage opens each offline alert once (a partial unique
     index), and a cleared or expired row is changed by whichever process gets there first."""
 
+    name = "alert-watch"
+
     def __init__(self, storage: Storage, *, offline_after_s: float, interval_s: float) -> None:
+        super().__init__()
         self.storage = storage
         self.offline_after_s = offline_after_s
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def check_once(self) -> dict[str, int]:
         found = self.storage.evaluate_gateways(self.offline_after_s)
@@ -143,20 +129,5 @@ class AlertWatch:
             log.info("gateway offline alerts", **found)
         return found
 
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check_once()
-            except Exception:
-                log.exception("alert watch failed")
-            self._stop.wait(self.interval_s)
-
-    def start(self) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, name="alert-watch", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def round(self) -> dict[str, int]:
+        return self.check_once()
