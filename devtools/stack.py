@@ -243,6 +243,9 @@ def _cli(package: str, *args: str, config: Path) -> str:
     return out.stdout.strip()
 
 
+# How long a started process may take to answer: hang detection on a loaded machine.
+START_TIMEOUT_S = 120.0
+
 # [retention] that expires nothing (a TOML inline table, so a config can still add keys).
 KEEP_FOREVER = "{ raw_days = 0, minute_days = 0, hour_days = 0 }"
 
@@ -293,10 +296,12 @@ class Hub:
 
     def start(self) -> Hub:
         self.proc.start()
+        # A hang detector, not a start-up figure: a hub that migrates and imports on one busy
+        # core (the suite pinned with taskset beside a build) took over 30 s here.
         wait_for(
             "edge-hub /health/ready",
             lambda: httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200,
-            timeout=30,
+            timeout=START_TIMEOUT_S,
         )
         return self
 
@@ -378,7 +383,7 @@ class Agent:
             wait_for(
                 "edge-agent to subscribe",
                 lambda: bool(self.status().get("mqtt", {}).get("connected")),
-                timeout=30,
+                timeout=START_TIMEOUT_S,
                 every=0.1,
             )
         return self

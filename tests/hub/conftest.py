@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 
+from devtools.stack import START_TIMEOUT_S
 from hub.storage import Storage, open_storage
 from tests.pg import PgServer
 
@@ -124,7 +125,7 @@ def start_hub(directory: Path, *, database: str | None = None, **extra: object) 
             stderr=subprocess.STDOUT,
         )
     hub = HubProcess(config, port, proc, log)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_TIMEOUT_S  # hang detection on a loaded machine
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"edge-hub exited {proc.returncode}: {log.read_text()}")
