@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import paho.mqtt.publish as mqtt_publish
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from devtools.stack import Hub
 
@@ -28,6 +29,7 @@ class AlarmStory(threading.Thread):
         self.status = "waiting for the hub"
         self.steps: list[str] = []
         self._stop = threading.Event()
+        self._mqtt: mqtt.Client | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -37,9 +39,13 @@ class AlarmStory(threading.Thread):
         self.status = " > ".join(self.steps)
 
     def _publish(self, value: float) -> None:
-        mqtt_publish.single(
-            TOPIC, f'{{"value": {value}}}', qos=1, hostname="127.0.0.1", port=self.mqtt_port
-        )
+        # One connection for the whole story: paho's publish.single() connects and tears down
+        # per message, and its teardown logs "Client is not connected" over the summary line.
+        if self._mqtt is None:
+            self._mqtt = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-alarm")
+            self._mqtt.connect("127.0.0.1", self.mqtt_port)
+            self._mqtt.loop_start()
+        self._mqtt.publish(TOPIC, f'{{"value": {value}}}', qos=1).wait_for_publish(10)
 
     def _until(self, check: Callable[[], Any], feed: float | None = None) -> Any:
         """Ask the hub until ``check`` answers; publish ``feed`` meanwhile (the edge decides
@@ -60,6 +66,10 @@ class AlarmStory(threading.Thread):
             pass
         except Exception as exc:  # the demo goes on without its story
             self.status = f"alarm story failed: {exc}"
+        finally:
+            if self._mqtt is not None:
+                self._mqtt.loop_stop()
+                self._mqtt.disconnect()
 
     def _story(self) -> None:
         admin = self.hub.cli("token", "add", "--role", "admin")
