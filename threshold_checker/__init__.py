@@ -1,5 +1,5 @@
 """Threshold (min/max) checks with a severity, and stateful alert rules (``RuleEngine``),
-implemented in Rust (crates/threshold-checker).
+implemented in Rust (crates/threshold-checker), and the hub's rollup fold (``rollup_partials``).
 
 The native code is the extension module ``threshold_checker._native``; this package
 re-exports its API. See ``_native.pyi`` for the rules and the severity formula.
@@ -17,6 +17,7 @@ from threshold_checker._native import (
     check_array,
     check_batch,
     check_thresholds,
+    rollup_partials,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "check_array",
     "check_batch",
     "check_thresholds",
+    "rollup_partials",
 ]

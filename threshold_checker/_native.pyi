@@ -56,6 +56,7 @@ __all__ = [
     "check_array",
     "check_batch",
     "check_thresholds",
+    "rollup_partials",
 ]
 
 __version__: Final[str]
@@ -75,6 +76,11 @@ _Level: TypeAlias = Literal["INFO", "WARNING", "CRITICAL"]
 _Reading = tuple[SupportsIndex, SupportsFloat] | Sequence[SupportsIndex | SupportsFloat]
 _SensorReading = tuple[SupportsIndex, str, SupportsFloat] | Sequence[Any]
 _EngineReading = tuple[SupportsIndex | None, str, SupportsFloat, SupportsFloat] | Sequence[Any]
+# (sensor_id, bucket, min, max, sum, count, first_ts, first_id, first_value, last_ts,
+#  last_id, last_value)
+_Partial: TypeAlias = tuple[
+    int, float, float, float, float, int, float, int, float, float, int, float
+]
 
 @final
 class Alert:
@@ -139,6 +145,19 @@ def check_batch(
     ``readings``: ``(id, sensor_key, value)`` tuples; ``thresholds``: sensor key ->
     ``(min_threshold, max_threshold)``. Readings of sensors without an entry are skipped.
     All threshold pairs are validated before any reading is checked.
+    """
+
+def rollup_partials(
+    rows: Iterable[tuple[Any, ...]], widths: Sequence[float]
+) -> list[list[_Partial]]:
+    """The hub's rollup fold: per sensor and bucket, min, max, sum, count and the first and
+    last reading by ``(ts, id)``, for each width of ``widths``.
+
+    ``rows``: tuples whose first four items are ``(id, sensor_id, ts, value)`` (finite ts and
+    value; more items are ignored). ``widths``: seconds, finest first, each a whole multiple
+    of the one before. A bucket starts at ``floor(ts / width) * width`` (the first width) or
+    at ``floor(start / width) * width`` of the finer bucket's start (the others), so tiers
+    nest. Returns one list per width, sorted by ``(sensor_id, bucket)``.
     """
 
 @final

@@ -18,7 +18,7 @@ the numbers are those of the raw readings (an average to the last bits of float 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -26,6 +26,7 @@ from typing import Any, ClassVar, cast
 from hub.storage.interface import Bucket, Stats, TierUsage
 from hub.storage.model import StorageError
 from hub.storage.sqlbase import Conn, SqlStorage
+from threshold_checker import rollup_partials
 
 RAW = "raw"
 
@@ -46,6 +47,9 @@ TIER_NAMES = (RAW, MINUTE.name, HOUR.name)
 Partial = list[Any]
 # (id, sensor_id, ts, value, ...): the head of a reading row as ingest builds it.
 Row = tuple[Any, ...]
+# (sensor_id, bucket, *Partial): a tier table's row, in its column order.
+TierRow = tuple[Any, ...]
+TIER_WIDTHS = [t.width for t in TIERS]
 
 
 def bucket_of(ts: float, width: float) -> float:
@@ -67,71 +71,15 @@ def merge(into: Partial, part: Partial) -> None:
         into[7:10] = part[7:10]
 
 
-def minute_partials(rows: Iterable[Row]) -> dict[tuple[int, float], Partial]:
-    """The minute buckets of ``rows`` (id, sensor_id, ts, value, gateway_id, seq).
+def fold_partials(rows: Sequence[Row]) -> tuple[list[TierRow], list[TierRow]]:
+    """The minute and hour partials of ``rows`` (id, sensor_id, ts, value, ...), as the tier
+    tables' rows, each list sorted by (sensor_id, bucket).
 
-    The hot loop of rollup maintenance (every stored reading passes here once): a batch
-    mostly holds runs of one sensor's readings in time order, so a run is summed in local
-    variables and folded into the dict once, when it leaves its minute or sensor."""
-    acc: dict[tuple[int, float], Partial] = {}
-    floor = math.floor
-    sid_run: Any = None
-    lo = hi = 0.0
-    mn = mx = sm = fts = fv = lts = lv = 0.0
-    n = fid = lid = 0
-
-    def flush() -> None:
-        key = (sid_run, lo)
-        part = [mn, mx, sm, n, fts, fid, fv, lts, lid, lv]
-        have = acc.get(key)
-        if have is None:
-            acc[key] = part
-        else:
-            merge(have, part)
-
-    for rid, sid, ts, v, _gateway, _seq in rows:
-        if sid == sid_run and lo <= ts < hi:
-            if v < mn:
-                mn = v
-            elif v > mx:
-                mx = v
-            sm += v
-            n += 1
-            if ts > lts or (ts == lts and rid > lid):
-                lts, lid, lv = ts, rid, v
-            elif ts < fts or (ts == fts and rid < fid):
-                fts, fid, fv = ts, rid, v
-            continue
-        if n:
-            flush()
-        sid_run = sid
-        lo = floor(ts / 60.0) * 60.0
-        # Just short of the next minute: a ts within rounding of the edge takes the exact
-        # floor above instead, so the bucket is always the one SQL's floor(ts / 60) gives.
-        hi = (lo + 60.0) * (1.0 - 1e-15)
-        mn = mx = sm = fv = lv = v
-        fts = lts = ts
-        fid = lid = rid
-        n = 1
-    if n:
-        flush()
-    return acc
-
-
-def coarser(
-    parts: dict[tuple[int, float], Partial], width: float
-) -> dict[tuple[int, float], Partial]:
-    """Partials of a finer tier folded into buckets of ``width`` (a multiple of theirs)."""
-    acc: dict[tuple[int, float], Partial] = {}
-    floor = math.floor
-    for (sid, b), part in parts.items():
-        key = (sid, floor(b / width) * width)
-        a = acc.get(key)
-        if a is None:
-            acc[key] = part.copy()
-        else:
-            merge(a, part)
-    return acc
+    The hot loop of rollup maintenance (every stored reading passes here once) runs in the
+    native module: summed in Python it was most of a wide batch's store time. The bucket
+    rule is :func:`bucket_of`'s; hours bucket the minutes' starts, so the tiers nest."""
+    minutes, hours = rollup_partials(rows, TIER_WIDTHS)
+    return minutes, hours
 
 
 def upsert_sql(table: str) -> str:
@@ -255,14 +203,11 @@ class RollupsMixin(SqlStorage):
         """Fold stored-just-now rows into both tiers (inside their write transaction)."""
         if not rows or not self.maintain_rollups:
             return
-        minutes = minute_partials(rows)
-        hours = coarser(minutes, HOUR.width)
-        for tier, parts in ((MINUTE, minutes), (HOUR, hours)):
-            # Key order: two writers folding into the same buckets lock them in one order.
-            conn.executemany(
-                upsert_sql(tier.table),
-                [(sid, b, *part) for (sid, b), part in sorted(parts.items())],
-            )
+        minutes, hours = fold_partials(rows)
+        # In key order (as fold_partials returns them): the upserts walk each tier's primary
+        # key forwards, and two writers folding into the same buckets lock them in one order.
+        conn.executemany(upsert_sql(MINUTE.table), minutes)
+        conn.executemany(upsert_sql(HOUR.table), hours)
 
     def delete_rollups(self, conn: Conn, sensor_id: int) -> None:
         """Remove a sensor's rollups; for whoever deletes a sensor, in their transaction."""

@@ -17,6 +17,10 @@
 //!   `sensor_key -> (min_threshold, max_threshold)`; readings of sensors without an entry
 //!   are skipped.
 //!
+//! * `rollup_partials(rows, widths)`: the hub's rollup fold (min, max, sum, count, first and
+//!   last per sensor and bucket, for each tier), see [`rollup`]. It lives here because this
+//!   is the distribution's one native module, and the fold is per-reading work.
+//!
 //! * `Rule` + `RuleEngine`: stateful alerting (one alert per excursion, deadband and clear
 //!   count, rate of change), see [`rules`] and `py::rule_engine`.
 //!
@@ -36,13 +40,15 @@
 pub mod core;
 pub mod levels;
 mod py;
+pub mod rollup;
 pub mod rules;
 pub mod scan;
 
 use pyo3::prelude::*;
 
 pub use crate::py::{
-    check_array, check_batch, check_thresholds, Alert, AlertEvent, AlertRule, Rule, RuleEngine,
+    check_array, check_batch, check_thresholds, rollup_partials, Alert, AlertEvent, AlertRule,
+    Rule, RuleEngine,
 };
 
 /// The native module `threshold_checker._native`, re-exported by the `threshold_checker`
@@ -57,6 +63,7 @@ fn threshold_checker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_thresholds, m)?)?;
     m.add_function(wrap_pyfunction!(check_array, m)?)?;
     m.add_function(wrap_pyfunction!(check_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(rollup_partials, m)?)?;
     m.add("HIGH_RATIO", core::HIGH_RATIO)?;
     m.add("CRITICAL_RATIO", core::CRITICAL_RATIO)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -26,9 +26,8 @@ from hub.storage.rollups import (
     RollupsMixin,
     Row,
     Tier,
-    coarser,
     first_of_each,
-    minute_partials,
+    fold_partials,
 )
 from hub.storage.sqlbase import Conn
 
@@ -95,7 +94,7 @@ def insert_staged(cur: psycopg.Cursor[Any], rows: Sequence[Row], fold: bool) -> 
     (the same transaction); returns how many were new.
 
     Which rows were new comes from the insert itself (RETURNING): in the usual case all of
-    them, and only a count travels back. The partials are summed here in Python
+    them, and only a count travels back. The partials are summed by the native fold
     (hub.storage.rollups, as on SQLite; measured faster than array_agg in SQL) and copied
     in, then one upsert per tier."""
     if not fold:
@@ -110,16 +109,15 @@ def insert_staged(cur: psycopg.Cursor[Any], rows: Sequence[Row], fold: bool) -> 
     if got is not None and got[1] is not None:
         ids = set(got[1])
         new = first_of_each([r for r in rows if r[0] in ids], set())
-    minutes = minute_partials(new)
-    hours = coarser(minutes, HOUR.width)
+    minutes, hours = fold_partials(new)
     with cur.copy(
         "COPY rollup_in (tier, sensor_id, bucket, min, max, sum, count, first_ts, first_id, "
         "first_value, last_ts, last_id, last_value) FROM STDIN (FORMAT BINARY)"
     ) as copy:
         copy.set_types(_ROLLUP_TYPES)
         for number, parts in ((1, minutes), (2, hours)):
-            for (sid, b), part in parts.items():
-                copy.write_row((number, sid, b, *part))
+            for part in parts:
+                copy.write_row((number, *part))
     for sql in _FOLDS:
         cur.execute(sql)
     return count
