@@ -25,7 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench import anomaly, backlog, checker, drain, fleet, history, ingest, sparkplug
+from bench import anomaly, backlog, checker, drain, fleet, history, ingest, pg_drain, sparkplug
 from bench import console as console_bench
 from bench.common import Row
 
@@ -95,6 +95,7 @@ def main() -> None:
             "anomaly",
             "checker",
             "fleet",
+            "pgdrain",
             "history",
             "sparkplug",
             "console",
@@ -104,6 +105,7 @@ def main() -> None:
     ap.add_argument("--ingest-n", type=int)
     ap.add_argument("--drain-n", type=int)
     ap.add_argument("--backlog-n", type=int)
+    ap.add_argument("--pg-drain-n", type=int, help="backlog of the PostgreSQL drain (10M)")
     ap.add_argument("--history-n", type=int, help="readings of the one-year sensor (10M)")
     args = ap.parse_args()
     ingest_n = args.ingest_n or (20_000 if args.quick else 100_000)
@@ -118,6 +120,7 @@ def main() -> None:
             "anomaly",
             "checker",
             "fleet",
+            "pgdrain",
             "history",
             "sparkplug",
             "console",
@@ -163,6 +166,11 @@ def main() -> None:
         if "fleet" in only:
             stages.begin("[bench] fleet of 1,000 gateways (edge-load) with operator queries ...")
             rows += fleet.run(wd, seconds=5.0 if args.quick else 20.0)
+            stages.end()
+        if "pgdrain" in only:
+            pg_drain_n = args.pg_drain_n or backlog_n
+            stages.begin(f"[bench] drain into PostgreSQL: {pg_drain_n:,}-reading backlog ...")
+            rows += pg_drain.run(wd, pg_drain_n)
             stages.end()
         if "sparkplug" in only:
             stages.begin(f"[bench] Sparkplug B ingest: {ingest_n:,} messages, vs JSON ...")
