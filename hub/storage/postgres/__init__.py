@@ -1,9 +1,12 @@
 """The PostgreSQL engine (psycopg 3 + psycopg_pool), for sites that outgrow one hub box.
 
-Ingest: the readings of a batch go by binary COPY into a per-connection staging table, then
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` moves the new ones into ``readings``: one
-transaction per batch with the sensors, alerts and gateway report, all or nothing; a
-(gateway, seq) already stored is skipped, however often it comes. Partitions for the batch's
+Ingest: one transaction per batch with the sensors, alerts and gateway report, all or
+nothing. A probe of the primary key finds which of the batch's readings are stored already
+(usually none); the others go by binary COPY straight into ``readings``. Should another hub
+process store some of them meanwhile, the unique key stops that COPY (a savepoint undoes it
+alone), and the batch goes the careful way: COPY into a per-connection staging table, then
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. A (gateway, seq) already stored is skipped,
+however often it comes. Partitions for the batch's
 days exist before its transaction starts (partitions.py).
 
 Schema changes run as numbered migrations under a session advisory lock, so hub processes
@@ -30,10 +33,11 @@ from hub.storage.postgres.catalog import PgCatalog
 from hub.storage.postgres.lead import PgLead
 from hub.storage.postgres.partitions import Partitions, day_of
 from hub.storage.postgres.pool import PgConn, PgPool
-from hub.storage.postgres.rollups import PgRollupsMixin, insert_staged
+from hub.storage.postgres.rollups import PgRollupsMixin, fold_rows, insert_staged
 from hub.storage.postgres.schema import MIGRATIONS
 from hub.storage.reads import ReadsMixin
 from hub.storage.report import ReportMixin
+from hub.storage.rollups import first_of_each
 from hub.storage.sessions import SessionsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.thresholds import ThresholdsMixin
@@ -168,14 +172,53 @@ class PostgresStorage(
         assert isinstance(conn, PgConn)
         raw = conn.raw
         with raw.cursor() as cur:
-            with cur.copy(
-                "COPY readings_in (id, sensor_id, ts, value, gateway_id, seq) "
-                "FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(_COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            # ORDER BY id: concurrent batches take their index locks in the same order. The
-            # rows it stores are folded into the rollups by the same statement (rollups.py).
-            accepted = insert_staged(cur, rows, self.maintain_rollups)
-        return accepted
+            new = first_of_each(rows, _stored_ids(cur, rows))
+            if not new:
+                return 0
+            try:
+                # The usual case, a batch not stored before: straight into readings by one
+                # binary COPY, the fastest way in. A savepoint around it: if another hub
+                # process stores some of these rows between the probe and the COPY (an agent
+                # re-sending a batch that timed out), the unique key stops the COPY, and only
+                # the COPY is undone.
+                with raw.transaction():
+                    _copy(cur, "readings", new)
+            except psycopg.errors.UniqueViolation:
+                # Stage the batch and let INSERT ... ON CONFLICT DO NOTHING keep what is new
+                # (ORDER BY id there: concurrent batches take index locks in one order).
+                _copy(cur, "readings_in", rows)
+                return insert_staged(cur, rows, self.maintain_rollups)
+            if self.maintain_rollups:
+                fold_rows(cur, new)  # the same transaction: stored means rolled up
+        return len(new)
+
+
+def _copy(cur: psycopg.Cursor[Any], table: str, rows: Sequence[ReadingRow]) -> None:
+    with cur.copy(
+        f"COPY {table} (id, sensor_id, ts, value, gateway_id, seq) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(_COPY_TYPES)
+        for row in rows:
+            copy.write_row(row)
+
+
+def _stored_ids(cur: psycopg.Cursor[Any], rows: Sequence[ReadingRow]) -> set[int]:
+    """Which ids of ``rows`` are stored already (usually none). The batch's ts range prunes the
+    probe to the day partitions a re-sent reading can be in (it comes with its ts), and a
+    batch is one gateway's run of seqs, so its ids are one narrow range of the primary key."""
+    if not rows:
+        return set()
+    lo, hi = min(rows)[0], max(rows)[0]
+    t_lo = min(r[2] for r in rows)
+    t_hi = max(r[2] for r in rows)
+    if hi - lo <= 4 * len(rows) + 1024:
+        cur.execute(
+            "SELECT id FROM readings WHERE id BETWEEN %s AND %s AND ts BETWEEN %s AND %s",
+            (lo, hi, t_lo, t_hi),
+        )
+    else:
+        cur.execute(
+            "SELECT id FROM readings WHERE id = ANY(%s) AND ts BETWEEN %s AND %s",
+            (sorted({r[0] for r in rows}), t_lo, t_hi),
+        )
+    return {int(r[0]) for r in cur.fetchall()}

@@ -89,14 +89,29 @@ def _fold_sql(tier: Tier, number: int) -> str:
 _FOLDS = [_fold_sql(MINUTE, 1), _fold_sql(HOUR, 2)]
 
 
+def fold_rows(cur: psycopg.Cursor[Any], rows: Sequence[Row]) -> None:
+    """Fold ``rows``, stored by this transaction, into both tiers: the partials are summed
+    by the native fold (hub.storage.rollups, as on SQLite; measured faster than array_agg in
+    SQL), copied in, then one upsert per tier."""
+    minutes, hours = fold_partials(rows)
+    with cur.copy(
+        "COPY rollup_in (tier, sensor_id, bucket, min, max, sum, count, first_ts, first_id, "
+        "first_value, last_ts, last_id, last_value) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(_ROLLUP_TYPES)
+        for number, parts in ((1, minutes), (2, hours)):
+            for part in parts:
+                copy.write_row((number, *part))
+    for sql in _FOLDS:
+        cur.execute(sql)
+
+
 def insert_staged(cur: psycopg.Cursor[Any], rows: Sequence[Row], fold: bool) -> int:
     """Move the staged ``rows`` into readings and fold the ones it stored into both tiers
     (the same transaction); returns how many were new.
 
     Which rows were new comes from the insert itself (RETURNING): in the usual case all of
-    them, and only a count travels back. The partials are summed by the native fold
-    (hub.storage.rollups, as on SQLite; measured faster than array_agg in SQL) and copied
-    in, then one upsert per tier."""
+    them, and only a count travels back."""
     if not fold:
         cur.execute(INSERT_ONLY)
         return cur.rowcount
@@ -109,17 +124,7 @@ def insert_staged(cur: psycopg.Cursor[Any], rows: Sequence[Row], fold: bool) -> 
     if got is not None and got[1] is not None:
         ids = set(got[1])
         new = first_of_each([r for r in rows if r[0] in ids], set())
-    minutes, hours = fold_partials(new)
-    with cur.copy(
-        "COPY rollup_in (tier, sensor_id, bucket, min, max, sum, count, first_ts, first_id, "
-        "first_value, last_ts, last_id, last_value) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(_ROLLUP_TYPES)
-        for number, parts in ((1, minutes), (2, hours)):
-            for part in parts:
-                copy.write_row((number, *part))
-    for sql in _FOLDS:
-        cur.execute(sql)
+    fold_rows(cur, new)
     return count
 
 
