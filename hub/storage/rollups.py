@@ -128,6 +128,8 @@ def stored_ids(conn: Conn, rows: Sequence[Row]) -> set[int]:
 
 def first_of_each(rows: Sequence[Row], skip: set[int]) -> list[Row]:
     """``rows`` without ids in ``skip``, each id once (the first, as INSERT OR IGNORE keeps)."""
+    if not skip and len({row[0] for row in rows}) == len(rows):
+        return list(rows)  # the usual batch: nothing stored before, no seq twice (a C loop)
     seen = set(skip)
     out: list[Row] = []
     for row in rows:
