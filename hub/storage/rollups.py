@@ -196,8 +196,11 @@ class RollupsMixin(SqlStorage):
     # The interface's flag, repeated so this mixin stands on its own (hub.toml ``rollups``).
     maintain_rollups: bool = True
 
-    def _floor_of(self, column: str) -> str:
-        return self._BUCKET_START.replace("ts /", f"{column} /")
+    # From the engine: the start of a tier row's answer bucket of a whole width ? (given
+    # twice, as an int). Tier buckets are whole multiples of 60 and a width a tier answers is
+    # a whole multiple of the tier's, so integer division is exact here; on SQLite it is
+    # twice as fast as the REAL division and CAST (a year of hours, 8,760 rows per chart).
+    _TIER_BUCKET_START: ClassVar[str]
 
     # -- maintenance -------------------------------------------------------------------
 
@@ -262,14 +265,15 @@ class RollupsMixin(SqlStorage):
         sql = (
             "SELECT g.b, g.mn, g.mx, g.sm, g.n, f.first_ts, f.first_id, f.first_value, "
             "l.last_ts, l.last_id, l.last_value FROM ("
-            f"SELECT {self._floor_of('bucket')} AS b, min(min) AS mn, max(max) AS mx, "
+            f"SELECT {self._TIER_BUCKET_START} AS b, min(min) AS mn, max(max) AS mx, "
             "sum(sum) AS sm, CAST(sum(count) AS bigint) AS n, min(bucket) AS fb, "
             f"max(bucket) AS lb FROM {t} WHERE sensor_id = ?{where} "
             "GROUP BY b ORDER BY b LIMIT ?) g "
             f"JOIN {t} f ON f.sensor_id = ? AND f.bucket = g.fb "
             f"JOIN {t} l ON l.sensor_id = ? AND l.bucket = g.lb"
         )
-        return sql, [width, width, sensor_id, *params, limit, sensor_id, sensor_id]
+        whole = int(width)  # usable_tiers: a whole multiple of the tier's width
+        return sql, [whole, whole, sensor_id, *params, limit, sensor_id, sensor_id]
 
     def buckets(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int

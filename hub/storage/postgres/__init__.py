@@ -69,6 +69,7 @@ class PostgresStorage(
     PgLead,
 ):
     _BUCKET_START: ClassVar[str] = "floor(ts / ?) * ?"
+    _TIER_BUCKET_START: ClassVar[str] = "floor(bucket / ?) * ?"
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__()

@@ -48,6 +48,7 @@ class SQLiteStorage(
 ):
     # ts >= 0 always, so CAST (truncation) is floor here.
     _BUCKET_START: ClassVar[str] = "CAST(ts / ? AS INTEGER) * ?"
+    _TIER_BUCKET_START: ClassVar[str] = "CAST(bucket AS INTEGER) / ? * ?"
 
     def __init__(self, target: str) -> None:
         """``target``: a sqlite:/// URL or a file path."""
