@@ -83,23 +83,27 @@ class _Stages:
             self.bar.stop()
 
 
+# The row groups `--only` can pick; a full run takes them all.
+STAGES = (
+    "ingest",
+    "drain",
+    "backlog",
+    "anomaly",
+    "checker",
+    "fleet",
+    "pgdrain",
+    "history",
+    "sparkplug",
+    "console",
+)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="just bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument(
         "--only",
-        choices=[
-            "ingest",
-            "drain",
-            "backlog",
-            "anomaly",
-            "checker",
-            "fleet",
-            "pgdrain",
-            "history",
-            "sparkplug",
-            "console",
-        ],
+        choices=STAGES,
         action="append",
     )
     ap.add_argument("--ingest-n", type=int)
@@ -111,21 +115,7 @@ def main() -> None:
     ingest_n = args.ingest_n or (20_000 if args.quick else 100_000)
     drain_n = args.drain_n or (100_000 if args.quick else 1_000_000)
     backlog_n = args.backlog_n or (1_000_000 if args.quick else 10_000_000)
-    only = set(
-        args.only
-        or [
-            "ingest",
-            "drain",
-            "backlog",
-            "anomaly",
-            "checker",
-            "fleet",
-            "pgdrain",
-            "history",
-            "sparkplug",
-            "console",
-        ]
-    )
+    only = set(args.only or STAGES)
 
     rows: list[Row] = []
     started = time.time()
