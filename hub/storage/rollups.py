@@ -104,17 +104,26 @@ def upsert_sql(table: str) -> str:
     )
 
 
-def stored_ids(conn: Conn, rows: Sequence[Row]) -> set[int]:
-    """Which ids of ``rows`` are stored already. Call inside the write transaction that
-    then inserts the others."""
+def id_range(rows: Sequence[Row]) -> tuple[int, int] | None:
+    """The (lowest, highest) id of ``rows`` when they are one narrow range, else None.
+
+    A batch is one gateway's run of seqs, so its ids usually are: then one range scan of the
+    primary key finds what is stored already (usually nothing), on either engine."""
     if not rows:
-        return set()
+        return None
     # Tuples compare by their first item (the id) first: min/max find the id range in C.
     lo, hi = min(rows)[0], max(rows)[0]
-    # A batch is one gateway's run of seqs, so its ids are one narrow range: one range scan
-    # of the primary key finds what is stored already (usually nothing).
-    if hi - lo <= 4 * len(rows) + 1024:
-        found = conn.execute("SELECT id FROM readings WHERE id BETWEEN ? AND ?", (lo, hi))
+    return (lo, hi) if hi - lo <= 4 * len(rows) + 1024 else None
+
+
+def stored_ids(conn: Conn, rows: Sequence[Row]) -> set[int]:
+    """Which ids of ``rows`` are stored already (SQLite). Call inside the write transaction
+    that then inserts the others."""
+    if not rows:
+        return set()
+    span = id_range(rows)
+    if span is not None:
+        found = conn.execute("SELECT id FROM readings WHERE id BETWEEN ? AND ?", span)
         return {r[0] for r in found.fetchall()}
     stored: set[int] = set()
     unique = sorted({r[0] for r in rows})

@@ -100,3 +100,13 @@ def test_a_batch_with_part_stored_copies_only_the_rest(pg: PostgresStorage) -> N
     rows: list[Any] = query(pg, "SELECT min(seq), max(seq) FROM readings")
     assert rows == [(0, 299)]
     assert _tallies(pg) == (300, 300, 300, 300)
+
+
+def test_a_batch_of_scattered_seqs_is_probed_by_its_ids(pg: PostgresStorage) -> None:
+    # Seqs too far apart for one range scan of the key: the probe asks for the ids themselves.
+    gateway, factory = _setup(pg)
+    scattered = [WireReading(i * 1_000_003, "l/m/s", T0 + i, float(i), None) for i in range(50)]
+    assert pg.store_batch(gateway, factory, scattered[:20], REPORT).accepted == 20
+    result = pg.store_batch(gateway, factory, scattered, REPORT)
+    assert (result.accepted, result.duplicates) == (30, 20)
+    assert _tallies(pg) == (50, 50, 50, 50)

@@ -37,7 +37,7 @@ from hub.storage.postgres.rollups import PgRollupsMixin, fold_rows, insert_stage
 from hub.storage.postgres.schema import MIGRATIONS
 from hub.storage.reads import ReadsMixin
 from hub.storage.report import ReportMixin
-from hub.storage.rollups import first_of_each
+from hub.storage.rollups import first_of_each, id_range
 from hub.storage.sessions import SessionsMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.thresholds import ThresholdsMixin
@@ -207,17 +207,16 @@ def _copy(cur: psycopg.Cursor[Any], table: str, rows: Sequence[ReadingRow]) -> N
 
 def _stored_ids(cur: psycopg.Cursor[Any], rows: Sequence[ReadingRow]) -> set[int]:
     """Which ids of ``rows`` are stored already (usually none). The batch's ts range prunes the
-    probe to the day partitions a re-sent reading can be in (it comes with its ts), and a
-    batch is one gateway's run of seqs, so its ids are one narrow range of the primary key."""
+    probe to the day partitions a re-sent reading can be in (it comes with its ts)."""
     if not rows:
         return set()
-    lo, hi = min(rows)[0], max(rows)[0]
     t_lo = min(r[2] for r in rows)
     t_hi = max(r[2] for r in rows)
-    if hi - lo <= 4 * len(rows) + 1024:
+    span = id_range(rows)
+    if span is not None:
         cur.execute(
             "SELECT id FROM readings WHERE id BETWEEN %s AND %s AND ts BETWEEN %s AND %s",
-            (lo, hi, t_lo, t_hi),
+            (*span, t_lo, t_hi),
         )
     else:
         cur.execute(
