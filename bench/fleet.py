@@ -42,7 +42,7 @@ import httpx
 import psutil
 
 from bench.common import Row, count_rows
-from bench.pgserver import PgBenchServer
+from bench.pgserver import PgBenchServer, copy_readings
 from devtools.stack import Hub, edge_load_binary, wait_for
 
 GATEWAYS = 1000
@@ -253,16 +253,7 @@ def _pg_raw_rate(url: str, n: int) -> float:
     with psycopg.connect(url) as conn:
         start = time.perf_counter()
         for i in range(0, len(rows), BATCH):
-            with (
-                conn.transaction(),
-                conn.cursor().copy(
-                    "COPY readings (id, sensor_id, ts, value, gateway_id, seq) "
-                    "FROM STDIN (FORMAT BINARY)"
-                ) as copy,
-            ):
-                copy.set_types(["int8", "int8", "float8", "float8", "int8", "int8"])
-                for r in rows[i : i + BATCH]:
-                    copy.write_row(r)
+            copy_readings(conn, rows[i : i + BATCH])
         return len(rows) / (time.perf_counter() - start)
 
 

@@ -22,11 +22,16 @@ from agent.config import HubConfig
 from bench.backlog import _buffer_state
 from bench.common import Row
 from bench.fleet import _pg_count
-from bench.pgserver import PgBenchServer
+from bench.pgserver import PgBenchServer, copy_readings
 from devtools.prefill import prefill, value_of
 from devtools.stack import Agent, Broker, Hub
 
 SENSORS = 1000
+
+
+def _row(gateway: int, i: int, t0: float) -> tuple[int, int, float, float, int, int]:
+    """The i-th reading of the backlog's shape, as a readings row of ``gateway``."""
+    return ((gateway << 40) + i + 1, i % SENSORS + 1, t0 + i * 0.001, value_of(i), gateway, i + 1)
 
 
 def _raw_copy_rate(url: str, n: int, batch: int, t0: float) -> float:
@@ -45,19 +50,7 @@ def _raw_copy_rate(url: str, n: int, batch: int, t0: float) -> float:
     with psycopg.connect(url) as conn:
         start = time.perf_counter()
         for lo in range(0, n, batch):
-            with (
-                conn.transaction(),
-                conn.cursor().copy(
-                    "COPY readings (id, sensor_id, ts, value, gateway_id, seq) "
-                    "FROM STDIN (FORMAT BINARY)"
-                ) as copy,
-            ):
-                copy.set_types(["int8", "int8", "float8", "float8", "int8", "int8"])
-                for i in range(lo, min(n, lo + batch)):
-                    copy.write_row(
-                        ((gateway << 40) + i + 1, i % SENSORS + 1, t0 + i * 0.001,
-                         value_of(i), gateway, i + 1)
-                    )  # fmt: skip
+            copy_readings(conn, (_row(gateway, i, t0) for i in range(lo, min(n, lo + batch))))
         rate = n / (time.perf_counter() - start)
         conn.execute("TRUNCATE readings")
     return rate

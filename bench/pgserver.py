@@ -8,7 +8,9 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from devtools.stack import free_port
 
@@ -52,3 +54,17 @@ class PgBenchServer:
         with contextlib.suppress(subprocess.SubprocessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def copy_readings(conn: Any, rows: Iterable[tuple[int, int, float, float, int, int]]) -> None:
+    """One transaction of binary COPY straight into the hub's ``readings``: the rows as
+    (id, sensor_id, ts, value, gateway_id, seq). The PostgreSQL rows' raw-insert ceiling."""
+    with (
+        conn.transaction(),
+        conn.cursor().copy(
+            "COPY readings (id, sensor_id, ts, value, gateway_id, seq) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(["int8", "int8", "float8", "float8", "int8", "int8"])
+        for row in rows:
+            copy.write_row(row)
