@@ -1,7 +1,7 @@
 """Retention per tier (hub.toml ``[retention]``): the periodic job that expires old data.
 
 Each tier keeps its own depth: raw readings ``raw_days`` (90), 1-minute rollups
-``minute_days`` (730), 1-hour rollups ``hour_days`` (0: forever). Rollups are built as
+``minute_days`` (730), 1-hour and 12-hour rollups ``hour_days`` (0: forever). Rollups are built as
 batches arrive (hub.storage.rollups), so expiring raw readings never changes a chart or a
 stat over the expired range: those are answered by the tiers that still hold it.
 
@@ -65,7 +65,9 @@ class RetentionSettings(BaseModel):
         return self
 
     def days(self) -> dict[str, float]:
-        return {"raw": self.raw_days, "1m": self.minute_days, "1h": self.hour_days}
+        # hour_days covers both hour tiers: the 12-hour one only speeds up long charts.
+        hours = self.hour_days
+        return {"raw": self.raw_days, "1m": self.minute_days, "1h": hours, "12h": hours}
 
 
 class RetentionJob(BackgroundJob):

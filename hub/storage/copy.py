@@ -24,7 +24,7 @@ from hub.storage.model import StorageError
 # In this order, parents before the tables that reference them; every other table after.
 FIRST = ("factories", "gateways", "machines", "sensors", "tokens")
 # Rebuilt by the destination as readings arrive (and never copied, or they would count twice).
-DERIVED = frozenset({"readings", "rollup_1m", "rollup_1h", "retention_status"})
+DERIVED = frozenset({"readings", "rollup_1m", "rollup_1h", "rollup_12h", "retention_status"})
 CHUNK = 50_000
 
 

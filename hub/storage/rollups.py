@@ -1,4 +1,5 @@
-"""Rollup tiers (1 minute, 1 hour): kept as batches are stored, read by series and stats.
+"""Rollup tiers (1 minute, 1 hour, 12 hours): kept as batches are stored, read by series and
+stats.
 
 Maintenance. Each tier row is a partial aggregate of one sensor over one bucket: min, max,
 sum, count, and the first and last reading by (ts, id). Two partials of the same bucket merge
@@ -8,11 +9,17 @@ like any other. The fold runs inside the batch's own transaction, over the rows 
 insert really stored (a re-sent (gateway, seq) is skipped by the insert and by the fold):
 a crash either keeps the readings and their rollups, or neither.
 
-Reads. A range splits into pieces that each tier covers whole: hours in the middle, minutes
-at the hours' edges, raw readings for the last part-minutes at either end. Each piece is
-aggregated into the answer's buckets and the pieces merge like partials do, so a year of
-chart is ~9k hour rows plus at most two hours of minutes and two minutes of readings, and
-the numbers are those of the raw readings (an average to the last bits of float addition).
+Reads. A range splits into pieces that each tier covers whole: the coarsest tier that can
+answer the buckets in the middle, the next finer ones at its edges, raw readings for the last
+part-minutes at either end. Each piece is aggregated into the answer's buckets and the pieces
+merge like partials do, and the numbers are those of the raw readings (an average to the last
+bits of float addition).
+
+Why 12 hours: a chart of a year at ``points=1000`` gets 12-hour buckets (hub.history), and
+grouping a year of hour rows into them (8,760 rows) was most of that chart's time; the 12-hour
+tier answers it with 730 rows read as they are, and every coarser width a chart picks (1 d,
+2 d, whole weeks) is a whole multiple of 12 hours. It costs one more upsert per batch with a
+row per sensor and half-day, next to the minute tier's row per sensor and minute.
 """
 
 from __future__ import annotations
@@ -40,8 +47,14 @@ class Tier:
 
 MINUTE = Tier("1m", 60.0, "rollup_1m")
 HOUR = Tier("1h", 3600.0, "rollup_1h")
-TIERS = (MINUTE, HOUR)
-TIER_NAMES = (RAW, MINUTE.name, HOUR.name)
+HALF_DAY = Tier("12h", 43200.0, "rollup_12h")
+# Finest first; each width a whole multiple of the one before (the tiers nest).
+TIERS = (MINUTE, HOUR, HALF_DAY)
+TIER_NAMES = (RAW, *(t.name for t in TIERS))
+_BY_NAME = {t.name: t for t in TIERS}
+# Holds at least what any other tier holds ([retention] keeps each tier at least as long as
+# the finer ones): where the span of a sensor's history and its newest reading are read.
+COARSEST = TIERS[-1]
 
 # [min, max, sum, count, first_ts, first_id, first_value, last_ts, last_id, last_value]
 Partial = list[Any]
@@ -71,15 +84,18 @@ def merge(into: Partial, part: Partial) -> None:
         into[7:10] = part[7:10]
 
 
-def fold_partials(rows: Sequence[Row]) -> tuple[list[TierRow], list[TierRow]]:
-    """The minute and hour partials of ``rows`` (id, sensor_id, ts, value, ...), as the tier
-    tables' rows, each list sorted by (sensor_id, bucket).
+def fold_partials(rows: Sequence[Row]) -> list[list[TierRow]]:
+    """The partials of ``rows`` (id, sensor_id, ts, value, ...) for each tier of
+    :data:`TIERS`, as the tier tables' rows, each list sorted by (sensor_id, bucket).
 
     The hot loop of rollup maintenance (every stored reading passes here once) runs in the
     native module: summed in Python it was most of a wide batch's store time. The bucket
-    rule is :func:`bucket_of`'s; hours bucket the minutes' starts, so the tiers nest."""
-    minutes, hours = rollup_partials(rows, TIER_WIDTHS)
-    return minutes, hours
+    rule is :func:`bucket_of`'s; each tier buckets the finer tier's starts, so they nest."""
+    return rollup_partials(rows, TIER_WIDTHS)
+
+
+def tier_named(name: str) -> Tier:
+    return _BY_NAME[name]
 
 
 def upsert_sql(table: str) -> str:
@@ -214,14 +230,13 @@ class RollupsMixin(SqlStorage):
     # -- maintenance -------------------------------------------------------------------
 
     def _fold(self, conn: Conn, rows: Sequence[Row]) -> None:
-        """Fold stored-just-now rows into both tiers (inside their write transaction)."""
+        """Fold stored-just-now rows into every tier (inside their write transaction)."""
         if not rows or not self.maintain_rollups:
             return
-        minutes, hours = fold_partials(rows)
         # In key order (as fold_partials returns them): the upserts walk each tier's primary
         # key forwards, and two writers folding into the same buckets lock them in one order.
-        conn.executemany(upsert_sql(MINUTE.table), minutes)
-        conn.executemany(upsert_sql(HOUR.table), hours)
+        for tier, parts in zip(TIERS, fold_partials(rows), strict=True):
+            conn.executemany(upsert_sql(tier.table), parts)
 
     def delete_rollups(self, conn: Conn, sensor_id: int) -> None:
         """Remove a sensor's rollups; for whoever deletes a sensor, in their transaction."""
@@ -293,8 +308,7 @@ class RollupsMixin(SqlStorage):
             if source == RAW:
                 sql, p = self._raw_buckets(sensor_id, lo, hi, bucket, limit)
             else:
-                tier = MINUTE if source == MINUTE.name else HOUR
-                sql, p = self._tier_buckets(tier, sensor_id, lo, hi, bucket, limit)
+                sql, p = self._tier_buckets(tier_named(source), sensor_id, lo, hi, bucket, limit)
             parts.append(f"SELECT * FROM ({sql}) p{i}")
             params += p
         # One statement for all pieces: one round trip, and one snapshot of the data (a
@@ -332,7 +346,7 @@ class RollupsMixin(SqlStorage):
                 )
                 p = [sensor_id, *p]
             else:
-                table = MINUTE.table if source == MINUTE.name else HOUR.table
+                table = tier_named(source).table
                 where, p = _between("bucket", lo, hi)
                 sql = (
                     "SELECT g.mn, g.mx, g.sm, g.n, f.first_ts, l.last_ts FROM ("
@@ -364,10 +378,10 @@ class RollupsMixin(SqlStorage):
         return cast(Stats, (acc[0], acc[1], acc[2] / acc[3], acc[3], acc[4], acc[5]))
 
     def history_span(self, sensor_id: int) -> tuple[float, float] | None:
-        # The hour tier holds at least what any other tier holds ([retention] keeps each
-        # tier at least as long as the finer ones): two primary-key probes, where min/max
-        # of raw ts would read every reading of the sensor (or every day partition).
-        t = HOUR.table
+        # Two primary-key probes of the coarsest tier (it holds at least what any other
+        # holds), where min/max of raw ts would read every reading of the sensor (or every
+        # day partition).
+        t = COARSEST.table
         row = self._fetchone(
             f"SELECT (SELECT first_ts FROM {t} WHERE sensor_id = ? ORDER BY bucket LIMIT 1), "
             f"(SELECT last_ts FROM {t} WHERE sensor_id = ? ORDER BY bucket DESC LIMIT 1)",
@@ -378,10 +392,10 @@ class RollupsMixin(SqlStorage):
         return float(row[0]), float(row[1])
 
     def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
-        # The newest hour bucket's last reading by (ts, id) is the sensor's newest reading:
-        # one primary-key probe (on PostgreSQL the raw query visits every day partition).
+        # The newest bucket's last reading by (ts, id) is the sensor's newest reading: one
+        # primary-key probe (on PostgreSQL the raw query visits every day partition).
         row = self._fetchone(
-            f"SELECT last_id, last_ts, last_value FROM {HOUR.table} WHERE sensor_id = ? "
+            f"SELECT last_id, last_ts, last_value FROM {COARSEST.table} WHERE sensor_id = ? "
             "ORDER BY bucket DESC LIMIT 1",
             (sensor_id,),
         )
@@ -419,18 +433,16 @@ class RollupsMixin(SqlStorage):
     def expire(self, tier: str, cutoff: float, max_rows: int) -> int:
         if tier == RAW:
             return self._expire_rows("readings", "ts", "id", "<", cutoff, max_rows)
-        for t in TIERS:
-            if t.name == tier:
-                # A bucket goes once all of it is older than the cutoff (it ends at b + width).
-                return self._expire_rows(
-                    t.table, "bucket", "bucket", "<=", cutoff - t.width, max_rows
-                )
-        raise StorageError(f"no such tier {tier!r}; tiers are {', '.join(TIER_NAMES)}")
+        if tier not in _BY_NAME:
+            raise StorageError(f"no such tier {tier!r}; tiers are {', '.join(TIER_NAMES)}")
+        t = _BY_NAME[tier]
+        # A bucket goes once all of it is older than the cutoff (it ends at b + width).
+        return self._expire_rows(t.table, "bucket", "bucket", "<=", cutoff - t.width, max_rows)
 
     def _oldest(self, conn: Conn, tier: str) -> float | None:
         table, column = ("readings", "ts")
         if tier != RAW:
-            table, column = (MINUTE.table if tier == MINUTE.name else HOUR.table), "bucket"
+            table, column = tier_named(tier).table, "bucket"
         # Per sensor along the (sensor_id, time) index: a min() over the whole table would
         # read all of it.
         row = conn.execute(

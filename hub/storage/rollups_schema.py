@@ -1,4 +1,4 @@
-"""Schema of the rollup tiers (both engines): one migration step per engine.
+"""Schema of the rollup tiers (both engines): migration steps for each engine.
 
 ``rollup_1m`` and ``rollup_1h`` hold one row per (sensor, bucket start): min, max, sum and
 count, and the first and last reading by (ts, id) with their ts and id. Sum and count make
@@ -8,6 +8,9 @@ lands in an old bucket, or two partial buckets merged, pick the right one (hub.s
 The step also fills both tiers from the readings already stored, so a database upgraded
 from a release without rollups answers series and stats from them at once, with the same
 numbers as before. The hour tier is built from the minute tier (the tiers nest exactly).
+
+A later step adds ``rollup_12h`` (hub.storage.rollups says why) and fills it from the hour
+tier in the same way, so an upgraded database answers from it at once.
 """
 
 from __future__ import annotations
@@ -68,16 +71,22 @@ def fill_from_readings(bucket_expr: str, first: str, last: str) -> str:
 def fill_hours(bucket_expr: str) -> str:
     """INSERT ... SELECT of hour buckets from the minute tier (the first/last minute row of
     each hour carries the hour's first/last reading)."""
+    return fill_coarser("rollup_1h", "rollup_1m", bucket_expr)
+
+
+def fill_coarser(table: str, finer: str, bucket_expr: str) -> str:
+    """INSERT ... SELECT of ``table``'s buckets from the tier ``finer`` (``bucket_expr``: the
+    coarser bucket of a finer row's ``bucket``)."""
     return (
-        "INSERT INTO rollup_1h (sensor_id, bucket, min, max, sum, count, first_ts, first_id, "
+        f"INSERT INTO {table} (sensor_id, bucket, min, max, sum, count, first_ts, first_id, "
         "first_value, last_ts, last_id, last_value) "
         "SELECT g.sensor_id, g.h, g.mn, g.mx, g.sm, g.n, f.first_ts, f.first_id, f.first_value, "
         "l.last_ts, l.last_id, l.last_value FROM ("
         f"SELECT sensor_id, {bucket_expr} AS h, min(min) AS mn, max(max) AS mx, "
         "sum(sum) AS sm, CAST(sum(count) AS bigint) AS n, min(bucket) AS fb, "
-        "max(bucket) AS lb FROM rollup_1m GROUP BY sensor_id, h) g "
-        "JOIN rollup_1m f ON f.sensor_id = g.sensor_id AND f.bucket = g.fb "
-        "JOIN rollup_1m l ON l.sensor_id = g.sensor_id AND l.bucket = g.lb"
+        f"max(bucket) AS lb FROM {finer} GROUP BY sensor_id, h) g "
+        f"JOIN {finer} f ON f.sensor_id = g.sensor_id AND f.bucket = g.fb "
+        f"JOIN {finer} l ON l.sensor_id = g.sensor_id AND l.bucket = g.lb"
     )
 
 
@@ -118,3 +127,15 @@ def postgres_step(conn: Any) -> None:
         )
     )
     conn.execute(fill_hours("floor(bucket / 3600) * 3600"))
+
+
+def sqlite_half_day_step(conn: sqlite3.Connection) -> None:
+    types = {"int": "INTEGER", "real": "REAL"}
+    conn.execute(_TABLE.format(table="rollup_12h", suffix=" WITHOUT ROWID", **types))
+    conn.execute(fill_coarser("rollup_12h", "rollup_1h", "CAST(bucket AS INTEGER) / 43200 * 43200"))
+
+
+def postgres_half_day_step(conn: Any) -> None:
+    types = {"int": "bigint", "real": "double precision"}
+    conn.execute(_TABLE.format(table="rollup_12h", suffix="", **types))
+    conn.execute(fill_coarser("rollup_12h", "rollup_1h", "floor(bucket / 43200) * 43200"))

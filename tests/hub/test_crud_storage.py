@@ -23,6 +23,7 @@ SENSOR_TABLES = (
     "bulk_keys",
     "rollup_1m",
     "rollup_1h",
+    "rollup_12h",
     "edge_alerts",
     "alerts",
     "anomalies",

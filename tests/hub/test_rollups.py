@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.storage import GatewayReport, Storage
-from tests.hub.conftest import query
+from hub.storage.postgres.schema import MIGRATIONS as PG_MIGRATIONS
+from hub.storage.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
+from tests.hub.conftest import engine_of, query
 
 T0 = 1_699_999_200.0  # a whole hour
 SPAN_MS = 3 * 86_400_000
@@ -228,7 +230,7 @@ def test_a_failed_batch_leaves_no_rollup(
     monkeypatch.undo()
     sensor = storage.list_sensors(key=key)[0]["id"]
     assert storage.stats(sensor, None, None)[:4] == (1.0, 1.0, 1.0, 1)
-    for table in ("rollup_1m", "rollup_1h"):
+    for table in ("rollup_1m", "rollup_1h", "rollup_12h"):
         assert query(storage, f"SELECT sum(count) FROM {table} WHERE sensor_id = ?", (sensor,)) == [
             (1,)
         ]
@@ -242,7 +244,7 @@ def test_delete_rollups_of_a_sensor(storage: Storage, feeder: Feeder) -> None:
     b = store(storage, feeder, [[(0, 5.0)]], [])
     with storage._write() as conn:  # type: ignore[attr-defined]
         storage.delete_rollups(conn, a)  # type: ignore[attr-defined]
-    for table in ("rollup_1m", "rollup_1h"):
+    for table in ("rollup_1m", "rollup_1h", "rollup_12h"):
         assert query(storage, f"SELECT count(*) FROM {table} WHERE sensor_id = ?", (a,)) == [(0,)]
         assert query(storage, f"SELECT count(*) FROM {table} WHERE sensor_id = ?", (b,)) == [(1,)]
 
@@ -257,7 +259,30 @@ def test_a_seq_twice_in_one_batch_counts_once(storage: Storage, feeder: Feeder) 
     assert (result.accepted, result.duplicates) == (1, 1)
     sensor = storage.list_sensors(key=key)[0]["id"]
     # The insert keeps the first; so do the rollups.
-    for table in ("rollup_1m", "rollup_1h"):
+    for table in ("rollup_1m", "rollup_1h", "rollup_12h"):
         assert query(storage, f"SELECT count, max FROM {table} WHERE sensor_id = ?", (sensor,)) == [
             (1, 1.0)
         ]
+
+
+def test_the_12h_step_fills_the_tier_as_ingest_keeps_it(storage: Storage, feeder: Feeder) -> None:
+    """A database from before the 12-hour tier: its migration step fills the tier from the
+    hour tier, row for row what ingest keeps in it (late batches and re-sends included)."""
+    data = [[(0, 1.0), (13 * 3_600_000, 2.5)], [(50 * 3_600_000, -4.0)], [(1_000, 7.0)]]
+    sensors = [store(storage, feeder, data, [1]), store(storage, feeder, [[(5, 3.0)]], [])]
+    sql = "SELECT * FROM rollup_12h ORDER BY sensor_id, bucket"
+    kept = query(storage, sql)
+    assert {int(r[0]) for r in kept} == set(sensors) and len(kept) == 4
+    sqlite = engine_of(storage) == "sqlite"
+    steps = SQLITE_MIGRATIONS if sqlite else PG_MIGRATIONS
+    (step,) = [m.version for m in steps if "12h" in m.name]
+    with storage._write() as conn:  # type: ignore[attr-defined]
+        # Back to the schema before the step: the tier gone, the version before it.
+        conn.execute("DROP TABLE rollup_12h")
+        if sqlite:
+            conn.execute(f"PRAGMA user_version = {step - 1}")
+        else:
+            conn.execute("DELETE FROM schema_migrations WHERE version >= ?", (step,))
+    assert storage.migrate() == 1
+    assert query(storage, sql) == kept
+    assert storage.stats(sensors[0], None, None)[:4] == (-4.0, 7.0, 6.5 / 4, 4)

@@ -62,7 +62,7 @@ def consistent(database_url: str) -> int:
     storage = open_storage(database_url)
     try:
         raw = query(storage, "SELECT sensor_id, count(*), sum(value) FROM readings GROUP BY 1")
-        for table in ("rollup_1m", "rollup_1h"):
+        for table in ("rollup_1m", "rollup_1h", "rollup_12h"):
             tier = query(storage, f"SELECT sensor_id, sum(count), sum(sum) FROM {table} GROUP BY 1")
             assert sorted((int(s), int(n), float(v)) for s, n, v in tier) == sorted(
                 (int(s), int(n), float(v)) for s, n, v in raw

@@ -1,7 +1,7 @@
 """Rollups and retention on PostgreSQL (the shared parts: hub.storage.rollups).
 
 Ingest: the staged batch moves into ``readings`` by ``INSERT ... ON CONFLICT DO NOTHING
-RETURNING``, and exactly the rows it reports as new are folded into both tiers in the same
+RETURNING``, and exactly the rows it reports as new are folded into every tier in the same
 transaction: a (gateway, seq) stored before returns nothing and counts nowhere.
 
 Retention of raw readings drops whole day partitions, detached first with ``DETACH
@@ -20,9 +20,8 @@ import psycopg
 import structlog
 
 from hub.storage.rollups import (
-    HOUR,
-    MINUTE,
     RAW,
+    TIERS,
     RollupsMixin,
     Row,
     Tier,
@@ -56,7 +55,7 @@ def _on_conflict(t: str) -> str:
 
 
 # Per pooled connection (pool.py creates it with readings_in): the partials of one batch,
-# both tiers, on their way into the tier tables.
+# every tier, on their way into the tier tables.
 ROLLUP_STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS rollup_in (tier smallint, sensor_id bigint, "
     "bucket double precision, min double precision, max double precision, "
@@ -86,20 +85,21 @@ def _fold_sql(tier: Tier, number: int) -> str:
     )
 
 
-_FOLDS = [_fold_sql(MINUTE, 1), _fold_sql(HOUR, 2)]
+# rollup_in.tier: 1, 2, ... for TIERS in order.
+_FOLDS = [_fold_sql(tier, number) for number, tier in enumerate(TIERS, 1)]
 
 
 def fold_rows(cur: psycopg.Cursor[Any], rows: Sequence[Row]) -> None:
-    """Fold ``rows``, stored by this transaction, into both tiers: the partials are summed
+    """Fold ``rows``, stored by this transaction, into every tier: the partials are summed
     by the native fold (hub.storage.rollups, as on SQLite; measured faster than array_agg in
     SQL), copied in, then one upsert per tier."""
-    minutes, hours = fold_partials(rows)
+    tiers = fold_partials(rows)
     with cur.copy(
         "COPY rollup_in (tier, sensor_id, bucket, min, max, sum, count, first_ts, first_id, "
         "first_value, last_ts, last_id, last_value) FROM STDIN (FORMAT BINARY)"
     ) as copy:
         copy.set_types(_ROLLUP_TYPES)
-        for number, parts in ((1, minutes), (2, hours)):
+        for number, parts in enumerate(tiers, 1):
             for part in parts:
                 copy.write_row((number, *part))
     for sql in _FOLDS:
@@ -107,7 +107,7 @@ def fold_rows(cur: psycopg.Cursor[Any], rows: Sequence[Row]) -> None:
 
 
 def insert_staged(cur: psycopg.Cursor[Any], rows: Sequence[Row], fold: bool) -> int:
-    """Move the staged ``rows`` into readings and fold the ones it stored into both tiers
+    """Move the staged ``rows`` into readings and fold the ones it stored into every tier
     (the same transaction); returns how many were new.
 
     Which rows were new comes from the insert itself (RETURNING): in the usual case all of

@@ -9,6 +9,7 @@ from hub.storage.anomalies import create_scan_queue
 from hub.storage.crud_schema import sqlite_crud
 from hub.storage.marks_schema import sqlite_marks
 from hub.storage.migrations import Migration, statements
+from hub.storage.rollups_schema import sqlite_half_day_step
 from hub.storage.rollups_schema import sqlite_step as sqlite_rollups
 from hub.storage.sessions import sqlite_sessions
 
@@ -166,4 +167,5 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = [
     Migration(6, "sensor stale marks from Sparkplug B edge nodes", sqlite_marks),
     Migration(7, "console sessions", sqlite_sessions),
     Migration(8, "anomaly scan queue", create_scan_queue),
+    Migration(9, "rollup tier 12h (filled from the 1h tier)", sqlite_half_day_step),
 ]
