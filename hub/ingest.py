@@ -57,7 +57,7 @@ def check_new_sensors(
     factory's limit can overshoot it by at most one batch's new sensors."""
     keys = {r.key for r in batch.readings} | {a.key for a in batch.alerts}
     count, known = storage.sensor_census(factory_id, keys)
-    if len(known) == len(keys):
+    if count is None or len(known) == len(keys):
         return
     details, limit = batchcheck.new_sensor_problems(batch, known, count, limits)
     if limit is None:

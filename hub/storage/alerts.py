@@ -17,11 +17,11 @@ from typing import Any
 
 from hub.storage.audit import AuditEntry, write_entry
 from hub.storage.ingest import IngestMixin
-from hub.storage.model import SEQ_BITS, Conflict, GatewayReport, StoreResult
+from hub.storage.model import SEQ_BITS, Conflict
 from hub.storage.rules import RulesMixin
 from hub.storage.sqlbase import Conn, dicts, row_dict
 from shared.timeutil import now
-from shared.wire import WireAlert, WireReading
+from shared.wire import WireAlert
 
 ALERT_COLUMNS = (
     "a.id, a.kind, a.gateway_id AS gateway_row, g.name AS gateway_id, a.factory_id, "
@@ -202,25 +202,11 @@ class AlertsMixin(RulesMixin, IngestMixin):
             journal(conn, alert_id, at, GATEWAY, "cleared", severity=a.severity)
             announce(conn, "alert.cleared", alert_id, at)
 
-    def store_batch(
-        self,
-        gateway_id: int,
-        factory_id: int,
-        readings: Sequence[WireReading],
-        report: GatewayReport,
-        alerts: Sequence[WireAlert] = (),
-    ) -> StoreResult:
-        result = super().store_batch(gateway_id, factory_id, readings, report, alerts)
-        # The gateway synced: its offline alert (if any) clears. A read first, so that the
-        # common case (online) costs no second write transaction.
-        if self._fetchone(
-            "SELECT 1 FROM alerts WHERE gateway_id = ? AND kind = 'gateway_offline' "
-            "AND state = 'active'",
-            (gateway_id,),
-        ):
-            with self._write() as conn:
-                self._clear_offline(conn, gateway_id, now(), GATEWAY)
-        return result
+    def _gateway_synced(self, conn: Conn, gateway_id: int) -> None:
+        # The gateway synced: its offline alert (if any) clears, in the batch's own
+        # transaction. When it is online (the usual case) the UPDATE matches nothing: one
+        # probe of the partial index of active offline alerts.
+        self._clear_offline(conn, gateway_id, now(), GATEWAY)
 
     # -- gateway offline -----------------------------------------------------------------
 

@@ -86,6 +86,10 @@ class IngestMixin(SqlStorage):
                 return False
         return True
 
+    def _gateway_synced(self, conn: Conn, gateway_id: int) -> None:
+        """Called in a batch's write transaction once the gateway's report is stored (the
+        alerts mixin clears its offline alert here)."""
+
     def _upsert_alerts(
         self, conn: Conn, gateway_id: int, ids: dict[str, int], alerts: Sequence[WireAlert]
     ) -> None:
@@ -153,9 +157,11 @@ class IngestMixin(SqlStorage):
                 )
             if alerts:
                 self._upsert_alerts(conn, gateway_id, ids, alerts)
-            conn.execute(
+            # The report, and the rules version the answer carries, in one statement.
+            version = conn.execute(
                 "UPDATE gateways SET last_seen = ?, backlog = ?, dropped = ?, dead_letters = ?, "
-                "agent_version = ? WHERE id = ?",
+                "agent_version = ? WHERE id = ? "
+                "RETURNING (SELECT config_version FROM factories WHERE id = ?)",
                 (
                     now(),
                     report.backlog,
@@ -163,11 +169,10 @@ class IngestMixin(SqlStorage):
                     report.dead_letters,
                     report.agent_version,
                     gateway_id,
+                    factory_id,
                 ),
-            )
-            version = conn.execute(
-                "SELECT config_version FROM factories WHERE id = ?", (factory_id,)
             ).fetchone()[0]
+            self._gateway_synced(conn, gateway_id)
         if created:
             self._sensor_cache.setdefault(factory_id, {}).update(created)
         return StoreResult(

@@ -149,9 +149,11 @@ class Storage(ABC):
     def get_sensor(self, sensor_id: int) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int, set[str]]:
+    def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int | None, set[str]]:
         """(how many sensors factory ``factory_id`` has, which of ``keys`` are among them):
-        what ingest needs to cap new sensors before it writes (hub.batchcheck)."""
+        what ingest needs to cap new sensors before it writes (hub.batchcheck). The count is
+        None when every key is known: the batch creates no sensor, and counting them would
+        cost a query per batch for nothing."""
 
     @abstractmethod
     def readings(

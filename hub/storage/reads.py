@@ -81,11 +81,15 @@ class ReadsMixin(SqlStorage):
     def get_sensor(self, sensor_id: int) -> dict[str, Any] | None:
         return self._one_dict(self._SENSOR_SELECT + " WHERE s.id = ?", (sensor_id,))
 
-    def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int, set[str]]:
+    def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int | None, set[str]]:
         cache = self._sensor_cache.get(factory_id, {})
         known = {k for k in keys if k in cache}
         # Keys the cache does not know may still exist (made by another hub process).
         unknown = [k for k in keys if k not in cache]
+        if not unknown:
+            # The usual batch: every sensor seen before. (One deleted meanwhile is made again
+            # by store_batch, which checks the cache inside its transaction.)
+            return None, known
         with self._reader() as conn:
             for i in range(0, len(unknown), 500):
                 part = unknown[i : i + 500]

@@ -3,10 +3,12 @@
 Ingest: one transaction per batch with the sensors, alerts and gateway report, all or
 nothing. A probe of the primary key finds which of the batch's readings are stored already
 (usually none); the others go by binary COPY straight into ``readings``. Should another hub
-process store some of them meanwhile, the unique key stops that COPY (a savepoint undoes it
-alone), and the batch goes the careful way: COPY into a per-connection staging table, then
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. A (gateway, seq) already stored is skipped,
-however often it comes. Partitions for the batch's
+process store some of them meanwhile, the unique key stops that COPY, the transaction rolls
+back whole, and the batch is stored again the careful way: COPY into a per-connection
+staging table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. (A savepoint around
+the COPY would undo it alone, at two round trips for every batch; the race is rare: an agent
+re-sending a batch that timed out while the first attempt is still being stored.) A
+(gateway, seq) already stored is skipped, however often it comes. Partitions for the batch's
 days exist before its transaction starts (partitions.py).
 
 Schema changes run as numbered migrations under a session advisory lock, so hub processes
@@ -15,6 +17,7 @@ starting at once migrate the database exactly once and the others wait for it.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
@@ -50,6 +53,14 @@ SCHEMA_VERSION = check_sequence(MIGRATIONS)
 # pg_advisory_lock key for migrations ("edgemigr").
 MIGRATE_LOCK = 0x656467656D696772
 _COPY_TYPES = ["int8", "int8", "float8", "float8", "int8", "int8"]
+# True while a batch is stored the careful way (staging + ON CONFLICT), after its direct COPY
+# met rows another process stored meanwhile. A context variable: per thread, so the batches
+# other threads store at the same time keep the direct way.
+_STAGED = contextvars.ContextVar("edge_hub_pg_staged", default=False)
+
+
+class _CopyRaced(Exception):
+    """The direct COPY met the unique key: redo the whole batch staged."""
 
 
 class PostgresStorage(
@@ -159,6 +170,23 @@ class PostgresStorage(
         report: GatewayReport,
         alerts: Sequence[WireAlert] = (),
     ) -> StoreResult:
+        try:
+            return self._store_batch(gateway_id, factory_id, readings, report, alerts)
+        except _CopyRaced:
+            staged = _STAGED.set(True)
+            try:
+                return self._store_batch(gateway_id, factory_id, readings, report, alerts)
+            finally:
+                _STAGED.reset(staged)
+
+    def _store_batch(
+        self,
+        gateway_id: int,
+        factory_id: int,
+        readings: Sequence[WireReading],
+        report: GatewayReport,
+        alerts: Sequence[WireAlert],
+    ) -> StoreResult:
         self.before_readings([r.ts for r in readings])
         try:
             return super().store_batch(gateway_id, factory_id, readings, report, alerts)
@@ -178,19 +206,18 @@ class PostgresStorage(
             new = first_of_each(rows, _stored_ids(cur, rows))
             if not new:
                 return 0
-            try:
-                # The usual case, a batch not stored before: straight into readings by one
-                # binary COPY, the fastest way in. A savepoint around it: if another hub
-                # process stores some of these rows between the probe and the COPY (an agent
-                # re-sending a batch that timed out), the unique key stops the COPY, and only
-                # the COPY is undone.
-                with raw.transaction():
-                    _copy(cur, "readings", new)
-            except psycopg.errors.UniqueViolation:
+            if _STAGED.get():
                 # Stage the batch and let INSERT ... ON CONFLICT DO NOTHING keep what is new
                 # (ORDER BY id there: concurrent batches take index locks in one order).
                 _copy(cur, "readings_in", rows)
                 return insert_staged(cur, rows, self.maintain_rollups)
+            try:
+                # The usual case, a batch not stored before: straight into readings by one
+                # binary COPY, the fastest way in.
+                _copy(cur, "readings", new)
+            except psycopg.errors.UniqueViolation as exc:
+                # Another hub process stored some of these rows after the probe (module doc).
+                raise _CopyRaced from exc
             if self.maintain_rollups:
                 fold_rows(cur, new)  # the same transaction: stored means rolled up
         return len(new)
