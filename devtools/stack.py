@@ -238,8 +238,7 @@ def hub_cli(*args: str, config: Path) -> str:
     from hub.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([*args, "--config", str(config)])
+    code = main([*args, "--config", str(config)], stdout=out, stderr=err)
     if code != 0:
         raise RuntimeError(f"edge-hub {' '.join(args)} failed ({code}): {err.getvalue()}")
     return out.getvalue().strip()

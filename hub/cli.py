@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
@@ -39,6 +40,24 @@ log = structlog.get_logger("hub.cli")
 # How long a stop signal waits for requests already inside a handler.
 DRAIN_S = 10.0
 FLUSH_S = 0.2
+
+
+# Where the commands print: the process's streams, or the ones main() was given by a caller
+# running a command in its own process (devtools.stack.hub_cli). A context variable, so other
+# threads of that process keep printing to theirs.
+_STREAMS: contextvars.ContextVar[tuple[TextIO, TextIO] | None] = contextvars.ContextVar(
+    "edge_hub_cli_streams", default=None
+)
+
+
+def _out() -> TextIO:
+    given = _STREAMS.get()
+    return sys.stdout if given is None else given[0]
+
+
+def _err() -> TextIO:
+    given = _STREAMS.get()
+    return sys.stderr if given is None else given[1]
 
 
 def config_path(given: str | None) -> str | None:
@@ -113,7 +132,7 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
         _open_storage(settings).close()
         problem = port_problem(settings.host, settings.port)
         if problem:
-            print(f"edge-hub: cannot listen on {settings.listen}: {problem}", file=sys.stderr)
+            print(f"edge-hub: cannot listen on {settings.listen}: {problem}", file=_err())
             return 1
         return supervise(settings.workers, args.config_file)
     storage = _open_storage(settings)
@@ -121,7 +140,7 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
     # A worker's siblings hold the port already (SO_REUSEPORT); the supervisor checked it.
     problem = None if is_worker() else port_problem(settings.host, settings.port)
     if problem:
-        print(f"edge-hub: cannot listen on {settings.listen}: {problem}", file=sys.stderr)
+        print(f"edge-hub: cannot listen on {settings.listen}: {problem}", file=_err())
         return 1
     from hub.app import create_app
 
@@ -152,7 +171,7 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
 
     RetentionJob(storage, settings.retention).start()
     url = f"http://{settings.host}:{settings.port}"
-    print(f"edge-hub listening on {url}", file=sys.stderr, flush=True)
+    print(f"edge-hub listening on {url}", file=_err(), flush=True)
     # _check_port=False: Robyn's own check prompts on stdin for another port.
     app.start(host=settings.host, port=settings.port, _check_port=False)
     return 0
@@ -163,15 +182,15 @@ def cmd_gateway_add(settings: HubSettings, args: argparse.Namespace) -> int:
     for gateway_id in ids:
         problem = gateway_id_problem(gateway_id)
         if problem is not None:
-            print(f"edge-hub: gateway id {gateway_id!r} {problem}", file=sys.stderr)
+            print(f"edge-hub: gateway id {gateway_id!r} {problem}", file=_err())
             return 2
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
-        print(f"edge-hub: gateway id given twice: {', '.join(twice)}", file=sys.stderr)
+        print(f"edge-hub: gateway id given twice: {', '.join(twice)}", file=_err())
         return 2
     factory = args.factory.strip()
     if not factory or len(factory) > 128:
-        print("edge-hub: --factory must be 1-128 characters", file=sys.stderr)
+        print("edge-hub: --factory must be 1-128 characters", file=_err())
         return 2
     hint = "" if args.rotate else " (use --rotate to issue a new token and revoke the old)"
     with contextlib.closing(_open_storage(settings)) as storage:
@@ -180,17 +199,17 @@ def cmd_gateway_add(settings: HubSettings, args: argparse.Namespace) -> int:
             taken = [i for i in ids if storage.get_gateway(i) is not None]
             if taken:
                 listed = ", ".join(taken)
-                print(f"edge-hub: gateway already exists: {listed}{hint}", file=sys.stderr)
+                print(f"edge-hub: gateway already exists: {listed}{hint}", file=_err())
                 return 1
         for gateway_id in ids:
             token = generate_token("gateway")
             try:
                 storage.add_gateway(gateway_id, factory, hash_token(token), rotate=args.rotate)
             except Conflict as exc:
-                print(f"edge-hub: {exc}{hint}", file=sys.stderr)
+                print(f"edge-hub: {exc}{hint}", file=_err())
                 return 1
             # Each token is printed as soon as it exists: it is shown this once only.
-            print(token if len(ids) == 1 else f"{gateway_id} {token}", flush=True)
+            print(token if len(ids) == 1 else f"{gateway_id} {token}", file=_out(), flush=True)
     return 0
 
 
@@ -201,9 +220,9 @@ def cmd_migrate(settings: HubSettings, args: argparse.Namespace) -> int:
         after = storage.schema_version()
     where = parse_database(settings.database).describe()
     if ran:
-        print(f"{where}: schema {before} -> {after} ({ran} migration(s))", file=sys.stderr)
+        print(f"{where}: schema {before} -> {after} ({ran} migration(s))", file=_err())
     else:
-        print(f"{where}: schema {after}, up to date", file=sys.stderr)
+        print(f"{where}: schema {after}, up to date", file=_err())
     return 0
 
 
@@ -214,11 +233,11 @@ def cmd_copy_data(settings: HubSettings, args: argparse.Namespace) -> int:
     try:
         target = parse_database(args.to)
     except StorageError as exc:
-        print(f"edge-hub: --to: {exc}", file=sys.stderr)
+        print(f"edge-hub: --to: {exc}", file=_err())
         return 2
     source = parse_database(settings.database)
     if target == source:
-        print("edge-hub: --to names the configured database itself", file=sys.stderr)
+        print("edge-hub: --to names the configured database itself", file=_err())
         return 2
     with (
         contextlib.closing(_open_storage(settings)) as src,
@@ -227,12 +246,12 @@ def cmd_copy_data(settings: HubSettings, args: argparse.Namespace) -> int:
         dst.migrate()
         if not (isinstance(src, IngestMixin) and isinstance(dst, IngestMixin)):
             raise StorageError("copy-data copies between the SQL engines only")
-        print(f"copying {source.describe()} -> {target.describe()}", file=sys.stderr)
-        report = copy_data(src, dst, lambda line: print(f"  {line}", file=sys.stderr))
+        print(f"copying {source.describe()} -> {target.describe()}", file=_err())
+        report = copy_data(src, dst, lambda line: print(f"  {line}", file=_err()))
     print(
         f"done: {sum(report.tables.values())} rows in {len(report.tables)} tables, "
         f"{report.readings_seen} readings ({report.readings_new} new)",
-        file=sys.stderr,
+        file=_err(),
     )
     return 0
 
@@ -244,7 +263,7 @@ def cmd_token_add(settings: HubSettings, args: argparse.Namespace) -> int:
         storage.add_token(args.role, hash_token(token))
     finally:
         storage.close()
-    print(token)
+    print(token, file=_out())
     return 0
 
 
@@ -254,12 +273,13 @@ def _when(ts: float | None) -> str:
 
 def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(rows))
+        print(json.dumps(rows), file=_out())
         return
     cells = [[str(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     for line in [[c.upper() for c in columns], *cells]:
-        print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        line_text = "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
+        print(line_text.rstrip(), file=_out())
 
 
 def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
@@ -283,9 +303,9 @@ def cmd_token_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
     with contextlib.closing(_open_storage(settings)) as storage:
         found = storage.revoke_token(args.id)
     if not found:
-        print(f"edge-hub: no token with id {args.id} (see `edge-hub token list`)", file=sys.stderr)
+        print(f"edge-hub: no token with id {args.id} (see `edge-hub token list`)", file=_err())
         return 2
-    print(f"token {args.id} revoked", file=sys.stderr)
+    print(f"token {args.id} revoked", file=_err())
     return 0
 
 
@@ -311,20 +331,20 @@ def cmd_gateway_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
     with contextlib.closing(_open_storage(settings)) as storage:
         found = storage.revoke_gateway(args.id)
     if not found:
-        print(f"edge-hub: no gateway {args.id!r} (see `edge-hub gateway list`)", file=sys.stderr)
+        print(f"edge-hub: no gateway {args.id!r} (see `edge-hub gateway list`)", file=_err())
         return 2
     print(
         f"gateway {args.id!r} revoked: its tokens get 401 from now on; its data stays "
         f"(`edge-hub gateway add {args.id} --factory NAME --rotate` re-enables it)",
-        file=sys.stderr,
+        file=_err(),
     )
     return 0
 
 
 def cmd_check_config(settings: HubSettings, args: argparse.Namespace) -> int:
-    print(f"configuration OK ({args.config_file or 'defaults and environment'})")
+    print(f"configuration OK ({args.config_file or 'defaults and environment'})", file=_out())
     for key, value in settings.model_dump().items():
-        print(f"  {key} = {value!r}")
+        print(f"  {key} = {value!r}", file=_out())
     return 0
 
 
@@ -448,18 +468,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """The ``edge-hub`` command. ``stdout``/``stderr``: where a command prints instead of the
+    process's streams (for a caller that runs it in-process)."""
+    if stdout is not None or stderr is not None:
+        streams = _STREAMS.set((stdout or sys.stdout, stderr or sys.stderr))
+        try:
+            return main(argv)
+        finally:
+            _STREAMS.reset(streams)
     args = build_parser().parse_args(argv)
     args.config_file = config_path(getattr(args, "config", None))
     try:
         settings = load_settings(HubSettings, args.config_file)
     except ConfigError as exc:
-        print(f"edge-hub: {exc}", file=sys.stderr)
+        print(f"edge-hub: {exc}", file=_err())
         return 2
     try:
         code: int = args.func(settings, args)
     except StorageError as exc:
-        print(f"edge-hub: {exc}", file=sys.stderr)
+        print(f"edge-hub: {exc}", file=_err())
         return 1
     return code
 
