@@ -70,3 +70,40 @@ def wait_count(
     raise TimeoutError(
         f"{table} in {db} did not reach {n} rows in {timeout:.0f}s (has {count_rows(db, table)})"
     )
+
+
+class CpuMeter:
+    """CPU seconds (user + system) that a process and its children spend from ``start()`` to
+    the last ``sample()``. Children that come and go in between count up to their last sample,
+    so sample often (every poll of a wait loop) when the tree changes."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self._first: dict[tuple[int, float], float] = {}
+        self._last: dict[tuple[int, float], float] = {}
+        self._started = False
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def start(self) -> CpuMeter:
+        self._started = True
+        self.sample()
+        self._first = dict(self._last)
+        return self
+
+    def sample(self) -> None:
+        for p in self._tree():
+            try:
+                key = (p.pid, p.create_time())
+                t = p.cpu_times()
+                self._last[key] = t.user + t.system
+            except psutil.Error:
+                continue
+
+    @property
+    def seconds(self) -> float:
+        return sum(v - self._first.get(k, 0.0) for k, v in self._last.items())

@@ -14,6 +14,12 @@ Per engine setup, two fleet runs of the same length:
   alone to the idle hub, and operator query p99 (series and stats of random sensors, 20/s)
   against the same queries on the idle hub afterwards.
 
+The flat-out row also says what one request costs in CPU (the hub's processes, and the
+PostgreSQL server's) and so how many cores the goal's rate would take at that cost; on
+PostgreSQL, besides the one-connection baseline, the same raw COPY from 8 connections at
+once gives the most this machine's PostgreSQL takes in 100-row transactions with nothing else
+running.
+
 Hub RSS per worker: the peak of each hub process over both runs, against the hub at rest.
 Zero lost or doubled is checked by counting (``_tally``): the database must hold every reading
 edge-load saw acknowledged, and none beyond those and the few whose last attempt went
@@ -28,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -41,7 +48,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import Row, count_rows
+from bench.common import CpuMeter, Row, count_rows
 from bench.pgserver import PgBenchServer, copy_readings
 from devtools.stack import Hub, edge_load_binary, wait_for
 
@@ -51,6 +58,9 @@ BATCH = 100
 SENSORS = 5
 QUERY_RATE = 20.0  # operator queries/s: a handful of people with dashboards open
 GOAL_RATE = 120_000.0  # readings/s, the PostgreSQL goal
+# Connections of the raw ceiling: the most raw 100-row COPY took on 2 cores (1, 2, 4, 8, 16, 32
+# tried on 2026-12-02: 72k, 111k, 147k, 153k, 120k, 130k/s).
+CEILING_CONNECTIONS = 8
 # Below capacity, the paced run's rate leaves headroom: flat out is measured once on a shared
 # machine, and past capacity a latency only says how long the queue has grown.
 PACED_SHARE = 0.6
@@ -69,6 +79,10 @@ class Target:
     count: Callable[[], int]  # readings stored
     raw_rate: Callable[[Path, int], float]  # the engine's ceiling, readings/s
     cleanup: Callable[[], None] = field(default=lambda: None)
+    # The database server's main process, when it is one of its own (its CPU is measured).
+    server_pid: Callable[[], int] | None = None
+    # Raw transactions from CEILING_CONNECTIONS connections at once: the machine's ceiling.
+    ceiling: Callable[[int], float] | None = None
 
 
 @dataclass
@@ -238,23 +252,35 @@ def _pg_count(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _pg_raw_rate(url: str, n: int) -> float:
+def _pg_raw_rate(url: str, n: int, connections: int = 1, first_gateway: int = 1 << 20) -> float:
     """Binary COPY of 100-row transactions into the hub's own readings table (gateway ids no
-    hub gateway has, so nothing conflicts), after the fleet is counted."""
+    hub gateway has, so nothing conflicts), after the fleet is counted; from ``connections``
+    connections at once, each with gateways of its own."""
     import psycopg
 
     t0 = time.time()
     rows = [
         ((g << 40) + s + 1, g * SENSORS + s % SENSORS + 1, t0 + s * 0.001, 50.0, g, s + 1)
         for s in range(0, n // GATEWAYS)
-        for g in range(1 << 20, (1 << 20) + GATEWAYS)
+        for g in range(first_gateway, first_gateway + GATEWAYS)
     ]
     rows.sort(key=lambda r: ((r[5] - 1) // BATCH, r[4]))
-    with psycopg.connect(url) as conn:
-        start = time.perf_counter()
-        for i in range(0, len(rows), BATCH):
-            copy_readings(conn, rows[i : i + BATCH])
-        return len(rows) / (time.perf_counter() - start)
+    batches = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
+    # Batches go round-robin to the connections; a gateway's rows stay on one connection.
+    shares = [[b for b in batches if b[0][4] % connections == c] for c in range(connections)]
+
+    def copy_all(share: list[list[tuple[int, int, float, float, int, int]]]) -> None:
+        with psycopg.connect(url) as conn:
+            for batch in share:
+                copy_readings(conn, batch)
+
+    threads = [threading.Thread(target=copy_all, args=(share,)) for share in shares]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(rows) / (time.perf_counter() - start)
 
 
 def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
@@ -295,6 +321,8 @@ def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
             count=lambda: _pg_count(url),
             raw_rate=lambda _w, n: _pg_raw_rate(url, n),
             cleanup=server.stop,
+            server_pid=server.postmaster_pid,
+            ceiling=lambda n: _pg_raw_rate(url, n, CEILING_CONNECTIONS, first_gateway=1 << 21),
         ),
         hub,
     )
@@ -382,7 +410,10 @@ def _run_target(
         stored_before = target.count()
         with _rss_peaks(rss) as peaks:
             # A: every gateway as fast as the hub answers it: the hub's capacity.
+            meters = _cpu_meters(hub, target)
             flat = _edge_load(hub, tokens, seconds, "--seq-start", str(SEQ_FLAT_OUT))
+            for meter in meters.values():
+                meter.sample()
             # B: a steady offered load below capacity, the operator queries alongside.
             offered = min(GOAL_RATE, PACED_SHARE * flat["readings_per_s"])
             loop = QueryLoop(hub.url, read_token, sensors).start()
@@ -400,6 +431,8 @@ def _run_target(
     finally:
         hub.stop()
     raw = target.raw_rate(wd, raw_n)
+    ceiling = target.ceiling(raw_n) if target.ceiling is not None else None
+    cpu_ms = {k: round(m.seconds * 1000 / max(1, flat["requests"]), 2) for k, m in meters.items()}
     tally = _tally([flat, paced], stored)
     exact = tally["lost"] == 0 and tally["doubled"] == 0
     check = (
@@ -420,6 +453,8 @@ def _run_target(
         "query_failures": loop.failures,
         "queries": len(loop.latencies),
         "rss_per_process_mb": [round(p / 1e6, 1) for p in peaks],
+        "cpu_ms_per_request": cpu_ms,
+        "raw_ceiling": ceiling,
     }
     shape = f"{gateways:,} gateways x {BATCH} readings, {SENSORS} sensors each"
     return [
@@ -433,7 +468,7 @@ def _run_target(
             note=(
                 f"{shape}, each as fast as the hub answers, {flat['elapsed_s']:.0f}s "
                 f"(p99 {flat['latency_ms']['p99']:.0f} ms with every gateway in flight); "
-                f"{check}; errors {_errors(flat)}"
+                f"{check}; errors {_errors(flat)}" + _budget_note(cpu_ms, ceiling)
             ),
             extra=extra,
         ),
@@ -486,6 +521,32 @@ def _run_target(
             + " MB",
         ),
     ]
+
+
+def _cpu_meters(hub: Hub, target: Target) -> dict[str, CpuMeter]:
+    assert hub.proc.popen is not None
+    meters = {"hub": CpuMeter(hub.proc.popen.pid).start()}
+    if target.server_pid is not None:
+        meters["server"] = CpuMeter(target.server_pid()).start()
+    return meters
+
+
+def _budget_note(cpu_ms: dict[str, float], ceiling: float | None) -> str:
+    """What one request costs in CPU, and what the goal's rate would take at that cost."""
+    cores = os.cpu_count() or 1
+    per_request = sum(cpu_ms.values())
+    need = GOAL_RATE / BATCH * per_request / 1000
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in cpu_ms.items())
+    note = (
+        f"; CPU ms per {BATCH}-reading request: {parts}: {GOAL_RATE / 1000:.0f}k/s at that "
+        f"cost needs {need:.1f} cores before edge-load's share (this machine: {cores})"
+    )
+    if ceiling is not None:
+        note += (
+            f"; raw {BATCH}-row COPY transactions from {CEILING_CONNECTIONS} connections at "
+            f"once, nothing else running: {ceiling / 1000:.0f}k/s"
+        )
+    return note
 
 
 def _guarded(

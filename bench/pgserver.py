@@ -50,6 +50,10 @@ class PgBenchServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
+    def postmaster_pid(self) -> int:
+        """The server's main process: its children are the backends and background workers."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
