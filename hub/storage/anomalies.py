@@ -41,10 +41,7 @@ class AnomaliesMixin(SqlStorage):
         if not sensor_ids:
             return
         with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO scan_queue (sensor_id) VALUES (?) ON CONFLICT DO NOTHING",
-                [(s,) for s in sensor_ids],
-            )
+            self._queue_scans(conn, sorted(sensor_ids))
 
     def store_anomaly_scan(
         self,

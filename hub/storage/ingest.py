@@ -150,11 +150,7 @@ class IngestMixin(SqlStorage):
                 )
             if readings:
                 # Queued for the anomaly scan in the batch's transaction: stored means queued.
-                # A sensor already queued costs an index probe (DO NOTHING takes no lock).
-                conn.executemany(
-                    "INSERT INTO scan_queue (sensor_id) VALUES (?) ON CONFLICT DO NOTHING",
-                    [(s,) for s in sorted({ids[r.key] for r in readings})],
-                )
+                self._queue_scans(conn, sorted({ids[r.key] for r in readings}))
             if alerts:
                 self._upsert_alerts(conn, gateway_id, ids, alerts)
             # The report, and the rules version the answer carries, in one statement.

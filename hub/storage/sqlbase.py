@@ -116,7 +116,14 @@ class SqlStorage(Storage):
         ids = sorted(set(sensor_ids))
         if ids:
             with self._write() as conn:
-                conn.executemany(
-                    "INSERT INTO scan_queue (sensor_id) VALUES (?) ON CONFLICT DO NOTHING",
-                    [(s,) for s in ids],
-                )
+                self._queue_scans(conn, ids)
+
+    def _queue_scans(self, conn: Conn, sensor_ids: Sequence[int]) -> None:
+        """Queue ``sensor_ids`` for the anomaly scan in ``conn``'s transaction; a sensor
+        queued already costs an index probe (DO NOTHING takes no lock). In the order given:
+        callers pass them sorted, so concurrent transactions lock alike. In-process SQLite
+        runs one prepared statement per sensor; PostgreSQL overrides this with one statement."""
+        conn.executemany(
+            "INSERT INTO scan_queue (sensor_id) VALUES (?) ON CONFLICT DO NOTHING",
+            [(s,) for s in sensor_ids],
+        )
