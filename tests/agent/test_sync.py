@@ -365,3 +365,20 @@ async def test_a_connect_timeout_does_not_shrink_the_batch(tmp_path: Path) -> No
 
     outcome, buffer, syncer = await run_once(tmp_path, hub, n=20, hub__batch_max_readings=20)
     assert outcome is Outcome.SENT and buffer.backlog == 0 and syncer.limit == 20
+
+
+def test_buffer_rows_encode_exactly_as_wire_readings() -> None:
+    """The syncer puts buffer rows into the batch as they are (agent.sync._batch): that is only
+    right while a Row is WireReading's fields in WireReading's order, and encodes the same."""
+    from agent.buffer import Row
+    from shared.wire import Batch, WireReading, encode_batch
+
+    assert Row._fields == WireReading.__struct_fields__
+    rows = [
+        Row(7, "l1/m1/t", 1732270000.123456, 0.1 + 0.2, "C"),
+        Row(8, "l1/m1/p", 1.5, -0.0, None),
+    ]
+    as_rows = Batch(gateway_id="gw", readings=rows, sent_at=1.0)  # type: ignore[arg-type]
+    as_wire = Batch(gateway_id="gw", readings=[WireReading(*r) for r in rows], sent_at=1.0)
+    assert encode_batch(as_rows, compress=False) == encode_batch(as_wire, compress=False)
+    assert decode_batch(encode_batch(as_rows)).readings == [WireReading(*r) for r in rows]
