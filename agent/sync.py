@@ -30,6 +30,15 @@ twice in a row and nothing is skipped: rows are only ever added above every curs
 are never reused. When the floor moves, a batch read ahead under the old floor is dropped.
 The hub stores readings by (gateway_id, seq) whatever their order within or across batches.
 
+Two in flight. In a drain the next batch is claimed and encoded (read ahead) while the
+current one is on the wire, and once it is ready it goes out too, so the hub stores one batch
+while the other travels and is decoded. Only while the link is healthy (the last batch was
+answered within a quarter of ``timeout_s`` and no timeout has shrunk the batches), and only
+one attempt: a second batch that is not answered 2xx is simply not acked, its rows stay and go
+again by the one-at-a-time path, which meets whatever refused it and deals with it as above.
+A retry of the current batch waits until the second is answered (and acked), so a batch
+claimed afresh never carries rows an answer is still due for.
+
 Backoff: full jitter between ``backoff_min_s`` and ``backoff_max_s`` (1 s by default), so the
 first batch reaches a hub that came back within about a second, and one gateway never sends
 more than 1/backoff_min_s attempts per second to a hub that is down.
@@ -42,7 +51,7 @@ import enum
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
 import httpx
@@ -113,6 +122,18 @@ class _Prepared:
     after_new: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Chase:
+    """The next batch, sent while the current one is still on the wire (Syncer._chase)."""
+
+    # Whether it went out at all (not when the current batch was answered first).
+    posted: bool = False
+    # The hub stored it (2xx) and its rows are acked.
+    stored: bool = False
+    # The batch after it, read ahead once it was posted.
+    ahead: asyncio.Future[_Prepared | None] | None = None
+
+
 class Syncer:
     def __init__(
         self,
@@ -142,10 +163,19 @@ class Syncer:
         self.limit = self.ceiling = cfg.hub.batch_max_readings
         self.url = cfg.hub.url.rstrip("/") + "/api/v1/ingest"
         self._stopping = asyncio.Event()
-        # True while a request is on the wire; shutdown lets it finish rather than cut it off.
-        self.in_flight = False
+        # Requests on the wire (up to two in a drain, see _chase); shutdown lets them finish
+        # rather than cut them off.
+        self._posts = 0
+        # A batch goes out beside the one on the wire only while the link is healthy: the last
+        # batch was answered well within timeout_s and no timeout has shrunk the batches. On a
+        # slow or failing link the batches go one at a time, as the retry rules above expect.
+        self._link_quick = False
         # Rows above the floor are "live" and overtake the backlog below it (module doc).
         self.floor = 0
+
+    @property
+    def in_flight(self) -> bool:
+        return self._posts > 0
 
     def _client(self) -> httpx.AsyncClient:
         h = self.cfg.hub
@@ -238,7 +268,7 @@ class Syncer:
         )
 
     async def _post(self, http: httpx.AsyncClient, body: bytes) -> httpx.Response:
-        self.in_flight = True
+        self._posts += 1
         started = time.perf_counter()
         # One id per request: the hub logs it on every line about the request and echoes it.
         headers = {"X-Request-ID": uuid.uuid4().hex}
@@ -251,7 +281,7 @@ class Syncer:
                 timed_out=isinstance(exc, httpx.WriteTimeout | httpx.ReadTimeout),
             ) from exc
         finally:
-            self.in_flight = False
+            self._posts -= 1
             metrics.SYNC_DURATION.observe(time.perf_counter() - started)
         if resp.status_code >= 500 or resp.status_code == 429:
             metrics.SYNC_REQUESTS.labels("retry").inc()
@@ -363,6 +393,28 @@ class Syncer:
                     skip_alerts=frozenset(a.id for a in alerts),
                 )
             )
+        # While this batch is on the wire, the next one follows it (module doc: two in flight).
+        answered = asyncio.Event()
+        chase = (
+            asyncio.ensure_future(self._chase(http, ahead, answered, alerts))
+            if ahead is not None and self._link_quick and self.limit == self.ceiling
+            else None
+        )
+        result = await self._send(http, rows, alerts, body, marks, ahead, chase, answered)
+        return await self._caught_up(result, chase)
+
+    async def _send(
+        self,
+        http: httpx.AsyncClient,
+        rows: list[Row],
+        alerts: list[AlertRow],
+        body: bytes,
+        marks: tuple[WireMark, ...],
+        ahead: asyncio.Future[_Prepared | None] | None,
+        chase: asyncio.Future[_Chase] | None,
+        answered: asyncio.Event,
+    ) -> SyncResult:
+        """The retry loop of one batch (sync_once)."""
         floor_next: int | None = None
 
         def before_sleep(state: RetryCallState) -> None:
@@ -387,6 +439,11 @@ class Syncer:
         try:
             async for attempt in retrying:
                 with attempt:
+                    retry = attempt.retry_state.attempt_number > 1
+                    if retry and chase is not None and not chase.done():
+                        # A retry, and the batch behind this one is still on the wire: let it
+                        # finish first, so a batch claimed again below never races its ack.
+                        await asyncio.wait([chase])
                     if self.buffer.dropped != dropped_at or shrunk:
                         # While we waited, a full buffer (drop_oldest) evicted rows, maybe some
                         # of this very batch: they are counted as dropped and must not reach
@@ -407,8 +464,11 @@ class Syncer:
                     try:
                         resp = await self._post(http, body)
                     except _Retryable as exc:
+                        self._link_quick = False
                         shrunk = exc.timed_out and self._shrink(len(rows))
                         raise
+                    finally:
+                        answered.set()
         except _Retryable as exc:
             self._record(f"error: {exc}")
             return SyncResult(
@@ -416,9 +476,65 @@ class Syncer:
             )
         outcome = self._handle(resp, rows, alerts, marks)
         acked = 200 <= resp.status_code < 300
-        if acked and time.monotonic() - started < self.cfg.hub.timeout_s / 4:
+        self._link_quick = acked and time.monotonic() - started < self.cfg.hub.timeout_s / 4
+        if self._link_quick:
             self._grow()
         return SyncResult(outcome, acked, reclaimed, ahead, floor_next)
+
+    async def _chase(
+        self,
+        http: httpx.AsyncClient,
+        ahead: asyncio.Future[_Prepared | None],
+        answered: asyncio.Event,
+        current_alerts: list[AlertRow],
+    ) -> _Chase:
+        """Send the batch read ahead as soon as it is ready, if the current one is still
+        unanswered: a drain keeps two batches on the wire, so the hub stores one while the
+        other travels and is decoded (two hub threads, two database connections).
+
+        One attempt only. Whatever becomes of it other than a 2xx, its rows simply stay in
+        the buffer and go again in the next batches, by the careful one-at-a-time path."""
+        nxt = await ahead
+        if nxt is None or not nxt.rows or answered.is_set():
+            return _Chase()
+        after = asyncio.ensure_future(
+            asyncio.to_thread(
+                self._prepare,
+                nxt.after_old,
+                nxt.after_new,
+                ahead=True,
+                skip_alerts=frozenset(a.id for a in (*current_alerts, *nxt.alerts)),
+            )
+        )
+        try:
+            resp = await self._post(http, nxt.body)
+        except _Retryable:
+            return _Chase(posted=True, ahead=after)
+        if not 200 <= resp.status_code < 300:
+            # 4xx and the like: the one-at-a-time path meets it again and deals with it.
+            return _Chase(posted=True, ahead=after)
+        # Acked at once (its rows and the current batch's are disjoint): a retry of the current
+        # batch that claims afresh must not find these rows still there.
+        self._handle(resp, nxt.rows, nxt.alerts, nxt.marks)
+        return _Chase(posted=True, stored=True, ahead=after)
+
+    async def _caught_up(
+        self, result: SyncResult, chase: asyncio.Future[_Chase] | None
+    ) -> SyncResult:
+        """The current batch's result once the batch chasing it is answered too; the loop's
+        next batch is then the one after it."""
+        if chase is None:
+            return result
+        chased = await chase
+        if not chased.posted:
+            return result  # the loop sends the read-ahead batch itself, as without a chase
+        if chased.stored:
+            return replace(result, ahead=chased.ahead)
+        # Not stored: drop what was read ahead after it, so the next claim starts again from
+        # the oldest unsent rows, which include its rows.
+        if chased.ahead is not None:
+            await asyncio.wait([chased.ahead])
+        return replace(result, ahead=None, reclaimed=True)
 
     def _shrink(self, sent: int) -> bool:
         """After a timeout of a batch of ``sent`` readings: halve; False if it cannot."""

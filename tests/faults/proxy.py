@@ -17,6 +17,7 @@ requests went to the hub and in what order (``requests()``), whatever the timing
 from __future__ import annotations
 
 import contextlib
+import itertools
 import select
 import socket
 import struct
@@ -44,6 +45,9 @@ class _Conn:
         self.upstream = upstream
         self.closed = threading.Event()
         self.sent = bytearray()  # client -> upstream, when the proxy records
+        # (offset in sent, proxy-wide forwarding number) of each chunk recorded: the order of
+        # requests across connections (the agent keeps two on the wire in a drain).
+        self.marks: list[tuple[int, int]] = []
 
     def abort(self) -> None:
         if not self.closed.is_set():
@@ -74,6 +78,7 @@ class FaultProxy:
         self.dropped_responses = 0
         self._conns: list[_Conn] = []
         self._lock = threading.Lock()
+        self._forwarded = itertools.count()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -87,13 +92,12 @@ class FaultProxy:
     def requests(self) -> list[tuple[bytes, dict[str, str], bytes]]:
         """``(request line, headers, body)`` of every whole request forwarded so far, in order.
 
-        The agent has at most one request in flight, so connection order then position within
-        a connection is the order in which the hub was sent them."""
+        In the order their first bytes were forwarded, across connections."""
         with self._lock:
-            conns = list(self._recorded)
-        out = []
-        for conn in conns:
-            data = bytes(conn.sent)
+            conns = [(bytes(c.sent), list(c.marks)) for c in self._recorded]
+        out: list[tuple[int, tuple[bytes, dict[str, str], bytes]]] = []
+        for data, marks in conns:
+            start = 0  # offset of the request in conn.sent
             while True:
                 head, sep, rest = data.partition(b"\r\n\r\n")
                 if not sep:
@@ -106,9 +110,12 @@ class FaultProxy:
                 n = int(headers.get("content-length", "0"))
                 if len(rest) < n:
                     break  # cut off mid-body: never reached the hub whole
-                out.append((line, headers, rest[:n]))
+                # The forwarding number of the chunk the request starts in.
+                order = next(num for off, num in reversed(marks) if off <= start)
+                out.append((order, (line, headers, rest[:n])))
+                start += len(head) + len(sep) + n
                 data = rest[n:]
-        return out
+        return [request for _, request in sorted(out, key=lambda o: o[0])]
 
     def stop(self) -> None:
         self._stop.set()
@@ -174,6 +181,8 @@ class FaultProxy:
                     conn.abort()
                     return
                 if self.record and not is_response:
+                    with self._lock:
+                        conn.marks.append((len(conn.sent), next(self._forwarded)))
                     conn.sent += data
                 dst.sendall(data)
         except (OSError, ValueError):  # ValueError: select() on a socket closed meanwhile

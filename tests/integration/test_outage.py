@@ -131,8 +131,9 @@ def test_live_readings_overtake_a_backlog_after_the_hub_returns(parts: Parts) ->
     finally:
         pub.close()
     # Live first, read from the requests the hub was sent, in order: the probes went in one of
-    # the first batches after the gate opened (the one held there, the one read ahead
-    # meanwhile, then the probes) while the rest of the backlog waited behind them.
+    # the first batches after the gate opened (the one held there, the one sent beside it and
+    # held too, the one read ahead meanwhile, then the probes) while the rest of the backlog
+    # waited behind them.
     backlog_before_probes = 0
     for line, headers, body in proxy.requests():
         if not line.startswith(b"POST /api/v1/ingest"):
@@ -143,7 +144,7 @@ def test_live_readings_overtake_a_backlog_after_the_hub_returns(parts: Parts) ->
         backlog_before_probes += len(keys)
     else:
         raise AssertionError("no batch carried the probes")
-    assert backlog_before_probes <= stored_at_gate + 2 * BATCH, (
+    assert backlog_before_probes <= stored_at_gate + 3 * BATCH, (
         backlog_before_probes,
         stored_at_gate,
     )
