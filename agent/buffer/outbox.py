@@ -311,14 +311,14 @@ class Buffer:
         connection sees only committed rows and never an ingest transaction half-way.
         """
         db = self._reader() if ahead else self._db
-        rows = [
-            Row(*r)
-            for r in db.execute(
-                "SELECT seq, key, ts, value, unit FROM readings WHERE seq > ? AND seq <= ?"
-                " ORDER BY seq LIMIT ?",
-                (after_seq, _MAX_SEQ if upto_seq is None else upto_seq, limit),
-            )
-        ]
+        cursor = db.execute(
+            "SELECT seq, key, ts, value, unit FROM readings WHERE seq > ? AND seq <= ?"
+            " ORDER BY seq LIMIT ?",
+            (after_seq, _MAX_SEQ if upto_seq is None else upto_seq, limit),
+        )
+        # Row._make is tuple.__new__: no Python frame per row, unlike Row(*r) (a drain
+        # claims 40,000 rows a batch).
+        rows = list(map(Row._make, cursor))
         return rows if max_bytes is None else _fit(rows, max_bytes)
 
     def claim_live_first(
