@@ -139,3 +139,17 @@ def postgres_half_day_step(conn: Any) -> None:
     types = {"int": "bigint", "real": "double precision"}
     conn.execute(_TABLE.format(table="rollup_12h", suffix="", **types))
     conn.execute(fill_coarser("rollup_12h", "rollup_1h", "floor(bucket / 43200) * 43200"))
+
+
+# Room left on each tier page for a row's next versions. Every batch updates its sensors' hour
+# and half-day rows; an update whose new version fits on the same page is HOT (no new index
+# entry, pruned without vacuum), on full pages each one adds to the primary key too. Measured
+# on a 3M-reading drain, twice each way: PostgreSQL CPU 8% lower and the drain 7% faster at 60
+# than at the default 100; the tiers are small next to the raw readings.
+ROLLUP_FILLFACTOR = 60
+
+
+def postgres_fillfactor_step(conn: Any) -> None:
+    """The tiers' fillfactor (applies to pages written from now on)."""
+    for table in ("rollup_1m", "rollup_1h", "rollup_12h"):
+        conn.execute(f"ALTER TABLE {table} SET (fillfactor = {ROLLUP_FILLFACTOR})")

@@ -466,3 +466,17 @@ def test_previous_release_database_missing_a_table_is_healed(tmp_path: Path) -> 
     assert len(s.edge_alerts(_sensor_id(s, "l1/m1/temp"), 10)) == 1
     assert s.stored_anomalies(_sensor_id(s, "l1/m1/temp"), 10) == []
     s.close()
+
+
+def test_pg_rollup_tiers_leave_room_for_hot_updates(pg: Storage) -> None:
+    from hub.storage.rollups import TIERS
+    from hub.storage.rollups_schema import ROLLUP_FILLFACTOR
+
+    options = dict(
+        query(
+            pg,
+            "SELECT relname, array_to_string(reloptions, ',') FROM pg_class WHERE relname = ANY(?)",
+            ([t.table for t in TIERS],),
+        )
+    )
+    assert {t.table: f"fillfactor={ROLLUP_FILLFACTOR}" for t in TIERS}.items() <= options.items()

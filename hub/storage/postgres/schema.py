@@ -16,7 +16,7 @@ from hub.storage.anomalies import create_scan_queue
 from hub.storage.crud_schema import postgres_crud
 from hub.storage.marks_schema import postgres_marks
 from hub.storage.migrations import Migration, statements
-from hub.storage.rollups_schema import postgres_half_day_step
+from hub.storage.rollups_schema import postgres_fillfactor_step, postgres_half_day_step
 from hub.storage.rollups_schema import postgres_step as pg_rollups
 from hub.storage.sessions import postgres_sessions
 
@@ -145,4 +145,5 @@ MIGRATIONS: list[Migration[psycopg.Connection[Any]]] = [
     Migration(6, "console sessions", postgres_sessions),
     Migration(7, "anomaly scan queue", create_scan_queue),
     Migration(8, "rollup tier 12h (filled from the 1h tier)", postgres_half_day_step),
+    Migration(9, "rollup tiers leave room on each page for HOT updates", postgres_fillfactor_step),
 ]
