@@ -362,6 +362,21 @@ class Syncer:
             after_new=new[-1].seq if new else after_new,
         )
 
+    def _read_ahead(
+        self, after: _Prepared, sent_alerts: list[AlertRow]
+    ) -> asyncio.Future[_Prepared | None]:
+        """The batch after ``after``, claimed and encoded in a worker thread (its alerts
+        leave out those already on their way)."""
+        return asyncio.ensure_future(
+            asyncio.to_thread(
+                self._prepare,
+                after.after_old,
+                after.after_new,
+                ahead=True,
+                skip_alerts=frozenset(a.id for a in sent_alerts),
+            )
+        )
+
     async def sync_once(
         self,
         http: httpx.AsyncClient,
@@ -384,15 +399,7 @@ class Syncer:
         marks = prepared.marks
         ahead: asyncio.Future[_Prepared | None] | None = None
         if read_ahead and rows:
-            ahead = asyncio.ensure_future(
-                asyncio.to_thread(
-                    self._prepare,
-                    prepared.after_old,
-                    prepared.after_new,
-                    ahead=True,
-                    skip_alerts=frozenset(a.id for a in alerts),
-                )
-            )
+            ahead = self._read_ahead(prepared, alerts)
         # While this batch is on the wire, the next one follows it (module doc: two in flight).
         answered = asyncio.Event()
         chase = (
@@ -497,15 +504,7 @@ class Syncer:
         nxt = await ahead
         if nxt is None or not nxt.rows or answered.is_set():
             return _Chase()
-        after = asyncio.ensure_future(
-            asyncio.to_thread(
-                self._prepare,
-                nxt.after_old,
-                nxt.after_new,
-                ahead=True,
-                skip_alerts=frozenset(a.id for a in (*current_alerts, *nxt.alerts)),
-            )
-        )
+        after = self._read_ahead(nxt, [*current_alerts, *nxt.alerts])
         try:
             resp = await self._post(http, nxt.body)
         except _Retryable:
