@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import threshold_checker as tc
-from agent.buffer.db import transaction
 
 
 class AlertRow(NamedTuple):
@@ -114,16 +113,16 @@ class AlertOutbox:
         ]
 
     def ack(self, sent: Iterable[tuple[int, int]]) -> None:
-        """Mark ``(id, version)`` pairs as synced; drop closed alerts the hub has in full.
-        An alert that changed since it was sent stays unsynced (its version moved on)."""
-        with transaction(self.db):
-            self.db.executemany(
-                "UPDATE alerts SET synced_version = max(synced_version, ?) WHERE id = ?",
-                [(version, alert_id) for alert_id, version in sent],
-            )
-            self.db.execute(
-                "DELETE FROM alerts WHERE closed_at IS NOT NULL AND synced_version >= version"
-            )
+        """Inside a transaction: mark ``(id, version)`` pairs as synced; drop closed alerts
+        the hub has in full. An alert that changed since it was sent stays unsynced (its
+        version moved on)."""
+        self.db.executemany(
+            "UPDATE alerts SET synced_version = max(synced_version, ?) WHERE id = ?",
+            [(version, alert_id) for alert_id, version in sent],
+        )
+        self.db.execute(
+            "DELETE FROM alerts WHERE closed_at IS NOT NULL AND synced_version >= version"
+        )
 
     def pending(self) -> int:
         row = self.db.execute("SELECT count(*) FROM alerts WHERE version > synced_version")

@@ -7,10 +7,15 @@ pages; that keeps file + WAL within the budget as long as live pages + WAL are.
 
 Invariants:
 
-* The WAL's share of the budget is bounded: the writer connection keeps it near
-  :func:`wal_limit` bytes (autocheckpoint, journal_size_limit), :meth:`Budget.used_bytes`
-  always counts a reserve of a few WAL limits for it, and one append carries at most
-  :meth:`Budget.txn_readings_cap` readings, whose pages fit in one WAL limit.
+* The WAL's share of the budget is bounded: after every commit the WAL is at most
+  :func:`wal_limit` bytes or :meth:`Budget.bound_wal` truncates it (autocheckpoint and
+  journal_size_limit keep it there only while no reader is in it), one append carries at
+  most :meth:`Budget.txn_readings_cap` readings, whose pages fit in one WAL limit, and
+  :meth:`Budget.used_bytes` always counts a reserve of three WAL limits for it: the limit
+  before a transaction plus that transaction's pages (row pages and the b-tree, freelist
+  and counter pages around them, 1.5 limits at a 1 MB budget).
+* So the file never grows past ``max_bytes`` minus the reserve (it grows only when live
+  pages do), the WAL never past the reserve, and file + WAL stay within ``max_bytes``.
 * ``drop_oldest`` evicts *before* inserting (so the insert fills freed pages instead of
   growing the file) and checks again after; both inside the append's transaction, so the
   readings, the eviction and the ``dropped`` counter commit together.
@@ -26,6 +31,8 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
+
+from agent.buffer.db import truncate_wal
 
 WhenFull = Literal["drop_oldest", "drop_newest", "block"]
 
@@ -57,10 +64,9 @@ class Budget:
         self.max_bytes = max_bytes
         self.page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
         self.wal_limit = wal_limit(max_bytes)
-        # The WAL is written at COMMIT, after the budget check ran, and one transaction can
-        # carry it past journal_size_limit before the next checkpoint (further while the sync's
-        # read-ahead holds a snapshot): reserve room for that. Every WAL frame is a page plus a
-        # 24-byte header, hence the 1.01; measured overshoot with 2x and no headers was ~1.7%.
+        # The WAL is written at COMMIT, after the budget check ran: up to one wal_limit left
+        # from before (bound_wal) plus one transaction's pages. Every WAL frame is a page plus
+        # a 24-byte header, hence the 1.01.
         self.wal_reserve = int(3 * self.wal_limit * 1.01)
 
     def wal_bytes(self) -> int:
@@ -68,6 +74,16 @@ class Budget:
             return os.stat(f"{self.path}-wal").st_size
         except FileNotFoundError:
             return 0
+
+    def bound_wal(self) -> None:
+        """After a commit: a WAL past wal_limit is checkpointed and truncated to nothing.
+
+        The automatic checkpoint is PASSIVE and the WAL starts over from its beginning only
+        if no reader has a snapshot in it when the next transaction begins; the sync's
+        read-ahead thread often has. Each missed restart stacks the next transaction's pages
+        onto the WAL (2.6 wal limits were seen at a 1 MB budget, past the reserve)."""
+        if self.wal_bytes() > self.wal_limit:
+            truncate_wal(self.db)
 
     def _live_bytes(self) -> int:
         pages, free = self.db.execute(

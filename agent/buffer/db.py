@@ -20,13 +20,15 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+BUSY_TIMEOUT_MS = 5000
+
 
 def connect(path: Path, wal_limit: int) -> sqlite3.Connection:
     """The writer connection: WAL, NORMAL sync, a WAL kept near ``wal_limit`` bytes."""
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (transaction below) so a
     # transaction's extent is visible in the code, not implied by the sqlite3 module's autobegin.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
@@ -45,7 +47,7 @@ def connect_readonly(path: Path, *, check_same_thread: bool = True) -> sqlite3.C
         isolation_level=None,
         check_same_thread=check_same_thread,
     )
-    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return db
 
 
@@ -61,6 +63,23 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+def truncate_wal(db: sqlite3.Connection, wait_ms: int = 1000) -> bool:
+    """Checkpoint the whole WAL into the file and truncate it to nothing; False if a reader
+    still held a snapshot in it after ``wait_ms`` (then the WAL is left as it was).
+
+    TRUNCATE waits, through the busy handler, for readers to leave the WAL. Ours read for
+    milliseconds, so the wait is short; ``wait_ms`` bounds it for the caller on the event
+    loop thread, should a reader in another process stall with a snapshot open."""
+    db.execute(f"PRAGMA busy_timeout={wait_ms}")
+    try:
+        busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.OperationalError:
+        busy = 1
+    finally:
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return not busy
 
 
 def read_state(db: sqlite3.Connection) -> dict[str, str]:

@@ -25,7 +25,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -171,6 +171,14 @@ class Buffer:
         recovery.report(found)
         self.recovered = found
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Every write of the buffer: one transaction (db.transaction), and after its commit
+        the WAL brought back within its share of the budget (Budget.bound_wal)."""
+        with sql.transaction(self._db) as db:
+            yield db
+        self.budget.bound_wal()
+
     def _reader(self) -> sqlite3.Connection:
         if self._read_db is None:
             # Used by one sync worker thread at a time, never concurrently.
@@ -185,7 +193,7 @@ class Buffer:
 
     def set_state(self, **items: object) -> None:
         """Write state keys in their own transaction (mqtt flags, last sync)."""
-        with sql.transaction(self._db):
+        with self._write():
             sql.put_state(self._db, items)
 
     # -- counters and budget -----------------------------------------------------------------
@@ -239,7 +247,7 @@ class Buffer:
                 accept = accept if self.when_full == "block" else fits
         refused = len(readings) - accept
         evicted = 0
-        with sql.transaction(self._db) as db:
+        with self._write() as db:
             if self.when_full == "drop_oldest" and accept and self._backlog:
                 # Make room first, so that the insert fills freed pages instead of growing the
                 # file past the budget; the check after the insert catches a bad estimate.
@@ -362,7 +370,7 @@ class Buffer:
         the wire (the one sync task is the only other deleter): it was counted as dropped, but
         the hub has it, so it comes off the dropped count again."""
         seqs = sorted(set(seqs))
-        with sql.transaction(self._db) as db:
+        with self._write() as db:
             # A batch is a run or two of consecutive seqs: one range delete per run walks the
             # b-tree once instead of once per row (a 20k batch: 40 -> 14 ms).
             cur = db.executemany(
@@ -380,7 +388,7 @@ class Buffer:
     def reject(self, reasons: dict[int, str]) -> int:
         """Move readings the hub refused for good into dead_letters (one transaction)."""
         now = time.time()
-        with sql.transaction(self._db) as db:
+        with self._write() as db:
             rows = [
                 db.execute(
                     "SELECT seq, key, ts, value, unit FROM readings WHERE seq = ?", (seq,)
@@ -426,7 +434,7 @@ class Buffer:
         """Apply alert events in their own transaction (e.g. closes after a rule change)."""
         if not events:
             return []
-        with sql.transaction(self._db):
+        with self._write():
             return self.alerts.store_events(events)
 
     def open_alerts(self) -> list[AlertRow]:
@@ -436,7 +444,8 @@ class Buffer:
         return self.alerts.claim(limit, ahead=ahead)
 
     def ack_alerts(self, sent: Iterable[tuple[int, int]]) -> None:
-        self.alerts.ack(sent)
+        with self._write():
+            self.alerts.ack(sent)
 
     def alerts_pending(self) -> int:
         return self.alerts.pending()
@@ -468,14 +477,13 @@ class Buffer:
             self._seq_mark = mark
 
     def maybe_checkpoint(self, force: bool = False) -> None:
-        # The automatic checkpoints are PASSIVE and leave the WAL file at its high-water mark;
-        # TRUNCATE now and then gives the space back. It returns "busy" instead of waiting
-        # while a status reader holds a snapshot; then we simply try again next time.
+        # journal_size_limit leaves the WAL file at wal_limit bytes however few pages are in
+        # it; TRUNCATE now and then gives that back. If a reader holds on past the wait,
+        # we simply try again next time.
         now = time.monotonic()
         if force or now - self._last_checkpoint >= _CHECKPOINT_EVERY_S:
             self._last_checkpoint = now
-            with contextlib.suppress(sqlite3.OperationalError):
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            sql.truncate_wal(self._db)
 
     def close(self) -> None:
         if self._read_db is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -154,6 +155,46 @@ def test_block_reports_full_without_writing(tmp_path: Path) -> None:
     assert b.dead_letters_total == full  # the refused transaction wrote nothing
     b.ack([r.seq for r in b.claim(before)])
     assert not b.append(readings(1000)).full
+    b.close()
+
+
+def test_the_wal_is_back_within_its_limit_after_every_commit_while_a_reader_reads(
+    tmp_path: Path,
+) -> None:
+    """The sync's read-ahead reads while the agent writes, so the WAL often cannot start over
+    after a checkpoint: without a truncate the next transactions pile onto it until it holds
+    more than the budget reserves for it (file + WAL went past a 1 MB budget)."""
+    budget = 1_000_000
+    b = Buffer(tmp_path / "b.db", max_bytes=budget, when_full="block")
+    limit = b.budget.wal_limit
+    turns = threading.Semaphore(0)
+    done = threading.Event()
+    reads = 0
+
+    def read_ahead() -> None:
+        # Like the sync's read-ahead: one read per write, while that write goes on.
+        nonlocal reads
+        while turns.acquire() and not done.is_set():
+            b.claim(2000, ahead=True)
+            reads += 1
+
+    reader = threading.Thread(target=read_ahead)
+    reader.start()
+    try:
+        seen: list[tuple[int, int]] = []
+        for i in range(120):
+            turns.release()
+            batch = readings(b.txn_readings_cap(readings(1)), start=i * 10_000)
+            if b.append(batch).full:
+                b.ack([r.seq for r in b.claim(b.backlog // 2)])
+            seen.append((b.budget.wal_bytes(), b.disk_bytes()))
+    finally:
+        done.set()
+        turns.release()
+        reader.join()
+    assert reads > 0
+    assert max(wal for wal, _ in seen) <= limit, f"WAL after a commit, limit {limit}: {seen}"
+    assert max(disk for _, disk in seen) <= budget
     b.close()
 
 
