@@ -30,8 +30,13 @@ venv:
 build: venv
     cargo build --release -p anomaly-detector -p edge-load
 
+# The system packages the tests need (mosquitto, nginx, chromium, PostgreSQL, systemd): installed
+# when missing as root with apt-get, else one line naming the command to run, before any build.
+test-deps:
+    bash devtools/test-deps.sh
+
 # Every test: cargo tests for the crates, then pytest (unit, integration, fault).
-test: build
+test: test-deps build
     cargo test --workspace --release
     {{bin}}/pytest -q {{ if env_var_or_default("CI", "") != "" { "-p no:cacheprovider" } else { "" } }}
 

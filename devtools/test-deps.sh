@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The system packages the test suite needs, checked before anything is built.
+#
+# As root with apt-get: installs what is missing (Debian's packages, nothing else) and stops
+# the servers their postinst scripts start, since the tests run their own on free ports.
+# Otherwise: prints one line naming the command to run, and fails.
+set -euo pipefail
+
+# command to look for -> Debian package that provides it
+declare -A need=(
+    [mosquitto]=mosquitto                  # the broker of the agent, integration and fault tests
+    [mosquitto_pub]=mosquitto-clients      # mosquitto.conf tests (and mosquitto_passwd, below)
+    [mosquitto_passwd]=mosquitto
+    [systemd-analyze]=systemd              # `systemd-analyze verify` of the units in deploy/
+    [nginx]=nginx                          # the hub's TLS front (deploy/nginx.conf)
+    [chromium]=chromium                    # the console's browser tests, headless
+    [initdb]=postgresql                    # the hub's second engine: tests run their own server
+)
+
+have() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    case "$1" in
+        nginx) [ -x /usr/sbin/nginx ] ;;
+        initdb) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
+        *) [ -x "/usr/sbin/$1" ] ;;
+    esac
+}
+
+missing=()
+for cmd in "${!need[@]}"; do
+    have "$cmd" || missing+=("${need[$cmd]}")
+done
+# One name per package, in a stable order.
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "just test needs system packages; run first: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "==> installing the tests' system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Their postinst scripts may start system servers on :1883, :80 and :5432; the tests start
+    # their own on free ports and never use these.
+    for unit in mosquitto nginx postgresql; do
+        systemctl stop "$unit" >/dev/null 2>&1 || true
+    done
+    for cluster in /etc/postgresql/*/*; do
+        [ -d "$cluster" ] || continue
+        pg_ctlcluster "$(basename "$(dirname "$cluster")")" "$(basename "$cluster")" stop \
+            >/dev/null 2>&1 || true
+    done
+fi
+
