@@ -17,13 +17,18 @@ declare -A need=(
     [initdb]=postgresql                    # the hub's second engine: tests run their own server
 )
 
+# Where to look: the caller's PATH and the sbin directories a non-root PATH often lacks
+# (nginx and mosquitto live there); Debian keeps initdb under /usr/lib/postgresql/VERSION/bin.
+# Both can be overridden, which is how tests/deploy/test_test_deps.py pretends a package is absent.
+search_path=${TEST_DEPS_PATH:-$PATH:/usr/sbin:/sbin}
+pg_lib=${TEST_DEPS_PGLIB:-/usr/lib/postgresql}
+
 have() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    case "$1" in
-        nginx) [ -x /usr/sbin/nginx ] ;;
-        initdb) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ;;
-        *) [ -x "/usr/sbin/$1" ] ;;
-    esac
+    if [ "$1" = initdb ]; then
+        compgen -G "$pg_lib/*/bin/initdb" >/dev/null
+    else
+        PATH=$search_path command -v "$1" >/dev/null 2>&1
+    fi
 }
 
 missing=()
