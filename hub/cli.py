@@ -24,6 +24,7 @@ import structlog
 
 from hub.auth import generate_token, hash_token
 from hub.config import HubSettings
+from hub.config_view import masked_settings
 from hub.storage import Conflict, Storage, StorageError, open_storage
 from hub.storage.url import parse_database
 from shared import __version__
@@ -343,7 +344,7 @@ def cmd_gateway_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
 
 def cmd_check_config(settings: HubSettings, args: argparse.Namespace) -> int:
     print(f"configuration OK ({args.config_file or 'defaults and environment'})", file=_out())
-    for key, value in settings.model_dump().items():
+    for key, value in masked_settings(settings).items():
         print(f"  {key} = {value!r}", file=_out())
     return 0
 

@@ -27,11 +27,18 @@ class Database:
         """The target without a password, for messages and logs."""
         if self.engine == "sqlite":
             return self.target
-        scheme, _, rest = self.target.partition("://")
-        creds, at, host = rest.rpartition("@")
-        if at and ":" in creds:
-            creds = creds.split(":", 1)[0] + ":***"
-        return f"{scheme}://{creds}{at}{host}"
+        return without_password(self.target)
+
+
+def without_password(url: str) -> str:
+    """``scheme://user:***@host...``: a URL's password masked, anything else kept."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}://{creds}{at}{host}"
 
 
 def parse_database(value: str) -> Database:

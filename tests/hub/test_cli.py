@@ -120,6 +120,23 @@ def test_check_config(config: Path) -> None:
     assert "configuration OK" in result.stdout
 
 
+def test_check_config_masks_the_database_password_and_webhook_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        'database = "postgresql://edge:db-pw-4711@pg-a:5432/edge"\n'
+        "[[webhooks]]\n"
+        'url = "https://hooks:url-pw-0815@alerts.example/hook"\n'
+        'secret = "hmac-key-2342"\n'
+    )
+    result = run_cli(config, "check-config")
+    assert result.returncode == 0, result.stderr
+    for secret in ("db-pw-4711", "url-pw-0815", "hmac-key-2342"):
+        assert secret not in result.stdout + result.stderr
+    assert "postgresql://edge:***@pg-a:5432/edge" in result.stdout
+    assert "https://hooks:***@alerts.example/hook" in result.stdout
+    assert "'secret': '***'" in result.stdout
+
+
 def test_config_errors_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('listen = "nope"\nlistn = 1\n')
