@@ -31,6 +31,7 @@ import structlog
 
 from hub import anomaly, audit, docs, metrics, openapi, queries, retention, thresholds
 from hub import ingest as ingest_mod
+from hub.api import anomalies as anomalies_api
 from hub.api import lists
 from hub.api import readings as readings_api
 from hub.auth import READ_ROLES, Principal, Role, require
@@ -380,7 +381,9 @@ class Hub:
     def h_anomalies(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Anomalies in the last N readings (?limit=100&threshold=2.0&method=zscore|mad);
         ?stored=true answers from the background scan. 503 when anomaly-detector is down."""
-        return anomaly.sensor_anomalies(self.storage, self.anomaly, ctx.path("id"), ctx.params)
+        return anomalies_api.sensor_anomalies(
+            self.storage, self.anomaly, ctx.path("id"), ctx.params
+        )
 
     def h_not_found(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Any path no route matches."""

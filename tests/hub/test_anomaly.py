@@ -19,8 +19,8 @@ from hub.anomaly import (
     CircuitBreaker,
     DetectorRejected,
     DetectorUnavailable,
-    sensor_anomalies,
 )
+from hub.api.anomalies import sensor_anomalies
 from hub.errors import ApiError
 from hub.storage import GatewayReport, Storage, open_storage
 from hub.worker import AnomalyScanner
