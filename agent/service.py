@@ -18,8 +18,8 @@ import sqlite3
 import structlog
 
 from agent import metrics as agent_metrics
-from agent import mqtt, recovery
-from agent.buffer import Buffer
+from agent import mqtt
+from agent.buffer import Buffer, recovery
 from agent.config import AgentConfig
 from agent.ingest import Ingest
 from agent.rules import Alerting, Rules, RulesSync, wire_alert
@@ -150,7 +150,7 @@ async def run(cfg: AgentConfig, stopping: asyncio.Event | None = None) -> int:
             )
     except* sqlite3.DatabaseError as eg:
         # A corrupt page the start-up check did not read (a large file gets only the cheap
-        # checks): make the next start check every page, salvage, and go on (agent.recovery).
+        # checks): make the next start check every page, salvage, and go on (agent.buffer.recovery).
         # (OperationalError - locked, disk full - says nothing about the file's pages.)
         if any(not isinstance(e, sqlite3.OperationalError) for e in eg.exceptions):
             log.error("buffer file is damaged; the next start will salvage it", error=str(eg))

@@ -27,8 +27,7 @@ The modules, one job each (each states the invariants it keeps in its docstring)
 * ``redelivery`` - which MQTT messages are committed (DUP redeliveries are not stored twice)
 * ``alerts``     - the alert outbox
 * ``status``     - :class:`Status`, what ``edge-agent status``, drain and metrics read
-
-A damaged file is found and salvaged at open by agent/recovery.py.
+* ``recovery``   - a damaged file found at open, and every readable row salvaged from it
 """
 
 from agent.buffer.alerts import AlertRow

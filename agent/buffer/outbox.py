@@ -33,9 +33,8 @@ from typing import NamedTuple
 import msgspec
 
 import threshold_checker as tc
-from agent import recovery
 from agent.buffer import db as sql
-from agent.buffer import schema
+from agent.buffer import recovery, schema
 from agent.buffer.alerts import AlertOutbox, AlertRow
 from agent.buffer.budget import Budget, WhenFull, wal_limit
 from agent.buffer.redelivery import MessageId, Redelivery
@@ -132,7 +131,7 @@ class Buffer:
         self.max_dead_letters = max_dead_letters
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._wal_limit = wal_limit(max_bytes)
-        # Set when this start found the file damaged and salvaged it (agent.recovery).
+        # Set when this start found the file damaged and salvaged it (agent.buffer.recovery).
         self.recovered: recovery.Recovered | None = None
         recovery.finish_interrupted(self.path)
         problem = recovery.find_problem(self.path, self._connect)
@@ -457,7 +456,7 @@ class Buffer:
 
         ``upto_seq``: the highest seq about to be sent. The seq mark file next to the buffer
         is kept above it, so that even a buffer file damaged beyond reading tells a salvage
-        where seqs must go on from (agent.recovery); one small fsynced write per
+        where seqs must go on from (agent.buffer.recovery); one small fsynced write per
         ``_SEQ_MARK_STEP`` seqs."""
         with contextlib.suppress(FileNotFoundError):
             fd = os.open(f"{self.path}-wal", os.O_RDONLY)

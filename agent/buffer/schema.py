@@ -1,7 +1,7 @@
 """The buffer file's tables, created or brought up to date at every open.
 
 Every step is idempotent (``IF NOT EXISTS`` or a check first), so opening a file written by
-any earlier version, or a file a salvage is filling (agent/recovery.py), is the same code.
+any earlier version, or a file a salvage is filling (recovery.py), is the same code.
 
 Tables and what they promise:
 

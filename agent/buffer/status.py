@@ -59,7 +59,7 @@ class BufferFile:
 
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    """The last salvage of a damaged buffer file (agent.recovery)."""
+    """The last salvage of a damaged buffer file (agent.buffer.recovery)."""
 
     at: float
     reason: str

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from agent import cli, recovery
-from agent.buffer import Buffer, Reading, read_status
+from agent import cli
+from agent.buffer import Buffer, Reading, read_status, recovery
 
 PAGE = 4096
 

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 import structlog
 
-log = structlog.get_logger("agent.recovery")
+log = structlog.get_logger("agent.buffer.recovery")
 
 _MAGIC = b"SQLite format 3\x00"
 # quick_check reads every page: ~1 s per few hundred MB. Above this only the cheap checks run.
