@@ -444,7 +444,7 @@ class Hub:
 
     def h_docs_asset(self, name: str) -> Handler:
         def asset(ctx: Ctx) -> Raw:
-            """A Swagger UI file from the pinned swagger-ui-bundle package."""
+            """A Swagger UI file from the pinned swagger-ui-bundle-v2 package."""
             body, ctype = docs.asset(name)
             return Raw(200, body, ctype, dict(docs.ASSET_HEADERS))
 

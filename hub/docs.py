@@ -1,7 +1,9 @@
-"""``/docs``: Swagger UI over ``/openapi.json``, served from the pinned swagger-ui-bundle
-package, never from a CDN: plants run offline, and a page that loads code from the internet
-would also run whatever that host serves. The page's Content-Security-Policy allows only
-this origin, so a forgotten external URL would show as a broken page in any test browser.
+"""``/docs``: Swagger UI 5 over ``/openapi.json``, served from the pinned
+swagger-ui-bundle-v2 package (Swagger UI 4 answers an OpenAPI 3.1 document with "Unable to
+render this definition"), never from a CDN: plants run offline, and a page that loads code
+from the internet would also run whatever that host serves. The page's
+Content-Security-Policy allows only this origin, so a forgotten external URL would show as a
+broken page in any test browser.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ HEADERS = {
 # The files change only with the package version, which is part of their URL's query.
 ASSET_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
 
-VERSION = importlib.metadata.version("swagger-ui-bundle")
+VERSION = importlib.metadata.version("swagger-ui-bundle-v2")
 
 # Our own start-up script instead of an inline one, so the CSP can forbid inline scripts.
 _INIT = b"""window.onload = function () {
