@@ -79,6 +79,9 @@ class BufferConfig(_Section):
     path: str = "/var/lib/edge-agent/buffer.db"
     max_bytes: int = Field(default=2_000_000_000, ge=1_000_000)
     when_full: Literal["drop_oldest", "drop_newest", "block"] = "drop_oldest"
+    # What an acknowledged reading survives (agent.buffer.db): "process", a crash or kill -9
+    # of the agent; "power", also a power cut, at one fsync per committed batch.
+    durability: Literal["process", "power"] = "process"
     # Dead letters are kept for inspection, newest first; older ones are pruned past this.
     max_dead_letters: int = Field(default=10_000, ge=1, le=10_000_000)
 

@@ -72,7 +72,13 @@ async def _watchdog(stopping: asyncio.Event, every_s: float) -> None:
 
 def open_buffer(cfg: AgentConfig) -> Buffer:
     b = cfg.buffer
-    return Buffer(b.path, b.max_bytes, b.when_full, max_dead_letters=b.max_dead_letters)
+    return Buffer(
+        b.path,
+        b.max_bytes,
+        b.when_full,
+        max_dead_letters=b.max_dead_letters,
+        durability=b.durability,
+    )
 
 
 async def run(cfg: AgentConfig, stopping: asyncio.Event | None = None) -> int:

@@ -6,17 +6,21 @@ ingest and sync tasks never run a statement at the same time, so there is no loc
 for). ``edge-agent status`` opens the same file read-only from another process; WAL lets it
 read while the agent writes.
 
-Durability (``synchronous=NORMAL`` in WAL mode): a commit is appended to the ``-wal`` file with
-``write()`` but not fsynced; the WAL is fsynced only when it is checkpointed.
+Durability, by ``[buffer] durability`` (docs/reliability.md says what each one promises):
 
-* process crash / ``kill -9``: nothing committed is lost - the bytes are in the OS page cache
-  and the next open replays the WAL. That is the case ack-after-commit is designed for.
-* power loss / kernel panic: the last transactions since the previous WAL sync may be rolled
-  back, so messages already acknowledged to the broker can be lost. ``FULL`` would fsync every
-  commit (one fsync per ingest batch, ~10-50 ms on SD cards/eMMC); we accept the window for
-  throughput. What we do *not* accept is a seq that the hub has already stored being handed out
-  again after such a rollback (the hub would take the new reading for a duplicate and drop it),
-  so ``Buffer.make_durable`` fsyncs the WAL before any seq is sent to the hub.
+* ``"process"`` (the default, ``synchronous=NORMAL`` in WAL mode): a commit is appended to the
+  ``-wal`` file with ``write()`` but not fsynced; the WAL is fsynced only when it is
+  checkpointed. A process crash / ``kill -9`` loses nothing committed - the bytes are in the OS
+  page cache and the next open replays the WAL; that is the case ack-after-commit is designed
+  for. A power loss / kernel panic may roll back the last transactions since the previous WAL
+  sync, so messages already acknowledged to the broker can be lost.
+* ``"power"`` (``synchronous=FULL``): every commit fsyncs the WAL before it returns, so before
+  the PUBACKs of its batch go out; one fsync per batch of messages (milliseconds on SSDs, tens
+  on SD cards/eMMC).
+
+Either way a seq that the hub has already stored is never handed out again after such a
+rollback (the hub would take the new reading for a duplicate and drop it): ``Buffer.make_durable``
+fsyncs the WAL before any seq is sent to the hub.
 
 The modules, one job each (each states the invariants it keeps in its docstring):
 

@@ -9,8 +9,12 @@ Invariants:
 * Readers (the sync's read-ahead thread, ``edge-agent status``, the metrics scrape) open the
   file read-only: WAL gives them a snapshot while the writer goes on, and they can never
   take a write lock.
-* ``synchronous=NORMAL`` in WAL mode: a commit survives a process crash but not a power cut;
-  agent/buffer/outbox.py (``make_durable``) closes the power-cut hole for seqs sent to the hub.
+* ``[buffer] durability`` picks the writer's ``synchronous``. ``"process"`` (NORMAL in WAL
+  mode): a commit survives a process crash but not a power cut; agent/buffer/outbox.py
+  (``make_durable``) closes the power-cut hole for seqs sent to the hub. ``"power"`` (FULL):
+  every COMMIT fsyncs the WAL before it returns, so what ingest acknowledged after it survives
+  a power cut too; one fsync per transaction, i.e. per batch of messages, not per message.
+  The one writer connection commits ingest, so the setting covers every ingest commit.
 """
 
 from __future__ import annotations
@@ -19,18 +23,23 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 BUSY_TIMEOUT_MS = 5000
 
+Durability = Literal["process", "power"]
+_SYNCHRONOUS: dict[Durability, str] = {"process": "NORMAL", "power": "FULL"}
 
-def connect(path: Path, wal_limit: int) -> sqlite3.Connection:
-    """The writer connection: WAL, NORMAL sync, a WAL kept near ``wal_limit`` bytes."""
+
+def connect(path: Path, wal_limit: int, durability: Durability = "process") -> sqlite3.Connection:
+    """The writer connection: WAL, the ``durability``'s sync mode, a WAL kept near
+    ``wal_limit`` bytes."""
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (transaction below) so a
     # transaction's extent is visible in the code, not implied by the sqlite3 module's autobegin.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
     page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
     # Keep the WAL small relative to the budget: it is reused from the start after each
     # checkpoint and truncated back to journal_size_limit, so it never holds much of it.

@@ -124,8 +124,10 @@ class Buffer:
         when_full: WhenFull = "drop_oldest",
         *,
         max_dead_letters: int = 10_000,
+        durability: sql.Durability = "process",
     ) -> None:
         self.path = Path(path)
+        self.durability: sql.Durability = durability
         self.max_bytes = max_bytes
         self.when_full: WhenFull = when_full
         self.max_dead_letters = max_dead_letters
@@ -154,7 +156,7 @@ class Buffer:
         self._last_checkpoint = time.monotonic()
 
     def _connect(self, path: Path) -> sqlite3.Connection:
-        return sql.connect(path, self._wal_limit)
+        return sql.connect(path, self._wal_limit, self.durability)
 
     def _salvage(self, problem: str) -> None:
         """Build a new buffer from what ``self.path`` still has, then swap it in."""

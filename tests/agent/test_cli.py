@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from agent.cli import main
+from agent.config import AgentConfig
+from agent.service import open_buffer
 from devtools.stack import Broker
+from shared.config import load_settings
 from shared.wire import decode_batch
 
 from .conftest import Publisher
@@ -191,6 +194,36 @@ def test_check_config_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["status", "--config", str(tmp_path / "missing.toml")]) == 2
     assert main(["status", "--json", "--config", str(cfg)]) == 1  # no buffer yet
     assert "no buffer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [(None, 1), ("process", 1), ("power", 2)])
+def test_buffer_durability_sets_the_writers_sync_mode(
+    tmp_path: Path, durability: str | None, synchronous: int
+) -> None:
+    cfg = write_config(tmp_path, 1883, "http://127.0.0.1:9")
+    if durability is not None:
+        set_buffer_key(cfg, f'durability = "{durability}"')
+    buffer = open_buffer(load_settings(AgentConfig, cfg))
+    try:
+        # 1 = NORMAL (survives a crash of the agent), 2 = FULL (an fsync per commit).
+        assert buffer._db.execute("PRAGMA synchronous").fetchone()[0] == synchronous
+    finally:
+        buffer.close()
+
+
+def test_check_config_refuses_an_unknown_durability(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(tmp_path, 1883, "http://127.0.0.1:9")
+    set_buffer_key(cfg, 'durability = "disk"')
+    assert main(["check-config", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "buffer.durability" in err and "'process' or 'power'" in err
+
+
+def set_buffer_key(cfg: Path, line: str) -> None:
+    text = cfg.read_text()
+    cfg.write_text(text.replace("[buffer]\n", f"[buffer]\n{line}\n", 1))
 
 
 @pytest.mark.parametrize("args", [[], ["run"], ["status"], ["check-config"]])
