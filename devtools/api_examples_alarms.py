@@ -91,7 +91,16 @@ def alarm_examples(
         "/api/v1/alerts?state=active&acknowledged=false",
         c.get("/api/v1/alerts", params={"state": "active", "acknowledged": "false"}),
         "Filters: `state`, `acknowledged`, `severity`, `kind`, `factory_id`, `gateway_id`, "
-        "`sensor_id`; newest first, paged.",
+        "`sensor_id`; newest first, paged.\n\n"
+        "An alert: `id`; `kind` (`threshold`, `rule`, `rate_of_change`, `gateway_offline`); "
+        "`sensor_id` (null for a gateway's alert), `gateway_id`, `factory_id`, `rule_id` "
+        "(the alert rule that fired, else null); `severity`; `state` (`active` | `cleared`) and "
+        "`acknowledged` (true | false), the two together as `status` (`active_unack`, "
+        "`active_ack`, `cleared_unack`, `cleared_ack`); `acknowledged_at`, `acknowledged_by` "
+        "(`{token_id, role}`); `shelved` and `shelved_until` (null unless shelved now); "
+        "`opened_at`, `cleared_at`, `updated_at`; `breach_type`, `value` (the reading that "
+        "opened or last escalated it), `threshold_value`. `GET /api/v1/alerts/{id}` adds the "
+        "`journal` (below).",
     )
     alert_id = active()[0]["id"]
     with hub.client(operator) as op:

@@ -51,7 +51,7 @@ def _by(token_id: int | None, role: str | None) -> dict[str, Any] | None:
 
 
 def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any]:
-    """The API's alert object (DESIGN.md section 4) from a storage row."""
+    """The API's alert object (docs/api.md, "The fleet's alerts") from a storage row."""
     at = now() if at is None else at
     shelved_until = row["shelved_until"]
     shelved = shelved_until is not None and shelved_until > at

@@ -1,4 +1,4 @@
-"""Which engine a ``database`` setting names (DESIGN.md section 2)."""
+"""Which engine a ``database`` setting names (hub.storage.url; deploy/hub.toml)."""
 
 from __future__ import annotations
 

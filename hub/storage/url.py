@@ -1,4 +1,4 @@
-"""The ``database`` setting (DESIGN.md section 2): a URL as SQLAlchemy writes it.
+"""The ``database`` setting of hub.toml (deploy/hub.toml): a URL as SQLAlchemy writes it.
 
 ``sqlite:////abs/hub.db`` (four slashes: an absolute path), ``sqlite:///rel.db`` (relative to
 the working directory), ``postgresql://user:pw@host:5432/db`` or ``postgresql+psycopg://...``

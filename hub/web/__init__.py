@@ -1,4 +1,4 @@
-"""The operator console (DESIGN.md section 7): HTML pages rendered by the hub, our own small
+"""The operator console (docs/console.md): HTML pages rendered by the hub, our own small
 CSS and JS, sessions by cookie. The pages are shells; their data comes from the JSON API,
 which accepts the session cookie (plus a CSRF header on writes) as well as Bearer tokens.
 

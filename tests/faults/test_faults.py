@@ -1,4 +1,4 @@
-"""Exactly-once through real faults (DESIGN.md §6 invariants 1 and 2, issue 5).
+"""Exactly-once through real faults (docs/reliability.md, invariants 1 and 2; issue 5).
 
 Real mosquitto, hub and agent processes; sensors publish at QoS 1 throughout each scenario and
 afterwards every sensor's readings at the hub are compared with what the broker acknowledged,

@@ -114,7 +114,7 @@ def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> None
 def test_spec_describes_every_route(fuzz_hub: HubProcess) -> None:
     spec = httpx.get(f"{fuzz_hub.url}/openapi.json").json()
     documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
-    # DESIGN.md section 4; the spec is built from the route table and refuses to build with
+    # docs/api.md's routes; the spec is built from the route table and refuses to build with
     # an undescribed route, so this also pins the table.
     sensor = "/api/v1/sensors/{id}"
     assert documented == {

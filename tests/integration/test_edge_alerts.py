@@ -1,4 +1,4 @@
-"""The edge decides alone (DESIGN.md §6 invariant 5), end to end with the real processes: an
+"""The edge decides alone (docs/reliability.md, invariant 5), end to end with the real processes: an
 alert fires on MQTT with the hub down, and reaches the hub exactly once when it is back."""
 
 from __future__ import annotations
