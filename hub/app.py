@@ -357,17 +357,8 @@ class Hub:
 
     def h_thresholds(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Set a sensor's thresholds {"min", "max", "deadband"}; they flow down to gateways."""
-        data, meta = thresholds.put_thresholds(self.storage, ctx.path("id"), ctx.body)
         assert ctx.principal is not None
-        audit.record(
-            self.storage,
-            ctx.principal,
-            "sensor.thresholds",
-            "sensor",
-            data["id"],
-            data["thresholds"],
-        )
-        return data, meta
+        return thresholds.put_thresholds(self.storage, ctx.path("id"), ctx.body, ctx.principal)
 
     def h_gateway_config(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
         """Threshold rules for the sensors of a gateway's factory, with their version."""

@@ -77,10 +77,12 @@ def parse_thresholds(body: bytes) -> Thresholds:
     return Thresholds(min=parsed.min, max=parsed.max, deadband=parsed.deadband)
 
 
-def put_thresholds(storage: Storage, raw_id: str | None, body: bytes) -> Result:
+def put_thresholds(
+    storage: Storage, raw_id: str | None, body: bytes, principal: Principal
+) -> Result:
     sensor_id = parse_id("id", raw_id)
     thresholds = parse_thresholds(body)
-    version = storage.set_thresholds(sensor_id, thresholds)
+    version = storage.set_thresholds(sensor_id, thresholds, actor=principal)
     if version is None:
         raise not_found("sensor", sensor_id)
     return sensor_view(sensor_row(storage, raw_id)), {"config_version": version}

@@ -223,10 +223,13 @@ class Storage(ABC):
     # -- thresholds and gateway config ----------------------------------------------------
 
     @abstractmethod
-    def set_thresholds(self, sensor_id: int, thresholds: Thresholds) -> int | None:
+    def set_thresholds(
+        self, sensor_id: int, thresholds: Thresholds, *, actor: Who | None = None
+    ) -> int | None:
         """Set a sensor's thresholds; returns its factory's config version (None: no sensor).
 
         The version moves only when something changed, so repeating a PUT is a no-op.
+        ``actor``: who asked; the change log's row commits with the change.
         """
 
     @abstractmethod

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
+from hub.storage.audit import AuditEntry, Who, write_entry
 from hub.storage.model import Thresholds
 from hub.storage.sqlbase import SqlStorage, dicts
 
 
 class ThresholdsMixin(SqlStorage):
-    def set_thresholds(self, sensor_id: int, thresholds: Thresholds) -> int | None:
+    def set_thresholds(
+        self, sensor_id: int, thresholds: Thresholds, *, actor: Who | None = None
+    ) -> int | None:
         with self._write() as conn:
             row = conn.execute(
                 "SELECT factory_id, min_threshold, max_threshold, deadband FROM sensors "
@@ -33,6 +37,14 @@ class ThresholdsMixin(SqlStorage):
             version = conn.execute(
                 "SELECT config_version FROM factories WHERE id = ?", (factory_id,)
             ).fetchone()[0]
+            if actor is not None:
+                # In the change's transaction: no threshold without its audit row.
+                write_entry(
+                    conn,
+                    AuditEntry(
+                        actor, "sensor.thresholds", "sensor", str(sensor_id), asdict(thresholds)
+                    ),
+                )
         return int(version)
 
     def gateway_config(self, name: str) -> tuple[int, list[dict[str, Any]]] | None:

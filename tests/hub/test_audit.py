@@ -3,8 +3,12 @@ token's id, its role and the time, in the change's own transaction; on both engi
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from hub.storage import Conflict, Storage
@@ -91,6 +95,62 @@ def test_api_changes_are_in_the_log(hub: HubProcess) -> None:
     mine = entries(hub, token_id=log[0]["by"]["token_id"])
     assert {e["action"] for e in mine} >= {"factory.create", "sensor.thresholds"}
     assert all(e["at"].endswith("Z") for e in mine)
+
+
+@contextlib.contextmanager
+def audit_writes_fail(database: str, action: str) -> Iterator[None]:
+    """While inside: the database refuses every audit row of ``action`` (a trigger), as a
+    full disk or a broken constraint would."""
+    if database.startswith("sqlite:///"):
+        conn = sqlite3.connect(database.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute(
+            "CREATE TRIGGER audit_fails BEFORE INSERT ON audit_log "
+            f"WHEN NEW.action = '{action}' BEGIN SELECT RAISE(ABORT, 'audit write failed'); END"
+        )
+        try:
+            yield
+        finally:
+            conn.execute("DROP TRIGGER audit_fails")
+            conn.close()
+        return
+    with psycopg.connect(database, autocommit=True) as pg:
+        pg.execute(
+            "CREATE FUNCTION audit_fails() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit write failed'; END $$"
+        )
+        pg.execute(
+            "CREATE TRIGGER audit_fails BEFORE INSERT ON audit_log FOR EACH ROW "
+            f"WHEN (NEW.action = '{action}') EXECUTE FUNCTION audit_fails()"
+        )
+        try:
+            yield
+        finally:
+            pg.execute("DROP TRIGGER audit_fails ON audit_log")
+            pg.execute("DROP FUNCTION audit_fails()")
+
+
+def test_a_threshold_change_and_its_row_commit_together(hub: HubProcess, hub_database: str) -> None:
+    with hub.client("admin") as c:
+        f = c.post(f"{API}/factories", json={"name": "thresholds-audited"}).json()["data"]
+        m = c.post(f"{API}/machines", json={"factory_id": f["id"], "line": "a", "name": "b"})
+        s = c.post(f"{API}/sensors", json={"machine_id": m.json()["data"]["id"], "name": "t"})
+        sid = s.json()["data"]["id"]
+        path = f"{API}/sensors/{sid}/thresholds"
+        c.put(path, json={"min": 1, "max": 9}).raise_for_status()
+        with audit_writes_fail(hub_database, "sensor.thresholds"):
+            refused = c.put(path, json={"min": 2, "max": 8, "deadband": 0.5})
+        assert refused.status_code == 500, refused.text
+        assert refused.json()["error"]["code"] == "internal"
+        # The change went with its row: the sensor keeps what the last audited PUT set.
+        sensor = c.get(f"{API}/sensors/{sid}").json()["data"]
+        assert sensor["thresholds"] == {"min": 1.0, "max": 9.0, "deadband": 0.0}
+        c.put(path, json={"min": 3, "max": 7}).raise_for_status()
+    log = entries(hub, target="sensor", target_id=str(sid))
+    changes = [e["detail"] for e in log if e["action"] == "sensor.thresholds"]
+    assert changes == [
+        {"min": 3.0, "max": 7.0, "deadband": 0.0},
+        {"min": 1.0, "max": 9.0, "deadband": 0.0},
+    ]
 
 
 def test_only_admins_read_the_log(hub: HubProcess) -> None:
