@@ -460,11 +460,21 @@ class Storage(ABC):
 
     @abstractmethod
     def create_session(
-        self, id_hash: str, token_hash: str, csrf: str, expires_at: float
-    ) -> None: ...
+        self, id_hash: str, token_hash: str, csrf: str, expires_at: float, max_per_token: int
+    ) -> int: ...
 
     @abstractmethod
     def session_by_hash(self, id_hash: str) -> SessionRow | None: ...
 
     @abstractmethod
     def delete_session(self, id_hash: str) -> bool: ...
+
+    # -- console sign-in throttle (hub.storage.signin, hub.web.throttle) -------------------
+
+    @abstractmethod
+    def sign_in_attempt(
+        self, keys: Sequence[str], at: float, window_s: float
+    ) -> list[tuple[int, float]]: ...
+
+    @abstractmethod
+    def sign_in_forgive(self, counted: Sequence[str], cleared: Sequence[str]) -> None: ...

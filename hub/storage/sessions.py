@@ -64,9 +64,17 @@ class SessionRow:
 
 
 class SessionsMixin(SqlStorage):
-    def create_session(self, id_hash: str, token_hash: str, csrf: str, expires_at: float) -> None:
+    def create_session(
+        self, id_hash: str, token_hash: str, csrf: str, expires_at: float, max_per_token: int
+    ) -> int:
+        """Store a new session; a token's oldest sessions beyond ``max_per_token`` end.
+        Returns how many ended that way."""
         at = now()
         with self._write() as conn:
+            # Sign-ins of one token queue on its row (a no-op update takes the row lock on
+            # PostgreSQL; SQLite writes one at a time anyway), so two processes signing the
+            # same token in at once cannot both keep a session past the cap.
+            conn.execute("UPDATE tokens SET revoked = revoked WHERE hash = ?", (token_hash,))
             # Expired rows go here, at sign-in, rather than in a job: sign-ins are rare and
             # the expiry index makes this one short range delete.
             conn.execute("DELETE FROM console_sessions WHERE expires_at <= ?", (at,))
@@ -75,6 +83,13 @@ class SessionsMixin(SqlStorage):
                 "VALUES (?, ?, ?, ?, ?)",
                 (id_hash, token_hash, csrf, at, expires_at),
             )
+            cur = conn.execute(
+                "DELETE FROM console_sessions WHERE token_hash = ? AND id_hash NOT IN ("
+                "SELECT id_hash FROM console_sessions WHERE token_hash = ? "
+                "ORDER BY created_at DESC, id_hash = ? DESC LIMIT ?)",
+                (token_hash, token_hash, id_hash, max_per_token),
+            )
+            return max(cur.rowcount, 0)
 
     def session_by_hash(self, id_hash: str) -> SessionRow | None:
         """The live session of that cookie hash; None when unknown or expired."""

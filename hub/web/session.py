@@ -64,7 +64,9 @@ def sign_in(storage: Storage, token: str, settings: ConsoleSettings) -> tuple[st
     csrf = secrets.token_urlsafe(32)
     expires_at = now() + settings.session_lifetime_s
     id_hash = _hash(value)
-    storage.create_session(id_hash, hash_token(token.strip()), csrf, expires_at)
+    storage.create_session(
+        id_hash, hash_token(token.strip()), csrf, expires_at, settings.max_sessions_per_token
+    )
     return value, Session(id_hash, principal, csrf, expires_at)
 
 

@@ -1,10 +1,16 @@
-"""hub.toml's ``[console]`` table: the operator console's sessions and refresh rate."""
+"""hub.toml's ``[console]`` table: the operator console's sessions, sign-in throttle and
+refresh rate."""
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv6Address
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
+
+
+def _loopback() -> list[IPv4Address | IPv6Address]:
+    return [IPv4Address("127.0.0.1"), IPv6Address("::1")]
 
 
 class ConsoleSettings(BaseModel):
@@ -19,3 +25,14 @@ class ConsoleSettings(BaseModel):
     # (deploy/nginx.conf) says in X-Forwarded-Proto; a hub on plain http://127.0.0.1 still
     # works in a browser.
     secure_cookie: Literal["auto", "always", "never"] = "auto"
+    # Live sessions one token may hold: a sign-in past this ends that token's oldest session,
+    # so a leaked token pasted on many screens cannot pile up sessions without bound.
+    max_sessions_per_token: int = Field(10, ge=1, le=10_000)
+    # Failed sign-ins: after sign_in_max_failures attempts in sign_in_window_s from one
+    # address, or with one token, the next get 429 with Retry-After until that window ends.
+    # Counted in the database, so every hub process and host shares the counts.
+    sign_in_max_failures: int = Field(10, ge=1, le=10_000)
+    sign_in_window_s: float = Field(900.0, gt=0, le=86400, allow_inf_nan=False)
+    # Peers whose X-Real-IP names the real client (the TLS front on this host sets it): the
+    # address the sign-in throttle counts. Any other peer is counted by its own address.
+    trusted_proxies: list[IPvAnyAddress] = Field(default_factory=_loopback)

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 from hub.app import Raw
 from hub.auth import Role
 from hub.errors import ApiError
-from hub.web import assets, csrf, render, session
+from hub.ratelimit import retry_after_s
+from hub.web import assets, csrf, render, session, throttle
 from hub.web.settings import ConsoleSettings
 
 if TYPE_CHECKING:
@@ -98,12 +99,25 @@ def routes(hub: Hub) -> list[Route]:
         token = _form(ctx).get("token", "").strip()
         if not token:
             return login_page(400, "Paste a token (edge-hub token add --role read|operator|admin).")
+        tried = throttle.attempt(
+            storage, settings, throttle.source_address(ctx.request, settings), token
+        )
+        if tried.wait_s > 0:
+            wait = retry_after_s(tried.wait_s)
+            page = login_page(429, f"Too many failed sign-ins; try again in {wait} s.")
+            return Raw(
+                page.status,
+                page.body,
+                page.content_type,
+                {**page.headers, "Retry-After": str(wait)},
+            )
         try:
             value, _ = session.sign_in(storage, token, settings)
         except ApiError as err:
             if err.status == 403:
                 return login_page(403, "A gateway's token cannot sign in to the console.")
             return login_page(401, "This token is unknown or revoked.")
+        throttle.succeeded(storage, tried)
         return _redirect("/", {"Set-Cookie": session.set_cookie(ctx.request, value, settings)})
 
     def h_logout(ctx: Ctx) -> Raw:

@@ -19,6 +19,7 @@ from hub.storage.migrations import Migration, statements
 from hub.storage.rollups_schema import postgres_fillfactor_step, postgres_half_day_step
 from hub.storage.rollups_schema import postgres_step as pg_rollups
 from hub.storage.sessions import postgres_sessions
+from hub.storage.signin import postgres_sign_in
 
 _V1 = """
 CREATE TABLE factories (
@@ -146,4 +147,5 @@ MIGRATIONS: list[Migration[psycopg.Connection[Any]]] = [
     Migration(7, "anomaly scan queue", create_scan_queue),
     Migration(8, "rollup tier 12h (filled from the 1h tier)", postgres_half_day_step),
     Migration(9, "rollup tiers leave room on each page for HOT updates", postgres_fillfactor_step),
+    Migration(10, "console sign-in attempts, sessions by token", postgres_sign_in),
 ]

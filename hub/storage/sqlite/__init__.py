@@ -18,6 +18,7 @@ from hub.storage.reads import ReadsMixin
 from hub.storage.report import ReportMixin
 from hub.storage.rollups import RollupsMixin, first_of_each, stored_ids
 from hub.storage.sessions import SessionsMixin
+from hub.storage.signin import SignInMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.sqlite.catalog import SQLiteCatalog
 from hub.storage.sqlite.lead import SQLiteLead, migration_lock
@@ -43,6 +44,7 @@ class SQLiteStorage(
     ReportMixin,
     AuditMixin,
     SessionsMixin,
+    SignInMixin,
     SQLiteCatalog,
     SQLiteLead,
 ):

@@ -12,6 +12,7 @@ from hub.storage.migrations import Migration, statements
 from hub.storage.rollups_schema import sqlite_half_day_step
 from hub.storage.rollups_schema import sqlite_step as sqlite_rollups
 from hub.storage.sessions import sqlite_sessions
+from hub.storage.signin import sqlite_sign_in
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS factories (
@@ -168,4 +169,5 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = [
     Migration(7, "console sessions", sqlite_sessions),
     Migration(8, "anomaly scan queue", create_scan_queue),
     Migration(9, "rollup tier 12h (filled from the 1h tier)", sqlite_half_day_step),
+    Migration(10, "console sign-in attempts, sessions by token", sqlite_sign_in),
 ]
