@@ -12,7 +12,6 @@ module still starts and serves everything but ``/alerts``, which answers 503.
 from __future__ import annotations
 
 import importlib
-import math
 import re
 from collections.abc import Mapping
 from types import ModuleType
@@ -25,6 +24,7 @@ from hub.errors import ApiError, forbidden, not_found
 from hub.queries import Result, parse_id, parse_limit, sensor_row, sensor_view
 from hub.storage import Storage, Thresholds
 from shared.timeutil import to_rfc3339
+from shared.values import value_problem
 
 DEFAULT_ALERT_LIMIT = 100
 MAX_ALERT_LIMIT = 100_000
@@ -68,8 +68,9 @@ def parse_thresholds(body: bytes) -> Thresholds:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
     for name in ("min", "max", "deadband"):
         value = getattr(parsed, name)
-        if value is not None and not math.isfinite(value):
-            raise _invalid(name, "must be a finite number")
+        problem = None if value is None else value_problem(value)
+        if problem is not None:
+            raise _invalid(name, problem)
     if parsed.min is not None and parsed.max is not None and parsed.min > parsed.max:
         raise _invalid("min", f"must not be above max ({parsed.min} > {parsed.max})")
     if parsed.deadband < 0:

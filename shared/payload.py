@@ -26,6 +26,7 @@ import msgspec
 from pydantic import Field
 
 from shared.timeutil import parse_ts, to_rfc3339
+from shared.values import value_problem
 
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_READINGS_PER_MESSAGE = 10_000
@@ -94,6 +95,10 @@ def _number(raw: object, what: str) -> float:
         raise PayloadError(f"{what} is out of range") from None
     if not math.isfinite(value):
         raise PayloadError(f"{what} is not finite")
+    problem = value_problem(value)
+    if problem is not None:
+        # The hub refuses such a value too: one in a rollup bucket overflows its sum.
+        raise PayloadError(f"{what} {problem}")
     return value
 
 

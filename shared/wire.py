@@ -25,6 +25,7 @@ import msgspec
 from shared.ids import gateway_id_problem
 from shared.payload import NO_WINDOW, TsWindow
 from shared.topics import split_key
+from shared.values import all_in_range, value_problem
 
 WIRE_VERSION = 1
 MAX_READINGS_PER_BATCH = 50_000
@@ -246,8 +247,10 @@ def _reading_problems(
             split_key(r.key)
         except ValueError as exc:
             problems.append({**where, "field": "key", "message": str(exc)})
-        if not math.isfinite(r.value):
-            problems.append({**where, "field": "value", "message": "must be finite"})
+        if bad_value := value_problem(r.value):
+            # Named by its seq like any bad reading: the agent dead-letters exactly this one
+            # and sends the rest again, so one huge value never holds the others back.
+            problems.append({**where, "field": "value", "message": bad_value})
         if not math.isfinite(r.ts) or r.ts < 0:
             problems.append({**where, "field": "ts", "message": "must be finite epoch seconds"})
         elif outside := window.problem(r.ts, now, "the hub's clock"):
@@ -266,9 +269,7 @@ def _readings_clean(readings: list[WireReading], window: TsWindow, now: float) -
     seqs = [r.seq for r in readings]
     if min(seqs) <= 0 or max(seqs) >= MAX_SEQ or len(set(seqs)) != len(seqs):
         return False
-    # A sum is finite only when every term is (inf and nan propagate); an overflow of
-    # finite terms just sends the batch the slow way.
-    if not math.isfinite(sum(r.value for r in readings)):
+    if not all_in_range([r.value for r in readings]):
         return False
     stamps = [r.ts for r in readings]
     lo, hi = min(stamps), max(stamps)

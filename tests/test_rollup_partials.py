@@ -92,6 +92,12 @@ def test_empty_and_no_widths() -> None:
         ([(1, 1, "x", 1.0)], [60.0], TypeError, r"ts must be a float"),
         ([(1, 1, 1.0, math.nan)], [60.0], ValueError, r"rows\[0\]: ts and value must be finite"),
         ([(1, 1, math.inf, 1.0)], [60.0], ValueError, r"must be finite"),
+        (
+            [(1, 7, 60.0, 1e308), (2, 7, 61.0, 1e308)],
+            [60.0],
+            ValueError,
+            r"sensor 7 in the bucket at 60 sum past the float range",
+        ),
         ([], [0.0], ValueError, r"widths\[0\] must be a positive, finite"),
         ([], [60.0, 90.0], ValueError, r"whole multiple of widths\[0\]"),
     ],

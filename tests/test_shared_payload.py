@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from shared.payload import Parsed, PayloadError, parse_payload
 from shared.topics import TopicError, TopicTemplate, split_key
+from shared.values import MAX_ABS_VALUE
 
 NOW = 1_732_270_000.0
 
@@ -30,6 +31,7 @@ NOW = 1_732_270_000.0
         (b"23.5", [Parsed(23.5, NOW)]),
         (b"  -4e2 \n", [Parsed(-400.0, NOW)]),
         (b"[3, 4.5]", [Parsed(3.0, NOW), Parsed(4.5, NOW)]),
+        (b"-1e15", [Parsed(-MAX_ABS_VALUE, NOW)]),
     ],
 )
 def test_accepted_forms(payload: bytes, expected: list[Parsed]) -> None:
@@ -53,6 +55,9 @@ def test_accepted_forms(payload: bytes, expected: list[Parsed]) -> None:
         (b'{"value": 1, "ts": "2024-11-22T10:06:40"}', "no UTC offset"),
         (b'{"value": 1, "ts": -5}', "not a valid time"),
         (b'{"value": 1e999}', "out of range"),
+        (b"1e308", "value must be within ±1e+15 (got 1e+308)"),
+        (b'{"value": -1.5e15}', "value must be within ±1e+15"),
+        (b'[{"value": 1}, {"value": 1e308}]', "[1]: value must be within ±1e+15"),
         (b"[]", "empty array"),
         (b'[{"value": 1}, {"value": "x"}]', "[1]: value must be a number"),
         (b'"12"', "expected an object"),
@@ -70,8 +75,8 @@ def test_oversize_payload_is_rejected_before_parsing() -> None:
         parse_payload(b"1" * 101, NOW, max_bytes=100)
 
 
-@given(st.floats(allow_nan=False, allow_infinity=False))
-def test_any_finite_number_round_trips_as_text(value: float) -> None:
+@given(st.floats(-MAX_ABS_VALUE, MAX_ABS_VALUE))
+def test_any_number_within_the_bound_round_trips_as_text(value: float) -> None:
     [parsed] = parse_payload(repr(value).encode(), NOW)
     assert parsed.value == value
 

@@ -99,6 +99,19 @@ def test_nan_values_cannot_cross_the_wire() -> None:
         decode_batch(raw)
 
 
+def test_a_value_past_the_bound_is_named_by_its_seq() -> None:
+    # 1e308 and -1e308 are finite, but two of them overflow a rollup bucket's sum.
+    readings = [
+        WireReading(1, "l/m/s", 1.0, 1e308),
+        WireReading(2, "l/m/s", 2.0, 1e15),
+        WireReading(3, "l/m/s", 3.0, -1e308),
+    ]
+    with pytest.raises(WireError) as info:
+        decode_batch(encode_batch(Batch(gateway_id="gw", readings=readings)))
+    assert [(d["seq"], d["field"]) for d in info.value.details] == [(1, "value"), (3, "value")]
+    assert "within ±1e+15" in info.value.details[0]["message"]
+
+
 def test_response_envelope() -> None:
     body = msgspec.json.encode(
         {"data": msgspec.to_builtins(IngestResult(accepted=3, duplicates=2)), "meta": {}}
@@ -174,7 +187,8 @@ _readings = st.lists(
         key=st.sampled_from(["l/m/s", "l/m/t", "l//s", "l/m", "a/b/c/d"]),
         ts=st.sampled_from([_NOW, _NOW - 10, _NOW + 10, _NOW - 1e6, _NOW + 1e6, -1.0, 0.0])
         | st.floats(allow_nan=True, allow_infinity=True),
-        value=st.floats(allow_nan=True, allow_infinity=True),
+        value=st.floats(allow_nan=True, allow_infinity=True)
+        | st.sampled_from([1e15, -1e15, 1.0000000000000002e15, -1e308, 1e308]),
         unit=st.none() | st.sampled_from(["C", "x" * 32, "x" * 33]),
     ),
     max_size=8,

@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from agent.sparkplug.schema import DataType, Payload
+from shared.values import MAX_ABS_VALUE
 
 # The Payload fields the spec declares (1..5); 6 and up are its extension range.
 _PAYLOAD_FIELDS = 5
@@ -134,7 +135,9 @@ def reading_value(datatype: int, kind: str | None, raw: object) -> float | str:
         if kind not in _FLOAT_FIELDS:
             return "value_mismatch"
         value = float(raw)  # type: ignore[arg-type]
-        return value if math.isfinite(value) else "not_finite"
+        if not math.isfinite(value):
+            return "not_finite"
+        return value if abs(value) <= MAX_ABS_VALUE else "out_of_range"
     bits = _SIGNED_BITS.get(datatype)
     if bits is not None or datatype in _UNSIGNED:
         if kind not in _INT_FIELDS:
@@ -145,7 +148,7 @@ def reading_value(datatype: int, kind: str | None, raw: object) -> float | str:
             n &= (1 << bits) - 1
             if n >= 1 << (bits - 1):
                 n -= 1 << bits
-        return float(n)
+        return float(n) if abs(n) <= MAX_ABS_VALUE else "out_of_range"
     try:
         return f"type_{DataType(datatype).name}"
     except ValueError:

@@ -3,8 +3,9 @@
 * ``POST /readings/bulk`` (admin): ``[{"sensor_id", "value", "timestamp"}, ...]`` as the
   seeds' bulk ingestion; 201 ``{inserted, duplicates, duration_ms}``. Idempotent: each
   (sensor, timestamp) is stored once however often it is posted (hub.storage.bulk). All or
-  nothing: one bad row (a value that is not finite, a time outside the hub's ts window, a
-  sensor that does not exist) is a 422 naming its index and field, and nothing is stored.
+  nothing: one bad row (a value that is not finite or beyond ±1e15, a time outside the hub's
+  ts window, a sensor that does not exist) is a 422 naming its index and field, and nothing
+  is stored.
 * ``GET /sensors/:id/readings?rolling=N``: each reading carries ``rolling_avg``, the
   average of the last N readings up to it; ``?format=csv``: the same rows as CSV.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from time import perf_counter
@@ -32,6 +32,7 @@ from hub.storage import Storage
 from hub.storage.bulk import UnknownSensors
 from shared.payload import TsWindow
 from shared.timeutil import now, parse_ts, to_rfc3339
+from shared.values import value_problem
 
 if TYPE_CHECKING:
     from hub.app import Ctx, Hub, Raw
@@ -201,8 +202,8 @@ def parse_bulk(body: bytes, window: TsWindow, at: float) -> list[tuple[int, floa
         if not 0 < item.sensor_id <= MAX_INT64:
             bad(i, "sensor_id", "must be a positive integer (at most 2^63-1)")
             ok = False
-        if not math.isfinite(item.value):
-            bad(i, "value", "must be a finite number")
+        if bad_value := value_problem(item.value):
+            bad(i, "value", bad_value)
             ok = False
         try:
             ts = _timestamp(item.timestamp)

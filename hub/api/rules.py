@@ -18,7 +18,6 @@ with the factory's config version; the Rust engine at the edge evaluates them of
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +34,7 @@ from hub.storage import Storage
 from hub.storage.audit import Who
 from hub.storage.rules import RuleSpec
 from shared.timeutil import to_rfc3339
+from shared.values import value_problem
 
 if TYPE_CHECKING:
     from hub.app import Ctx, Hub
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 Condition = Literal["GREATER_THAN", "LESS_THAN", "OUT_OF_RANGE"]
 Severity = Literal["INFO", "WARNING", "CRITICAL"]
 MAX_DELAY_S = 86400.0
-# Beyond this a threshold is no measurement (and float sums at the edge lose meaning).
-MAX_ABS = 1e15
 _UNSET: Any = msgspec.UNSET
 
 
@@ -91,8 +89,9 @@ def check(spec: RuleSpec) -> RuleSpec:
     details: list[dict[str, str]] = []
     for name in ("threshold", "threshold_high", "deadband", "delay_s"):
         value = getattr(spec, name)
-        if value is not None and (not math.isfinite(value) or abs(value) > MAX_ABS):
-            details.append({"field": name, "message": "must be a finite number (|x| <= 1e15)"})
+        problem = None if value is None else value_problem(value)
+        if problem is not None:
+            details.append({"field": name, "message": problem})
     if details:
         raise _invalid(details)
     if spec.condition == "OUT_OF_RANGE":

@@ -115,14 +115,18 @@ def test_declared_field_with_wrong_wire_type_is_not_a_payload() -> None:
         (DataType.Int32, -(2**31), float(-(2**31))),
         (DataType.Int64, -(2**40), float(-(2**40))),
         (DataType.UInt32, 2**32 - 1, float(2**32 - 1)),
-        (DataType.UInt64, 2**63, float(2**63)),
+        (DataType.UInt64, 2**49, float(2**49)),
+        (DataType.UInt64, 2**63, "out_of_range"),
         (DataType.Float, 0.5, 0.5),
-        (DataType.Double, -1e300, -1e300),
+        (DataType.Double, -1e15, -1e15),
+        (DataType.Double, -1e300, "out_of_range"),
         (DataType.Boolean, True, 1.0),
         (DataType.Boolean, False, 0.0),
     ],
 )
-def test_numeric_and_boolean_values(datatype: DataType, value: object, expected: float) -> None:
+def test_numeric_and_boolean_values(
+    datatype: DataType, value: object, expected: float | str
+) -> None:
     body = encode_payload([MetricSpec("m", value, datatype)])  # type: ignore[arg-type]
     (m,) = decode_payload(body).metrics
     assert reading_value(datatype, m.kind, m.raw) == expected
@@ -143,6 +147,11 @@ def test_non_numeric_values_give_reasons() -> None:
     assert reading_value(DataType.String, "string_value", "x") == "type_String"
     assert reading_value(DataType.Double, "string_value", "x") == "value_mismatch"
     assert reading_value(DataType.Double, "double_value", math.nan) == "not_finite"
+    # Finite but past the bound both ends keep (shared.values): skipped, never sent.
+    assert reading_value(DataType.Double, "double_value", 1e308) == "out_of_range"
+    assert reading_value(DataType.Double, "double_value", -1e15) == -1e15
+    assert reading_value(DataType.Int64, "long_value", 2**62) == "out_of_range"
+    assert reading_value(DataType.UInt64, "long_value", 2**64 - 1) == "out_of_range"
     assert reading_value(99, None, None) == "type_unknown"
 
 
@@ -439,3 +448,11 @@ def test_a_metric_name_the_hub_would_refuse_as_a_key_is_skipped() -> None:
         f"{G}/{N}/running",
     }
     assert s.skipped["bad_key"] == 2
+
+
+def test_a_metric_past_the_value_bound_is_skipped_and_the_rest_kept() -> None:
+    s = Sessions()
+    out = s.handle(topic("NBIRTH"), nbirth(extra=[MetricSpec("huge", 1e308, DataType.Double)]), NOW)
+    assert f"{G}/{N}/temp" in {r.key for r in out.readings}
+    assert f"{G}/{N}/huge" not in {r.key for r in out.readings}
+    assert s.skipped["out_of_range"] == 1

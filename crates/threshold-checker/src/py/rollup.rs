@@ -50,7 +50,9 @@ fn reading(index: usize, item: &Bound<'_, PyAny>) -> PyResult<Reading> {
 /// rows; more items are ignored). `widths`: bucket widths in seconds, finest first, each a
 /// whole multiple of the one before. Returns one list per width of
 /// `(sensor_id, bucket, min, max, sum, count, first_ts, first_id, first_value, last_ts,
-/// last_id, last_value)` tuples sorted by `(sensor_id, bucket)`.
+/// last_id, last_value)` tuples sorted by `(sensor_id, bucket)`. A non-finite ts or value,
+/// or a bucket whose values sum past the float range, is a `ValueError` and nothing is
+/// returned.
 #[pyfunction]
 #[pyo3(signature = (rows, widths))]
 pub fn rollup_partials<'py>(
@@ -87,6 +89,14 @@ pub fn rollup_partials<'py>(
     for tier in tiers {
         let list = PyList::empty(py);
         for (sid, bucket, p) in tier {
+            // Finite readings can still sum past f64 (1e308 twice): such a sum must never
+            // reach a tier row, where inf + -inf would leave no number at all.
+            if !p.sum.is_finite() {
+                return Err(PyValueError::new_err(format!(
+                    "the readings of sensor {sid} in the bucket at {bucket} sum past the \
+                     float range; bound reading values first"
+                )));
+            }
             let row = (
                 sid,
                 bucket,
