@@ -51,12 +51,8 @@ class BulkMixin(SqlStorage):
         self.before_readings(sorted({ts for _, ts in keys}))
         sensor_ids = sorted({s for s, _ in keys})
         with self._write() as conn:
-            known: set[int] = set()
-            for i in range(0, len(sensor_ids), _CHUNK):
-                part = sensor_ids[i : i + _CHUNK]
-                marks = ", ".join("?" * len(part))
-                found = conn.execute(f"SELECT id FROM sensors WHERE id IN ({marks})", part)
-                known.update(int(r[0]) for r in found.fetchall())
+            # Held until the commit, so no deletion of these sensors runs in between.
+            known = self._lock_sensors(conn, sensor_ids)
             missing = [s for s in sensor_ids if s not in known]
             if missing:
                 raise UnknownSensors(missing)

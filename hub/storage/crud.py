@@ -372,8 +372,11 @@ class CrudMixin(SqlStorage):
 
         Data a gateway sends for its key later makes a new sensor, as on first data."""
         with self._write() as conn:
+            # Locked first (PostgreSQL): a batch storing rows for this sensor commits before
+            # the deletes below look, and none starts until this transaction ends.
             row = conn.execute(
-                "SELECT factory_id, key FROM sensors WHERE id = ?", (sensor_id,)
+                f"SELECT factory_id, key FROM sensors WHERE id = ?{self._LOCK_FOR_DELETE}",
+                (sensor_id,),
             ).fetchone()
             if row is None:
                 return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 
-from hub.storage.model import GatewayReport, StoreResult, reading_id
+from hub.storage.model import GatewayReport, StorageError, StoreResult, reading_id
 from hub.storage.sqlbase import Conn, SqlStorage
 from shared.timeutil import now
 from shared.topics import split_key
@@ -14,6 +14,8 @@ from shared.wire import WireAlert, WireMark, WireReading
 
 # (id, sensor_id, ts, value, gateway_id, seq): a reading row as both engines store it.
 ReadingRow = tuple[int, int, float, float, int, int]
+# Each try needs a sensor of the batch deleted between reading its id and locking it.
+_RESOLVE_TRIES = 5
 
 
 class IngestMixin(SqlStorage):
@@ -24,16 +26,24 @@ class IngestMixin(SqlStorage):
     def _resolve_sensors(
         self, conn: Conn, factory_id: int, readings: Sequence[WireReading]
     ) -> tuple[dict[str, int], dict[str, int]]:
-        """Sensor ids for every key in ``readings``: (all ids, ids created just now)."""
+        """Sensor ids for every key in ``readings``: (all ids, ids created just now). Each id
+        is locked against deletion until the batch commits (``_lock_sensors``): a batch and
+        the deletion of one of its sensors run one after the other, never interleaved."""
         cache = self._sensor_cache.get(factory_id)
-        if cache is not None and not self._cache_holds(conn, cache, readings):
+        for _ in range(_RESOLVE_TRIES):
+            if cache is None:
+                # Before this batch inserts anything: the cache gets committed sensors only.
+                rows = conn.execute(
+                    "SELECT key, id FROM sensors WHERE factory_id = ?", (factory_id,)
+                ).fetchall()
+                cache = {str(k): int(i) for k, i in rows}
+                self._sensor_cache[factory_id] = cache
+            used = sorted({cache[r.key] for r in readings if r.key in cache})
+            if len(self._lock_sensors(conn, used)) == len(used):
+                break
             cache = None  # a sensor was deleted (by this or another hub process)
-        if cache is None:
-            rows = conn.execute(
-                "SELECT key, id FROM sensors WHERE factory_id = ?", (factory_id,)
-            ).fetchall()
-            cache = {str(k): int(i) for k, i in rows}
-            self._sensor_cache[factory_id] = cache
+        else:
+            raise StorageError("the sensors of this batch keep being deleted; send it again")
         missing: dict[str, str | None] = {}
         for r in readings:
             if r.key in cache:
@@ -58,33 +68,36 @@ class IngestMixin(SqlStorage):
                 "SELECT id FROM machines WHERE factory_id = ? AND line = ? AND name = ?",
                 (factory_id, line, machine),
             ).fetchone()[0]
-            # Another process may have created it since the cache was filled.
-            conn.execute(
-                "INSERT INTO sensors (machine_id, factory_id, key, name, unit, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (factory_id, key) DO NOTHING",
-                (machine_id, factory_id, key, sensor, missing[key], ts),
-            )
-            created[key] = int(
-                conn.execute(
-                    "SELECT id FROM sensors WHERE factory_id = ? AND key = ?", (factory_id, key)
-                ).fetchone()[0]
+            created[key] = self._create_sensor(
+                conn, machine_id, factory_id, key, sensor, missing[key], ts
             )
         return {**cache, **created}, created
 
-    @staticmethod
-    def _cache_holds(conn: Conn, cache: dict[str, int], readings: Sequence[WireReading]) -> bool:
-        """Whether every cached sensor this batch uses still exists: one indexed lookup per
-        batch, so that a sensor deleted through any hub process is never written to."""
-        used = sorted({cache[r.key] for r in readings if r.key in cache})
-        for i in range(0, len(used), 500):
-            part = used[i : i + 500]
-            marks = ", ".join("?" * len(part))
-            found = conn.execute(
-                f"SELECT count(*) FROM sensors WHERE id IN ({marks})", part
-            ).fetchone()[0]
-            if int(found) != len(part):
-                return False
-        return True
+    def _create_sensor(
+        self,
+        conn: Conn,
+        machine_id: int,
+        factory_id: int,
+        key: str,
+        name: str,
+        unit: str | None,
+        ts: float,
+    ) -> int:
+        """The id of the factory's sensor ``key``, created unless another process did first;
+        locked like the batch's other sensors."""
+        for _ in range(_RESOLVE_TRIES):
+            conn.execute(
+                "INSERT INTO sensors (machine_id, factory_id, key, name, unit, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (factory_id, key) DO NOTHING",
+                (machine_id, factory_id, key, name, unit, ts),
+            )
+            row = conn.execute(
+                "SELECT id FROM sensors WHERE factory_id = ? AND key = ?", (factory_id, key)
+            ).fetchone()
+            # Another process's sensor of this key may be deleted before we lock it.
+            if row is not None and self._lock_sensors(conn, [int(row[0])]):
+                return int(row[0])
+        raise StorageError(f"sensor {key!r} keeps being deleted; send the batch again")
 
     def _gateway_synced(self, conn: Conn, gateway_id: int) -> None:
         """Called in a batch's write transaction once the gateway's report is stored (the

@@ -50,7 +50,7 @@ class SqlStorage(Storage):
     def __init__(self) -> None:
         # factory_id -> {sensor key -> sensor id}. Entries are added only after the
         # transaction that made them commits, and checked by every batch that uses them
-        # (IngestMixin._cache_holds): a sensor may be deleted by any hub process.
+        # (IngestMixin._resolve_sensors): a sensor may be deleted by any hub process.
         self._sensor_cache: dict[int, dict[str, int]] = {}
         # Kept for callers that forget a deleted sensor; the scan queue is in the database.
         self._touch_lock = threading.Lock()
@@ -69,6 +69,10 @@ class SqlStorage(Storage):
         back if it raises."""
 
     # -- the catalog, for copy-data (each engine's catalog.py) ----------------------------
+
+    # Appended to the SELECT with which a sensor's deletion starts, to take the row lock that
+    # _lock_sensors waits for (PostgreSQL); SQLite's one writer already excludes the rest.
+    _LOCK_FOR_DELETE: ClassVar[str] = ""
 
     # The driver's errors for a broken UNIQUE/CHECK/foreign key constraint.
     integrity_errors: ClassVar[tuple[type[Exception], ...]] = ()
@@ -89,6 +93,19 @@ class SqlStorage(Storage):
 
     def after_copy(self) -> None:
         """Rows arrived with their ids: let new rows get ids after them."""
+
+    def _lock_sensors(self, conn: Conn, sensor_ids: Sequence[int]) -> set[int]:
+        """Inside a write transaction that stores rows for ``sensor_ids``: which of them
+        exist, each held until the commit so that no deletion of it can run in between
+        (rows written for a sensor deleted meanwhile would outlive it, unseen by any read).
+        SQLite needs no lock for that: its one writer at a time is this transaction."""
+        found: set[int] = set()
+        for i in range(0, len(sensor_ids), 500):
+            part = list(sensor_ids[i : i + 500])
+            marks = ", ".join("?" * len(part))
+            rows = conn.execute(f"SELECT id FROM sensors WHERE id IN ({marks})", part)
+            found.update(int(r[0]) for r in rows.fetchall())
+        return found
 
     # -- helpers over _reader ------------------------------------------------------------
 

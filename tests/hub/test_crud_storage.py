@@ -4,16 +4,23 @@ and the paged lists' totals."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
+from devtools.stack import wait_for
 from hub.storage import Conflict, GatewayReport, Storage, open_storage
 from hub.storage.audit import Actor
+from hub.storage.bulk import UnknownSensors
 from hub.storage.crud import Unknown
+from hub.storage.sqlbase import SqlStorage
 from hub.storage.sqlite.schema import MIGRATIONS
 from shared.wire import WireAlert, WireReading
-from tests.hub.conftest import query
+from tests.hub.conftest import engine_of, query
 
 ADMIN = Actor(1, "admin")
 T0 = 1_700_000_000.0
@@ -83,6 +90,134 @@ def test_deleting_a_sensor_takes_all_its_data(storage: Storage) -> None:
     after = storage.gateway_config("gw-1")
     assert after is not None and after[0] > version[0]
     assert storage.delete_sensor(sid, ADMIN) is None
+
+
+ORPHAN_TABLES = ("readings", "rollup_1m", "rollup_1h", "rollup_12h", "edge_alerts", "alerts")
+
+
+def orphans(storage: Storage) -> dict[str, int]:
+    """Rows per table whose sensor is gone: stored, yet no read can ever reach them."""
+    return {
+        t: int(
+            query(
+                storage,
+                f"SELECT count(*) FROM {t} x WHERE x.sensor_id IS NOT NULL "
+                "AND NOT EXISTS (SELECT 1 FROM sensors s WHERE s.id = x.sensor_id)",
+            )[0][0]
+        )
+        for t in ORPHAN_TABLES
+    }
+
+
+def lock_waiters(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def hold_inside(
+    storage: Storage, method: str, paused: threading.Event, go: threading.Event
+) -> None:
+    """Make ``storage.method`` (called inside a write transaction) stop there until ``go``."""
+    original = getattr(storage, method)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        paused.set()
+        assert go.wait(60)
+        return result
+
+    setattr(storage, method, held)
+
+
+@pytest.mark.parametrize("first", ["ingest", "delete"])
+@pytest.mark.parametrize("writer", ["sync", "bulk"])
+def test_a_batch_and_its_sensors_deletion_never_interleave(
+    database_url: str, writer: str, first: str
+) -> None:
+    """Two hub processes: one stores readings for a sensor (a gateway's sync batch, or an
+    admin's back-fill) while the other deletes it. Whichever starts first, the other runs
+    entirely before or after it, and no reading or rollup outlives its sensor. On PostgreSQL
+    the second waits on the first's row lock; SQLite lets one writer in at a time, so there
+    the second cannot start before the first commits."""
+    ingester, deleter = open_storage(database_url), open_storage(database_url)
+    ingester.migrate()
+    try:
+        gateway_row = ingester.add_gateway("gw-race", "acme", "hash-race")
+        gateway = ingester.get_gateway("gw-race")
+        assert gateway is not None
+        factory_id = gateway["factory_id"]
+        # Both know the sensor; the ingester has its id cached, as after any earlier batch.
+        ingester.store_batch(gateway_row, factory_id, [WireReading(1, "l/m/t", T0, 1.0)], REPORT)
+        sid = ingester.sensors_page(0, 10, key="l/m/t")[0][0]["id"]
+        batch = [WireReading(i, "l/m/t", T0 + 86_400 + i, float(i)) for i in range(2, 50)]
+        # The batch's day partition first (PostgreSQL): made during the race, its DDL would
+        # wait for the deletion's lock on readings and keep the two apart by chance.
+        assert isinstance(ingester, SqlStorage)
+        ingester.before_readings([r.ts for r in batch])
+        paused, go = threading.Event(), threading.Event()
+        failed: list[BaseException] = []
+
+        def run(call: Callable[[], object]) -> threading.Thread:
+            def target() -> None:
+                try:
+                    call()
+                except BaseException as exc:  # reported by the asserts below
+                    failed.append(exc)
+
+            thread = threading.Thread(target=target)
+            thread.start()
+            return thread
+
+        def ingest() -> object:
+            if writer == "bulk":
+                return ingester.bulk_insert([(sid, r.ts, r.value) for r in batch], ADMIN)
+            return ingester.store_batch(gateway_row, factory_id, batch, REPORT)
+
+        def delete() -> object:
+            return deleter.delete_sensor(sid, ADMIN)
+
+        if first == "ingest":
+            hold_inside(ingester, "_insert_readings", paused, go)  # its readings are in
+            one, other = ingest, delete
+        else:
+            hold_inside(deleter, "delete_rollups", paused, go)  # its readings are gone
+            one, other = delete, ingest
+        t1 = run(one)
+        assert paused.wait(60)
+        t2 = run(other)
+        if engine_of(ingester) == "postgresql":
+            # Waiting on the first's lock, or, without one, done before the first commits.
+            wait_for(
+                "the second transaction to wait or finish",
+                lambda: not t2.is_alive() or lock_waiters(database_url) > 0,
+                timeout=60,
+            )
+        go.set()
+        t1.join(60)
+        t2.join(60)
+        assert not t1.is_alive() and not t2.is_alive()
+        if writer == "bulk" and first == "delete":
+            # A back-fill names its sensor by id: once deleted, there is none to fill.
+            assert [type(e) for e in failed] == [UnknownSensors]
+        else:
+            assert failed == []
+        assert orphans(ingester) == dict.fromkeys(ORPHAN_TABLES, 0)
+        assert ingester.get_sensor(sid) is None
+        now_sensors = ingester.sensors_page(0, 10, key="l/m/t")[0]
+        if first == "ingest":
+            # Deleted after the batch committed: with all of it.
+            assert now_sensors == []
+        elif writer == "sync":
+            # Stored after the deletion committed: a new sensor, as on first data, holds it all.
+            assert len(now_sensors) == 1 and now_sensors[0]["id"] != sid
+            assert ingester.stats(now_sensors[0]["id"], None, None)[3] == len(batch)
+    finally:
+        ingester.close()
+        deleter.close()
 
 
 def test_parents_children_and_names(storage: Storage) -> None:

@@ -42,7 +42,6 @@ from hub.storage.reads import ReadsMixin
 from hub.storage.report import ReportMixin
 from hub.storage.rollups import first_of_each, id_range
 from hub.storage.sessions import SessionsMixin
-from hub.storage.signin import SignInMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.thresholds import ThresholdsMixin
 from hub.storage.tokens import TokensMixin
@@ -77,11 +76,11 @@ class PostgresStorage(
     ReportMixin,
     AuditMixin,
     SessionsMixin,
-    SignInMixin,
     PgCatalog,
     PgLead,
 ):
     _BUCKET_START: ClassVar[str] = "floor(ts / ?) * ?"
+    _LOCK_FOR_DELETE: ClassVar[str] = " FOR UPDATE"
     _TIER_BUCKET_START: ClassVar[str] = "floor(bucket / ?) * ?"
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
@@ -200,6 +199,18 @@ class PostgresStorage(
             self._partitions.forget()
             self.before_readings([r.ts for r in readings])
             return super().store_batch(gateway_id, factory_id, readings, report, alerts)
+
+    def _lock_sensors(self, conn: Conn, sensor_ids: Sequence[int]) -> set[int]:
+        # FOR KEY SHARE: concurrent batches of one sensor do not block each other, and neither
+        # do threshold or stale-flag updates; a deletion (FOR UPDATE) waits for them all, and
+        # a batch that meets a deletion in progress waits for it, then misses the row.
+        if not sensor_ids:
+            return set()
+        rows = conn.execute(
+            "SELECT id FROM sensors WHERE id = ANY(?::bigint[]) ORDER BY id FOR KEY SHARE",
+            (list(sensor_ids),),
+        ).fetchall()
+        return {int(r[0]) for r in rows}
 
     def _queue_scans(self, conn: Conn, sensor_ids: Sequence[int]) -> None:
         # One statement for the whole list: a 1,000-sensor batch made 1,000 before.
