@@ -42,6 +42,7 @@ from hub.storage.reads import ReadsMixin
 from hub.storage.report import ReportMixin
 from hub.storage.rollups import first_of_each, id_range
 from hub.storage.sessions import SessionsMixin
+from hub.storage.signin import SignInMixin
 from hub.storage.sqlbase import Conn
 from hub.storage.thresholds import ThresholdsMixin
 from hub.storage.tokens import TokensMixin
@@ -76,6 +77,7 @@ class PostgresStorage(
     ReportMixin,
     AuditMixin,
     SessionsMixin,
+    SignInMixin,
     PgCatalog,
     PgLead,
 ):
