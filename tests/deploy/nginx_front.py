@@ -41,7 +41,8 @@ def render(port: int, tls_dir: Path, hub_port: int, *, mtls: bool = False) -> st
     replacements = {
         "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
         f"{SHIPPED_TLS_DIR}/": f"{tls_dir}/",
-        "server 127.0.0.1:8080;": f"server 127.0.0.1:{hub_port};",
+        # Both upstreams (the plain one and the one for large bodies) name the hub.
+        "server 127.0.0.1:8080": f"server 127.0.0.1:{hub_port}",
     }
     if mtls:
         replacements["# ssl_client_certificate"] = "ssl_client_certificate"

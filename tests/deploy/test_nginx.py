@@ -6,6 +6,7 @@ stopped at the front: the hub keeps its pid, answers /health/live, and its memor
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import re
@@ -96,6 +97,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
         "gw1": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme"),
         "gw2": token(hub.config, "gateway", "add", "gw-02", "--factory", "acme"),
         "read": token(hub.config, "token", "add", "--role", "read"),
+        "admin": token(hub.config, "token", "add", "--role", "admin"),
     }
     nginx = start_front(workdir / "nginx", certs, hub.port)
     try:
@@ -124,8 +126,8 @@ def test_shipped_file_is_what_design_names() -> None:
     assert _directive("listen") == ["443 ssl"]
     assert _directive("ssl_certificate") == ["/etc/edge-hub/tls/hub.crt"]
     assert _directive("ssl_certificate_key") == ["/etc/edge-hub/tls/hub.key"]
-    assert _directive("server") == ["127.0.0.1:8080"]
-    assert _directive("proxy_pass") == ["http://edge_hub"]
+    assert _directive("server") == ["127.0.0.1:8080", "127.0.0.1:8080 max_conns=4"]
+    assert _directive("proxy_pass") == ["http://$edge_hub_upstream"]
     # The front refuses exactly what the hub would refuse, no more, no less.
     [limit] = _directive("client_max_body_size")
     assert _nginx_size(limit) == HubSettings().max_body_bytes
@@ -266,8 +268,9 @@ def _stream(conn: TlsConn, head: bytes, chunk: bytes, budget: int, frame: bool) 
     return sent
 
 
+@pytest.mark.parametrize("who", [None, "gw1"])
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-def test_500_mb_without_a_token_is_cut_off_early(front: Front, framing: str) -> None:
+def test_500_mb_is_cut_off_early(front: Front, framing: str, who: str | None) -> None:
     pid = front.hub.proc.pid
     rss_before = front.rss()
     conn = TlsConn(front.nginx.port, front.tls())
@@ -275,9 +278,10 @@ def test_500_mb_without_a_token_is_cut_off_early(front: Front, framing: str) -> 
     framing_header = (
         f"Content-Length: {size}" if framing == "content-length" else "Transfer-Encoding: chunked"
     )
+    auth = f"Authorization: Bearer {front.hub.tokens[who]}\r\n" if who else ""
     head = (
         f"POST /api/v1/ingest HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-        f"{framing_header}\r\n\r\n"
+        f"{auth}{framing_header}\r\n\r\n"
     ).encode()
     started = time.monotonic()
     # Bounded: at most 64 MB go out, whatever the front does, and no more than 60 s.
@@ -285,13 +289,19 @@ def test_500_mb_without_a_token_is_cut_off_early(front: Front, framing: str) -> 
     response = conn.read_response(deadline_s=max(1.0, 60 - sent / MB))
     conn.close()
     assert time.monotonic() - started < 120
-    assert status_of(response) == 413, response[:300]
     body = response.partition(b"\r\n\r\n")[2]
-    assert json.loads(body)["error"]["code"] == "payload_too_large"
-    # A declared 500 MB is refused on its headers; a chunked one once it passes 16 MiB (plus
-    # what the socket buffers held).
     limit = HubSettings().max_body_bytes
-    assert sent <= (4 * MB if framing == "content-length" else limit + 32 * MB)
+    if who is None:
+        # No credentials: refused on the headers, whatever the size or framing.
+        assert status_of(response) == 401, response[:300]
+        assert json.loads(body)["error"]["code"] == "unauthorized"
+        assert sent <= 4 * MB
+    else:
+        assert status_of(response) == 413, response[:300]
+        assert json.loads(body)["error"]["code"] == "payload_too_large"
+        # A declared 500 MB is refused on its headers; a chunked one once it passes 16 MiB
+        # (plus what the socket buffers held).
+        assert sent <= (4 * MB if framing == "content-length" else limit + 32 * MB)
     assert front.hub_alive(pid)
     assert front.rss() - rss_before < 64 * MB
 
@@ -349,3 +359,132 @@ def test_bare_hub_still_dies_on_a_malformed_chunk(tmp_path: Path) -> None:
     finally:
         if hub.proc.poll() is None:
             hub.stop()
+
+
+# -- the console behind the front ---------------------------------------------------------
+
+
+def test_console_sign_in_and_a_write_through_the_front_on_its_own_port(front: Front) -> None:
+    """The front listens on a port of its own (not 443): the Origin a browser sends names
+    that port, so the hub must be told the Host with it, or its CSRF check refuses all."""
+    origin = front.url
+    assert not origin.endswith(":443")
+    browser = {"Origin": origin, "Sec-Fetch-Site": "same-origin"}
+    with front.client() as c:
+        signed_in = c.post("/login", data={"token": front.hub.tokens["admin"]}, headers=browser)
+        assert signed_in.status_code == 303, signed_in.text[:300]
+        assert signed_in.headers["location"] == "/"
+        page = c.get("/").raise_for_status().text
+        found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+        assert found is not None
+        created = c.post(
+            "/api/v1/factories",
+            json={"name": "front-port-works", "location": "hall 9"},
+            headers={**browser, "X-CSRF-Token": found.group(1)},
+        )
+        assert created.status_code == 201, created.text[:300]
+        assert created.json()["data"]["name"] == "front-port-works"
+
+
+# -- bodies without credentials, and how many large bodies the hub holds at once -----------
+
+
+def _vm_hwm_mb(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmHWM in /proc")
+
+
+@pytest.fixture
+def fresh_front(tmp_path: Path) -> Iterator[Front]:
+    """A hub of its own, so its peak memory is this test's alone."""
+    certs = make_certs(tmp_path / "tls")
+    (tmp_path / "hub").mkdir()
+    hub = start_hub(tmp_path / "hub")
+    hub.tokens = {"gw1": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme")}
+    nginx = start_front(tmp_path / "nginx", certs, hub.port)
+    try:
+        yield Front(hub, nginx, certs)
+    finally:
+        nginx.stop()
+        assert hub.stop() == 0
+
+
+def _flood(front: Front, headers: dict[str, str], count: int = 64) -> list[httpx.Response]:
+    """``count`` POSTs of 15 MiB to /api/v1/ingest at once, each on its own connection."""
+    body = b"x" * (15 * MB)
+
+    def one(_: int) -> httpx.Response:
+        with front.client() as c:
+            return c.post("/api/v1/ingest", content=body, headers=headers)
+
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _hub_answers(front: Front, status: int) -> float:
+    """How many ingest requests the hub itself answered with ``status``."""
+    text = httpx.get(f"{front.hub.url}/metrics", timeout=10).text
+    labels = f'method="POST",route="/api/v1/ingest",status="{status}"'
+    found = re.search(rf"^edge_hub_http_requests_total\{{{labels}\}} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_bodies_without_credentials_are_refused_by_the_front(fresh_front: Front) -> None:
+    front = fresh_front
+    pid = front.hub.proc.pid
+    before = front.rss()
+    answers = _flood(front, {"Content-Type": "application/json"})
+    assert {r.status_code for r in answers} == {401}
+    assert {r.json()["error"]["code"] for r in answers} == {"unauthorized"}
+    # nginx answered them all itself: the hub never saw one, and its memory never moved.
+    assert _hub_answers(front, 401) == 0
+    assert _vm_hwm_mb(pid) - before // MB < 16
+    # Chunked, or a write elsewhere under /api/: the same.
+    conn = TlsConn(front.nginx.port, front.tls())
+    conn.send(
+        b"PUT /api/v1/sensors/1/thresholds HTTP/1.1\r\nHost: localhost\r\n"
+        b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n"
+    )
+    assert status_of(conn.read_response()) == 401
+    conn.close()
+    # Requests without a body, and bodies with a token, still reach the hub.
+    with front.client() as c:
+        assert c.get("/api/v1/gateways").status_code == 401
+    with front.client("gw1") as c:
+        assert c.post("/api/v1/ingest", content=b"{}").status_code == 422
+    assert front.hub_alive(pid)
+
+
+def test_the_hub_holds_few_large_bodies_at_once(fresh_front: Front) -> None:
+    """A forged session cookie gets a body past the front's credential check; the hub still
+    reads it whole before it can refuse it. The front hands it at most a few such bodies at a
+    time (max_conns on its upstream for large bodies), the rest get 503 and Retry-After."""
+    front = fresh_front
+    pid = front.hub.proc.pid
+    before = front.rss()
+    answers = _flood(front, {"Content-Type": "application/json", "Cookie": "edge_session=forged"})
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) <= {401, 503} and 401 in statuses and 503 in statuses, statuses
+    assert _hub_answers(front, 401) == statuses.count(401)
+    for r in answers:
+        if r.status_code == 503:
+            assert r.json()["error"]["code"] == "unavailable"
+            assert r.headers["Retry-After"] == "1"
+    # 64 bodies of 15 MiB at once took the hub past 680 MB without the bound; a few at a time
+    # stay well under a quarter of that.
+    assert _vm_hwm_mb(pid) - before // MB < 200
+    # A gateway's large batch (over 1 MB, so through the bounded upstream) still goes in.
+    readings = [WireReading(i, "big/m1/temp", 1.7e9 + i, float(i)) for i in range(1, 30_001)]
+    body = encode_batch(Batch(gateway_id="gw-01", readings=readings), compress=False)
+    assert len(body) > 1_048_576
+    with front.client("gw1") as c:
+        stored = c.post(
+            "/api/v1/ingest", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert stored.status_code == 200, stored.text[:300]
+    assert stored.json()["data"]["accepted"] == 30_000
+    assert front.hub_alive(pid)
