@@ -31,6 +31,7 @@ from hub.pagination import PageRequest, parse_page
 from hub.queries import optional_id, parse_id
 from hub.storage import Conflict, Storage
 from hub.storage.alerts import Actor, AlertFilter
+from shared.text import text_problem
 from shared.timeutil import now, to_rfc3339
 
 MAX_SHELVE_S = 7 * 86400.0
@@ -223,6 +224,10 @@ def _comment(value: str | None) -> str | None:
             f"comment must be at most {MAX_COMMENT} characters",
             [{"field": "comment", "message": f"at most {MAX_COMMENT} characters"}],
         )
+    # The text rule of every field: PostgreSQL cannot store NUL, and both engines must agree.
+    problem = None if value is None else text_problem("comment", value)
+    if problem is not None:
+        raise ApiError(422, "validation_error", problem, [{"field": "comment", "message": problem}])
     return value or None
 
 

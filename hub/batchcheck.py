@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.payload import TsWindow
+from shared.text import hidden_char
 from shared.wire import MAX_SEQ, Batch
 
 # The largest value a signed 64-bit INTEGER column (SQLite, PostgreSQL BIGINT) holds.
@@ -34,9 +35,9 @@ def time_problem(ts: float) -> str | None:
 
 
 def _has_control(text: str) -> bool:
-    # NUL cannot be stored in PostgreSQL text at all; the other C0/C1 controls would break
-    # log lines and CSV exports of the values that carry them.
-    return any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in text)
+    # The text rule of every field the hub takes (shared.text): NUL cannot be stored in
+    # PostgreSQL text at all; the other controls break log lines and CSV exports.
+    return hidden_char(text) is not None
 
 
 def report_problems(batch: Batch) -> list[dict[str, Any]]:

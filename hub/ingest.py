@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from msgspec.structs import replace
+
 from hub import batchcheck
 from hub.auth import Principal
 from hub.batchcheck import SensorLimits
@@ -11,6 +13,7 @@ from hub.errors import ApiError, forbidden
 from hub.metrics import INGEST_READINGS, SENSOR_LIMIT_REFUSALS
 from hub.storage import GatewayReport, Storage
 from shared.payload import NO_WINDOW, TsWindow
+from shared.text import is_nfc, nfc
 from shared.wire import Batch, IngestResult, WireError, decode_batch
 
 # Generous enough for any real deployment; a cap that a test may lower.
@@ -40,12 +43,29 @@ def decode(
         # msgspec gives up on JSON nested past its depth limit (an unknown field holding
         # [[[[...]]]] 50,000 deep): malformed input, not a server fault.
         raise ApiError(400, "invalid_json", "body is not valid JSON: nested too deeply") from None
+    batch = nfc_keys(batch)
     problems = batchcheck.report_problems(batch) + batchcheck.reading_problems(batch)
     problems += batchcheck.alert_problems(batch, window, time.time())
     problems += batchcheck.mark_problems(batch, window, time.time())
     if problems:
         raise ApiError(422, "validation_error", f"{len(problems)} problem(s) in batch", problems)
     return batch
+
+
+def nfc_keys(batch: Batch) -> Batch:
+    """``batch`` with every sensor key in NFC, the form keys are kept in: an agent older
+    than that rule (or any other client) may send ``café`` with a combining accent, and its
+    readings must land on the same sensor as the precomposed form's."""
+    keys = {r.key for r in batch.readings} | {a.key for a in batch.alerts}
+    keys |= {m.key for m in batch.marks}
+    if all(is_nfc(k) for k in keys):
+        return batch
+    return replace(
+        batch,
+        readings=[r if is_nfc(r.key) else replace(r, key=nfc(r.key)) for r in batch.readings],
+        alerts=[a if is_nfc(a.key) else replace(a, key=nfc(a.key)) for a in batch.alerts],
+        marks=[m if is_nfc(m.key) else replace(m, key=nfc(m.key)) for m in batch.marks],
+    )
 
 
 def check_new_sensors(

@@ -5,22 +5,18 @@ so a bad topic is a dead letter at the gateway; the hub applies it to every key 
 (shared.wire via :func:`split_key`), so a gateway that skips the check still cannot create
 a sensor named ``"\\x00"``, ``"a\\r\\nb"`` or ``"   "``. Such keys break logs, CSV exports
 and the console, and a key that differs from another only by invisible characters makes
-two sensors that look like one.
+two sensors that look like one. For the same reason both ends bring a key to Unicode NFC
+(:func:`shared.text.nfc`) before they use it: ``café`` typed either way is one sensor.
 """
 
 from __future__ import annotations
 
-import unicodedata
+from shared.text import hidden_char
 
 SEGMENTS = ("line", "machine", "sensor")
 # Per segment, in characters. MQTT allows 64 KiB topics; a factory's names are short, and
 # the bound keeps one sensor listing from growing by megabytes per key.
 MAX_SEGMENT_LEN = 128
-
-# Unicode categories that are never part of a name: control characters (Cc: NUL, CR, LF,
-# TAB, DEL, C1), format characters (Cf: zero-width spaces, bidi overrides), line and
-# paragraph separators (Zl, Zp), unassigned (Cn), surrogates (Cs) and private use (Co).
-_BANNED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
 
 
 class SensorKeyError(ValueError):
@@ -37,9 +33,9 @@ def segment_problem(name: str, value: str) -> str | None:
         return f"{name} {value!r} starts or ends with whitespace"
     if len(value) > MAX_SEGMENT_LEN:
         return f"{name} is longer than {MAX_SEGMENT_LEN} characters"
-    for ch in value:
-        if unicodedata.category(ch) in _BANNED_CATEGORIES:
-            return f"{name} {value!r} contains the control or invisible character U+{ord(ch):04X}"
+    bad = hidden_char(value)
+    if bad is not None:
+        return f"{name} {value!r} contains the control or invisible character {bad}"
     return None
 
 

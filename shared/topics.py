@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from shared import sensor_key
+from shared.text import nfc
 
 REQUIRED = ("line", "machine", "sensor")
 _PLACEHOLDER = re.compile(r"^\{([a-z_]+)\}$")
@@ -67,7 +68,7 @@ class TopicTemplate:
                 raise TopicError(f"topic {topic!r} has an empty {{{name}}} level")
             else:
                 values[name] = part
-        key = "/".join(values[name] for name in REQUIRED)
+        key = nfc("/".join(values[name] for name in REQUIRED))
         problem = sensor_key.key_problem(key)
         if problem is not None:
             raise TopicError(f"topic {topic!r}: {problem}")

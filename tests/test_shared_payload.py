@@ -97,6 +97,13 @@ def test_topic_template_maps_to_key() -> None:
     assert tpl.topic_for("l1", "m", "s") == "factory/l1/m/s"
 
 
+def test_a_topic_typed_decomposed_gives_the_precomposed_key() -> None:
+    tpl = TopicTemplate.compile("factory/{line}/{machine}/{sensor}")
+    assert (
+        tpl.key("factory/cafe\u0301/m1/t") == tpl.key("factory/caf\u00e9/m1/t") == "caf\u00e9/m1/t"
+    )
+
+
 def test_topic_template_with_other_placeholders_and_order() -> None:
     tpl = TopicTemplate.compile("site/{site}/{machine}/{line}/data/{sensor}")
     assert tpl.key("site/berlin/m2/l9/data/rpm") == "l9/m2/rpm"

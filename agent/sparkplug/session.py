@@ -43,6 +43,7 @@ from agent.sparkplug.schema import DataType
 from agent.sparkplug.topic import COMMAND_TYPES, SparkplugTopicError, Topic, parse_topic
 from shared.payload import NO_WINDOW, TsWindow
 from shared.sensor_key import key_problem
+from shared.text import nfc
 
 SEQ_MODULO = 256
 BDSEQ = "bdSeq"
@@ -118,8 +119,9 @@ def sensor_key(group_id: str, machine: str, metric: str) -> str:
 
 def _valid_key(group_id: str, machine: str, metric: str) -> str:
     """The sensor key, or "" when it breaks the sensor key rule both ends apply (control
-    characters, blank ends, overlong segments: the hub would refuse it)."""
-    key = sensor_key(group_id, machine, metric)
+    characters, blank ends, overlong segments: the hub would refuse it), in NFC as the
+    hub keeps it."""
+    key = nfc(sensor_key(group_id, machine, metric))
     return "" if key_problem(key) else key
 
 

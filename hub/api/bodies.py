@@ -10,20 +10,18 @@ exports and the console.
 
 from __future__ import annotations
 
-import math
 import re
-import unicodedata
 from typing import Any, TypeVar
 
 import msgspec
 
 from hub.errors import ApiError
+from shared import text as shared_text
 from shared.sensor_key import MAX_SEGMENT_LEN, segment_problem
+from shared.values import value_problem
 
 MAX_INT64 = 2**63 - 1
-# Beyond this a threshold is no measurement (the same bound as alert rules).
-MAX_ABS = 1e15
-_BANNED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
+_NAME_FIELDS = frozenset({"name", "line"})
 NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -64,21 +62,18 @@ def name_problem(field: str, value: str) -> str | None:
 
 
 def text_problem(field: str, value: str, max_len: int) -> str | None:
-    """Free text (location, type, unit): bounded, printable, may be empty."""
+    """Free text (location, type, unit, comment): bounded, printable, may be empty."""
     if len(value) > max_len:
         return f"{field} is longer than {max_len} characters"
-    for ch in value:
-        if unicodedata.category(ch) in _BANNED:
-            return f"{field} contains the control or invisible character U+{ord(ch):04X}"
-    return None
+    return shared_text.text_problem(field, value)
 
 
 def number_problem(field: str, value: float | None) -> str | None:
+    """A threshold: bounded like the readings it is compared with."""
     if value is None:
         return None
-    if not math.isfinite(value) or abs(value) > MAX_ABS:
-        return f"{field} must be a finite number (|x| <= {MAX_ABS:g})"
-    return None
+    problem = value_problem(value)
+    return None if problem is None else f"{field} {problem}"
 
 
 def id_problem(field: str, value: int) -> str | None:
@@ -119,6 +114,15 @@ class Checker:
             raise invalid(self.details, self.what)
 
 
+def nfc_names(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with the names that make sensor keys (line, name) in NFC, as keys are kept:
+    a name typed with a combining accent is the same name as one typed precomposed."""
+    return {
+        k: shared_text.nfc(v) if k in _NAME_FIELDS and isinstance(v, str) else v
+        for k, v in fields.items()
+    }
+
+
 def set_fields(struct: msgspec.Struct) -> dict[str, Any]:
     """The fields a PATCH body set (msgspec.UNSET: not given)."""
     return {
@@ -128,4 +132,4 @@ def set_fields(struct: msgspec.Struct) -> dict[str, Any]:
     }
 
 
-__all__ = ["MAX_SEGMENT_LEN", "Checker", "decode", "invalid", "set_fields"]
+__all__ = ["MAX_SEGMENT_LEN", "Checker", "decode", "invalid", "nfc_names", "set_fields"]

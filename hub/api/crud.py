@@ -19,12 +19,13 @@ import msgspec
 
 from hub.api import crud_spec as _spec  # noqa: F401  (describes these routes)
 from hub.api.answers import created, no_content
-from hub.api.bodies import Checker, decode, invalid, set_fields
+from hub.api.bodies import Checker, decode, invalid, nfc_names, set_fields
 from hub.auth import READ_ROLES, Role
 from hub.errors import ApiError, not_found
 from hub.queries import parse_id, sensor_view
 from hub.storage import Conflict, Storage
 from hub.storage.crud import Unknown
+from shared.text import nfc
 from shared.timeutil import to_rfc3339
 
 if TYPE_CHECKING:
@@ -106,15 +107,16 @@ def _unknown(exc: Unknown, what: str) -> ApiError:
 
 def parse_factory(body: bytes) -> dict[str, Any]:
     b = decode(body, FactoryBody, "factory")
+    name = nfc(b.name)
     check = Checker("factory")
-    check.name("name", b.name)
+    check.name("name", name)
     check.text("location", b.location, MAX_LOCATION)
     check.done()
-    return {"name": b.name, "location": b.location}
+    return {"name": name, "location": b.location}
 
 
 def parse_factory_patch(body: bytes) -> dict[str, Any]:
-    fields = _nonempty(set_fields(decode(body, FactoryPatch, "factory")), "factory")
+    fields = nfc_names(_nonempty(set_fields(decode(body, FactoryPatch, "factory")), "factory"))
     check = Checker("factory")
     check.name("name", fields.get("name"))
     check.text("location", fields.get("location"), MAX_LOCATION)
@@ -127,23 +129,24 @@ def parse_factory_patch(body: bytes) -> dict[str, Any]:
 
 def parse_machine(body: bytes) -> dict[str, Any]:
     b = decode(body, MachineBody, "machine")
+    line, name = nfc(b.line), nfc(b.name)
     check = Checker("machine")
     check.ident("factory_id", b.factory_id)
-    check.name("line", b.line)
-    check.name("name", b.name)
+    check.name("line", line)
+    check.name("name", name)
     check.text("type", b.type, MAX_TYPE)
     check.done()
     return {
         "factory_id": b.factory_id,
-        "line": b.line,
-        "name": b.name,
+        "line": line,
+        "name": name,
         "type": b.type,
         "status": b.status,
     }
 
 
 def parse_machine_patch(body: bytes) -> dict[str, Any]:
-    fields = _nonempty(set_fields(decode(body, MachinePatch, "machine")), "machine")
+    fields = nfc_names(_nonempty(set_fields(decode(body, MachinePatch, "machine")), "machine"))
     check = Checker("machine")
     check.name("line", fields.get("line"))
     check.name("name", fields.get("name"))
@@ -157,9 +160,10 @@ def parse_machine_patch(body: bytes) -> dict[str, Any]:
 
 def parse_sensor(body: bytes) -> dict[str, Any]:
     b = decode(body, SensorBody, "sensor")
+    name = nfc(b.name)
     check = Checker("sensor")
     check.ident("machine_id", b.machine_id)
-    check.name("name", b.name)
+    check.name("name", name)
     check.text("unit", b.unit, MAX_UNIT)
     check.number("min_threshold", b.min_threshold)
     check.number("max_threshold", b.max_threshold)
@@ -171,7 +175,7 @@ def parse_sensor(body: bytes) -> dict[str, Any]:
         )
     return {
         "machine_id": b.machine_id,
-        "name": b.name,
+        "name": name,
         "unit": b.unit,
         "min_threshold": b.min_threshold,
         "max_threshold": b.max_threshold,
@@ -179,7 +183,7 @@ def parse_sensor(body: bytes) -> dict[str, Any]:
 
 
 def parse_sensor_patch(body: bytes) -> dict[str, Any]:
-    fields = _nonempty(set_fields(decode(body, SensorPatch, "sensor")), "sensor")
+    fields = nfc_names(_nonempty(set_fields(decode(body, SensorPatch, "sensor")), "sensor"))
     check = Checker("sensor")
     check.name("name", fields.get("name"))
     check.text("unit", fields.get("unit"), MAX_UNIT)

@@ -15,6 +15,7 @@ from hub.pagination import paged, parse_page
 from hub.queries import gateway_view, optional_id, sensor_view
 from hub.storage import Storage
 from shared.sensor_key import key_problem
+from shared.text import nfc
 from shared.timeutil import now
 
 if TYPE_CHECKING:
@@ -45,7 +46,8 @@ def sensors(storage: Storage, ctx: Ctx) -> Raw:
     params = ctx.params
     machine_id = optional_id(params, "machine_id")
     factory_id = optional_id(params, "factory_id")
-    key = params.get("key") or None
+    # Keys are stored in NFC: "café" typed with a combining accent finds the same sensor.
+    key = nfc(params["key"]) if params.get("key") else None
     if key is not None and key_problem(key) is not None:
         raise bad_param("key", f"must be line/machine/sensor, got {key!r}")
     page = parse_page(params)

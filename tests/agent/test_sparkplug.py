@@ -450,6 +450,14 @@ def test_a_metric_name_the_hub_would_refuse_as_a_key_is_skipped() -> None:
     assert s.skipped["bad_key"] == 2
 
 
+def test_a_metric_name_typed_decomposed_makes_the_precomposed_key() -> None:
+    s = Sessions()
+    out = s.handle(
+        topic("NBIRTH"), nbirth(extra=[MetricSpec("cafe\u0301", 1.0, DataType.Double)]), NOW
+    )
+    assert f"{G}/{N}/caf\u00e9" in {r.key for r in out.readings}
+
+
 def test_a_metric_past_the_value_bound_is_skipped_and_the_rest_kept() -> None:
     s = Sessions()
     out = s.handle(topic("NBIRTH"), nbirth(extra=[MetricSpec("huge", 1e308, DataType.Double)]), NOW)
