@@ -16,6 +16,7 @@ from shared.logs import LogFormat, LogLevel
 from shared.netaddr import parse_host_port
 from shared.payload import TsWindow, WindowSeconds, window_from_limits
 from shared.topics import TopicTemplate
+from shared.wire import MAX_ALERTS_PER_BATCH
 
 
 class _Section(BaseModel):
@@ -192,8 +193,8 @@ class AlertsConfig(_Section):
     retain: bool = False
     # Fetch the hub's rules this often even when no ingest response said they changed.
     refresh_s: float = Field(default=300.0, gt=0)
-    # Alert rows sent to the hub per sync request.
-    batch_max: int = Field(default=1000, ge=1, le=10_000)
+    # Alert rows sent to the hub per sync request; at most what a hub takes in one batch.
+    batch_max: int = Field(default=1000, ge=1, le=MAX_ALERTS_PER_BATCH)
 
 
 class MetricsConfig(_Section):

@@ -5,6 +5,7 @@ timeouts, 5xx, 429. A request the hub refused on its merits is not retried as is
 
 * 422 naming seqs: those readings can never be stored, so they move to dead_letters and the
   rest goes again at once. (Without this one bad row would block the whole outbox forever.)
+  Alerts named by ``alert_id`` go the same way, with the hub's reason for each.
 * 413: the batch is too big for this hub: halve the batch and go again (and never grow past
   that size again in this run).
 * A timeout once the request went out (write or read timeout): maybe the link is too slow for
@@ -52,7 +53,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import msgspec
@@ -588,7 +589,7 @@ class Syncer:
         message = _error_message(resp)
         if status == 422:
             reasons = _rejected_seqs(resp, {r.seq for r in rows})
-            bad_alerts = _rejected_alerts(resp, {a.id: a.version for a in alerts})
+            bad_alerts = _rejected_alerts(resp, alerts)
             bad_marks = _rejected_marks(resp, marks)
             if bad_marks and self.marks is not None:
                 # As for alerts: a mark the hub can never take must not hold the readings back.
@@ -601,12 +602,14 @@ class Syncer:
                 if not reasons and not bad_alerts:
                     return Outcome.SENT
             if bad_alerts:
-                # An alert the hub can never take must not hold the readings back: give it up
-                # (it stays in the log) and send the rest again at once.
-                self.buffer.ack_alerts(bad_alerts)
+                # An alert the hub can never take must not hold the readings back: it goes to
+                # the dead letters with the hub's reason (counted in status, never silent)
+                # and the rest goes again at once.
+                self.buffer.reject_alerts(bad_alerts)
                 log.error(
-                    "hub rejected alerts; not sending them again",
-                    ids=",".join(str(i) for i, _ in bad_alerts),
+                    "hub rejected alerts; moved to dead letters",
+                    ids=",".join(str(a.id) for a, _ in bad_alerts),
+                    problems="; ".join(f"alert {a.id}: {why}" for a, why in bad_alerts),
                     error=message,
                 )
                 if not reasons:
@@ -674,10 +677,19 @@ def _error_message(resp: httpx.Response) -> str:
     return f"{err.code}: {msg}" if err.code else msg
 
 
-def _rejected_alerts(resp: httpx.Response, sent: dict[int, int]) -> list[tuple[int, int]]:
-    """(id, version) of each alert a 422's details name (``alert_id``)."""
-    ids = _error(resp).alert_ids()
-    return [(i, v) for i, v in sent.items() if i in ids]
+def _rejected_alerts(resp: httpx.Response, sent: list[AlertRow]) -> list[tuple[AlertRow, str]]:
+    """Each alert we sent that a 422's details name (``alert_id``), with the hub's reason."""
+    named = _error(resp).alerts()
+    return [(a, _reason(named[a.id])) for a in sent if a.id in named]
+
+
+def _reason(details: list[dict[str, Any]]) -> str:
+    """A dead letter's reason from the hub's details about one culprit."""
+    parts = []
+    for d in details:
+        what = f"{d['field']}: " if d.get("field") else ""
+        parts.append(f"rejected by hub: {what}{d.get('message', 'invalid')}")
+    return "; ".join(parts)
 
 
 def _rejected_marks(resp: httpx.Response, sent: tuple[WireMark, ...]) -> list[WireMark]:
@@ -688,13 +700,4 @@ def _rejected_marks(resp: httpx.Response, sent: tuple[WireMark, ...]) -> list[Wi
 
 def _rejected_seqs(resp: httpx.Response, sent: set[int]) -> dict[int, str]:
     """seq -> dead-letter reason for each detail naming a seq we sent."""
-    reasons: dict[int, str] = {}
-    for seq, details in _error(resp).seqs().items():
-        if seq not in sent:
-            continue
-        parts = []
-        for d in details:
-            what = f"{d['field']}: " if d.get("field") else ""
-            parts.append(f"rejected by hub: {what}{d.get('message', 'invalid')}")
-        reasons[seq] = "; ".join(parts)
-    return reasons
+    return {seq: _reason(details) for seq, details in _error(resp).seqs().items() if seq in sent}

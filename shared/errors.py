@@ -38,6 +38,15 @@ class ErrorBody(msgspec.Struct, frozen=True):
         """The ``alert_id`` of every detail that names one."""
         return {d["alert_id"] for d in self.details if "alert_id" in d}
 
+    def alerts(self) -> dict[int, list[dict[str, Any]]]:
+        """The details that name an alert, by its ``alert_id``."""
+        named: dict[int, list[dict[str, Any]]] = {}
+        for d in self.details:
+            alert_id = d.get("alert_id")
+            if isinstance(alert_id, int) and not isinstance(alert_id, bool):
+                named.setdefault(alert_id, []).append(d)
+        return named
+
 
 class ErrorEnvelope(msgspec.Struct, frozen=True):
     error: ErrorBody

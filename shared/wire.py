@@ -29,6 +29,9 @@ from shared.values import all_in_range, value_problem
 
 WIRE_VERSION = 1
 MAX_READINGS_PER_BATCH = 50_000
+# Alert entries per batch: the agent's [alerts] batch_max may not be set higher, so its own
+# batches never meet this; a batch past it is refused before any alert is looked at.
+MAX_ALERTS_PER_BATCH = 10_000
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 MAX_UNIT_LEN = 32
 # The hub packs (gateway, seq) into one 64-bit reading id with 40 bits of seq.
@@ -191,7 +194,11 @@ def validate_batch(batch: Batch, window: TsWindow = NO_WINDOW) -> None:
     # fails there is walked reading by reading to name every culprit.
     if not _readings_clean(batch.readings, window, now):
         _reading_problems(batch.readings, window, now, problems)
-    for i, a in enumerate(batch.alerts):
+    if len(batch.alerts) > MAX_ALERTS_PER_BATCH:
+        problems.append({"field": "alerts", "message": f"more than {MAX_ALERTS_PER_BATCH} alerts"})
+    else:
+        _duplicate_alert_ids(batch.alerts, problems)
+    for i, a in enumerate(batch.alerts if len(batch.alerts) <= MAX_ALERTS_PER_BATCH else ()):
         where = {"alert_index": i, "alert_id": a.id}
         if a.id <= 0:
             problems.append({**where, "field": "alerts.id", "message": "must be > 0"})
@@ -230,6 +237,27 @@ def validate_batch(batch: Batch, window: TsWindow = NO_WINDOW) -> None:
             break
     if problems:
         raise WireError("validation_error", f"{len(problems)} problem(s) in batch", problems)
+
+
+def _duplicate_alert_ids(alerts: list[WireAlert], problems: list[dict[str, Any]]) -> None:
+    """An alert id twice in one batch: the hub would apply one alert's transitions twice
+    over (every copy journals), so the batch is refused naming each id once."""
+    seen: set[int] = set()
+    named: set[int] = set()
+    for i, a in enumerate(alerts):
+        if a.id in seen and a.id not in named:
+            named.add(a.id)
+            problems.append(
+                {
+                    "alert_index": i,
+                    "alert_id": a.id,
+                    "field": "alerts.id",
+                    "message": "appears more than once in the batch",
+                }
+            )
+            if len(problems) >= 100:
+                return
+        seen.add(a.id)
 
 
 def _reading_problems(

@@ -59,8 +59,10 @@ class AlertOutbox:
             closed_at = ev.ts if ev.kind == "close" else None
             row = None
             if ev.kind != "open":
+                # A close is stamped with the reading that cleared it, which may be older than
+                # the one that opened it (readings out of order): then it took no time.
                 row = self.db.execute(
-                    "UPDATE alerts SET severity = ?, value = ?, closed_at = ?,"
+                    "UPDATE alerts SET severity = ?, value = ?, closed_at = max(?, opened_at),"
                     " version = version + 1 WHERE key = ? AND rule = ? AND closed_at IS NULL"
                     f" RETURNING {_COLS}",
                     (ev.severity, ev.value, closed_at, ev.key, ev.rule),
@@ -68,7 +70,7 @@ class AlertOutbox:
             else:
                 # Never two open alerts for one sensor and rule: close a stray one first.
                 self.db.execute(
-                    "UPDATE alerts SET closed_at = ?, version = version + 1"
+                    "UPDATE alerts SET closed_at = max(?, opened_at), version = version + 1"
                     " WHERE key = ? AND rule = ? AND closed_at IS NULL",
                     (ev.ts, ev.key, ev.rule),
                 )
@@ -85,7 +87,7 @@ class AlertOutbox:
                         ev.threshold_value,
                         ev.value,
                         ev.opened_at,
-                        closed_at,
+                        None if closed_at is None else max(closed_at, ev.opened_at),
                         ev.opened_seq,
                     ),
                 ).fetchone()

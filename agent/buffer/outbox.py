@@ -448,6 +448,28 @@ class Buffer:
         with self._write():
             self.alerts.ack(sent)
 
+    def reject_alerts(self, rejected: Sequence[tuple[AlertRow, str]]) -> int:
+        """Alert versions the hub refused for good, each with the hub's reason: into
+        dead_letters (so ``status`` counts them and a person can read what the edge saw) and
+        off the outbox, in one transaction. Returns how many."""
+        if not rejected:
+            return 0
+        now = time.time()
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO dead_letters(topic, payload, reason, received_at) VALUES (?,?,?,?)",
+                [
+                    (a.key, msgspec.json.encode({"alert": _stored(a)}), reason, now)
+                    for a, reason in rejected
+                ],
+            )
+            self.alerts.ack([(a.id, a.version) for a, _ in rejected])
+            self._prune_dead_letters(len(rejected))
+            sql.put_state(db, {"dead_letters_total": self._dead_total + len(rejected)})
+        self._dead_total += len(rejected)
+        self._dead_rows = min(self._dead_rows + len(rejected), self.max_dead_letters)
+        return len(rejected)
+
     def alerts_pending(self) -> int:
         return self.alerts.pending()
 
@@ -491,3 +513,8 @@ class Buffer:
             self._read_db.close()
         self.maybe_checkpoint(force=True)
         self._db.close()
+
+
+def _stored(a: AlertRow) -> dict[str, object]:
+    """An alert row as stored (without the event that last changed it, which is not)."""
+    return {k: v for k, v in a._asdict().items() if k not in ("event", "ts")}
