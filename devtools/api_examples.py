@@ -185,7 +185,14 @@ def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int)
         "GET",
         f"/api/v1/sensors/{sid}/readings?format=csv&limit=3",
         c.get(f"/api/v1/sensors/{sid}/readings", params={"format": "csv", "limit": 3}),
-        "`X-Truncated` and `X-Next-From` carry what `meta` says in JSON.",
+        "Without `limit`, the whole range [`from`, `to`) comes back, streamed in pages "
+        "(chunked transfer, `X-Truncated: false`): nothing is cut. Each page is charged to "
+        "the read budget as it is read: the first before the answer starts (429 when the "
+        "budget is spent), later ones by slowing the stream to the budget's rate. A "
+        "failure mid-way (the database gone) ends the file with the line `# export failed "
+        "here: the rows above are complete, ask again for the rest`, which no export has "
+        "otherwise: a cut file never looks whole. With `limit`, one page: `X-Truncated` "
+        "and `X-Next-From` carry what `meta` says in JSON.",
     )
     _show(
         lines,
@@ -194,7 +201,8 @@ def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int)
         f"/api/v1/factories/{fid}/report",
         c.get(f"/api/v1/factories/{fid}/report"),
         "Per sensor: min/max/avg/count (from rollups), alerts and seconds in alert in the "
-        "range (`from`/`to`; overlapping alerts count once); `?format=csv` as CSV.",
+        "range (`from`/`to`; overlapping alerts count once); `?format=csv` as CSV: every "
+        "sensor of the factory, streamed, unless `page`/`per_page` ask for one page.",
     )
     _show(
         lines,
@@ -264,10 +272,17 @@ def limit_examples(lines: list[str], url: str, c: httpx.Client, g: httpx.Client,
         "GET",
         f"/api/v1/sensors/{sid}/readings?limit=100000",
         r,
-        "A readings or series request that may answer more than `heavy_read_rows` rows "
-        "(default 10000) takes that many from its token's row budget "
-        "(`read_budget_rows_per_s`, `read_budget_burst_rows`), and at most "
-        "`max_concurrent_heavy_reads` run at once. Past either: 429 with Retry-After.",
+        "Every read that can answer many rows is charged what it may answer: readings "
+        "(`limit`, plus `rolling` - 1 read before the range), a series (its buckets: "
+        "`points`, else `limit`, or fewer when the range bounds it; a missing `to` counts "
+        "as now), a sensor's alerts (2 x `limit`: the readings checked and the edge alerts "
+        "beside them), anomalies (`limit`), every paged list and the factory report "
+        "(`per_page`; the report's alert intervals once read) and a CSV export page by "
+        "page. A request that may answer more than `heavy_read_rows` rows (default 10000) "
+        "takes that many from its token's row budget (`read_budget_rows_per_s`, "
+        "`read_budget_burst_rows`), and at most `max_concurrent_heavy_reads` run at once. "
+        "Past either: 429 with Retry-After. `stats` and `latest` answer one row (from "
+        "rollups) and are not charged.",
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -29,7 +29,7 @@ from urllib.parse import unquote
 import msgspec
 import structlog
 
-from hub import anomaly, audit, docs, metrics, openapi, queries, retention, thresholds
+from hub import anomaly, audit, docs, metrics, openapi, queries, readcost, retention, thresholds
 from hub import ingest as ingest_mod
 from hub.api import anomalies as anomalies_api
 from hub.api import lists
@@ -49,7 +49,7 @@ from hub.errors import (
     rate_limited,
     success_body,
 )
-from hub.ratelimit import RateLimiter, ReadBudget, retry_after_s
+from hub.ratelimit import PageRefused, RateLimiter, ReadBudget, ReadCharge, retry_after_s
 from hub.storage import Storage
 from hub.web.apiauth import authenticate_request
 
@@ -82,12 +82,14 @@ def load_robyn() -> ModuleType:
 
 @dataclass(frozen=True, slots=True)
 class Raw:
-    """A non-envelope answer (metrics text, probes, static files)."""
+    """A non-envelope answer (metrics text, probes, static files). ``stream``: the body is
+    sent as these chunks come (chunked transfer), ``body`` is ignored."""
 
     status: int
     body: bytes
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterable[bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -97,6 +99,8 @@ class Ctx:
     principal: Principal | None
     body: bytes = b""
     _params: dict[str, str] | None = field(default=None)
+    # The read budget of this request's token (None: the route is not charged).
+    reads: ReadCharge | None = None
 
     def path(self, name: str) -> str | None:
         raw = self.request.path_params.get(name)
@@ -225,6 +229,7 @@ class Hub:
             # this synchronous call, so requests on other threads never see it.
             with structlog.contextvars.bound_contextvars(request_id=rid):
                 admitted = False
+                stream: Iterable[bytes] | None = None
                 try:
                     raw_body = _complete_body(request)
                     principal = None
@@ -236,6 +241,7 @@ class Hub:
                             raise rate_limited(retry_after_s(wait))
                     ctx = Ctx(request, rid, principal, raw_body)
                     if rows is not None and principal is not None:
+                        ctx.reads = ReadCharge(budget, principal.token_id)
                         expected = rows(ctx)  # bad parameters: their 400 comes from here
                         if budget.is_heavy(expected):
                             refused = budget.acquire(principal.token_id, expected)
@@ -248,10 +254,16 @@ class Hub:
                     if isinstance(result, Raw):
                         status, body, ctype = result.status, result.body, result.content_type
                         headers.update(result.headers)
+                        stream = result.stream
                     else:
                         data, meta = result
                         status, body = 200, success_body(data, rid, meta)
                         ctype = "application/json"
+                except PageRefused as refused:
+                    metrics.READ_BUDGET_REFUSED.labels(refused.reason).inc()
+                    err = rate_limited(retry_after_s(refused.wait_s), _BUDGET_HINT[refused.reason])
+                    status, body, ctype = err.status, error_body(err, rid), "application/json"
+                    headers.update(err.headers)
                 except ApiError as err:
                     status, body, ctype = err.status, error_body(err, rid), "application/json"
                     headers.update(err.headers)
@@ -276,7 +288,11 @@ class Hub:
             if head:
                 # HEAD: GET's status and headers without the body (Robyn then sends
                 # Content-Length: 0, which RFC 9110 allows for HEAD).
-                body = b""
+                body, stream = b"", None
+            if stream is not None:
+                return robyn.StreamingResponse(
+                    stream, status_code=status, headers=robyn.Headers(headers), media_type=ctype
+                )
             return response_cls(status_code=status, headers=headers, description=body)
 
         handler.__name__ = fn.__name__
@@ -441,16 +457,6 @@ class Hub:
 
         return asset
 
-    # -- read costs ----------------------------------------------------------------------
-
-    @staticmethod
-    def rows_of_readings(ctx: Ctx) -> int:
-        return queries.parse_limit(ctx.params)
-
-    @staticmethod
-    def rows_of_series(ctx: Ctx) -> int:
-        return queries.series_rows(ctx.params)
-
     # -- assembly ------------------------------------------------------------------------
 
     def routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
@@ -500,10 +506,17 @@ class Hub:
         ]
 
     def row_estimates(self) -> dict[tuple[str, str], RowEstimate]:
-        return {
-            ("GET", f"{API}/sensors/:id/readings"): self.rows_of_readings,
-            ("GET", f"{API}/sensors/:id/series"): self.rows_of_series,
+        """Every read that can answer many rows, with what it may answer (hub.readcost)."""
+        estimates: dict[str, readcost.Estimate] = {
+            "/sensors/:id/readings": readcost.readings,
+            "/sensors/:id/series": readcost.series,
+            "/sensors/:id/alerts": readcost.sensor_alerts,
+            "/sensors/:id/anomalies": readcost.anomalies,
+            "/alerts/:id/journal": readcost.page,
+            "/factories/:id/report": readcost.page,
+            **{f"/{name}": readcost.page for name in _PAGED},
         }
+        return {("GET", f"{API}{path}"): _on_params(e) for path, e in estimates.items()}
 
 
 def robyn_config(robyn: ModuleType, settings: HubSettings) -> Any:
@@ -571,6 +584,17 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
             )
             app.add_route(_http_method(robyn, method), route, handler)
     return app, hub
+
+
+# The paged lists: at most per_page rows each.
+_PAGED = ("gateways", "factories", "machines", "sensors", "alerts", "audit")
+
+
+def _on_params(estimate: readcost.Estimate) -> RowEstimate:
+    def rows(ctx: Ctx) -> int:
+        return estimate(ctx.params)
+
+    return rows
 
 
 def _same(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:

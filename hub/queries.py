@@ -8,7 +8,6 @@ here knows about Robyn, so the functions are testable without a server.
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -103,20 +102,6 @@ def parse_bucket(params: Params, default: str = "60s") -> float:
     if not MIN_BUCKET_S <= seconds <= MAX_BUCKET_S:
         raise bad_param("bucket", f"must be between 1ms and 366d, got {raw!r}")
     return seconds
-
-
-def series_rows(params: Params) -> int:
-    """The most buckets a series request can answer: its limit, or fewer when from and to
-    bound the range (the read budget charges this up front, hub.ratelimit.ReadBudget)."""
-    start, end = parse_range(params)
-    points = history.parse_points(params)
-    if points is not None:
-        return points
-    bucket = parse_bucket(params)
-    limit = parse_limit(params, default=MAX_LIMIT)
-    if start is None or end is None:
-        return limit
-    return min(limit, math.ceil((end - start) / bucket) + 1)
 
 
 def _range_meta(start: float | None, end: float | None) -> dict[str, Any]:

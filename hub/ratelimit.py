@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # Buckets idle this long are full again anyway; dropping them bounds memory by active tokens.
@@ -63,6 +64,21 @@ class RateLimiter:
                 return 0.0
             return (amount - bucket.tokens) / self.rate
 
+    def debit(self, key: int, amount: float) -> None:
+        """Take ``amount`` whatever is left, down to one burst below empty: for rows a read
+        found only once it ran. The token's next charged read waits for the refill."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = _Bucket(self.burst, now)
+            else:
+                bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
+                bucket.at = now
+            bucket.tokens = max(-self.burst, bucket.tokens - amount)
+
     def give_back(self, key: int, amount: float) -> None:
         """Return what :meth:`take` took for a request that was refused later on."""
         with self._lock:
@@ -84,8 +100,8 @@ def retry_after_s(wait_s: float) -> int:
 class ReadBudget:
     """What expensive reads may cost: rows per token per second, and how many run at once.
 
-    A read that may answer more than ``heavy_rows`` rows (readings, series with a large
-    limit) first takes its worst-case row count from its token's bucket (refilled at
+    A read that may answer more than ``heavy_rows`` rows (hub.readcost says what each route
+    may answer) first takes its worst-case row count from its token's bucket (refilled at
     ``rows_per_s`` up to ``burst_rows``), then one of ``max_concurrent`` slots shared by all
     tokens. Building and encoding 100,000 rows holds the interpreter for a good part of a
     second; without this, three or four such reads at once stretched ingest latency from
@@ -110,6 +126,10 @@ class ReadBudget:
     def enabled(self) -> bool:
         return self._rows.enabled
 
+    @property
+    def burst_rows(self) -> int:
+        return int(self._rows.burst)
+
     def is_heavy(self, rows: int) -> bool:
         return self.enabled and rows > self.heavy_rows
 
@@ -125,5 +145,76 @@ class ReadBudget:
             return "concurrency", 1.0
         return None
 
+    def take_page(self, key: int, rows: int, heavy: bool) -> tuple[str, float] | None:
+        """Like :meth:`acquire` for one page of a longer read: its rows are always charged
+        (the whole read is large), a slot only when the page itself is heavy."""
+        if heavy:
+            return self.acquire(key, rows)
+        wait = self._rows.take(key, min(float(rows), self._rows.burst))
+        return None if wait <= 0 else ("budget", wait)
+
+    def debit(self, key: int, rows: int) -> None:
+        self._rows.debit(key, float(rows))
+
+    def give_back(self, key: int, rows: int) -> None:
+        if rows > 0:
+            self._rows.give_back(key, float(rows))
+
     def release(self) -> None:
         self._slots.release()
+
+
+class ReadCharge:
+    """One request's account with the read budget, for rows counted while it runs: the
+    pages of a streamed export (:meth:`page`) and rows found only at the end (:meth:`debit`)."""
+
+    def __init__(
+        self, budget: ReadBudget, key: int, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.budget = budget
+        self.key = key
+        self._sleep = sleep
+
+    @contextmanager
+    def page(self, rows: int, *, wait: bool) -> Iterator[Page]:
+        """Charge ``rows`` for the block inside, which sets ``Page.read``; a heavy page also
+        holds a concurrent-read slot. ``wait``: pause until the token's budget and a slot
+        allow it (a stream whose headers are sent can only slow down); else refuse as the
+        up-front charge does."""
+        heavy = self.budget.is_heavy(rows)
+        while True:
+            refused = self.budget.take_page(self.key, rows, heavy)
+            if refused is None:
+                break
+            reason, seconds = refused
+            if not wait:
+                raise PageRefused(reason, seconds)
+            self._sleep(min(seconds, _MAX_PAUSE_S))
+        page = Page(rows)
+        try:
+            yield page
+        finally:
+            if heavy:
+                self.budget.release()
+            # A short page (the last) gives back what it did not read.
+            self.budget.give_back(self.key, min(rows, self.budget.burst_rows) - page.read)
+
+    def debit(self, rows: int) -> None:
+        self.budget.debit(self.key, rows)
+
+
+@dataclass(slots=True)
+class Page:
+    rows: int
+    read: int = 0
+
+
+# A paused stream looks again at least this often (a slot may free up before the refill).
+_MAX_PAUSE_S = 1.0
+
+
+class PageRefused(Exception):
+    def __init__(self, reason: str, wait_s: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait_s = wait_s

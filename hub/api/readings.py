@@ -7,7 +7,8 @@
   ts window, a sensor that does not exist) is a 422 naming its index and field, and nothing
   is stored.
 * ``GET /sensors/:id/readings?rolling=N``: each reading carries ``rolling_avg``, the
-  average of the last N readings up to it; ``?format=csv``: the same rows as CSV.
+  average of the last N readings up to it; ``?format=csv``: the same rows as CSV, and
+  without ``limit`` every reading of the range, streamed (hub.api.export).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hub.api.bodies import MAX_INT64, NAMED_FIELD, invalid
 from hub.errors import ApiError, bad_param
 from hub.queries import parse_limit, parse_range, sensor_row
 from hub.queries import readings as plain_readings
+from hub.readcost import is_export
 from hub.storage import Storage
 from hub.storage.bulk import UnknownSensors
 from shared.payload import TsWindow
@@ -79,10 +81,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+def csv_bytes(header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> bytes:
+    """``rows`` as CSV, after ``header`` (None: a later page of the same file)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
-    writer.writerow(header)
+    if header is not None:
+        writer.writerow(header)
     for row in rows:
         writer.writerow([_cell(v) for v in row])
     return out.getvalue().encode("utf-8")
@@ -115,6 +119,13 @@ def readings(storage: Storage, ctx: Ctx) -> Any:
     fmt = parse_format(params)
     window = parse_rolling(params)
     raw_id = ctx.path("id")
+    if is_export(params):
+        from hub.api import export  # it builds on this module's CSV helpers
+
+        assert ctx.reads is not None  # the route is charged (hub.readcost)
+        sensor = sensor_row(storage, raw_id)
+        start, end = parse_range(params)
+        return export.readings(storage, ctx.reads, sensor["id"], start, end, window)
     if window is None:
         data, meta = plain_readings(storage, raw_id, params)
     else:

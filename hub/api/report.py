@@ -5,7 +5,8 @@ Statistics come from :meth:`Storage.stats` (answered from rollups: a year costs 
 hour does). Time in alert is the union of the sensor's alert intervals clipped to the
 range, so two rules firing at once count their overlap once; an alert still active counts
 up to ``to``, or up to now without one. Without ``from`` the range starts at the first
-alert. Paged by sensor (``page``/``per_page``) like every list.
+alert. Paged by sensor (``page``/``per_page``) like every list; the CSV without either is
+every sensor of the factory, streamed (hub.api.export).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hub.api import export
 from hub.api.readings import csv_answer, csv_bytes, parse_format
 from hub.errors import not_found
 from hub.pagination import paged, parse_page
@@ -77,27 +79,38 @@ def report(storage: Storage, ctx: Ctx) -> Any:
     factory = storage.get_factory(factory_id)
     if factory is None:
         raise not_found("factory", factory_id)
-    sensors, total = storage.sensors_page(page.offset, page.limit, factory_id=factory_id)
     until = now() if end is None else end
-    alerts = sensor_alerts(storage.factory_alert_intervals(factory_id, start, end), start, until)
-    rows: list[dict[str, Any]] = []
-    for sensor in sensors:
-        lo, hi, avg, count, _, _ = storage.stats(sensor["id"], start, end)
-        n_alerts, in_alert = alerts.get(sensor["id"], (0, 0.0))
-        rows.append(
-            {
-                "sensor_id": sensor["id"],
-                "key": sensor["key"],
-                "name": sensor["name"],
-                "unit": sensor["unit"],
-                "count": count,
-                "min": lo,
-                "max": hi,
-                "avg": avg,
-                "alerts": n_alerts,
-                "time_in_alert_s": in_alert,
-            }
-        )
+    intervals = storage.factory_alert_intervals(factory_id, start, end)
+    assert ctx.reads is not None  # the route is charged (hub.readcost)
+    # Found only now: the report's own charge was one page of sensors.
+    ctx.reads.debit(len(intervals))
+    alerts = sensor_alerts(intervals, start, until)
+
+    def page_rows(offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        sensors, total = storage.sensors_page(offset, limit, factory_id=factory_id)
+        rows: list[dict[str, Any]] = []
+        for sensor in sensors:
+            lo, hi, avg, count, _, _ = storage.stats(sensor["id"], start, end)
+            n_alerts, in_alert = alerts.get(sensor["id"], (0, 0.0))
+            rows.append(
+                {
+                    "sensor_id": sensor["id"],
+                    "key": sensor["key"],
+                    "name": sensor["name"],
+                    "unit": sensor["unit"],
+                    "count": count,
+                    "min": lo,
+                    "max": hi,
+                    "avg": avg,
+                    "alerts": n_alerts,
+                    "time_in_alert_s": in_alert,
+                }
+            )
+        return rows, total
+
+    if fmt == "csv" and not (params.get("page") or params.get("per_page")):
+        return export.report(ctx.reads, factory_id, COLUMNS, page_rows)
+    rows, total = page_rows(page.offset, page.limit)
     extra = {
         "factory_id": factory_id,
         "factory": factory["name"],

@@ -181,6 +181,22 @@ class Storage(ABC):
     def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
         """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
 
+    @abstractmethod
+    def readings_after(
+        self,
+        sensor_id: int,
+        after: tuple[float, int] | None,
+        start: float | None,
+        end: float | None,
+        limit: int,
+    ) -> list[tuple[int, float, float]]:
+        """A page of [start, end) oldest first, past the reading ``after`` (its ts and id):
+        keyset paging, so each page costs what the first does."""
+
+    @abstractmethod
+    def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:
+        """The values of the last ``limit`` readings before ``ts``, oldest first."""
+
     # -- history: rollup tiers and retention (hub.storage.rollups) ------------------------
 
     # False only in benchmarks: ingest then skips rollup maintenance (hub.toml ``rollups``).

@@ -131,6 +131,33 @@ class ReadsMixin(SqlStorage):
             self._fetchone("SELECT count(*) FROM readings WHERE gateway_id = ?", (gateway_id,))[0]
         )
 
+    def readings_after(
+        self,
+        sensor_id: int,
+        after: tuple[float, int] | None,
+        start: float | None,
+        end: float | None,
+        limit: int,
+    ) -> list[tuple[int, float, float]]:
+        where, params = time_range(sensor_id, start, end)
+        if after is not None:
+            # Past (ts, id); the plain ts >= bound lets the (sensor_id, ts) index seek to it.
+            where += " AND ts >= ? AND (ts > ? OR id > ?)"
+            params += [after[0], after[0], after[1]]
+        rows = self._fetchall(
+            f"SELECT id, ts, value FROM readings WHERE {where} ORDER BY ts, id LIMIT ?",
+            [*params, limit],
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:
+        rows = self._fetchall(
+            "SELECT value FROM readings WHERE sensor_id = ? AND ts < ? "
+            "ORDER BY ts DESC, id DESC LIMIT ?",
+            (sensor_id, ts, limit),
+        )
+        return [r[0] for r in reversed(rows)]
+
     def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
         rows = self._fetchall(
             "SELECT id, ts, value FROM readings WHERE sensor_id = ? "
