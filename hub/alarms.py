@@ -35,6 +35,8 @@ from shared.text import text_problem
 from shared.timeutil import now, to_rfc3339
 
 MAX_SHELVE_S = 7 * 86400.0
+# Transitions an alert object carries (the newest); all of them are paged at /journal.
+JOURNAL_IN_ALERT = 100
 MAX_COMMENT = 2000
 STATES = ("active", "cleared")
 KINDS = ("threshold", "rule", "rate_of_change", "gateway_offline")
@@ -151,8 +153,22 @@ def get_alert(storage: Storage, raw_id: str | None) -> Result:
     if row is None:
         raise not_found("alert", alert_id)
     view = alert_view(row)
-    view["journal"] = [journal_view(e) for e in storage.alert_journal(alert_id)]
+    entries, total = storage.journal_tail(alert_id, JOURNAL_IN_ALERT)
+    view["journal"] = [journal_view(e) for e in entries]
+    view["journal_total"] = total
     return view, {}
+
+
+def alert_journal(
+    storage: Storage, raw_id: str | None, params: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], PageRequest, int]:
+    """(one page of an alert's journal, oldest first; the page; how many): for paged()."""
+    alert_id = _alert_id(raw_id)
+    page = parse_page(params)
+    entries, total = storage.journal_page(alert_id, page.offset, page.limit)
+    if total == 0 and storage.get_alert(alert_id) is None:
+        raise not_found("alert", alert_id)
+    return [journal_view(e) for e in entries], page, total
 
 
 # -- transitions ------------------------------------------------------------------------

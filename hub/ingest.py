@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import structlog
 from msgspec.structs import replace
 
-from hub import batchcheck
+from hub import alert_clears, batchcheck
 from hub.auth import Principal
 from hub.batchcheck import SensorLimits
 from hub.errors import ApiError, forbidden
@@ -15,6 +17,8 @@ from hub.storage import GatewayReport, Storage
 from shared.payload import NO_WINDOW, TsWindow
 from shared.text import is_nfc, nfc
 from shared.wire import Batch, IngestResult, WireError, decode_batch
+
+log = structlog.get_logger("hub.ingest")
 
 # Generous enough for any real deployment; a cap that a test may lower.
 NO_SENSOR_LIMITS = SensorLimits(per_batch=1_000_000, per_factory=10_000_000)
@@ -29,10 +33,16 @@ def body_bytes(body: str | bytes | None) -> bytes:
     return bytes(body)
 
 
+def _invalid(problems: list[dict[str, Any]]) -> ApiError:
+    return ApiError(422, "validation_error", f"{len(problems)} problem(s) in batch", problems)
+
+
 def decode(
     body: bytes, content_encoding: str | None, *, max_decompressed_bytes: int, window: TsWindow
-) -> Batch:
-    """The batch in ``body``, checked by shared.wire and hub.batchcheck, or ApiError."""
+) -> tuple[Batch, dict[int, list[dict[str, Any]]]]:
+    """The batch in ``body``, checked by shared.wire and hub.batchcheck, or ApiError; with
+    the problems of the clears that stand only if the hub does not hold their alert active
+    (hub.alert_clears), by alert id."""
     try:
         batch = decode_batch(
             body, content_encoding, max_decompressed=max_decompressed_bytes, window=window
@@ -45,11 +55,49 @@ def decode(
         raise ApiError(400, "invalid_json", "body is not valid JSON: nested too deeply") from None
     batch = nfc_keys(batch)
     problems = batchcheck.report_problems(batch) + batchcheck.reading_problems(batch)
-    problems += batchcheck.alert_problems(batch, window, time.time())
+    standing, clears = alert_clears.split(
+        batch, batchcheck.alert_problems(batch, window, time.time())
+    )
+    problems += standing
     problems += batchcheck.mark_problems(batch, window, time.time())
-    if problems:
-        raise ApiError(422, "validation_error", f"{len(problems)} problem(s) in batch", problems)
-    return batch
+    if problems and not clears:
+        raise _invalid(problems)
+    return batch, clears
+
+
+def reconcile_clears(
+    storage: Storage, gateway_id: int, batch: Batch, clears: dict[int, list[dict[str, Any]]]
+) -> Batch:
+    """``batch`` with the clears of alerts the hub holds active made storable (the others
+    are left as they came, problems and all)."""
+    held = storage.active_edge_alerts(gateway_id, sorted(clears))
+    if held:
+        log.info(
+            "applying clears whose opening fields fail a check",
+            alert_ids=",".join(str(i) for i in sorted(held)),
+        )
+    return alert_clears.apply(batch, held, clears, time.time())
+
+
+def _log_refusal(err: ApiError, gateway: str | None) -> None:
+    """Each problem of a refused batch, so the hub's log says what the agent's says."""
+    if err.status != 422:
+        return
+    log.warning(
+        "ingest batch refused",
+        gateway_id=gateway,
+        code=err.code,
+        error=err.message,
+        problems="; ".join(problem_text(d) for d in err.details[:20]),
+        more=max(0, len(err.details) - 20),
+    )
+
+
+def problem_text(detail: dict[str, Any]) -> str:
+    """One 422 detail as a log fragment: what it names, the field, the message."""
+    names = [f"{k}={detail[k]}" for k in ("alert_id", "seq", "mark_index") if k in detail]
+    field = detail.get("field", "")
+    return " ".join([*names, f"{field}: {detail.get('message', '')}".lstrip(": ")])
 
 
 def nfc_keys(batch: Batch) -> Batch:
@@ -108,6 +156,33 @@ def ingest(
     Every check happens before the one write transaction, so a rejected batch leaves no
     trace: not a reading, not a sensor, not a last_seen.
     """
+    try:
+        return _ingest(
+            storage,
+            principal,
+            body,
+            content_encoding,
+            max_body_bytes=max_body_bytes,
+            max_decompressed_bytes=max_decompressed_bytes,
+            window=window,
+            sensor_limits=sensor_limits,
+        )
+    except ApiError as err:
+        _log_refusal(err, principal.gateway_name)
+        raise
+
+
+def _ingest(
+    storage: Storage,
+    principal: Principal,
+    body: bytes,
+    content_encoding: str | None,
+    *,
+    max_body_bytes: int,
+    max_decompressed_bytes: int,
+    window: TsWindow,
+    sensor_limits: SensorLimits,
+) -> IngestResult:
     if len(body) > max_body_bytes:
         raise ApiError(
             413,
@@ -115,7 +190,7 @@ def ingest(
             f"request body exceeds {max_body_bytes} bytes",
             [{"field": "body", "message": f"{len(body)} bytes > {max_body_bytes}"}],
         )
-    batch = decode(
+    batch, clears = decode(
         body, content_encoding, max_decompressed_bytes=max_decompressed_bytes, window=window
     )
     if principal.gateway_id is None or principal.factory_id is None:
@@ -125,6 +200,15 @@ def ingest(
             f"this token belongs to gateway {principal.gateway_name!r}, "
             f"the batch names {batch.gateway_id!r}"
         )
+    if clears:
+        # decode held the batch's problems back only to learn which clears stand: check
+        # again once the clears the hub can apply are made storable.
+        batch = reconcile_clears(storage, principal.gateway_id, batch, clears)
+        problems = batchcheck.report_problems(batch) + batchcheck.reading_problems(batch)
+        problems += batchcheck.alert_problems(batch, window, time.time())
+        problems += batchcheck.mark_problems(batch, window, time.time())
+        if problems:
+            raise _invalid(problems)
     check_new_sensors(storage, principal.factory_id, batch, sensor_limits)
     result = storage.store_batch(
         principal.gateway_id,

@@ -1,5 +1,6 @@
 """The fleet's alerts: ``GET /alerts`` (filters, pagination), ``GET /alerts/:id`` (with its
-journal), and the operators' ``POST /alerts/:id/ack | shelve | unshelve`` (hub.alarms)."""
+newest transitions), ``GET /alerts/:id/journal`` (all of them, paged), and the operators'
+``POST /alerts/:id/ack | shelve | unshelve`` (hub.alarms)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,13 @@ def routes(hub: Hub, api: str) -> list[Route]:
         return paged(ctx, *alarms.list_alerts(storage, ctx.params))
 
     def h_get_alert(ctx: Ctx) -> Any:
-        """One alert with its journal (every transition: at, by, action, comment)."""
+        """One alert with its newest 100 transitions (at, by, action, comment) and
+        journal_total."""
         return alarms.get_alert(storage, ctx.path("id"))
+
+    def h_alert_journal(ctx: Ctx) -> Any:
+        """One alert's journal, oldest first (page, per_page)."""
+        return paged(ctx, *alarms.alert_journal(storage, ctx.path("id"), ctx.params))
 
     def h_ack_alert(ctx: Ctx) -> Any:
         """Acknowledge an alert {comment} (operator or admin); 409 if acknowledged already."""
@@ -48,6 +54,7 @@ def routes(hub: Hub, api: str) -> list[Route]:
     return [
         ("GET", f"{api}/alerts", READ_ROLES, h_list_alerts),
         ("GET", f"{api}/alerts/:id", READ_ROLES, h_get_alert),
+        ("GET", f"{api}/alerts/:id/journal", READ_ROLES, h_alert_journal),
         ("POST", f"{api}/alerts/:id/ack", ALERT_ROLES, h_ack_alert),
         ("POST", f"{api}/alerts/:id/shelve", ALERT_ROLES, h_shelve_alert),
         ("POST", f"{api}/alerts/:id/unshelve", ALERT_ROLES, h_unshelve_alert),

@@ -70,18 +70,26 @@ _SCHEMAS.update(
                 "threshold_value": _NUM,
                 "journal": {
                     "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "at": _TIME,
-                            "by": _BY,
-                            "action": {"type": "string"},
-                            "comment": {"type": ["string", "null"]},
-                        },
-                    },
+                    "items": _ref("JournalEntry"),
+                    "description": "GET /alerts/{id} only: the newest 100 transitions, oldest "
+                    "first; all of them are paged at /alerts/{id}/journal",
+                },
+                "journal_total": {
+                    "type": "integer",
+                    "description": "GET /alerts/{id} only: how many transitions in all",
                 },
             },
             "required": ["id", "kind", "severity", "state", "acknowledged"],
+        },
+        "JournalEntry": {
+            "type": "object",
+            "properties": {
+                "at": _TIME,
+                "by": _BY,
+                "action": {"type": "string"},
+                "severity": {"type": ["string", "null"]},
+                "comment": {"type": ["string", "null"]},
+            },
         },
     }
 )
@@ -144,6 +152,11 @@ ALARM_OPS: dict[tuple[str, str], Op] = {
         (400, 401, 403, 429),
     ),
     ("GET", f"{API}/alerts/:id"): Op(_ref("Alert"), (_ALERT,), (400, 401, 403, 404, 429)),
+    ("GET", f"{API}/alerts/:id/journal"): Op(
+        {"type": "array", "items": _ref("JournalEntry")},
+        (_ALERT, *_PAGE),
+        (400, 401, 403, 404, 429),
+    ),
     ("POST", f"{API}/alerts/:id/ack"): Op(
         _ref("Alert"), (_ALERT,), _CHANGE_ERRORS, _inline_body(False, comment=_COMMENT)
     ),

@@ -62,6 +62,17 @@ def _alert(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "acknowledged": bool(row["acknowledged"])}
 
 
+_JOURNAL_COLUMNS = "at, token_id, role, action, severity, comment"
+
+
+def _journal_total(conn: Conn, alert_id: int) -> int:
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM alert_journal WHERE alert_id = ?", (alert_id,)
+        ).fetchone()[0]
+    )
+
+
 def _one(conn: Conn, alert_id: int) -> dict[str, Any] | None:
     cur = conn.execute(_SELECT + " WHERE a.id = ?", (alert_id,))
     row = cur.fetchone()
@@ -195,9 +206,11 @@ class AlertsMixin(RulesMixin, IngestMixin):
                 "UPDATE alerts SET value = ?, updated_at = ? WHERE id = ?", (a.value, at, alert_id)
             )
         if a.closed_at is not None:
+            # A clear stamped before the open (the readings came out of order) took no time.
             conn.execute(
-                "UPDATE alerts SET state = 'cleared', cleared_at = ?, updated_at = ? WHERE id = ?",
-                (a.closed_at, at, alert_id),
+                "UPDATE alerts SET state = 'cleared', cleared_at = CASE WHEN opened_at > ? "
+                "THEN opened_at ELSE ? END, updated_at = ? WHERE id = ?",
+                (a.closed_at, a.closed_at, at, alert_id),
             )
             journal(conn, alert_id, at, GATEWAY, "cleared", severity=a.severity)
             announce(conn, "alert.cleared", alert_id, at)
@@ -352,10 +365,53 @@ class AlertsMixin(RulesMixin, IngestMixin):
 
     def alert_journal(self, alert_id: int) -> list[dict[str, Any]]:
         return self._all_dicts(
-            "SELECT at, token_id, role, action, severity, comment FROM alert_journal "
-            "WHERE alert_id = ? ORDER BY id",
+            f"SELECT {_JOURNAL_COLUMNS} FROM alert_journal WHERE alert_id = ? ORDER BY id",
             (alert_id,),
         )
+
+    def journal_page(
+        self, alert_id: int, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(``limit`` journal entries from ``offset``, oldest first; how many in all)."""
+        with self._reader(snapshot=True) as conn:
+            total = _journal_total(conn, alert_id)
+            rows = dicts(
+                conn.execute(
+                    f"SELECT {_JOURNAL_COLUMNS} FROM alert_journal WHERE alert_id = ? "
+                    "ORDER BY id LIMIT ? OFFSET ?",
+                    (alert_id, limit, offset),
+                )
+            )
+        return rows, total
+
+    def journal_tail(self, alert_id: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """(the newest ``limit`` journal entries, oldest first; how many in all)."""
+        with self._reader(snapshot=True) as conn:
+            total = _journal_total(conn, alert_id)
+            rows = dicts(
+                conn.execute(
+                    f"SELECT {_JOURNAL_COLUMNS} FROM alert_journal WHERE alert_id = ? "
+                    "ORDER BY id DESC LIMIT ?",
+                    (alert_id, limit),
+                )
+            )
+        return rows[::-1], total
+
+    def active_edge_alerts(self, gateway_id: int, edge_ids: Sequence[int]) -> dict[int, float]:
+        """Of the gateway's alert ids ``edge_ids``, those the hub holds active, with the
+        opened_at it has for each."""
+        found: dict[int, float] = {}
+        with self._reader() as conn:
+            for i in range(0, len(edge_ids), 500):
+                part = list(edge_ids[i : i + 500])
+                marks = ", ".join("?" * len(part))
+                rows = conn.execute(
+                    "SELECT edge_alert_id, opened_at FROM alerts WHERE gateway_id = ? "
+                    f"AND state = 'active' AND edge_alert_id IN ({marks})",
+                    (gateway_id, *part),
+                ).fetchall()
+                found.update((int(r[0]), float(r[1])) for r in rows)
+        return found
 
     # -- operators' transitions ----------------------------------------------------------
 

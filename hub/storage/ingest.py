@@ -129,7 +129,8 @@ class IngestMixin(SqlStorage):
                     a.threshold_value,
                     a.value,
                     a.opened_at,
-                    a.closed_at,
+                    # A clear stamped before the open (readings out of order) took no time.
+                    None if a.closed_at is None else max(a.closed_at, a.opened_at),
                     a.reading_seq,
                     received,
                 )

@@ -336,6 +336,21 @@ class Storage(ABC):
     def alert_journal(self, alert_id: int) -> list[dict[str, Any]]: ...
 
     @abstractmethod
+    def journal_page(
+        self, alert_id: int, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(``limit`` journal entries of an alert from ``offset``, oldest first; how many)."""
+
+    @abstractmethod
+    def journal_tail(self, alert_id: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """(an alert's newest ``limit`` journal entries, oldest first; how many in all)."""
+
+    @abstractmethod
+    def active_edge_alerts(self, gateway_id: int, edge_ids: Sequence[int]) -> dict[int, float]:
+        """Of gateway ``gateway_id``'s own alert ids ``edge_ids``, those the hub holds
+        active, with the opened_at it has for each."""
+
+    @abstractmethod
     def acknowledge_alert(
         self, alert_id: int, actor: Actor, comment: str | None
     ) -> dict[str, Any] | None:

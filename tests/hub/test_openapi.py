@@ -151,6 +151,7 @@ def test_spec_describes_every_route(fuzz_hub: HubProcess) -> None:
         *((m, "/api/v1/rules/{id}") for m in ("PATCH", "DELETE")),
         ("GET", "/api/v1/alerts"),
         ("GET", "/api/v1/alerts/{id}"),
+        ("GET", "/api/v1/alerts/{id}/journal"),
         *(("POST", f"/api/v1/alerts/{{id}}/{a}") for a in ("ack", "shelve", "unshelve")),
     }
     ingest = spec["paths"]["/api/v1/ingest"]["post"]
