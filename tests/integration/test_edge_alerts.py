@@ -104,3 +104,46 @@ def test_alert_fires_with_the_hub_down_and_reaches_it_once(tmp_path: Path) -> No
         finally:
             publisher.close()
             hmi.close()
+
+
+def test_an_alarm_cleared_by_an_older_reading_clears_at_the_hub(tmp_path: Path) -> None:
+    """Issue 23: the reading that clears an alarm is stamped before the one that opened it (a
+    device replaying its memory). The hub refused that clear with a 422, the agent gave it
+    up, and the alarm stayed active at the hub for good."""
+    broker = Broker(tmp_path)
+    hub = Hub(tmp_path)
+    token = hub.add_gateway("gw-01")
+    agent = Agent(
+        tmp_path,
+        gateway_id="gw-01",
+        mqtt_port=broker.port,
+        hub_url=hub.url,
+        token=token,
+        extra=f'[rules."{KEY}"]\nmin = 10.0\nmax = 85.0\n',
+    )
+    with stopping(broker, hub, agent):
+        broker.start()
+        hub.start()
+        agent.start()
+        publisher = Publisher(broker.port)
+        try:
+            now = time.time()
+            publisher.publish(f"factory/{KEY}", {"value": 97.0, "ts": now})
+            publisher.publish(f"factory/{KEY}", {"value": 50.0, "ts": now - 600})
+            wait_for(
+                "the alert's open and close synced",
+                lambda: (
+                    (st := agent.status())["backlog"] == 0
+                    and st["alerts"]["open"] == 0
+                    and st["alerts"]["unsynced"] == 0
+                ),
+                timeout=30,
+            )
+        finally:
+            publisher.close()
+        with hub.client() as c:
+            alerts = c.get("/api/v1/alerts").json()["data"]
+        assert [(a["state"], a["cleared_at"] == a["opened_at"]) for a in alerts] == [
+            ("cleared", True)
+        ]
+        assert agent.status()["dead_letters"] == 0
