@@ -5,6 +5,7 @@ alert it raises is worked through (ack, shelve, unshelve, the journal)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -100,7 +101,7 @@ def alarm_examples(
         "(`{token_id, role}`); `shelved` and `shelved_until` (null unless shelved now); "
         "`opened_at`, `cleared_at`, `updated_at`; `breach_type`, `value` (the reading that "
         "opened or last escalated it), `threshold_value`. `GET /api/v1/alerts/{id}` adds the "
-        "`journal` (below).",
+        "`journal` (its newest 100 transitions) and `journal_total` (below).",
     )
     alert_id = active()[0]["id"]
     with hub.client(operator) as op:
@@ -152,10 +153,24 @@ def alarm_examples(
         "GET",
         f"/api/v1/alerts/{alert_id}",
         c.get(f"/api/v1/alerts/{alert_id}"),
-        "Every transition with who (token id and role), when and the comment. A gateway "
-        "silent for `[alerts] gateway_offline_after_s` is one alert of kind "
-        '`gateway_offline` (`sensor_id` null); its sensors show `"stale": true`.',
+        "Every transition with who (token id and role), when and the comment: the newest "
+        "100, oldest of them first, and `journal_total`, how many there are in all (the "
+        "journal itself, below). A gateway silent for `[alerts] gateway_offline_after_s` is "
+        'one alert of kind `gateway_offline` (`sensor_id` null); its sensors show `"stale": '
+        "true`.",
     )
+    journal = f"/api/v1/alerts/{alert_id}/journal"
+    show(
+        lines,
+        "An alert's journal, paged",
+        "GET",
+        f"{journal}?per_page=2",
+        c.get(journal, params={"per_page": 2}),
+        "Every transition of one alert, oldest first, as any list: `page`, `per_page` "
+        "(default 100, at most 1000), `meta` page numbers and `links`. 404 for an unknown "
+        "alert.",
+    )
+    _ingest_alerts(lines, show, hub)
     show(
         lines,
         "Delete a rule (admin)",
@@ -163,6 +178,45 @@ def alarm_examples(
         f"/api/v1/rules/{rule_id}",
         a.delete(f"/api/v1/rules/{rule_id}"),
     )
+
+
+INGEST_ALERTS_NOTE = (
+    'At most 10000 alerts in a batch (`"field": "alerts"`; the agent\'s `[alerts] '
+    "batch_max` cannot be set higher), each alert id once. An alert the hub refuses is named "
+    "by `alert_id`; the agent moves it to its dead letters with the hub's reason (counted in "
+    "`edge-agent status`) and sends the rest again, and the hub logs each problem "
+    "(`ingest batch refused`). A clear (an alert with `closed_at`) of an alert the hub holds "
+    "active is never refused for a field that only matters for opening it (`opened_at`, "
+    "`reading_seq`): it is applied with what the hub has from the opening, and when its own "
+    "`closed_at` is outside the hub's time window, at the time the hub received it. A "
+    "`closed_at` before `opened_at` (the reading that cleared the alert is older than the one "
+    "that opened it) is a clear at the opening time."
+)
+
+
+def _ingest_alerts(lines: list[str], show: Show, hub: Hub) -> None:
+    """A batch naming one alert id twice: refused, naming the id."""
+    token = hub.cli("gateway", "add", "gw-09", "--factory", "plant-1")
+    alert = {
+        "id": 7,
+        "key": "line1/press4/pressure",
+        "rule": "rule",
+        "breach_type": "above_maximum",
+        "severity": "warning",
+        "threshold_value": 8.0,
+        "value": 9.5,
+        "opened_at": time.time() - 60,
+    }
+    body = {"gateway_id": "gw-09", "readings": [], "alerts": [alert, {**alert, "value": 9.8}]}
+    with hub.client(token) as g:
+        show(
+            lines,
+            "Ingest: alerts in a batch",
+            "POST",
+            "/api/v1/ingest",
+            g.post("/api/v1/ingest", json=body),
+            INGEST_ALERTS_NOTE,
+        )
 
 
 def _sensor(c: httpx.Client) -> int | None:
