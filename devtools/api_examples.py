@@ -96,7 +96,11 @@ def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int)
         "POST",
         "/api/v1/machines",
         r,
-        "Body: " + "`" + json.dumps(machine) + "`. `status`: OPERATIONAL, MAINTENANCE or OFFLINE.",
+        "Body: " + "`" + json.dumps(machine) + "`. `status`: OPERATIONAL, MAINTENANCE or OFFLINE. "
+        "409 `key_in_other_factory` when another factory has a machine on that line with "
+        "that name (its sensors' keys would be the same, and a gateway's readings land on "
+        "the sensor of its own factory); `?allow_duplicate_key=true` creates it anyway, and "
+        "`meta.warnings` says so.",
     )
     sensor = {"machine_id": mid, "name": "spindle", "unit": "rpm", "max_threshold": 9000}
     r = a.post("/api/v1/sensors", json=sensor)
@@ -107,8 +111,13 @@ def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int)
         "POST",
         "/api/v1/sensors",
         r,
-        "Its key is the machine's line and name and its own name: data a gateway sends "
-        "for `line2/lathe1/spindle` later lands on it.",
+        "Its key is the machine's line and name and its own name: data a gateway of its "
+        "factory sends for `line2/lathe1/spindle` later lands on it. `meta.fed_by` names "
+        "those gateways (`meta.warnings` has `no_gateway` when there are none: readings of "
+        "the key from another factory's gateway land on that factory's sensor). 409 "
+        "`key_in_other_factory` when another factory has a sensor with that key (its "
+        "details name it); `?allow_duplicate_key=true` creates it anyway, with a warning, "
+        "and `GET /sensors?key=...&factory_id=` then tells the two apart.",
     )
     _show(
         lines,
@@ -375,6 +384,9 @@ def main() -> None:
                         "GET",
                         "/api/v1/gateways/gw-01/config",
                         g.get("/api/v1/gateways/gw-01/config"),
+                        "`mapped_sensors`: every sensor the gateway's keys land on, those of "
+                        "its own factory (`factory_id`, `factory`), whatever another factory "
+                        "holds under the same key.",
                     )
                 _show(
                     lines,

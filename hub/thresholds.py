@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from hub.api import key_owner
 from hub.auth import Principal
 from hub.errors import ApiError, forbidden, not_found
 from hub.queries import Result, parse_id, parse_limit, sensor_row, sensor_view
@@ -101,6 +102,8 @@ def gateway_config(storage: Storage, principal: Principal, name: str) -> Result:
     # its rules, so it fetches again (never the other way round).
     alert_rules = storage.gateway_alert_rules(name)
     data = {"gateway_id": name, "version": version, "sensors": rules, "alert_rules": alert_rules}
+    # Which sensor each of its keys lands on (one key may name sensors in two factories).
+    data.update(key_owner.gateway_sensors(storage, name) or {})
     return data, {"count": len(rules)}
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from hub.api import crud_spec as _spec  # noqa: F401  (describes these routes)
+from hub.api import key_owner
 from hub.api.answers import created, no_content
 from hub.api.bodies import Checker, decode, invalid, nfc_names, set_fields
 from hub.auth import READ_ROLES, Role
@@ -254,15 +255,17 @@ def routes(hub: Hub, api: str) -> list[Route]:
         return machine_view(row), {}
 
     def h_create_machine(ctx: Ctx) -> Any:
-        """Create a machine {factory_id, line, name, type, status} (201)."""
+        """Create a machine {factory_id, line, name, type, status} (201); 409 when another
+        factory has one on that line with that name, unless ?allow_duplicate_key=true."""
         fields = parse_machine(ctx.body)
+        warnings = key_owner.check_machine(storage, fields, ctx.params)
         try:
             row = storage.create_machine(fields, who(ctx))
         except Conflict as exc:
             raise _conflict(exc, "name") from None
         except Unknown as exc:
             raise _unknown(exc, "machine") from None
-        return created(ctx, machine_view(row))
+        return created(ctx, machine_view(row), {"warnings": warnings} if warnings else None)
 
     def h_update_machine(ctx: Ctx) -> Any:
         """Change a machine's line, name, type or status (line and name: no sensors yet)."""
@@ -291,15 +294,20 @@ def routes(hub: Hub, api: str) -> list[Route]:
 
     def h_create_sensor(ctx: Ctx) -> Any:
         """Create a sensor before its first reading {machine_id, name, unit, min_threshold,
-        max_threshold} (201); data for its key (line/machine/name) lands on it."""
+        max_threshold} (201); data for its key (line/machine/name) from the gateways of its
+        factory (meta.fed_by) lands on it. 409 when another factory has a sensor with that
+        key, unless ?allow_duplicate_key=true."""
         fields = parse_sensor(ctx.body)
+        warnings = key_owner.check_sensor(storage, fields, ctx.params)
         try:
             row = storage.create_sensor(fields, who(ctx))
         except Conflict as exc:
             raise _conflict(exc, "name") from None
         except Unknown as exc:
             raise _unknown(exc, "sensor") from None
-        return created(ctx, sensor_view(row))
+        gateways, none = key_owner.fed_by(storage, int(row["factory_id"]))
+        meta: dict[str, Any] = {"fed_by": gateways, "warnings": warnings + none}
+        return created(ctx, sensor_view(row), meta)
 
     def h_update_sensor(ctx: Ctx) -> Any:
         """Change a sensor's name or unit (its key stays: gateways keep sending to it)."""

@@ -221,6 +221,11 @@ class CrudMixin(SqlStorage):
     def get_machine(self, machine_id: int) -> dict[str, Any] | None:
         return self._one_dict(MACHINE_SELECT + " WHERE m.id = ?", (machine_id,))
 
+    def machines_named(self, line: str, name: str) -> list[dict[str, Any]]:
+        return self._all_dicts(
+            MACHINE_SELECT + " WHERE m.line = ? AND m.name = ? ORDER BY m.id", (line, name)
+        )
+
     def create_machine(self, fields: Mapping[str, Any], actor: Who) -> dict[str, Any]:
         """``fields``: factory_id, line, name, type, status."""
         with self._write() as conn:

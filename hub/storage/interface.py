@@ -429,6 +429,10 @@ class Storage(ABC):
     def get_machine(self, machine_id: int) -> dict[str, Any] | None: ...
 
     @abstractmethod
+    def machines_named(self, line: str, name: str) -> list[dict[str, Any]]:
+        """Every machine on ``line`` called ``name``, whatever its factory."""
+
+    @abstractmethod
     def create_machine(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]: ...
 
     @abstractmethod

@@ -66,6 +66,11 @@ def test_put_flows_down_to_the_gateway(hub: HubProcess, press: int) -> None:
     answer = ingest(hub, "gw1", "gw-01", "th/other/x", [1.0], 100)
     assert answer["config_version"] == before + 1
     cfg = config(hub, "gw1", "gw-01")
+    # Which sensor, of which factory, each of the gateway's keys lands on.
+    assert cfg.pop("factory") == "acme"
+    factory_id = cfg.pop("factory_id")
+    mapped = {m["key"]: m["factory_id"] for m in cfg.pop("mapped_sensors")}
+    assert mapped["th/press/p"] == mapped["th/other/x"] == factory_id
     assert cfg == {
         "gateway_id": "gw-01",
         "version": before + 1,

@@ -1,0 +1,120 @@
+"""Which factory's sensor a key is: one key in two factories is two sensors.
+
+A gateway's reading lands on the sensor with its key in the gateway's own factory (made on
+first data when there is none). An admin who creates ``lineA/oven1/temp`` in plant-2 while
+plant-1's gateway publishes that key gets a sensor no reading ever reaches, and plant-1 a
+second one. So:
+
+* ``POST /machines`` answers 409 ``key_in_other_factory`` when another factory has a machine
+  with the same line and name (its sensors' keys would be the same), and ``POST /sensors``
+  when another factory has a sensor with the same key; ``?allow_duplicate_key=true``
+  creates it anyway, and the 201 says so in ``meta.warnings``;
+* the 201 of a sensor names the gateways whose readings of its key land on it
+  (``meta.fed_by``), with a ``no_gateway`` warning when its factory has none;
+* ``GET /gateways/:id/config`` lists every sensor the gateway's keys map to, with its factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hub.errors import ApiError, bad_param
+from hub.storage import Storage
+
+ALLOW = "allow_duplicate_key"
+CONFLICT = "key_in_other_factory"
+
+Notice = dict[str, Any]
+
+
+def _allowed(params: Mapping[str, str]) -> bool:
+    raw = (params.get(ALLOW) or "false").strip().lower()
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no"):
+        return False
+    raise bad_param(ALLOW, f"must be true or false, got {params[ALLOW]!r}")
+
+
+def _owners(rows: list[dict[str, Any]], factory_id: int) -> list[dict[str, Any]]:
+    return [
+        {"id": r["id"], "factory_id": r["factory_id"], "factory": r["factory"]}
+        for r in rows
+        if r["factory_id"] != factory_id
+    ]
+
+
+def _refuse_or_warn(
+    what: str, key: str, others: list[dict[str, Any]], params: Mapping[str, str]
+) -> list[Notice]:
+    if not others:
+        return []
+    where = ", ".join(f"{o['factory']!r} ({what} {o['id']})" for o in others)
+    message = (
+        f"{what} key {key!r} already exists in factory {where}; a gateway's readings land on "
+        "the sensor of its own factory, so a second one may never get data"
+    )
+    if not _allowed(params):
+        raise ApiError(
+            409,
+            CONFLICT,
+            f"{message}. Add ?{ALLOW}=true to create it anyway",
+            [{"field": "name", "message": message, "others": others}],
+        )
+    return [{"code": CONFLICT, "message": message, "others": others}]
+
+
+def check_machine(
+    storage: Storage, fields: Mapping[str, Any], params: Mapping[str, str]
+) -> list[Notice]:
+    """409, or the warnings for the 201, of a new machine ``fields``."""
+    _allowed(params)  # a bad value is a 400 whether or not it is needed
+    line, name = str(fields["line"]), str(fields["name"])
+    others = _owners(storage.machines_named(line, name), int(fields["factory_id"]))
+    return _refuse_or_warn("machine", f"{line}/{name}", others, params)
+
+
+def check_sensor(
+    storage: Storage, fields: Mapping[str, Any], params: Mapping[str, str]
+) -> list[Notice]:
+    """409, or the warnings for the 201, of a new sensor ``fields`` (None of either when
+    its machine does not exist: creating it answers that)."""
+    _allowed(params)
+    machine = storage.get_machine(int(fields["machine_id"]))
+    if machine is None:
+        return []
+    key = f"{machine['line']}/{machine['name']}/{fields['name']}"
+    others = _owners(storage.list_sensors(key=key), int(machine["factory_id"]))
+    return _refuse_or_warn("sensor", key, others, params)
+
+
+def fed_by(storage: Storage, factory_id: int) -> tuple[list[str], list[Notice]]:
+    """The gateways whose readings land on a sensor of ``factory_id``, and a warning when
+    there are none."""
+    names = [g["name"] for g in storage.list_gateways() if g["factory_id"] == factory_id]
+    if names:
+        return names, []
+    warning = {
+        "code": "no_gateway",
+        "message": "no gateway is registered to this sensor's factory: readings of its key "
+        "from gateways of other factories land on their own factory's sensor",
+    }
+    return names, [warning]
+
+
+def gateway_sensors(storage: Storage, name: str) -> dict[str, Any] | None:
+    """The factory of gateway ``name`` and every sensor its keys map to (None: no such
+    gateway)."""
+    gateway = storage.get_gateway(name)
+    if gateway is None:
+        return None
+    factory_id = int(gateway["factory_id"])
+    sensors = storage.list_sensors(factory_id=factory_id)
+    return {
+        "factory_id": factory_id,
+        "factory": gateway["factory"],
+        "mapped_sensors": [
+            {"key": s["key"], "sensor_id": s["id"], "factory_id": factory_id} for s in sensors
+        ],
+    }
