@@ -37,7 +37,7 @@ import httpx
 
 from bench.common import Row
 from devtools.stack import Hub
-from hub.history import pick_bucket
+from hub.api.history import pick_bucket
 from hub.storage import GatewayReport, Storage, open_storage
 from shared.wire import Batch, WireReading, encode_batch
 

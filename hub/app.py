@@ -29,10 +29,10 @@ from urllib.parse import unquote
 import msgspec
 import structlog
 
-from hub import anomaly, audit, docs, metrics, openapi, queries, readcost, retention, thresholds
+from hub import anomaly, metrics, retention
 from hub import ingest as ingest_mod
 from hub.api import anomalies as anomalies_api
-from hub.api import lists
+from hub.api import audit, docs, lists, openapi, queries, readcost, thresholds
 from hub.api import readings as readings_api
 from hub.auth import READ_ROLES, Principal, Role, require
 from hub.batchcheck import SensorLimits
@@ -506,7 +506,7 @@ class Hub:
         ]
 
     def row_estimates(self) -> dict[tuple[str, str], RowEstimate]:
-        """Every read that can answer many rows, with what it may answer (hub.readcost)."""
+        """Every read that can answer many rows, with what it may answer (hub.api.readcost)."""
         estimates: dict[str, readcost.Estimate] = {
             "/sensors/:id/readings": readcost.readings,
             "/sensors/:id/series": readcost.series,
@@ -527,7 +527,7 @@ def robyn_config(robyn: ModuleType, settings: HubSettings) -> Any:
     # One process per Robyn: `workers = N` runs N hub processes of our own (hub.supervisor),
     # each a fresh interpreter; Robyn's processes would fork ours with open connections.
     config.processes = 1
-    # Robyn's generated spec knows nothing of our envelope or parameters; hub.openapi serves
+    # Robyn's generated spec knows nothing of our envelope or parameters; hub.api.openapi serves
     # /openapi.json and /docs instead.
     config.disable_openapi = True
     config.workers = settings.threads  # threads; `workers` are processes (hub.supervisor)

@@ -50,7 +50,7 @@ class HubSettings(FileSettings):
     # a gateway's sync; they stop a runaway script. 0 = no limit.
     rate_limit_per_s: float = Field(100.0, ge=0, allow_inf_nan=False)
     rate_limit_burst: int = Field(200, ge=1)
-    # Expensive reads (any that may answer more than heavy_read_rows rows: hub.readcost)
+    # Expensive reads (any that may answer more than heavy_read_rows rows: hub.api.readcost)
     # draw on a second per-token bucket counted in rows, and at most max_concurrent_heavy_reads
     # run at once over all tokens (hub.ratelimit.ReadBudget). Robyn runs one handler per
     # worker thread, so with as many heavy reads as threads a sync batch waits behind them

@@ -35,8 +35,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from hub.alarms import alert_view
 from hub.alert_settings import WebhookSettings
+from hub.alert_view import alert_view
 from hub.background import BackgroundJob
 from hub.storage import Storage
 from shared.timeutil import to_rfc3339

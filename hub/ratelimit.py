@@ -100,7 +100,7 @@ def retry_after_s(wait_s: float) -> int:
 class ReadBudget:
     """What expensive reads may cost: rows per token per second, and how many run at once.
 
-    A read that may answer more than ``heavy_rows`` rows (hub.readcost says what each route
+    A read that may answer more than ``heavy_rows`` rows (hub.api.readcost says what each route
     may answer) first takes its worst-case row count from its token's bucket (refilled at
     ``rows_per_s`` up to ``burst_rows``), then one of ``max_concurrent`` slots shared by all
     tokens. Building and encoding 100,000 rows holds the interpreter for a good part of a

@@ -1,17 +1,17 @@
 """The fleet's alerts: ``GET /alerts`` (filters, pagination), ``GET /alerts/:id`` (with its
 newest transitions), ``GET /alerts/:id/journal`` (all of them, paged), and the operators'
-``POST /alerts/:id/ack | shelve | unshelve`` (hub.alarms)."""
+``POST /alerts/:id/ack | shelve | unshelve`` (hub.api.alarms)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hub import alarms
+from hub.api import alarms
 from hub.api import spec as _spec  # noqa: F401  (describes these routes)
+from hub.api.pagination import paged
 from hub.auth import ALERT_ROLES, READ_ROLES, Role
 from hub.ingest import body_bytes
-from hub.pagination import paged
 
 if TYPE_CHECKING:
     from hub.app import Ctx, Hub

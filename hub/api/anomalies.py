@@ -22,8 +22,8 @@ from hub.anomaly import (
     Method,
     found_anomalies,
 )
+from hub.api.queries import Result, parse_limit, sensor_row
 from hub.errors import ApiError, bad_param
-from hub.queries import Result, parse_limit, sensor_row
 from hub.storage import FoundAnomaly, Storage
 from shared.timeutil import to_rfc3339
 

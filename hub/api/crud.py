@@ -21,9 +21,9 @@ from hub.api import crud_spec as _spec  # noqa: F401  (describes these routes)
 from hub.api import key_owner
 from hub.api.answers import created, no_content
 from hub.api.bodies import Checker, decode, invalid, nfc_names, set_fields
+from hub.api.queries import parse_id, sensor_view
 from hub.auth import READ_ROLES, Role
 from hub.errors import ApiError, not_found
-from hub.queries import parse_id, sensor_view
 from hub.storage import Conflict, Storage
 from hub.storage.crud import Unknown
 from shared.text import nfc

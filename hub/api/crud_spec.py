@@ -1,8 +1,8 @@
 """OpenAPI descriptions of the model's CRUD, the paged lists, bulk back-fill, rolling/CSV
 readings, the factory report, the change log and the startup probe; added to
-hub.openapi.OPS when the route modules are imported (hub.app.Hub.routes).
+hub.api.openapi.OPS when the route modules are imported (hub.app.Hub.routes).
 
-The list routes that hub.openapi describes already gain their ``page``/``per_page``
+The list routes that hub.api.openapi describes already gain their ``page``/``per_page``
 parameters here (their entries are amended in place, not replaced), as does the readings
 route its ``rolling`` and ``format``.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hub.openapi import (
+from hub.api.openapi import (
     _FROM,
     _INT_ID,
     _SCHEMAS,
@@ -296,7 +296,7 @@ CRUD_OPS: dict[tuple[str, str], Op] = {
 }
 OPS.update(CRUD_OPS)
 
-# The lists hub.openapi describes answer pages now.
+# The lists hub.api.openapi describes answer pages now.
 _LISTS = {
     f"{API}/gateways": "Named",
     f"{API}/factories": "Factory",

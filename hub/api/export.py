@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from hub.api.readcost import EXPORT_PAGE
 from hub.api.readings import CSV_TYPE, csv_bytes
 from hub.ratelimit import ReadCharge
-from hub.readcost import EXPORT_PAGE
 from hub.storage import Storage
 from shared.timeutil import to_rfc3339
 

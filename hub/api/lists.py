@@ -1,4 +1,4 @@
-"""The model's list endpoints, paged (hub.pagination): gateways, factories, machines, sensors.
+"""The model's list endpoints, paged (hub.api.pagination): gateways, factories, machines, sensors.
 
 Each takes ``page`` and ``per_page`` beside its filters and answers one page with
 ``meta: {page, per_page, total, total_pages}`` and ``links: {self, next, last}``; storage
@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hub.api.crud import factory_view, machine_view
+from hub.api.pagination import paged, parse_page
+from hub.api.queries import gateway_view, optional_id, sensor_view
 from hub.errors import bad_param
-from hub.pagination import paged, parse_page
-from hub.queries import gateway_view, optional_id, sensor_view
 from hub.storage import Storage
 from shared.sensor_key import key_problem
 from shared.text import nfc

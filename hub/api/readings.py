@@ -26,10 +26,10 @@ import msgspec
 from hub.api import crud_spec as _spec  # noqa: F401  (describes these routes)
 from hub.api.answers import created
 from hub.api.bodies import MAX_INT64, NAMED_FIELD, invalid
+from hub.api.queries import parse_limit, parse_range, sensor_row
+from hub.api.queries import readings as plain_readings
+from hub.api.readcost import is_export
 from hub.errors import ApiError, bad_param
-from hub.queries import parse_limit, parse_range, sensor_row
-from hub.queries import readings as plain_readings
-from hub.readcost import is_export
 from hub.storage import Storage
 from hub.storage.bulk import UnknownSensors
 from shared.payload import TsWindow
@@ -122,7 +122,7 @@ def readings(storage: Storage, ctx: Ctx) -> Any:
     if is_export(params):
         from hub.api import export  # it builds on this module's CSV helpers
 
-        assert ctx.reads is not None  # the route is charged (hub.readcost)
+        assert ctx.reads is not None  # the route is charged (hub.api.readcost)
         sensor = sensor_row(storage, raw_id)
         start, end = parse_range(params)
         return export.readings(storage, ctx.reads, sensor["id"], start, end, window)

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hub.api import export
+from hub.api.pagination import paged, parse_page
+from hub.api.queries import parse_id, parse_range
 from hub.api.readings import csv_answer, csv_bytes, parse_format
 from hub.errors import not_found
-from hub.pagination import paged, parse_page
-from hub.queries import parse_id, parse_range
 from hub.storage import Storage
 from shared.timeutil import now, to_rfc3339
 
@@ -81,7 +81,7 @@ def report(storage: Storage, ctx: Ctx) -> Any:
         raise not_found("factory", factory_id)
     until = now() if end is None else end
     intervals = storage.factory_alert_intervals(factory_id, start, end)
-    assert ctx.reads is not None  # the route is charged (hub.readcost)
+    assert ctx.reads is not None  # the route is charged (hub.api.readcost)
     # Found only now: the report's own charge was one page of sensors.
     ctx.reads.debit(len(intervals))
     alerts = sensor_alerts(intervals, start, until)

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from hub.alarms import bad_json, field_of
 from hub.api import spec as _spec  # noqa: F401  (describes these routes)
+from hub.api.alarms import bad_json, field_of
 from hub.api.answers import created, no_content
+from hub.api.queries import parse_id
 from hub.auth import READ_ROLES, Role
 from hub.errors import ApiError, not_found
 from hub.ingest import body_bytes
-from hub.queries import parse_id
 from hub.storage import Storage
 from hub.storage.audit import Who
 from hub.storage.rules import RuleSpec

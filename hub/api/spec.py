@@ -1,11 +1,11 @@
-"""OpenAPI descriptions of the alert-rule and alert routes, added to hub.openapi.OPS when the
+"""OpenAPI descriptions of the alert-rule and alert routes, added to hub.api.openapi.OPS when the
 route modules are imported (hub.app.Hub.routes), so every route is described."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hub.openapi import _INT_ID, _SCHEMAS, API, OPS, Op, _param, _ref
+from hub.api.openapi import _INT_ID, _SCHEMAS, API, OPS, Op, _param, _ref
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _NUM = {"type": ["number", "null"]}

@@ -15,7 +15,7 @@ part-minutes at either end. Each piece is aggregated into the answer's buckets a
 merge like partials do, and the numbers are those of the raw readings (an average to the last
 bits of float addition).
 
-Why 12 hours: a chart of a year at ``points=1000`` gets 12-hour buckets (hub.history), and
+Why 12 hours: a chart of a year at ``points=1000`` gets 12-hour buckets (hub.api.history), and
 grouping a year of hour rows into them (8,760 rows) was most of that chart's time; the 12-hour
 tier answers it with 730 rows read as they are, and every coarser width a chart picks (1 d,
 2 d, whole weeks) is a whole multiple of 12 hours. It costs one more upsert per batch with a

@@ -120,7 +120,7 @@ class RulesMixin(SqlStorage):
     def gateway_alert_rules(self, name: str) -> list[dict[str, Any]]:
         """The enabled rules of gateway ``name``'s factory, with each sensor's key.
 
-        Read after the config version (hub.thresholds.gateway_config): a change between the
+        Read after the config version (hub.api.thresholds.gateway_config): a change between the
         two reads leaves the gateway with a version older than its rules, so it fetches again.
         """
         with self._reader() as conn:

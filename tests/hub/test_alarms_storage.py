@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.alarms import alert_view
+from hub.alert_view import alert_view
 from hub.storage import GatewayReport, Storage, open_storage
 from hub.storage.alerts import Actor, AlertFilter
 from hub.worker import AlertWatch

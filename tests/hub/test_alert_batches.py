@@ -13,7 +13,7 @@ import httpx
 import msgspec
 
 from devtools.stack import wait_for
-from hub.alarms import JOURNAL_IN_ALERT
+from hub.api.alarms import JOURNAL_IN_ALERT
 from shared.wire import MAX_ALERTS_PER_BATCH, Batch, WireAlert, WireReading, encode_batch
 from tests.hub.conftest import HubProcess
 

@@ -209,7 +209,7 @@ def series_sensor(hub: HubProcess) -> int:
 def envelope(r: httpx.Response) -> tuple[Any, dict[str, Any]]:
     assert r.status_code == 200, r.text
     body = r.json()
-    # A list's page has links beside data and meta (hub.pagination).
+    # A list's page has links beside data and meta (hub.api.pagination).
     assert set(body) in ({"data", "meta"}, {"data", "meta", "links"})
     assert body["meta"]["request_id"] and body["meta"]["timestamp"]
     return body["data"], body["meta"]

@@ -1,12 +1,12 @@
-"""hub.pagination: page/per_page parsing, the page numbers and links of a list answer."""
+"""hub.api.pagination: page/per_page parsing, the page numbers and links of a list answer."""
 
 from __future__ import annotations
 
 import msgspec
 import pytest
 
+from hub.api.pagination import MAX_PER_PAGE, PageRequest, page_body, page_links, parse_page
 from hub.errors import ApiError
-from hub.pagination import MAX_PER_PAGE, PageRequest, page_body, page_links, parse_page
 
 
 def test_defaults_are_page_one_of_a_hundred() -> None:

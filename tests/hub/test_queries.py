@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub import queries
+from hub.api import queries
 from hub.errors import ApiError
 
 

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub import readcost
-from hub.api import export
+from hub.api import export, readcost
 from hub.ratelimit import PageRefused, ReadBudget, ReadCharge
 from shared.wire import Batch, WireReading, encode_batch
 from tests.hub.conftest import ENGINES, HubProcess, engine_url, start_hub, token

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.history import buckets_spanned, pick_bucket
+from hub.api.history import buckets_spanned, pick_bucket
 from shared.wire import Batch, WireReading, encode_batch
 from tests.hub.conftest import HubProcess
 

@@ -208,8 +208,8 @@ def test_schema_v1_database_is_migrated(tmp_path: Path) -> None:
 def test_alerts_without_the_native_module_are_503(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from hub.api.thresholds import sensor_alerts
     from hub.errors import ApiError
-    from hub.thresholds import sensor_alerts
     from tests.hub.test_anomaly import seed
 
     storage = Storage(str(tmp_path / "hub.db"))

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hub.api.pagination import paged, parse_page
+from hub.api.queries import optional_id, parse_range
 from hub.errors import bad_param
-from hub.pagination import paged, parse_page
-from hub.queries import optional_id, parse_range
 from hub.storage import Storage
 from hub.storage.audit import AuditEntry, Who
 from shared.timeutil import to_rfc3339

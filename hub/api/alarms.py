@@ -25,14 +25,15 @@ from typing import Any
 
 import msgspec
 
+from hub.alert_view import alert_view, journal_view
+from hub.api.pagination import PageRequest, parse_page
+from hub.api.queries import optional_id, parse_id
 from hub.auth import Principal
 from hub.errors import ApiError, bad_param, not_found
-from hub.pagination import PageRequest, parse_page
-from hub.queries import optional_id, parse_id
 from hub.storage import Conflict, Storage
 from hub.storage.alerts import Actor, AlertFilter
 from shared.text import text_problem
-from shared.timeutil import now, to_rfc3339
+from shared.timeutil import now
 
 MAX_SHELVE_S = 7 * 86400.0
 # Transitions an alert object carries (the newest); all of them are paged at /journal.
@@ -43,55 +44,6 @@ KINDS = ("threshold", "rule", "rate_of_change", "gateway_offline")
 SEVERITIES = ("info", "medium", "warning", "high", "critical")
 
 Result = tuple[Any, dict[str, Any]]
-
-
-def _time(ts: float | None) -> str | None:
-    return None if ts is None else to_rfc3339(ts)
-
-
-def _by(token_id: int | None, role: str | None) -> dict[str, Any] | None:
-    return None if role is None else {"token_id": token_id, "role": role}
-
-
-def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any]:
-    """The API's alert object (docs/api.md, "The fleet's alerts") from a storage row."""
-    at = now() if at is None else at
-    shelved_until = row["shelved_until"]
-    shelved = shelved_until is not None and shelved_until > at
-    state, acked = row["state"], bool(row["acknowledged"])
-    return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "sensor_id": row["sensor_id"],
-        "gateway_id": row["gateway_id"],
-        "factory_id": row["factory_id"],
-        "rule_id": row["rule_id"],
-        "severity": row["severity"],
-        "state": state,
-        "acknowledged": acked,
-        # ThingsBoard's four: ACTIVE_UNACK, ACTIVE_ACK, CLEARED_UNACK, CLEARED_ACK.
-        "status": f"{state}_{'ack' if acked else 'unack'}",
-        "acknowledged_at": _time(row["acknowledged_at"]),
-        "acknowledged_by": _by(row["acknowledged_by"], row["acknowledged_role"]),
-        "shelved": shelved,
-        "shelved_until": _time(shelved_until) if shelved else None,
-        "opened_at": _time(row["opened_at"]),
-        "cleared_at": _time(row["cleared_at"]),
-        "breach_type": row["breach_type"],
-        "value": row["value"],
-        "threshold_value": row["threshold_value"],
-        "updated_at": _time(row["updated_at"]),
-    }
-
-
-def journal_view(entry: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "at": _time(entry["at"]),
-        "by": _by(entry["token_id"], entry["role"]),
-        "action": entry["action"],
-        "severity": entry["severity"],
-        "comment": entry["comment"],
-    }
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -135,7 +87,7 @@ def parse_filter(params: Mapping[str, str]) -> AlertFilter:
 def list_alerts(
     storage: Storage, params: Mapping[str, str]
 ) -> tuple[list[dict[str, Any]], PageRequest, int]:
-    """(one page of alerts, the page asked for, how many match): for hub.pagination.paged."""
+    """(one page of alerts, the page asked for, how many match): for hub.api.pagination.paged."""
     where = parse_filter(params)
     page = parse_page(params)
     at = now()

@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 
 from hub.api import key_owner
+from hub.api.queries import Result, parse_id, parse_limit, sensor_row, sensor_view
 from hub.auth import Principal
 from hub.errors import ApiError, forbidden, not_found
-from hub.queries import Result, parse_id, parse_limit, sensor_row, sensor_view
 from hub.storage import Storage, Thresholds
 from shared.timeutil import to_rfc3339
 from shared.values import value_problem

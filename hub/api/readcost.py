@@ -13,15 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from hub import history
-from hub.pagination import parse_page
-from hub.queries import MAX_LIMIT, parse_bucket, parse_limit, parse_range
+from hub.api import history
+from hub.api.pagination import parse_page
+from hub.api.queries import MAX_LIMIT, parse_bucket, parse_limit, parse_range
 from shared.timeutil import now
 
 Params = Mapping[str, str]
 Estimate = Callable[[Params], int]
 
-# A sensor's alert check (GET /sensors/:id/alerts): hub.thresholds' bounds.
+# A sensor's alert check (GET /sensors/:id/alerts): hub.api.thresholds' bounds.
 ALERT_LIMIT, MAX_ALERT_LIMIT = 100, 100_000
 # GET /sensors/:id/anomalies: hub.api.anomalies' bounds.
 ANOMALY_LIMIT, MAX_ANOMALY_LIMIT = 100, 10_000

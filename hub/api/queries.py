@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hub import history
+from hub.api import history
 from hub.errors import bad_param, not_found
 from hub.storage import Storage
 from shared.timeutil import now, parse_ts, to_rfc3339
@@ -236,7 +236,7 @@ def series(storage: Storage, raw_id: str | None, params: Params) -> Result:
         bucket: float | None = parse_bucket(params)
         limit = parse_limit(params, default=MAX_LIMIT)
     else:
-        # The hub picks the bucket (hub.history); None: nothing stored in the range.
+        # The hub picks the bucket (hub.api.history); None: nothing stored in the range.
         bucket, limit = history.points_bucket(storage, sensor["id"], start, end, points), points
     rows = [] if bucket is None else storage.buckets(sensor["id"], start, end, bucket, limit + 1)
     truncated = len(rows) > limit

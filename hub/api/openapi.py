@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document behind ``/openapi.json`` (the Swagger UI page at ``/docs`` that
-renders it is hub.docs).
+renders it is hub.api.docs).
 
 Built from the app's own route table, so a route cannot exist without being described (the
 build fails on an undescribed one). Robyn's generated spec is switched off: it knows neither
@@ -341,7 +341,7 @@ def build(routes: Iterable[tuple[str, str, bool, Callable[..., Any]]]) -> dict[s
     for method, route, authenticated, fn in routes:
         op = OPS.get((method, route))
         if op is None:
-            raise KeyError(f"route {method} {route} has no OpenAPI description in hub.openapi")
+            raise KeyError(f"route {method} {route} has no OpenAPI description in hub.api.openapi")
         path = _PATH_PARAM.sub(r"{\1}", route)
         paths.setdefault(path, {})[method.lower()] = _operation(
             method, route, fn, authenticated, op

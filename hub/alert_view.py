@@ -1,0 +1,61 @@
+"""The alert object as the API answers it and webhooks carry it, from a storage row.
+
+One shape for both: an operator's console and a webhook receiver see the same fields
+(docs/api.md, "The fleet's alerts"), so neither side has its own copy of the mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.timeutil import now, to_rfc3339
+
+
+def _time(ts: float | None) -> str | None:
+    return None if ts is None else to_rfc3339(ts)
+
+
+def _by(token_id: int | None, role: str | None) -> dict[str, Any] | None:
+    return None if role is None else {"token_id": token_id, "role": role}
+
+
+def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any]:
+    """The API's alert object (docs/api.md, "The fleet's alerts") from a storage row."""
+    at = now() if at is None else at
+    shelved_until = row["shelved_until"]
+    shelved = shelved_until is not None and shelved_until > at
+    state, acked = row["state"], bool(row["acknowledged"])
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "sensor_id": row["sensor_id"],
+        "gateway_id": row["gateway_id"],
+        "factory_id": row["factory_id"],
+        "rule_id": row["rule_id"],
+        "severity": row["severity"],
+        "state": state,
+        "acknowledged": acked,
+        # ThingsBoard's four: ACTIVE_UNACK, ACTIVE_ACK, CLEARED_UNACK, CLEARED_ACK.
+        "status": f"{state}_{'ack' if acked else 'unack'}",
+        "acknowledged_at": _time(row["acknowledged_at"]),
+        "acknowledged_by": _by(row["acknowledged_by"], row["acknowledged_role"]),
+        "shelved": shelved,
+        "shelved_until": _time(shelved_until) if shelved else None,
+        "opened_at": _time(row["opened_at"]),
+        "cleared_at": _time(row["cleared_at"]),
+        "breach_type": row["breach_type"],
+        "value": row["value"],
+        "threshold_value": row["threshold_value"],
+        "updated_at": _time(row["updated_at"]),
+    }
+
+
+def journal_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "at": _time(entry["at"]),
+        "by": _by(entry["token_id"], entry["role"]),
+        "action": entry["action"],
+        "severity": entry["severity"],
+        "comment": entry["comment"],
+    }
