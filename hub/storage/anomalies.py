@@ -10,21 +10,6 @@ from hub.storage.model import FoundAnomaly
 from hub.storage.sqlbase import SqlStorage
 from shared.timeutil import now
 
-# The scan queue: a sensor is in it from the batch that gave it readings until the scan
-# that looks at them. It lives in the database, so a scan in any one hub process sees what
-# every process stored; an upgraded database starts with every sensor in it (one full
-# round, as the first round after a start always was).
-SCAN_QUEUE_DDL = (
-    "CREATE TABLE scan_queue (sensor_id bigint PRIMARY KEY)",
-    "INSERT INTO scan_queue (sensor_id) SELECT id FROM sensors",
-)
-
-
-def create_scan_queue(conn: Any) -> None:
-    """Migration step of both engines."""
-    for statement in SCAN_QUEUE_DDL:
-        conn.execute(statement)
-
 
 class AnomaliesMixin(SqlStorage):
     def take_scan_queue(self, limit: int) -> list[int]:

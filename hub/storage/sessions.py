@@ -9,50 +9,10 @@ secret is the one value stored as is: it is no credential without the cookie.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from typing import Any
 
 from hub.storage.sqlbase import SqlStorage
 from shared.timeutil import now
-
-_SQLITE = """
-CREATE TABLE console_sessions (
-    id_hash     TEXT PRIMARY KEY,
-    token_hash  TEXT NOT NULL,
-    csrf        TEXT NOT NULL,
-    created_at  REAL NOT NULL,
-    expires_at  REAL NOT NULL
-);
-CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)
-"""
-
-_POSTGRES = """
-CREATE TABLE console_sessions (
-    id_hash     text PRIMARY KEY,
-    token_hash  text NOT NULL,
-    csrf        text NOT NULL,
-    created_at  double precision NOT NULL,
-    expires_at  double precision NOT NULL
-);
-CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)
-"""
-
-
-def _run(conn: Any, script: str) -> None:
-    for statement in (s.strip() for s in script.split(";")):
-        if statement:
-            conn.execute(statement)
-
-
-def sqlite_sessions(conn: sqlite3.Connection) -> None:
-    """Migration step (SQLite): the console_sessions table."""
-    _run(conn, _SQLITE)
-
-
-def postgres_sessions(conn: Any) -> None:
-    """Migration step (PostgreSQL): the console_sessions table."""
-    _run(conn, _POSTGRES)
 
 
 @dataclass(frozen=True, slots=True)

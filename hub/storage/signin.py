@@ -10,48 +10,9 @@ processes both see "one attempt left".
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 from hub.storage.sqlbase import SqlStorage
-
-_SQLITE = """
-CREATE TABLE console_sign_in_attempts (
-    key           TEXT PRIMARY KEY,
-    attempts      INTEGER NOT NULL,
-    window_start  REAL NOT NULL
-);
-CREATE INDEX console_sign_in_attempts_window ON console_sign_in_attempts (window_start);
-CREATE INDEX console_sessions_token ON console_sessions (token_hash, created_at)
-"""
-
-_POSTGRES = """
-CREATE TABLE console_sign_in_attempts (
-    key           text PRIMARY KEY,
-    attempts      integer NOT NULL,
-    window_start  double precision NOT NULL
-);
-CREATE INDEX console_sign_in_attempts_window ON console_sign_in_attempts (window_start);
-CREATE INDEX console_sessions_token ON console_sessions (token_hash, created_at)
-"""
-
-
-def _run(conn: Any, script: str) -> None:
-    for statement in (s.strip() for s in script.split(";")):
-        if statement:
-            conn.execute(statement)
-
-
-def sqlite_sign_in(conn: sqlite3.Connection) -> None:
-    """Migration step (SQLite): sign-in attempts; sessions findable by token."""
-    _run(conn, _SQLITE)
-
-
-def postgres_sign_in(conn: Any) -> None:
-    """Migration step (PostgreSQL): sign-in attempts; sessions findable by token."""
-    _run(conn, _POSTGRES)
-
 
 # A window that ended restarts at this attempt; otherwise the attempt adds to it. SET sees
 # the row as it was, on both engines, so both expressions test the old window.

@@ -469,8 +469,8 @@ def test_previous_release_database_missing_a_table_is_healed(tmp_path: Path) -> 
 
 
 def test_pg_rollup_tiers_leave_room_for_hot_updates(pg: Storage) -> None:
+    from hub.storage.postgres.schema import ROLLUP_FILLFACTOR
     from hub.storage.rollups import TIERS
-    from hub.storage.rollups_schema import ROLLUP_FILLFACTOR
 
     options = dict(
         query(

@@ -37,7 +37,7 @@ from hub.storage.postgres.lead import PgLead
 from hub.storage.postgres.partitions import Partitions, day_of
 from hub.storage.postgres.pool import PgConn, PgPool
 from hub.storage.postgres.rollups import PgRollupsMixin, fold_rows, insert_staged
-from hub.storage.postgres.schema import MIGRATIONS
+from hub.storage.postgres.schema import MIGRATIONS, renumber_old_rows
 from hub.storage.reads import ReadsMixin
 from hub.storage.report import ReportMixin
 from hub.storage.rollups import first_of_each, id_range
@@ -125,6 +125,8 @@ class PostgresStorage(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
                     "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
                 )
+                # Rows of releases before both engines shared one step list: once, here.
+                renumber_old_rows(conn)
                 steps = pending(MIGRATIONS, self._version(conn), self.where)
                 for step in steps:
                     with conn.transaction():

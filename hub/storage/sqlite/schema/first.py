@@ -1,18 +1,10 @@
-"""The SQLite schema, as migrations. The version lives in ``PRAGMA user_version``."""
+"""Steps 1 and 2 of the SQLite schema, and the healing of databases from before versions."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from hub.storage.alarms_schema import sqlite_alarms
-from hub.storage.anomalies import create_scan_queue
-from hub.storage.crud_schema import sqlite_crud
-from hub.storage.marks_schema import sqlite_marks
-from hub.storage.migrations import Migration, statements
-from hub.storage.rollups_schema import sqlite_half_day_step
-from hub.storage.rollups_schema import sqlite_step as sqlite_rollups
-from hub.storage.sessions import sqlite_sessions
-from hub.storage.signin import sqlite_sign_in
+from hub.storage.migrations import statements
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS factories (
@@ -123,7 +115,7 @@ CREATE INDEX IF NOT EXISTS edge_alerts_sensor ON edge_alerts (sensor_id, opened_
 """
 
 
-def _v1(conn: sqlite3.Connection) -> None:
+def v1(conn: sqlite3.Connection) -> None:
     # IF NOT EXISTS: databases from before versioning (user_version 0) already have tables.
     for statement in statements(_V1):
         conn.execute(statement)
@@ -138,7 +130,7 @@ _V2_COLUMNS = (
 )
 
 
-def _v2(conn: sqlite3.Connection) -> None:
+def v2(conn: sqlite3.Connection) -> None:
     for table, column, definition in _V2_COLUMNS:
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in present:
@@ -153,21 +145,5 @@ LEGACY_VERSION = 2
 
 
 def heal_legacy(conn: sqlite3.Connection) -> None:
-    _v1(conn)
-    _v2(conn)
-
-
-MIGRATIONS: list[Migration[sqlite3.Connection]] = [
-    Migration(1, "tables of the first release", _v1),
-    Migration(2, "factory config_version, sensor deadband", _v2),
-    Migration(3, "alert rules, alerts, journal, webhooks, operator role", sqlite_alarms),
-    Migration(
-        4, "rollup tiers 1m, 1h (filled from stored readings), retention status", sqlite_rollups
-    ),
-    Migration(5, "factory location, machine type/status, bulk keys, audit log", sqlite_crud),
-    Migration(6, "sensor stale marks from Sparkplug B edge nodes", sqlite_marks),
-    Migration(7, "console sessions", sqlite_sessions),
-    Migration(8, "anomaly scan queue", create_scan_queue),
-    Migration(9, "rollup tier 12h (filled from the 1h tier)", sqlite_half_day_step),
-    Migration(10, "console sign-in attempts, sessions by token", sqlite_sign_in),
-]
+    v1(conn)
+    v2(conn)

@@ -1,0 +1,39 @@
+"""The SQLite schema: every step of hub.storage.migrations.STEPS, with the numbers it gives
+them. The version lives in ``PRAGMA user_version``."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hub.storage.migrations import Migration, not_needed, numbered
+from hub.storage.sqlite.schema.first import LEGACY_VERSION, heal_legacy, v1, v2
+from hub.storage.sqlite.schema.later import (
+    alarms,
+    crud,
+    half_day_tier,
+    rollups,
+    scan_queue,
+    sessions,
+    sign_in,
+    stale_marks,
+)
+
+__all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
+
+
+MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
+    {
+        "tables of the first release": v1,
+        "factory config_version, sensor deadband": v2,
+        "alert rules, alerts, journal, webhooks, operator role": alarms,
+        "rollup tiers 1m, 1h (filled from stored readings), retention status": rollups,
+        "factory location, machine type/status, bulk keys, audit log": crud,
+        "sensor stale marks from Sparkplug B edge nodes": stale_marks,
+        "console sessions": sessions,
+        "anomaly scan queue": scan_queue,
+        "rollup tier 12h (filled from the 1h tier)": half_day_tier,
+        # Fillfactor is a PostgreSQL page setting; SQLite has no equivalent to set.
+        "rollup tiers leave room on each page for HOT updates": not_needed,
+        "console sign-in attempts, sessions by token": sign_in,
+    }
+)
