@@ -229,7 +229,6 @@ def cmd_migrate(settings: HubSettings, args: argparse.Namespace) -> int:
 
 def cmd_copy_data(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub.storage.copy import copy_data
-    from hub.storage.ingest import IngestMixin
 
     try:
         target = parse_database(args.to)
@@ -245,8 +244,6 @@ def cmd_copy_data(settings: HubSettings, args: argparse.Namespace) -> int:
         contextlib.closing(open_storage(args.to)) as dst,
     ):
         dst.migrate()
-        if not (isinstance(src, IngestMixin) and isinstance(dst, IngestMixin)):
-            raise StorageError("copy-data copies between the SQL engines only")
         print(f"copying {source.describe()} -> {target.describe()}", file=_err())
         report = copy_data(src, dst, lambda line: print(f"  {line}", file=_err()))
     print(

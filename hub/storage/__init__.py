@@ -3,24 +3,28 @@
 Handlers and the CLI speak to :class:`Storage` in domain terms (gateways, tokens, batches,
 series); which engine runs behind it is the ``database`` setting's business alone.
 
-Layout: ``interface`` (the contract), ``model`` (errors and values), ``url`` and
-``engines`` (the ``database`` setting -> an engine), the statements both SQL engines share by
-concern (``tokens``, ``ingest``, ``reads``, ``thresholds``, ``anomalies``, ``alerts``,
-``rules``, ``crud``, ``bulk``, ``report``, ``audit``, ``sessions``, ``rollups`` over
-``sqlbase``; the ``*_schema`` modules hold their migration steps), ``migrations`` (the
-versioned-schema runner), ``copy`` (copy-data between engines), and one package per engine:
-``sqlite`` and ``postgres``, each with its connections (``pool``), schema, catalog (for
-copy-data) and ``lead`` (which hub process runs a periodic job); PostgreSQL adds
-``partitions`` (readings by day) and its rollup statements.
+Layout: ``interface`` (the face: Storage, one-line delegations to the concerns), ``engines``
+and ``url`` (the ``database`` setting -> an engine). The concerns, one object each, built
+from the database handle and the engine's dialect with their collaborators passed in:
+``ingest``, ``bulk``, ``rollups``, ``reads``, ``catalog``, ``crud``, ``alerts``,
+``offline``, ``rules``, ``webhooks``, ``reports``, ``access``, ``audit``. Leaf modules they
+share: ``model`` (errors and values), ``sqlbase`` (connections, Database, row helpers),
+``tiers`` (rollup arithmetic), ``selects``, ``changelog`` (audit rows in a change's
+transaction), ``alert_rows``. ``dialect`` is the base of what differs per engine;
+``migrations`` runs the versioned schema; ``copy`` is copy-data between engines. One package
+per engine, ``sqlite`` and ``postgres``: its ``pool``, ``dialect``, schema, catalog (for
+copy-data) and ``lead``; PostgreSQL adds ``partitions`` (readings by day) and its rollup
+COPY statements.
 """
 
 from hub.storage.engines import open_storage
-from hub.storage.interface import Stats, Storage
+from hub.storage.interface import Storage
 from hub.storage.model import (
     SEQ_BITS,
     Conflict,
     FoundAnomaly,
     GatewayReport,
+    Stats,
     StorageError,
     StoreResult,
     Thresholds,

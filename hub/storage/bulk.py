@@ -11,13 +11,13 @@ naming a sensor that does not exist stores nothing.
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Protocol
 
-from hub.storage.audit import AuditEntry, Who, write_entry
-from hub.storage.ingest import ReadingRow
-from hub.storage.model import StorageError
-from hub.storage.sqlbase import Conn, SqlStorage
+from hub.storage.changelog import AuditEntry, Who, write_entry
+from hub.storage.dialect import Dialect
+from hub.storage.model import ReadingRow, StorageError
+from hub.storage.sqlbase import Conn, Database
 
 # Rows per INSERT ... VALUES statement: 2 parameters each, well under SQLite's limit.
 _CHUNK = 400
@@ -34,9 +34,17 @@ class UnknownSensors(StorageError):
         self.missing = list(missing)
 
 
-class BulkMixin(SqlStorage):
-    @abstractmethod
-    def _insert_readings(self, conn: Conn, rows: list[ReadingRow]) -> int: ...
+class ReadingsIn(Protocol):
+    """The one insert path of readings (hub.storage.ingest), folds included."""
+
+    def insert_rows(self, conn: Conn, rows: list[ReadingRow]) -> int: ...
+
+
+class Backfill:
+    def __init__(self, db: Database, dialect: Dialect, readings_in: ReadingsIn) -> None:
+        self._db = db
+        self._dialect = dialect
+        self._readings_in = readings_in
 
     def bulk_insert(self, rows: Sequence[BulkRow], actor: Who) -> int:
         """Store ``rows``; returns how many were new (the rest were stored already)."""
@@ -48,11 +56,11 @@ class BulkMixin(SqlStorage):
             values.setdefault((sensor_id, ts), value)
         keys = list(values)
         # PostgreSQL: the partitions of these days exist before the transaction starts.
-        self.before_readings(sorted({ts for _, ts in keys}))
+        self._dialect.before_readings(sorted({ts for _, ts in keys}))
         sensor_ids = sorted({s for s, _ in keys})
-        with self._write() as conn:
+        with self._db.write() as conn:
             # Held until the commit, so no deletion of these sensors runs in between.
-            known = self._lock_sensors(conn, sensor_ids)
+            known = self._dialect.lock_sensors(conn, sensor_ids)
             missing = [s for s in sensor_ids if s not in known]
             if missing:
                 raise UnknownSensors(missing)
@@ -73,7 +81,7 @@ class BulkMixin(SqlStorage):
                     fresh.append(
                         (int(rid), int(sensor_id), float(ts), value, BULK_GATEWAY, int(rid))
                     )
-            inserted = self._insert_readings(conn, sorted(fresh)) if fresh else 0
+            inserted = self._readings_in.insert_rows(conn, sorted(fresh)) if fresh else 0
             write_entry(
                 conn,
                 AuditEntry(
@@ -90,5 +98,9 @@ class BulkMixin(SqlStorage):
                     },
                 ),
             )
-        self._touch({sensor_id for _, sensor_id, *_ in fresh})
+        # Queued for the anomaly scan in a write of its own, after the readings committed.
+        touched = sorted({sensor_id for _, sensor_id, *_ in fresh})
+        if touched:
+            with self._db.write() as conn:
+                self._dialect.queue_scans(conn, touched)
         return inserted

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.storage.ingest import IngestMixin, ReadingRow
-from hub.storage.model import StorageError
+from hub.storage.interface import Storage
+from hub.storage.model import ReadingRow, StorageError
 
 # In this order, parents before the tables that reference them; every other table after.
 FIRST = ("factories", "gateways", "machines", "sensors", "tokens")
@@ -41,19 +41,19 @@ def _ordered(tables: set[str]) -> list[str]:
 
 
 def copy_data(
-    src: IngestMixin, dst: IngestMixin, progress: Callable[[str], None] = lambda _: None
+    src: Storage, dst: Storage, progress: Callable[[str], None] = lambda _: None
 ) -> CopyReport:
     """Copy every table of ``src`` into ``dst`` (both migrated to this release's schema)."""
     report = CopyReport()
-    src_tables = set(src.table_columns())
-    dst_columns = dst.table_columns()
+    src_tables = set(src.dialect.table_columns())
+    dst_columns = dst.dialect.table_columns()
     missing = src_tables - set(dst_columns)
     if missing:
         raise StorageError(f"the destination has no table {', '.join(sorted(missing))}")
     for table in _ordered(src_tables - DERIVED):
-        columns = src.table_columns()[table]
-        key = src.primary_key(table)
-        converters = dst.converters(table)
+        columns = src.dialect.table_columns()[table]
+        key = src.dialect.primary_key(table)
+        converters = dst.dialect.converters(table)
         count = 0
         cols = ", ".join(f'"{c}"' for c in columns)
         for rows in _chunks_on(src, table, key[0], cols, CHUNK, whole=len(key) > 1):
@@ -72,7 +72,7 @@ def copy_data(
             report.readings_new += insert_reading_rows(dst, [tuple(r) for r in rows])
             report.readings_seen += len(rows)
             progress(f"readings: {report.readings_seen} copied, {report.readings_new} new")
-    dst.after_copy()
+    dst.dialect.after_copy()
     return report
 
 
@@ -81,7 +81,7 @@ def _same(value: Any) -> Any:
 
 
 def upsert_rows(
-    dst: IngestMixin,
+    dst: Storage,
     table: str,
     columns: Sequence[str],
     key: Sequence[str],
@@ -98,13 +98,13 @@ def upsert_rows(
         else "DO NOTHING"
     )
     try:
-        with dst._write() as conn:
+        with dst.db.write() as conn:
             conn.executemany(
                 f'INSERT INTO "{table}" ({cols}) VALUES ({marks}) '
                 f"ON CONFLICT ({conflict}) {action}",
                 rows,
             )
-    except dst.integrity_errors as exc:
+    except dst.dialect.integrity_errors as exc:
         raise StorageError(
             f"cannot copy table {table}: the destination holds different data ({exc}). "
             "Copy into an empty database, or into the one an earlier copy-data of this "
@@ -112,23 +112,23 @@ def upsert_rows(
         ) from None
 
 
-def insert_reading_rows(dst: IngestMixin, rows: list[ReadingRow]) -> int:
+def insert_reading_rows(dst: Storage, rows: list[ReadingRow]) -> int:
     """Store reading rows as ingest does (partitions, rollups, each id once); returns how
     many were new."""
-    dst.before_readings([r[2] for r in rows])
-    with dst._write() as conn:
-        return dst._insert_readings(conn, rows)
+    dst.dialect.before_readings([r[2] for r in rows])
+    with dst.db.write() as conn:
+        return dst.ingest.insert_rows(conn, rows)
 
 
 def _chunks_on(
-    src: IngestMixin, table: str, key: str, cols: str, size: int, whole: bool = False
+    src: Storage, table: str, key: str, cols: str, size: int, whole: bool = False
 ) -> Iterator[list[Any]]:
     """Rows of ``table`` in ``key`` order, ``size`` at a time (keyset paging: each chunk is
     one short read, however large the table); ``whole``: all at once (a composite key,
     which one column cannot page)."""
     after: Any = None
     while True:
-        with src._reader() as conn:
+        with src.db.reader() as conn:
             if whole:
                 yield conn.execute(f'SELECT {cols} FROM "{table}"').fetchall()
                 return

@@ -15,42 +15,15 @@ only while it has no sensors, and a sensor's PATCH changes its display name, not
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from hub.storage.audit import AuditEntry, Who, write_entry
-from hub.storage.model import Conflict, StorageError
-from hub.storage.reads import ReadsMixin
-from hub.storage.rollups import RollupsMixin
-from hub.storage.sqlbase import Conn, SqlStorage, dicts, row_dict
+from hub.storage.changelog import AuditEntry, Who, write_entry
+from hub.storage.dialect import Dialect
+from hub.storage.model import Conflict, SensorCache, StorageError
+from hub.storage.selects import FACTORY_SELECT, MACHINE_SELECT, SENSOR_SELECT
+from hub.storage.sqlbase import Conn, Database, row_dict
 from shared.timeutil import now
-
-FACTORY_SELECT = (
-    "SELECT f.id, f.name, f.location, f.created_at, "
-    "(SELECT count(*) FROM machines m WHERE m.factory_id = f.id) AS machines, "
-    "(SELECT count(*) FROM gateways g WHERE g.factory_id = f.id) AS gateways "
-    "FROM factories f"
-)
-MACHINE_SELECT = (
-    "SELECT m.id, m.factory_id, f.name AS factory, m.line, m.name, m.type, m.status, "
-    "m.created_at, (SELECT count(*) FROM sensors s WHERE s.machine_id = m.id) AS sensors "
-    "FROM machines m JOIN factories f ON f.id = m.factory_id"
-)
-SENSOR_SELECT = ReadsMixin._SENSOR_SELECT
-GATEWAY_SELECT = ReadsMixin._GATEWAY_SELECT
-
-# Tables holding a sensor's data, by column, emptied when the sensor is deleted (the rollup
-# tiers by their own helper). Those that other parts of the schema add (the alert
-# lifecycle) are cleaned when present.
-_SENSOR_DATA = (
-    ("readings", "sensor_id"),
-    ("bulk_keys", "sensor_id"),
-    ("anomalies", "sensor_id"),
-    ("anomaly_scans", "sensor_id"),
-    ("edge_alerts", "sensor_id"),
-    ("alert_rules", "sensor_id"),
-)
 
 
 class Unknown(StorageError):
@@ -60,28 +33,6 @@ class Unknown(StorageError):
         super().__init__(f"no {field.removesuffix('_id')} with id {ident}")
         self.field = field
         self.ident = ident
-
-
-def unique_violation(exc: BaseException) -> bool:
-    """A UNIQUE constraint refused the write (sqlite3 and psycopg both say IntegrityError;
-    psycopg's UniqueViolation is one, NOT NULL and CHECK are others)."""
-    if isinstance(exc, sqlite3.IntegrityError):
-        return "UNIQUE" in str(exc)
-    return type(exc).__name__ == "UniqueViolation"
-
-
-def present_tables(conn: Conn, names: Collection[str]) -> set[str]:
-    """Which of ``names`` exist, on either engine."""
-    wanted = sorted(names)
-    marks = ", ".join("?" * len(wanted))
-    if isinstance(conn, sqlite3.Connection):
-        sql = f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})"
-    else:
-        sql = (
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-            f"AND tablename IN ({marks})"
-        )
-    return {str(r[0]) for r in conn.execute(sql, wanted).fetchall()}
 
 
 def _one(conn: Conn, sql: str, params: list[Any] | tuple[Any, ...]) -> dict[str, Any] | None:
@@ -97,56 +48,29 @@ def _bump(conn: Conn, factory_id: int) -> None:
     )
 
 
-class CrudMixin(SqlStorage):
-    # -- paged lists ---------------------------------------------------------------------
+class SensorData(Protocol):
+    """A concern that keeps rows of a sensor: it removes them inside the deleting
+    transaction and says how many of each table went."""
 
-    def _page(
-        self, select: str, where: Mapping[str, Any], order: str, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        clauses = [f"{column} = ?" for column, value in where.items() if value is not None]
-        params = [value for value in where.values() if value is not None]
-        clause = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        # One read transaction: the total and the page describe the same state.
-        with self._reader(snapshot=True) as conn:
-            total = conn.execute(f"SELECT count(*) FROM ({select}{clause}) t", params).fetchone()
-            rows = dicts(
-                conn.execute(
-                    f"{select}{clause} ORDER BY {order} LIMIT ? OFFSET ?",
-                    [*params, limit, offset],
-                )
-            )
-        return rows, int(total[0])
+    def delete_sensor(self, conn: Conn, sensor_id: int) -> dict[str, int] | None: ...
 
-    def gateways_page(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        return self._page(GATEWAY_SELECT, {}, "g.name", offset, limit)
 
-    def factories_page(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        return self._page(FACTORY_SELECT, {}, "f.id", offset, limit)
+class Crud:
+    """Operators' edits of factories, machines and sensors. A sensor's deletion takes its
+    data from each concern that keeps some, in the order given (children before parents)."""
 
-    def machines_page(
-        self, factory_id: int | None, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        return self._page(MACHINE_SELECT, {"m.factory_id": factory_id}, "m.id", offset, limit)
-
-    def sensors_page(
-        self,
-        offset: int,
-        limit: int,
-        *,
-        machine_id: int | None = None,
-        key: str | None = None,
-        factory_id: int | None = None,
-    ) -> tuple[list[dict[str, Any]], int]:
-        where = {"s.machine_id": machine_id, "s.key": key, "s.factory_id": factory_id}
-        return self._page(SENSOR_SELECT, where, "s.id", offset, limit)
+    def __init__(
+        self, db: Database, dialect: Dialect, cache: SensorCache, sensor_data: Sequence[SensorData]
+    ) -> None:
+        self._db = db
+        self._dialect = dialect
+        self._cache = cache
+        self._sensor_data = tuple(sensor_data)
 
     # -- factories -----------------------------------------------------------------------
 
-    def get_factory(self, factory_id: int) -> dict[str, Any] | None:
-        return self._one_dict(FACTORY_SELECT + " WHERE f.id = ?", (factory_id,))
-
     def create_factory(self, name: str, location: str | None, actor: Who) -> dict[str, Any]:
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 "INSERT INTO factories (name, location, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO NOTHING RETURNING id",
@@ -174,7 +98,7 @@ class CrudMixin(SqlStorage):
     ) -> dict[str, Any] | None:
         """Apply ``changes`` (name, location); None when there is no such factory."""
         try:
-            with self._write() as conn:
+            with self._db.write() as conn:
                 if not conn.execute(
                     "SELECT 1 FROM factories WHERE id = ?", (factory_id,)
                 ).fetchone():
@@ -190,14 +114,14 @@ class CrudMixin(SqlStorage):
                 )
                 return _one(conn, FACTORY_SELECT + " WHERE f.id = ?", (factory_id,))
         except Exception as exc:
-            if unique_violation(exc):
+            if self._dialect.is_unique_violation(exc):
                 raise Conflict(f"a factory named {changes.get('name')!r} exists") from None
             raise
 
     def delete_factory(self, factory_id: int, actor: Who) -> bool:
         """Delete an empty factory; False when there is none, Conflict while it has
         machines or gateways (their data would lose its place in the model)."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = _one(conn, FACTORY_SELECT + " WHERE f.id = ?", (factory_id,))
             if row is None:
                 return False
@@ -213,22 +137,14 @@ class CrudMixin(SqlStorage):
                     actor, "factory.delete", "factory", str(factory_id), {"name": row["name"]}
                 ),
             )
-        self._sensor_cache.pop(factory_id, None)
+        self._cache.pop(factory_id, None)
         return True
 
     # -- machines ------------------------------------------------------------------------
 
-    def get_machine(self, machine_id: int) -> dict[str, Any] | None:
-        return self._one_dict(MACHINE_SELECT + " WHERE m.id = ?", (machine_id,))
-
-    def machines_named(self, line: str, name: str) -> list[dict[str, Any]]:
-        return self._all_dicts(
-            MACHINE_SELECT + " WHERE m.line = ? AND m.name = ? ORDER BY m.id", (line, name)
-        )
-
     def create_machine(self, fields: Mapping[str, Any], actor: Who) -> dict[str, Any]:
         """``fields``: factory_id, line, name, type, status."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             factory_id = int(fields["factory_id"])
             if not conn.execute("SELECT 1 FROM factories WHERE id = ?", (factory_id,)).fetchone():
                 raise Unknown("factory_id", factory_id)
@@ -263,7 +179,7 @@ class CrudMixin(SqlStorage):
     ) -> dict[str, Any] | None:
         """Apply ``changes`` (line, name, type, status); None when there is no such machine."""
         try:
-            with self._write() as conn:
+            with self._db.write() as conn:
                 current = _one(conn, MACHINE_SELECT + " WHERE m.id = ?", (machine_id,))
                 if current is None:
                     return None
@@ -285,7 +201,7 @@ class CrudMixin(SqlStorage):
                 )
                 return _one(conn, MACHINE_SELECT + " WHERE m.id = ?", (machine_id,))
         except Exception as exc:
-            if unique_violation(exc):
+            if self._dialect.is_unique_violation(exc):
                 raise Conflict(
                     f"the factory has a machine {changes.get('name')!r} on line "
                     f"{changes.get('line')!r}"
@@ -294,7 +210,7 @@ class CrudMixin(SqlStorage):
 
     def delete_machine(self, machine_id: int, actor: Who) -> bool:
         """Delete a machine without sensors; False when there is none, Conflict otherwise."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = _one(conn, MACHINE_SELECT + " WHERE m.id = ?", (machine_id,))
             if row is None:
                 return False
@@ -320,7 +236,7 @@ class CrudMixin(SqlStorage):
     def create_sensor(self, fields: Mapping[str, Any], actor: Who) -> dict[str, Any]:
         """``fields``: machine_id, name, unit, min_threshold, max_threshold. The key is
         the machine's line and name and the sensor's name."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             machine_id = int(fields["machine_id"])
             machine = conn.execute(
                 "SELECT factory_id, line, name FROM machines WHERE id = ?", (machine_id,)
@@ -351,14 +267,14 @@ class CrudMixin(SqlStorage):
         assert created is not None
         # Ingest in this process finds it at once; other processes look a key up in the
         # database when their cache misses it.
-        self._sensor_cache.get(factory_id, {})[key] = sensor_id
+        self._cache.get(factory_id, {})[key] = sensor_id
         return created
 
     def update_sensor(
         self, sensor_id: int, changes: Mapping[str, Any], actor: Who
     ) -> dict[str, Any] | None:
         """Apply ``changes`` (name, unit: what a person calls it; the key stays)."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             if not conn.execute("SELECT 1 FROM sensors WHERE id = ?", (sensor_id,)).fetchone():
                 return None
             if changes:
@@ -376,11 +292,11 @@ class CrudMixin(SqlStorage):
         alerts (with their journal); how many rows of each went, None: no such sensor.
 
         Data a gateway sends for its key later makes a new sensor, as on first data."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             # Locked first (PostgreSQL): a batch storing rows for this sensor commits before
             # the deletes below look, and none starts until this transaction ends.
             row = conn.execute(
-                f"SELECT factory_id, key FROM sensors WHERE id = ?{self._LOCK_FOR_DELETE}",
+                f"SELECT factory_id, key FROM sensors WHERE id = ?{self._dialect.lock_for_delete}",
                 (sensor_id,),
             ).fetchone()
             if row is None:
@@ -388,27 +304,10 @@ class CrudMixin(SqlStorage):
             factory_id, key = int(row[0]), str(row[1])
             # Forget the key before the commit as well as after: an ingest of this process
             # that gets the writer next resolves it afresh (a new sensor), never to this id.
-            self._sensor_cache.get(factory_id, {}).pop(key, None)
-            tables = present_tables(
-                conn, {t for t, _ in _SENSOR_DATA} | {"alerts", "alert_journal"}
-            )
+            self._cache.get(factory_id, {}).pop(key, None)
             removed: dict[str, int] = {}
-            if {"alerts", "alert_journal"} <= tables:
-                cur = conn.execute(
-                    "DELETE FROM alert_journal WHERE alert_id IN "
-                    "(SELECT id FROM alerts WHERE sensor_id = ?)",
-                    (sensor_id,),
-                )
-                removed["alert_journal"] = max(cur.rowcount, 0)
-            if "alerts" in tables:
-                cur = conn.execute("DELETE FROM alerts WHERE sensor_id = ?", (sensor_id,))
-                removed["alerts"] = max(cur.rowcount, 0)
-            for table, column in _SENSOR_DATA:
-                if table in tables:
-                    cur = conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (sensor_id,))
-                    removed[table] = max(cur.rowcount, 0)
-            if isinstance(self, RollupsMixin):
-                self.delete_rollups(conn, sensor_id)
+            for concern in self._sensor_data:
+                removed.update(concern.delete_sensor(conn, sensor_id) or {})
             conn.execute("DELETE FROM sensors WHERE id = ?", (sensor_id,))
             _bump(conn, factory_id)
             write_entry(
@@ -417,7 +316,5 @@ class CrudMixin(SqlStorage):
                     actor, "sensor.delete", "sensor", str(sensor_id), {"key": key, **removed}
                 ),
             )
-        self._sensor_cache.get(factory_id, {}).pop(key, None)
-        with self._touch_lock:
-            self._touched.pop(sensor_id, None)
+        self._cache.get(factory_id, {}).pop(key, None)
         return removed

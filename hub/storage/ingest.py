@@ -3,33 +3,75 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Protocol
 
-from hub.storage.model import GatewayReport, StorageError, StoreResult, reading_id
-from hub.storage.sqlbase import Conn, SqlStorage
+from hub.storage.dialect import Dialect, Fold
+from hub.storage.model import (
+    GatewayReport,
+    ReadingRow,
+    SensorCache,
+    StorageError,
+    StoreResult,
+    reading_id,
+)
+from hub.storage.sqlbase import Conn, Database
 from shared.timeutil import now
 from shared.topics import split_key
 from shared.wire import WireAlert, WireMark, WireReading
 
-# (id, sensor_id, ts, value, gateway_id, seq): a reading row as both engines store it.
-ReadingRow = tuple[int, int, float, float, int, int]
 # Each try needs a sensor of the batch deleted between reading its id and locking it.
 _RESOLVE_TRIES = 5
 
 
-class IngestMixin(SqlStorage):
-    @abstractmethod
-    def _insert_readings(self, conn: Conn, rows: list[ReadingRow]) -> int:
-        """Insert rows, skipping ids already stored; returns how many were new."""
+class EdgeAlerts(Protocol):
+    """Where a batch's edge alerts go, in its transaction (hub.storage.alerts)."""
+
+    def record_edge_alerts(
+        self, conn: Conn, gateway_id: int, ids: dict[str, int], alerts: Sequence[WireAlert]
+    ) -> None: ...
+
+
+class GatewaySync(Protocol):
+    """What follows a gateway's sync, in the batch's transaction (hub.storage.offline)."""
+
+    def gateway_synced(self, conn: Conn, gateway_id: int) -> None: ...
+
+
+class Ingest:
+    """A batch in, all or nothing. ``rollups``, ``alerts`` and ``offline`` are updated inside
+    the batch's own transaction: the readings' folds, the edge alerts, and the clearing of
+    the gateway's offline alert."""
+
+    def __init__(
+        self,
+        db: Database,
+        dialect: Dialect,
+        cache: SensorCache,
+        rollups: Fold,
+        alerts: EdgeAlerts,
+        offline: GatewaySync,
+    ) -> None:
+        self._db = db
+        self._dialect = dialect
+        self._cache = cache
+        self._rollups = rollups
+        self._alerts = alerts
+        self._offline = offline
+
+    def insert_rows(self, conn: Conn, rows: list[ReadingRow]) -> int:
+        """Insert rows, skipping ids already stored, folded into the rollups in ``conn``'s
+        transaction; returns how many were new."""
+        return self._dialect.insert_readings(conn, rows, self._rollups)
 
     def _resolve_sensors(
         self, conn: Conn, factory_id: int, readings: Sequence[WireReading]
     ) -> tuple[dict[str, int], dict[str, int]]:
         """Sensor ids for every key in ``readings``: (all ids, ids created just now). Each id
-        is locked against deletion until the batch commits (``_lock_sensors``): a batch and
-        the deletion of one of its sensors run one after the other, never interleaved."""
-        cache = self._sensor_cache.get(factory_id)
+        is locked against deletion until the batch commits (the dialect's ``lock_sensors``):
+        a batch and the deletion of one of its sensors run one after the other, never
+        interleaved."""
+        cache = self._cache.get(factory_id)
         for _ in range(_RESOLVE_TRIES):
             if cache is None:
                 # Before this batch inserts anything: the cache gets committed sensors only.
@@ -37,9 +79,9 @@ class IngestMixin(SqlStorage):
                     "SELECT key, id FROM sensors WHERE factory_id = ?", (factory_id,)
                 ).fetchall()
                 cache = {str(k): int(i) for k, i in rows}
-                self._sensor_cache[factory_id] = cache
+                self._cache[factory_id] = cache
             used = sorted({cache[r.key] for r in readings if r.key in cache})
-            if len(self._lock_sensors(conn, used)) == len(used):
+            if len(self._dialect.lock_sensors(conn, used)) == len(used):
                 break
             cache = None  # a sensor was deleted (by this or another hub process)
         else:
@@ -95,48 +137,9 @@ class IngestMixin(SqlStorage):
                 "SELECT id FROM sensors WHERE factory_id = ? AND key = ?", (factory_id, key)
             ).fetchone()
             # Another process's sensor of this key may be deleted before we lock it.
-            if row is not None and self._lock_sensors(conn, [int(row[0])]):
+            if row is not None and self._dialect.lock_sensors(conn, [int(row[0])]):
                 return int(row[0])
         raise StorageError(f"sensor {key!r} keeps being deleted; send the batch again")
-
-    def _gateway_synced(self, conn: Conn, gateway_id: int) -> None:
-        """Called in a batch's write transaction once the gateway's report is stored (the
-        alerts mixin clears its offline alert here)."""
-
-    def _upsert_alerts(
-        self, conn: Conn, gateway_id: int, ids: dict[str, int], alerts: Sequence[WireAlert]
-    ) -> None:
-        received = now()
-        # A close never reopens, and a late "open" never erases a close.
-        conn.executemany(
-            "INSERT INTO edge_alerts (gateway_id, alert_id, sensor_id, rule, breach_type, "
-            "severity, threshold_value, value, opened_at, closed_at, reading_seq, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (gateway_id, alert_id) DO UPDATE SET "
-            "severity = CASE WHEN edge_alerts.closed_at IS NULL "
-            "THEN excluded.severity ELSE edge_alerts.severity END, "
-            "value = CASE WHEN edge_alerts.closed_at IS NULL "
-            "THEN excluded.value ELSE edge_alerts.value END, "
-            "closed_at = coalesce(edge_alerts.closed_at, excluded.closed_at)",
-            [
-                (
-                    gateway_id,
-                    a.id,
-                    ids[a.key],
-                    a.rule,
-                    a.breach_type,
-                    a.severity,
-                    a.threshold_value,
-                    a.value,
-                    a.opened_at,
-                    # A clear stamped before the open (readings out of order) took no time.
-                    None if a.closed_at is None else max(a.closed_at, a.opened_at),
-                    a.reading_seq,
-                    received,
-                )
-                for a in alerts
-            ],
-        )
 
     def store_batch(
         self,
@@ -146,7 +149,20 @@ class IngestMixin(SqlStorage):
         report: GatewayReport,
         alerts: Sequence[WireAlert] = (),
     ) -> StoreResult:
-        with self._write() as conn:
+        return self._dialect.guard_batch(
+            lambda: self._store(gateway_id, factory_id, readings, report, alerts),
+            lambda: [r.ts for r in readings],
+        )
+
+    def _store(
+        self,
+        gateway_id: int,
+        factory_id: int,
+        readings: Sequence[WireReading],
+        report: GatewayReport,
+        alerts: Sequence[WireAlert],
+    ) -> StoreResult:
+        with self._db.write() as conn:
             keyed: Sequence[WireReading] = readings
             if alerts:
                 # An alert's sensor normally arrived with its reading; make sure it exists.
@@ -155,7 +171,7 @@ class IngestMixin(SqlStorage):
             accepted = 0
             if readings:
                 base = reading_id(gateway_id, 0)
-                accepted = self._insert_readings(
+                accepted = self.insert_rows(
                     conn,
                     [
                         (base + r.seq, ids[r.key], r.ts, r.value, gateway_id, r.seq)
@@ -164,9 +180,9 @@ class IngestMixin(SqlStorage):
                 )
             if readings:
                 # Queued for the anomaly scan in the batch's transaction: stored means queued.
-                self._queue_scans(conn, sorted({ids[r.key] for r in readings}))
+                self._dialect.queue_scans(conn, sorted({ids[r.key] for r in readings}))
             if alerts:
-                self._upsert_alerts(conn, gateway_id, ids, alerts)
+                self._alerts.record_edge_alerts(conn, gateway_id, ids, alerts)
             # The report, and the rules version the answer carries, in one statement.
             version = conn.execute(
                 "UPDATE gateways SET last_seen = ?, backlog = ?, dropped = ?, dead_letters = ?, "
@@ -182,9 +198,9 @@ class IngestMixin(SqlStorage):
                     factory_id,
                 ),
             ).fetchone()[0]
-            self._gateway_synced(conn, gateway_id)
+            self._offline.gateway_synced(conn, gateway_id)
         if created:
-            self._sensor_cache.setdefault(factory_id, {}).update(created)
+            self._cache.setdefault(factory_id, {}).update(created)
         return StoreResult(
             accepted=accepted, duplicates=len(readings) - accepted, config_version=int(version)
         )
@@ -196,7 +212,7 @@ class IngestMixin(SqlStorage):
         if not marks:
             return 0
         changed = 0
-        with self._write() as conn:
+        with self._db.write() as conn:
             # In key order, as sensors are created: concurrent batches lock rows alike.
             for m in sorted(marks, key=lambda m: m.key):
                 cur = conn.execute(

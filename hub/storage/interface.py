@@ -1,46 +1,55 @@
-"""The one interface to the hub's database: what handlers, the CLI and the worker use.
+"""The one face of the hub's database: what handlers, the CLI, the worker and the tests use.
 
-Every engine (SQLite, PostgreSQL) implements :class:`Storage`; nothing outside
-``hub.storage`` knows which one runs. ``Storage(target)`` opens the engine that ``target``
-names, like :class:`pathlib.Path` picks its flavour: a ``database`` URL from hub.toml
-(``sqlite:////abs/hub.db``, ``postgresql://...``) or a plain SQLite file path.
+``Storage(target)`` opens the engine that ``target`` names, like :class:`pathlib.Path` picks
+its flavour: a ``database`` URL from hub.toml (``sqlite:////abs/hub.db``,
+``postgresql://...``) or a plain SQLite file path. Nothing outside ``hub.storage`` knows
+which engine runs.
+
+The face is kept as one stable contract with every method the hub needs; each is a one-line
+delegation to the concern that owns it (``storage.ingest``, ``storage.rollups``,
+``storage.alerts``...: see hub.storage), which new code may also call directly. An engine
+(sqlite/, postgres/) gives the face its pool and dialect and runs its own migrations.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.auth import Role, TokenRecord
-from hub.storage.model import FoundAnomaly, GatewayReport, StoreResult, Thresholds
+from hub.storage.access import Access
+from hub.storage.alerts import Actor, AlertFilter, Alerts
+from hub.storage.audit import Audit, AuditEntry, Who
+from hub.storage.bulk import Backfill, BulkRow
+from hub.storage.catalog import Catalog
+from hub.storage.crud import Crud
+from hub.storage.dialect import Dialect
+from hub.storage.ingest import Ingest
+from hub.storage.model import (
+    Bucket,
+    FoundAnomaly,
+    GatewayReport,
+    Page,
+    ReadingRow,
+    SensorCache,
+    SessionRow,
+    Stats,
+    StoreResult,
+    Thresholds,
+    TierUsage,
+)
+from hub.storage.offline import Offline
+from hub.storage.reads import Reads
+from hub.storage.reports import Reports, RollingRow
+from hub.storage.rollups import Rollups
+from hub.storage.rules import Rules, RuleSpec
+from hub.storage.sqlbase import Conn, Database
+from hub.storage.webhooks import Webhooks
 from shared.wire import WireAlert, WireMark, WireReading
 
-if TYPE_CHECKING:
-    from hub.storage.alerts import Actor, AlertFilter
-    from hub.storage.audit import AuditEntry, Who
-    from hub.storage.bulk import BulkRow
-    from hub.storage.report import RollingRow
-    from hub.storage.rules import RuleSpec
-    from hub.storage.sessions import SessionRow
-
-Stats = tuple[float | None, float | None, float | None, int, float | None, float | None]
-# One page of a list (rows, how many there are in all).
-Page = tuple[list[dict[str, Any]], int]
-# (bucket start, min, max, avg, count, first ts, first value, last ts, last value)
-Bucket = tuple[float, float, float, float, int, float, float, float, float]
-
-
-@dataclass(frozen=True, slots=True)
-class TierUsage:
-    """One storage tier (raw, 1m, 1h): rows, bytes (None: the engine cannot tell), oldest."""
-
-    tier: str
-    rows: int
-    bytes: int | None
-    oldest: float | None
+__all__ = ["Bucket", "Page", "Stats", "Storage", "TierUsage"]
 
 
 class Storage(ABC):
@@ -51,6 +60,29 @@ class Storage(ABC):
             target = args[0] if args else kwargs.get("target", "")
             return super().__new__(engine_class(str(target)))
         return super().__new__(cls)
+
+    def _assemble(self, db: Database, dialect: Dialect) -> None:
+        """Build the concerns over an engine's database handle and dialect (its __init__
+        calls this), each given the collaborators it uses."""
+        cache: SensorCache = {}
+        self.db = db
+        self.dialect = dialect
+        self.access = Access(db)
+        self.audit = Audit(db)
+        self.catalog = Catalog(db, cache)
+        self.reads = Reads(db)
+        self.rollups = Rollups(db, dialect, self.reads)
+        self.alerts = Alerts(db)
+        self.offline = Offline(db)
+        self.rules = Rules(db)
+        self.webhooks = Webhooks(db)
+        self.reports = Reports(db, dialect)
+        self.ingest = Ingest(db, dialect, cache, self.rollups, self.alerts, self.offline)
+        self.backfill = Backfill(db, dialect, self.ingest)
+        # A sensor's rows go children first: alerts (and their journal) before the rules
+        # they name, then readings, anomalies, rollups.
+        cascade = (self.alerts, self.rules, self.reads, self.reports, self.rollups)
+        self.crud = Crud(db, dialect, cache, cascade)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -72,46 +104,83 @@ class Storage(ABC):
     def checkpoint(self) -> None:
         """Leave the database self-contained at a clean stop (SQLite: fold the WAL in)."""
 
-    @abstractmethod
-    def ping(self) -> bool: ...
+    def ping(self) -> bool:
+        return self.db.ping()
 
     @abstractmethod
     def close(self) -> None: ...
 
+    # -- transactions and seams, for tools and tests --------------------------------------
+
+    def _reader(self, snapshot: bool = False) -> AbstractContextManager[Conn]:
+        return self.db.reader(snapshot)
+
+    def _write(self) -> AbstractContextManager[Conn]:
+        return self.db.write()
+
+    def before_readings(self, ts_values: Sequence[float]) -> None:
+        """Make storage ready for readings at these times (PostgreSQL: their partitions)."""
+        self.dialect.before_readings(ts_values)
+
+    @property
+    def delete_rollups(self) -> Callable[[Conn, int], None]:
+        return self.rollups.delete_sensor
+
+    @delete_rollups.setter
+    def delete_rollups(self, delete: Callable[[Conn, int], None]) -> None:
+        self.rollups.delete_sensor = delete  # type: ignore[method-assign,assignment]
+
+    # The insert of a batch's readings and the store of its edge alerts, replaceable on one
+    # storage (a test makes a batch fail half-way through its transaction).
+    @property
+    def _insert_readings(self) -> Callable[[Conn, list[ReadingRow]], int]:
+        return self.ingest.insert_rows
+
+    @_insert_readings.setter
+    def _insert_readings(self, insert: Callable[[Conn, list[ReadingRow]], int]) -> None:
+        self.ingest.insert_rows = insert  # type: ignore[method-assign,assignment]
+
+    @property
+    def _upsert_alerts(self) -> Callable[..., None]:
+        return self.alerts.record_edge_alerts
+
+    @_upsert_alerts.setter
+    def _upsert_alerts(self, record: Callable[..., None]) -> None:
+        self.alerts.record_edge_alerts = record  # type: ignore[method-assign]
+
     # -- factories, gateways, tokens ------------------------------------------------------
 
-    @abstractmethod
     def add_gateway(self, name: str, factory: str, token_hash: str, *, rotate: bool = False) -> int:
         """Register gateway ``name`` in ``factory`` with a token; returns the gateway row id.
 
         ``rotate``: the gateway may exist (in the same factory); its old tokens are revoked.
         Conflict when it exists and ``rotate`` is false, or exists in another factory.
         """
+        return self.access.add_gateway(name, factory, token_hash, rotate=rotate)
 
-    @abstractmethod
-    def add_token(self, role: Role, token_hash: str) -> int: ...
+    def add_token(self, role: Role, token_hash: str) -> int:
+        return self.access.add_token(role, token_hash)
 
-    @abstractmethod
-    def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        return self.access.token_by_hash(token_hash)
 
-    @abstractmethod
     def list_tokens(self) -> list[dict[str, Any]]:
         """Every token's id, role, gateway, creation time and state; never the hash."""
+        return self.access.list_tokens()
 
-    @abstractmethod
     def revoke_token(self, token_id: int) -> bool:
         """Revoke one token (its next request gets 401); False if there is no such token."""
+        return self.access.revoke_token(token_id)
 
-    @abstractmethod
     def revoke_gateway(self, name: str) -> bool:
         """Revoke gateway ``name`` and all its tokens; False if there is no such gateway.
 
         Its data stays. ``add_gateway(..., rotate=True)`` re-enables it with a new token.
         """
+        return self.access.revoke_gateway(name)
 
     # -- ingest ---------------------------------------------------------------------------
 
-    @abstractmethod
     def store_batch(
         self,
         gateway_id: int,
@@ -121,67 +190,67 @@ class Storage(ABC):
         alerts: Sequence[WireAlert] = (),
     ) -> StoreResult:
         """Store a batch all or nothing; each (gateway, seq) once, however often it comes."""
+        return self.ingest.store_batch(gateway_id, factory_id, readings, report, alerts)
 
-    @abstractmethod
     def apply_marks(self, factory_id: int, marks: Sequence[WireMark]) -> int:
         """A batch's Sparkplug stale/fresh marks; the latest mark per sensor wins."""
+        return self.ingest.apply_marks(factory_id, marks)
 
     # -- read side ------------------------------------------------------------------------
 
-    @abstractmethod
-    def list_gateways(self) -> list[dict[str, Any]]: ...
+    def list_gateways(self) -> list[dict[str, Any]]:
+        return self.catalog.list_gateways()
 
-    @abstractmethod
-    def get_gateway(self, name: str) -> dict[str, Any] | None: ...
+    def get_gateway(self, name: str) -> dict[str, Any] | None:
+        return self.catalog.get_gateway(name)
 
-    @abstractmethod
-    def list_factories(self) -> list[dict[str, Any]]: ...
+    def list_factories(self) -> list[dict[str, Any]]:
+        return self.catalog.list_factories()
 
-    @abstractmethod
-    def list_machines(self, factory_id: int | None) -> list[dict[str, Any]]: ...
+    def list_machines(self, factory_id: int | None) -> list[dict[str, Any]]:
+        return self.catalog.list_machines(factory_id)
 
-    @abstractmethod
     def list_sensors(
         self, machine_id: int | None = None, key: str | None = None, factory_id: int | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        return self.catalog.list_sensors(machine_id, key, factory_id)
 
-    @abstractmethod
-    def get_sensor(self, sensor_id: int) -> dict[str, Any] | None: ...
+    def get_sensor(self, sensor_id: int) -> dict[str, Any] | None:
+        return self.catalog.get_sensor(sensor_id)
 
-    @abstractmethod
     def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int | None, set[str]]:
         """(how many sensors factory ``factory_id`` has, which of ``keys`` are among them):
         what ingest needs to cap new sensors before it writes (hub.batchcheck). The count is
         None when every key is known: the batch creates no sensor, and counting them would
         cost a query per batch for nothing."""
+        return self.catalog.sensor_census(factory_id, keys)
 
-    @abstractmethod
     def readings(
         self, sensor_id: int, start: float | None, end: float | None, limit: int
     ) -> list[tuple[int, float, float]]:
         """(reading id, ts, value), oldest first, at most ``limit``; [start, end)."""
+        return self.reads.readings(sensor_id, start, end, limit)
 
-    @abstractmethod
     def series(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
     ) -> list[tuple[float, float, float, float, int]]:
         """(bucket start, min, max, avg, count) per bucket, oldest first, at most ``limit``."""
+        return self.rollups.series(sensor_id, start, end, bucket, limit)
 
-    @abstractmethod
     def stats(self, sensor_id: int, start: float | None, end: float | None) -> Stats:
         """(min, max, avg, count, first ts, last ts) over the range."""
+        return self.rollups.stats(sensor_id, start, end)
 
-    @abstractmethod
-    def latest(self, sensor_id: int) -> tuple[int, float, float] | None: ...
+    def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
+        return self.rollups.latest(sensor_id)
 
-    @abstractmethod
-    def count_readings(self, gateway_id: int | None = None) -> int: ...
+    def count_readings(self, gateway_id: int | None = None) -> int:
+        return self.reads.count_readings(gateway_id)
 
-    @abstractmethod
     def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
         """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
+        return self.reads.last_readings(sensor_id, limit)
 
-    @abstractmethod
     def readings_after(
         self,
         sensor_id: int,
@@ -192,53 +261,59 @@ class Storage(ABC):
     ) -> list[tuple[int, float, float]]:
         """A page of [start, end) oldest first, past the reading ``after`` (its ts and id):
         keyset paging, so each page costs what the first does."""
+        return self.reads.readings_after(sensor_id, after, start, end, limit)
 
-    @abstractmethod
     def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:
         """The values of the last ``limit`` readings before ``ts``, oldest first."""
+        return self.reads.readings_before(sensor_id, ts, limit)
 
     # -- history: rollup tiers and retention (hub.storage.rollups) ------------------------
 
     # False only in benchmarks: ingest then skips rollup maintenance (hub.toml ``rollups``).
-    maintain_rollups: bool = True
+    @property
+    def maintain_rollups(self) -> bool:
+        return self.rollups.maintain
 
-    @abstractmethod
+    @maintain_rollups.setter
+    def maintain_rollups(self, on: bool) -> None:
+        self.rollups.maintain = on
+
     def buckets(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
     ) -> list[Bucket]:
         """Per bucket of ``bucket`` seconds (aligned to the epoch), oldest first, at most
         ``limit``: from the rollup tiers where they cover it whole, raw readings elsewhere."""
+        return self.rollups.buckets(sensor_id, start, end, bucket, limit)
 
-    @abstractmethod
     def history_span(self, sensor_id: int) -> tuple[float, float] | None:
         """(first, last) ts of everything stored for a sensor, any tier; None: nothing."""
+        return self.rollups.history_span(sensor_id)
 
-    @abstractmethod
     def expire(self, tier: str, cutoff: float, max_rows: int) -> int:
         """One bounded step of retention: remove at most ``max_rows`` of ``tier`` ("raw",
         "1m", "1h") older than ``cutoff``, in one short transaction (PostgreSQL drops whole
         day partitions of raw readings instead); 0 when nothing older is left."""
+        return self.rollups.expire(tier, cutoff, max_rows)
 
-    @abstractmethod
     def tier_usage(self) -> list[TierUsage]:
         """What each tier holds now (counts every row: for the periodic job, not per request)."""
+        return self.rollups.tier_usage()
 
-    @abstractmethod
     def record_tier_status(self, rows: Sequence[tuple[TierUsage, float | None]], at: float) -> None:
         """Keep the retention job's measurements (with each tier's next expiry) for /metrics."""
+        return self.rollups.record_tier_status(rows, at)
 
-    @abstractmethod
     def exclusive_job(self, name: str) -> AbstractContextManager[bool]:
         """Run a periodic job's round in one hub process only: the block gets True when this
         process holds the job (PostgreSQL: a session advisory lock), False when another does."""
+        return self.rollups.exclusive_job(name)
 
-    @abstractmethod
     def tier_status(self) -> list[dict[str, Any]]:
         """The last recorded measurements: tier, rows, bytes, oldest, next_expiry, measured_at."""
+        return self.rollups.tier_status()
 
     # -- thresholds and gateway config ----------------------------------------------------
 
-    @abstractmethod
     def set_thresholds(
         self, sensor_id: int, thresholds: Thresholds, *, actor: Who | None = None
     ) -> int | None:
@@ -247,32 +322,32 @@ class Storage(ABC):
         The version moves only when something changed, so repeating a PUT is a no-op.
         ``actor``: who asked; the change log's row commits with the change.
         """
+        return self.catalog.set_thresholds(sensor_id, thresholds, actor=actor)
 
-    @abstractmethod
     def gateway_config(self, name: str) -> tuple[int, list[dict[str, Any]]] | None:
         """(config version, rules) for gateway ``name``'s factory; None if no such gateway.
 
         Rules are the sensors with at least one bound: ``{"key", "min", "max", "deadband"}``.
         Version and rules come from one read transaction, so they always match.
         """
+        return self.catalog.gateway_config(name)
 
     # -- anomaly scans and edge alerts ----------------------------------------------------
 
-    @abstractmethod
     def take_scan_queue(self, limit: int) -> list[int]:
         """Up to ``limit`` sensors that got readings since their last scan, taken off the
         queue (every stored batch queues its sensors, in its own transaction)."""
+        return self.reports.take_scan_queue(limit)
 
-    @abstractmethod
     def requeue_scans(self, sensor_ids: Sequence[int]) -> None:
         """Put sensors back on the scan queue (their scan could not run)."""
+        return self.reports.requeue_scans(sensor_ids)
 
-    @abstractmethod
     def try_lead(self, job: str) -> bool:
         """True when this process runs ``job`` among all hub processes on this database (it
         keeps the lead until :meth:`close` or its death); False when another one does."""
+        return self.dialect.try_lead(job)
 
-    @abstractmethod
     def store_anomaly_scan(
         self,
         sensor_id: int,
@@ -283,124 +358,126 @@ class Storage(ABC):
         found: Sequence[FoundAnomaly],
     ) -> int:
         """Record a scan of one sensor; returns how many anomalies were new."""
+        return self.reports.store_anomaly_scan(
+            sensor_id, method, threshold, analyzed, statistics, found
+        )
 
-    @abstractmethod
-    def anomaly_scan(self, sensor_id: int) -> dict[str, Any] | None: ...
+    def anomaly_scan(self, sensor_id: int) -> dict[str, Any] | None:
+        return self.reports.anomaly_scan(sensor_id)
 
-    @abstractmethod
     def stored_anomalies(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` stored anomalies of a sensor, oldest first."""
+        return self.reports.stored_anomalies(sensor_id, limit)
 
-    @abstractmethod
     def edge_alerts(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` alerts the edge raised for a sensor, newest first."""
+        return self.alerts.edge_alerts(sensor_id, limit)
 
     # -- alert rules, fleet alerts, webhook outbox (rules.py, alerts.py) ------------------
 
-    @abstractmethod
-    def list_rules(self, sensor_id: int) -> list[dict[str, Any]]: ...
+    def list_rules(self, sensor_id: int) -> list[dict[str, Any]]:
+        return self.rules.list_rules(sensor_id)
 
-    @abstractmethod
-    def get_rule(self, rule_id: int) -> dict[str, Any] | None: ...
+    def get_rule(self, rule_id: int) -> dict[str, Any] | None:
+        return self.rules.get_rule(rule_id)
 
-    @abstractmethod
     def add_rule(
         self, sensor_id: int, spec: RuleSpec, *, actor: Who | None = None
     ) -> tuple[dict[str, Any], int] | None:
         """(the new rule, its factory's config version); None: no such sensor. ``actor``:
         recorded in the change log in the same transaction (so for update and delete)."""
+        return self.rules.add_rule(sensor_id, spec, actor=actor)
 
-    @abstractmethod
     def update_rule(
         self, rule_id: int, spec: RuleSpec, *, actor: Who | None = None
-    ) -> tuple[dict[str, Any], int] | None: ...
+    ) -> tuple[dict[str, Any], int] | None:
+        return self.rules.update_rule(rule_id, spec, actor=actor)
 
-    @abstractmethod
     def delete_rule(self, rule_id: int, *, actor: Who | None = None) -> int | None:
         """The factory's new config version; None: no such rule."""
+        return self.rules.delete_rule(rule_id, actor=actor)
 
-    @abstractmethod
     def gateway_alert_rules(self, name: str) -> list[dict[str, Any]]:
         """The enabled rules of gateway ``name``'s factory, each with its sensor's key."""
+        return self.rules.gateway_alert_rules(name)
 
-    @abstractmethod
     def list_alerts(
         self, where: AlertFilter, offset: int, limit: int, at: float | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         """(a page of the fleet's alerts, newest first; how many match in all)."""
+        return self.alerts.list_alerts(where, offset, limit, at)
 
-    @abstractmethod
-    def get_alert(self, alert_id: int) -> dict[str, Any] | None: ...
+    def get_alert(self, alert_id: int) -> dict[str, Any] | None:
+        return self.alerts.get_alert(alert_id)
 
-    @abstractmethod
-    def alert_journal(self, alert_id: int) -> list[dict[str, Any]]: ...
+    def alert_journal(self, alert_id: int) -> list[dict[str, Any]]:
+        return self.alerts.alert_journal(alert_id)
 
-    @abstractmethod
     def journal_page(
         self, alert_id: int, offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:
         """(``limit`` journal entries of an alert from ``offset``, oldest first; how many)."""
+        return self.alerts.journal_page(alert_id, offset, limit)
 
-    @abstractmethod
     def journal_tail(self, alert_id: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """(an alert's newest ``limit`` journal entries, oldest first; how many in all)."""
+        return self.alerts.journal_tail(alert_id, limit)
 
-    @abstractmethod
     def active_edge_alerts(self, gateway_id: int, edge_ids: Sequence[int]) -> dict[int, float]:
         """Of gateway ``gateway_id``'s own alert ids ``edge_ids``, those the hub holds
         active, with the opened_at it has for each."""
+        return self.alerts.active_edge_alerts(gateway_id, edge_ids)
 
-    @abstractmethod
     def acknowledge_alert(
         self, alert_id: int, actor: Actor, comment: str | None
     ) -> dict[str, Any] | None:
         """None: no such alert; Conflict: acknowledged already."""
+        return self.alerts.acknowledge_alert(alert_id, actor, comment)
 
-    @abstractmethod
     def shelve_alert(
         self, alert_id: int, actor: Actor, until: float, comment: str | None
     ) -> dict[str, Any] | None:
         """None: no such alert; Conflict: the alert is cleared."""
+        return self.alerts.shelve_alert(alert_id, actor, until, comment)
 
-    @abstractmethod
     def unshelve_alert(
         self, alert_id: int, actor: Actor, comment: str | None
     ) -> dict[str, Any] | None:
         """None: no such alert; Conflict: not shelved."""
+        return self.alerts.unshelve_alert(alert_id, actor, comment)
 
-    @abstractmethod
-    def expire_shelves(self, at: float | None = None) -> int: ...
+    def expire_shelves(self, at: float | None = None) -> int:
+        return self.alerts.expire_shelves(at)
 
-    @abstractmethod
     def evaluate_gateways(self, offline_after_s: float, at: float | None = None) -> dict[str, int]:
         """Open/clear gateway_offline alerts; {"opened": n, "cleared": n}."""
+        return self.offline.evaluate_gateways(offline_after_s, at)
 
-    @abstractmethod
-    def stale_sensors(self, sensor_ids: Iterable[int]) -> set[int]: ...
+    def stale_sensors(self, sensor_ids: Iterable[int]) -> set[int]:
+        return self.offline.stale_sensors(sensor_ids)
 
-    @abstractmethod
-    def alert_events_after(self, after: int, limit: int) -> list[dict[str, Any]]: ...
+    def alert_events_after(self, after: int, limit: int) -> list[dict[str, Any]]:
+        return self.webhooks.alert_events_after(after, limit)
 
-    @abstractmethod
-    def webhook_lease(self, url: str, owner: str, lease_s: float) -> int | None: ...
+    def webhook_lease(self, url: str, owner: str, lease_s: float) -> int | None:
+        return self.webhooks.webhook_lease(url, owner, lease_s)
 
-    @abstractmethod
-    def webhook_delivered(self, url: str, owner: str, event: int) -> bool: ...
+    def webhook_delivered(self, url: str, owner: str, event: int) -> bool:
+        return self.webhooks.webhook_delivered(url, owner, event)
 
     # -- operators' edits of the model, paged lists (hub.storage.crud) --------------------
     # Each change commits with its audit row; Conflict: a name taken or children left;
     # crud.Unknown: the body names a parent that does not exist. None/False: no such row.
 
-    @abstractmethod
-    def gateways_page(self, offset: int, limit: int) -> Page: ...
+    def gateways_page(self, offset: int, limit: int) -> Page:
+        return self.catalog.gateways_page(offset, limit)
 
-    @abstractmethod
-    def factories_page(self, offset: int, limit: int) -> Page: ...
+    def factories_page(self, offset: int, limit: int) -> Page:
+        return self.catalog.factories_page(offset, limit)
 
-    @abstractmethod
-    def machines_page(self, factory_id: int | None, offset: int, limit: int) -> Page: ...
+    def machines_page(self, factory_id: int | None, offset: int, limit: int) -> Page:
+        return self.catalog.machines_page(factory_id, offset, limit)
 
-    @abstractmethod
     def sensors_page(
         self,
         offset: int,
@@ -409,76 +486,78 @@ class Storage(ABC):
         machine_id: int | None = None,
         key: str | None = None,
         factory_id: int | None = None,
-    ) -> Page: ...
+    ) -> Page:
+        return self.catalog.sensors_page(
+            offset, limit, machine_id=machine_id, key=key, factory_id=factory_id
+        )
 
-    @abstractmethod
-    def get_factory(self, factory_id: int) -> dict[str, Any] | None: ...
+    def get_factory(self, factory_id: int) -> dict[str, Any] | None:
+        return self.catalog.get_factory(factory_id)
 
-    @abstractmethod
-    def create_factory(self, name: str, location: str | None, actor: Who) -> dict[str, Any]: ...
+    def create_factory(self, name: str, location: str | None, actor: Who) -> dict[str, Any]:
+        return self.crud.create_factory(name, location, actor)
 
-    @abstractmethod
     def update_factory(
         self, factory_id: int, changes: dict[str, Any], actor: Who
-    ) -> dict[str, Any] | None: ...
+    ) -> dict[str, Any] | None:
+        return self.crud.update_factory(factory_id, changes, actor)
 
-    @abstractmethod
-    def delete_factory(self, factory_id: int, actor: Who) -> bool: ...
+    def delete_factory(self, factory_id: int, actor: Who) -> bool:
+        return self.crud.delete_factory(factory_id, actor)
 
-    @abstractmethod
-    def get_machine(self, machine_id: int) -> dict[str, Any] | None: ...
+    def get_machine(self, machine_id: int) -> dict[str, Any] | None:
+        return self.catalog.get_machine(machine_id)
 
-    @abstractmethod
     def machines_named(self, line: str, name: str) -> list[dict[str, Any]]:
         """Every machine on ``line`` called ``name``, whatever its factory."""
+        return self.catalog.machines_named(line, name)
 
-    @abstractmethod
-    def create_machine(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]: ...
+    def create_machine(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]:
+        return self.crud.create_machine(fields, actor)
 
-    @abstractmethod
     def update_machine(
         self, machine_id: int, changes: dict[str, Any], actor: Who
-    ) -> dict[str, Any] | None: ...
+    ) -> dict[str, Any] | None:
+        return self.crud.update_machine(machine_id, changes, actor)
 
-    @abstractmethod
-    def delete_machine(self, machine_id: int, actor: Who) -> bool: ...
+    def delete_machine(self, machine_id: int, actor: Who) -> bool:
+        return self.crud.delete_machine(machine_id, actor)
 
-    @abstractmethod
-    def create_sensor(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]: ...
+    def create_sensor(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]:
+        return self.crud.create_sensor(fields, actor)
 
-    @abstractmethod
     def update_sensor(
         self, sensor_id: int, changes: dict[str, Any], actor: Who
-    ) -> dict[str, Any] | None: ...
+    ) -> dict[str, Any] | None:
+        return self.crud.update_sensor(sensor_id, changes, actor)
 
-    @abstractmethod
     def delete_sensor(self, sensor_id: int, actor: Who) -> dict[str, int] | None:
         """Delete a sensor with its readings, rollups, anomalies, rules and alerts; how many
         rows of each table went."""
+        return self.crud.delete_sensor(sensor_id, actor)
 
     # -- back-fill, derived reads, the change log -----------------------------------------
 
-    @abstractmethod
     def bulk_insert(self, rows: Sequence[BulkRow], actor: Who) -> int:
         """Store (sensor_id, ts, value) rows once per (sensor, ts); how many were new.
         bulk.UnknownSensors (nothing stored) when a sensor id does not exist."""
+        return self.backfill.bulk_insert(rows, actor)
 
-    @abstractmethod
     def rolling_readings(
         self, sensor_id: int, start: float | None, end: float | None, limit: int, window: int
-    ) -> list[RollingRow]: ...
+    ) -> list[RollingRow]:
+        return self.reports.rolling_readings(sensor_id, start, end, limit, window)
 
-    @abstractmethod
     def factory_alert_intervals(
         self, factory_id: int, start: float | None, end: float | None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        return self.reports.factory_alert_intervals(factory_id, start, end)
 
-    @abstractmethod
     def record_audit(self, entry: AuditEntry) -> None:
         """Record a change already committed (hub.storage.audit.write_entry records one
         inside the change's own transaction)."""
+        return self.audit.record_audit(entry)
 
-    @abstractmethod
     def audit_page(
         self,
         offset: int,
@@ -489,27 +568,36 @@ class Storage(ABC):
         token_id: int | None = None,
         start: float | None = None,
         end: float | None = None,
-    ) -> Page: ...
+    ) -> Page:
+        return self.audit.audit_page(
+            offset,
+            limit,
+            target=target,
+            target_id=target_id,
+            token_id=token_id,
+            start=start,
+            end=end,
+        )
 
     # -- console sessions (hub.storage.sessions, hub.web.session) -------------------------
 
-    @abstractmethod
     def create_session(
         self, id_hash: str, token_hash: str, csrf: str, expires_at: float, max_per_token: int
-    ) -> int: ...
+    ) -> int:
+        return self.access.create_session(id_hash, token_hash, csrf, expires_at, max_per_token)
 
-    @abstractmethod
-    def session_by_hash(self, id_hash: str) -> SessionRow | None: ...
+    def session_by_hash(self, id_hash: str) -> SessionRow | None:
+        return self.access.session_by_hash(id_hash)
 
-    @abstractmethod
-    def delete_session(self, id_hash: str) -> bool: ...
+    def delete_session(self, id_hash: str) -> bool:
+        return self.access.delete_session(id_hash)
 
     # -- console sign-in throttle (hub.storage.signin, hub.web.throttle) -------------------
 
-    @abstractmethod
     def sign_in_attempt(
         self, keys: Sequence[str], at: float, window_s: float
-    ) -> list[tuple[int, float]]: ...
+    ) -> list[tuple[int, float]]:
+        return self.access.sign_in_attempt(keys, at, window_s)
 
-    @abstractmethod
-    def sign_in_forgive(self, counted: Sequence[str], cleared: Sequence[str]) -> None: ...
+    def sign_in_forgive(self, counted: Sequence[str], cleared: Sequence[str]) -> None:
+        return self.access.sign_in_forgive(counted, cleared)

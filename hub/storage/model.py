@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # Bits of a reading id taken by the gateway's seq: id = gateway row id * 2^40 + seq, so a
 # (gateway, seq) pair has exactly one id. 2^40 seqs is 35 years of one gateway at 1,000
 # readings/s.
 SEQ_BITS = 40
+
+
+# (id, sensor_id, ts, value, gateway_id, seq): a reading row as both engines store it.
+ReadingRow = tuple[int, int, float, float, int, int]
+# factory_id -> {sensor key -> sensor id}, shared by the concerns of one Storage. Entries are
+# added only after the transaction that made them commits, and checked by every batch that
+# uses them (hub.storage.ingest): a sensor may be deleted by any hub process.
+SensorCache = dict[int, dict[str, int]]
+
+Stats = tuple[float | None, float | None, float | None, int, float | None, float | None]
+# One page of a list (rows, how many there are in all).
+Page = tuple[list[dict[str, Any]], int]
+# (bucket start, min, max, avg, count, first ts, first value, last ts, last value)
+Bucket = tuple[float, float, float, float, int, float, float, float, float]
 
 
 def reading_id(gateway_id: int, seq: int) -> int:
@@ -55,3 +70,23 @@ class FoundAnomaly:
     value: float
     z_score: float
     index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TierUsage:
+    """One storage tier (raw, 1m, 1h): rows, bytes (None: the engine cannot tell), oldest."""
+
+    tier: str
+    rows: int
+    bytes: int | None
+    oldest: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A console session as stored (hub.storage.access)."""
+
+    token_hash: str
+    csrf: str
+    created_at: float
+    expires_at: float

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hub.storage.audit import AuditEntry, Who, write_entry
-from hub.storage.sqlbase import Conn, SqlStorage, dicts, row_dict
+from hub.storage.changelog import AuditEntry, Who, write_entry
+from hub.storage.sqlbase import Conn, Database, dicts, row_dict
 from shared.timeutil import now
 
 RULE_COLUMNS = (
@@ -53,16 +53,19 @@ def _audit(
         write_entry(conn, AuditEntry(actor, action, "rule", str(rule_id), detail))
 
 
-class RulesMixin(SqlStorage):
+class Rules:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
     def list_rules(self, sensor_id: int) -> list[dict[str, Any]]:
-        rows = self._all_dicts(
+        rows = self._db.all_dicts(
             f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE sensor_id = ? ORDER BY id",
             (sensor_id,),
         )
         return [_rule(r) for r in rows]
 
     def get_rule(self, rule_id: int) -> dict[str, Any] | None:
-        row = self._one_dict(f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = ?", (rule_id,))
+        row = self._db.one_dict(f"SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = ?", (rule_id,))
         return None if row is None else _rule(row)
 
     def add_rule(
@@ -71,7 +74,7 @@ class RulesMixin(SqlStorage):
         """Create a rule; (the rule, its factory's new config version), None: no sensor.
         ``actor``: the token behind it, recorded in the change log in the same transaction."""
         at = now()
-        with self._write() as conn:
+        with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM sensors WHERE id = ?", (sensor_id,)).fetchone() is None:
                 return None
             fields = asdict(spec)
@@ -90,7 +93,7 @@ class RulesMixin(SqlStorage):
         self, rule_id: int, spec: RuleSpec, *, actor: Who | None = None
     ) -> tuple[dict[str, Any], int] | None:
         """Replace a rule's fields (the handler merged a PATCH into the stored rule)."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             fields = asdict(spec)
             sets = ", ".join(f"{name} = ?" for name in fields)
             cur = conn.execute(
@@ -108,7 +111,7 @@ class RulesMixin(SqlStorage):
 
     def delete_rule(self, rule_id: int, *, actor: Who | None = None) -> int | None:
         """Delete a rule; its factory's new config version, None: no such rule."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 "DELETE FROM alert_rules WHERE id = ? RETURNING sensor_id", (rule_id,)
             ).fetchone()
@@ -123,7 +126,7 @@ class RulesMixin(SqlStorage):
         Read after the config version (hub.api.thresholds.gateway_config): a change between the
         two reads leaves the gateway with a version older than its rules, so it fetches again.
         """
-        with self._reader() as conn:
+        with self._db.reader() as conn:
             rows = dicts(
                 conn.execute(
                     "SELECT r.id, s.key, r.condition, r.threshold, r.threshold_high, "
@@ -145,3 +148,8 @@ class RulesMixin(SqlStorage):
                 (sensor_id,),
             )
         )
+
+    def delete_sensor(self, conn: Conn, sensor_id: int) -> dict[str, int]:
+        """A sensor's rules, in the deleting transaction (after the alerts naming them)."""
+        cur = conn.execute("DELETE FROM alert_rules WHERE sensor_id = ?", (sensor_id,))
+        return {"alert_rules": max(cur.rowcount, 0)}

@@ -1,21 +1,17 @@
-"""What the SQL engines share: connection shapes, row helpers and per-process state.
+"""What every concern of storage is built on: connection shapes, row helpers, and
+:class:`Database`, the engine's pool seen as read and write transactions.
 
-The statements in the mixins (tokens, ingest, reads, thresholds, anomalies) are written once,
-in the SQL that SQLite and PostgreSQL both speak (``ON CONFLICT``, ``RETURNING``, ``TRUE``),
-with ``?`` placeholders; the PostgreSQL engine hands its driver ``%s`` instead. What the
-engines do differently (connections, schema, bulk insert of readings, time buckets) each
-engine implements itself.
+The statements are written once, in the SQL that SQLite and PostgreSQL both speak (``ON
+CONFLICT``, ``RETURNING``, ``TRUE``), with ``?`` placeholders; the PostgreSQL pool hands its
+driver ``%s`` instead. What the engines do differently lives in their dialect
+(hub.storage.dialect).
 """
 
 from __future__ import annotations
 
-import threading
-from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Protocol
-
-from hub.storage.interface import Storage
+from typing import Any, Protocol
 
 
 class Cursor(Protocol):
@@ -38,6 +34,14 @@ class Conn(Protocol):
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Cursor: ...
 
 
+class Pool(Protocol):
+    """An engine's connections (sqlite/pool.py, postgres/pool.py)."""
+
+    def reader(self, snapshot: bool = False) -> AbstractContextManager[Conn]: ...
+
+    def write(self) -> AbstractContextManager[Conn]: ...
+
+
 def row_dict(cursor: Cursor, row: Sequence[Any]) -> dict[str, Any]:
     return {col[0]: row[i] for i, col in enumerate(cursor.description)}
 
@@ -46,101 +50,88 @@ def dicts(cursor: Cursor) -> list[dict[str, Any]]:
     return [row_dict(cursor, row) for row in cursor.fetchall()]
 
 
-class SqlStorage(Storage):
-    def __init__(self) -> None:
-        # factory_id -> {sensor key -> sensor id}. Entries are added only after the
-        # transaction that made them commits, and checked by every batch that uses them
-        # (IngestMixin._resolve_sensors): a sensor may be deleted by any hub process.
-        self._sensor_cache: dict[int, dict[str, int]] = {}
-        # Kept for callers that forget a deleted sensor; the scan queue is in the database.
-        self._touch_lock = threading.Lock()
-        self._touched: dict[int, int] = {}
+class Database:
+    """The database handle every concern gets: transactions, and one-statement reads."""
 
-    # -- what each engine provides -------------------------------------------------------
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
 
-    @abstractmethod
-    def _reader(self, snapshot: bool = False) -> AbstractContextManager[Conn]:
+    def reader(self, snapshot: bool = False) -> AbstractContextManager[Conn]:
         """A connection for reads, this call's alone until it returns. ``snapshot``: every
         statement inside sees the same committed state (one read transaction)."""
+        return self._pool.reader(snapshot)
 
-    @abstractmethod
-    def _write(self) -> AbstractContextManager[Conn]:
+    def write(self) -> AbstractContextManager[Conn]:
         """A connection inside a write transaction: committed when the block ends, rolled
         back if it raises."""
+        return self._pool.write()
 
-    # -- the catalog, for copy-data (each engine's catalog.py) ----------------------------
-
-    # Appended to the SELECT with which a sensor's deletion starts, to take the row lock that
-    # _lock_sensors waits for (PostgreSQL); SQLite's one writer already excludes the rest.
-    _LOCK_FOR_DELETE: ClassVar[str] = ""
-
-    # The driver's errors for a broken UNIQUE/CHECK/foreign key constraint.
-    integrity_errors: ClassVar[tuple[type[Exception], ...]] = ()
-
-    @abstractmethod
-    def table_columns(self) -> dict[str, list[str]]:
-        """Every table of the hub's schema (none of the engine's own) and its columns."""
-
-    @abstractmethod
-    def primary_key(self, table: str) -> list[str]: ...
-
-    def converters(self, table: str) -> dict[str, Callable[[Any], Any]]:
-        """Per column, how a value read from another engine is stored here (0/1 -> bool)."""
-        return {}
-
-    def before_readings(self, ts_values: Sequence[float]) -> None:
-        """Make storage ready for readings at these times (PostgreSQL: their partitions)."""
-
-    def after_copy(self) -> None:
-        """Rows arrived with their ids: let new rows get ids after them."""
-
-    def _lock_sensors(self, conn: Conn, sensor_ids: Sequence[int]) -> set[int]:
-        """Inside a write transaction that stores rows for ``sensor_ids``: which of them
-        exist, each held until the commit so that no deletion of it can run in between
-        (rows written for a sensor deleted meanwhile would outlive it, unseen by any read).
-        SQLite needs no lock for that: its one writer at a time is this transaction."""
-        found: set[int] = set()
-        for i in range(0, len(sensor_ids), 500):
-            part = list(sensor_ids[i : i + 500])
-            marks = ", ".join("?" * len(part))
-            rows = conn.execute(f"SELECT id FROM sensors WHERE id IN ({marks})", part)
-            found.update(int(r[0]) for r in rows.fetchall())
-        return found
-
-    # -- helpers over _reader ------------------------------------------------------------
-
-    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._reader() as conn:
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.reader() as conn:
             return conn.execute(sql, params).fetchall()
 
-    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._reader() as conn:
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self.reader() as conn:
             return conn.execute(sql, params).fetchone()
 
-    def _all_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._reader() as conn:
+    def all_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.reader() as conn:
             return dicts(conn.execute(sql, params))
 
-    def _one_dict(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
-        with self._reader() as conn:
+    def one_dict(self, sql: str, params: Sequence[Any]) -> dict[str, Any] | None:
+        with self.reader() as conn:
             cur = conn.execute(sql, params)
             row = cur.fetchone()
             return None if row is None else row_dict(cur, row)
 
-    def _touch(self, sensor_ids: Iterator[int] | set[int]) -> None:
-        """Queue sensors for the anomaly scan (writes that do not queue in their own
-        transaction, as ingest does)."""
-        ids = sorted(set(sensor_ids))
-        if ids:
-            with self._write() as conn:
-                self._queue_scans(conn, ids)
+    def ping(self) -> bool:
+        return bool(self.fetchone("SELECT 1")[0] == 1)
 
-    def _queue_scans(self, conn: Conn, sensor_ids: Sequence[int]) -> None:
-        """Queue ``sensor_ids`` for the anomaly scan in ``conn``'s transaction; a sensor
-        queued already costs an index probe (DO NOTHING takes no lock). In the order given:
-        callers pass them sorted, so concurrent transactions lock alike. In-process SQLite
-        runs one prepared statement per sensor; PostgreSQL overrides this with one statement."""
-        conn.executemany(
-            "INSERT INTO scan_queue (sensor_id) VALUES (?) ON CONFLICT DO NOTHING",
-            [(s,) for s in sensor_ids],
-        )
+
+def oldest_in(conn: Conn, table: str, column: str) -> float | None:
+    """The smallest ``column`` of ``table``, per sensor along the (sensor_id, time) index: a
+    min() over the whole table would read all of it."""
+    row = conn.execute(
+        f"SELECT min(m) FROM (SELECT (SELECT min({column}) FROM {table} t "
+        "WHERE t.sensor_id = s.id) AS m FROM sensors s) x"
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def expire_rows(
+    db: Database, table: str, column: str, key: str, op: str, cutoff: float, max_rows: int
+) -> int:
+    """Delete at most ``max_rows`` rows of ``table`` whose ``column`` ``op`` ``cutoff``, in one
+    short transaction, sensor by sensor along the (sensor_id, time) index (no index on time
+    alone is needed); returns how many went (0: nothing older is left)."""
+    left = max_rows
+    with db.write() as conn:
+        sensors = [r[0] for r in conn.execute("SELECT id FROM sensors ORDER BY id").fetchall()]
+        for sensor_id in sensors:
+            found = conn.execute(
+                f"SELECT {key} FROM {table} WHERE sensor_id = ? AND {column} {op} ? "
+                f"ORDER BY {column} LIMIT ?",
+                (sensor_id, cutoff, left),
+            ).fetchall()
+            if found:
+                conn.executemany(
+                    f"DELETE FROM {table} WHERE sensor_id = ? AND {key} = ?",
+                    [(sensor_id, r[0]) for r in found],
+                )
+                left -= len(found)
+                if left <= 0:
+                    break
+    return max_rows - left
+
+
+def time_range(sensor_id: int, start: float | None, end: float | None) -> tuple[str, list[Any]]:
+    # Half-open [from, to): adjacent windows never count a reading twice.
+    sql = "sensor_id = ?"
+    params: list[Any] = [sensor_id]
+    if start is not None:
+        sql += " AND ts >= ?"
+        params.append(start)
+    if end is not None:
+        sql += " AND ts < ?"
+        params.append(end)
+    return sql, params

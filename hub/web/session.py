@@ -18,7 +18,7 @@ from typing import Any
 
 from hub.auth import READ_ROLES, Principal, authenticate, hash_token, require
 from hub.storage import Storage
-from hub.storage.sessions import SessionRow
+from hub.storage.model import SessionRow
 from hub.web.settings import ConsoleSettings
 from shared.timeutil import now
 

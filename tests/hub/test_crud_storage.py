@@ -17,7 +17,7 @@ from hub.storage import Conflict, GatewayReport, Storage, open_storage
 from hub.storage.audit import Actor
 from hub.storage.bulk import UnknownSensors
 from hub.storage.crud import Unknown
-from hub.storage.sqlbase import SqlStorage
+from hub.storage.interface import Storage as SqlStorage
 from hub.storage.sqlite.schema import MIGRATIONS
 from shared.wire import WireAlert, WireReading
 from tests.hub.conftest import engine_of, query

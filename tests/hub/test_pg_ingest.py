@@ -59,7 +59,7 @@ def test_a_store_that_slips_in_after_the_probe_falls_back_to_on_conflict(
     assert pg.store_batch(gateway, factory, _batch(0, 300), REPORT).accepted == 300
     # The probe sees nothing, as it would if another process committed the first 300 rows
     # just after it: the COPY meets the unique key, and the staged path skips them.
-    import hub.storage.postgres as engine
+    import hub.storage.postgres.dialect as engine
 
     monkeypatch.setattr(engine, "_stored_ids", lambda _cur, _rows: set())
     result = pg.store_batch(gateway, factory, _batch(0, 500), REPORT)

@@ -10,23 +10,23 @@ from typing import Any
 
 import psycopg
 
-from hub.storage.sqlbase import SqlStorage
-
 # Advisory keys of jobs are (namespace, crc32(job)) pairs: two int4s, apart from the
 # single-bigint keys of migrations and partitions.
 NAMESPACE = 0x65646765  # "edge"
 
 
-class PgLead(SqlStorage):
-    url: str
-    _leads: dict[str, psycopg.Connection[Any]]
+class AdvisoryLeads:
+    """The jobs this process leads, each by an advisory lock on a connection of its own."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._leads: dict[str, psycopg.Connection[Any]] = {}
 
     def try_lead(self, job: str) -> bool:
-        leads = self.__dict__.setdefault("_leads", {})
-        conn = leads.get(job)
+        conn = self._leads.get(job)
         if conn is not None and not conn.closed and not conn.broken:
             return True
-        leads.pop(job, None)
+        self._leads.pop(job, None)
         key = zlib.crc32(job.encode()) & 0x7FFFFFFF
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
@@ -36,10 +36,11 @@ class PgLead(SqlStorage):
         if row is None or not row[0]:
             conn.close()
             return False
-        leads[job] = conn
+        self._leads[job] = conn
         return True
 
     def release_leads(self) -> None:
-        for conn in self.__dict__.pop("_leads", {}).values():
+        leads, self._leads = self._leads, {}
+        for conn in leads.values():
             with contextlib.suppress(psycopg.Error):
                 conn.close()  # the session's advisory locks go with it

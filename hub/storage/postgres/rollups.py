@@ -1,36 +1,18 @@
-"""Rollups and retention on PostgreSQL (the shared parts: hub.storage.rollups).
+"""Rollups on PostgreSQL: the fold of a batch by COPY (the shared parts: hub.storage.rollups).
 
 Ingest: the staged batch moves into ``readings`` by ``INSERT ... ON CONFLICT DO NOTHING
 RETURNING``, and exactly the rows it reports as new are folded into every tier in the same
 transaction: a (gateway, seq) stored before returns nothing and counts nowhere.
-
-Retention of raw readings drops whole day partitions, detached first with ``DETACH
-PARTITION ... CONCURRENTLY`` (it waits for queries on the partition and never takes the
-lock that would stop ingest into the other days); rollups go by bounded batched deletes.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-import structlog
 
-from hub.storage.rollups import (
-    RAW,
-    TIERS,
-    RollupsMixin,
-    Row,
-    Tier,
-    first_of_each,
-    fold_partials,
-)
-from hub.storage.sqlbase import Conn
-
-log = structlog.get_logger("hub.storage.retention")
+from hub.storage.tiers import TIERS, Row, Tier, first_of_each, fold_partials
 
 _COLUMNS = (
     "sensor_id, bucket, min, max, sum, count, first_ts, first_id, first_value, "
@@ -128,7 +110,7 @@ def insert_staged(cur: psycopg.Cursor[Any], rows: Sequence[Row], fold: bool) -> 
     return count
 
 
-def _partitions(conn: Any) -> list[tuple[str, float, float, bool]]:
+def list_partitions(conn: Any) -> list[tuple[str, float, float, bool]]:
     """Every partition of readings: (name, from, to, detach pending)."""
     rows = conn.execute(
         "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), i.inhdetachpending "
@@ -143,79 +125,4 @@ def _partitions(conn: Any) -> list[tuple[str, float, float, bool]]:
     return out
 
 
-class PgRollupsMixin(RollupsMixin):
-    def _raw_pool(self) -> Any:
-        return self._pool  # type: ignore[attr-defined]
-
-    def _drop_one_day(self, cutoff: float) -> int:
-        """Drop the oldest day partition that ends at or before ``cutoff``; returns its
-        estimated rows (at least 1), or 0 when there is none."""
-        with self._raw_pool().connection() as conn:
-            old = sorted(p for p in _partitions(conn) if p[2] <= cutoff)
-            if not old:
-                return 0
-            name, _lo, _hi, pending = old[0]
-            estimate = conn.execute(
-                "SELECT reltuples FROM pg_class WHERE relname = %s", (name,)
-            ).fetchone()
-            # Never wait long behind a query for the catalog lock: the next round retries.
-            conn.execute("SET lock_timeout = '5s'")
-            try:
-                if pending:  # a DETACH ... CONCURRENTLY that was interrupted
-                    conn.execute(f'ALTER TABLE readings DETACH PARTITION "{name}" FINALIZE')
-                else:
-                    conn.execute(f'ALTER TABLE readings DETACH PARTITION "{name}" CONCURRENTLY')
-                conn.execute(f'DROP TABLE "{name}"')
-            finally:
-                conn.execute("RESET lock_timeout")
-        self._partitions.forget()  # type: ignore[attr-defined]
-        log.info("dropped a day of raw readings", partition=name)
-        return max(1, int(estimate[0]) if estimate and estimate[0] and estimate[0] > 0 else 1)
-
-    @contextmanager
-    def exclusive_job(self, name: str) -> Iterator[bool]:
-        """Hold a session advisory lock named after the job for the block: yields False at
-        once when another hub process holds it (that process runs the round)."""
-        key = int.from_bytes(
-            hashlib.blake2b(f"edge-hub:{name}".encode(), digest_size=8).digest(), "big", signed=True
-        )
-        with self._raw_pool().connection() as conn:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-            got = bool(row and row[0])
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-
-    def expire(self, tier: str, cutoff: float, max_rows: int) -> int:
-        if tier == RAW:
-            return self._drop_one_day(cutoff)
-        return super().expire(tier, cutoff, max_rows)
-
-    def _oldest(self, conn: Conn, tier: str) -> float | None:
-        if tier != RAW:
-            return super()._oldest(conn, tier)
-        # Per sensor along the index, but in the oldest partition that holds rows only: the
-        # same probe over the partitioned table would visit every day.
-        for name, _lo, _hi, _pending in sorted(_partitions(conn), key=lambda p: p[1]):
-            row = conn.execute(
-                f'SELECT min(m) FROM (SELECT (SELECT min(ts) FROM "{name}" t '
-                "WHERE t.sensor_id = s.id) AS m FROM sensors s) x"
-            ).fetchone()
-            if row is not None and row[0] is not None:
-                return float(row[0])
-        return None
-
-    def _table_bytes(self, conn: Conn, table: str) -> int | None:
-        if table == "readings":
-            row = conn.execute(
-                "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits "
-                "WHERE inhparent = 'readings'::regclass"
-            ).fetchone()
-        else:
-            row = conn.execute("SELECT pg_total_relation_size(?::regclass)", (table,)).fetchone()
-        return int(row[0])
-
-
-__all__ = ["ROLLUP_STAGING_DDL", "PgRollupsMixin", "insert_staged"]
+__all__ = ["ROLLUP_STAGING_DDL", "fold_rows", "insert_staged", "list_partitions"]

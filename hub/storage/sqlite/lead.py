@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterator
 
 from hub.storage.model import StorageError
-from hub.storage.sqlbase import SqlStorage
 from hub.storage.sqlite.pool import make_private
 
 
@@ -32,13 +31,15 @@ def migration_lock(path: str) -> Iterator[None]:
         os.close(fd)
 
 
-class SQLiteLead(SqlStorage):
-    path: str
-    _lead_fds: dict[str, int]
+class FileLeads:
+    """The jobs this process leads, each held by an flock on ``<database>.<job>.lock``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fds: dict[str, int] = {}
 
     def try_lead(self, job: str) -> bool:
-        fds = self.__dict__.setdefault("_lead_fds", {})
-        if job in fds:
+        if job in self._fds:
             return True
         fd = os.open(f"{self.path}.{job}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -46,10 +47,11 @@ class SQLiteLead(SqlStorage):
         except BlockingIOError:
             os.close(fd)
             return False
-        fds[job] = fd
+        self._fds[job] = fd
         return True
 
     def release_leads(self) -> None:
-        for fd in self.__dict__.pop("_lead_fds", {}).values():
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)  # closing the descriptor releases its flock

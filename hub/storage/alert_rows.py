@@ -1,0 +1,122 @@
+"""What the alert concerns share: who acts, the filter of a list, an alert row as the API
+shows it, and the writes that go with every transition inside its transaction (the journal,
+the webhook outbox, the change log)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from hub.storage.changelog import AuditEntry, write_entry
+from hub.storage.sqlbase import Conn, row_dict
+from shared.wire import WireAlert
+
+ALERT_COLUMNS = (
+    "a.id, a.kind, a.gateway_id AS gateway_row, g.name AS gateway_id, a.factory_id, "
+    "a.sensor_id, a.rule_id, a.edge_alert_id, a.breach_type, a.severity, a.state, "
+    "a.acknowledged, a.acknowledged_at, a.acknowledged_by, a.acknowledged_role, "
+    "a.shelved_until, a.opened_at, a.cleared_at, a.value, a.threshold_value, a.updated_at"
+)
+ALERT_SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts a JOIN gateways g ON g.id = a.gateway_id"
+# Escalated / de-escalated: the edge's scaled severities and the rules' levels on one scale.
+SEVERITY_RANK = {"info": 0, "medium": 1, "warning": 1, "high": 2, "critical": 3}
+GATEWAY_OFFLINE_SEVERITY = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a transition: a token (id and role), or the hub itself (role "system")."""
+
+    token_id: int | None
+    role: str
+
+
+SYSTEM = Actor(None, "system")
+GATEWAY = Actor(None, "gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    state: str | None = None
+    acknowledged: bool | None = None
+    severity: str | None = None
+    kind: str | None = None
+    factory_id: int | None = None
+    gateway: str | None = None  # the gateway's name (the API's gateway id)
+    sensor_id: int | None = None
+
+
+def alert_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "acknowledged": bool(row["acknowledged"])}
+
+
+JOURNAL_COLUMNS = "at, token_id, role, action, severity, comment"
+
+
+def journal_total(conn: Conn, alert_id: int) -> int:
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM alert_journal WHERE alert_id = ?", (alert_id,)
+        ).fetchone()[0]
+    )
+
+
+def one_alert(conn: Conn, alert_id: int) -> dict[str, Any] | None:
+    cur = conn.execute(ALERT_SELECT + " WHERE a.id = ?", (alert_id,))
+    row = cur.fetchone()
+    return None if row is None else alert_row(row_dict(cur, row))
+
+
+def journal(
+    conn: Conn,
+    alert_id: int,
+    at: float,
+    actor: Actor,
+    action: str,
+    *,
+    severity: str | None = None,
+    comment: str | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO alert_journal (alert_id, at, token_id, role, action, severity, comment) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (alert_id, at, actor.token_id, actor.role, action, severity, comment),
+    )
+
+
+def audit_transition(
+    conn: Conn, actor: Actor, action: str, alert_id: int, detail: dict[str, Any], at: float
+) -> None:
+    """A person's transition also goes to the change log (invariant 9), in its transaction."""
+    write_entry(conn, AuditEntry(actor, action, "alert", str(alert_id), detail), at)
+
+
+def announce(conn: Conn, event: str, alert_id: int, at: float) -> None:
+    """Queue a webhook event with the alert as it is now (inside the changing transaction)."""
+    alert = one_alert(conn, alert_id)
+    conn.execute(
+        "INSERT INTO alert_events (event_id, event, alert_id, at, payload) VALUES (?, ?, ?, ?, ?)",
+        (str(uuid.uuid4()), event, alert_id, at, json.dumps(alert, separators=(",", ":"))),
+    )
+
+
+def event_of(kind: str, what: str) -> str:
+    if kind == "gateway_offline":
+        return "gateway.offline" if what == "opened" else "gateway.online"
+    return f"alert.{what}"
+
+
+def rule_id_for(conn: Conn, sensor_id: int, a: WireAlert) -> int | None:
+    """The hub rule behind an edge "rule" alert: the edge names the level (severity and the
+    threshold it crossed), not the hub's rule id, so the id is found among the sensor's rules."""
+    rows = conn.execute(
+        "SELECT id, threshold, threshold_high FROM alert_rules "
+        "WHERE sensor_id = ? AND severity = ? AND enabled = TRUE ORDER BY id",
+        (sensor_id, a.severity.upper()),
+    ).fetchall()
+    for rid, lo, hi in rows:
+        if a.threshold_value in (lo, hi):
+            return int(rid)
+    return int(rows[0][0]) if rows else None
