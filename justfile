@@ -57,11 +57,13 @@ demo: build
 
 # The .pyi stubs are checked against the module venv just built (a renamed argument or a method
 # missing from the stubs fails stubtest).
-# Lint: ruff, mypy, stubtest of the native module's stubs, clippy, rustfmt.
+# Lint: ruff, mypy, the import layers (import-linter), stubtest of the native module's stubs,
+# clippy, rustfmt.
 lint: venv
     {{bin}}/ruff check .
     {{bin}}/ruff format --check .
     {{bin}}/mypy
+    {{bin}}/lint-imports
     {{bin}}/python -m mypy.stubtest threshold_checker._native
     cargo clippy --workspace --all-targets -- -D warnings
     cargo fmt --all -- --check

@@ -97,10 +97,10 @@ def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int)
         "/api/v1/machines",
         r,
         "Body: " + "`" + json.dumps(machine) + "`. `status`: OPERATIONAL, MAINTENANCE or OFFLINE. "
-        "409 `key_in_other_factory` when another factory has a machine on that line with "
-        "that name (its sensors' keys would be the same, and a gateway's readings land on "
-        "the sensor of its own factory); `?allow_duplicate_key=true` creates it anyway, and "
-        "`meta.warnings` says so.",
+        "When another factory has a machine on that line with that name (its sensors' keys "
+        "would be the same, and a gateway's readings land on the sensor of its own factory), "
+        "the 201's `meta.warnings` has `key_in_other_factory` naming it: a warning, since two "
+        "plants with a `line1` each are normal.",
     )
     sensor = {"machine_id": mid, "name": "spindle", "unit": "rpm", "max_threshold": 9000}
     r = a.post("/api/v1/sensors", json=sensor)
@@ -114,10 +114,10 @@ def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int)
         "Its key is the machine's line and name and its own name: data a gateway of its "
         "factory sends for `line2/lathe1/spindle` later lands on it. `meta.fed_by` names "
         "those gateways (`meta.warnings` has `no_gateway` when there are none: readings of "
-        "the key from another factory's gateway land on that factory's sensor). 409 "
-        "`key_in_other_factory` when another factory has a sensor with that key (its "
-        "details name it); `?allow_duplicate_key=true` creates it anyway, with a warning, "
-        "and `GET /sensors?key=...&factory_id=` then tells the two apart.",
+        "the key from another factory's gateway land on that factory's sensor). When another "
+        "factory has a sensor with that key, `meta.warnings` has `key_in_other_factory` "
+        "naming it (`others`: its id and factory), and `GET /sensors?key=...&factory_id=` "
+        "tells the two apart.",
     )
     _show(
         lines,

@@ -20,27 +20,22 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from time import perf_counter
 from types import ModuleType
 from typing import Any
-from urllib.parse import unquote
 
-import msgspec
 import structlog
 
-from hub import anomaly, metrics, retention
-from hub import ingest as ingest_mod
-from hub.api import anomalies as anomalies_api
-from hub.api import audit, docs, lists, openapi, queries, readcost, thresholds
-from hub.api import readings as readings_api
-from hub.auth import READ_ROLES, Principal, Role, require
+from hub import anomaly, metrics
+from hub.api import alerts, anomalies, audit, catalog, crud, docs, health, readings, report, rules
+from hub.api import ingest as ingest_api
+from hub.api.http import Ctx, Handler, Raw, Result, Route
+from hub.auth import Role, require
 from hub.batchcheck import SensorLimits
 from hub.config import HubSettings
 from hub.errors import (
     JSON_HEADERS,
     ApiError,
-    bad_param,
     error_body,
     internal,
     method_not_allowed,
@@ -49,13 +44,14 @@ from hub.errors import (
     rate_limited,
     success_body,
 )
+from hub.ingest import body_bytes
 from hub.ratelimit import PageRefused, RateLimiter, ReadBudget, ReadCharge, retry_after_s
 from hub.storage import Storage
+from hub.web import views as console
 from hub.web.apiauth import authenticate_request
 
 log = structlog.get_logger("hub.app")
 
-API = "/api/v1"
 # The route label of unmatched requests in metrics (one label, not one per probed path).
 NOT_FOUND_ROUTE = "<unmatched>"
 # Methods the router knows; each path answers those it serves, 405 for the rest.
@@ -78,56 +74,6 @@ def load_robyn() -> ModuleType:
     with _argv_cleared():
         import robyn
     return robyn
-
-
-@dataclass(frozen=True, slots=True)
-class Raw:
-    """A non-envelope answer (metrics text, probes, static files). ``stream``: the body is
-    sent as these chunks come (chunked transfer), ``body`` is ignored."""
-
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    stream: Iterable[bytes] | None = None
-
-
-@dataclass(slots=True)
-class Ctx:
-    request: Any
-    request_id: str
-    principal: Principal | None
-    body: bytes = b""
-    _params: dict[str, str] | None = field(default=None)
-    # The read budget of this request's token (None: the route is not charged).
-    reads: ReadCharge | None = None
-
-    def path(self, name: str) -> str | None:
-        raw = self.request.path_params.get(name)
-        return None if raw is None else _no_nul(name, unquote(raw))
-
-    @property
-    def params(self) -> dict[str, str]:
-        # Robyn 0.88 hands query values over still percent-encoded.
-        if self._params is None:
-            raw = self.request.query_params.to_dict()
-            self._params = {
-                _no_nul(k, unquote(k)): _no_nul(unquote(k), unquote(v[0]))
-                for k, v in raw.items()
-                if v
-            }
-        return self._params
-
-
-def _no_nul(name: str, value: str) -> str:
-    # PostgreSQL text cannot hold NUL: %00 in a filter would be a 500 there, and no name or
-    # id of the hub contains one.
-    if "\x00" in value:
-        raise bad_param(name, "must not contain NUL (%00)")
-    return value
-
-
-Handler = Callable[[Ctx], "tuple[Any, dict[str, Any]] | Raw"]
 
 
 def _access_log(method: str, route: str, status: int, elapsed_s: float) -> None:
@@ -153,7 +99,7 @@ def _complete_body(request: Any) -> bytes:
 
     Robyn hands a handler whatever arrived before the client half-closed: a batch cut off
     mid-way could still be valid JSON (a shorter array) and would be stored as if whole."""
-    body = ingest_mod.body_bytes(request.body)
+    body = body_bytes(request.body)
     declared = request.headers.get("content-length")
     if declared is None:
         return body
@@ -299,105 +245,14 @@ class Hub:
         handler.__doc__ = fn.__doc__
         return handler
 
-    # -- handlers ----------------------------------------------------------------------
+    # -- answers of the pipeline itself ---------------------------------------------------
 
-    def h_ingest(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Store a sync batch from a gateway (idempotent per gateway and seq)."""
-        assert ctx.principal is not None
-        request = ctx.request
-        try:
-            result = ingest_mod.ingest(
-                self.storage,
-                ctx.principal,
-                ctx.body,
-                request.headers.get("content-encoding"),
-                max_body_bytes=self.settings.max_body_bytes,
-                max_decompressed_bytes=self.settings.max_decompressed_bytes,
-                window=self.settings.ts_window(),
-                sensor_limits=self.sensor_limits,
-            )
-        except ApiError as err:
-            metrics.INGEST_BATCHES.labels(str(err.status)).inc()
-            if err.status == 422:
-                rejected = {d.get("seq") for d in err.details if isinstance(d.get("seq"), int)}
-                metrics.INGEST_READINGS.labels("rejected").inc(len(rejected))
-            raise
-        metrics.INGEST_BATCHES.labels("200").inc()
-        data = {
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "config_version": result.config_version,
-        }
-        return data, {"gateway_id": ctx.principal.gateway_name}
-
-    def h_gateways(self, ctx: Ctx) -> Raw:
-        """Every registered gateway with its last report and online status (paged)."""
-        return lists.gateways(self.storage, ctx)
-
-    def h_gateway(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """One gateway by its name (e.g. gw-01)."""
-        return queries.get_gateway(self.storage, ctx.path("id") or "")
-
-    def h_factories(self, ctx: Ctx) -> Raw:
-        """Every factory (paged)."""
-        return lists.factories(self.storage, ctx)
-
-    def h_machines(self, ctx: Ctx) -> Raw:
-        """Machines, optionally of one factory (?factory_id=), paged."""
-        return lists.machines(self.storage, ctx)
-
-    def h_sensors(self, ctx: Ctx) -> Raw:
-        """Sensors, filtered by ?machine_id=, ?factory_id= or ?key=line/machine/sensor, paged."""
-        return lists.sensors(self.storage, ctx)
-
-    def h_sensor(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """One sensor by numeric id."""
-        return queries.get_sensor(self.storage, ctx.path("id"))
-
-    def h_readings(self, ctx: Ctx) -> Any:
-        """Raw readings, oldest first (?from=&to=&limit=); ?rolling=N adds rolling_avg,
-        ?format=csv answers CSV."""
-        return readings_api.readings(self.storage, ctx)
-
-    def h_series(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """min/max/avg/count per time bucket (?from=&to=&bucket=60s)."""
-        return queries.series(self.storage, ctx.path("id"), ctx.params)
-
-    def h_stats(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """min/max/avg/count over a range (all readings without one)."""
-        return queries.stats(self.storage, ctx.path("id"), ctx.params)
-
-    def h_latest(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """The newest reading of a sensor."""
-        return queries.latest(self.storage, ctx.path("id"))
-
-    def h_thresholds(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Set a sensor's thresholds {"min", "max", "deadband"}; they flow down to gateways."""
-        assert ctx.principal is not None
-        return thresholds.put_thresholds(self.storage, ctx.path("id"), ctx.body, ctx.principal)
-
-    def h_gateway_config(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Threshold rules for the sensors of a gateway's factory, with their version."""
-        assert ctx.principal is not None
-        return thresholds.gateway_config(self.storage, ctx.principal, ctx.path("id") or "")
-
-    def h_alerts(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """A fresh threshold check of the last N readings (?limit=100)."""
-        return thresholds.sensor_alerts(self.storage, ctx.path("id"), ctx.params)
-
-    def h_anomalies(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
-        """Anomalies in the last N readings (?limit=100&threshold=2.0&method=zscore|mad);
-        ?stored=true answers from the background scan. 503 when anomaly-detector is down."""
-        return anomalies_api.sensor_anomalies(
-            self.storage, self.anomaly, ctx.path("id"), ctx.params
-        )
-
-    def h_not_found(self, ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+    def h_not_found(self, ctx: Ctx) -> Result:
         """Any path no route matches."""
         raise not_found("route", f"{ctx.request.method} {ctx.request.url.path}")
 
     def h_not_allowed(self, allow: str) -> Handler:
-        def not_allowed(ctx: Ctx) -> tuple[Any, dict[str, Any]]:
+        def not_allowed(ctx: Ctx) -> Result:
             """A known path asked with a method it does not serve."""
             raise method_not_allowed(ctx.request.method, ctx.request.url.path, allow)
 
@@ -410,113 +265,28 @@ class Hub:
 
         return options
 
-    def h_live(self, ctx: Ctx) -> Raw:
-        """Liveness probe: the process answers."""
-        return Raw(200, b'{"status":"ok"}')
-
-    def h_ready(self, ctx: Ctx) -> Raw:
-        """Readiness probe: the database answers. The anomaly-detector's state is reported
-        for information only: the hub serves (degraded) without it."""
-        try:
-            ok = self.storage.ping()
-        except Exception as exc:
-            log.warning("readiness check failed", error=str(exc))
-            ok = False
-        if not ok:
-            err = ApiError(503, "unavailable", "database is not reachable")
-            return Raw(503, error_body(err, ctx.request_id))
-        body = {"status": "ready", "anomaly_detector": self.anomaly.status()}
-        return Raw(200, msgspec.json.encode(body))
-
-    def h_metrics(self, ctx: Ctx) -> Raw:
-        """Prometheus metrics."""
-        self.anomaly.status(probe=True)  # refreshes edge_hub_anomaly_detector_up when stale
-        circuit = self.anomaly.breaker.state
-        for state in metrics.BREAKER_STATES:
-            metrics.ANOMALY_DETECTOR_CIRCUIT.labels(state).set(1 if state == circuit else 0)
-        retention.publish(self.storage)  # storage per tier, next expiry
-        body, ctype = metrics.render()
-        return Raw(200, body, ctype)
-
-    def h_openapi(self, ctx: Ctx) -> Raw:
-        """This API's OpenAPI 3.1 document."""
-        if self._spec is None:
-            rows = [(m, r, roles is not None, fn) for m, r, roles, fn in self.routes()]
-            self._spec = msgspec.json.encode(openapi.build(rows))
-        return Raw(200, self._spec)
-
-    def h_docs(self, ctx: Ctx) -> Raw:
-        """Interactive API documentation (Swagger UI over /openapi.json)."""
-        return Raw(200, docs.PAGE, "text/html; charset=utf-8", dict(docs.HEADERS))
-
-    def h_docs_asset(self, name: str) -> Handler:
-        def asset(ctx: Ctx) -> Raw:
-            """A Swagger UI file from the pinned swagger-ui-bundle-v2 package."""
-            body, ctype = docs.asset(name)
-            return Raw(200, body, ctype, dict(docs.ASSET_HEADERS))
-
-        return asset
-
     # -- assembly ------------------------------------------------------------------------
 
-    def routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
-        # Imported here: the handler modules import this one.
-        from hub.api import alerts as alerts_api
-        from hub.api import crud, health, report
-        from hub.api import rules as rules_api
-
-        gateway: tuple[Role, ...] = ("gateway",)
+    def routes(self) -> list[Route]:
+        """The API's routes, each from the module of its resource: what /openapi.json
+        describes."""
         return [
-            *rules_api.routes(self, API),
-            *alerts_api.routes(self, API),
-            *crud.routes(self, API),
-            *readings_api.routes(self, API),
-            *report.routes(self, API, READ_ROLES),
-            *audit.routes(self, API),
+            *ingest_api.routes(self),
+            *catalog.routes(self),
+            *crud.routes(self),
+            *readings.routes(self),
+            *alerts.routes(self),
+            *rules.routes(self),
+            *anomalies.routes(self),
+            *report.routes(self),
+            *audit.routes(self),
             *health.routes(self),
-            ("POST", f"{API}/ingest", gateway, self.h_ingest),
-            ("GET", f"{API}/gateways", READ_ROLES, self.h_gateways),
-            ("GET", f"{API}/gateways/:id", READ_ROLES, self.h_gateway),
-            ("GET", f"{API}/gateways/:id/config", ("gateway", *READ_ROLES), self.h_gateway_config),
-            ("GET", f"{API}/factories", READ_ROLES, self.h_factories),
-            ("GET", f"{API}/machines", READ_ROLES, self.h_machines),
-            ("GET", f"{API}/sensors", READ_ROLES, self.h_sensors),
-            ("GET", f"{API}/sensors/:id", READ_ROLES, self.h_sensor),
-            ("GET", f"{API}/sensors/:id/readings", READ_ROLES, self.h_readings),
-            ("GET", f"{API}/sensors/:id/series", READ_ROLES, self.h_series),
-            ("GET", f"{API}/sensors/:id/stats", READ_ROLES, self.h_stats),
-            ("GET", f"{API}/sensors/:id/latest", READ_ROLES, self.h_latest),
-            ("GET", f"{API}/sensors/:id/alerts", READ_ROLES, self.h_alerts),
-            ("GET", f"{API}/sensors/:id/anomalies", READ_ROLES, self.h_anomalies),
-            ("PUT", f"{API}/sensors/:id/thresholds", ("admin",), self.h_thresholds),
-            ("GET", "/health/live", None, self.h_live),
-            ("GET", "/health/ready", None, self.h_ready),
-            ("GET", "/metrics", None, self.h_metrics),
-            ("GET", "/openapi.json", None, self.h_openapi),
-            ("GET", "/docs", None, self.h_docs),
+            *docs.routes(self.routes),
         ]
 
-    def static_routes(self) -> list[tuple[str, str, tuple[Role, ...] | None, Handler]]:
-        """Routes outside the API spec: the files the /docs page loads."""
-        from hub.web import views as console  # the operator console (hub/web)
-
-        return [
-            *[("GET", f"/docs/{name}", None, self.h_docs_asset(name)) for name in docs.ASSETS],
-            *console.routes(self),
-        ]
-
-    def row_estimates(self) -> dict[tuple[str, str], RowEstimate]:
-        """Every read that can answer many rows, with what it may answer (hub.api.readcost)."""
-        estimates: dict[str, readcost.Estimate] = {
-            "/sensors/:id/readings": readcost.readings,
-            "/sensors/:id/series": readcost.series,
-            "/sensors/:id/alerts": readcost.sensor_alerts,
-            "/sensors/:id/anomalies": readcost.anomalies,
-            "/alerts/:id/journal": readcost.page,
-            "/factories/:id/report": readcost.page,
-            **{f"/{name}": readcost.page for name in _PAGED},
-        }
-        return {("GET", f"{API}{path}"): _on_params(e) for path, e in estimates.items()}
+    def static_routes(self) -> list[Route]:
+        """Routes outside the API spec: the files the /docs page loads, and the console."""
+        return [*docs.asset_routes(), *console.routes(self)]
 
 
 def robyn_config(robyn: ModuleType, settings: HubSettings) -> Any:
@@ -551,10 +321,8 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
         )
 
     app.exception(on_exception)
-    estimates = hub.row_estimates()
     served: dict[str, list[str]] = {}
-    for method, route, roles, fn in hub.routes() + hub.static_routes():
-        rows = estimates.get((method, route))
+    for method, route, roles, fn, rows in hub.routes() + hub.static_routes():
         # Reads that may be large run off Robyn's worker thread (see _off_worker).
         wrap = _off_worker if rows is not None else _same
         get = hub.endpoint(robyn, method, route, roles, fn, rows=rows)
@@ -584,17 +352,6 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
             )
             app.add_route(_http_method(robyn, method), route, handler)
     return app, hub
-
-
-# The paged lists: at most per_page rows each.
-_PAGED = ("gateways", "factories", "machines", "sensors", "alerts", "audit")
-
-
-def _on_params(estimate: readcost.Estimate) -> RowEstimate:
-    def rows(ctx: Ctx) -> int:
-        return estimate(ctx.params)
-
-    return rows
 
 
 def _same(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -8,10 +8,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from hub.alert_settings import AlertSettings, WebhookSettings
+from hub.console_settings import ConsoleSettings
 from hub.retention import RetentionSettings
 from hub.storage.model import StorageError
 from hub.storage.url import POSTGRES_SCHEMES, parse_database
-from hub.web.settings import ConsoleSettings
 from shared.config import FileSettings
 from shared.logs import LogFormat, LogLevel
 from shared.netaddr import parse_host_port
@@ -73,7 +73,7 @@ class HubSettings(FileSettings):
     retention: RetentionSettings = Field(
         default_factory=lambda: RetentionSettings.model_validate({})
     )
-    # [console]: the operator console's sessions and refresh rate (hub.web.settings).
+    # [console]: the operator console's sessions and refresh rate (hub.console_settings).
     console: ConsoleSettings = Field(default_factory=lambda: ConsoleSettings.model_validate({}))
     # false: ingest skips rollup maintenance. Only for the benchmark's baseline (bench/
     # history.py): series and stats then miss what was stored meanwhile.

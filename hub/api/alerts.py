@@ -1,25 +1,21 @@
 """The fleet's alerts: ``GET /alerts`` (filters, pagination), ``GET /alerts/:id`` (with its
 newest transitions), ``GET /alerts/:id/journal`` (all of them, paged), and the operators'
-``POST /alerts/:id/ack | shelve | unshelve`` (hub.api.alarms)."""
+``POST /alerts/:id/ack | shelve | unshelve`` (hub.api.alarms); and a sensor's
+``GET /sensors/:id/alerts``, a fresh check of its last readings (hub.api.thresholds)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hub.api import alarms
+from hub.api import alarms, readcost, thresholds
 from hub.api import spec as _spec  # noqa: F401  (describes these routes)
+from hub.api.http import API, Ctx, Route, Services, charged
 from hub.api.pagination import paged
-from hub.auth import ALERT_ROLES, READ_ROLES, Role
+from hub.auth import ALERT_ROLES, READ_ROLES
 from hub.ingest import body_bytes
 
-if TYPE_CHECKING:
-    from hub.app import Ctx, Hub
 
-Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
-
-
-def routes(hub: Hub, api: str) -> list[Route]:
+def routes(hub: Services) -> list[Route]:
     storage = hub.storage
 
     def h_list_alerts(ctx: Ctx) -> Any:
@@ -51,11 +47,23 @@ def routes(hub: Hub, api: str) -> list[Route]:
         body = body_bytes(ctx.request.body)
         return alarms.unshelve(storage, ctx.principal, ctx.path("id"), body)
 
+    def h_sensor_alerts(ctx: Ctx) -> Any:
+        """A fresh threshold check of the last N readings (?limit=100)."""
+        return thresholds.sensor_alerts(storage, ctx.path("id"), ctx.params)
+
+    page = charged(readcost.page)
     return [
-        ("GET", f"{api}/alerts", READ_ROLES, h_list_alerts),
-        ("GET", f"{api}/alerts/:id", READ_ROLES, h_get_alert),
-        ("GET", f"{api}/alerts/:id/journal", READ_ROLES, h_alert_journal),
-        ("POST", f"{api}/alerts/:id/ack", ALERT_ROLES, h_ack_alert),
-        ("POST", f"{api}/alerts/:id/shelve", ALERT_ROLES, h_shelve_alert),
-        ("POST", f"{api}/alerts/:id/unshelve", ALERT_ROLES, h_unshelve_alert),
+        Route("GET", f"{API}/alerts", READ_ROLES, h_list_alerts, page),
+        Route("GET", f"{API}/alerts/:id", READ_ROLES, h_get_alert),
+        Route("GET", f"{API}/alerts/:id/journal", READ_ROLES, h_alert_journal, page),
+        Route(
+            "GET",
+            f"{API}/sensors/:id/alerts",
+            READ_ROLES,
+            h_sensor_alerts,
+            charged(readcost.sensor_alerts),
+        ),
+        Route("POST", f"{API}/alerts/:id/ack", ALERT_ROLES, h_ack_alert),
+        Route("POST", f"{API}/alerts/:id/shelve", ALERT_ROLES, h_shelve_alert),
+        Route("POST", f"{API}/alerts/:id/unshelve", ALERT_ROLES, h_unshelve_alert),
     ]

@@ -22,7 +22,10 @@ from hub.anomaly import (
     Method,
     found_anomalies,
 )
+from hub.api import readcost
+from hub.api.http import API, Ctx, Route, Services, charged
 from hub.api.queries import Result, parse_limit, sensor_row
+from hub.auth import READ_ROLES
 from hub.errors import ApiError, bad_param
 from hub.storage import FoundAnomaly, Storage
 from shared.timeutil import to_rfc3339
@@ -161,3 +164,20 @@ def _stored(storage: Storage, sensor: dict[str, Any], limit: int) -> Result:
             method=scan["method"],
         )
     return data, meta
+
+
+def routes(hub: Services) -> list[Route]:
+    def h_anomalies(ctx: Ctx) -> Result:
+        """Anomalies in the last N readings (?limit=100&threshold=2.0&method=zscore|mad);
+        ?stored=true answers from the background scan. 503 when anomaly-detector is down."""
+        return sensor_anomalies(hub.storage, hub.anomaly, ctx.path("id"), ctx.params)
+
+    return [
+        Route(
+            "GET",
+            f"{API}/sensors/:id/anomalies",
+            READ_ROLES,
+            h_anomalies,
+            charged(readcost.anomalies),
+        )
+    ]

@@ -14,19 +14,16 @@ acknowledge, shelve, bulk back-fill) is recorded with the token's id and role an
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hub.api import readcost
+from hub.api.http import API, Ctx, Raw, Route, Services, charged
 from hub.api.pagination import paged, parse_page
 from hub.api.queries import optional_id, parse_range
 from hub.errors import bad_param
 from hub.storage import Storage
 from hub.storage.audit import AuditEntry, Who
 from shared.timeutil import to_rfc3339
-
-if TYPE_CHECKING:
-    from hub.app import Ctx, Hub, Raw
-    from hub.auth import Role
 
 MAX_FILTER_LEN = 128
 
@@ -91,14 +88,11 @@ def list_audit(storage: Storage, ctx: Ctx) -> Raw:
     return paged(ctx, [entry_view(r) for r in rows], page, total)
 
 
-Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
-
-
-def routes(hub: Hub, api: str) -> list[Route]:
+def routes(hub: Services) -> list[Route]:
     storage = hub.storage
 
     def h_audit(ctx: Ctx) -> Any:
         """The change log: who changed what and when, newest first (admins)."""
         return list_audit(storage, ctx)
 
-    return [("GET", f"{api}/audit", ("admin",), h_audit)]
+    return [Route("GET", f"{API}/audit", ("admin",), h_audit, charged(readcost.page))]

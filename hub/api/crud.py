@@ -12,15 +12,14 @@ and its own name, and data a gateway sends for that key later lands on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
 from hub.api import crud_spec as _spec  # noqa: F401  (describes these routes)
 from hub.api import key_owner
-from hub.api.answers import created, no_content
 from hub.api.bodies import Checker, decode, invalid, nfc_names, set_fields
+from hub.api.http import API, Ctx, Route, Services, created, no_content
 from hub.api.queries import parse_id, sensor_view
 from hub.auth import READ_ROLES, Role
 from hub.errors import ApiError, not_found
@@ -28,9 +27,6 @@ from hub.storage import Conflict, Storage
 from hub.storage.crud import Unknown
 from shared.text import nfc
 from shared.timeutil import to_rfc3339
-
-if TYPE_CHECKING:
-    from hub.app import Ctx, Hub
 
 Status = Literal["OPERATIONAL", "MAINTENANCE", "OFFLINE"]
 MAX_LOCATION = 256
@@ -192,10 +188,7 @@ def parse_sensor_patch(body: bytes) -> dict[str, Any]:
     return fields
 
 
-Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
-
-
-def routes(hub: Hub, api: str) -> list[Route]:
+def routes(hub: Services) -> list[Route]:
     storage: Storage = hub.storage
 
     def who(ctx: Ctx) -> Any:
@@ -255,10 +248,10 @@ def routes(hub: Hub, api: str) -> list[Route]:
         return machine_view(row), {}
 
     def h_create_machine(ctx: Ctx) -> Any:
-        """Create a machine {factory_id, line, name, type, status} (201); 409 when another
-        factory has one on that line with that name, unless ?allow_duplicate_key=true."""
+        """Create a machine {factory_id, line, name, type, status} (201); meta.warnings says
+        when another factory has one on that line with that name."""
         fields = parse_machine(ctx.body)
-        warnings = key_owner.check_machine(storage, fields, ctx.params)
+        warnings = key_owner.check_machine(storage, fields)
         try:
             row = storage.create_machine(fields, who(ctx))
         except Conflict as exc:
@@ -295,10 +288,10 @@ def routes(hub: Hub, api: str) -> list[Route]:
     def h_create_sensor(ctx: Ctx) -> Any:
         """Create a sensor before its first reading {machine_id, name, unit, min_threshold,
         max_threshold} (201); data for its key (line/machine/name) from the gateways of its
-        factory (meta.fed_by) lands on it. 409 when another factory has a sensor with that
-        key, unless ?allow_duplicate_key=true."""
+        factory (meta.fed_by) lands on it; meta.warnings says when another factory has a
+        sensor with that key."""
         fields = parse_sensor(ctx.body)
-        warnings = key_owner.check_sensor(storage, fields, ctx.params)
+        warnings = key_owner.check_sensor(storage, fields)
         try:
             row = storage.create_sensor(fields, who(ctx))
         except Conflict as exc:
@@ -327,15 +320,15 @@ def routes(hub: Hub, api: str) -> list[Route]:
 
     admin: tuple[Role, ...] = ("admin",)
     return [
-        ("GET", f"{api}/factories/:id", READ_ROLES, h_factory),
-        ("POST", f"{api}/factories", admin, h_create_factory),
-        ("PATCH", f"{api}/factories/:id", admin, h_update_factory),
-        ("DELETE", f"{api}/factories/:id", admin, h_delete_factory),
-        ("GET", f"{api}/machines/:id", READ_ROLES, h_machine),
-        ("POST", f"{api}/machines", admin, h_create_machine),
-        ("PATCH", f"{api}/machines/:id", admin, h_update_machine),
-        ("DELETE", f"{api}/machines/:id", admin, h_delete_machine),
-        ("POST", f"{api}/sensors", admin, h_create_sensor),
-        ("PATCH", f"{api}/sensors/:id", admin, h_update_sensor),
-        ("DELETE", f"{api}/sensors/:id", admin, h_delete_sensor),
+        Route("GET", f"{API}/factories/:id", READ_ROLES, h_factory),
+        Route("POST", f"{API}/factories", admin, h_create_factory),
+        Route("PATCH", f"{API}/factories/:id", admin, h_update_factory),
+        Route("DELETE", f"{API}/factories/:id", admin, h_delete_factory),
+        Route("GET", f"{API}/machines/:id", READ_ROLES, h_machine),
+        Route("POST", f"{API}/machines", admin, h_create_machine),
+        Route("PATCH", f"{API}/machines/:id", admin, h_update_machine),
+        Route("DELETE", f"{API}/machines/:id", admin, h_delete_machine),
+        Route("POST", f"{API}/sensors", admin, h_create_sensor),
+        Route("PATCH", f"{API}/sensors/:id", admin, h_update_sensor),
+        Route("DELETE", f"{API}/sensors/:id", admin, h_delete_sensor),
     ]

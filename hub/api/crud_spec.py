@@ -217,13 +217,6 @@ def _paged(item: str) -> dict[str, Any]:
 
 _FACTORY = _param("id", "path", _INT_ID, "the factory's id", 1)
 _MACHINE = _param("id", "path", _INT_ID, "the machine's id", 1)
-_ALLOW_DUPLICATE_KEY = _param(
-    "allow_duplicate_key",
-    "query",
-    {"type": "boolean"},
-    "create it even though another factory has the same key (409 key_in_other_factory "
-    "without it); a gateway's readings land on the sensor of its own factory",
-)
 _READ = (400, 401, 403, 404, 429)
 _WRITE = (400, 401, 403, 404, 413, 422, 429)
 _CHANGE = (400, 401, 403, 404, 409, 413, 422, 429)
@@ -241,7 +234,7 @@ CRUD_OPS: dict[tuple[str, str], Op] = {
     ("GET", f"{API}/machines/:id"): Op(_ref("Machine"), (_MACHINE,), _READ),
     ("POST", f"{API}/machines"): Op(
         _ref("Machine"),
-        (_ALLOW_DUPLICATE_KEY,),
+        (),
         (400, 401, 403, 409, 413, 422, 429),
         _body("MachineBody"),
         status=201,
@@ -252,7 +245,7 @@ CRUD_OPS: dict[tuple[str, str], Op] = {
     ("DELETE", f"{API}/machines/:id"): Op({}, (_MACHINE,), _DELETE, status=204),
     ("POST", f"{API}/sensors"): Op(
         _ref("Named"),
-        (_ALLOW_DUPLICATE_KEY,),
+        (),
         (400, 401, 403, 409, 413, 422, 429),
         _body("SensorBody"),
         status=201,

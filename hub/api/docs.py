@@ -1,17 +1,22 @@
-"""``/docs``: Swagger UI 5 over ``/openapi.json``, served from the pinned
-swagger-ui-bundle-v2 package (Swagger UI 4 answers an OpenAPI 3.1 document with "Unable to
-render this definition"), never from a CDN: plants run offline, and a page that loads code
-from the internet would also run whatever that host serves. The page's
-Content-Security-Policy allows only this origin, so a forgotten external URL would show as a
-broken page in any test browser.
+"""``/openapi.json``, built once from the route table (hub.api.openapi), and ``/docs``:
+Swagger UI 5 over it, served from the pinned swagger-ui-bundle-v2 package (Swagger UI 4
+answers an OpenAPI 3.1 document with "Unable to render this definition"), never from a CDN:
+plants run offline, and a page that loads code from the internet would also run whatever
+that host serves. The page's Content-Security-Policy allows only this origin, so a forgotten
+external URL would show as a broken page in any test browser.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata
+from collections.abc import Callable
 
+import msgspec
 import swagger_ui_bundle  # type: ignore[import-untyped]
+
+from hub.api import openapi
+from hub.api.http import Ctx, Handler, Raw, Route
 
 # The files the page loads, by the name they are served under (/docs/<name>).
 ASSETS: dict[str, str] = {
@@ -63,3 +68,38 @@ def asset(name: str) -> tuple[bytes, str]:
     if name == "init.js":
         return _INIT, ctype
     return (swagger_ui_bundle.swagger_ui_path / name).read_bytes(), ctype
+
+
+def routes(described: Callable[[], list[Route]]) -> list[Route]:
+    """``/openapi.json`` over the routes ``described`` returns, and the page that shows it."""
+    spec: list[bytes] = []
+
+    def h_openapi(ctx: Ctx) -> Raw:
+        """This API's OpenAPI 3.1 document."""
+        if not spec:
+            rows = [(r.method, r.path, r.roles is not None, r.handler) for r in described()]
+            spec.append(msgspec.json.encode(openapi.build(rows)))
+        return Raw(200, spec[0])
+
+    def h_docs(ctx: Ctx) -> Raw:
+        """Interactive API documentation (Swagger UI over /openapi.json)."""
+        return Raw(200, PAGE, "text/html; charset=utf-8", dict(HEADERS))
+
+    return [
+        Route("GET", "/openapi.json", None, h_openapi),
+        Route("GET", "/docs", None, h_docs),
+    ]
+
+
+def _asset_handler(name: str) -> Handler:
+    def h_asset(ctx: Ctx) -> Raw:
+        """A Swagger UI file from the pinned swagger-ui-bundle-v2 package."""
+        body, ctype = asset(name)
+        return Raw(200, body, ctype, dict(ASSET_HEADERS))
+
+    return h_asset
+
+
+def asset_routes() -> list[Route]:
+    """The files the page loads: outside the API's spec."""
+    return [Route("GET", f"/docs/{name}", None, _asset_handler(name)) for name in ASSETS]

@@ -16,18 +16,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from hub.api.csv_out import CSV_TYPE, csv_bytes
+from hub.api.http import Raw
 from hub.api.readcost import EXPORT_PAGE
-from hub.api.readings import CSV_TYPE, csv_bytes
 from hub.ratelimit import ReadCharge
 from hub.storage import Storage
 from shared.timeutil import to_rfc3339
-
-if TYPE_CHECKING:
-    from hub.app import Raw
 
 log = structlog.get_logger("hub.export")
 
@@ -48,7 +46,6 @@ def _stream(first: bytes, rest: Iterator[bytes], what: str) -> Iterator[bytes]:
 
 
 def _answer(first: bytes, rest: Iterator[bytes], filename: str, what: str) -> Raw:
-    from hub.app import Raw  # hub.app imports the handler modules lazily, in routes()
 
     headers = {
         "Content-Disposition": f'attachment; filename="{filename}"',

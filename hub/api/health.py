@@ -1,6 +1,11 @@
-"""``GET /health/startup``, the seeds' startup probe: 200 once the schema is at this release's
-version and the app serves, 503 before (a Kubernetes startupProbe holds the liveness and
-readiness probes back until then).
+"""The probes and metrics: ``GET /health/live``, ``/health/ready``, ``/health/startup``,
+``/metrics``.
+
+``/health/live``: the process answers. ``/health/ready``: the database answers (the
+anomaly-detector's state is reported beside it, for information only: the hub serves,
+degraded, without it). ``/health/startup``, the seeds' startup probe: 200 once the schema is at
+this release's version and the app serves, 503 before (a Kubernetes startupProbe holds the
+liveness and readiness probes back until then).
 
 ``edge-hub serve`` migrates before it listens, so a hub that answers has normally migrated;
 the probe still asks the database, because another process may hold the migration lock
@@ -12,18 +17,14 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
+from hub import metrics, retention
+from hub.api.http import Ctx, Raw, Route, Services
 from hub.errors import ApiError, error_body
 from hub.storage import Storage
-
-if TYPE_CHECKING:
-    from hub.app import Ctx, Hub, Raw
-    from hub.auth import Role
 
 log = structlog.get_logger("hub.health")
 
@@ -55,16 +56,39 @@ class StartupProbe:
             return self._started, have, want
 
 
-Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
-
-
-def routes(hub: Hub) -> list[Route]:
+def routes(hub: Services) -> list[Route]:
     probe = StartupProbe(hub.storage)
+
+    def h_live(ctx: Ctx) -> Raw:
+        """Liveness probe: the process answers."""
+        return Raw(200, b'{"status":"ok"}')
+
+    def h_ready(ctx: Ctx) -> Raw:
+        """Readiness probe: the database answers. The anomaly-detector's state is reported
+        for information only: the hub serves (degraded) without it."""
+        try:
+            ok = hub.storage.ping()
+        except Exception as exc:
+            log.warning("readiness check failed", error=str(exc))
+            ok = False
+        if not ok:
+            err = ApiError(503, "unavailable", "database is not reachable")
+            return Raw(503, error_body(err, ctx.request_id))
+        body = {"status": "ready", "anomaly_detector": hub.anomaly.status()}
+        return Raw(200, msgspec.json.encode(body))
+
+    def h_metrics(ctx: Ctx) -> Raw:
+        """Prometheus metrics."""
+        hub.anomaly.status(probe=True)  # refreshes edge_hub_anomaly_detector_up when stale
+        circuit = hub.anomaly.breaker.state
+        for state in metrics.BREAKER_STATES:
+            metrics.ANOMALY_DETECTOR_CIRCUIT.labels(state).set(1 if state == circuit else 0)
+        retention.publish(hub.storage)  # storage per tier, next expiry
+        body, ctype = metrics.render()
+        return Raw(200, body, ctype)
 
     def h_startup(ctx: Ctx) -> Raw:
         """Startup probe: 200 once the schema is migrated and the app serves, else 503."""
-        from hub.app import Raw
-
         started, have, want = probe.check()
         if not started:
             why = "database unreachable" if have is None else f"schema at {have} of {want}"
@@ -72,4 +96,9 @@ def routes(hub: Hub) -> list[Route]:
             return Raw(503, error_body(err, ctx.request_id))
         return Raw(200, msgspec.json.encode({"status": "started", "schema_version": want}))
 
-    return [("GET", "/health/startup", None, h_startup)]
+    return [
+        Route("GET", "/health/live", None, h_live),
+        Route("GET", "/health/ready", None, h_ready),
+        Route("GET", "/health/startup", None, h_startup),
+        Route("GET", "/metrics", None, h_metrics),
+    ]

@@ -5,10 +5,11 @@ first data when there is none). An admin who creates ``lineA/oven1/temp`` in pla
 plant-1's gateway publishes that key gets a sensor no reading ever reaches, and plant-1 a
 second one. So:
 
-* ``POST /machines`` answers 409 ``key_in_other_factory`` when another factory has a machine
-  with the same line and name (its sensors' keys would be the same), and ``POST /sensors``
-  when another factory has a sensor with the same key; ``?allow_duplicate_key=true``
-  creates it anyway, and the 201 says so in ``meta.warnings``;
+* the 201 of ``POST /machines`` warns ``key_in_other_factory`` in ``meta.warnings`` when
+  another factory has a machine with the same line and name (its sensors' keys would be the
+  same), and that of ``POST /sensors`` when another factory has a sensor with the same key,
+  naming the other factory's machine or sensor. A warning, not a refusal: two plants whose
+  lines are both called ``line1`` are normal, each with its own gateways;
 * the 201 of a sensor names the gateways whose readings of its key land on it
   (``meta.fed_by``), with a ``no_gateway`` warning when its factory has none;
 * ``GET /gateways/:id/config`` lists every sensor the gateway's keys map to, with its factory.
@@ -19,22 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hub.errors import ApiError, bad_param
 from hub.storage import Storage
 
-ALLOW = "allow_duplicate_key"
 CONFLICT = "key_in_other_factory"
 
 Notice = dict[str, Any]
-
-
-def _allowed(params: Mapping[str, str]) -> bool:
-    raw = (params.get(ALLOW) or "false").strip().lower()
-    if raw in ("1", "true", "yes"):
-        return True
-    if raw in ("0", "false", "no"):
-        return False
-    raise bad_param(ALLOW, f"must be true or false, got {params[ALLOW]!r}")
 
 
 def _owners(rows: list[dict[str, Any]], factory_id: int) -> list[dict[str, Any]]:
@@ -45,48 +35,33 @@ def _owners(rows: list[dict[str, Any]], factory_id: int) -> list[dict[str, Any]]
     ]
 
 
-def _refuse_or_warn(
-    what: str, key: str, others: list[dict[str, Any]], params: Mapping[str, str]
-) -> list[Notice]:
+def _warn(what: str, key: str, others: list[dict[str, Any]]) -> list[Notice]:
     if not others:
         return []
     where = ", ".join(f"{o['factory']!r} ({what} {o['id']})" for o in others)
     message = (
-        f"{what} key {key!r} already exists in factory {where}; a gateway's readings land on "
-        "the sensor of its own factory, so a second one may never get data"
+        f"{what} key {key!r} also exists in factory {where}; a gateway's readings land on "
+        "the sensor of its own factory"
     )
-    if not _allowed(params):
-        raise ApiError(
-            409,
-            CONFLICT,
-            f"{message}. Add ?{ALLOW}=true to create it anyway",
-            [{"field": "name", "message": message, "others": others}],
-        )
     return [{"code": CONFLICT, "message": message, "others": others}]
 
 
-def check_machine(
-    storage: Storage, fields: Mapping[str, Any], params: Mapping[str, str]
-) -> list[Notice]:
-    """409, or the warnings for the 201, of a new machine ``fields``."""
-    _allowed(params)  # a bad value is a 400 whether or not it is needed
+def check_machine(storage: Storage, fields: Mapping[str, Any]) -> list[Notice]:
+    """The warnings for the 201 of a new machine ``fields``."""
     line, name = str(fields["line"]), str(fields["name"])
     others = _owners(storage.machines_named(line, name), int(fields["factory_id"]))
-    return _refuse_or_warn("machine", f"{line}/{name}", others, params)
+    return _warn("machine", f"{line}/{name}", others)
 
 
-def check_sensor(
-    storage: Storage, fields: Mapping[str, Any], params: Mapping[str, str]
-) -> list[Notice]:
-    """409, or the warnings for the 201, of a new sensor ``fields`` (None of either when
-    its machine does not exist: creating it answers that)."""
-    _allowed(params)
+def check_sensor(storage: Storage, fields: Mapping[str, Any]) -> list[Notice]:
+    """The warnings for the 201 of a new sensor ``fields`` (none when its machine does not
+    exist: creating it answers that)."""
     machine = storage.get_machine(int(fields["machine_id"]))
     if machine is None:
         return []
     key = f"{machine['line']}/{machine['name']}/{fields['name']}"
     others = _owners(storage.list_sensors(key=key), int(machine["factory_id"]))
-    return _refuse_or_warn("sensor", key, others, params)
+    return _warn("sensor", key, others)
 
 
 def fed_by(storage: Storage, factory_id: int) -> tuple[list[str], list[Notice]]:

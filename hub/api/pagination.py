@@ -24,15 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
 
+from hub.api.http import Ctx, Raw
 from hub.errors import bad_param, make_meta
-
-if TYPE_CHECKING:
-    from hub.app import Ctx, Raw
 
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
@@ -135,7 +133,6 @@ def paged(
 ) -> Raw:
     """A handler's answer for one page of a list (links point at the path it was asked on)."""
     # Imported here: hub.app imports the handler modules that import this one.
-    from hub.app import Raw
 
     path = str(ctx.request.url.path)
     return Raw(200, page_body(ctx.request_id, data, request, total, path, ctx.params, extra_meta))

@@ -14,21 +14,21 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import re
-from collections.abc import Callable, Iterable, Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from hub.api import crud_spec as _spec  # noqa: F401  (describes these routes)
-from hub.api.answers import created
+from hub.api import export, queries, readcost
 from hub.api.bodies import MAX_INT64, NAMED_FIELD, invalid
+from hub.api.csv_out import csv_answer, csv_bytes, parse_format
+from hub.api.http import API, Ctx, Raw, Result, Route, Services, charged, created
 from hub.api.queries import parse_limit, parse_range, sensor_row
 from hub.api.queries import readings as plain_readings
 from hub.api.readcost import is_export
+from hub.auth import READ_ROLES
 from hub.errors import ApiError, bad_param
 from hub.storage import Storage
 from hub.storage.bulk import UnknownSensors
@@ -36,17 +36,12 @@ from shared.payload import TsWindow
 from shared.timeutil import now, parse_ts, to_rfc3339
 from shared.values import value_problem
 
-if TYPE_CHECKING:
-    from hub.app import Ctx, Hub, Raw
-    from hub.auth import Role
-
 MAX_BULK_ROWS = 10_000
 MAX_ROLLING = 10_000
 # Problems named in one 422: enough to fix a body, never a second body's worth of text.
 MAX_DETAILS = 50
 # 9999-12-31T23:59:59.999Z: the last instant an answer can write as RFC 3339.
 MAX_TS = 253402300799.999
-CSV_TYPE = "text/csv; charset=utf-8"
 _AT = re.compile(r"`\$\[(\d+)\](?:\.(\w+))?`")
 
 
@@ -54,49 +49,6 @@ class BulkItem(msgspec.Struct, forbid_unknown_fields=True):
     sensor_id: int
     value: float
     timestamp: float | str
-
-
-# -- formats -------------------------------------------------------------------------------
-
-
-def parse_format(params: dict[str, str]) -> str:
-    raw = (params.get("format") or "json").strip().lower()
-    if raw not in ("json", "csv"):
-        raise bad_param("format", f"must be json or csv, got {params.get('format')!r}")
-    return raw
-
-
-# A text cell starting with one of these is a formula to a spreadsheet (CSV injection): a
-# sensor named "=HYPERLINK(...)" must open as text. Numbers are written as numbers.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)  # reads back bit for bit
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def csv_bytes(header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> bytes:
-    """``rows`` as CSV, after ``header`` (None: a later page of the same file)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line ends
-    if header is not None:
-        writer.writerow(header)
-    for row in rows:
-        writer.writerow([_cell(v) for v in row])
-    return out.getvalue().encode("utf-8")
-
-
-def csv_answer(body: bytes, filename: str, headers: dict[str, str] | None = None) -> Raw:
-    from hub.app import Raw  # hub.app imports the handler modules lazily, in routes()
-
-    extra = {"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})}
-    return Raw(200, body, CSV_TYPE, extra)
 
 
 # -- readings with a rolling average, CSV ------------------------------------------------
@@ -120,8 +72,6 @@ def readings(storage: Storage, ctx: Ctx) -> Any:
     window = parse_rolling(params)
     raw_id = ctx.path("id")
     if is_export(params):
-        from hub.api import export  # it builds on this module's CSV helpers
-
         assert ctx.reads is not None  # the route is charged (hub.api.readcost)
         sensor = sensor_row(storage, raw_id)
         start, end = parse_range(params)
@@ -235,7 +185,7 @@ def parse_bulk(body: bytes, window: TsWindow, at: float) -> list[tuple[int, floa
     return rows
 
 
-def bulk(hub: Hub, ctx: Ctx) -> Raw:
+def bulk(hub: Services, ctx: Ctx) -> Raw:
     started = perf_counter()
     assert ctx.principal is not None
     if len(ctx.body) > hub.settings.max_body_bytes:
@@ -264,13 +214,36 @@ def bulk(hub: Hub, ctx: Ctx) -> Raw:
     return created(ctx, data)
 
 
-Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
+def routes(hub: Services) -> list[Route]:
+    storage = hub.storage
 
+    def h_readings(ctx: Ctx) -> Any:
+        """Raw readings, oldest first (?from=&to=&limit=); ?rolling=N adds rolling_avg,
+        ?format=csv answers CSV."""
+        return readings(storage, ctx)
 
-def routes(hub: Hub, api: str) -> list[Route]:
+    def h_series(ctx: Ctx) -> Result:
+        """min/max/avg/count per time bucket (?from=&to=&bucket=60s)."""
+        return queries.series(storage, ctx.path("id"), ctx.params)
+
+    def h_stats(ctx: Ctx) -> Result:
+        """min/max/avg/count over a range (all readings without one)."""
+        return queries.stats(storage, ctx.path("id"), ctx.params)
+
+    def h_latest(ctx: Ctx) -> Result:
+        """The newest reading of a sensor."""
+        return queries.latest(storage, ctx.path("id"))
+
     def h_bulk(ctx: Ctx) -> Any:
         """Back-fill readings [{sensor_id, value, timestamp}, ...] (201); each (sensor,
         timestamp) is stored once, however often it is posted."""
         return bulk(hub, ctx)
 
-    return [("POST", f"{api}/readings/bulk", ("admin",), h_bulk)]
+    sensor = f"{API}/sensors/:id"
+    return [
+        Route("GET", f"{sensor}/readings", READ_ROLES, h_readings, charged(readcost.readings)),
+        Route("GET", f"{sensor}/series", READ_ROLES, h_series, charged(readcost.series)),
+        Route("GET", f"{sensor}/stats", READ_ROLES, h_stats),
+        Route("GET", f"{sensor}/latest", READ_ROLES, h_latest),
+        Route("POST", f"{API}/readings/bulk", ("admin",), h_bulk),
+    ]

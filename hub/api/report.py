@@ -12,20 +12,17 @@ every sensor of the factory, streamed (hub.api.export).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hub.api import export
+from hub.api import export, readcost
+from hub.api.csv_out import csv_answer, csv_bytes, parse_format
+from hub.api.http import API, Ctx, Raw, Route, Services, charged
 from hub.api.pagination import paged, parse_page
 from hub.api.queries import parse_id, parse_range
-from hub.api.readings import csv_answer, csv_bytes, parse_format
+from hub.auth import READ_ROLES
 from hub.errors import not_found
 from hub.storage import Storage
 from shared.timeutil import now, to_rfc3339
-
-if TYPE_CHECKING:
-    from hub.app import Ctx, Hub, Raw
-    from hub.auth import Role
 
 COLUMNS = (
     "sensor_id",
@@ -124,10 +121,7 @@ def report(storage: Storage, ctx: Ctx) -> Any:
     return paged(ctx, rows, page, total, extra)
 
 
-Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
-
-
-def routes(hub: Hub, api: str, roles: tuple[Role, ...]) -> list[Route]:
+def routes(hub: Services) -> list[Route]:
     storage = hub.storage
 
     def h_report(ctx: Ctx) -> Raw:
@@ -136,4 +130,5 @@ def routes(hub: Hub, api: str, roles: tuple[Role, ...]) -> list[Route]:
         result: Raw = report(storage, ctx)
         return result
 
-    return [("GET", f"{api}/factories/:id/report", roles, h_report)]
+    path = f"{API}/factories/:id/report"
+    return [Route("GET", path, READ_ROLES, h_report, charged(readcost.page))]

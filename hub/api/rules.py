@@ -18,14 +18,13 @@ with the factory's config version; the Rust engine at the edge evaluates them of
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
 from hub.api import spec as _spec  # noqa: F401  (describes these routes)
 from hub.api.alarms import bad_json, field_of
-from hub.api.answers import created, no_content
+from hub.api.http import API, Ctx, Route, Services, created, no_content
 from hub.api.queries import parse_id
 from hub.auth import READ_ROLES, Role
 from hub.errors import ApiError, not_found
@@ -35,9 +34,6 @@ from hub.storage.audit import Who
 from hub.storage.rules import RuleSpec
 from shared.timeutil import to_rfc3339
 from shared.values import value_problem
-
-if TYPE_CHECKING:
-    from hub.app import Ctx, Hub
 
 Condition = Literal["GREATER_THAN", "LESS_THAN", "OUT_OF_RANGE"]
 Severity = Literal["INFO", "WARNING", "CRITICAL"]
@@ -220,10 +216,7 @@ def delete_rule(storage: Storage, raw_id: str | None, who: Who | None = None) ->
     return version
 
 
-Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
-
-
-def routes(hub: Hub, api: str) -> list[Route]:
+def routes(hub: Services) -> list[Route]:
     storage = hub.storage
 
     def h_rules(ctx: Ctx) -> Any:
@@ -246,8 +239,8 @@ def routes(hub: Hub, api: str) -> list[Route]:
 
     admin: tuple[Role, ...] = ("admin",)
     return [
-        ("GET", f"{api}/sensors/:id/rules", READ_ROLES, h_rules),
-        ("POST", f"{api}/sensors/:id/rules", admin, h_add_rule),
-        ("PATCH", f"{api}/rules/:id", admin, h_update_rule),
-        ("DELETE", f"{api}/rules/:id", admin, h_delete_rule),
+        Route("GET", f"{API}/sensors/:id/rules", READ_ROLES, h_rules),
+        Route("POST", f"{API}/sensors/:id/rules", admin, h_add_rule),
+        Route("PATCH", f"{API}/rules/:id", admin, h_update_rule),
+        Route("DELETE", f"{API}/rules/:id", admin, h_delete_rule),
     ]

@@ -17,9 +17,9 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from hub.auth import READ_ROLES, Principal, authenticate, hash_token, require
+from hub.console_settings import ConsoleSettings
 from hub.storage import Storage
-from hub.storage.model import SessionRow
-from hub.web.settings import ConsoleSettings
+from hub.storage.sessions import SessionRow
 from shared.timeutil import now
 
 COOKIE = "edge_session"

@@ -15,8 +15,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from hub.console_settings import ConsoleSettings
 from hub.storage import Storage
-from hub.web.settings import ConsoleSettings
 from shared.timeutil import now
 
 

@@ -10,20 +10,15 @@ use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
-from hub.app import Raw
-from hub.auth import Role
+from hub.api.http import Ctx, Raw, Route, Services
+from hub.console_settings import ConsoleSettings
 from hub.errors import ApiError
 from hub.ratelimit import retry_after_s
 from hub.web import assets, csrf, render, session, throttle
-from hub.web.settings import ConsoleSettings
 
-if TYPE_CHECKING:
-    from hub.app import Ctx, Hub
-
-Route = tuple[str, str, "tuple[Role, ...] | None", Callable[["Ctx"], Any]]
 HTML = "text/html; charset=utf-8"
 # A sign-in form holds one token (256 characters at most, hub.auth) and nothing else.
 MAX_FORM = 4096
@@ -49,7 +44,7 @@ def _numeric(ctx: Ctx) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
-def routes(hub: Hub) -> list[Route]:
+def routes(hub: Services) -> list[Route]:
     storage = hub.storage
     settings: ConsoleSettings = hub.settings.console
 
@@ -151,14 +146,14 @@ def routes(hub: Hub) -> list[Route]:
         return asset
 
     return [
-        ("GET", "/login", None, h_login_form),
-        ("POST", "/login", None, h_login),
-        ("POST", "/logout", None, h_logout),
-        ("GET", "/", None, h_fleet),
-        ("GET", "/factories", None, h_plant),
-        ("GET", "/factories/:id", None, by_id("factory.html", "Factory", "factory")),
-        ("GET", "/machines/:id", None, by_id("machine.html", "Machine", "machine")),
-        ("GET", "/sensors/:id", None, by_id("sensor.html", "Sensor", "sensor")),
-        ("GET", "/alerts", None, h_alerts),
-        *[("GET", f"/static/{name}", None, h_asset(name)) for name in assets.names()],
+        Route("GET", "/login", None, h_login_form),
+        Route("POST", "/login", None, h_login),
+        Route("POST", "/logout", None, h_logout),
+        Route("GET", "/", None, h_fleet),
+        Route("GET", "/factories", None, h_plant),
+        Route("GET", "/factories/:id", None, by_id("factory.html", "Factory", "factory")),
+        Route("GET", "/machines/:id", None, by_id("machine.html", "Machine", "machine")),
+        Route("GET", "/sensors/:id", None, by_id("sensor.html", "Sensor", "sensor")),
+        Route("GET", "/alerts", None, h_alerts),
+        *[Route("GET", f"/static/{name}", None, h_asset(name)) for name in assets.names()],
     ]

@@ -7,7 +7,8 @@ import types
 from pathlib import Path
 from typing import Any
 
-from hub.app import Ctx, Hub
+from hub.api.http import Ctx
+from hub.app import Hub
 from hub.config import HubSettings
 from hub.storage import Storage
 

@@ -9,7 +9,6 @@ import httpx
 
 from shared.wire import Batch, WireReading, encode_batch
 from tests.hub.conftest import HubProcess
-from tests.hub.test_api import assert_error
 
 API = "/api/v1"
 KEY = "lineA/oven1/temp"
@@ -30,28 +29,22 @@ def created(r: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def test_a_key_of_another_factory_is_refused_unless_asked_for(hub: HubProcess) -> None:
+def test_a_key_of_another_factory_is_created_with_a_warning_naming_it(hub: HubProcess) -> None:
     ingest(hub, KEY)  # gw-01 (factory acme) makes the sensor on first data
     with hub.client("read") as c:
         (acme_sensor,) = c.get(f"{API}/sensors", params={"key": KEY}).json()["data"]
     with hub.client("admin") as a:
         plant2 = created(a.post(f"{API}/factories", json={"name": "plant-2"}))["data"]
         machine = {"factory_id": plant2["id"], "line": "lineA", "name": "oven1"}
-        err = assert_error(a.post(f"{API}/machines", json=machine), 409, "key_in_other_factory")
-        assert "'acme'" in err["message"] and "allow_duplicate_key" in err["message"]
-        assert err["details"][0]["others"][0]["factory"] == "acme"
-        assert_error(
-            a.post(f"{API}/machines", json=machine, params={"allow_duplicate_key": "maybe"}), 400
-        )
-        allowed = {"allow_duplicate_key": "true"}
-        m = created(a.post(f"{API}/machines", json=machine, params=allowed))
-        assert m["meta"]["warnings"][0]["code"] == "key_in_other_factory"
+        m = created(a.post(f"{API}/machines", json=machine))
+        (warning,) = m["meta"]["warnings"]
+        assert warning["code"] == "key_in_other_factory" and "'acme'" in warning["message"]
+        assert warning["others"][0]["factory"] == "acme"
         sensor = {"machine_id": m["data"]["id"], "name": "temp", "max_threshold": 250.0}
-        err = assert_error(a.post(f"{API}/sensors", json=sensor), 409, "key_in_other_factory")
-        assert err["details"][0]["others"] == [
+        s = created(a.post(f"{API}/sensors", json=sensor))
+        assert s["meta"]["warnings"][0]["others"] == [
             {"id": acme_sensor["id"], "factory_id": acme_sensor["factory_id"], "factory": "acme"}
         ]
-        s = created(a.post(f"{API}/sensors", json=sensor, params=allowed))
     # Said plainly: plant-2 has no gateway, so no reading reaches this sensor yet.
     assert s["data"]["factory"] == "plant-2"
     assert s["meta"]["fed_by"] == []
