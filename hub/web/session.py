@@ -19,7 +19,7 @@ from typing import Any
 from hub.auth import READ_ROLES, Principal, authenticate, hash_token, require
 from hub.console_settings import ConsoleSettings
 from hub.storage import Storage
-from hub.storage.sessions import SessionRow
+from hub.storage.model import SessionRow
 from shared.timeutil import now
 
 COOKIE = "edge_session"
