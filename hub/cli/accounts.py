@@ -1,0 +1,140 @@
+"""``edge-hub gateway ...`` and ``edge-hub token ...``: who may talk to the hub.
+
+A token is printed once, on stdout alone (scripts capture it); the hub keeps its SHA-256.
+Lists go to stdout as a table or JSON; everything else to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from typing import Any
+
+from hub.auth import generate_token, hash_token
+from hub.cli.streams import err, open_migrated, out
+from hub.config import HubSettings
+from hub.storage import Conflict
+from shared.ids import gateway_id_problem
+from shared.timeutil import to_rfc3339
+
+
+def cmd_gateway_add(settings: HubSettings, args: argparse.Namespace) -> int:
+    ids: list[str] = args.id
+    for gateway_id in ids:
+        problem = gateway_id_problem(gateway_id)
+        if problem is not None:
+            print(f"edge-hub: gateway id {gateway_id!r} {problem}", file=err())
+            return 2
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        print(f"edge-hub: gateway id given twice: {', '.join(twice)}", file=err())
+        return 2
+    factory = args.factory.strip()
+    if not factory or len(factory) > 128:
+        print("edge-hub: --factory must be 1-128 characters", file=err())
+        return 2
+    hint = "" if args.rotate else " (use --rotate to issue a new token and revoke the old)"
+    with contextlib.closing(open_migrated(settings)) as storage:
+        # Refuse before registering any: a half-done list would leave tokens nobody saw.
+        if not args.rotate:
+            taken = [i for i in ids if storage.get_gateway(i) is not None]
+            if taken:
+                listed = ", ".join(taken)
+                print(f"edge-hub: gateway already exists: {listed}{hint}", file=err())
+                return 1
+        for gateway_id in ids:
+            token = generate_token("gateway")
+            try:
+                storage.add_gateway(gateway_id, factory, hash_token(token), rotate=args.rotate)
+            except Conflict as exc:
+                print(f"edge-hub: {exc}{hint}", file=err())
+                return 1
+            # Each token is printed as soon as it exists: it is shown this once only.
+            print(token if len(ids) == 1 else f"{gateway_id} {token}", file=out(), flush=True)
+    return 0
+
+
+def cmd_gateway_list(settings: HubSettings, args: argparse.Namespace) -> int:
+    with contextlib.closing(open_migrated(settings)) as storage:
+        gateways = storage.list_gateways()
+    rows = [
+        {
+            "id": g["name"],
+            "factory": g["factory"],
+            "created": _when(g["created_at"]),
+            "last_seen": _when(g["last_seen"]),
+            "backlog": g["backlog"],
+            "state": "revoked" if g["revoked"] else "active",
+        }
+        for g in gateways
+    ]
+    _print_rows(rows, ["id", "factory", "created", "last_seen", "backlog", "state"], args.json)
+    return 0
+
+
+def cmd_gateway_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
+    with contextlib.closing(open_migrated(settings)) as storage:
+        found = storage.revoke_gateway(args.id)
+    if not found:
+        print(f"edge-hub: no gateway {args.id!r} (see `edge-hub gateway list`)", file=err())
+        return 2
+    print(
+        f"gateway {args.id!r} revoked: its tokens get 401 from now on; its data stays "
+        f"(`edge-hub gateway add {args.id} --factory NAME --rotate` re-enables it)",
+        file=err(),
+    )
+    return 0
+
+
+def cmd_token_add(settings: HubSettings, args: argparse.Namespace) -> int:
+    storage = open_migrated(settings)
+    token = generate_token(args.role)
+    try:
+        storage.add_token(args.role, hash_token(token))
+    finally:
+        storage.close()
+    print(token, file=out())
+    return 0
+
+
+def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
+    with contextlib.closing(open_migrated(settings)) as storage:
+        tokens = storage.list_tokens()
+    rows = [
+        {
+            "id": t["id"],
+            "role": t["role"],
+            "gateway": t["gateway"] or "-",
+            "created": _when(t["created_at"]),
+            "state": "revoked" if t["revoked"] else "active",
+        }
+        for t in tokens
+    ]
+    _print_rows(rows, ["id", "role", "gateway", "created", "state"], args.json)
+    return 0
+
+
+def cmd_token_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
+    with contextlib.closing(open_migrated(settings)) as storage:
+        found = storage.revoke_token(args.id)
+    if not found:
+        print(f"edge-hub: no token with id {args.id} (see `edge-hub token list`)", file=err())
+        return 2
+    print(f"token {args.id} revoked", file=err())
+    return 0
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else to_rfc3339(ts)
+
+
+def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows), file=out())
+        return
+    cells = [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    for line in [[c.upper() for c in columns], *cells]:
+        line_text = "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
+        print(line_text.rstrip(), file=out())
