@@ -373,7 +373,7 @@ class Storage(ABC):
         """The newest ``limit`` alerts the edge raised for a sensor, newest first."""
         return self.alerts.edge_alerts(sensor_id, limit)
 
-    # -- alert rules, fleet alerts, webhook outbox (rules.py, alerts.py) ------------------
+    # -- alert rules, fleet alerts, webhook outbox (rules, alerts, offline, webhooks) ----
 
     def list_rules(self, sensor_id: int) -> list[dict[str, Any]]:
         return self.rules.list_rules(sensor_id)
@@ -465,7 +465,7 @@ class Storage(ABC):
     def webhook_delivered(self, url: str, owner: str, event: int) -> bool:
         return self.webhooks.webhook_delivered(url, owner, event)
 
-    # -- operators' edits of the model, paged lists (hub.storage.crud) --------------------
+    # -- operators' edits (hub.storage.crud), paged lists (hub.storage.catalog) -----------
     # Each change commits with its audit row; Conflict: a name taken or children left;
     # crud.Unknown: the body names a parent that does not exist. None/False: no such row.
 
@@ -579,7 +579,7 @@ class Storage(ABC):
             end=end,
         )
 
-    # -- console sessions (hub.storage.sessions, hub.web.session) -------------------------
+    # -- console sessions (hub.storage.access, hub.web.session) ---------------------------
 
     def create_session(
         self, id_hash: str, token_hash: str, csrf: str, expires_at: float, max_per_token: int
@@ -592,7 +592,7 @@ class Storage(ABC):
     def delete_session(self, id_hash: str) -> bool:
         return self.access.delete_session(id_hash)
 
-    # -- console sign-in throttle (hub.storage.signin, hub.web.throttle) -------------------
+    # -- console sign-in throttle (hub.storage.access, hub.web.throttle) ------------------
 
     def sign_in_attempt(
         self, keys: Sequence[str], at: float, window_s: float
