@@ -3,8 +3,9 @@
 Handlers and the CLI speak to :class:`Storage` in domain terms (gateways, tokens, batches,
 series); which engine runs behind it is the ``database`` setting's business alone.
 
-Layout: ``interface`` (the face: Storage, one-line delegations to the concerns), ``engines``
-and ``url`` (the ``database`` setting -> an engine). The concerns, one object each, built
+Layout: ``interface`` (the face: Storage, one-line delegations to the concerns; its read
+side in ``read_face``), ``engines`` and ``url`` (the ``database`` setting -> an engine, looked
+up by name so the face does not import what builds on it). The concerns, one object each, built
 from the database handle and the engine's dialect with their collaborators passed in:
 ``ingest``, ``bulk``, ``rollups``, ``reads``, ``catalog``, ``crud``, ``alerts``,
 ``offline``, ``rules``, ``webhooks``, ``reports``, ``access``, ``audit``. Leaf modules they

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from hub.storage.interface import Storage
-from hub.storage.url import parse_database
+from hub.storage.interface import Storage, engine_class
 
-
-def engine_class(target: str) -> type[Storage]:
-    """The engine for a ``database`` URL, or for a plain path (an SQLite file)."""
-    if parse_database(target).engine == "postgresql":
-        from hub.storage.postgres import PostgresStorage
-
-        return PostgresStorage
-    from hub.storage.sqlite import SQLiteStorage
-
-    return SQLiteStorage
+__all__ = ["engine_class", "open_storage"]
 
 
 def open_storage(target: str) -> Storage:

@@ -13,14 +13,15 @@ delegation to the concern that owns it (``storage.ingest``, ``storage.rollups``,
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from hub.auth import Role, TokenRecord
 from hub.storage.access import Access
-from hub.storage.alerts import Actor, AlertFilter, Alerts
+from hub.storage.alerts import Actor, Alerts
 from hub.storage.audit import Audit, AuditEntry, Who
 from hub.storage.bulk import Backfill, BulkRow
 from hub.storage.catalog import Catalog
@@ -41,22 +42,37 @@ from hub.storage.model import (
     TierUsage,
 )
 from hub.storage.offline import Offline
+from hub.storage.read_face import ReadFace
 from hub.storage.reads import Reads
-from hub.storage.reports import Reports, RollingRow
+from hub.storage.reports import Reports
 from hub.storage.rollups import Rollups
 from hub.storage.rules import Rules, RuleSpec
 from hub.storage.sqlbase import Conn, Database
+from hub.storage.url import parse_database
 from hub.storage.webhooks import Webhooks
 from shared.wire import WireAlert, WireMark, WireReading
 
-__all__ = ["Bucket", "Page", "Stats", "Storage", "TierUsage"]
+__all__ = ["Bucket", "Page", "Stats", "Storage", "TierUsage", "engine_class"]
+
+# The engine for each ``database`` scheme, by module and class: looked up by name when a
+# storage opens, as Django loads a database backend, so this face does not import the
+# engines that build on it.
+ENGINES = {
+    "sqlite": ("hub.storage.sqlite", "SQLiteStorage"),
+    "postgresql": ("hub.storage.postgres", "PostgresStorage"),
+}
 
 
-class Storage(ABC):
+def engine_class(target: str) -> type[Storage]:
+    """The engine for a ``database`` URL, or for a plain path (an SQLite file)."""
+    module, name = ENGINES[parse_database(target).engine]
+    engine: type[Storage] = getattr(importlib.import_module(module), name)
+    return engine
+
+
+class Storage(ReadFace, ABC):
     def __new__(cls, *args: Any, **kwargs: Any) -> Storage:
         if cls is Storage:
-            from hub.storage.engines import engine_class
-
             target = args[0] if args else kwargs.get("target", "")
             return super().__new__(engine_class(str(target)))
         return super().__new__(cls)
@@ -196,77 +212,6 @@ class Storage(ABC):
         """A batch's Sparkplug stale/fresh marks; the latest mark per sensor wins."""
         return self.ingest.apply_marks(factory_id, marks)
 
-    # -- read side ------------------------------------------------------------------------
-
-    def list_gateways(self) -> list[dict[str, Any]]:
-        return self.catalog.list_gateways()
-
-    def get_gateway(self, name: str) -> dict[str, Any] | None:
-        return self.catalog.get_gateway(name)
-
-    def list_factories(self) -> list[dict[str, Any]]:
-        return self.catalog.list_factories()
-
-    def list_machines(self, factory_id: int | None) -> list[dict[str, Any]]:
-        return self.catalog.list_machines(factory_id)
-
-    def list_sensors(
-        self, machine_id: int | None = None, key: str | None = None, factory_id: int | None = None
-    ) -> list[dict[str, Any]]:
-        return self.catalog.list_sensors(machine_id, key, factory_id)
-
-    def get_sensor(self, sensor_id: int) -> dict[str, Any] | None:
-        return self.catalog.get_sensor(sensor_id)
-
-    def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int | None, set[str]]:
-        """(how many sensors factory ``factory_id`` has, which of ``keys`` are among them):
-        what ingest needs to cap new sensors before it writes (hub.batchcheck). The count is
-        None when every key is known: the batch creates no sensor, and counting them would
-        cost a query per batch for nothing."""
-        return self.catalog.sensor_census(factory_id, keys)
-
-    def readings(
-        self, sensor_id: int, start: float | None, end: float | None, limit: int
-    ) -> list[tuple[int, float, float]]:
-        """(reading id, ts, value), oldest first, at most ``limit``; [start, end)."""
-        return self.reads.readings(sensor_id, start, end, limit)
-
-    def series(
-        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
-    ) -> list[tuple[float, float, float, float, int]]:
-        """(bucket start, min, max, avg, count) per bucket, oldest first, at most ``limit``."""
-        return self.rollups.series(sensor_id, start, end, bucket, limit)
-
-    def stats(self, sensor_id: int, start: float | None, end: float | None) -> Stats:
-        """(min, max, avg, count, first ts, last ts) over the range."""
-        return self.rollups.stats(sensor_id, start, end)
-
-    def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
-        return self.rollups.latest(sensor_id)
-
-    def count_readings(self, gateway_id: int | None = None) -> int:
-        return self.reads.count_readings(gateway_id)
-
-    def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
-        """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
-        return self.reads.last_readings(sensor_id, limit)
-
-    def readings_after(
-        self,
-        sensor_id: int,
-        after: tuple[float, int] | None,
-        start: float | None,
-        end: float | None,
-        limit: int,
-    ) -> list[tuple[int, float, float]]:
-        """A page of [start, end) oldest first, past the reading ``after`` (its ts and id):
-        keyset paging, so each page costs what the first does."""
-        return self.reads.readings_after(sensor_id, after, start, end, limit)
-
-    def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:
-        """The values of the last ``limit`` readings before ``ts``, oldest first."""
-        return self.reads.readings_before(sensor_id, ts, limit)
-
     # -- history: rollup tiers and retention (hub.storage.rollups) ------------------------
 
     # False only in benchmarks: ingest then skips rollup maintenance (hub.toml ``rollups``).
@@ -278,26 +223,11 @@ class Storage(ABC):
     def maintain_rollups(self, on: bool) -> None:
         self.rollups.maintain = on
 
-    def buckets(
-        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
-    ) -> list[Bucket]:
-        """Per bucket of ``bucket`` seconds (aligned to the epoch), oldest first, at most
-        ``limit``: from the rollup tiers where they cover it whole, raw readings elsewhere."""
-        return self.rollups.buckets(sensor_id, start, end, bucket, limit)
-
-    def history_span(self, sensor_id: int) -> tuple[float, float] | None:
-        """(first, last) ts of everything stored for a sensor, any tier; None: nothing."""
-        return self.rollups.history_span(sensor_id)
-
     def expire(self, tier: str, cutoff: float, max_rows: int) -> int:
         """One bounded step of retention: remove at most ``max_rows`` of ``tier`` ("raw",
         "1m", "1h") older than ``cutoff``, in one short transaction (PostgreSQL drops whole
         day partitions of raw readings instead); 0 when nothing older is left."""
         return self.rollups.expire(tier, cutoff, max_rows)
-
-    def tier_usage(self) -> list[TierUsage]:
-        """What each tier holds now (counts every row: for the periodic job, not per request)."""
-        return self.rollups.tier_usage()
 
     def record_tier_status(self, rows: Sequence[tuple[TierUsage, float | None]], at: float) -> None:
         """Keep the retention job's measurements (with each tier's next expiry) for /metrics."""
@@ -307,10 +237,6 @@ class Storage(ABC):
         """Run a periodic job's round in one hub process only: the block gets True when this
         process holds the job (PostgreSQL: a session advisory lock), False when another does."""
         return self.rollups.exclusive_job(name)
-
-    def tier_status(self) -> list[dict[str, Any]]:
-        """The last recorded measurements: tier, rows, bytes, oldest, next_expiry, measured_at."""
-        return self.rollups.tier_status()
 
     # -- thresholds and gateway config ----------------------------------------------------
 
@@ -362,24 +288,7 @@ class Storage(ABC):
             sensor_id, method, threshold, analyzed, statistics, found
         )
 
-    def anomaly_scan(self, sensor_id: int) -> dict[str, Any] | None:
-        return self.reports.anomaly_scan(sensor_id)
-
-    def stored_anomalies(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` stored anomalies of a sensor, oldest first."""
-        return self.reports.stored_anomalies(sensor_id, limit)
-
-    def edge_alerts(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` alerts the edge raised for a sensor, newest first."""
-        return self.alerts.edge_alerts(sensor_id, limit)
-
     # -- alert rules, fleet alerts, webhook outbox (rules, alerts, offline, webhooks) ----
-
-    def list_rules(self, sensor_id: int) -> list[dict[str, Any]]:
-        return self.rules.list_rules(sensor_id)
-
-    def get_rule(self, rule_id: int) -> dict[str, Any] | None:
-        return self.rules.get_rule(rule_id)
 
     def add_rule(
         self, sensor_id: int, spec: RuleSpec, *, actor: Who | None = None
@@ -400,28 +309,6 @@ class Storage(ABC):
     def gateway_alert_rules(self, name: str) -> list[dict[str, Any]]:
         """The enabled rules of gateway ``name``'s factory, each with its sensor's key."""
         return self.rules.gateway_alert_rules(name)
-
-    def list_alerts(
-        self, where: AlertFilter, offset: int, limit: int, at: float | None = None
-    ) -> tuple[list[dict[str, Any]], int]:
-        """(a page of the fleet's alerts, newest first; how many match in all)."""
-        return self.alerts.list_alerts(where, offset, limit, at)
-
-    def get_alert(self, alert_id: int) -> dict[str, Any] | None:
-        return self.alerts.get_alert(alert_id)
-
-    def alert_journal(self, alert_id: int) -> list[dict[str, Any]]:
-        return self.alerts.alert_journal(alert_id)
-
-    def journal_page(
-        self, alert_id: int, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
-        """(``limit`` journal entries of an alert from ``offset``, oldest first; how many)."""
-        return self.alerts.journal_page(alert_id, offset, limit)
-
-    def journal_tail(self, alert_id: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """(an alert's newest ``limit`` journal entries, oldest first; how many in all)."""
-        return self.alerts.journal_tail(alert_id, limit)
 
     def active_edge_alerts(self, gateway_id: int, edge_ids: Sequence[int]) -> dict[int, float]:
         """Of gateway ``gateway_id``'s own alert ids ``edge_ids``, those the hub holds
@@ -453,9 +340,6 @@ class Storage(ABC):
         """Open/clear gateway_offline alerts; {"opened": n, "cleared": n}."""
         return self.offline.evaluate_gateways(offline_after_s, at)
 
-    def stale_sensors(self, sensor_ids: Iterable[int]) -> set[int]:
-        return self.offline.stale_sensors(sensor_ids)
-
     def alert_events_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         return self.webhooks.alert_events_after(after, limit)
 
@@ -469,31 +353,6 @@ class Storage(ABC):
     # Each change commits with its audit row; Conflict: a name taken or children left;
     # crud.Unknown: the body names a parent that does not exist. None/False: no such row.
 
-    def gateways_page(self, offset: int, limit: int) -> Page:
-        return self.catalog.gateways_page(offset, limit)
-
-    def factories_page(self, offset: int, limit: int) -> Page:
-        return self.catalog.factories_page(offset, limit)
-
-    def machines_page(self, factory_id: int | None, offset: int, limit: int) -> Page:
-        return self.catalog.machines_page(factory_id, offset, limit)
-
-    def sensors_page(
-        self,
-        offset: int,
-        limit: int,
-        *,
-        machine_id: int | None = None,
-        key: str | None = None,
-        factory_id: int | None = None,
-    ) -> Page:
-        return self.catalog.sensors_page(
-            offset, limit, machine_id=machine_id, key=key, factory_id=factory_id
-        )
-
-    def get_factory(self, factory_id: int) -> dict[str, Any] | None:
-        return self.catalog.get_factory(factory_id)
-
     def create_factory(self, name: str, location: str | None, actor: Who) -> dict[str, Any]:
         return self.crud.create_factory(name, location, actor)
 
@@ -504,13 +363,6 @@ class Storage(ABC):
 
     def delete_factory(self, factory_id: int, actor: Who) -> bool:
         return self.crud.delete_factory(factory_id, actor)
-
-    def get_machine(self, machine_id: int) -> dict[str, Any] | None:
-        return self.catalog.get_machine(machine_id)
-
-    def machines_named(self, line: str, name: str) -> list[dict[str, Any]]:
-        """Every machine on ``line`` called ``name``, whatever its factory."""
-        return self.catalog.machines_named(line, name)
 
     def create_machine(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]:
         return self.crud.create_machine(fields, actor)
@@ -543,41 +395,10 @@ class Storage(ABC):
         bulk.UnknownSensors (nothing stored) when a sensor id does not exist."""
         return self.backfill.bulk_insert(rows, actor)
 
-    def rolling_readings(
-        self, sensor_id: int, start: float | None, end: float | None, limit: int, window: int
-    ) -> list[RollingRow]:
-        return self.reports.rolling_readings(sensor_id, start, end, limit, window)
-
-    def factory_alert_intervals(
-        self, factory_id: int, start: float | None, end: float | None
-    ) -> list[dict[str, Any]]:
-        return self.reports.factory_alert_intervals(factory_id, start, end)
-
     def record_audit(self, entry: AuditEntry) -> None:
         """Record a change already committed (hub.storage.audit.write_entry records one
         inside the change's own transaction)."""
         return self.audit.record_audit(entry)
-
-    def audit_page(
-        self,
-        offset: int,
-        limit: int,
-        *,
-        target: str | None = None,
-        target_id: str | None = None,
-        token_id: int | None = None,
-        start: float | None = None,
-        end: float | None = None,
-    ) -> Page:
-        return self.audit.audit_page(
-            offset,
-            limit,
-            target=target,
-            target_id=target_id,
-            token_id=token_id,
-            start=start,
-            end=end,
-        )
 
     # -- console sessions (hub.storage.access, hub.web.session) ---------------------------
 

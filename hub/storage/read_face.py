@@ -1,0 +1,229 @@
+"""The read side of the hub's storage face: every question handlers, jobs and tests ask.
+
+:class:`hub.storage.Storage` is this plus the writes, the lifecycle and the engine's seams
+(hub.storage.interface). Each method is a one-line delegation to the concern that owns it;
+the concerns are built by ``Storage._assemble``. Kept apart from the writes because it is the
+part a read replica could answer, and so the face stays a size a reader can take in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from hub.storage.alerts import AlertFilter, Alerts
+from hub.storage.audit import Audit
+from hub.storage.catalog import Catalog
+from hub.storage.crud import Crud
+from hub.storage.model import Bucket, Page, Stats, TierUsage
+from hub.storage.offline import Offline
+from hub.storage.reads import Reads
+from hub.storage.reports import Reports, RollingRow
+from hub.storage.rollups import Rollups
+from hub.storage.rules import Rules
+
+
+class ReadFace:
+    # The concerns the reads go to (set by Storage._assemble).
+    reads: Reads
+    rollups: Rollups
+    catalog: Catalog
+    crud: Crud
+    alerts: Alerts
+    rules: Rules
+    reports: Reports
+    offline: Offline
+    audit: Audit
+
+    def list_gateways(self) -> list[dict[str, Any]]:
+        return self.catalog.list_gateways()
+
+    def get_gateway(self, name: str) -> dict[str, Any] | None:
+        return self.catalog.get_gateway(name)
+
+    def list_factories(self) -> list[dict[str, Any]]:
+        return self.catalog.list_factories()
+
+    def list_machines(self, factory_id: int | None) -> list[dict[str, Any]]:
+        return self.catalog.list_machines(factory_id)
+
+    def list_sensors(
+        self, machine_id: int | None = None, key: str | None = None, factory_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        return self.catalog.list_sensors(machine_id, key, factory_id)
+
+    def get_sensor(self, sensor_id: int) -> dict[str, Any] | None:
+        return self.catalog.get_sensor(sensor_id)
+
+    def sensor_census(self, factory_id: int, keys: Collection[str]) -> tuple[int | None, set[str]]:
+        """(how many sensors factory ``factory_id`` has, which of ``keys`` are among them):
+        what ingest needs to cap new sensors before it writes (hub.batchcheck). The count is
+        None when every key is known: the batch creates no sensor, and counting them would
+        cost a query per batch for nothing."""
+        return self.catalog.sensor_census(factory_id, keys)
+
+    def readings(
+        self, sensor_id: int, start: float | None, end: float | None, limit: int
+    ) -> list[tuple[int, float, float]]:
+        """(reading id, ts, value), oldest first, at most ``limit``; [start, end)."""
+        return self.reads.readings(sensor_id, start, end, limit)
+
+    def series(
+        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
+    ) -> list[tuple[float, float, float, float, int]]:
+        """(bucket start, min, max, avg, count) per bucket, oldest first, at most ``limit``."""
+        return self.rollups.series(sensor_id, start, end, bucket, limit)
+
+    def stats(self, sensor_id: int, start: float | None, end: float | None) -> Stats:
+        """(min, max, avg, count, first ts, last ts) over the range."""
+        return self.rollups.stats(sensor_id, start, end)
+
+    def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
+        return self.rollups.latest(sensor_id)
+
+    def count_readings(self, gateway_id: int | None = None) -> int:
+        return self.reads.count_readings(gateway_id)
+
+    def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
+        """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
+        return self.reads.last_readings(sensor_id, limit)
+
+    def readings_after(
+        self,
+        sensor_id: int,
+        after: tuple[float, int] | None,
+        start: float | None,
+        end: float | None,
+        limit: int,
+    ) -> list[tuple[int, float, float]]:
+        """A page of [start, end) oldest first, past the reading ``after`` (its ts and id):
+        keyset paging, so each page costs what the first does."""
+        return self.reads.readings_after(sensor_id, after, start, end, limit)
+
+    def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:
+        """The values of the last ``limit`` readings before ``ts``, oldest first."""
+        return self.reads.readings_before(sensor_id, ts, limit)
+
+    def buckets(
+        self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
+    ) -> list[Bucket]:
+        """Per bucket of ``bucket`` seconds (aligned to the epoch), oldest first, at most
+        ``limit``: from the rollup tiers where they cover it whole, raw readings elsewhere."""
+        return self.rollups.buckets(sensor_id, start, end, bucket, limit)
+
+    def history_span(self, sensor_id: int) -> tuple[float, float] | None:
+        """(first, last) ts of everything stored for a sensor, any tier; None: nothing."""
+        return self.rollups.history_span(sensor_id)
+
+    def tier_usage(self) -> list[TierUsage]:
+        """What each tier holds now (counts every row: for the periodic job, not per request)."""
+        return self.rollups.tier_usage()
+
+    def tier_status(self) -> list[dict[str, Any]]:
+        """The last recorded measurements: tier, rows, bytes, oldest, next_expiry, measured_at."""
+        return self.rollups.tier_status()
+
+    def anomaly_scan(self, sensor_id: int) -> dict[str, Any] | None:
+        return self.reports.anomaly_scan(sensor_id)
+
+    def stored_anomalies(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` stored anomalies of a sensor, oldest first."""
+        return self.reports.stored_anomalies(sensor_id, limit)
+
+    def edge_alerts(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` alerts the edge raised for a sensor, newest first."""
+        return self.alerts.edge_alerts(sensor_id, limit)
+
+    def list_rules(self, sensor_id: int) -> list[dict[str, Any]]:
+        return self.rules.list_rules(sensor_id)
+
+    def get_rule(self, rule_id: int) -> dict[str, Any] | None:
+        return self.rules.get_rule(rule_id)
+
+    def list_alerts(
+        self, where: AlertFilter, offset: int, limit: int, at: float | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(a page of the fleet's alerts, newest first; how many match in all)."""
+        return self.alerts.list_alerts(where, offset, limit, at)
+
+    def get_alert(self, alert_id: int) -> dict[str, Any] | None:
+        return self.alerts.get_alert(alert_id)
+
+    def alert_journal(self, alert_id: int) -> list[dict[str, Any]]:
+        return self.alerts.alert_journal(alert_id)
+
+    def journal_page(
+        self, alert_id: int, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(``limit`` journal entries of an alert from ``offset``, oldest first; how many)."""
+        return self.alerts.journal_page(alert_id, offset, limit)
+
+    def journal_tail(self, alert_id: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """(an alert's newest ``limit`` journal entries, oldest first; how many in all)."""
+        return self.alerts.journal_tail(alert_id, limit)
+
+    def stale_sensors(self, sensor_ids: Iterable[int]) -> set[int]:
+        return self.offline.stale_sensors(sensor_ids)
+
+    def gateways_page(self, offset: int, limit: int) -> Page:
+        return self.catalog.gateways_page(offset, limit)
+
+    def factories_page(self, offset: int, limit: int) -> Page:
+        return self.catalog.factories_page(offset, limit)
+
+    def machines_page(self, factory_id: int | None, offset: int, limit: int) -> Page:
+        return self.catalog.machines_page(factory_id, offset, limit)
+
+    def sensors_page(
+        self,
+        offset: int,
+        limit: int,
+        *,
+        machine_id: int | None = None,
+        key: str | None = None,
+        factory_id: int | None = None,
+    ) -> Page:
+        return self.catalog.sensors_page(
+            offset, limit, machine_id=machine_id, key=key, factory_id=factory_id
+        )
+
+    def get_factory(self, factory_id: int) -> dict[str, Any] | None:
+        return self.catalog.get_factory(factory_id)
+
+    def get_machine(self, machine_id: int) -> dict[str, Any] | None:
+        return self.catalog.get_machine(machine_id)
+
+    def machines_named(self, line: str, name: str) -> list[dict[str, Any]]:
+        """Every machine on ``line`` called ``name``, whatever its factory."""
+        return self.catalog.machines_named(line, name)
+
+    def rolling_readings(
+        self, sensor_id: int, start: float | None, end: float | None, limit: int, window: int
+    ) -> list[RollingRow]:
+        return self.reports.rolling_readings(sensor_id, start, end, limit, window)
+
+    def factory_alert_intervals(
+        self, factory_id: int, start: float | None, end: float | None
+    ) -> list[dict[str, Any]]:
+        return self.reports.factory_alert_intervals(factory_id, start, end)
+
+    def audit_page(
+        self,
+        offset: int,
+        limit: int,
+        *,
+        target: str | None = None,
+        target_id: str | None = None,
+        token_id: int | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> Page:
+        return self.audit.audit_page(
+            offset,
+            limit,
+            target=target,
+            target_id=target_id,
+            token_id=token_id,
+            start=start,
+            end=end,
+        )
