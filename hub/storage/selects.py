@@ -9,7 +9,7 @@ GATEWAY_SELECT = (
 SENSOR_SELECT = (
     "SELECT s.id, s.key, s.name, s.machine_id, m.line, m.name AS machine, s.factory_id, "
     "f.name AS factory, s.unit, s.min_threshold, s.max_threshold, s.deadband, s.created_at, "
-    # Marked by the gateway: its Sparkplug B edge node died (hub.storage.marks_schema).
+    # Marked by the gateway: its Sparkplug B edge node died (schema step 6).
     "s.stale "
     "FROM sensors s JOIN machines m ON m.id = s.machine_id "
     "JOIN factories f ON f.id = s.factory_id"

@@ -3,7 +3,7 @@
 The token a person pastes into the sign-in form is checked like a Bearer token, then
 forgotten: the browser holds only a random session id in an ``HttpOnly`` (no script reads
 it), ``SameSite=Strict`` (no other site's page sends it) cookie, and the database holds
-sha256 of that id beside the token's hash (hub.storage.sessions). Every request looks the
+sha256 of that id beside the token's hash (hub.storage.access). Every request looks the
 session up again, so an expired session or a revoked token stops at once on every hub
 process.
 """

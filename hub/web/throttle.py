@@ -1,6 +1,6 @@
 """The console's sign-in throttle: attempts per source address and per presented token.
 
-Every attempt is counted before the token is looked at (hub.storage.signin keeps the counts
+Every attempt is counted before the token is looked at (hub.storage.access keeps the counts
 in the database, shared by every hub process); once a key has had ``sign_in_max_failures``
 attempts in its window, further attempts get 429 with Retry-After until the window ends,
 without the token being checked. So a throttled caller learns nothing, and an unknown and

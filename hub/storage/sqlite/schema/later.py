@@ -262,12 +262,12 @@ def crud(conn: sqlite3.Connection) -> None:
 def stale_marks(conn: sqlite3.Connection) -> None:
     # stale: from the NDEATH of the sensor's Sparkplug B edge node (or DDEATH of its device)
     # until its next birth; stale_at: when the agent saw it, so a mark older than the stored
-    # one changes nothing (IngestMixin.apply_marks).
+    # one changes nothing (Ingest.apply_marks).
     conn.execute("ALTER TABLE sensors ADD COLUMN stale BOOLEAN NOT NULL DEFAULT FALSE")
     conn.execute("ALTER TABLE sensors ADD COLUMN stale_at REAL NOT NULL DEFAULT 0")
 
 
-# Step 7: console sessions (hub.storage.sessions), in the database so every hub process
+# Step 7: console sessions (hub.storage.access), in the database so every hub process
 # knows every session. Hashes only: a stolen copy of the database signs nobody in.
 _SESSIONS = """
 CREATE TABLE console_sessions (
@@ -288,13 +288,13 @@ def sessions(conn: sqlite3.Connection) -> None:
 
 def scan_queue(conn: sqlite3.Connection) -> None:
     # A sensor is queued from the batch that gave it readings until the scan that looks at
-    # them (hub.storage.anomalies); an upgraded database starts with every sensor queued
+    # them (hub.storage.reports); an upgraded database starts with every sensor queued
     # (one full round, as the first round after a start always was).
     conn.execute("CREATE TABLE scan_queue (sensor_id bigint PRIMARY KEY)")
     conn.execute("INSERT INTO scan_queue (sensor_id) SELECT id FROM sensors")
 
 
-# Step 11: failed console sign-ins per key (hub.storage.signin) and sessions by token (for
+# Step 11: failed console sign-ins per key (hub.storage.access) and sessions by token (for
 # the per-token cap). IF NOT EXISTS: development databases ran this step as number 10.
 _SIGN_IN = (
     """CREATE TABLE IF NOT EXISTS console_sign_in_attempts (
