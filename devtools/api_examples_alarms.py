@@ -130,7 +130,10 @@ def alarm_examples(
             f"/api/v1/alerts/{alert_id}/shelve",
             op.post(f"/api/v1/alerts/{alert_id}/shelve", json=body2),
             f"Body: `{json.dumps(body2)}`. At most 7 days; it unshelves itself when the time "
-            "runs out.",
+            "runs out. A shelved alert is silent: its changes are journaled but sent to no "
+            "webhook. When the shelve is lifted or runs out and the alert is still active, "
+            "webhooks get one `alert.opened` (`gateway.offline` for a gateway's) with "
+            "`reannounced: true`, carrying the alert as it is then.",
         )
         show(
             lines,

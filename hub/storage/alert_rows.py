@@ -93,13 +93,36 @@ def audit_transition(
     write_entry(conn, AuditEntry(actor, action, "alert", str(alert_id), detail), at)
 
 
-def announce(conn: Conn, event: str, alert_id: int, at: float) -> None:
-    """Queue a webhook event with the alert as it is now (inside the changing transaction)."""
+def announce(
+    conn: Conn, event: str, alert_id: int, at: float, *, reannounced: bool = False
+) -> bool:
+    """Queue a webhook event with the alert as it is now (inside the changing transaction);
+    False when the alert is silenced (shelved): its transition is journaled, not announced,
+    and :func:`reannounce` tells the receivers once the shelve is over."""
     alert = one_alert(conn, alert_id)
+    if alert is None or silenced(alert, at):
+        return False
+    payload = {**alert, "reannounced": reannounced}
     conn.execute(
         "INSERT INTO alert_events (event_id, event, alert_id, at, payload) VALUES (?, ?, ?, ?, ?)",
-        (str(uuid.uuid4()), event, alert_id, at, json.dumps(alert, separators=(",", ":"))),
+        (str(uuid.uuid4()), event, alert_id, at, json.dumps(payload, separators=(",", ":"))),
     )
+    return True
+
+
+def silenced(alert: dict[str, Any], at: float) -> bool:
+    """ISA-18.2: a shelved alert is not annunciated."""
+    until = alert["shelved_until"]
+    return until is not None and float(until) > at
+
+
+def reannounce(conn: Conn, alert_id: int, at: float) -> bool:
+    """A silence is over: an alert still active is announced again, once, as opened (with
+    ``reannounced``), since its receivers may have missed every change meanwhile."""
+    alert = one_alert(conn, alert_id)
+    if alert is None or alert["state"] != "active":
+        return False
+    return announce(conn, event_of(alert["kind"], "opened"), alert_id, at, reannounced=True)
 
 
 def event_of(kind: str, what: str) -> str:

@@ -26,6 +26,7 @@ from hub.storage.alert_rows import (
     journal,
     journal_total,
     one_alert,
+    reannounce,
     rule_id_for,
 )
 from hub.storage.model import Conflict
@@ -320,10 +321,12 @@ class Alerts:
                 raise Conflict(f"alert {alert_id} is not shelved")
             journal(conn, alert_id, at, actor, "unshelved", comment=comment)
             audit_transition(conn, actor, "alert.unshelve", alert_id, {"comment": comment}, at)
+            reannounce(conn, alert_id, at)
             return one_alert(conn, alert_id)
 
     def expire_shelves(self, at: float | None = None) -> int:
-        """Journal the shelves that ran out (reads treat them as unshelved already)."""
+        """Journal the shelves that ran out (reads treat them as unshelved already) and announce
+        again those of them still active."""
         at = now() if at is None else at
         if not self._db.fetchone("SELECT 1 FROM alerts WHERE shelved_until <= ? LIMIT 1", (at,)):
             return 0
@@ -335,6 +338,7 @@ class Alerts:
             ).fetchall()
             for (alert_id,) in rows:
                 journal(conn, int(alert_id), at, SYSTEM, "shelve_expired")
+                reannounce(conn, int(alert_id), at)
         return len(rows)
 
     def edge_alerts(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:

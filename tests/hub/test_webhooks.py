@@ -214,3 +214,69 @@ def test_a_hanging_receiver_never_holds_up_ingest(tmp_path: Path, database_url: 
 def test_bad_webhook_settings_stop_the_hub_at_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="webhook url"):
         start_hub(tmp_path, webhooks=Toml('[{url = "ftp://x", secret = "k"}]'))
+
+
+def test_a_shelved_alert_sends_nothing_until_announced_again(
+    tmp_path: Path, database_url: str
+) -> None:
+    receiver = Receiver(fail_first=0)
+    hub = start_hub(
+        tmp_path,
+        database=database_url,
+        webhooks=Toml(f'[{{url = "{receiver.url}/all", secret = "{SECRET}"}}]'),
+        alerts=Toml("{check_interval_s = 0.2}"),
+    )
+    try:
+        hub.tokens = {
+            "gw1": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme"),
+            "operator": token(hub.config, "token", "add", "--role", "operator"),
+        }
+        first = WireAlert(
+            id=1,
+            key="wh/m2/temp",
+            rule="threshold",
+            breach_type="above_maximum",
+            severity="medium",
+            threshold_value=80.0,
+            value=90.0,
+            opened_at=T0,
+        )
+        ingest(hub, 1, first)
+        with hub.client("operator") as c:
+            [row] = c.get("/api/v1/alerts").json()["data"]
+            act = f"/api/v1/alerts/{row['id']}"
+            assert c.post(f"{act}/shelve", json={"duration_s": 3600}).status_code == 200
+            # while shelved: an escalation and an acknowledgement send nothing ...
+            ingest(hub, 2, msgspec.structs.replace(first, severity="high", value=99.0))
+            assert c.post(f"{act}/ack", json={"comment": "seen"}).status_code == 200
+            # ... and lifting the shelve announces it again, once
+            assert c.post(f"{act}/unshelve", json={}).status_code == 200
+        got = receiver.wait_for(2)
+        assert [(b["event"], b["reannounced"]) for b in got] == [
+            ("alert.opened", False),
+            ("alert.opened", True),
+        ]
+        assert got[1]["alert"]["severity"] == "high" and got[1]["alert"]["acknowledged"]
+        assert got[1]["alert"]["shelved"] is False
+        # a shelve that runs out announces an alert still active, once
+        second = msgspec.structs.replace(first, id=2, key="wh/m3/temp")
+        ingest(hub, 3, second)
+        receiver.wait_for(3)
+        with hub.client("operator") as c:
+            rows = c.get("/api/v1/alerts", params={"state": "active"}).json()["data"]
+            [new] = [r for r in rows if r["id"] != row["id"]]
+            r = c.post(f"/api/v1/alerts/{new['id']}/shelve", json={"duration_s": 0.5})
+            assert r.status_code == 200, r.text
+        got = receiver.wait_for(4)
+        assert [(b["event"], b["reannounced"], b["alert"]["id"]) for b in got[2:]] == [
+            ("alert.opened", False, new["id"]),
+            ("alert.opened", True, new["id"]),
+        ]
+        # a later clear is announced as usual, and nothing else was sent meanwhile
+        ingest(hub, 4, msgspec.structs.replace(second, closed_at=T0 + 9))
+        got = receiver.wait_for(5)
+        assert [b["event"] for b in got] == ["alert.opened"] * 4 + ["alert.cleared"]
+        assert len(receiver.requests) == 5
+    finally:
+        assert hub.stop() == 0
+        receiver.close()
