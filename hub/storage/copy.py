@@ -22,7 +22,7 @@ from hub.storage.interface import Storage
 from hub.storage.model import ReadingRow, StorageError
 
 # In this order, parents before the tables that reference them; every other table after.
-FIRST = ("factories", "gateways", "machines", "sensors", "tokens")
+FIRST = ("factories", "gateways", "machines", "sensors", "tokens", "users")
 # Rebuilt by the destination as readings arrive (and never copied, or they would count twice).
 DERIVED = frozenset({"readings", "rollup_1m", "rollup_1h", "rollup_12h", "retention_status"})
 CHUNK = 50_000

@@ -130,6 +130,15 @@ class Crud:
                     f"factory {factory_id} has {row['machines']} machine(s) and "
                     f"{row['gateways']} gateway(s); delete or move them first"
                 )
+            # A user limited to this factory would otherwise lose the limit, and see all.
+            scoped = conn.execute(
+                "SELECT count(*) FROM user_factories WHERE factory_id = ?", (factory_id,)
+            ).fetchone()[0]
+            if scoped:
+                raise Conflict(
+                    f"factory {factory_id} is in the scope of {scoped} user(s); "
+                    "change their factories first"
+                )
             conn.execute("DELETE FROM factories WHERE id = ?", (factory_id,))
             write_entry(
                 conn,

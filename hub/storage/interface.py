@@ -49,6 +49,7 @@ from hub.storage.rollups import Rollups
 from hub.storage.rules import Rules, RuleSpec
 from hub.storage.sqlbase import Conn, Database
 from hub.storage.url import parse_database
+from hub.storage.users import Users
 from hub.storage.webhooks import Webhooks
 from shared.wire import WireAlert, WireMark, WireReading
 
@@ -84,6 +85,7 @@ class Storage(ReadFace, ABC):
         self.db = db
         self.dialect = dialect
         self.access = Access(db)
+        self.users = Users(db)
         self.audit = Audit(db)
         self.catalog = Catalog(db, cache)
         self.reads = Reads(db)

@@ -29,6 +29,7 @@ STEPS: tuple[str, ...] = (
     "rollup tier 12h (filled from the 1h tier)",
     "rollup tiers leave room on each page for HOT updates",
     "console sign-in attempts, sessions by token",
+    "people: users and the factories they are limited to",
 )
 
 

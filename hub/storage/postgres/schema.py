@@ -22,6 +22,7 @@ from hub.storage.migrations import (
     statements,
 )
 from hub.storage.model import StorageError
+from hub.storage.postgres.people import users as people_users
 
 PgConnection = psycopg.Connection[Any]
 
@@ -381,6 +382,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "rollup tier 12h (filled from the 1h tier)": _half_day_tier,
         "rollup tiers leave room on each page for HOT updates": _fillfactor,
         "console sign-in attempts, sessions by token": _sign_in,
+        "people: users and the factories they are limited to": people_users,
     }
 )
 

@@ -17,6 +17,7 @@ from hub.storage.sqlite.schema.later import (
     sign_in,
     stale_marks,
 )
+from hub.storage.sqlite.schema.people import users
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
 
@@ -35,5 +36,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         # Fillfactor is a PostgreSQL page setting; SQLite has no equivalent to set.
         "rollup tiers leave room on each page for HOT updates": not_needed,
         "console sign-in attempts, sessions by token": sign_in,
+        "people: users and the factories they are limited to": users,
     }
 )

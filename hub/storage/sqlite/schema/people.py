@@ -1,0 +1,41 @@
+"""SQLite schema steps for people (hub.storage.users): accounts of persons who sign in to the
+console with a name and password."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from hub.storage.migrations import statements
+
+# users: one row per person. name as given (NFC); name_key its case-folded form, unique, so
+# "Anna" and "anna" are one account. Secrets are hashes only: password_hash is argon2id
+# (hub.passwords), setup_hash sha256 of a one-time setup link's token. failures counts
+# wrong passwords since the last good one; locked_until is set when they reach the limit.
+# user_factories: the factories a user is limited to (none: all of them).
+_USERS = """
+CREATE TABLE users (
+    id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+    name                 TEXT NOT NULL,
+    name_key             TEXT NOT NULL UNIQUE,
+    display              TEXT NOT NULL DEFAULT '',
+    role                 TEXT NOT NULL CHECK (role IN ('read', 'operator', 'admin')),
+    disabled             BOOLEAN NOT NULL DEFAULT FALSE,
+    password_hash        TEXT,
+    password_changed_at  REAL,
+    setup_hash           TEXT UNIQUE,
+    setup_expires_at     REAL,
+    failures             INTEGER NOT NULL DEFAULT 0,
+    locked_until         REAL,
+    created_at           REAL NOT NULL
+);
+CREATE TABLE user_factories (
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    factory_id  INTEGER NOT NULL REFERENCES factories (id),
+    PRIMARY KEY (user_id, factory_id)
+)
+"""
+
+
+def users(conn: sqlite3.Connection) -> None:
+    for statement in statements(_USERS):
+        conn.execute(statement)

@@ -1,0 +1,214 @@
+"""People's accounts (hub.user_names, hub.passwords): who they are, their role and
+factories, and the state of their sign-in (password hash, setup link, failures, lock).
+
+Rows are found by ``name_key`` (the case-folded NFC name), so two spellings of one name are
+one account. Reads hand back a user's public fields only; the password hash leaves this
+module through :meth:`Users.credentials` alone, for the sign-in that verifies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub.storage.model import Conflict, StorageError
+from hub.storage.sqlbase import Conn, Database, dicts
+from shared.timeutil import now
+
+_PUBLIC = (
+    "SELECT id, name, display, role, disabled, failures, locked_until, password_changed_at, "
+    "created_at, password_hash IS NOT NULL AS has_password FROM users"
+)
+
+
+class UnknownFactory(StorageError):
+    """A factory named for a user's scope does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a sign-in needs to decide, for one account."""
+
+    id: int
+    name: str
+    password_hash: str | None
+    disabled: bool
+    locked_until: float | None
+    failures: int
+
+
+def _factory_ids(conn: Conn, names: Sequence[str]) -> list[int]:
+    ids: list[int] = []
+    for name in dict.fromkeys(names):
+        row = conn.execute("SELECT id FROM factories WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise UnknownFactory(f"no factory {name!r}")
+        ids.append(int(row[0]))
+    return ids
+
+
+def _set_factories(conn: Conn, user_id: int, names: Sequence[str]) -> None:
+    ids = _factory_ids(conn, names)
+    conn.execute("DELETE FROM user_factories WHERE user_id = ?", (user_id,))
+    conn.executemany(
+        "INSERT INTO user_factories (user_id, factory_id) VALUES (?, ?)",
+        [(user_id, fid) for fid in ids],
+    )
+
+
+def _views(conn: Conn, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    rows = dicts(conn.execute(f"{_PUBLIC} {where}", params))
+    scopes: dict[int, list[str]] = {}
+    for user_id, factory in conn.execute(
+        "SELECT uf.user_id, f.name FROM user_factories uf "
+        "JOIN factories f ON f.id = uf.factory_id ORDER BY f.name"
+    ).fetchall():
+        scopes.setdefault(int(user_id), []).append(str(factory))
+    for row in rows:
+        row["disabled"] = bool(row["disabled"])
+        row["has_password"] = bool(row["has_password"])
+        row["factories"] = scopes.get(int(row["id"]), [])
+    return rows
+
+
+class Users:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(
+        self,
+        name: str,
+        key: str,
+        *,
+        role: str,
+        display: str = "",
+        factories: Sequence[str] = (),
+        password_hash: str | None = None,
+        setup: tuple[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """A new account; Conflict when ``key`` is taken, UnknownFactory for a factory that
+        does not exist. ``setup``: (sha256 of the setup link's token, when it expires)."""
+        at = now()
+        setup_hash, setup_expires = setup if setup else (None, None)
+        with self._db.write() as conn:
+            row = conn.execute(
+                "INSERT INTO users (name, name_key, display, role, password_hash, "
+                "password_changed_at, setup_hash, setup_expires_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name_key) DO NOTHING "
+                "RETURNING id",
+                (
+                    name,
+                    key,
+                    display,
+                    role,
+                    password_hash,
+                    at if password_hash else None,
+                    setup_hash,
+                    setup_expires,
+                    at,
+                ),
+            ).fetchone()
+            if row is None:
+                raise Conflict(f"user {name!r} already exists")
+            _set_factories(conn, int(row[0]), factories)
+            return _views(conn, "WHERE id = ?", (int(row[0]),))[0]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._db.reader(snapshot=True) as conn:
+            found = _views(conn, "WHERE name_key = ?", (key,))
+        return found[0] if found else None
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._db.reader(snapshot=True) as conn:
+            return _views(conn, "ORDER BY name_key", ())
+
+    def update(
+        self,
+        key: str,
+        *,
+        role: str | None = None,
+        display: str | None = None,
+        disabled: bool | None = None,
+        factories: Sequence[str] | None = None,
+    ) -> dict[str, Any] | None:
+        """Change the fields given; None when there is no such user."""
+        with self._db.write() as conn:
+            row = conn.execute("SELECT id FROM users WHERE name_key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            user_id = int(row[0])
+            for column, value in (("role", role), ("display", display), ("disabled", disabled)):
+                if value is not None:
+                    conn.execute(f"UPDATE users SET {column} = ? WHERE id = ?", (value, user_id))
+            if factories is not None:
+                _set_factories(conn, user_id, factories)
+            return _views(conn, "WHERE id = ?", (user_id,))[0]
+
+    def unlock(self, key: str) -> bool:
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "UPDATE users SET failures = 0, locked_until = NULL WHERE name_key = ?", (key,)
+            )
+            return cur.rowcount > 0
+
+    def reset_password(self, key: str, setup_hash: str, expires_at: float) -> bool:
+        """The old password stops working (and with it the user's sessions: its change time
+        moves); the new setup link sets the next one."""
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "UPDATE users SET password_hash = NULL, password_changed_at = ?, "
+                "setup_hash = ?, setup_expires_at = ? WHERE name_key = ?",
+                (now(), setup_hash, expires_at, key),
+            )
+            return cur.rowcount > 0
+
+    def setup_user(self, setup_hash: str) -> str | None:
+        """The name of the account a live setup link is for, or None."""
+        row = self._db.fetchone(
+            "SELECT name FROM users WHERE setup_hash = ? AND setup_expires_at > ?",
+            (setup_hash, now()),
+        )
+        return None if row is None else str(row[0])
+
+    def finish_setup(self, setup_hash: str, password_hash: str) -> str | None:
+        """Set the password of the account a live setup link is for and spend the link;
+        the account's name, or None when the link is unknown, spent or expired."""
+        at = now()
+        with self._db.write() as conn:
+            row = conn.execute(
+                "UPDATE users SET password_hash = ?, password_changed_at = ?, setup_hash = NULL, "
+                "setup_expires_at = NULL, failures = 0, locked_until = NULL "
+                "WHERE setup_hash = ? AND setup_expires_at > ? RETURNING name",
+                (password_hash, at, setup_hash, at),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_password(self, key: str, password_hash: str, *, changed: bool = True) -> bool:
+        """Store a new hash. ``changed`` False: the same password rehashed with today's
+        parameters, which is no change for the user's sessions."""
+        sql = "UPDATE users SET password_hash = ?"
+        params: list[Any] = [password_hash]
+        if changed:
+            sql += ", password_changed_at = ?"
+            params.append(now())
+        with self._db.write() as conn:
+            cur = conn.execute(sql + " WHERE name_key = ?", (*params, key))
+            return cur.rowcount > 0
+
+    def credentials(self, key: str) -> Credentials | None:
+        row = self._db.fetchone(
+            "SELECT id, name, password_hash, disabled, locked_until, failures FROM users "
+            "WHERE name_key = ?",
+            (key,),
+        )
+        if row is None:
+            return None
+        return Credentials(
+            int(row[0]),
+            str(row[1]),
+            row[2],
+            bool(row[3]),
+            None if row[4] is None else float(row[4]),
+            int(row[5]),
+        )
