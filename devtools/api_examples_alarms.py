@@ -99,6 +99,9 @@ def alarm_examples(
         "`acknowledged` (true | false), the two together as `status` (`active_unack`, "
         "`active_ack`, `cleared_unack`, `cleared_ack`); `acknowledged_at`, `acknowledged_by` "
         "(`{token_id, role}`); `shelved` and `shelved_until` (null unless shelved now); "
+        "`chattering` (its source cleared `[alarms] chattering_count` times within "
+        "`chattering_window_s`) and `stale` (active longer than `stale_after_s`), marks that "
+        "stay once set; "
         "`opened_at`, `cleared_at`, `updated_at`; `breach_type`, `value` (the reading that "
         "opened or last escalated it), `threshold_value`. `GET /api/v1/alerts/{id}` adds the "
         "`journal` (its newest 100 transitions) and `journal_total` (below).",

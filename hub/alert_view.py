@@ -42,6 +42,9 @@ def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any
         "acknowledged_by": _by(row["acknowledged_by"], row["acknowledged_role"]),
         "shelved": shelved,
         "shelved_until": _time(shelved_until) if shelved else None,
+        # .get: webhook events queued by a hub before these marks carry none.
+        "chattering": bool(row.get("chattering", False)),
+        "stale": bool(row.get("stale", False)),
         "opened_at": _time(row["opened_at"]),
         "cleared_at": _time(row["cleared_at"]),
         "breach_type": row["breach_type"],

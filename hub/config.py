@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from hub.alert_settings import AlertSettings, WebhookSettings
+from hub.alert_settings import AlarmSettings, AlertSettings, WebhookSettings
 from hub.console_settings import ConsoleSettings
 from hub.retention import RetentionSettings
 from hub.storage.model import StorageError
@@ -68,6 +68,8 @@ class HubSettings(FileSettings):
 
     # [alerts] (gateway offline) and [[webhooks]] (hub.alert_settings, hub.notify).
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings.model_validate({}))
+    # [alarms]: chattering and stale marks (hub.alert_settings.AlarmSettings).
+    alarms: AlarmSettings = Field(default_factory=lambda: AlarmSettings.model_validate({}))
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     # [retention] days per tier: raw readings, 1-minute and 1-hour rollups (hub.retention).
     retention: RetentionSettings = Field(

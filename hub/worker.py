@@ -110,7 +110,8 @@ class AnomalyScanner(PeriodicJob):
 
 class AlertWatch(PeriodicJob):
     """Every ``interval_s``: opens one gateway_offline alert per gateway silent for
-    ``offline_after_s`` (and clears those seen again), and journals shelves that ran out.
+    ``offline_after_s`` (and clears those seen again), journals shelves that ran out, and
+    marks alerts active longer than ``[alarms] stale_after_s`` stale.
     Several hub processes may run it: storage opens each offline alert once (a partial unique
     index), and a cleared or expired row is changed by whichever process gets there first."""
 
@@ -125,6 +126,7 @@ class AlertWatch(PeriodicJob):
     def check_once(self) -> dict[str, int]:
         found = self.storage.evaluate_gateways(self.offline_after_s)
         found["shelves_expired"] = self.storage.expire_shelves()
+        found["stale"] = self.storage.alerts.mark_stale()
         if found["opened"] or found["cleared"]:
             log.info("gateway offline alerts", **found)
         return found

@@ -88,6 +88,7 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
         return supervise(settings.workers, args.config_file)
     storage = open_migrated(settings)
     storage.maintain_rollups = settings.rollups
+    storage.alerts.limits = settings.alarms.limits()
     # A worker's siblings hold the port already (SO_REUSEPORT); the supervisor checked it.
     problem = None if is_worker() else port_problem(settings.host, settings.port)
     if problem:

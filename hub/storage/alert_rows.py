@@ -17,7 +17,8 @@ ALERT_COLUMNS = (
     "a.id, a.kind, a.gateway_id AS gateway_row, g.name AS gateway_id, a.factory_id, "
     "a.sensor_id, a.rule_id, a.edge_alert_id, a.breach_type, a.severity, a.state, "
     "a.acknowledged, a.acknowledged_at, a.acknowledged_by, a.acknowledged_role, "
-    "a.shelved_until, a.opened_at, a.cleared_at, a.value, a.threshold_value, a.updated_at"
+    "a.shelved_until, a.opened_at, a.cleared_at, a.value, a.threshold_value, a.updated_at, "
+    "a.chattering, a.chattering_at, a.stale, a.stale_at"
 )
 ALERT_SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts a JOIN gateways g ON g.id = a.gateway_id"
 # Escalated / de-escalated: the edge's scaled severities and the rules' levels on one scale.
@@ -49,7 +50,12 @@ class AlertFilter:
 
 
 def alert_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "acknowledged": bool(row["acknowledged"])}
+    return {
+        **row,
+        "acknowledged": bool(row["acknowledged"]),
+        "chattering": bool(row["chattering"]),
+        "stale": bool(row["stale"]),
+    }
 
 
 JOURNAL_COLUMNS = "at, token_id, role, action, severity, comment"

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hub.storage import alarm_marks
+from hub.storage.alarm_marks import AlarmLimits
 from hub.storage.alert_rows import (
     ALERT_SELECT,
     GATEWAY,
@@ -44,6 +46,8 @@ class Alerts:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # [alarms] of hub.toml; the hub sets it at start (hub.cli.serve).
+        self.limits = AlarmLimits()
 
     # -- ingest: edge alerts become fleet alerts -----------------------------------------
 
@@ -130,6 +134,7 @@ class Alerts:
                 ).fetchone()[0]
             )
             journal(conn, alert_id, at, GATEWAY, "opened", severity=a.severity)
+            alarm_marks.on_open(conn, alert_id, a.opened_at, at, self.limits)
             announce(conn, "alert.opened", alert_id, at)
             state, severity = "active", a.severity
         else:
@@ -162,6 +167,7 @@ class Alerts:
                 (a.closed_at, a.closed_at, at, alert_id),
             )
             journal(conn, alert_id, at, GATEWAY, "cleared", severity=a.severity)
+            alarm_marks.on_clear(conn, alert_id, max(a.closed_at, a.opened_at), at, self.limits)
             announce(conn, "alert.cleared", alert_id, at)
 
     # -- read ----------------------------------------------------------------------------
@@ -340,6 +346,12 @@ class Alerts:
                 journal(conn, int(alert_id), at, SYSTEM, "shelve_expired")
                 reannounce(conn, int(alert_id), at)
         return len(rows)
+
+    def mark_stale(self, at: float | None = None) -> int:
+        """Mark the alerts active longer than ``[alarms] stale_after_s`` stale (journaled)."""
+        at = now() if at is None else at
+        with self._db.write() as conn:
+            return alarm_marks.mark_stale(conn, at, self.limits)
 
     def edge_alerts(self, sensor_id: int, limit: int) -> list[dict[str, Any]]:
         return self._db.all_dicts(

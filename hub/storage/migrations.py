@@ -30,6 +30,7 @@ STEPS: tuple[str, ...] = (
     "rollup tiers leave room on each page for HOT updates",
     "console sign-in attempts, sessions by token",
     "people: users and the factories they are limited to",
+    "alert chattering and stale marks",
 )
 
 

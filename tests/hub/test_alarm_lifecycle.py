@@ -1,6 +1,8 @@
-"""The alarm lifecycle in storage, on both engines (ISA-18.2): a shelved alert's transitions
-are journaled but queue no webhook event, and when the shelve is lifted or runs out an alert
-still active is queued once more as opened, marked ``reannounced``."""
+"""The alarm lifecycle in storage, on both engines (ISA-18.2 / EEMUA 191): a shelved alert's
+transitions are journaled but queue no webhook event, and when the shelve is lifted or runs
+out an alert still active is queued once more as opened, marked ``reannounced``; a source
+that clears too often is chattering (shelved for it when configured); an alert active too
+long is stale."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from hub.alert_view import alert_view
 from hub.storage import GatewayReport, Storage
+from hub.storage.alarm_marks import AlarmLimits
 from hub.storage.alerts import Actor, AlertFilter
+from hub.worker import AlertWatch
 from shared.timeutil import now
 from shared.wire import WireAlert, WireReading
 
@@ -94,3 +99,71 @@ def test_an_alert_cleared_while_shelved_is_not_announced_again(
     assert events(storage) == [("alert.opened", False)]
     actions = [e["action"] for e in storage.alert_journal(alert_id)]
     assert actions == ["opened", "shelved", "cleared", "unshelved"]
+
+
+def flap(storage: Storage, gateway: tuple[int, int], times: int, gap_s: float) -> list[int]:
+    """``times`` alerts of one source, each open 1 s and ``gap_s`` apart; their ids."""
+    ids = []
+    for n in range(times):
+        opened = OPEN.opened_at + n * gap_s
+        alert = msgspec.structs.replace(OPEN, id=n + 1, opened_at=opened)
+        ids.append(send(storage, gateway, 2 * n + 1, alert))
+        send(storage, gateway, 2 * n + 2, msgspec.structs.replace(alert, closed_at=opened + 1))
+    return ids
+
+
+def marked(storage: Storage, ids: list[int], mark: str) -> list[bool]:
+    return [bool(storage.get_alert(i)[mark]) for i in ids]  # type: ignore[index]
+
+
+def test_a_source_that_clears_often_is_chattering(
+    storage: Storage, gateway: tuple[int, int]
+) -> None:
+    ids = flap(storage, gateway, 4, gap_s=10)
+    # the third clear within 60 s marks its alert, and so the next one
+    assert marked(storage, ids, "chattering") == [False, False, True, True]
+    assert [e["action"] for e in storage.alert_journal(ids[2])] == [
+        "opened",
+        "cleared",
+        "chattering",
+    ]
+    assert [e["action"] for e in storage.alert_journal(ids[3])][:2] == ["opened", "chattering"]
+    assert storage.get_alert(ids[2])["chattering_at"] is not None  # type: ignore[index]
+
+
+def test_clears_spread_wider_than_the_window_are_not_chattering(
+    storage: Storage, gateway: tuple[int, int]
+) -> None:
+    ids = flap(storage, gateway, 4, gap_s=40)  # at most 2 clears in any 60 s
+    assert marked(storage, ids, "chattering") == [False] * 4
+
+
+def test_a_chattering_alert_is_shelved_when_configured_and_silent(
+    storage: Storage, gateway: tuple[int, int]
+) -> None:
+    storage.alerts.limits = AlarmLimits(chattering_shelve_s=600)
+    ids = flap(storage, gateway, 3, gap_s=5)
+    fourth = msgspec.structs.replace(OPEN, id=9, opened_at=OPEN.opened_at + 20)
+    alert_id = send(storage, gateway, 9, fourth)
+    row = storage.get_alert(alert_id)
+    assert row is not None and row["chattering"] and alert_view(row)["shelved"]
+    assert [(e["action"], e["role"], e["comment"]) for e in storage.alert_journal(alert_id)] == [
+        ("opened", "gateway", None),
+        ("chattering", "system", None),
+        ("shelved", "system", "chattering"),
+    ]
+    # the three that opened before it was chattering were announced, this one not
+    opened = [e["alert_id"] for e in storage.alert_events_after(0, 100) if "opened" in e["event"]]
+    assert opened == ids
+
+
+def test_an_alert_active_too_long_is_stale(storage: Storage, gateway: tuple[int, int]) -> None:
+    storage.alerts.limits = AlarmLimits(stale_after_s=3600)
+    old = send(storage, gateway, 1, msgspec.structs.replace(OPEN, opened_at=now() - 7200))
+    fresh = msgspec.structs.replace(OPEN, id=2, key="life/m2/t", opened_at=now() - 60)
+    fresh_id = send(storage, gateway, 2, fresh)
+    assert AlertWatch(storage, offline_after_s=120, interval_s=3600).check_once()["stale"] == 1
+    assert storage.alerts.mark_stale() == 0  # once
+    assert marked(storage, [old, fresh_id], "stale") == [True, False]
+    assert alert_view(storage.get_alert(old))["stale"] is True  # type: ignore[arg-type]
+    assert [e["action"] for e in storage.alert_journal(old)] == ["opened", "stale"]

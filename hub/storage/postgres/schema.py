@@ -22,6 +22,7 @@ from hub.storage.migrations import (
     statements,
 )
 from hub.storage.model import StorageError
+from hub.storage.postgres.alarm_marks import alarm_marks
 from hub.storage.postgres.people import users as people_users
 
 PgConnection = psycopg.Connection[Any]
@@ -383,6 +384,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "rollup tiers leave room on each page for HOT updates": _fillfactor,
         "console sign-in attempts, sessions by token": _sign_in,
         "people: users and the factories they are limited to": people_users,
+        "alert chattering and stale marks": alarm_marks,
     }
 )
 

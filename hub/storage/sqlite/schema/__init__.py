@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from hub.storage.migrations import Migration, not_needed, numbered
+from hub.storage.sqlite.schema.alarm_marks import alarm_marks
 from hub.storage.sqlite.schema.first import LEGACY_VERSION, heal_legacy, v1, v2
 from hub.storage.sqlite.schema.later import (
     alarms,
@@ -37,5 +38,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "rollup tiers leave room on each page for HOT updates": not_needed,
         "console sign-in attempts, sessions by token": sign_in,
         "people: users and the factories they are limited to": users,
+        "alert chattering and stale marks": alarm_marks,
     }
 )

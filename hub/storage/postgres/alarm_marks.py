@@ -1,0 +1,21 @@
+"""PostgreSQL's step "alert chattering and stale marks" (hub.storage.migrations.STEPS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+# As on SQLite (hub/storage/sqlite/schema/alarm_marks.py): each mark with the time it was set.
+_COLUMNS = (
+    "ALTER TABLE alerts ADD COLUMN chattering boolean NOT NULL DEFAULT FALSE",
+    "ALTER TABLE alerts ADD COLUMN chattering_at double precision",
+    "ALTER TABLE alerts ADD COLUMN stale boolean NOT NULL DEFAULT FALSE",
+    "ALTER TABLE alerts ADD COLUMN stale_at double precision",
+    "CREATE INDEX alerts_source_cleared ON alerts (sensor_id, kind, cleared_at)",
+)
+
+
+def alarm_marks(conn: psycopg.Connection[Any]) -> None:
+    for statement in _COLUMNS:
+        conn.execute(statement)
