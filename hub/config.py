@@ -25,6 +25,10 @@ class HubSettings(FileSettings):
 
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:////var/lib/edge-hub/hub.db"
+    # The hub's address as people's browsers reach it (the TLS front), e.g.
+    # https://hub.plant.example: the setup links `edge-hub user` prints start with it.
+    # Unset: http://<listen>.
+    public_url: str | None = None
     anomaly_url: str = "http://127.0.0.1:3001"
     # Background anomaly scan of recently active sensors (results: ?stored=true); 0 = off.
     anomaly_scan_interval_s: float = Field(60.0, ge=0)
@@ -99,6 +103,17 @@ class HubSettings(FileSettings):
         except ValueError:
             raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080") from None
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must be an http:// or https:// URL")
+        return None if value is None else value.rstrip("/")
+
+    def public_base(self) -> str:
+        """Where people's browsers reach the hub: public_url, else http://<listen>."""
+        return self.public_url or f"http://{self.listen}"
 
     @field_validator("anomaly_url")
     @classmethod

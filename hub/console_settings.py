@@ -36,3 +36,6 @@ class ConsoleSettings(BaseModel):
     # Peers whose X-Real-IP names the real client (the TLS front on this host sets it): the
     # address the sign-in throttle counts. Any other peer is counted by its own address.
     trusted_proxies: list[IPvAnyAddress] = Field(default_factory=_loopback)
+    # People's passwords have at least this many characters (and are not one of the most
+    # common ones: hub.passwords); no rules about which kinds of characters.
+    password_min_length: int = Field(12, ge=8, le=256)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-from typing import Any
 
 from hub.auth import generate_token, hash_token
 from hub.cli.streams import err, open_migrated, out
+from hub.cli.tables import print_rows, when
 from hub.config import HubSettings
 from hub.storage import Conflict
 from shared.ids import gateway_id_problem
-from shared.timeutil import to_rfc3339
 
 
 def cmd_gateway_add(settings: HubSettings, args: argparse.Namespace) -> int:
@@ -62,14 +60,14 @@ def cmd_gateway_list(settings: HubSettings, args: argparse.Namespace) -> int:
         {
             "id": g["name"],
             "factory": g["factory"],
-            "created": _when(g["created_at"]),
-            "last_seen": _when(g["last_seen"]),
+            "created": when(g["created_at"]),
+            "last_seen": when(g["last_seen"]),
             "backlog": g["backlog"],
             "state": "revoked" if g["revoked"] else "active",
         }
         for g in gateways
     ]
-    _print_rows(rows, ["id", "factory", "created", "last_seen", "backlog", "state"], args.json)
+    print_rows(rows, ["id", "factory", "created", "last_seen", "backlog", "state"], args.json)
     return 0
 
 
@@ -106,12 +104,12 @@ def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
             "id": t["id"],
             "role": t["role"],
             "gateway": t["gateway"] or "-",
-            "created": _when(t["created_at"]),
+            "created": when(t["created_at"]),
             "state": "revoked" if t["revoked"] else "active",
         }
         for t in tokens
     ]
-    _print_rows(rows, ["id", "role", "gateway", "created", "state"], args.json)
+    print_rows(rows, ["id", "role", "gateway", "created", "state"], args.json)
     return 0
 
 
@@ -123,18 +121,3 @@ def cmd_token_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
         return 2
     print(f"token {args.id} revoked", file=err())
     return 0
-
-
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else to_rfc3339(ts)
-
-
-def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(rows), file=out())
-        return
-    cells = [[str(row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    for line in [[c.upper() for c in columns], *cells]:
-        line_text = "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True))
-        print(line_text.rstrip(), file=out())

@@ -24,6 +24,7 @@ from hub.cli.accounts import (
 )
 from hub.cli.serve import cmd_serve
 from hub.cli.streams import STREAMS, err, open_migrated, out
+from hub.cli.users import add_parsers as add_user_parsers
 from hub.config import HubSettings
 from hub.config_view import masked_settings
 from hub.storage import StorageError, open_storage
@@ -203,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("id", metavar="ID", type=int, help="the token id, from `token list`")
     p.set_defaults(func=cmd_token_revoke)
+
+    add_user_parsers(sub, common)
 
     p = sub.add_parser("check-config", parents=[common], help="validate the configuration")
     p.set_defaults(func=cmd_check_config)
