@@ -70,6 +70,22 @@ def rate_limited(retry_after_s: int, why: str = "too many requests for this toke
     )
 
 
+# A failover takes seconds: the agent's next try after this finds the new primary.
+DATABASE_RETRY_AFTER_S = 2
+
+
+def database_unavailable(message: str, hosts: list[str]) -> ApiError:
+    """503 for a request that found no writable database in time; what it wrote may or may
+    not be committed (the agent's retry is idempotent)."""
+    return ApiError(
+        503,
+        "database_unavailable",
+        f"{message}; retry in {DATABASE_RETRY_AFTER_S}s",
+        [{"host": host} for host in hosts],
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 def method_not_allowed(method: str, path: str, allow: str) -> ApiError:
     return ApiError(
         405,

@@ -36,6 +36,10 @@ HTTP_DURATION = Histogram(
 RATE_LIMITED = Counter(
     "edge_hub_rate_limited_requests", "Requests refused with 429 by the per-token rate limit."
 )
+DATABASE_UNAVAILABLE = Counter(
+    "edge_hub_database_unavailable_requests",
+    "Requests answered 503 database_unavailable: no writable database answered in time.",
+)
 READ_BUDGET_REFUSED = Counter(
     "edge_hub_read_budget_refusals",
     "Expensive reads refused with 429, by reason (budget = the token's rows per second "

@@ -14,11 +14,13 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
+import psutil
 import psycopg
 
 # The newest installed major version, e.g. /usr/lib/postgresql/15/bin.
@@ -38,7 +40,11 @@ def bin_dir() -> Path | None:
 class PgServer:
     """``initdb`` + ``pg_ctl start`` in a temp dir; :meth:`stop` removes it all."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, commit_waits_for_wal: bool = False) -> None:
+        """``commit_waits_for_wal``: a commit is confirmed only once its WAL is written, so
+        that it survives :meth:`kill9` (a crash of the server, not of the machine: fsync
+        stays off)."""
+        self.commit_waits_for_wal = commit_waits_for_wal
         found = bin_dir()
         if found is None:
             raise RuntimeError(
@@ -68,19 +74,34 @@ class PgServer:
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8")
-        options = " ".join(
+        self._options = " ".join(
             [
                 f"-p {self.port}",
                 "-c listen_addresses=127.0.0.1",
                 f"-c unix_socket_directories={self.root}",
                 "-c fsync=off",
-                "-c synchronous_commit=off",
+                f"-c synchronous_commit={'on' if self.commit_waits_for_wal else 'off'}",
                 "-c full_page_writes=off",
                 "-c max_connections=200",
             ]
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        return self.restart()
+
+    def restart(self) -> PgServer:
+        """Start the server of this data directory again (after :meth:`kill9`: crash recovery)."""
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self._options, "-w", "start"
+        )
         return self
+
+    def kill9(self) -> None:
+        """SIGKILL the postmaster and every backend of it: the server's host lost power."""
+        postmaster = psutil.Process(int((self.data / "postmaster.pid").read_text().split()[0]))
+        backends = postmaster.children(recursive=True)
+        for proc in [postmaster, *backends]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGKILL)
+        psutil.wait_procs([postmaster, *backends], timeout=10)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"

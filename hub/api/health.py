@@ -1,11 +1,12 @@
 """The probes and metrics: ``GET /health/live``, ``/health/ready``, ``/health/startup``,
 ``/metrics``.
 
-``/health/live``: the process answers. ``/health/ready``: the database answers (the
-anomaly-detector's state is reported beside it, for information only: the hub serves,
-degraded, without it). ``/health/startup``, the seeds' startup probe: 200 once the schema is at
-this release's version and the app serves, 503 before (a Kubernetes startupProbe holds the
-liveness and readiness probes back until then).
+``/health/live``: the process answers. ``/health/ready``: the database answers, and on
+PostgreSQL a new session reaches a writable primary within the connect timeout per host (the
+503 names every host tried); the anomaly-detector's state is reported beside it, for
+information only: the hub serves, degraded, without it. ``/health/startup``, the seeds'
+startup probe: 200 once the schema is at this release's version and the app serves, 503
+before (a Kubernetes startupProbe holds the liveness and readiness probes back until then).
 
 ``edge-hub serve`` migrates before it listens, so a hub that answers has normally migrated;
 the probe still asks the database, because another process may hold the migration lock
@@ -23,8 +24,8 @@ import structlog
 
 from hub import metrics, retention
 from hub.api.http import Ctx, Raw, Route, Services
-from hub.errors import ApiError, error_body
-from hub.storage import Storage
+from hub.errors import ApiError, database_unavailable, error_body
+from hub.storage import DatabaseUnavailable, Storage
 
 log = structlog.get_logger("hub.health")
 
@@ -68,6 +69,10 @@ def routes(hub: Services) -> list[Route]:
         for information only: the hub serves (degraded) without it."""
         try:
             ok = hub.storage.ping()
+        except DatabaseUnavailable as lost:
+            log.warning("readiness check failed", error=str(lost))
+            err = database_unavailable(str(lost), lost.hosts)
+            return Raw(503, error_body(err, ctx.request_id), headers=err.headers)
         except Exception as exc:
             log.warning("readiness check failed", error=str(exc))
             ok = False

@@ -175,3 +175,87 @@ ALARM_OPS: dict[tuple[str, str], Op] = {
     ),
 }
 OPS.update(ALARM_OPS)
+
+# The alarm KPI report (hub.api.alarm_report; definitions in hub.api.alarm_kpis).
+_SPAN = {
+    "type": "object",
+    "properties": {"alarms": {"type": "integer"}, "duration_s": {"type": "number"}},
+}
+_SHARE = {
+    "type": "object",
+    "properties": {"count": {"type": "integer"}, "share": {"type": "number"}},
+}
+_SCHEMAS["AlarmReport"] = {
+    "type": "object",
+    "properties": {
+        "factory_id": {"type": ["integer", "null"]},
+        "from": _TIME,
+        "to": _TIME,
+        "alarms": {"type": "integer", "description": "annunciated in [from, to)"},
+        "per_day_avg": {"type": "number"},
+        "per_10min_avg": {"type": "number"},
+        "per_10min_peak": {
+            "type": "integer",
+            "description": "most alarms in one 10-minute period (aligned to from)",
+        },
+        "floods": {
+            "type": "object",
+            "description": "time when more than 10 alarms were annunciated in the last 10 minutes",
+            "properties": {
+                "count": {"type": "integer"},
+                "total_s": {"type": "number"},
+                "longest_s": {"type": "number"},
+                "time_share": {"type": "number"},
+            },
+        },
+        "top_sources": {
+            "type": "array",
+            "maxItems": 10,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "sensor_id": {"type": ["integer", "null"]},
+                    "key": {"type": ["string", "null"]},
+                    "gateway_id": {
+                        "type": ["string", "null"],
+                        "description": "a gateway's own alarms (gateway_offline)",
+                    },
+                    "count": {"type": "integer"},
+                    "share": {"type": "number"},
+                },
+            },
+        },
+        "chattering": {
+            "type": "object",
+            "properties": {
+                "sources": {"type": "integer"},
+                "alarms": {"type": "integer"},
+                "duration_s": {"type": "number"},
+            },
+        },
+        "stale": _SPAN,
+        "shelved": _SPAN,
+        "out_of_service": {"type": ["object", "null"], "description": "null: not recorded"},
+        "severity_mix": {"type": "object", "additionalProperties": _SHARE},
+        "ack_time_s": {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "median": _NUM,
+                "p90": _NUM,
+            },
+        },
+        "targets": {"type": "object", "description": "the ISA-18.2 / EEMUA 191 figures"},
+    },
+    "required": ["alarms", "per_day_avg", "per_10min_avg", "per_10min_peak", "floods"],
+}
+OPS[("GET", f"{API}/alarm-report")] = Op(
+    _ref("AlarmReport"),
+    (
+        _param("from", "query", {"type": "string"}, "start (inclusive); default: a day before to"),
+        _param("to", "query", {"type": "string"}, "end (exclusive); default: now"),
+        _param("factory_id", "query", _INT_ID, "one factory (operator position); default: all"),
+        _param("format", "query", {"enum": ["json", "csv"]}, "json (default) or csv"),
+    ),
+    (400, 401, 403, 404, 422, 429),
+)

@@ -23,18 +23,21 @@ from hub.storage.interface import Storage
 from hub.storage.model import (
     SEQ_BITS,
     Conflict,
+    DatabaseUnavailable,
     FoundAnomaly,
     GatewayReport,
     Stats,
     StorageError,
     StoreResult,
     Thresholds,
+    Waits,
     reading_id,
 )
 
 __all__ = [
     "SEQ_BITS",
     "Conflict",
+    "DatabaseUnavailable",
     "FoundAnomaly",
     "GatewayReport",
     "Stats",
@@ -42,6 +45,7 @@ __all__ = [
     "StorageError",
     "StoreResult",
     "Thresholds",
+    "Waits",
     "open_storage",
     "reading_id",
 ]

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hub.storage.interface import Storage, engine_class
+from hub.storage.model import Waits
+from hub.storage.url import parse_database
 
 __all__ = ["engine_class", "open_storage"]
 
 
-def open_storage(target: str) -> Storage:
-    """The engine for ``target``, connected lazily (nothing is opened until first use)."""
-    return engine_class(target)(target)
+def open_storage(target: str, waits: Waits | None = None) -> Storage:
+    """The engine for ``target``, connected lazily (nothing is opened until first use).
+    ``waits`` bound a PostgreSQL server's connections (SQLite has no network to wait on)."""
+    engine: Any = engine_class(target)
+    if waits is not None and parse_database(target).engine == "postgresql":
+        storage: Storage = engine(target, waits=waits)
+    else:
+        storage = engine(target)
+    return storage

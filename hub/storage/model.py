@@ -33,6 +33,25 @@ class StorageError(Exception):
     """A storage problem worded for an operator (schema too new, unwritable path...)."""
 
 
+class DatabaseUnavailable(StorageError):
+    """No writable database answered in time (refused, timed out, a standby, the connection
+    lost mid-transaction): the request may be retried; what it wrote is not known to be
+    committed, so it must not be answered as if it were."""
+
+    def __init__(self, message: str, hosts: list[str]) -> None:
+        super().__init__(message)
+        self.hosts = hosts
+
+
+@dataclass(frozen=True, slots=True)
+class Waits:
+    """How long a request may wait for the database: to connect to each host, and for a
+    pooled connection. Bounded so that a lost primary is a quick 503, not a hung request."""
+
+    connect_s: float = 3.0
+    pool_s: float = 5.0
+
+
 class Conflict(StorageError):
     """The thing to create exists already."""
 

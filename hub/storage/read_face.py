@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from hub.storage.alarm_report import AlarmHistory, AlarmReport
 from hub.storage.alerts import AlertFilter, Alerts
 from hub.storage.audit import Audit
 from hub.storage.catalog import Catalog
@@ -32,6 +33,7 @@ class ReadFace:
     alerts: Alerts
     rules: Rules
     reports: Reports
+    alarm_report: AlarmReport
     offline: Offline
     audit: Audit
 
@@ -206,6 +208,32 @@ class ReadFace:
         self, factory_id: int, start: float | None, end: float | None
     ) -> list[dict[str, Any]]:
         return self.reports.factory_alert_intervals(factory_id, start, end)
+
+    def alarm_history(
+        self,
+        start: float,
+        end: float,
+        factory_id: int | None,
+        *,
+        stale_after_s: float,
+        shelves_since: float,
+        limit: int,
+    ) -> AlarmHistory:
+        """What the alarm KPI report is computed from (hub.storage.alarm_report)."""
+        return self.alarm_report.history(
+            start,
+            end,
+            factory_id,
+            stale_after_s=stale_after_s,
+            shelves_since=shelves_since,
+            limit=limit,
+        )
+
+    def alarm_source_names(
+        self, sensor_ids: Collection[int], gateway_ids: Collection[int]
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """(sensor id -> key, gateway row id -> name)."""
+        return self.alarm_report.source_names(sensor_ids, gateway_ids)
 
     def audit_page(
         self,

@@ -14,10 +14,11 @@ import psycopg
 
 from hub.storage.interface import Storage
 from hub.storage.migrations import check_sequence, pending
-from hub.storage.model import StorageError
+from hub.storage.model import StorageError, Waits
 from hub.storage.postgres.dialect import PgDialect
 from hub.storage.postgres.partitions import Partitions
 from hub.storage.postgres.pool import PgPool
+from hub.storage.postgres.reach import check_primary
 from hub.storage.postgres.schema import MIGRATIONS, renumber_old_rows
 from hub.storage.sqlbase import Database
 from hub.storage.url import parse_database
@@ -29,13 +30,13 @@ MIGRATE_LOCK = 0x656467656D696772
 
 
 class PostgresStorage(Storage):
-    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, waits: Waits | None = None) -> None:
         database = parse_database(url)
         if database.engine != "postgresql":
             raise StorageError(f"not a PostgreSQL URL: {database.describe()}")
         self.url = database.target
         self.where = database.describe()
-        self._pool = PgPool(database.target, self.where, max_size=pool_size)
+        self._pool = PgPool(database.target, self.where, max_size=pool_size, waits=waits)
         self._partitions = Partitions()
         db = Database(self._pool)
         self._assemble(db, PgDialect(db, self._pool, self._partitions, self.url))
@@ -78,6 +79,13 @@ class PostgresStorage(Storage):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
         return len(steps)
+
+    def ping(self) -> bool:
+        """A new session to a writable primary, as the pool would open it now (raises
+        DatabaseUnavailable naming the hosts tried): a pool still holding connections to a
+        primary that was cut off would say yes for a while longer."""
+        check_primary(self.url, self._pool.waits)
+        return True
 
     def checkpoint(self) -> None:
         # Nothing to fold in: the server owns durability.

@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.errors import ReadOnlySqlTransaction
 from psycopg_pool import ConnectionPool
 
-from hub.storage.model import StorageError
+from hub.storage.model import Waits
+from hub.storage.postgres.reach import UNAVAILABLE, check_primary, connect_options, unavailable
 from hub.storage.postgres.rollups import ROLLUP_STAGING_DDL
 
 # Each pooled connection has its own staging table for COPY (see PostgresStorage): temporary,
@@ -55,44 +57,64 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 class PgPool:
-    def __init__(self, conninfo: str, where: str, max_size: int = 8) -> None:
+    def __init__(
+        self, conninfo: str, where: str, max_size: int = 8, waits: Waits | None = None
+    ) -> None:
         self.conninfo = conninfo
         self.where = where
         self.max_size = max_size
+        self.waits = waits or Waits()
         self._lock = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
 
     def _opened(self) -> ConnectionPool[psycopg.Connection[Any]]:
         """The pool, opened on first use (and again after close, like SQLite's)."""
+        if self._pool is not None:
+            return self._pool
+        # One plain session first, outside the lock (requests at a start without a database
+        # each wait only their own bound): its error names the problem (auth, host, no such
+        # database, only standbys), where the pool's would only say it timed out.
+        check_primary(self.conninfo, self.waits)
         with self._lock:
             if self._pool is None:
-                try:
-                    # One plain connection first: its error names the problem (auth, host,
-                    # no such database), where the pool's would only say it timed out.
-                    psycopg.connect(self.conninfo, connect_timeout=10).close()
-                except psycopg.Error as exc:
-                    raise StorageError(f"cannot open database {self.where}: {exc}") from None
                 pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                     self.conninfo,
                     min_size=1,
                     max_size=self.max_size,
-                    kwargs={"autocommit": True},
+                    kwargs={"autocommit": True, **connect_options(self.waits)},
                     configure=_configure,
+                    # A connection to a server that restarted or moved is found dead when
+                    # borrowed and replaced, not handed to a request.
+                    check=ConnectionPool.check_connection,
+                    timeout=self.waits.pool_s,
+                    # psycopg_pool retries a lost connection with a doubling delay: after a
+                    # failover of 20 s its next try could be 16 s away. Giving up early lets
+                    # the next request start a fresh try (1 s apart) instead.
+                    reconnect_timeout=max(self.waits.pool_s, 2.0),
                     open=False,
                     name="edge-hub",
                 )
                 try:
-                    pool.open(wait=True, timeout=10.0)
+                    pool.open(wait=True, timeout=self.waits.pool_s)
                 except Exception as exc:  # PoolTimeout
                     pool.close()
-                    raise StorageError(f"cannot open database {self.where}: {exc}") from None
+                    raise unavailable(exc, self.conninfo) from None
                 self._pool = pool
             return self._pool
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._opened().connection() as conn:
-            yield conn
+        """A pooled connection; no writable database within the bounds of :class:`Waits` (or
+        the connection lost while in use) raises :class:`DatabaseUnavailable`."""
+        try:
+            with self._opened().connection() as conn:
+                try:
+                    yield conn
+                except ReadOnlySqlTransaction:
+                    conn.close()  # a standby: the pool drops it instead of lending it again
+                    raise
+        except UNAVAILABLE as exc:
+            raise unavailable(exc, self.conninfo) from None
 
     @contextmanager
     def reader(self, snapshot: bool = False) -> Iterator[PgConn]:

@@ -1,0 +1,188 @@
+"""The alarm system's performance figures (ISA-18.2 / EEMUA 191) over a period, computed
+from the rows hub.storage.alarm_report reads. Pure functions: no I/O, so every definition
+is tested with exact figures.
+
+Definitions (docs/alarms.md says the same to users):
+
+* An alarm counts in the period it was annunciated in (``opened_at`` in [from, to)).
+* 10-minute periods are aligned to ``from``; ``per_10min_peak`` is the most alarms in one.
+* Flood: N(t), the alarms annunciated in (t - 600 s, t], is above 10. A flood is a maximal
+  interval of such t (clipped to the period): it starts at the 11th alarm of a 10-minute
+  window and ends 600 s after the oldest of the last 11 alarms, when N(t) falls back to 10.
+* Chattering: a source annunciating ``count`` alarms (3) within ``window_s`` (60 s).
+* Stale: an alarm still active ``stale_after_s`` (24 h) after it was annunciated, from then
+  until it cleared.
+* Acknowledgement time: acknowledged_at - opened_at of the period's acknowledged alarms;
+  ``p90`` is the nearest rank (the smallest time at least 90 % of them are within).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub.storage.alarm_report import Annunciated, ShelveEntry
+
+WINDOW_S = 600.0
+FLOOD_ABOVE = 10
+TOP_SOURCES = 10
+
+# The standards' figures, per operator position (here: per factory). Each names its source.
+TARGETS: dict[str, Any] = {
+    "per_10min_avg": {"max": 1, "source": "EEMUA 191; ISA-18.2 (~1 very likely acceptable)"},
+    "per_10min_avg_manageable": {"max": 2, "source": "EEMUA 191; ISA-18.2 (maximum manageable)"},
+    "per_day_avg": {"max": 150, "source": "ISA-18.2 (~150 very likely acceptable)"},
+    "per_day_avg_manageable": {"max": 300, "source": "ISA-18.2 (~300 maximum manageable)"},
+    "per_10min_peak": {"max": FLOOD_ABOVE, "source": "ISA-18.2 (at most 10 in 10 minutes)"},
+    "flood_time_share": {"max": 0.01, "source": "ISA-18.2 (~<1 % of the time in flood)"},
+    "top_sources_share": {"max": 0.05, "source": "ISA-18.2 (top 10 ~1 % to 5 % of the load)"},
+    "chattering": {"max": 0, "source": "ISA-18.2 (zero chattering and fleeting alarms)"},
+    "stale": {"max": 0, "source": "ISA-18.2 (fewer than 5 on any day); this hub aims at zero"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def merged(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of ``spans`` as disjoint intervals, oldest first (empty spans dropped)."""
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(s for s in spans if s[1] > s[0]):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _clip(spans: Iterable[tuple[float, float]], p: Period) -> list[tuple[float, float]]:
+    return [(max(lo, p.start), min(hi, p.end)) for lo, hi in spans]
+
+
+def floods(times: Sequence[float], p: Period) -> dict[str, Any]:
+    """``times`` sorted. Alarms i-10..i lie in one window while t is in
+    [times[i], times[i-10] + 600): the union of those spans is the time in flood."""
+    n = FLOOD_ABOVE
+    spans = [(times[i], times[i - n] + WINDOW_S) for i in range(n, len(times))]
+    found = merged(_clip(spans, p))
+    lengths = [hi - lo for lo, hi in found]
+    total = sum(lengths)
+    return {
+        "count": len(found),
+        "total_s": round(total, 3),
+        "longest_s": round(max(lengths, default=0.0), 3),
+        "time_share": round(total / p.seconds, 6),
+    }
+
+
+def peak_per_window(times: Iterable[float], p: Period) -> int:
+    per = Counter(int((t - p.start) // WINDOW_S) for t in times)
+    return max(per.values(), default=0)
+
+
+def chattering(
+    alarms: Sequence[Annunciated], p: Period, count: int, window_s: float
+) -> dict[str, Any]:
+    """Sources with ``count`` alarms within ``window_s``: how many, their alarms in such
+    bursts, and the time covered by the bursts (first to last alarm of each)."""
+    by_source: dict[tuple[int | None, int], list[float]] = defaultdict(list)
+    for a in alarms:
+        by_source[source_of(a)].append(a.opened_at)
+    sources, in_bursts, duration = 0, 0, 0.0
+    for times in by_source.values():
+        ends = [
+            i for i in range(count - 1, len(times)) if times[i] - times[i - count + 1] <= window_s
+        ]
+        if not ends:
+            continue
+        sources += 1
+        in_bursts += len({j for i in ends for j in range(i - count + 1, i + 1)})
+        bursts = merged_closed([(times[i - count + 1], times[i]) for i in ends])
+        duration += sum(hi - lo for lo, hi in bursts)
+    return {"sources": sources, "alarms": in_bursts, "duration_s": round(duration, 3)}
+
+
+def merged_closed(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Like :func:`merged` for closed spans, which may be single instants."""
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def stale(rows: Sequence[tuple[float, float | None]], p: Period, after_s: float) -> dict[str, Any]:
+    spans = _clip(((o + after_s, p.end if c is None else c) for o, c in rows), p)
+    spans = [s for s in spans if s[1] > s[0]]
+    return {"alarms": len(spans), "duration_s": round(sum(hi - lo for lo, hi in spans), 3)}
+
+
+def shelved(entries: Sequence[ShelveEntry], p: Period, at: float) -> dict[str, Any]:
+    """Shelves from the journal: a ``shelved`` entry starts one (a second one renews it), an
+    ``unshelved`` or ``shelve_expired`` ends it; one still running ends at its
+    ``shelved_until`` (or now, or the period's end, whichever is first)."""
+    spans: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    since: dict[int, float] = {}
+    until: dict[int, float | None] = {}
+    for e in entries:
+        until[e.alert_id] = e.shelved_until
+        if e.action == "shelved":
+            since.setdefault(e.alert_id, e.at)
+        elif e.alert_id in since:
+            spans[e.alert_id].append((since.pop(e.alert_id), e.at))
+    for alert_id, lo in since.items():
+        end = until[alert_id]
+        spans[alert_id].append((lo, min(at, p.end) if end is None else min(end, at, p.end)))
+    clipped = {a: merged(_clip(s, p)) for a, s in spans.items()}
+    clipped = {a: s for a, s in clipped.items() if s}
+    total = sum(hi - lo for s in clipped.values() for lo, hi in s)
+    return {"alarms": len(clipped), "duration_s": round(total, 3)}
+
+
+def ack_times(alarms: Sequence[Annunciated]) -> dict[str, Any]:
+    waits = sorted(
+        max(0.0, a.acknowledged_at - a.opened_at) for a in alarms if a.acknowledged_at is not None
+    )
+    if not waits:
+        return {"count": 0, "median": None, "p90": None}
+    p90 = waits[math.ceil(0.9 * len(waits)) - 1]
+    return {
+        "count": len(waits),
+        "median": round(statistics.median(waits), 3),
+        "p90": round(p90, 3),
+    }
+
+
+def source_of(a: Annunciated) -> tuple[int | None, int]:
+    """A sensor's alarms are one source whatever gateway fed them; a gateway's own are one."""
+    return (a.sensor_id, 0) if a.sensor_id is not None else (None, a.gateway_id)
+
+
+def top_sources(alarms: Sequence[Annunciated]) -> list[tuple[tuple[int | None, int], int]]:
+    counts = Counter(source_of(a) for a in alarms)
+
+    # Ties: sensors by id, then gateways by id (a stable order on both engines).
+    def order(kv: tuple[tuple[int | None, int], int]) -> tuple[int, bool, int, int]:
+        (sensor, gateway), n = kv
+        return (-n, sensor is None, sensor or 0, gateway)
+
+    return sorted(counts.items(), key=order)[:TOP_SOURCES]
+
+
+def severity_mix(alarms: Sequence[Annunciated]) -> dict[str, dict[str, Any]]:
+    counts = Counter(a.severity.lower() for a in alarms)
+    total = len(alarms)
+    return {s: {"count": n, "share": round(n / total, 6)} for s, n in sorted(counts.items())}

@@ -1,0 +1,139 @@
+"""``GET /alarm-report?from=&to=&factory_id=``: how the alarm system performed over a period,
+per factory (the operator position) or the whole fleet, against the ISA-18.2 / EEMUA 191
+figures; JSON or ``?format=csv`` (one ``metric,value`` row per figure).
+
+The period defaults to the day before ``to`` (default now). The figures' definitions are in
+hub.api.alarm_kpis; the rows they come from are one snapshot (hub.storage.alarm_report),
+charged to the read budget as they are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from hub.api import alarm_kpis as kpi
+from hub.api import readcost
+from hub.api.alarms import MAX_SHELVE_S
+from hub.api.csv_out import csv_answer, csv_bytes, parse_format
+from hub.api.http import API, Ctx, Raw, Result, Route, Services, charged
+from hub.api.queries import optional_id, parse_range
+from hub.auth import READ_ROLES
+from hub.errors import ApiError, bad_param, not_found
+from hub.storage import Storage
+from shared.timeutil import now, to_rfc3339
+
+DEFAULT_PERIOD_S = 86400.0
+# Rows of alarm history one report may hold in memory: a year at 1,000 alarms a day, three
+# times ISA-18.2's "maximum manageable", fits with room to spare.
+MAX_ROWS = 500_000
+# ISA-18.2's defaults, as the hub's [alarms] settings name them.
+CHATTERING_COUNT = 3
+CHATTERING_WINDOW_S = 60.0
+STALE_AFTER_S = 86400.0
+
+
+def parse_period(params: dict[str, str], at: float) -> kpi.Period:
+    start, end = parse_range(params)
+    end = at if end is None else end
+    start = end - DEFAULT_PERIOD_S if start is None else start
+    if end <= start:
+        raise bad_param("to", "must be after 'from' (the period cannot be empty)")
+    return kpi.Period(start, end)
+
+
+def alarm_report(storage: Storage, ctx: Ctx) -> dict[str, Any]:
+    params = ctx.params
+    at = now()
+    period = parse_period(params, at)
+    factory_id = optional_id(params, "factory_id")
+    if factory_id is not None and storage.get_factory(factory_id) is None:
+        raise not_found("factory", factory_id)
+    history = storage.alarm_history(
+        period.start,
+        period.end,
+        factory_id,
+        stale_after_s=STALE_AFTER_S,
+        shelves_since=period.start - MAX_SHELVE_S,
+        limit=MAX_ROWS,
+    )
+    if ctx.reads is not None:
+        ctx.reads.debit(len(history.alarms) + len(history.stale) + len(history.shelves))
+    if history.truncated:
+        raise ApiError(
+            422,
+            "too_many_alarms",
+            f"the period holds more than {MAX_ROWS} alarms; ask for a shorter one",
+            [{"param": "from", "message": "narrow the period"}],
+        )
+    alarms = history.alarms
+    times = [a.opened_at for a in alarms]
+    count = len(alarms)
+    return {
+        "factory_id": factory_id,
+        "from": to_rfc3339(period.start),
+        "to": to_rfc3339(period.end),
+        "alarms": count,
+        "per_day_avg": round(count / (period.seconds / 86400.0), 6),
+        "per_10min_avg": round(count / (period.seconds / kpi.WINDOW_S), 6),
+        "per_10min_peak": kpi.peak_per_window(times, period),
+        "floods": kpi.floods(times, period),
+        "top_sources": top_sources(storage, alarms),
+        "chattering": kpi.chattering(alarms, period, CHATTERING_COUNT, CHATTERING_WINDOW_S),
+        "stale": kpi.stale(history.stale, period, STALE_AFTER_S),
+        "shelved": kpi.shelved(history.shelves, period, at),
+        # The hub does not record out-of-service periods yet: unknown, not zero.
+        "out_of_service": None,
+        "severity_mix": kpi.severity_mix(alarms),
+        "ack_time_s": kpi.ack_times(alarms),
+        "targets": kpi.TARGETS,
+    }
+
+
+def top_sources(storage: Storage, alarms: list[Any]) -> list[dict[str, Any]]:
+    top = kpi.top_sources(alarms)
+    sensors = {s for (s, _), _ in top if s is not None}
+    gateways = {g for (s, g), _ in top if s is None}
+    keys, names = storage.alarm_source_names(sensors, gateways)
+    return [
+        {
+            "sensor_id": s,
+            "key": None if s is None else keys.get(s),
+            "gateway_id": names.get(g) if s is None else None,
+            "count": n,
+            "share": round(n / len(alarms), 6),
+        }
+        for (s, g), n in top
+    ]
+
+
+def csv_rows(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Nested figures as ``(dotted.name, value)`` rows; list items are numbered from 1."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from csv_rows(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value, start=1):
+            yield from csv_rows(v, f"{prefix}.{i}")
+    else:
+        yield prefix, value
+
+
+def routes(hub: Services) -> list[Route]:
+    storage = hub.storage
+
+    def h_alarm_report(ctx: Ctx) -> Result | Raw:
+        """Alarm KPIs over a period against the ISA-18.2 / EEMUA 191 figures (?from=&to=,
+        ?factory_id=, ?format=csv)."""
+        fmt = parse_format(ctx.params)
+        report = alarm_report(storage, ctx)
+        if fmt == "csv":
+            body = csv_bytes(("metric", "value"), csv_rows(report))
+            return csv_answer(body, "alarm-report.csv")
+        return report, {}
+
+    return [
+        Route(
+            "GET", f"{API}/alarm-report", READ_ROLES, h_alarm_report, charged(readcost.alarm_report)
+        )
+    ]

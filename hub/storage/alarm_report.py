@@ -1,0 +1,134 @@
+"""The reads behind the alarm KPI report (GET /alarm-report): every alarm annunciated in a
+period, the alarms that stood stale in it, and the shelve transitions of its journal, all
+from one snapshot so the figures agree with each other. The KPIs themselves are computed
+over these rows (hub.api.alarm_kpis): one bounded query each, the same SQL on both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub.storage.sqlbase import Conn, Database
+
+SHELVE_ACTIONS = ("shelved", "unshelved", "shelve_expired")
+
+
+@dataclass(frozen=True, slots=True)
+class Annunciated:
+    """One alarm as the report counts it."""
+
+    opened_at: float
+    sensor_id: int | None  # None: a gateway's own alarm (gateway_offline)
+    gateway_id: int
+    severity: str
+    acknowledged_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShelveEntry:
+    alert_id: int
+    at: float
+    action: str  # one of SHELVE_ACTIONS
+    shelved_until: float | None  # the alert's current shelve, for one still running
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmHistory:
+    alarms: list[Annunciated]  # oldest first
+    stale: list[tuple[float, float | None]]  # (opened_at, cleared_at) of alarms stale in range
+    shelves: list[ShelveEntry]  # by alert, oldest first
+    truncated: bool  # more than the limit: the answer would be partial
+
+
+class AlarmReport:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def history(
+        self,
+        start: float,
+        end: float,
+        factory_id: int | None,
+        *,
+        stale_after_s: float,
+        shelves_since: float,
+        limit: int,
+    ) -> AlarmHistory:
+        """The alarms annunciated in [start, end) (at most ``limit``; ``truncated`` says when
+        there were more), those stale at some time in it (active longer than
+        ``stale_after_s``), and the shelve entries from ``shelves_since`` up to ``end``."""
+        where, args = ("", []) if factory_id is None else (" AND factory_id = ?", [factory_id])
+        with self._db.reader(snapshot=True) as conn:
+            rows = conn.execute(
+                "SELECT opened_at, sensor_id, gateway_id, severity, acknowledged_at FROM alerts "
+                f"WHERE opened_at >= ? AND opened_at < ?{where} ORDER BY opened_at, id LIMIT ?",
+                [start, end, *args, limit + 1],
+            ).fetchall()
+            alarms = [
+                Annunciated(
+                    float(r[0]),
+                    None if r[1] is None else int(r[1]),
+                    int(r[2]),
+                    str(r[3]),
+                    None if r[4] is None else float(r[4]),
+                )
+                for r in rows[:limit]
+            ]
+            stale = _stale(conn, start, end, stale_after_s, where, args, limit)
+            shelves = _shelves(conn, shelves_since, end, where, args, limit)
+        truncated = len(rows) > limit or len(stale) > limit or len(shelves) > limit
+        return AlarmHistory(alarms, stale[:limit], shelves[:limit], truncated)
+
+    def source_names(
+        self, sensor_ids: Collection[int], gateway_ids: Collection[int]
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """(sensor id -> key, gateway row id -> name) of the report's top sources."""
+        return (
+            self._names("SELECT id, key FROM sensors", sensor_ids),
+            self._names("SELECT id, name FROM gateways", gateway_ids),
+        )
+
+    def _names(self, select: str, ids: Collection[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self._db.fetchall(f"{select} WHERE id IN ({marks})", list(ids))
+        return {int(r[0]): str(r[1]) for r in rows}
+
+
+def _stale(
+    conn: Conn,
+    start: float,
+    end: float,
+    after_s: float,
+    where: str,
+    args: Sequence[Any],
+    limit: int,
+) -> list[tuple[float, float | None]]:
+    # Stale from opened_at + after_s until cleared: that span must reach into [start, end).
+    rows = conn.execute(
+        "SELECT opened_at, cleared_at FROM alerts WHERE opened_at + ? < ? AND "
+        f"(cleared_at IS NULL OR (cleared_at > opened_at + ? AND cleared_at > ?)){where} "
+        "ORDER BY opened_at, id LIMIT ?",
+        [after_s, end, after_s, start, *args, limit + 1],
+    ).fetchall()
+    return [(float(r[0]), None if r[1] is None else float(r[1])) for r in rows]
+
+
+def _shelves(
+    conn: Conn, since: float, end: float, where: str, args: Sequence[Any], limit: int
+) -> list[ShelveEntry]:
+    marks = ", ".join("?" for _ in SHELVE_ACTIONS)
+    factory = where.replace("factory_id", "a.factory_id")
+    rows = conn.execute(
+        "SELECT j.alert_id, j.at, j.action, a.shelved_until FROM alert_journal j "
+        f"JOIN alerts a ON a.id = j.alert_id WHERE j.action IN ({marks}) "
+        f"AND j.at >= ? AND j.at < ?{factory} ORDER BY j.alert_id, j.at, j.id LIMIT ?",
+        [*SHELVE_ACTIONS, since, end, *args, limit + 1],
+    ).fetchall()
+    return [
+        ShelveEntry(int(r[0]), float(r[1]), str(r[2]), None if r[3] is None else float(r[3]))
+        for r in rows
+    ]
