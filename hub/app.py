@@ -27,7 +27,19 @@ from typing import Any
 import structlog
 
 from hub import anomaly, metrics
-from hub.api import alerts, anomalies, audit, catalog, crud, docs, health, readings, report, rules
+from hub.api import (
+    alarm_report,
+    alerts,
+    anomalies,
+    audit,
+    catalog,
+    crud,
+    docs,
+    health,
+    readings,
+    report,
+    rules,
+)
 from hub.api import ingest as ingest_api
 from hub.api.http import Ctx, Handler, Raw, Result, Route
 from hub.auth import Role, require
@@ -279,6 +291,7 @@ class Hub:
             *rules.routes(self),
             *anomalies.routes(self),
             *report.routes(self),
+            *alarm_report.routes(self),
             *audit.routes(self),
             *health.routes(self),
             *docs.routes(self.routes),
