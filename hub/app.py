@@ -48,6 +48,7 @@ from hub.config import HubSettings
 from hub.errors import (
     JSON_HEADERS,
     ApiError,
+    database_unavailable,
     error_body,
     internal,
     method_not_allowed,
@@ -58,7 +59,7 @@ from hub.errors import (
 )
 from hub.ingest import body_bytes
 from hub.ratelimit import PageRefused, RateLimiter, ReadBudget, ReadCharge, retry_after_s
-from hub.storage import Storage
+from hub.storage import DatabaseUnavailable, Storage
 from hub.web import views as console
 from hub.web.apiauth import authenticate_request
 
@@ -225,6 +226,11 @@ class Hub:
                 except ApiError as err:
                     status, body, ctype = err.status, error_body(err, rid), "application/json"
                     headers.update(err.headers)
+                except DatabaseUnavailable as lost:
+                    gone = database_unavailable(str(lost), lost.hosts)
+                    metrics.DATABASE_UNAVAILABLE.inc()
+                    status, body, ctype = gone.status, error_body(gone, rid), "application/json"
+                    headers.update(gone.headers)
                 except RecursionError:
                     # Only a decoder recurses this deep: JSON nested past msgspec's limit.
                     deep = ApiError(

@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from hub.alert_settings import AlarmSettings, AlertSettings, WebhookSettings
 from hub.console_settings import ConsoleSettings
 from hub.retention import RetentionSettings
-from hub.storage.model import StorageError
+from hub.storage.model import StorageError, Waits
 from hub.storage.url import POSTGRES_SCHEMES, parse_database
 from shared.config import FileSettings
 from shared.logs import LogFormat, LogLevel
@@ -25,6 +25,10 @@ class HubSettings(FileSettings):
 
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:////var/lib/edge-hub/hub.db"
+    # PostgreSQL only: how long to wait to connect to each host of `database`, and for a
+    # pooled connection; past either a request answers 503 database_unavailable.
+    database_connect_timeout_s: float = Field(3.0, ge=1, le=60, allow_inf_nan=False)
+    database_pool_timeout_s: float = Field(5.0, ge=0.5, le=120, allow_inf_nan=False)
     # The hub's address as people's browsers reach it (the TLS front), e.g.
     # https://hub.plant.example: the setup links `edge-hub user` prints start with it.
     # Unset: http://<listen>.
@@ -135,6 +139,9 @@ class HubSettings(FileSettings):
         except StorageError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    def database_waits(self) -> Waits:
+        return Waits(self.database_connect_timeout_s, self.database_pool_timeout_s)
 
     def ts_window(self) -> TsWindow:
         return window_from_limits(self.max_future_s, self.max_past_s)

@@ -44,7 +44,7 @@ def config_path(given: str | None) -> str | None:
 
 
 def cmd_migrate(settings: HubSettings, args: argparse.Namespace) -> int:
-    with contextlib.closing(open_storage(settings.database)) as storage:
+    with contextlib.closing(open_storage(settings.database, settings.database_waits())) as storage:
         before = storage.schema_version()
         ran = storage.migrate()
         after = storage.schema_version()
