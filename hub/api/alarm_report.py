@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from hub.alert_settings import AlarmSettings
 from hub.api import alarm_kpis as kpi
 from hub.api import readcost
 from hub.api.alarms import MAX_SHELVE_S
@@ -27,10 +28,10 @@ DEFAULT_PERIOD_S = 86400.0
 # Rows of alarm history one report may hold in memory: a year at 1,000 alarms a day, three
 # times ISA-18.2's "maximum manageable", fits with room to spare.
 MAX_ROWS = 500_000
-# ISA-18.2's defaults, as the hub's [alarms] settings name them.
-CHATTERING_COUNT = 3
-CHATTERING_WINDOW_S = 60.0
-STALE_AFTER_S = 86400.0
+# The figures use the hub's own [alarms] marks settings, so the report counts as chattering
+# and stale what the hub marks so (defaults: ISA-18.2's 3 in 60 s, 24 h).
+DEFAULTS = AlarmSettings.model_validate({})
+STALE_AFTER_S = DEFAULTS.stale_after_s
 
 
 def parse_period(params: dict[str, str], at: float) -> kpi.Period:
@@ -42,7 +43,7 @@ def parse_period(params: dict[str, str], at: float) -> kpi.Period:
     return kpi.Period(start, end)
 
 
-def alarm_report(storage: Storage, ctx: Ctx) -> dict[str, Any]:
+def alarm_report(storage: Storage, ctx: Ctx, marks: AlarmSettings = DEFAULTS) -> dict[str, Any]:
     params = ctx.params
     at = now()
     period = parse_period(params, at)
@@ -53,7 +54,7 @@ def alarm_report(storage: Storage, ctx: Ctx) -> dict[str, Any]:
         period.start,
         period.end,
         factory_id,
-        stale_after_s=STALE_AFTER_S,
+        stale_after_s=marks.stale_after_s,
         shelves_since=period.start - MAX_SHELVE_S,
         limit=MAX_ROWS,
     )
@@ -79,8 +80,10 @@ def alarm_report(storage: Storage, ctx: Ctx) -> dict[str, Any]:
         "per_10min_peak": kpi.peak_per_window(times, period),
         "floods": kpi.floods(times, period),
         "top_sources": top_sources(storage, alarms),
-        "chattering": kpi.chattering(alarms, period, CHATTERING_COUNT, CHATTERING_WINDOW_S),
-        "stale": kpi.stale(history.stale, period, STALE_AFTER_S),
+        "chattering": kpi.chattering(
+            alarms, period, marks.chattering_count, marks.chattering_window_s
+        ),
+        "stale": kpi.stale(history.stale, period, marks.stale_after_s),
         "shelved": kpi.shelved(history.shelves, period, at),
         # The hub does not record out-of-service periods yet: unknown, not zero.
         "out_of_service": None,
@@ -126,7 +129,7 @@ def routes(hub: Services) -> list[Route]:
         """Alarm KPIs over a period against the ISA-18.2 / EEMUA 191 figures (?from=&to=,
         ?factory_id=, ?format=csv)."""
         fmt = parse_format(ctx.params)
-        report = alarm_report(storage, ctx)
+        report = alarm_report(storage, ctx, hub.settings.alarms)
         if fmt == "csv":
             body = csv_bytes(("metric", "value"), csv_rows(report))
             return csv_answer(body, "alarm-report.csv")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hub.alert_settings import AlarmSettings
 from hub.api import alarm_kpis as kpi
 from hub.api.alarm_report import MAX_ROWS, STALE_AFTER_S
 from hub.api.alarm_report import alarm_report as report_of
@@ -220,3 +221,17 @@ def test_chattering_needs_count_within_window() -> None:
         "alarms": 3,
         "duration_s": 60.0,
     }
+
+
+def test_the_hubs_alarm_settings_define_chattering_and_stale(
+    storage: Storage, fleet: Fleet
+) -> None:
+    known_history(fleet)
+    marks = AlarmSettings.model_validate(
+        {"chattering_count": 4, "chattering_window_s": 100, "stale_after_s": DAY - 2}
+    )
+    period = {"from": str(T0), "to": str(T0 + DAY), "factory_id": str(fleet.factory)}
+    got = report_of(storage, FakeCtx(period), marks)  # type: ignore[arg-type]
+    assert got["chattering"] == {"sources": 1, "alarms": 4, "duration_s": 100.0}
+    # The old alarm of s is stale from T0+6398 now; the one of T0+10000 only after the period.
+    assert got["stale"] == {"alarms": 1, "duration_s": 80002.0}
