@@ -111,13 +111,17 @@ def hooked(
         webhooks=hooks,
         alerts=Toml("{gateway_offline_after_s = 3600}"),
     )
-    server.tokens = {
-        "gw1": token(server.config, "gateway", "add", "gw-01", "--factory", "acme"),
-        "operator": token(server.config, "token", "add", "--role", "operator"),
-    }
-    yield server, receiver
-    assert server.stop() == 0
-    receiver.close()
+    # Stopped however the setup or the tests end: a hub left running outlives the session.
+    try:
+        server.tokens = {
+            "gw1": token(server.config, "gateway", "add", "gw-01", "--factory", "acme"),
+            "operator": token(server.config, "token", "add", "--role", "operator"),
+        }
+        yield server, receiver
+    finally:
+        code = server.stop()
+        receiver.close()
+    assert code == 0
 
 
 def ingest(hub: HubProcess, seq: int, alert: WireAlert) -> None:
