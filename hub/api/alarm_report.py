@@ -36,6 +36,9 @@ STALE_AFTER_S = DEFAULTS.stale_after_s
 
 def parse_period(params: dict[str, str], at: float) -> kpi.Period:
     start, end = parse_range(params)
+    if end is None and start is not None and start >= at:
+        # Without `to` the period ends now: a `from` in the future is the mistake.
+        raise bad_param("from", "must be before now when 'to' is not given")
     end = at if end is None else end
     start = end - DEFAULT_PERIOD_S if start is None else start
     if end <= start:

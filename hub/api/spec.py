@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.api.openapi import _INT_ID, _SCHEMAS, API, OPS, Op, _param, _ref
+from hub.api.openapi import _INT_ID, _SCHEMAS, API, OPS, Op, _envelope, _param, _ref
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _NUM = {"type": ["number", "null"]}
@@ -250,7 +250,7 @@ _SCHEMAS["AlarmReport"] = {
     "required": ["alarms", "per_day_avg", "per_10min_avg", "per_10min_peak", "floods"],
 }
 OPS[("GET", f"{API}/alarm-report")] = Op(
-    _ref("AlarmReport"),
+    {},
     (
         _param("from", "query", {"type": "string"}, "start (inclusive); default: a day before to"),
         _param("to", "query", {"type": "string"}, "end (exclusive); default: now"),
@@ -258,4 +258,6 @@ OPS[("GET", f"{API}/alarm-report")] = Op(
         _param("format", "query", {"enum": ["json", "csv"]}, "json (default) or csv"),
     ),
     (400, 401, 403, 404, 422, 429),
+    # ?format=csv answers one metric,value row per figure.
+    raw={"application/json": _envelope(_ref("AlarmReport")), "text/csv": {"type": "string"}},
 )

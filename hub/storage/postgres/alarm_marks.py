@@ -7,12 +7,13 @@ from typing import Any
 import psycopg
 
 # As on SQLite (hub/storage/sqlite/schema/alarm_marks.py): each mark with the time it was set.
+# Safe to run again, like every later step (a schema wound back and migrated forward).
 _COLUMNS = (
-    "ALTER TABLE alerts ADD COLUMN chattering boolean NOT NULL DEFAULT FALSE",
-    "ALTER TABLE alerts ADD COLUMN chattering_at double precision",
-    "ALTER TABLE alerts ADD COLUMN stale boolean NOT NULL DEFAULT FALSE",
-    "ALTER TABLE alerts ADD COLUMN stale_at double precision",
-    "CREATE INDEX alerts_source_cleared ON alerts (sensor_id, kind, cleared_at)",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS chattering boolean NOT NULL DEFAULT FALSE",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS chattering_at double precision",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS stale boolean NOT NULL DEFAULT FALSE",
+    "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS stale_at double precision",
+    "CREATE INDEX IF NOT EXISTS alerts_source_cleared ON alerts (sensor_id, kind, cleared_at)",
 )
 
 

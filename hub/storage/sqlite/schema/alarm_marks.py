@@ -9,14 +9,20 @@ import sqlite3
 # stale_after_s. Each mark keeps the time it was set (hub.storage.alarm_marks), so a report
 # can measure how long alerts were chattering or stale.
 _COLUMNS = (
-    "ALTER TABLE alerts ADD COLUMN chattering BOOLEAN NOT NULL DEFAULT FALSE",
-    "ALTER TABLE alerts ADD COLUMN chattering_at REAL",
-    "ALTER TABLE alerts ADD COLUMN stale BOOLEAN NOT NULL DEFAULT FALSE",
-    "ALTER TABLE alerts ADD COLUMN stale_at REAL",
-    "CREATE INDEX alerts_source_cleared ON alerts (sensor_id, kind, cleared_at)",
+    ("chattering", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("chattering_at", "REAL"),
+    ("stale", "BOOLEAN NOT NULL DEFAULT FALSE"),
+    ("stale_at", "REAL"),
 )
 
 
 def alarm_marks(conn: sqlite3.Connection) -> None:
-    for statement in _COLUMNS:
-        conn.execute(statement)
+    # Safe to run again, like every later step (a schema wound back and migrated forward);
+    # SQLite's ADD COLUMN has no IF NOT EXISTS.
+    present = {row[1] for row in conn.execute("PRAGMA table_info(alerts)")}
+    for column, definition in _COLUMNS:
+        if column not in present:
+            conn.execute(f"ALTER TABLE alerts ADD COLUMN {column} {definition}")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS alerts_source_cleared ON alerts (sensor_id, kind, cleared_at)"
+    )

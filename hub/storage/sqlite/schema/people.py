@@ -13,7 +13,7 @@ from hub.storage.migrations import statements
 # wrong passwords since the last good one; locked_until is set when they reach the limit.
 # user_factories: the factories a user is limited to (none: all of them).
 _USERS = """
-CREATE TABLE users (
+CREATE TABLE IF NOT EXISTS users (
     id                   INTEGER PRIMARY KEY AUTOINCREMENT,
     name                 TEXT NOT NULL,
     name_key             TEXT NOT NULL UNIQUE,
@@ -28,7 +28,7 @@ CREATE TABLE users (
     locked_until         REAL,
     created_at           REAL NOT NULL
 );
-CREATE TABLE user_factories (
+CREATE TABLE IF NOT EXISTS user_factories (
     user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     factory_id  INTEGER NOT NULL REFERENCES factories (id),
     PRIMARY KEY (user_id, factory_id)
