@@ -13,6 +13,7 @@ declare -A need=(
     [mosquitto_passwd]=mosquitto
     [systemd-analyze]=systemd              # `systemd-analyze verify` of the units in deploy/
     [nginx]=nginx                          # the hub's TLS front (deploy/nginx.conf)
+    [haproxy]=haproxy                      # the balancer of several hub hosts (deploy/haproxy.cfg)
     [chromium]=chromium                    # the console's browser tests, headless
     [initdb]=postgresql                    # the hub's second engine: tests run their own server
 )
@@ -49,7 +50,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
     # Their postinst scripts may start system servers on :1883, :80 and :5432; the tests start
     # their own on free ports and never use these.
-    for unit in mosquitto nginx postgresql; do
+    for unit in mosquitto nginx haproxy postgresql; do
         systemctl stop "$unit" >/dev/null 2>&1 || true
     done
     for cluster in /etc/postgresql/*/*; do

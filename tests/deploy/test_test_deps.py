@@ -23,6 +23,7 @@ ALL_TOOLS = [
     "systemd-analyze",
     "nginx",
     "chromium",
+    "haproxy",
 ]
 
 
