@@ -38,13 +38,44 @@ class TokenRecord:
     factory_id: int | None = None
 
 
+Kind = Literal["token", "user", "gateway", "system"]
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is behind a request: a token (a machine, a script, a gateway) or a person.
+
+    ``factories`` is the scope: None sees every factory, else only these factory ids.
+    A person signed in to the console has ``user_id`` set; ``token_id`` is then the id of
+    the session's credential row it was checked against (0 for a person without a token).
+    """
+
     token_id: int
     role: Role
     gateway_id: int | None = None
     gateway_name: str | None = None
     factory_id: int | None = None
+    user_id: int | None = None
+    name: str | None = None
+    display: str | None = None
+    factories: frozenset[int] | None = None
+
+    @property
+    def kind(self) -> Kind:
+        if self.user_id is not None:
+            return "user"
+        return "gateway" if self.role == "gateway" else "token"
+
+    def by(self) -> dict[str, object]:
+        """How journal entries, audit rows and webhooks name who acted."""
+        name = self.name if self.name is not None else self.gateway_name
+        return {
+            "kind": self.kind,
+            "name": name,
+            "display": self.display,
+            "role": self.role,
+            "token_id": self.token_id if self.user_id is None else None,
+        }
 
 
 class TokenLookup(Protocol):
