@@ -36,6 +36,8 @@ class TokenRecord:
     gateway_id: int | None = None  # the gateway's row id, for gateway tokens
     gateway_name: str | None = None
     factory_id: int | None = None
+    # The factories a person's token is limited to; None: every factory.
+    factories: frozenset[int] | None = None
 
 
 Kind = Literal["token", "user", "gateway", "system"]
@@ -116,6 +118,7 @@ def authenticate(lookup: TokenLookup, header: str | None) -> Principal:
         gateway_id=record.gateway_id,
         gateway_name=record.gateway_name,
         factory_id=record.factory_id,
+        factories=record.factories,
     )
 
 

@@ -13,8 +13,9 @@ from hub.auth import generate_token, hash_token
 from hub.cli.streams import err, open_migrated, out
 from hub.cli.tables import print_rows, when
 from hub.config import HubSettings
-from hub.storage import Conflict
+from hub.storage import Conflict, UnknownFactory
 from shared.ids import gateway_id_problem
+from shared.text import nfc
 
 
 def cmd_gateway_add(settings: HubSettings, args: argparse.Namespace) -> int:
@@ -86,10 +87,14 @@ def cmd_gateway_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_token_add(settings: HubSettings, args: argparse.Namespace) -> int:
+    factories = [nfc(f.strip()) for f in args.factory or []]
     storage = open_migrated(settings)
     token = generate_token(args.role)
     try:
-        storage.add_token(args.role, hash_token(token))
+        storage.add_token(args.role, hash_token(token), factories)
+    except UnknownFactory as exc:
+        print(f"edge-hub: {exc} (see GET /api/v1/factories); no token made", file=err())
+        return 2
     finally:
         storage.close()
     print(token, file=out())
@@ -104,12 +109,14 @@ def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
             "id": t["id"],
             "role": t["role"],
             "gateway": t["gateway"] or "-",
+            # JSON keeps the list ([]: every factory); the table says it in words.
+            "factories": t["factories"] if args.json else ", ".join(t["factories"]) or "all",
             "created": when(t["created_at"]),
             "state": "revoked" if t["revoked"] else "active",
         }
         for t in tokens
     ]
-    print_rows(rows, ["id", "role", "gateway", "created", "state"], args.json)
+    print_rows(rows, ["id", "role", "gateway", "factories", "created", "state"], args.json)
     return 0
 
 

@@ -188,11 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="read: queries only; operator: also acknowledges and shelves alerts; "
         "admin: also changes settings (thresholds, rules)",
     )
+    p.add_argument(
+        "--factory",
+        action="append",
+        metavar="NAME",
+        help="limit the token to this factory (repeat for several; none: every factory)",
+    )
     p.set_defaults(func=cmd_token_add)
     p = tok_sub.add_parser(
         "list",
         parents=[common],
-        help="list tokens: id, role, gateway, created, state (never the token)",
+        help="list tokens: id, role, gateway, factories, created, state (never the token)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(func=cmd_token_list)

@@ -30,6 +30,7 @@ from hub.storage.model import (
     StorageError,
     StoreResult,
     Thresholds,
+    UnknownFactory,
     Waits,
     reading_id,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "StorageError",
     "StoreResult",
     "Thresholds",
+    "UnknownFactory",
     "Waits",
     "open_storage",
     "reading_id",

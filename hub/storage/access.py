@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from hub.auth import Role, TokenRecord
-from hub.storage.model import Conflict, SessionRow
-from hub.storage.sqlbase import Conn, Database
+from hub.storage.model import Conflict, SessionRow, UnknownFactory
+from hub.storage.sqlbase import Conn, Database, dicts
 from shared.timeutil import now
 
 # A window that ended restarts at this attempt; otherwise the attempt adds to it. SET sees
@@ -88,24 +88,44 @@ class Access:
             )
         return gateway_id
 
-    def add_token(self, role: Role, token_hash: str) -> int:
+    def add_token(self, role: Role, token_hash: str, factories: Sequence[str] = ()) -> int:
+        """A person's token; ``factories`` (names) limit what it sees, none: every factory.
+        UnknownFactory, and nothing stored, when one of them does not exist."""
         if role == "gateway":
             raise ValueError("gateway tokens are made by add_gateway")
         with self._db.write() as conn:
+            ids: list[int] = []
+            for name in dict.fromkeys(factories):
+                found = conn.execute("SELECT id FROM factories WHERE name = ?", (name,)).fetchone()
+                if found is None:
+                    raise UnknownFactory(f"no factory {name!r}")
+                ids.append(int(found[0]))
             row = conn.execute(
                 "INSERT INTO tokens (hash, role, created_at) VALUES (?, ?, ?) RETURNING id",
                 (token_hash, role, now()),
             ).fetchone()
+            conn.executemany(
+                "INSERT INTO token_factories (token_id, factory_id) VALUES (?, ?)",
+                [(row[0], fid) for fid in ids],
+            )
             return int(row[0])
 
     def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        # Every request asks this: an unscoped token costs no second query.
         row = self._db.fetchone(
-            "SELECT t.id, t.hash, t.role, t.revoked, g.id, g.name, g.factory_id, g.revoked "
+            "SELECT t.id, t.hash, t.role, t.revoked, g.id, g.name, g.factory_id, g.revoked, "
+            "EXISTS (SELECT 1 FROM token_factories tf WHERE tf.token_id = t.id) "
             "FROM tokens t LEFT JOIN gateways g ON g.id = t.gateway_id WHERE t.hash = ?",
             (token_hash,),
         )
         if row is None:
             return None
+        factories = None
+        if row[8]:
+            found = self._db.fetchall(
+                "SELECT factory_id FROM token_factories WHERE token_id = ?", (row[0],)
+            )
+            factories = frozenset(int(r[0]) for r in found)
         return TokenRecord(
             id=row[0],
             hash=row[1],
@@ -114,16 +134,28 @@ class Access:
             gateway_id=row[4],
             gateway_name=row[5],
             factory_id=row[6],
+            factories=factories,
         )
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        rows = self._db.all_dicts(
-            "SELECT t.id, t.role, g.name AS gateway, t.created_at, "
-            "(t.revoked OR coalesce(g.revoked, FALSE)) AS revoked "
-            "FROM tokens t LEFT JOIN gateways g ON g.id = t.gateway_id ORDER BY t.id"
-        )
+        """Every token, with ``factories``: the names of those it is limited to ([]: all)."""
+        with self._db.reader(snapshot=True) as conn:
+            rows = dicts(
+                conn.execute(
+                    "SELECT t.id, t.role, g.name AS gateway, t.created_at, "
+                    "(t.revoked OR coalesce(g.revoked, FALSE)) AS revoked "
+                    "FROM tokens t LEFT JOIN gateways g ON g.id = t.gateway_id ORDER BY t.id"
+                )
+            )
+            scopes: dict[int, list[str]] = {}
+            for token_id, name in conn.execute(
+                "SELECT tf.token_id, f.name FROM token_factories tf "
+                "JOIN factories f ON f.id = tf.factory_id ORDER BY f.name"
+            ).fetchall():
+                scopes.setdefault(int(token_id), []).append(str(name))
         for row in rows:
             row["revoked"] = bool(row["revoked"])
+            row["factories"] = scopes.get(int(row["id"]), [])
         return rows
 
     def revoke_token(self, token_id: int) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hub.storage.selects import within
 from hub.storage.sqlbase import Conn, Database
 
 SHELVE_ACTIONS = ("shelved", "unshelved", "shelve_expired")
@@ -55,11 +56,17 @@ class AlarmReport:
         stale_after_s: float,
         shelves_since: float,
         limit: int,
+        factories: Collection[int] | None = None,
     ) -> AlarmHistory:
         """The alarms annunciated in [start, end) (at most ``limit``; ``truncated`` says when
         there were more), those stale at some time in it (active longer than
-        ``stale_after_s``), and the shelve entries from ``shelves_since`` up to ``end``."""
+        ``stale_after_s``), and the shelve entries from ``shelves_since`` up to ``end``;
+        ``factories``: only of these (None: all)."""
         where, args = ("", []) if factory_id is None else (" AND factory_id = ?", [factory_id])
+        if factories is not None:
+            # A scoped caller's fleet: the alarms of its factories only.
+            condition, ids = within("factory_id", factories)
+            where, args = f"{where} AND {condition}", [*args, *ids]
         with self._db.reader(snapshot=True) as conn:
             rows = conn.execute(
                 "SELECT opened_at, sensor_id, gateway_id, severity, acknowledged_at FROM alerts "

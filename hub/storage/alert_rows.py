@@ -47,6 +47,7 @@ class AlertFilter:
     factory_id: int | None = None
     gateway: str | None = None  # the gateway's name (the API's gateway id)
     sensor_id: int | None = None
+    factories: frozenset[int] | None = None  # a scoped caller's factories; None: all
 
 
 def alert_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from hub.storage.alert_rows import (
     rule_id_for,
 )
 from hub.storage.model import Conflict
+from hub.storage.selects import within
 from hub.storage.sqlbase import Conn, Database, dicts
 from shared.timeutil import now
 from shared.wire import WireAlert
@@ -195,6 +196,10 @@ class Alerts:
         if where.severity is not None:
             clauses.append("lower(a.severity) = ?")
             params.append(where.severity.lower())
+        if where.factories is not None:
+            condition, ids = within("a.factory_id", where.factories)
+            clauses.append(condition)
+            params.extend(ids)
         sql_where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._db.reader(snapshot=True) as conn:
             total = int(

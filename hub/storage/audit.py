@@ -4,12 +4,28 @@ change's transaction: hub.storage.changelog)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from hub.storage.changelog import Actor, AuditEntry, Who, write_entry
+from hub.storage.selects import within
 from hub.storage.sqlbase import Database, dicts
 
 __all__ = ["Actor", "Audit", "AuditEntry", "Who", "write_entry"]
+
+
+# The factory of an audit row's target, for the kinds of target a factory owns. An entry
+# about something since deleted, or about no one factory (a back-fill, accounts), has none.
+_TARGET_FACTORY = (
+    "CASE audit_log.target "
+    "WHEN 'factory' THEN (SELECT f.id FROM factories f WHERE f.id = {id}) "
+    "WHEN 'machine' THEN (SELECT m.factory_id FROM machines m WHERE m.id = {id}) "
+    "WHEN 'sensor' THEN (SELECT s.factory_id FROM sensors s WHERE s.id = {id}) "
+    "WHEN 'alert' THEN (SELECT a.factory_id FROM alerts a WHERE a.id = {id}) "
+    "WHEN 'rule' THEN (SELECT s.factory_id FROM alert_rules r JOIN sensors s "
+    "ON s.id = r.sensor_id WHERE r.id = {id}) "
+    "END"
+).format(id="CAST(audit_log.target_id AS BIGINT)")  # these targets' ids are numbers
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
@@ -37,8 +53,10 @@ class Audit:
         token_id: int | None = None,
         start: float | None = None,
         end: float | None = None,
+        factories: Collection[int] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Audit rows newest first, ``limit`` from ``offset``, and how many match in all."""
+        """Audit rows newest first, ``limit`` from ``offset``, and how many match in all;
+        ``factories``: only rows about things of these factories (None: every row)."""
         where: list[str] = []
         params: list[Any] = []
         for sql, value in (
@@ -51,6 +69,10 @@ class Audit:
             if value is not None:
                 where.append(sql)
                 params.append(value)
+        if factories is not None:
+            condition, ids = within(_TARGET_FACTORY, factories)
+            where.append(condition)
+            params.extend(ids)
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         with self._db.reader(snapshot=True) as conn:
             total = int(

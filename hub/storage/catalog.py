@@ -10,7 +10,13 @@ from typing import Any
 
 from hub.storage.changelog import AuditEntry, Who, write_entry
 from hub.storage.model import SensorCache, Thresholds
-from hub.storage.selects import FACTORY_SELECT, GATEWAY_SELECT, MACHINE_SELECT, SENSOR_SELECT
+from hub.storage.selects import (
+    FACTORY_SELECT,
+    GATEWAY_SELECT,
+    MACHINE_SELECT,
+    SENSOR_SELECT,
+    within,
+)
 from hub.storage.sqlbase import Database, dicts
 
 
@@ -86,10 +92,22 @@ class Catalog:
     # -- paged lists ---------------------------------------------------------------------
 
     def _page(
-        self, select: str, where: Mapping[str, Any], order: str, offset: int, limit: int
+        self,
+        select: str,
+        where: Mapping[str, Any],
+        order: str,
+        offset: int,
+        limit: int,
+        scope: tuple[str, Collection[int] | None] = ("", None),
     ) -> tuple[list[dict[str, Any]], int]:
         clauses = [f"{column} = ?" for column, value in where.items() if value is not None]
         params = [value for value in where.values() if value is not None]
+        column, factories = scope
+        if factories is not None:
+            # A scoped caller's list: rows of its factories only, in the total as in the page.
+            condition, ids = within(column, factories)
+            clauses.append(condition)
+            params.extend(ids)
         clause = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         # One read transaction: the total and the page describe the same state.
         with self._db.reader(snapshot=True) as conn:
@@ -102,16 +120,25 @@ class Catalog:
             )
         return rows, int(total[0])
 
-    def gateways_page(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        return self._page(GATEWAY_SELECT, {}, "g.name", offset, limit)
+    def gateways_page(
+        self, offset: int, limit: int, factories: Collection[int] | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        return self._page(GATEWAY_SELECT, {}, "g.name", offset, limit, ("g.factory_id", factories))
 
-    def factories_page(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        return self._page(FACTORY_SELECT, {}, "f.id", offset, limit)
+    def factories_page(
+        self, offset: int, limit: int, factories: Collection[int] | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        return self._page(FACTORY_SELECT, {}, "f.id", offset, limit, ("f.id", factories))
 
     def machines_page(
-        self, factory_id: int | None, offset: int, limit: int
+        self,
+        factory_id: int | None,
+        offset: int,
+        limit: int,
+        factories: Collection[int] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        return self._page(MACHINE_SELECT, {"m.factory_id": factory_id}, "m.id", offset, limit)
+        where = {"m.factory_id": factory_id}
+        return self._page(MACHINE_SELECT, where, "m.id", offset, limit, ("m.factory_id", factories))
 
     def sensors_page(
         self,
@@ -121,9 +148,10 @@ class Catalog:
         machine_id: int | None = None,
         key: str | None = None,
         factory_id: int | None = None,
+        factories: Collection[int] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         where = {"s.machine_id": machine_id, "s.key": key, "s.factory_id": factory_id}
-        return self._page(SENSOR_SELECT, where, "s.id", offset, limit)
+        return self._page(SENSOR_SELECT, where, "s.id", offset, limit, ("s.factory_id", factories))
 
     def get_factory(self, factory_id: int) -> dict[str, Any] | None:
         return self._db.one_dict(FACTORY_SELECT + " WHERE f.id = ?", (factory_id,))

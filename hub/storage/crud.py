@@ -134,11 +134,23 @@ class Crud:
             scoped = conn.execute(
                 "SELECT count(*) FROM user_factories WHERE factory_id = ?", (factory_id,)
             ).fetchone()[0]
+            tokens = conn.execute(
+                "SELECT count(*) FROM token_factories tf JOIN tokens t ON t.id = tf.token_id "
+                "WHERE tf.factory_id = ? AND NOT t.revoked",
+                (factory_id,),
+            ).fetchone()[0]
+            if tokens:
+                # Like a user's: the token would lose its limit, and see every factory.
+                raise Conflict(
+                    f"factory {factory_id} is in the scope of {tokens} token(s); revoke them first"
+                )
             if scoped:
                 raise Conflict(
                     f"factory {factory_id} is in the scope of {scoped} user(s); "
                     "change their factories first"
                 )
+            # Revoked tokens never work again: their limit may go with the factory.
+            conn.execute("DELETE FROM token_factories WHERE factory_id = ?", (factory_id,))
             conn.execute("DELETE FROM factories WHERE id = ?", (factory_id,))
             write_entry(
                 conn,

@@ -43,6 +43,7 @@ from hub.storage.model import (
     TierUsage,
 )
 from hub.storage.offline import Offline
+from hub.storage.owners import Owners
 from hub.storage.read_face import ReadFace
 from hub.storage.reads import Reads
 from hub.storage.reports import Reports
@@ -87,6 +88,7 @@ class Storage(ReadFace, ABC):
         self.dialect = dialect
         self.access = Access(db)
         self.users = Users(db)
+        self.owners = Owners(db)  # what a factory scope is checked against
         self.audit = Audit(db)
         self.catalog = Catalog(db, cache)
         self.reads = Reads(db)
@@ -178,8 +180,8 @@ class Storage(ReadFace, ABC):
         """
         return self.access.add_gateway(name, factory, token_hash, rotate=rotate)
 
-    def add_token(self, role: Role, token_hash: str) -> int:
-        return self.access.add_token(role, token_hash)
+    def add_token(self, role: Role, token_hash: str, factories: Sequence[str] = ()) -> int:
+        return self.access.add_token(role, token_hash, factories)
 
     def token_by_hash(self, token_hash: str) -> TokenRecord | None:
         return self.access.token_by_hash(token_hash)

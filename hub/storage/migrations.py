@@ -31,6 +31,7 @@ STEPS: tuple[str, ...] = (
     "console sign-in attempts, sessions by token",
     "people: users and the factories they are limited to",
     "alert chattering and stale marks",
+    "token scopes: the factories a token is limited to",
 )
 
 

@@ -56,6 +56,10 @@ class Conflict(StorageError):
     """The thing to create exists already."""
 
 
+class UnknownFactory(StorageError):
+    """A factory named for a user's or a token's scope does not exist."""
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayReport:
     """What a batch says about its gateway besides the readings."""

@@ -167,14 +167,25 @@ class ReadFace:
     def stale_sensors(self, sensor_ids: Iterable[int]) -> set[int]:
         return self.offline.stale_sensors(sensor_ids)
 
-    def gateways_page(self, offset: int, limit: int) -> Page:
-        return self.catalog.gateways_page(offset, limit)
+    # ``factories``: only rows of these factories (a scoped caller's list); None: all.
+    def gateways_page(
+        self, offset: int, limit: int, factories: Collection[int] | None = None
+    ) -> Page:
+        return self.catalog.gateways_page(offset, limit, factories)
 
-    def factories_page(self, offset: int, limit: int) -> Page:
-        return self.catalog.factories_page(offset, limit)
+    def factories_page(
+        self, offset: int, limit: int, factories: Collection[int] | None = None
+    ) -> Page:
+        return self.catalog.factories_page(offset, limit, factories)
 
-    def machines_page(self, factory_id: int | None, offset: int, limit: int) -> Page:
-        return self.catalog.machines_page(factory_id, offset, limit)
+    def machines_page(
+        self,
+        factory_id: int | None,
+        offset: int,
+        limit: int,
+        factories: Collection[int] | None = None,
+    ) -> Page:
+        return self.catalog.machines_page(factory_id, offset, limit, factories)
 
     def sensors_page(
         self,
@@ -184,9 +195,15 @@ class ReadFace:
         machine_id: int | None = None,
         key: str | None = None,
         factory_id: int | None = None,
+        factories: Collection[int] | None = None,
     ) -> Page:
         return self.catalog.sensors_page(
-            offset, limit, machine_id=machine_id, key=key, factory_id=factory_id
+            offset,
+            limit,
+            machine_id=machine_id,
+            key=key,
+            factory_id=factory_id,
+            factories=factories,
         )
 
     def get_factory(self, factory_id: int) -> dict[str, Any] | None:
@@ -218,6 +235,7 @@ class ReadFace:
         stale_after_s: float,
         shelves_since: float,
         limit: int,
+        factories: Collection[int] | None = None,
     ) -> AlarmHistory:
         """What the alarm KPI report is computed from (hub.storage.alarm_report)."""
         return self.alarm_report.history(
@@ -227,6 +245,7 @@ class ReadFace:
             stale_after_s=stale_after_s,
             shelves_since=shelves_since,
             limit=limit,
+            factories=factories,
         )
 
     def alarm_source_names(
@@ -245,6 +264,7 @@ class ReadFace:
         token_id: int | None = None,
         start: float | None = None,
         end: float | None = None,
+        factories: Collection[int] | None = None,
     ) -> Page:
         return self.audit.audit_page(
             offset,
@@ -254,4 +274,5 @@ class ReadFace:
             token_id=token_id,
             start=start,
             end=end,
+            factories=factories,
         )

@@ -1,5 +1,11 @@
 """The SELECTs of the model's rows as the API shows them, shared by the catalog's reads and
-the operators' edits (which answer the row they changed)."""
+the operators' edits (which answer the row they changed), and the condition that narrows a
+list to a scoped caller's factories."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
 
 GATEWAY_SELECT = (
     "SELECT g.name, f.name AS factory, g.factory_id, g.created_at, g.last_seen, g.backlog, "
@@ -25,3 +31,14 @@ MACHINE_SELECT = (
     "m.created_at, (SELECT count(*) FROM sensors s WHERE s.machine_id = m.id) AS sensors "
     "FROM machines m JOIN factories f ON f.id = m.factory_id"
 )
+
+
+def within(column: str, factories: Collection[int] | None) -> tuple[str, list[Any]]:
+    """(an SQL condition, its parameters) keeping rows whose ``column`` is one of
+    ``factories``; None: every factory (the condition is always true)."""
+    if factories is None:
+        return "1 = 1", []
+    if not factories:
+        return "1 = 0", []
+    marks = ", ".join("?" * len(factories))
+    return f"{column} IN ({marks})", sorted(factories)

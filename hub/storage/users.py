@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hub.storage.model import Conflict, StorageError
+from hub.storage.model import Conflict
+from hub.storage.model import UnknownFactory as UnknownFactory  # named here by hub.cli.users
 from hub.storage.sqlbase import Conn, Database, dicts
 from shared.timeutil import now
 
@@ -20,10 +21,6 @@ _PUBLIC = (
     "SELECT id, name, display, role, disabled, failures, locked_until, password_changed_at, "
     "created_at, password_hash IS NOT NULL AS has_password FROM users"
 )
-
-
-class UnknownFactory(StorageError):
-    """A factory named for a user's scope does not exist."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,7 +222,9 @@ def test_token_list_shows_ids_and_roles_never_tokens(config: Path) -> None:
     ]
     table = run_cli(config, "token", "list")
     assert table.returncode == 0, table.stderr
-    assert table.stdout.splitlines()[0].split() == ["ID", "ROLE", "GATEWAY", "CREATED", "STATE"]
+    header = table.stdout.splitlines()[0].split()
+    assert header == ["ID", "ROLE", "GATEWAY", "FACTORIES", "CREATED", "STATE"]
+    assert [r["factories"] for r in rows] == [[], [], []]  # none: every factory
     for secret in (gw, read, admin):
         for out in (listed.stdout, table.stdout):
             assert secret not in out and hash_token(secret) not in out

@@ -36,3 +36,17 @@ CREATE TABLE IF NOT EXISTS user_factories (
 def users(conn: psycopg.Connection[Any]) -> None:
     for statement in statements(_USERS):
         conn.execute(statement)
+
+
+_TOKEN_SCOPES = """
+CREATE TABLE IF NOT EXISTS token_factories (
+    token_id    bigint NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+    factory_id  bigint NOT NULL REFERENCES factories (id),
+    PRIMARY KEY (token_id, factory_id)
+)
+"""
+
+
+def token_scopes(conn: psycopg.Connection[Any]) -> None:
+    for statement in statements(_TOKEN_SCOPES):
+        conn.execute(statement)

@@ -18,7 +18,7 @@ from hub.storage.sqlite.schema.later import (
     sign_in,
     stale_marks,
 )
-from hub.storage.sqlite.schema.people import users
+from hub.storage.sqlite.schema.people import token_scopes, users
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
 
@@ -39,5 +39,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "console sign-in attempts, sessions by token": sign_in,
         "people: users and the factories they are limited to": users,
         "alert chattering and stale marks": alarm_marks,
+        "token scopes: the factories a token is limited to": token_scopes,
     }
 )

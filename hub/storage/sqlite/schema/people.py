@@ -39,3 +39,19 @@ CREATE TABLE IF NOT EXISTS user_factories (
 def users(conn: sqlite3.Connection) -> None:
     for statement in statements(_USERS):
         conn.execute(statement)
+
+
+# token_factories: the factories a person's token is limited to (none: all of them). A
+# factory named here is not deleted (hub.storage.crud): the token would lose its limit.
+_TOKEN_SCOPES = """
+CREATE TABLE IF NOT EXISTS token_factories (
+    token_id    INTEGER NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+    factory_id  INTEGER NOT NULL REFERENCES factories (id),
+    PRIMARY KEY (token_id, factory_id)
+)
+"""
+
+
+def token_scopes(conn: sqlite3.Connection) -> None:
+    for statement in statements(_TOKEN_SCOPES):
+        conn.execute(statement)
