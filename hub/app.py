@@ -42,6 +42,7 @@ from hub.api import (
 )
 from hub.api import ingest as ingest_api
 from hub.api.http import Ctx, Handler, Raw, Result, Route
+from hub.api.scope import FREE, Scope, admit
 from hub.auth import Role, require
 from hub.batchcheck import SensorLimits
 from hub.config import HubSettings
@@ -170,9 +171,11 @@ class Hub:
         *,
         head: bool = False,
         rows: RowEstimate | None = None,
+        scope: Scope = FREE,
     ) -> Callable[[Any], Any]:
         """Robyn's handler for ``fn``. ``head``: answer as GET would, without the body.
-        ``rows``: the read's worst-case row count, for the read budget."""
+        ``rows``: the read's worst-case row count, for the read budget. ``scope``: what a
+        principal limited to some factories may reach through it (hub.api.scope)."""
         response_cls = robyn.Response
         storage = self.storage
         limiter = self.limiter
@@ -199,6 +202,9 @@ class Hub:
                             metrics.RATE_LIMITED.inc()
                             raise rate_limited(retry_after_s(wait))
                     ctx = Ctx(request, rid, principal, raw_body)
+                    if principal is not None and principal.factories is not None:
+                        # The one place a factory scope is checked (before any read).
+                        admit(scope, principal, ctx.path("id"), raw_body, storage)
                     if rows is not None and principal is not None:
                         ctx.reads = ReadCharge(budget, principal.token_id)
                         expected = rows(ctx)  # bad parameters: their 400 comes from here
@@ -341,14 +347,15 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
 
     app.exception(on_exception)
     served: dict[str, list[str]] = {}
-    for method, route, roles, fn, rows in hub.routes() + hub.static_routes():
+    for method, route, roles, fn, rows, declared in hub.routes() + hub.static_routes():
+        scope = scope_of(method, route, roles, declared)
         # Reads that may be large run off Robyn's worker thread (see _off_worker).
         wrap = _off_worker if rows is not None else _same
-        get = hub.endpoint(robyn, method, route, roles, fn, rows=rows)
+        get = hub.endpoint(robyn, method, route, roles, fn, rows=rows, scope=scope)
         app.add_route(method, route, wrap(get))
         served.setdefault(route, []).append(method)
         if method == "GET":
-            head = hub.endpoint(robyn, method, route, roles, fn, head=True, rows=rows)
+            head = hub.endpoint(robyn, method, route, roles, fn, head=True, rows=rows, scope=scope)
             app.add_route("HEAD", route, wrap(head))
             served[route].append("HEAD")
     for route, methods in served.items():
@@ -371,6 +378,16 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
             )
             app.add_route(_http_method(robyn, method), route, handler)
     return app, hub
+
+
+def scope_of(method: str, path: str, roles: tuple[Role, ...] | None, scope: Scope | None) -> Scope:
+    """A route's scope; a route that authenticates and declares none is a bug caught here,
+    when the app is built, before it could serve one factory's data to another's token."""
+    if scope is None:
+        if roles is not None:
+            raise AssertionError(f"{method} {path} declares no factory scope (hub.api.scope)")
+        return FREE  # public: nobody is authenticated, so nobody is scoped
+    return scope
 
 
 def _same(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -19,6 +19,7 @@ from hub.api.alarms import MAX_SHELVE_S
 from hub.api.csv_out import csv_answer, csv_bytes, parse_format
 from hub.api.http import API, Ctx, Raw, Result, Route, Services, charged
 from hub.api.queries import optional_id, parse_range
+from hub.api.scope import LISTED
 from hub.auth import READ_ROLES
 from hub.errors import ApiError, bad_param, not_found
 from hub.storage import Storage
@@ -51,7 +52,10 @@ def alarm_report(storage: Storage, ctx: Ctx, marks: AlarmSettings = DEFAULTS) ->
     at = now()
     period = parse_period(params, at)
     factory_id = optional_id(params, "factory_id")
-    if factory_id is not None and storage.get_factory(factory_id) is None:
+    scope = ctx.scope
+    # Another factory than the caller's is answered as one that does not exist.
+    outside = scope is not None and factory_id not in scope
+    if factory_id is not None and (outside or storage.get_factory(factory_id) is None):
         raise not_found("factory", factory_id)
     history = storage.alarm_history(
         period.start,
@@ -60,6 +64,7 @@ def alarm_report(storage: Storage, ctx: Ctx, marks: AlarmSettings = DEFAULTS) ->
         stale_after_s=marks.stale_after_s,
         shelves_since=period.start - MAX_SHELVE_S,
         limit=MAX_ROWS,
+        factories=scope,
     )
     if ctx.reads is not None:
         ctx.reads.debit(len(history.alarms) + len(history.stale) + len(history.shelves))
@@ -140,6 +145,11 @@ def routes(hub: Services) -> list[Route]:
 
     return [
         Route(
-            "GET", f"{API}/alarm-report", READ_ROLES, h_alarm_report, charged(readcost.alarm_report)
+            "GET",
+            f"{API}/alarm-report",
+            READ_ROLES,
+            h_alarm_report,
+            charged(readcost.alarm_report),
+            LISTED,
         )
     ]

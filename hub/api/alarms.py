@@ -69,7 +69,7 @@ def _flag(params: Mapping[str, str], name: str) -> bool | None:
     return value in ("true", "1")
 
 
-def parse_filter(params: Mapping[str, str]) -> AlertFilter:
+def parse_filter(params: Mapping[str, str], factories: frozenset[int] | None = None) -> AlertFilter:
     gateway = params.get("gateway_id") or None
     if gateway is not None and len(gateway) > 128:
         raise bad_param("gateway_id", "must be at most 128 characters")
@@ -81,14 +81,16 @@ def parse_filter(params: Mapping[str, str]) -> AlertFilter:
         factory_id=optional_id(params, "factory_id"),
         gateway=gateway,
         sensor_id=optional_id(params, "sensor_id"),
+        factories=factories,
     )
 
 
 def list_alerts(
-    storage: Storage, params: Mapping[str, str]
+    storage: Storage, params: Mapping[str, str], factories: frozenset[int] | None = None
 ) -> tuple[list[dict[str, Any]], PageRequest, int]:
-    """(one page of alerts, the page asked for, how many match): for hub.api.pagination.paged."""
-    where = parse_filter(params)
+    """(one page of alerts, the page asked for, how many match): for hub.api.pagination.paged.
+    ``factories``: a scoped caller's, whose list holds only their alerts."""
+    where = parse_filter(params, factories)
     page = parse_page(params)
     at = now()
     rows, total = storage.list_alerts(where, page.offset, page.limit)

@@ -11,6 +11,7 @@ from hub.api import alarms, readcost, thresholds
 from hub.api import spec as _spec  # noqa: F401  (describes these routes)
 from hub.api.http import API, Ctx, Route, Services, charged
 from hub.api.pagination import paged
+from hub.api.scope import LISTED, by_id
 from hub.auth import ALERT_ROLES, READ_ROLES
 from hub.ingest import body_bytes
 
@@ -21,7 +22,7 @@ def routes(hub: Services) -> list[Route]:
     def h_list_alerts(ctx: Ctx) -> Any:
         """Every alert of the fleet, newest first (filters: state, acknowledged, severity,
         kind, factory_id, gateway_id, sensor_id; page, per_page)."""
-        return paged(ctx, *alarms.list_alerts(storage, ctx.params))
+        return paged(ctx, *alarms.list_alerts(storage, ctx.params, ctx.scope))
 
     def h_get_alert(ctx: Ctx) -> Any:
         """One alert with its newest 100 transitions (at, by, action, comment) and
@@ -52,18 +53,20 @@ def routes(hub: Services) -> list[Route]:
         return thresholds.sensor_alerts(storage, ctx.path("id"), ctx.params)
 
     page = charged(readcost.page)
+    alert = by_id("alert")
     return [
-        Route("GET", f"{API}/alerts", READ_ROLES, h_list_alerts, page),
-        Route("GET", f"{API}/alerts/:id", READ_ROLES, h_get_alert),
-        Route("GET", f"{API}/alerts/:id/journal", READ_ROLES, h_alert_journal, page),
+        Route("GET", f"{API}/alerts", READ_ROLES, h_list_alerts, page, LISTED),
+        Route("GET", f"{API}/alerts/:id", READ_ROLES, h_get_alert, scope=alert),
+        Route("GET", f"{API}/alerts/:id/journal", READ_ROLES, h_alert_journal, page, alert),
         Route(
             "GET",
             f"{API}/sensors/:id/alerts",
             READ_ROLES,
             h_sensor_alerts,
             charged(readcost.sensor_alerts),
+            by_id("sensor"),
         ),
-        Route("POST", f"{API}/alerts/:id/ack", ALERT_ROLES, h_ack_alert),
-        Route("POST", f"{API}/alerts/:id/shelve", ALERT_ROLES, h_shelve_alert),
-        Route("POST", f"{API}/alerts/:id/unshelve", ALERT_ROLES, h_unshelve_alert),
+        Route("POST", f"{API}/alerts/:id/ack", ALERT_ROLES, h_ack_alert, scope=alert),
+        Route("POST", f"{API}/alerts/:id/shelve", ALERT_ROLES, h_shelve_alert, scope=alert),
+        Route("POST", f"{API}/alerts/:id/unshelve", ALERT_ROLES, h_unshelve_alert, scope=alert),
     ]

@@ -25,6 +25,7 @@ from hub.anomaly import (
 from hub.api import readcost
 from hub.api.http import API, Ctx, Route, Services, charged
 from hub.api.queries import Result, parse_limit, sensor_row
+from hub.api.scope import by_id
 from hub.auth import READ_ROLES
 from hub.errors import ApiError, bad_param
 from hub.storage import FoundAnomaly, Storage
@@ -179,5 +180,6 @@ def routes(hub: Services) -> list[Route]:
             READ_ROLES,
             h_anomalies,
             charged(readcost.anomalies),
+            by_id("sensor"),
         )
     ]

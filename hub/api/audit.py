@@ -20,6 +20,7 @@ from hub.api import readcost
 from hub.api.http import API, Ctx, Raw, Route, Services, charged
 from hub.api.pagination import paged, parse_page
 from hub.api.queries import optional_id, parse_range
+from hub.api.scope import LISTED
 from hub.errors import bad_param
 from hub.storage import Storage
 from hub.storage.audit import AuditEntry, Who
@@ -84,6 +85,7 @@ def list_audit(storage: Storage, ctx: Ctx) -> Raw:
         token_id=optional_id(params, "token_id"),
         start=start,
         end=end,
+        factories=ctx.scope,
     )
     return paged(ctx, [entry_view(r) for r in rows], page, total)
 
@@ -95,4 +97,4 @@ def routes(hub: Services) -> list[Route]:
         """The change log: who changed what and when, newest first (admins)."""
         return list_audit(storage, ctx)
 
-    return [Route("GET", f"{API}/audit", ("admin",), h_audit, charged(readcost.page))]
+    return [Route("GET", f"{API}/audit", ("admin",), h_audit, charged(readcost.page), LISTED)]

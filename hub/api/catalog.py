@@ -16,6 +16,7 @@ from hub.api.crud import factory_view, machine_view
 from hub.api.http import API, Ctx, Raw, Result, Route, Services, charged
 from hub.api.pagination import paged, parse_page
 from hub.api.queries import gateway_view, optional_id, sensor_view
+from hub.api.scope import LISTED, by_id
 from hub.auth import READ_ROLES, Role
 from hub.errors import bad_param
 from hub.storage import Storage
@@ -26,21 +27,21 @@ from shared.timeutil import now
 
 def gateways(storage: Storage, ctx: Ctx) -> Raw:
     page = parse_page(ctx.params)
-    rows, total = storage.gateways_page(page.offset, page.limit)
+    rows, total = storage.gateways_page(page.offset, page.limit, ctx.scope)
     at = now()
     return paged(ctx, [gateway_view(row, at) for row in rows], page, total)
 
 
 def factories(storage: Storage, ctx: Ctx) -> Raw:
     page = parse_page(ctx.params)
-    rows, total = storage.factories_page(page.offset, page.limit)
+    rows, total = storage.factories_page(page.offset, page.limit, ctx.scope)
     return paged(ctx, [factory_view(row) for row in rows], page, total)
 
 
 def machines(storage: Storage, ctx: Ctx) -> Raw:
     factory_id = optional_id(ctx.params, "factory_id")
     page = parse_page(ctx.params)
-    rows, total = storage.machines_page(factory_id, page.offset, page.limit)
+    rows, total = storage.machines_page(factory_id, page.offset, page.limit, ctx.scope)
     return paged(ctx, [machine_view(row) for row in rows], page, total)
 
 
@@ -54,7 +55,12 @@ def sensors(storage: Storage, ctx: Ctx) -> Raw:
         raise bad_param("key", f"must be line/machine/sensor, got {key!r}")
     page = parse_page(params)
     rows, total = storage.sensors_page(
-        page.offset, page.limit, machine_id=machine_id, key=key, factory_id=factory_id
+        page.offset,
+        page.limit,
+        machine_id=machine_id,
+        key=key,
+        factory_id=factory_id,
+        factories=ctx.scope,
     )
     stale = storage.stale_sensors(row["id"] for row in rows)
     data: list[Any] = [sensor_view(row, row["id"] in stale) for row in rows]
@@ -100,13 +106,14 @@ def routes(hub: Services) -> list[Route]:
 
     page = charged(readcost.page)
     config_roles: tuple[Role, ...] = ("gateway", *READ_ROLES)
+    gateway, sensor = by_id("gateway"), by_id("sensor")
     return [
-        Route("GET", f"{API}/gateways", READ_ROLES, h_gateways, page),
-        Route("GET", f"{API}/gateways/:id", READ_ROLES, h_gateway),
-        Route("GET", f"{API}/gateways/:id/config", config_roles, h_gateway_config),
-        Route("GET", f"{API}/factories", READ_ROLES, h_factories, page),
-        Route("GET", f"{API}/machines", READ_ROLES, h_machines, page),
-        Route("GET", f"{API}/sensors", READ_ROLES, h_sensors, page),
-        Route("GET", f"{API}/sensors/:id", READ_ROLES, h_sensor),
-        Route("PUT", f"{API}/sensors/:id/thresholds", ("admin",), h_thresholds),
+        Route("GET", f"{API}/gateways", READ_ROLES, h_gateways, page, LISTED),
+        Route("GET", f"{API}/gateways/:id", READ_ROLES, h_gateway, scope=by_id("gateway")),
+        Route("GET", f"{API}/gateways/:id/config", config_roles, h_gateway_config, scope=gateway),
+        Route("GET", f"{API}/factories", READ_ROLES, h_factories, page, LISTED),
+        Route("GET", f"{API}/machines", READ_ROLES, h_machines, page, LISTED),
+        Route("GET", f"{API}/sensors", READ_ROLES, h_sensors, page, LISTED),
+        Route("GET", f"{API}/sensors/:id", READ_ROLES, h_sensor, scope=sensor),
+        Route("PUT", f"{API}/sensors/:id/thresholds", ("admin",), h_thresholds, scope=sensor),
     ]

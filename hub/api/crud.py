@@ -21,6 +21,7 @@ from hub.api import key_owner
 from hub.api.bodies import Checker, decode, invalid, nfc_names, set_fields
 from hub.api.http import API, Ctx, Route, Services, created, no_content
 from hub.api.queries import parse_id, sensor_view
+from hub.api.scope import UNSCOPED, by_id, in_body
 from hub.auth import READ_ROLES, Role
 from hub.errors import ApiError, not_found
 from hub.storage import Conflict, Storage
@@ -251,7 +252,7 @@ def routes(hub: Services) -> list[Route]:
         """Create a machine {factory_id, line, name, type, status} (201); meta.warnings says
         when another factory has one on that line with that name."""
         fields = parse_machine(ctx.body)
-        warnings = key_owner.check_machine(storage, fields)
+        warnings = key_owner.check_machine(storage, fields, ctx.scope)
         try:
             row = storage.create_machine(fields, who(ctx))
         except Conflict as exc:
@@ -291,7 +292,7 @@ def routes(hub: Services) -> list[Route]:
         factory (meta.fed_by) lands on it; meta.warnings says when another factory has a
         sensor with that key."""
         fields = parse_sensor(ctx.body)
-        warnings = key_owner.check_sensor(storage, fields)
+        warnings = key_owner.check_sensor(storage, fields, ctx.scope)
         try:
             row = storage.create_sensor(fields, who(ctx))
         except Conflict as exc:
@@ -319,16 +320,19 @@ def routes(hub: Services) -> list[Route]:
         return no_content()
 
     admin: tuple[Role, ...] = ("admin",)
+    factory, machine, sensor = by_id("factory"), by_id("machine"), by_id("sensor")
+    new_machine = in_body("factory", "factory_id", "machine")
+    new_sensor = in_body("machine", "machine_id", "sensor")
     return [
-        Route("GET", f"{API}/factories/:id", READ_ROLES, h_factory),
-        Route("POST", f"{API}/factories", admin, h_create_factory),
-        Route("PATCH", f"{API}/factories/:id", admin, h_update_factory),
-        Route("DELETE", f"{API}/factories/:id", admin, h_delete_factory),
-        Route("GET", f"{API}/machines/:id", READ_ROLES, h_machine),
-        Route("POST", f"{API}/machines", admin, h_create_machine),
-        Route("PATCH", f"{API}/machines/:id", admin, h_update_machine),
-        Route("DELETE", f"{API}/machines/:id", admin, h_delete_machine),
-        Route("POST", f"{API}/sensors", admin, h_create_sensor),
-        Route("PATCH", f"{API}/sensors/:id", admin, h_update_sensor),
-        Route("DELETE", f"{API}/sensors/:id", admin, h_delete_sensor),
+        Route("GET", f"{API}/factories/:id", READ_ROLES, h_factory, scope=factory),
+        Route("POST", f"{API}/factories", admin, h_create_factory, scope=UNSCOPED),
+        Route("PATCH", f"{API}/factories/:id", admin, h_update_factory, scope=factory),
+        Route("DELETE", f"{API}/factories/:id", admin, h_delete_factory, scope=factory),
+        Route("GET", f"{API}/machines/:id", READ_ROLES, h_machine, scope=machine),
+        Route("POST", f"{API}/machines", admin, h_create_machine, scope=new_machine),
+        Route("PATCH", f"{API}/machines/:id", admin, h_update_machine, scope=machine),
+        Route("DELETE", f"{API}/machines/:id", admin, h_delete_machine, scope=machine),
+        Route("POST", f"{API}/sensors", admin, h_create_sensor, scope=new_sensor),
+        Route("PATCH", f"{API}/sensors/:id", admin, h_update_sensor, scope=sensor),
+        Route("DELETE", f"{API}/sensors/:id", admin, h_delete_sensor, scope=sensor),
     ]

@@ -20,6 +20,7 @@ from hub.ratelimit import ReadCharge
 
 if TYPE_CHECKING:
     from hub.anomaly import AnomalyClient
+    from hub.api.scope import Scope
     from hub.batchcheck import SensorLimits
     from hub.config import HubSettings
     from hub.storage import Storage
@@ -48,6 +49,11 @@ class Ctx:
     _params: dict[str, str] | None = field(default=None)
     # The read budget of this request's token (None: the route is not charged).
     reads: ReadCharge | None = None
+
+    @property
+    def scope(self) -> frozenset[int] | None:
+        """The factories this request may see (None: every one): lists pass it to storage."""
+        return None if self.principal is None else self.principal.factories
 
     def path(self, name: str) -> str | None:
         raw = self.request.path_params.get(name)
@@ -83,13 +89,16 @@ RowEstimate = Callable[[Ctx], int]
 
 class Route(NamedTuple):
     """One route: ``roles`` None is public; ``rows`` marks a read that can answer many rows
-    (charged to the read budget, and run off Robyn's worker thread)."""
+    (charged to the read budget, and run off Robyn's worker thread); ``scope`` says how a
+    principal limited to some factories meets it (hub.api.scope), and every route that
+    authenticates must say it: the app refuses to build otherwise."""
 
     method: str
     path: str
     roles: tuple[Role, ...] | None
     handler: Handler
     rows: RowEstimate | None = None
+    scope: Scope | None = None
 
 
 class Services(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hub import ingest, metrics
 from hub.api.http import API, Ctx, Result, Route, Services
+from hub.api.scope import FREE
 from hub.errors import ApiError
 
 
@@ -39,4 +40,4 @@ def routes(hub: Services) -> list[Route]:
         }
         return data, {"gateway_id": ctx.principal.gateway_name}
 
-    return [Route("POST", f"{API}/ingest", ("gateway",), h_ingest)]
+    return [Route("POST", f"{API}/ingest", ("gateway",), h_ingest, scope=FREE)]

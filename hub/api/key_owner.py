@@ -27,11 +27,14 @@ CONFLICT = "key_in_other_factory"
 Notice = dict[str, Any]
 
 
-def _owners(rows: list[dict[str, Any]], factory_id: int) -> list[dict[str, Any]]:
+def _owners(
+    rows: list[dict[str, Any]], factory_id: int, scope: frozenset[int] | None
+) -> list[dict[str, Any]]:
+    # A caller limited to some factories is told only of those: the rest do not exist for it.
     return [
         {"id": r["id"], "factory_id": r["factory_id"], "factory": r["factory"]}
         for r in rows
-        if r["factory_id"] != factory_id
+        if r["factory_id"] != factory_id and (scope is None or r["factory_id"] in scope)
     ]
 
 
@@ -46,21 +49,25 @@ def _warn(what: str, key: str, others: list[dict[str, Any]]) -> list[Notice]:
     return [{"code": CONFLICT, "message": message, "others": others}]
 
 
-def check_machine(storage: Storage, fields: Mapping[str, Any]) -> list[Notice]:
+def check_machine(
+    storage: Storage, fields: Mapping[str, Any], scope: frozenset[int] | None = None
+) -> list[Notice]:
     """The warnings for the 201 of a new machine ``fields``."""
     line, name = str(fields["line"]), str(fields["name"])
-    others = _owners(storage.machines_named(line, name), int(fields["factory_id"]))
+    others = _owners(storage.machines_named(line, name), int(fields["factory_id"]), scope)
     return _warn("machine", f"{line}/{name}", others)
 
 
-def check_sensor(storage: Storage, fields: Mapping[str, Any]) -> list[Notice]:
+def check_sensor(
+    storage: Storage, fields: Mapping[str, Any], scope: frozenset[int] | None = None
+) -> list[Notice]:
     """The warnings for the 201 of a new sensor ``fields`` (none when its machine does not
     exist: creating it answers that)."""
     machine = storage.get_machine(int(fields["machine_id"]))
     if machine is None:
         return []
     key = f"{machine['line']}/{machine['name']}/{fields['name']}"
-    others = _owners(storage.list_sensors(key=key), int(machine["factory_id"]))
+    others = _owners(storage.list_sensors(key=key), int(machine["factory_id"]), scope)
     return _warn("sensor", key, others)
 
 

@@ -28,6 +28,7 @@ from hub.api.http import API, Ctx, Raw, Result, Route, Services, charged, create
 from hub.api.queries import parse_limit, parse_range, sensor_row
 from hub.api.queries import readings as plain_readings
 from hub.api.readcost import is_export
+from hub.api.scope import by_id, in_body
 from hub.auth import READ_ROLES
 from hub.errors import ApiError, bad_param
 from hub.storage import Storage
@@ -240,10 +241,11 @@ def routes(hub: Services) -> list[Route]:
         return bulk(hub, ctx)
 
     sensor = f"{API}/sensors/:id"
+    own, backfill = by_id("sensor"), in_body("sensor", "sensor_id", "readings")
     return [
-        Route("GET", f"{sensor}/readings", READ_ROLES, h_readings, charged(readcost.readings)),
-        Route("GET", f"{sensor}/series", READ_ROLES, h_series, charged(readcost.series)),
-        Route("GET", f"{sensor}/stats", READ_ROLES, h_stats),
-        Route("GET", f"{sensor}/latest", READ_ROLES, h_latest),
-        Route("POST", f"{API}/readings/bulk", ("admin",), h_bulk),
+        Route("GET", f"{sensor}/readings", READ_ROLES, h_readings, charged(readcost.readings), own),
+        Route("GET", f"{sensor}/series", READ_ROLES, h_series, charged(readcost.series), own),
+        Route("GET", f"{sensor}/stats", READ_ROLES, h_stats, scope=own),
+        Route("GET", f"{sensor}/latest", READ_ROLES, h_latest, scope=own),
+        Route("POST", f"{API}/readings/bulk", ("admin",), h_bulk, scope=backfill),
     ]

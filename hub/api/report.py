@@ -19,6 +19,7 @@ from hub.api.csv_out import csv_answer, csv_bytes, parse_format
 from hub.api.http import API, Ctx, Raw, Route, Services, charged
 from hub.api.pagination import paged, parse_page
 from hub.api.queries import parse_id, parse_range
+from hub.api.scope import by_id
 from hub.auth import READ_ROLES
 from hub.errors import not_found
 from hub.storage import Storage
@@ -131,4 +132,4 @@ def routes(hub: Services) -> list[Route]:
         return result
 
     path = f"{API}/factories/:id/report"
-    return [Route("GET", path, READ_ROLES, h_report, charged(readcost.page))]
+    return [Route("GET", path, READ_ROLES, h_report, charged(readcost.page), by_id("factory"))]

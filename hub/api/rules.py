@@ -26,6 +26,7 @@ from hub.api import spec as _spec  # noqa: F401  (describes these routes)
 from hub.api.alarms import bad_json, field_of
 from hub.api.http import API, Ctx, Route, Services, created, no_content
 from hub.api.queries import parse_id
+from hub.api.scope import by_id
 from hub.auth import READ_ROLES, Role
 from hub.errors import ApiError, not_found
 from hub.ingest import body_bytes
@@ -238,9 +239,10 @@ def routes(hub: Services) -> list[Route]:
         return no_content()
 
     admin: tuple[Role, ...] = ("admin",)
+    sensor, rule = by_id("sensor"), by_id("rule")
     return [
-        Route("GET", f"{API}/sensors/:id/rules", READ_ROLES, h_rules),
-        Route("POST", f"{API}/sensors/:id/rules", admin, h_add_rule),
-        Route("PATCH", f"{API}/rules/:id", admin, h_update_rule),
-        Route("DELETE", f"{API}/rules/:id", admin, h_delete_rule),
+        Route("GET", f"{API}/sensors/:id/rules", READ_ROLES, h_rules, scope=sensor),
+        Route("POST", f"{API}/sensors/:id/rules", admin, h_add_rule, scope=sensor),
+        Route("PATCH", f"{API}/rules/:id", admin, h_update_rule, scope=rule),
+        Route("DELETE", f"{API}/rules/:id", admin, h_delete_rule, scope=rule),
     ]
