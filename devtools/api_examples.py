@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import paho.mqtt.publish as mqtt_publish
 
 from devtools.api_examples_alarms import alarm_examples
+from devtools.api_examples_scopes import scope_examples
 from devtools.stack import REPO, Agent, Broker, Detector, Hub, stopping, wait_for
 
 INTRO = """# API reference
@@ -24,6 +25,9 @@ The hub answers under `/api/v1` with `Authorization: Bearer <token>`. Tokens com
 `edge-hub gateway add` (role `gateway`) and `edge-hub token add --role read|operator|admin`.
 Lists are paged (`page`, `per_page`; `meta` page numbers and `links`), and every change
 made with an admin's or operator's token is in the change log (`GET /api/v1/audit`).
+A token made with `--factory NAME` (or a person limited to factories) sees only those
+factories: anything of another answers 404 as if it did not exist, and lists leave it out
+(see the last sections).
 
 * Success: `{"data": ..., "meta": {"request_id": ..., "timestamp": ...}}`
 * Error: `{"error": {"code": ..., "message": ..., "details": [...]}, "meta": {...}}` with
@@ -471,6 +475,7 @@ def main() -> None:
                     limit_examples(lines, hub.url, c, g, sid)
                 model_examples(lines, c, a, sid)
                 alarm_examples(lines, _show, hub, c, a, _publisher(broker.port))
+                scope_examples(lines, _show, hub, a)
         (REPO / "docs" / "api.md").write_text("\n".join(lines))
         print("wrote docs/api.md")
 

@@ -8,8 +8,8 @@ side in ``read_face``), ``engines`` and ``url`` (the ``database`` setting -> an 
 up by name so the face does not import what builds on it). The concerns, one object each, built
 from the database handle and the engine's dialect with their collaborators passed in:
 ``ingest``, ``bulk``, ``rollups``, ``reads``, ``catalog``, ``crud``, ``alerts``,
-``offline``, ``rules``, ``webhooks``, ``reports``, ``access``, ``audit``. Leaf modules they
-share: ``model`` (errors and values), ``sqlbase`` (connections, Database, row helpers),
+``offline``, ``rules``, ``webhooks``, ``reports``, ``access``, ``owners``, ``audit``. Leaf
+modules they share: ``model`` (errors and values), ``sqlbase`` (connections, Database, row helpers),
 ``tiers`` (rollup arithmetic), ``selects``, ``changelog`` (audit rows in a change's
 transaction), ``alert_rows``. ``dialect`` is the base of what differs per engine;
 ``migrations`` runs the versioned schema; ``copy`` is copy-data between engines. One package
