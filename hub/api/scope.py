@@ -25,13 +25,12 @@ from typing import Any
 import msgspec
 
 from hub.api.bodies import invalid
+from hub.api.queries import MAX_INT, parse_id
 from hub.auth import Principal
 from hub.errors import ApiError, forbidden, not_found
 from hub.storage import Storage
 from hub.storage.owners import Kind
 
-# The largest id a path may carry (PostgreSQL bigint); anything else is the handler's 400.
-_MAX_ID = 2**63 - 1
 # As many ids as hub.api.readings names in its 422 for sensors that do not exist.
 _MAX_DETAILS = 50
 
@@ -64,13 +63,6 @@ def in_body(kind: Kind, field: str, what: str) -> Scope:
     return Scope(body=kind, field=field, what=what)
 
 
-def _numeric(raw: str) -> int | None:
-    if not (raw.isascii() and raw.isdigit()):
-        return None
-    value = int(raw)
-    return value if 0 < value <= _MAX_ID else None
-
-
 def admit(
     scope: Scope, principal: Principal, ident: str | None, body: bytes, storage: Storage
 ) -> None:
@@ -93,10 +85,9 @@ def _admit_path(kind: Kind, ident: str, factories: frozenset[int], storage: Stor
     if kind == "gateway":
         key, shown = ident, repr(ident)  # as the gateway handlers name a missing one
     else:
-        number = _numeric(ident)
-        if number is None:
-            return  # not an id at all: the handler's 400, which reveals nothing
-        key = shown = number
+        # Parsed as every handler parses its :id (" 5" is 5), so no spelling of an id gets
+        # past this check to a handler that reads it; what is no id is the handlers' 400.
+        key = shown = parse_id("id", ident)
     owner = storage.owners.factories_of(kind, [key]).get(key)
     if owner not in factories:
         raise not_found(kind, shown)
@@ -112,7 +103,8 @@ def _admit_body(scope: Scope, body: bytes, factories: frozenset[int], storage: S
     first: dict[int, int] = {}
     for index, item in enumerate(items):
         value = item.get(scope.field) if isinstance(item, dict) else None
-        if type(value) is int and value > 0:
+        # Ids past PostgreSQL's bigint exist nowhere (and are the handler's to refuse).
+        if type(value) is int and 0 < value <= MAX_INT:
             first.setdefault(value, index)
     if not first:
         return

@@ -308,3 +308,27 @@ def test_token_scopes_on_the_command_line(plant: tuple[HubProcess, dict[str, Any
 def data_created(r: httpx.Response) -> Any:
     assert r.status_code == 201, r.text
     return r.json()["data"]
+
+
+def test_no_spelling_of_an_id_gets_past_the_scope(
+    plant: tuple[HubProcess, dict[str, Any]],
+) -> None:
+    hub, ids = plant
+    s = ids["s_sensor"]
+    for spelled in (f"%20{s}", f"{s}%20", f"0{s}", f"00{s}"):
+        path = f"/sensors/{spelled}"
+        assert get(hub, "read", path).status_code == 200, path  # the handlers read it as s
+        r = get(hub, "n_read", path)
+        assert r.status_code == 404, (path, r.text)
+    # What is no id at all gets the handlers' 400, scoped or not.
+    for bad in ("abc", "-1", "0", "99999999999999999999"):
+        scoped, everyone = (
+            get(hub, "n_read", f"/sensors/{bad}"),
+            get(hub, "read", f"/sensors/{bad}"),
+        )
+        assert scoped.status_code == everyone.status_code == 400, bad
+        assert scoped.json()["error"]["message"] == everyone.json()["error"]["message"]
+    # A parent id past any stored one is the handler's to refuse, never a 500.
+    huge = {"factory_id": 2**64, "line": "l9", "name": "m9", "type": "press"}
+    r = call(hub, "n_admin", "POST", "/machines", huge)
+    assert 400 <= r.status_code < 500, r.text
