@@ -432,6 +432,9 @@ def test_copy_data_sqlite_to_postgresql_end_to_end(tmp_path: Path, pg_server: Pg
         lines = token(old.config, "gateway", "add", "gw-a", "gw-b", "--factory", "acme")
         gw = dict(line.split(" ") for line in lines.splitlines())
         read = token(old.config, "token", "add", "--role", "read")
+        # A token limited to acme must stay limited on the new database, not see everything.
+        token(old.config, "gateway", "add", "gw-c", "--factory", "other")
+        acme = token(old.config, "token", "add", "--role", "read", "--factory", "acme")
         assert _ingest(old.url, gw["gw-a"], "gw-a", range(1, 301))["accepted"] == 300
         assert _ingest(old.url, gw["gw-b"], "gw-b", range(1, 51))["accepted"] == 50
         sensors_before = httpx.get(
@@ -463,6 +466,9 @@ def test_copy_data_sqlite_to_postgresql_end_to_end(tmp_path: Path, pg_server: Pg
         ).json()["data"]
         assert stats["count"] == 300 + 10 + 60
         gateways = httpx.get(f"{new.url}/api/v1/gateways", headers=headers).json()["data"]
+        assert [g["id"] for g in gateways] == ["gw-a", "gw-b", "gw-c"]
+        limited = {"Authorization": f"Bearer {acme}"}
+        gateways = httpx.get(f"{new.url}/api/v1/gateways", headers=limited).json()["data"]
         assert [g["id"] for g in gateways] == ["gw-a", "gw-b"]
     finally:
         assert new.stop() == 0
