@@ -7,6 +7,7 @@ SQLite the command refuses, which the last test checks.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from shared.wire import WireAlert, WireReading
 from tests.hub.conftest import clean_env, free_port, hub_command, sqlite_url, write_config
 from tests.pg import PgServer
 
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = GatewayReport(0, 0, 0, "test")
 T0 = 1_700_006_400.0  # a whole number of 12-hour buckets: every tier's bucket starts here
 VIEWS = ("grafana_readings", "grafana_rollups", "grafana_alerts")
@@ -325,6 +327,40 @@ def test_a_chart_of_one_sensor_reads_its_range_from_the_index(hub: Hub) -> None:
     conds = [line for line in plan.splitlines() if "Index Cond" in line and "sensor_id" in line]
     assert conds and all("to_timestamp(ts) >=" in c for c in conds), plan
     assert "Filter: ((to_timestamp" not in plan, plan
+
+
+def _as_grafana_sends_it(query: str, interval_ms: int) -> str:
+    """A panel query of the docs with Grafana's macros and variable replaced as Grafana
+    replaces them for a PostgreSQL data source."""
+    return (
+        query.replace(
+            "$__timeFilter(time)",
+            "time BETWEEN '2023-11-14T12:00:00Z' AND '2023-11-16T00:00:00Z'",
+        )
+        .replace("$__interval_ms", str(interval_ms))
+        .replace("${sensor:sqlstring}", f"'{KEY}'")
+    )
+
+
+def test_the_queries_in_the_docs_run_as_the_role(hub: Hub) -> None:
+    queries = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "grafana.md").read_text(), re.S)
+    assert len(queries) == 4
+    made = grafana_role(hub.config, "--name", ROLE, "--password-stdin", password="s3cret")
+    assert made.returncode == 0, made.stderr
+    variable, chart, table, annotations = queries
+    with hub.connect(ROLE, "s3cret") as conn:
+        keys = conn.execute(_as_grafana_sends_it(variable, 1000)).fetchall()
+        assert keys == [(KEY,), ("plant-2/l1/m1/temp",)]
+        # A point per second: raw readings; a minute, an hour, a day: the tiers.
+        for interval_ms, points in ((1000, 5), (60_000, 4), (3_600_000, 2), (86_400_000, 1)):
+            rows = conn.execute(_as_grafana_sends_it(chart, interval_ms)).fetchall()
+            assert len(rows) == points, (interval_ms, rows)
+            assert {r[1] for r in rows} == {KEY}
+            assert (min(r[3] for r in rows), max(r[4] for r in rows)) == (1.0, 7.0)
+        (alarm,) = conn.execute(_as_grafana_sends_it(table, 1000)).fetchall()
+        assert alarm[1] == KEY and "seen it" in alarm[-1]
+        (note,) = conn.execute(_as_grafana_sends_it(annotations, 1000)).fetchall()
+        assert note[2] == f"{KEY}: high above_maximum"
 
 
 def test_the_step_runs_again_and_copy_data_ignores_the_views(hub: Hub) -> None:
