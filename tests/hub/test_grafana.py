@@ -307,26 +307,46 @@ def test_the_hubs_own_role_and_an_empty_password_are_refused(hub: Hub) -> None:
         ).fetchone() == (0,)
 
 
-def test_a_chart_of_one_sensor_reads_its_range_from_the_index(hub: Hub) -> None:
-    """The query a Grafana panel sends ($__timeFilter: time BETWEEN two instants): every
-    readings partition is searched by sensor and time in its index, not filtered after
-    reading all the sensor's rows. Seq scans are off so the planner shows what the index can
-    do whatever the few test rows would make cheapest."""
+def _plan(hub: Hub, query: str) -> str:
     with hub.owner() as conn:
+        # Seq scans off: the plan shows what the indexes can do, whatever the few test rows
+        # would make cheapest.
         conn.execute("SET enable_seqscan = off")
-        plan = "\n".join(
-            str(r[0])
-            for r in conn.execute(
-                "EXPLAIN SELECT time, value FROM grafana_readings WHERE sensor_key = %s "
-                "AND time BETWEEN '2023-11-15T00:00:00Z' AND '2023-11-15T01:00:00Z'",
-                (KEY,),
-            ).fetchall()
-        )
-    scans = [line for line in plan.splitlines() if " on readings_" in line]
-    assert scans and all("Index" in line for line in scans), plan
-    conds = [line for line in plan.splitlines() if "Index Cond" in line and "sensor_id" in line]
-    assert conds and all("to_timestamp(ts) >=" in c for c in conds), plan
-    assert "Filter: ((to_timestamp" not in plan, plan
+        return "\n".join(str(r[0]) for r in conn.execute("EXPLAIN " + query).fetchall())
+
+
+def test_a_chart_of_one_sensor_reads_its_range_from_the_indexes(hub: Hub) -> None:
+    """The queries a panel sends: raw readings by $__unixEpochFilter(ts) are a range of the
+    readings' (sensor_id, ts) index in the range's day partition alone; a tier by
+    $__timeFilter(time) a range of its index on to_timestamp(bucket), the other tiers unread."""
+    # Enough sensors and readings, with statistics, for the plan a real hub gets: one
+    # sensor's range in the index, not every sensor's range of the day.
+    storage = open_storage(hub.url)
+    try:
+        gateway = storage.add_gateway("gw-busy", "plant-1", "hash-busy")
+        factory = storage.get_gateway("gw-busy")["factory_id"]  # type: ignore[index]
+        busy = [WireReading(i, f"l2/m{i % 50}/s", T0 + i // 50, 1.0, None) for i in range(50 * 400)]
+        storage.store_batch(gateway, factory, busy, REPORT)
+    finally:
+        storage.close()
+    with hub.owner() as conn:
+        conn.execute("ANALYZE")
+    raw = _plan(
+        hub,
+        f"SELECT time, value FROM grafana_readings WHERE sensor_key = '{KEY}' "
+        f"AND ts >= {T0} AND ts <= {T0 + 3600}",
+    )
+    scans = [line for line in raw.splitlines() if " on readings_" in line]
+    assert len(scans) == 1 and "Index" in scans[0] and "readings_20231115" in scans[0], raw
+    assert "Index Cond: ((sensor_id = s.id) AND (ts >= " in raw, raw
+    tier = _plan(
+        hub,
+        f"SELECT time, avg FROM grafana_rollups WHERE sensor_key = '{KEY}' AND tier = '1h' "
+        "AND time BETWEEN '2023-11-15T00:00:00Z' AND '2023-11-15T06:00:00Z'",
+    )
+    assert "rollup_1m" not in tier and "rollup_12h" not in tier, tier
+    assert "rollup_1h_sensor_time" in tier, tier
+    assert "(sensor_id = s.id) AND (to_timestamp(bucket) >= " in tier, tier
 
 
 def _as_grafana_sends_it(query: str, interval_ms: int) -> str:
@@ -337,6 +357,7 @@ def _as_grafana_sends_it(query: str, interval_ms: int) -> str:
             "$__timeFilter(time)",
             "time BETWEEN '2023-11-14T12:00:00Z' AND '2023-11-16T00:00:00Z'",
         )
+        .replace("$__unixEpochFilter(ts)", f"ts >= {T0 - 43200:.0f} AND ts <= {T0 + 86400:.0f}")
         .replace("$__interval_ms", str(interval_ms))
         .replace("${sensor:sqlstring}", f"'{KEY}'")
     )
