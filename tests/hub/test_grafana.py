@@ -396,6 +396,48 @@ def test_the_step_runs_again_and_copy_data_ignores_the_views(hub: Hub) -> None:
         storage.close()
 
 
+def test_a_hub_role_that_is_no_superuser(pg: PgServer, tmp_path: Path) -> None:
+    """As deployed: the hub's role owns the database and may create roles, nothing more. The
+    views are its, so Grafana's role reads through them; without CREATEROLE the command
+    fails saying what is missing."""
+    with psycopg.connect(pg.url(), autocommit=True) as conn:
+        conn.execute("CREATE ROLE edge_hub LOGIN CREATEROLE PASSWORD 'hub-pw'")
+        conn.execute("CREATE DATABASE g_owned OWNER edge_hub")
+    url = f"postgresql://edge_hub:hub-pw@127.0.0.1:{pg.port}/g_owned"
+    try:
+        storage = open_storage(url)
+        try:
+            storage.migrate()
+            alert_id = fill(storage)
+        finally:
+            storage.close()
+        hub = Hub(pg, url, write_config(tmp_path, free_port(), database=url), alert_id)
+        made = grafana_role(hub.config, "--name", ROLE, "--password-stdin", password="s3cret")
+        assert made.returncode == 0, made.stderr
+        with hub.connect(ROLE, "s3cret") as conn:
+            for view, rows in (("grafana_readings", 6), ("grafana_rollups", 10)):
+                count = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(view))
+                )
+                assert count.fetchone() == (rows,)
+            (journal,) = conn.execute("SELECT journal FROM grafana_alerts").fetchone()  # type: ignore[misc]
+            assert "acknowledged (operator): seen it" in journal
+            _refused(conn, sql.SQL("SELECT * FROM readings"))
+            _refused(conn, sql.SQL("CREATE TABLE public.mine (x int)"))
+        with psycopg.connect(pg.url(), autocommit=True) as conn:
+            conn.execute("ALTER ROLE edge_hub NOCREATEROLE")
+        refused = grafana_role(
+            hub.config, "--name", "edge_grafana_2", "--password-stdin", password="s3cret"
+        )
+        assert refused.returncode == 1
+        assert "needs CREATEROLE" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        with psycopg.connect(pg.url(), autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS g_owned WITH (FORCE)")
+            for role in (ROLE, "edge_grafana_2", "edge_hub"):
+                conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
 def test_on_sqlite_the_command_says_it_needs_postgresql(tmp_path: Path) -> None:
     config = write_config(tmp_path, free_port(), database=sqlite_url(tmp_path))
     done = grafana_role(config, "--name", ROLE, "--password-stdin", password="pw\n")

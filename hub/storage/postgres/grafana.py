@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
 
 from hub.storage.model import StorageError
 
@@ -130,6 +130,16 @@ def grant_reader(conn: psycopg.Connection[Any], name: str, password: str) -> Gra
     views of :data:`VIEWS`, and nothing of the hub's tables. ``conn`` is the hub's own
     (autocommit) connection: the views are its. RoleRefused when ``name`` is a role that is
     not for this."""
+    try:
+        return _grant_reader(conn, name, password)
+    except errors.InsufficientPrivilege as exc:
+        raise StorageError(
+            f"{exc.diag.message_primary or exc}: the hub's database role needs CREATEROLE "
+            "to make Grafana's role (docs/grafana.md)"
+        ) from exc
+
+
+def _grant_reader(conn: psycopg.Connection[Any], name: str, password: str) -> GrafanaRole:
     role = sql.Identifier(name)
     # The server gets the SCRAM verifier, never the password: statement logs and
     # pg_stat_activity would show it otherwise.
