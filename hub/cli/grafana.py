@@ -81,7 +81,7 @@ def cmd_grafana_role(settings: HubSettings, args: argparse.Namespace) -> int:
         f"role {args.name!r} {done}; it may log in and read {', '.join(VIEWS)}, nothing else",
         file=err(),
     )
-    if role.may_create_in_public:
+    if role.may_create_tables:
         print(
             f"edge-hub: warning: {args.name!r} may still create tables in schema public, as "
             "every role may on PostgreSQL 14 and older; the schema's owner can end that with "

@@ -399,11 +399,14 @@ def test_the_step_runs_again_and_copy_data_ignores_the_views(hub: Hub) -> None:
 def test_a_hub_role_that_is_no_superuser(pg: PgServer, tmp_path: Path) -> None:
     """As deployed: the hub's role owns the database and may create roles, nothing more. The
     views are its, so Grafana's role reads through them; without CREATEROLE the command
-    fails saying what is missing."""
+    fails saying what is missing. Here the hub's tables are in a schema named after its role
+    (first on PostgreSQL's default search path), and Grafana's role finds the views bare."""
     with psycopg.connect(pg.url(), autocommit=True) as conn:
         conn.execute("CREATE ROLE edge_hub LOGIN CREATEROLE PASSWORD 'hub-pw'")
         conn.execute("CREATE DATABASE g_owned OWNER edge_hub")
     url = f"postgresql://edge_hub:hub-pw@127.0.0.1:{pg.port}/g_owned"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA edge_hub")
     try:
         storage = open_storage(url)
         try:
@@ -423,7 +426,9 @@ def test_a_hub_role_that_is_no_superuser(pg: PgServer, tmp_path: Path) -> None:
             (journal,) = conn.execute("SELECT journal FROM grafana_alerts").fetchone()  # type: ignore[misc]
             assert "acknowledged (operator): seen it" in journal
             _refused(conn, sql.SQL("SELECT * FROM readings"))
+            _refused(conn, sql.SQL("SELECT * FROM edge_hub.readings"))
             _refused(conn, sql.SQL("CREATE TABLE public.mine (x int)"))
+            _refused(conn, sql.SQL("CREATE TABLE edge_hub.mine (x int)"))
         with psycopg.connect(pg.url(), autocommit=True) as conn:
             conn.execute("ALTER ROLE edge_hub NOCREATEROLE")
         refused = grafana_role(

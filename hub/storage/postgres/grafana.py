@@ -88,7 +88,7 @@ _INDEXES = (
 
 
 def grafana_views(conn: psycopg.Connection[Any]) -> None:
-    """The step "read-only views for Grafana" (hub.storage.migrations.STEPS)."""
+    """The step "read-only views for Grafana, indexed by time" (migrations.STEPS)."""
     for statement in (*_INDEXES, _READINGS, _ROLLUPS, _ALERTS):
         conn.execute(statement)
 
@@ -120,9 +120,9 @@ def _refusal(conn: psycopg.Connection[Any], name: str) -> str | None:
 @dataclass(frozen=True, slots=True)
 class GrafanaRole:
     created: bool  # False: it existed, its password was set
-    # PostgreSQL 14 and older let every role (PUBLIC) create tables in schema public; only
-    # the schema's owner can take that back from PUBLIC.
-    may_create_in_public: bool
+    # Whether it may still create tables in the hub's schema: PostgreSQL 14 and older let
+    # every role (PUBLIC) create them in schema public, which only its owner can take back.
+    may_create_tables: bool
 
 
 def grant_reader(conn: psycopg.Connection[Any], name: str, password: str) -> GrafanaRole:
@@ -156,29 +156,30 @@ def _grant_reader(conn: psycopg.Connection[Any], name: str, password: str) -> Gr
             else "CREATE ROLE {} WITH LOGIN NOINHERIT PASSWORD {}"
         )
         conn.execute(change.format(role, sql.Literal(verifier.decode())))
+        database, schema = conn.execute("SELECT current_database(), current_schema()").fetchone()  # type: ignore[misc]
+        where = sql.Identifier(schema)
         # Exactly the views: whatever this role was given on the schema's tables before goes.
         for kind in ("TABLES", "SEQUENCES"):
             conn.execute(
-                sql.SQL("REVOKE ALL ON ALL " + kind + " IN SCHEMA public FROM {}").format(role)
+                sql.SQL("REVOKE ALL ON ALL " + kind + " IN SCHEMA {} FROM {}").format(where, role)
             )
         conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(_database(conn)), role
-            )
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), role)
         )
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(where, role))
         conn.execute(
             sql.SQL("GRANT SELECT ON {} TO {}").format(
-                sql.SQL(", ").join(sql.Identifier(v) for v in VIEWS), role
+                sql.SQL(", ").join(sql.Identifier(schema, v) for v in VIEWS), role
+            )
+        )
+        # Grafana's queries name the views bare: they resolve in the hub's schema, whatever
+        # it is (public, unless the hub's role has a schema of its own name).
+        conn.execute(
+            sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
+                role, sql.Identifier(database), where
             )
         )
         row = conn.execute(
-            "SELECT has_schema_privilege(%s, 'public', 'CREATE')", (name,)
+            "SELECT has_schema_privilege(%s, %s, 'CREATE')", (name, schema)
         ).fetchone()
-    return GrafanaRole(created=not exists, may_create_in_public=bool(row and row[0]))
-
-
-def _database(conn: psycopg.Connection[Any]) -> str:
-    row = conn.execute("SELECT current_database()").fetchone()
-    assert row is not None
-    return str(row[0])
+    return GrafanaRole(created=not exists, may_create_tables=bool(row and row[0]))
