@@ -25,7 +25,18 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench import anomaly, backlog, checker, drain, fleet, history, ingest, pg_drain, sparkplug
+from bench import (
+    alarms,
+    anomaly,
+    backlog,
+    checker,
+    drain,
+    fleet,
+    history,
+    ingest,
+    pg_drain,
+    sparkplug,
+)
 from bench import console as console_bench
 from bench.common import Row
 
@@ -95,6 +106,7 @@ STAGES = (
     "history",
     "sparkplug",
     "console",
+    "alarms",
 )
 
 
@@ -111,6 +123,7 @@ def main() -> None:
     ap.add_argument("--backlog-n", type=int)
     ap.add_argument("--pg-drain-n", type=int, help="backlog of the PostgreSQL drain (10M)")
     ap.add_argument("--history-n", type=int, help="readings of the one-year sensor (10M)")
+    ap.add_argument("--alarms-n", type=int, help="alarms of the alarm report's year (100k)")
     args = ap.parse_args()
     ingest_n = args.ingest_n or (20_000 if args.quick else 100_000)
     drain_n = args.drain_n or (100_000 if args.quick else 1_000_000)
@@ -175,6 +188,11 @@ def main() -> None:
             console_n = args.history_n or (1_000_000 if args.quick else 10_000_000)
             stages.begin(f"[bench] console: sensor page over {console_n:,} readings ...")
             rows += console_bench.run(wd / "console", console_n)
+            stages.end()
+        if "alarms" in only:
+            alarms_n = args.alarms_n or (10_000 if args.quick else 100_000)
+            stages.begin(f"[bench] alarm report over a year of {alarms_n:,} alarms ...")
+            rows += alarms.run(wd, alarms_n)
             stages.end()
     print()
     print(_table(rows))

@@ -40,11 +40,13 @@ def bin_dir() -> Path | None:
 class PgServer:
     """``initdb`` + ``pg_ctl start`` in a temp dir; :meth:`stop` removes it all."""
 
-    def __init__(self, *, commit_waits_for_wal: bool = False) -> None:
+    def __init__(self, *, commit_waits_for_wal: bool = False, passwords: bool = False) -> None:
         """``commit_waits_for_wal``: a commit is confirmed only once its WAL is written, so
         that it survives :meth:`kill9` (a crash of the server, not of the machine: fsync
-        stays off)."""
+        stays off). ``passwords``: roles other than the superuser log in over TCP with their
+        SCRAM password (the superuser, as the tests' hub, still without one)."""
         self.commit_waits_for_wal = commit_waits_for_wal
+        self.passwords = passwords
         found = bin_dir()
         if found is None:
             raise RuntimeError(
@@ -74,6 +76,13 @@ class PgServer:
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8")
+        if self.passwords:
+            hba = self.data / "pg_hba.conf"
+            hba.write_text(
+                "local all all trust\n"
+                f"host all {self.user} 127.0.0.1/32 trust\n"
+                "host all all 127.0.0.1/32 scram-sha-256\n"
+            )
         self._options = " ".join(
             [
                 f"-p {self.port}",

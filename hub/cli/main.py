@@ -22,6 +22,7 @@ from hub.cli.accounts import (
     cmd_token_list,
     cmd_token_revoke,
 )
+from hub.cli.grafana import add_parser as add_grafana_parser
 from hub.cli.serve import cmd_serve
 from hub.cli.streams import STREAMS, err, open_migrated, out
 from hub.cli.users import add_parsers as add_user_parsers
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_token_revoke)
 
     add_user_parsers(sub, common)
+    add_grafana_parser(sub, common)
 
     p = sub.add_parser("check-config", parents=[common], help="validate the configuration")
     p.set_defaults(func=cmd_check_config)

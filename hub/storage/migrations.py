@@ -32,6 +32,7 @@ STEPS: tuple[str, ...] = (
     "people: users and the factories they are limited to",
     "alert chattering and stale marks",
     "token scopes: the factories a token is limited to",
+    "read-only views for Grafana, indexed by time",
 )
 
 

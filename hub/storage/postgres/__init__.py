@@ -16,6 +16,7 @@ from hub.storage.interface import Storage
 from hub.storage.migrations import check_sequence, pending
 from hub.storage.model import StorageError, Waits
 from hub.storage.postgres.dialect import PgDialect
+from hub.storage.postgres.grafana import GrafanaRole, grant_reader
 from hub.storage.postgres.partitions import Partitions
 from hub.storage.postgres.pool import PgPool
 from hub.storage.postgres.reach import check_primary
@@ -79,6 +80,12 @@ class PostgresStorage(Storage):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
         return len(steps)
+
+    def grafana_role(self, name: str, password: str) -> GrafanaRole:
+        """Grafana's login role ``name``: it reads the grafana_* views and nothing else
+        (hub.storage.postgres.grafana); made, or its password set when it exists."""
+        with self._pool.connection() as conn:
+            return grant_reader(conn, name, password)
 
     def ping(self) -> bool:
         """A new session to a writable primary, as the pool would open it now (raises

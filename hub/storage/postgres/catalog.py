@@ -15,11 +15,12 @@ def _bool(value: Any) -> Any:
 
 
 def table_columns(db: Database) -> dict[str, list[str]]:
-    # Partitions of readings are not tables of the schema; schema_migrations is the
-    # engine's own bookkeeping.
+    # Partitions of readings are not tables of the schema, nor are views (Grafana's read
+    # the tables); schema_migrations is the engine's own bookkeeping.
     rows = db.fetchall(
         "SELECT c.table_name, c.column_name FROM information_schema.columns c "
         "JOIN pg_class k ON k.relname = c.table_name AND NOT k.relispartition "
+        "AND k.relkind IN ('r', 'p') "
         "JOIN pg_namespace n ON n.oid = k.relnamespace AND n.nspname = c.table_schema "
         f"WHERE c.{_PUBLIC} AND c.table_name <> 'schema_migrations' "
         "ORDER BY c.table_name, c.ordinal_position"
