@@ -107,6 +107,15 @@ def alarm_examples(
         "`journal` (its newest 100 transitions) and `journal_total` (below).",
     )
     alert_id = active()[0]["id"]
+    machine_id = c.get(f"/api/v1/sensors/{sid}").json()["data"]["machine_id"]
+    show(
+        lines,
+        "The alarm roll-up",
+        "GET",
+        f"/api/v1/alarm-summary?machine_id={machine_id}",
+        c.get("/api/v1/alarm-summary", params={"machine_id": machine_id}),
+        SUMMARY_NOTE,
+    )
     with hub.client(operator) as op:
         body = {"comment": "valve checked"}
         show(
@@ -185,6 +194,21 @@ def alarm_examples(
         a.delete(f"/api/v1/rules/{rule_id}"),
     )
 
+
+SUMMARY_NOTE = (
+    "One answer per level of the plant, as the console draws it. `alarms` is the state of "
+    "the level asked for: `worst_severity` (the highest severity among its active alarms, "
+    "null when none is active), `active` (active and not shelved), `unacknowledged` (not "
+    "acknowledged, active or cleared, and not shelved), `shelved` (active and shelved: a "
+    "shelved alarm counts only here) and `in_alarm` (`active` > 0). Each level is the sum "
+    "of the one below: sensor, machine, factory, fleet. Without a parameter: the fleet, "
+    "with every factory in `factories` and the machines that have active or unacknowledged "
+    "alarms in `machines`; `?factory_id=`: every machine of that factory (with its `status`) "
+    "in `machines`; `?machine_id=`: every sensor of that machine in `sensors`, with its "
+    "latest `value`, its `time` and `unit`. A gateway's alarms (`gateway_offline`) count for "
+    "its factory and the fleet, not for a machine. Both parameters at once: 400; an unknown "
+    "id: 404."
+)
 
 INGEST_ALERTS_NOTE = (
     'At most 10000 alerts in a batch (`"field": "alerts"`; the agent\'s `[alerts] '

@@ -29,6 +29,7 @@ import structlog
 from hub import anomaly, metrics
 from hub.api import (
     alarm_report,
+    alarm_summary,
     alerts,
     anomalies,
     audit,
@@ -304,6 +305,7 @@ class Hub:
             *anomalies.routes(self),
             *report.routes(self),
             *alarm_report.routes(self),
+            *alarm_summary.routes(self),
             *audit.routes(self),
             *health.routes(self),
             *docs.routes(self.routes),

@@ -261,3 +261,91 @@ OPS[("GET", f"{API}/alarm-report")] = Op(
     # ?format=csv answers one metric,value row per figure.
     raw={"application/json": _envelope(_ref("AlarmReport")), "text/csv": {"type": "string"}},
 )
+
+# The alarm roll-up (hub.api.alarm_summary).
+_SCHEMAS["AlarmState"] = {
+    "type": "object",
+    "description": "shelved alarms count only as shelved, not as active or unacknowledged",
+    "properties": {
+        "worst_severity": {
+            "type": ["string", "null"],
+            "description": "the highest severity among the active alarms; null when none",
+        },
+        "active": {"type": "integer", "description": "active and not shelved"},
+        "unacknowledged": {
+            "type": "integer",
+            "description": "not acknowledged (active or cleared) and not shelved",
+        },
+        "shelved": {"type": "integer", "description": "active and shelved"},
+        "in_alarm": {"type": "boolean", "description": "active > 0"},
+    },
+    "required": ["worst_severity", "active", "unacknowledged", "shelved", "in_alarm"],
+}
+_STATE = _ref("AlarmState")
+_SCHEMAS["AlarmSummary"] = {
+    "type": "object",
+    "properties": {
+        "at": _TIME,
+        "factory_id": {"type": ["integer", "null"]},
+        "machine_id": {"type": ["integer", "null"]},
+        "alarms": _STATE,
+        "factories": {
+            "type": "array",
+            "description": "the fleet's answer: every factory",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "location": {"type": ["string", "null"]},
+                    "alarms": _STATE,
+                },
+            },
+        },
+        "machines": {
+            "type": "array",
+            "description": "a factory's answer: every machine of it; the fleet's: the "
+            "machines with active or unacknowledged alarms",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "factory_id": {"type": "integer"},
+                    "factory": {"type": "string"},
+                    "line": {"type": "string"},
+                    "name": {"type": "string"},
+                    "type": {"type": ["string", "null"]},
+                    "status": {"type": ["string", "null"]},
+                    "alarms": _STATE,
+                },
+            },
+        },
+        "sensors": {
+            "type": "array",
+            "description": "a machine's answer: every sensor of it with its latest reading",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "key": {"type": "string"},
+                    "name": {"type": "string"},
+                    "unit": {"type": ["string", "null"]},
+                    "thresholds": {"type": "object"},
+                    "stale": {"type": "boolean"},
+                    "value": _NUM,
+                    "time": _TIME,
+                    "alarms": _STATE,
+                },
+            },
+        },
+    },
+    "required": ["alarms", "factories", "machines", "sensors"],
+}
+OPS[("GET", f"{API}/alarm-summary")] = Op(
+    _ref("AlarmSummary"),
+    (
+        _param("factory_id", "query", _INT_ID, "one factory: its machines"),
+        _param("machine_id", "query", _INT_ID, "one machine: its sensors"),
+    ),
+    (400, 401, 403, 404, 429),
+)

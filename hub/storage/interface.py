@@ -22,6 +22,7 @@ from typing import Any
 from hub.auth import Role, TokenRecord
 from hub.storage.access import Access
 from hub.storage.alarm_report import AlarmReport
+from hub.storage.alarm_summary import AlarmSummary
 from hub.storage.alerts import Actor, Alerts
 from hub.storage.audit import Audit, AuditEntry, Who
 from hub.storage.bulk import Backfill, BulkRow
@@ -99,6 +100,7 @@ class Storage(ReadFace, ABC):
         self.webhooks = Webhooks(db)
         self.reports = Reports(db, dialect)
         self.alarm_report = AlarmReport(db)
+        self.alarm_summary = AlarmSummary(db)
         self.ingest = Ingest(db, dialect, cache, self.rollups, self.alerts, self.offline)
         self.backfill = Backfill(db, dialect, self.ingest)
         # A sensor's rows go children first: alerts (and their journal) before the rules

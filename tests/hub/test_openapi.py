@@ -154,6 +154,7 @@ def test_spec_describes_every_route(fuzz_hub: HubProcess) -> None:
         ("GET", "/api/v1/alerts/{id}/journal"),
         *(("POST", f"/api/v1/alerts/{{id}}/{a}") for a in ("ack", "shelve", "unshelve")),
         ("GET", "/api/v1/alarm-report"),
+        ("GET", "/api/v1/alarm-summary"),
     }
     ingest = spec["paths"]["/api/v1/ingest"]["post"]
     assert ingest["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/Batch")

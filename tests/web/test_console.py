@@ -58,7 +58,6 @@ def test_sign_in_keeps_the_token_out_of_urls_and_storage_and_shows_the_fleet(
     expect(cells.nth(7)).to_have_text("0.1.0-test")
     expect(page.locator('#fleet tr[data-gateway="gw-02"]')).to_contain_text("never seen")
     expect(page.locator("#role")).to_have_text("read")
-    console.shot(page, "fleet")
 
     # The cookie is HttpOnly and SameSite=Strict; no script sees it, and the token itself is
     # in no URL the browser asked for and in neither web storage.
@@ -99,11 +98,9 @@ def test_factory_machine_sensor(console: Console) -> None:
     page.click("nav >> text=Plant")
     page.click("#factories >> text=plant-1")
     expect(page.locator("#title")).to_have_text("plant-1")
-    console.shot(page, "factory")
     page.click("#machines >> text=press")
     expect(page.locator("#title")).to_have_text("press")
     expect(page.locator("#sensors")).to_contain_text(KEY)
-    console.shot(page, "machine")
     page.click("#sensors >> text=temp")
     expect(page.locator("#title")).to_have_text(f"temp ({KEY})")
     expect(page.locator("#latest-value")).to_have_text("139")

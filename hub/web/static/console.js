@@ -62,11 +62,34 @@
     return node;
   }
 
+  // One date format on every page: ISO 8601, 24 h, the browser's local time to the second
+  // (2026-12-07 14:05:09); the exact instant is in the cell's title.
+  const pad = (n) => String(n).padStart(2, "0");
   function fmtTime(iso) {
     if (!iso) return "never";
     const d = new Date(iso);
-    return d.toLocaleString(undefined, { hour12: false });
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   }
+
+  // The roll-up's alarm state of a sensor, machine or factory (GET /alarm-summary): the
+  // worst active severity and the counts, with data- attributes a test can read.
+  function alarmCell(al) {
+    const td = el("td", {
+      class: "alarm", "data-worst": al.worst_severity || "none", "data-active": al.active,
+      "data-unack": al.unacknowledged, "data-shelved": al.shelved,
+    });
+    if (al.active) {
+      td.append(el("span", { class: "badge sev-" + al.worst_severity, text: al.worst_severity }),
+        ` ${al.active} active`);
+    } else {
+      td.append(el("span", { class: "badge ok", text: "normal" }));
+    }
+    if (al.unacknowledged) td.append(`, ${al.unacknowledged} unacknowledged`);
+    if (al.shelved) td.append(`, ${al.shelved} shelved`);
+    return td;
+  }
+  const alarmSig = (al) => [al.worst_severity, al.active, al.unacknowledged, al.shelved];
 
   function fmtAge(seconds) {
     if (seconds === null || seconds === undefined) return "";
@@ -143,12 +166,34 @@
 
   function fleet() {
     const tbody = document.querySelector("#fleet tbody");
+    const plants = document.querySelector("#fleet-factories tbody");
+    const machines = document.querySelector("#fleet-machines tbody");
     every(async () => {
-      const doc = await api("GET", "/gateways?per_page=1000");
+      const [doc, sum] = await Promise.all([
+        api("GET", "/gateways?per_page=1000"),
+        api("GET", "/alarm-summary"),
+      ]);
       const rows = doc.data;
       const online = rows.filter((g) => g.status === "online").length;
       document.getElementById("fleet-summary").textContent =
         `${rows.length} gateways, ${online} online, ${rows.length - online} not`;
+      const s = sum.data;
+      const inAlarm = s.factories.filter((f) => f.alarms.in_alarm).length;
+      document.getElementById("alarm-summary").textContent = s.alarms.in_alarm
+        ? `${inAlarm} of ${s.factories.length} factories in alarm: ${s.alarms.active} active ` +
+          `(worst ${s.alarms.worst_severity}), ${s.alarms.unacknowledged} unacknowledged`
+        : `No active alarms (${s.alarms.unacknowledged} unacknowledged, ${s.alarms.shelved} shelved)`;
+      syncRows(plants, s.factories, (f) => f.id, (f) => JSON.stringify([f.name, alarmSig(f.alarms)]),
+        (f) => el("tr", { "data-factory": f.id, class: f.alarms.in_alarm ? "in-alarm" : null },
+          el("td", {}, el("a", { href: `/factories/${f.id}` }, f.name)),
+          alarmCell(f.alarms)));
+      syncRows(machines, s.machines, (m) => m.id,
+        (m) => JSON.stringify([m.name, m.factory, alarmSig(m.alarms)]),
+        (m) => el("tr", { "data-machine": m.id, class: m.alarms.in_alarm ? "in-alarm" : null },
+          el("td", {}, el("a", { href: `/machines/${m.id}` }, m.name)),
+          el("td", {}, el("a", { href: `/factories/${m.factory_id}` }, m.factory)),
+          el("td", {}, m.line || ""),
+          alarmCell(m.alarms)));
       syncRows(
         tbody,
         rows,
@@ -191,36 +236,47 @@
   function factory() {
     const tbody = document.querySelector("#machines tbody");
     every(async () => {
-      const f = (await api("GET", `/factories/${itemId}`)).data;
-      document.getElementById("title").textContent = f.name;
-      crumbs([[`/factories/${f.id}`, f.name]]);
-      const doc = await api("GET", `/machines?factory_id=${itemId}&per_page=1000`);
-      syncRows(tbody, doc.data, (m) => m.id, (m) => JSON.stringify([m.name, m.line, m.type, m.status]),
-        (m) => el("tr", {},
+      const [f, doc] = await Promise.all([
+        api("GET", `/factories/${itemId}`),
+        api("GET", `/alarm-summary?factory_id=${itemId}`),
+      ]);
+      document.getElementById("title").textContent = f.data.name;
+      crumbs([[`/factories/${f.data.id}`, f.data.name]]);
+      syncRows(tbody, doc.data.machines, (m) => m.id,
+        (m) => JSON.stringify([m.name, m.line, m.type, m.status, alarmSig(m.alarms)]),
+        (m) => el("tr", { "data-machine": m.id, class: m.alarms.in_alarm ? "in-alarm" : null },
           el("td", {}, el("a", { href: `/machines/${m.id}` }, m.name)),
           el("td", {}, m.line || ""),
           el("td", {}, m.type || ""),
-          el("td", {}, m.status || "")));
+          el("td", {}, m.status || ""),
+          alarmCell(m.alarms)));
       await activeCount();
     });
   }
 
   function machine() {
     const tbody = document.querySelector("#sensors tbody");
+    let named = false;
     every(async () => {
-      const m = (await api("GET", `/machines/${itemId}`)).data;
-      const f = (await api("GET", `/factories/${m.factory_id}`)).data;
-      document.getElementById("title").textContent = m.name;
-      crumbs([[`/factories/${f.id}`, f.name], [`/machines/${m.id}`, m.name]]);
-      const doc = await api("GET", `/sensors?machine_id=${itemId}&per_page=1000`);
-      syncRows(tbody, doc.data, (s) => s.id,
-        (s) => JSON.stringify([s.name, s.unit, s.thresholds, s.stale]),
-        (s) => el("tr", {},
+      if (!named) {
+        const m = (await api("GET", `/machines/${itemId}`)).data;
+        document.getElementById("title").textContent = m.name;
+        crumbs([[`/factories/${m.factory_id}`, m.factory], [`/machines/${m.id}`, m.name]]);
+        named = true;
+      }
+      const doc = await api("GET", `/alarm-summary?machine_id=${itemId}`);
+      syncRows(tbody, doc.data.sensors, (s) => s.id,
+        (s) => JSON.stringify([s.name, s.unit, s.value, s.time, s.thresholds, s.stale,
+          alarmSig(s.alarms)]),
+        (s) => el("tr", { "data-sensor": s.id, class: s.alarms.in_alarm ? "in-alarm" : null },
           el("td", {}, el("a", { href: `/sensors/${s.id}` }, s.name)),
           el("td", {}, s.key),
+          el("td", { class: "num value", title: s.time || "no reading yet" },
+            fmtNum(s.value)),
           el("td", {}, s.unit || ""),
           el("td", { class: "num" }, fmtNum(s.thresholds.min)),
           el("td", { class: "num" }, fmtNum(s.thresholds.max)),
+          alarmCell(s.alarms),
           el("td", {}, s.stale ? el("span", { class: "badge offline", text: "stale" }) : "")));
       await activeCount();
     });

@@ -1,0 +1,96 @@
+"""The alarm roll-up: how many alarms each sensor, machine and factory holds, counted in SQL.
+
+One grouped read over the alarms that still ask for attention (active, or cleared and not
+acknowledged): per source and severity, how many are active and not shelved, how many are
+not acknowledged and not shelved, and how many are shelved. A shelved alarm is suppressed
+(ISA-18.2): it counts only as shelved. The caller (hub.api.alarm_summary) folds the rows up
+sensor -> machine -> factory -> fleet, so every level is the sum of the level below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hub.storage.sqlbase import Database, dicts
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmCount:
+    """Alarms of one source (factory, machine, sensor: None for a gateway's) and severity."""
+
+    factory_id: int
+    machine_id: int | None
+    sensor_id: int | None
+    severity: str
+    active: int
+    unacknowledged: int
+    shelved: int
+
+
+# "Shelved" is evaluated against the time of the read, passed three times (one per sum).
+_SHELVED = "(a.shelved_until IS NOT NULL AND a.shelved_until > ?)"
+_COUNTS = (
+    "SELECT a.factory_id, s.machine_id, a.sensor_id, a.severity, "
+    f"sum(CASE WHEN a.state = 'active' AND NOT {_SHELVED} THEN 1 ELSE 0 END) AS active, "
+    f"sum(CASE WHEN a.acknowledged = FALSE AND NOT {_SHELVED} THEN 1 ELSE 0 END) "
+    "AS unacknowledged, "
+    f"sum(CASE WHEN a.state = 'active' AND {_SHELVED} THEN 1 ELSE 0 END) AS shelved "
+    "FROM alerts a LEFT JOIN sensors s ON s.id = a.sensor_id "
+    "WHERE (a.state = 'active' OR a.acknowledged = FALSE)"
+)
+_GROUP = " GROUP BY a.factory_id, s.machine_id, a.sensor_id, a.severity"
+
+
+class AlarmSummary:
+    """Counts for the roll-up and the lists each level of the plant is drawn with."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def counts(
+        self, at: float, factory_id: int | None = None, machine_id: int | None = None
+    ) -> list[AlarmCount]:
+        """The alarm counts of the fleet, one factory or one machine, as of ``at``."""
+        sql, params = _COUNTS, [at, at, at]
+        if factory_id is not None:
+            sql += " AND a.factory_id = ?"
+            params.append(factory_id)
+        if machine_id is not None:
+            sql += " AND s.machine_id = ?"
+            params.append(machine_id)
+        with self._db.reader(snapshot=True) as conn:
+            rows = dicts(conn.execute(sql + _GROUP, params))
+        return [
+            AlarmCount(
+                factory_id=int(r["factory_id"]),
+                machine_id=None if r["machine_id"] is None else int(r["machine_id"]),
+                sensor_id=None if r["sensor_id"] is None else int(r["sensor_id"]),
+                severity=str(r["severity"]),
+                active=int(r["active"] or 0),
+                unacknowledged=int(r["unacknowledged"] or 0),
+                shelved=int(r["shelved"] or 0),
+            )
+            for r in rows
+        ]
+
+    def factories(self) -> list[dict[str, Any]]:
+        return self._db.all_dicts("SELECT id, name, location FROM factories ORDER BY name, id")
+
+    def machines(self, factory_id: int | None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT m.id, m.factory_id, f.name AS factory, m.line, m.name, m.type, m.status "
+            "FROM machines m JOIN factories f ON f.id = m.factory_id"
+        )
+        if factory_id is None:
+            return self._db.all_dicts(sql + " ORDER BY f.name, m.line, m.name, m.id")
+        return self._db.all_dicts(
+            sql + " WHERE m.factory_id = ? ORDER BY m.line, m.name, m.id", (factory_id,)
+        )
+
+    def sensors(self, machine_id: int) -> list[dict[str, Any]]:
+        return self._db.all_dicts(
+            "SELECT id, key, name, unit, min_threshold, max_threshold, stale FROM sensors "
+            "WHERE machine_id = ? ORDER BY name, id",
+            (machine_id,),
+        )
