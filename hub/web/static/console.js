@@ -22,6 +22,8 @@
     }
   }
 
+  let leaving = false;
+
   async function api(method, path, payload) {
     const headers = { Accept: "application/json" };
     const init = { method, credentials: "same-origin", headers, cache: "no-store" };
@@ -34,8 +36,10 @@
     }
     const res = await fetch("/api/v1" + path, init);
     if (res.status === 401) {
-      // The session ended (expired, signed out elsewhere, token revoked).
-      window.location.assign("/login?expired=1");
+      // The session ended (expired, signed out elsewhere, token revoked). Once: a page that
+      // asks in parallel gets several 401s, and a second navigation would abort the first.
+      if (!leaving) window.location.assign("/login?expired=1");
+      leaving = true;
       throw new ApiError(401, "signed out");
     }
     if (res.status === 204) return null;
