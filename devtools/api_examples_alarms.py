@@ -92,7 +92,8 @@ def alarm_examples(
         "/api/v1/alerts?state=active&acknowledged=false",
         c.get("/api/v1/alerts", params={"state": "active", "acknowledged": "false"}),
         "Filters: `state`, `acknowledged`, `severity`, `kind`, `factory_id`, `gateway_id`, "
-        "`sensor_id`; newest first, paged.\n\n"
+        "`sensor_id`, `machine_id` (the alerts of that machine's sensors), `shelved` (`true`: "
+        "shelved now; `false`: not); newest first, paged.\n\n"
         "An alert: `id`; `kind` (`threshold`, `rule`, `rate_of_change`, `gateway_offline`); "
         "`sensor_id` (null for a gateway's alert), `gateway_id`, `factory_id`, `rule_id` "
         "(the alert rule that fired, else null); `severity`; `state` (`active` | `cleared`) and "
@@ -103,8 +104,12 @@ def alarm_examples(
         "`chattering_window_s`) and `stale` (active longer than `stale_after_s`), marks that "
         "stay once set; "
         "`opened_at`, `cleared_at`, `updated_at`; `breach_type`, `value` (the reading that "
-        "opened or last escalated it), `threshold_value`. `GET /api/v1/alerts/{id}` adds the "
-        "`journal` (its newest 100 transitions) and `journal_total` (below).",
+        "opened or last escalated it), `peak_value` (the most extreme value while it was "
+        "active: the highest reading of its sensor above a maximum, the lowest below a "
+        "minimum, from the readings stamped between `opened_at` and `cleared_at` and the "
+        "values the edge reported; null for a gateway's alert), `threshold_value`. "
+        "`GET /api/v1/alerts/{id}` adds the `journal` (its newest 100 transitions) and "
+        "`journal_total` (below).",
     )
     alert_id = active()[0]["id"]
     machine_id = c.get(f"/api/v1/sensors/{sid}").json()["data"]["machine_id"]

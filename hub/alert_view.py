@@ -49,6 +49,8 @@ def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any
         "cleared_at": _time(row["cleared_at"]),
         "breach_type": row["breach_type"],
         "value": row["value"],
+        # The most extreme value while active (hub.storage.alarm_peaks); .get: as above.
+        "peak_value": row.get("peak_value"),
         "threshold_value": row["threshold_value"],
         "updated_at": _time(row["updated_at"]),
     }

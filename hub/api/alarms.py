@@ -82,6 +82,8 @@ def parse_filter(params: Mapping[str, str], factories: frozenset[int] | None = N
         gateway=gateway,
         sensor_id=optional_id(params, "sensor_id"),
         factories=factories,
+        machine_id=optional_id(params, "machine_id"),
+        shelved=_flag(params, "shelved"),
     )
 
 
@@ -93,7 +95,7 @@ def list_alerts(
     where = parse_filter(params, factories)
     page = parse_page(params)
     at = now()
-    rows, total = storage.list_alerts(where, page.offset, page.limit)
+    rows, total = storage.list_alerts(where, page.offset, page.limit, at)
     return [alert_view(r, at) for r in rows], page, total
 
 

@@ -21,7 +21,7 @@ def routes(hub: Services) -> list[Route]:
 
     def h_list_alerts(ctx: Ctx) -> Any:
         """Every alert of the fleet, newest first (filters: state, acknowledged, severity,
-        kind, factory_id, gateway_id, sensor_id; page, per_page)."""
+        kind, factory_id, gateway_id, sensor_id, machine_id, shelved; page, per_page)."""
         return paged(ctx, *alarms.list_alerts(storage, ctx.params, ctx.scope))
 
     def h_get_alert(ctx: Ctx) -> Any:

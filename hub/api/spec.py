@@ -67,6 +67,11 @@ _SCHEMAS.update(
                 "opened_at": _TIME,
                 "cleared_at": _TIME,
                 "value": _NUM,
+                "peak_value": {
+                    "type": ["number", "null"],
+                    "description": "the most extreme value while active: the highest above a "
+                    "maximum, the lowest below a minimum; null for a gateway's alert",
+                },
                 "threshold_value": _NUM,
                 "journal": {
                     "type": "array",
@@ -147,6 +152,8 @@ ALARM_OPS: dict[tuple[str, str], Op] = {
             _param("factory_id", "query", _INT_ID, "only this factory's"),
             _param("gateway_id", "query", {"type": "string"}, "only this gateway's (e.g. gw-01)"),
             _param("sensor_id", "query", _INT_ID, "only this sensor's"),
+            _param("machine_id", "query", _INT_ID, "only the alerts of this machine's sensors"),
+            _param("shelved", "query", {"type": "boolean"}, "shelved now (true) or not (false)"),
             *_PAGE,
         ),
         (400, 401, 403, 429),

@@ -18,7 +18,7 @@ ALERT_COLUMNS = (
     "a.sensor_id, a.rule_id, a.edge_alert_id, a.breach_type, a.severity, a.state, "
     "a.acknowledged, a.acknowledged_at, a.acknowledged_by, a.acknowledged_role, "
     "a.shelved_until, a.opened_at, a.cleared_at, a.value, a.threshold_value, a.updated_at, "
-    "a.chattering, a.chattering_at, a.stale, a.stale_at"
+    "a.chattering, a.chattering_at, a.stale, a.stale_at, a.peak_value"
 )
 ALERT_SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts a JOIN gateways g ON g.id = a.gateway_id"
 # Escalated / de-escalated: the edge's scaled severities and the rules' levels on one scale.
@@ -48,6 +48,8 @@ class AlertFilter:
     gateway: str | None = None  # the gateway's name (the API's gateway id)
     sensor_id: int | None = None
     factories: frozenset[int] | None = None  # a scoped caller's factories; None: all
+    machine_id: int | None = None
+    shelved: bool | None = None  # shelved now (shelved_until in the future) or not
 
 
 def alert_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hub.storage import alarm_marks
+from hub.storage import alarm_marks, alarm_peaks
 from hub.storage.alarm_marks import AlarmLimits
 from hub.storage.alert_rows import (
     ALERT_SELECT,
@@ -35,7 +35,7 @@ from hub.storage.model import Conflict
 from hub.storage.selects import within
 from hub.storage.sqlbase import Conn, Database, dicts
 from shared.timeutil import now
-from shared.wire import WireAlert
+from shared.wire import WireAlert, WireReading
 
 __all__ = ["Actor", "AlertFilter", "Alerts"]
 
@@ -66,6 +66,18 @@ class Alerts:
         )
         for a in alerts:
             self._fleet_alert(conn, gateway_id, factory, ids[a.key], a, at)
+
+    def track_peaks(
+        self,
+        conn: Conn,
+        gateway_id: int,
+        ids: dict[str, int],
+        readings: Sequence[WireReading],
+        alerts: Sequence[WireAlert],
+    ) -> None:
+        """Raise the peak values of the alerts the batch's readings fall in (in ``conn``'s
+        transaction, after :meth:`record_edge_alerts`)."""
+        alarm_peaks.track_readings(conn, gateway_id, ids, readings, alerts)
 
     def upsert_edge_alerts(
         self, conn: Conn, gateway_id: int, ids: dict[str, int], alerts: Sequence[WireAlert]
@@ -116,8 +128,8 @@ class Alerts:
                 conn.execute(
                     "INSERT INTO alerts (kind, gateway_id, factory_id, sensor_id, rule_id, "
                     "edge_alert_id, breach_type, severity, state, opened_at, value, "
-                    "threshold_value, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?) RETURNING id",
+                    "threshold_value, updated_at, peak_value) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?) RETURNING id",
                     (
                         a.rule,
                         gateway_id,
@@ -131,6 +143,7 @@ class Alerts:
                         a.value,
                         a.threshold_value,
                         at,
+                        a.value,
                     ),
                 ).fetchone()[0]
             )
@@ -154,12 +167,14 @@ class Alerts:
                     "UPDATE alerts SET rule_id = ? WHERE id = ?",
                     (rule_id_for(conn, sensor_id, a), alert_id),
                 )
+            alarm_peaks.note_value(conn, alert_id, a.value)
             action = "escalated" if up else "de-escalated"
             journal(conn, alert_id, at, GATEWAY, action, severity=a.severity)
         elif row is not None and row[3] != a.value:
             conn.execute(
                 "UPDATE alerts SET value = ?, updated_at = ? WHERE id = ?", (a.value, at, alert_id)
             )
+            alarm_peaks.note_value(conn, alert_id, a.value)
         if a.closed_at is not None:
             # A clear stamped before the open (the readings came out of order) took no time.
             conn.execute(
@@ -200,6 +215,13 @@ class Alerts:
             condition, ids = within("a.factory_id", where.factories)
             clauses.append(condition)
             params.extend(ids)
+        if where.machine_id is not None:
+            clauses.append("a.sensor_id IN (SELECT id FROM sensors WHERE machine_id = ?)")
+            params.append(where.machine_id)
+        if where.shelved is not None:
+            shelved = "(a.shelved_until IS NOT NULL AND a.shelved_until > ?)"
+            clauses.append(shelved if where.shelved else f"NOT {shelved}")
+            params.append(now() if at is None else at)
         sql_where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._db.reader(snapshot=True) as conn:
             total = int(

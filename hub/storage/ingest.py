@@ -31,6 +31,15 @@ class EdgeAlerts(Protocol):
         self, conn: Conn, gateway_id: int, ids: dict[str, int], alerts: Sequence[WireAlert]
     ) -> None: ...
 
+    def track_peaks(
+        self,
+        conn: Conn,
+        gateway_id: int,
+        ids: dict[str, int],
+        readings: Sequence[WireReading],
+        alerts: Sequence[WireAlert],
+    ) -> None: ...
+
 
 class GatewaySync(Protocol):
     """What follows a gateway's sync, in the batch's transaction (hub.storage.offline)."""
@@ -183,6 +192,9 @@ class Ingest:
                 self._dialect.queue_scans(conn, sorted({ids[r.key] for r in readings}))
             if alerts:
                 self._alerts.record_edge_alerts(conn, gateway_id, ids, alerts)
+            if readings:
+                # An active alert's peak moves with its sensor's readings.
+                self._alerts.track_peaks(conn, gateway_id, ids, readings, alerts)
             # The report, and the rules version the answer carries, in one statement.
             version = conn.execute(
                 "UPDATE gateways SET last_seen = ?, backlog = ?, dropped = ?, dead_letters = ?, "

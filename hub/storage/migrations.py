@@ -33,6 +33,7 @@ STEPS: tuple[str, ...] = (
     "alert chattering and stale marks",
     "token scopes: the factories a token is limited to",
     "read-only views for Grafana, indexed by time",
+    "alert peak value",
 )
 
 

@@ -1,4 +1,5 @@
-"""PostgreSQL's step "alert chattering and stale marks" (hub.storage.migrations.STEPS)."""
+"""PostgreSQL's steps "alert chattering and stale marks" and "alert peak value"
+(hub.storage.migrations.STEPS)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,8 @@ _COLUMNS = (
 def alarm_marks(conn: psycopg.Connection[Any]) -> None:
     for statement in _COLUMNS:
         conn.execute(statement)
+
+
+def peak_value(conn: psycopg.Connection[Any]) -> None:
+    # As on SQLite: the most extreme value an alert reached while active.
+    conn.execute("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS peak_value double precision")

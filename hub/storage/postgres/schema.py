@@ -22,7 +22,7 @@ from hub.storage.migrations import (
     statements,
 )
 from hub.storage.model import StorageError
-from hub.storage.postgres.alarm_marks import alarm_marks
+from hub.storage.postgres.alarm_marks import alarm_marks, peak_value
 from hub.storage.postgres.grafana import grafana_views
 from hub.storage.postgres.people import token_scopes
 from hub.storage.postgres.people import users as people_users
@@ -389,6 +389,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "alert chattering and stale marks": alarm_marks,
         "token scopes: the factories a token is limited to": token_scopes,
         "read-only views for Grafana, indexed by time": grafana_views,
+        "alert peak value": peak_value,
     }
 )
 

@@ -1,4 +1,5 @@
-"""SQLite's step "alert chattering and stale marks" (hub.storage.migrations.STEPS)."""
+"""SQLite's steps "alert chattering and stale marks" and "alert peak value"
+(hub.storage.migrations.STEPS)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def alarm_marks(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE INDEX IF NOT EXISTS alerts_source_cleared ON alerts (sensor_id, kind, cleared_at)"
     )
+
+
+def peak_value(conn: sqlite3.Connection) -> None:
+    # The most extreme value an alert reached while active (hub.storage.alarm_peaks); NULL
+    # for a gateway's alert and for alerts stored before this step.
+    present = {row[1] for row in conn.execute("PRAGMA table_info(alerts)")}
+    if "peak_value" not in present:
+        conn.execute("ALTER TABLE alerts ADD COLUMN peak_value REAL")
