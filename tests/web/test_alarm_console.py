@@ -1,8 +1,12 @@
 """The console for a shift, in headless chromium against the real hub (both engines): the
-alarm roll-up where the plant is drawn (fleet, factory, machine). Waits are on the DOM,
-never sleeps."""
+alarm roll-up where the plant is drawn (fleet, factory, machine), the alarm table (shelved
+alarms apart, cleared-unacknowledged kept in view, several acknowledged with one comment,
+filters kept in the URL, times, duration and peak), and the alarm report page. Waits are on
+the DOM, never sleeps."""
 
 from __future__ import annotations
+
+import re
 
 from playwright.sync_api import Page, expect
 
@@ -85,3 +89,121 @@ def test_the_roll_up_shows_machine3_in_alarm_with_two_criticals(console: Console
     expect(temp.locator("td.alarm")).to_have_attribute("data-worst", "critical")
     expect(page.locator('#sensors tr:has-text("pres") td.value')).to_have_text("12.25")
     console.shot(page, "machine")
+
+
+def test_a_shelved_alarm_leaves_the_active_list_and_the_badge(console: Console) -> None:
+    _two_criticals_on_machine3(console)
+    (temp,) = _alert_ids(console, M3_TEMP)
+    (pres,) = _alert_ids(console, M3_PRES)
+    page = console.sign_in("operator")
+    page.goto(f"{console.url}/alerts")
+    expect(page.locator("#active-count")).to_have_text("2")
+    row = page.locator(f'#alerts-active tr[data-alert="{temp}"]')
+    row.locator("input[name=comment]").fill("sensor swap this shift")
+    row.locator("select[name=duration_s]").select_option("3600")
+    row.locator("button[data-action=shelve]").click()
+    shelved = page.locator(f'#alerts-shelved tr[data-alert="{temp}"]')
+    expect(shelved.locator("td.state")).to_contain_text("shelved until")
+    expect(page.locator(f'#alerts-active tr[data-alert="{temp}"]')).to_have_count(0)
+    expect(page.locator(f'#alerts-active tr[data-alert="{pres}"]')).to_be_visible()
+    expect(page.locator("#active-count")).to_have_text("1")
+    # The roll-up agrees: one active critical on machine3, one shelved.
+    page.goto(f"{console.url}/")
+    cell = page.locator('#fleet-machines tr:has-text("machine3") td.alarm')
+    expect(cell).to_have_attribute("data-active", "1")
+    expect(cell).to_have_attribute("data-shelved", "1")
+    # Unshelved, it is back in the active list.
+    page.goto(f"{console.url}/alerts")
+    page.locator(f'#alerts-shelved tr[data-alert="{temp}"] button[data-action=unshelve]').click()
+    expect(page.locator(f'#alerts-active tr[data-alert="{temp}"]')).to_be_visible()
+    expect(page.locator("#no-shelved")).to_be_visible()
+    expect(page.locator("#active-count")).to_have_text("2")
+
+
+def test_several_alarms_acknowledged_with_one_comment(console: Console) -> None:
+    _two_criticals_on_machine3(console)
+    ids = _alert_ids(console, M3_TEMP) + _alert_ids(console, M3_PRES)
+    page = console.sign_in("operator")
+    page.goto(f"{console.url}/alerts")
+    for alert_id in ids:
+        page.locator(f'#alerts-active input[data-select="{alert_id}"]').check()
+    expect(page.locator("#selected-count")).to_have_text("2")
+    page.fill("#bulk-comment", "both from the same coolant fault")
+    console.shot(page, "alerts")
+    page.click("#bulk-ack")
+    for alert_id in ids:
+        state = page.locator(f'#alerts-active tr[data-alert="{alert_id}"] td.state')
+        expect(state).to_contain_text("acknowledged by operator")
+    expect(page.locator("#active-count")).to_have_text("")
+    with console.api("read") as c:
+        for alert_id in ids:
+            alert = c.get(f"/api/v1/alerts/{alert_id}").raise_for_status().json()["data"]
+            assert alert["acknowledged"] is True
+            acks = [e for e in alert["journal"] if e["action"] == "acknowledged"]
+            assert [e["comment"] for e in acks] == ["both from the same coolant fault"]
+            assert acks[0]["by"]["role"] == "operator"
+
+
+def test_cleared_unacknowledged_stays_in_view_with_times_duration_and_peak(
+    console: Console,
+) -> None:
+    t = now()
+    opened, closed = t - 3725.0, t - 5.0
+    # Readings while active push the peak past the value the edge reported at the open.
+    console.ingest(
+        [(t - 3700, 91.0), (t - 3000, 104.5), (t - 100, 88.0)],
+        key=M1_TEMP,
+        alerts=[_alert(5, M1_TEMP, "warning", opened_at=opened, value=91.0)],
+    )
+    console.ingest(
+        [], key=M1_TEMP, alerts=[_alert(5, M1_TEMP, "warning", opened, 91.0, closed_at=closed)]
+    )
+    (alert_id,) = _alert_ids(console, M1_TEMP)
+    page = console.sign_in("operator")
+    page.goto(f"{console.url}/alerts")
+    row = page.locator(f'#alerts-active tr[data-alert="{alert_id}"]')
+    expect(row.locator("td.state")).to_contain_text("cleared")
+    expect(row.locator("td.peak")).to_have_text("104.5")
+    expect(row.locator("td.duration")).to_have_text("1:02:00")
+    iso = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
+    expect(row.locator("td.opened")).to_have_text(re.compile(iso))
+    expect(row.locator("td.cleared")).to_have_text(re.compile(iso))
+    expect(page.locator("#no-active")).to_be_hidden()
+    row.locator("button[data-action=ack]").click()
+    expect(page.locator(f'#alerts-cleared tr[data-alert="{alert_id}"]')).to_be_visible()
+    expect(page.locator("#no-active")).to_have_text("No active alarms")
+
+
+def test_filters_survive_a_reload(console: Console) -> None:
+    _two_criticals_on_machine3(console)
+    t = now()
+    console.ingest([], key=M1_TEMP, alerts=[_alert(9, M1_TEMP, "warning", opened_at=t - 20)])
+    (m1,) = _alert_ids(console, M1_TEMP)
+    (m3,) = _alert_ids(console, M3_TEMP)
+    page = console.sign_in("read")
+    page.goto(f"{console.url}/alerts")
+    expect(page.locator("#alerts-active tbody tr")).to_have_count(3)
+    page.select_option("#alarm-filters select[name=severity]", "warning")
+    expect(page.locator("#alerts-active tbody tr")).to_have_count(1)
+    expect(page.locator(f'#alerts-active tr[data-alert="{m1}"]')).to_be_visible()
+    page.select_option("#alarm-filters select[name=machine_id]", label="machine1 (plant-1)")
+    page.select_option("#alarm-filters select[name=state]", "active")
+    page.select_option("#alarm-filters select[name=kind]", "threshold")
+    expect(page).to_have_url(re.compile(r"severity=warning"))
+    page.reload()
+    form = page.locator("#alarm-filters")
+    expect(form.locator("select[name=severity]")).to_have_value("warning")
+    expect(form.locator("select[name=state]")).to_have_value("active")
+    expect(form.locator("select[name=kind]")).to_have_value("threshold")
+    expect(form.locator("select[name=machine_id] option:checked")).to_have_text(
+        "machine1 (plant-1)"
+    )
+    expect(page.locator(f'#alerts-active tr[data-alert="{m1}"]')).to_be_visible()
+    expect(page.locator("#alerts-active tbody tr")).to_have_count(1)
+    # Another filter: machine3's criticals, and machine1's warning is gone.
+    page.select_option("#alarm-filters select[name=severity]", "critical")
+    expect(page.locator("#alerts-active tbody tr")).to_have_count(0)
+    expect(page.locator("#no-active")).to_be_visible()
+    page.click("#alarm-filters button[type=reset]")
+    expect(page.locator(f'#alerts-active tr[data-alert="{m3}"]')).to_be_visible()
+    expect(page).to_have_url(f"{console.url}/alerts")

@@ -207,13 +207,13 @@ def test_an_operator_acknowledges_through_the_ui_and_the_journal_names_them(
     expect(history.last).to_contain_text(
         f"by operator #{console.token_id('operator')}: valve checked, reading is real"
     )
-    console.shot(page, "alerts")
     row.locator("details[data-journal] summary").click()  # closed: the row refreshes again
-    # Shelve the same alert for an hour, with a comment.
+    # Shelve the same alert for an hour, with a comment: it moves to the shelved list.
     row.locator("input[name=comment]").fill("maintenance today")
     row.locator("select[name=duration_s]").select_option("3600")
     row.locator("button[data-action=shelve]").click()
-    expect(row.locator("td.state")).to_contain_text("shelved until")
+    shelved = page.locator(f'#alerts-shelved tr[data-alert="{alert_id}"]')
+    expect(shelved.locator("td.state")).to_contain_text("shelved until")
     with console.api("read") as c:
         alert = c.get(f"/api/v1/alerts/{alert_id}").raise_for_status().json()["data"]
     assert alert["shelved"] is True

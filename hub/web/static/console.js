@@ -76,6 +76,15 @@
       `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   }
 
+  // A duration as h:mm:ss (d added past a day): an alarm's time active.
+  function fmtDuration(seconds) {
+    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–";
+    const s = Math.max(0, Math.round(seconds));
+    const days = Math.floor(s / 86400);
+    const hms = `${Math.floor((s % 86400) / 3600)}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}`;
+    return days ? `${days} d ${hms}` : hms;
+  }
+
   // The roll-up's alarm state of a sensor, machine or factory (GET /alarm-summary): the
   // worst active severity and the counts, with data- attributes a test can read.
   function alarmCell(al) {
@@ -123,7 +132,7 @@
     const busy = (tr) =>
       tr.contains(document.activeElement) ||
       tr.querySelector("details[open]") !== null ||
-      Array.from(tr.querySelectorAll("input")).some((i) => i.value !== "");
+      Array.from(tr.querySelectorAll("input")).some((i) => i.type !== "checkbox" && i.value !== "");
     let previous = null;
     for (const item of items) {
       const key = String(keyOf(item));
@@ -161,7 +170,8 @@
   }
 
   async function activeCount() {
-    const doc = await api("GET", "/alerts?state=active&acknowledged=false&per_page=1");
+    // Shelved alarms are suppressed: they are not counted here.
+    const doc = await api("GET", "/alerts?state=active&acknowledged=false&shelved=false&per_page=1");
     const node = document.getElementById("active-count");
     if (node) node.textContent = doc.meta.total ? String(doc.meta.total) : "";
   }
@@ -383,10 +393,91 @@
   const alertSig = (a) =>
     JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until, a.severity, a.value]);
 
+  // The alarm table of the alerts page, as Ignition's: one row per alarm with its active
+  // and clear times, how long it lasted (or has lasted), its value and peak, and a box to
+  // select it for acknowledging several at once.
+  function alarmRow(a, refresh, selected) {
+    const end = a.cleared_at ? new Date(a.cleared_at) : new Date();
+    const lasted = (end - new Date(a.opened_at)) / 1000;
+    const tr = el("tr", { class: `sev-${a.severity} ${a.state}${a.acknowledged ? "" : " unack"}`,
+      "data-alert": a.id });
+    if (canAck) {
+      const box = el("input", { type: "checkbox", "data-select": a.id, "aria-label": `select alarm ${a.id}`,
+        disabled: a.acknowledged });
+      box.checked = selected.has(a.id);
+      box.addEventListener("change", () => {
+        if (box.checked) selected.add(a.id); else selected.delete(a.id);
+        showSelected(selected);
+      });
+      tr.append(el("td", {}, box));
+    }
+    tr.append(
+      el("td", {}, String(a.id)),
+      el("td", {}, el("span", { class: "badge sev-" + a.severity, text: a.severity })),
+      el("td", {}, a.kind.replace(/_/g, " ")),
+      el("td", {}, alertSource(a)),
+      el("td", { class: "time opened", title: a.opened_at }, fmtTime(a.opened_at)),
+      el("td", { class: "time cleared", title: a.cleared_at || "" }, a.cleared_at ? fmtTime(a.cleared_at) : "–"),
+      el("td", { class: "num duration" }, fmtDuration(lasted)),
+      el("td", { class: "num" }, fmtNum(a.value)),
+      el("td", { class: "num peak" }, fmtNum(a.peak_value)),
+      el("td", { class: "state" }, alertState(a), " ", journal(a)));
+    if (canAck) tr.append(a.state === "active" || !a.acknowledged ? alertActions(a, refresh) : el("td"));
+    return tr;
+  }
+
+  const alarmRowSig = (a) => JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until,
+    a.severity, a.value, a.peak_value, a.cleared_at,
+    // An active alarm's duration grows: redrawn each minute at most.
+    a.state === "active" ? Math.floor(Date.now() / 60000) : 0]);
+
+  function showSelected(selected) {
+    const n = document.getElementById("selected-count");
+    if (n) n.textContent = String(selected.size);
+    const button = document.getElementById("bulk-ack");
+    if (button) button.disabled = selected.size === 0;
+  }
+
+  // Filters live in the page's URL query (?factory_id=&machine_id=&severity=&state=&kind=):
+  // a reload, a bookmark or a link shows the same alarms.
+  const FILTERS = ["factory_id", "machine_id", "severity", "state", "kind"];
+
   function alerts() {
     const active = document.querySelector("#alerts-active tbody");
+    const shelved = document.querySelector("#alerts-shelved tbody");
     const cleared = document.querySelector("#alerts-cleared tbody");
+    const form = document.getElementById("alarm-filters");
+    const selected = new Set();
     const keys = new Map(); // sensor id -> key, to name an alert's source
+    const wanted = new URLSearchParams(window.location.search);
+    for (const name of FILTERS) {
+      const field = form.elements[name];
+      const value = wanted.get(name) || "";
+      // A factory or machine not listed yet keeps its place until the lists arrive.
+      if (value && !Array.from(field.options).some((o) => o.value === value)) {
+        field.append(el("option", { value }, `#${value}`));
+      }
+      field.value = value;
+    }
+    function filters() {
+      const q = new URLSearchParams();
+      for (const name of FILTERS) if (form.elements[name].value) q.set(name, form.elements[name].value);
+      return q;
+    }
+    async function fillChoices() {
+      const f = await api("GET", "/factories?per_page=1000");
+      const m = await api("GET", "/machines?per_page=1000" +
+        (form.elements.factory_id.value ? `&factory_id=${form.elements.factory_id.value}` : ""));
+      for (const [field, rows, label] of [
+        [form.elements.factory_id, f.data, (x) => x.name],
+        [form.elements.machine_id, m.data, (x) => `${x.name} (${x.factory})`]]) {
+        const keep = field.value;
+        field.replaceChildren(el("option", { value: "" }, "all"),
+          ...rows.map((x) => el("option", { value: String(x.id) }, label(x))));
+        if (keep && !rows.some((x) => String(x.id) === keep)) field.append(el("option", { value: keep }, `#${keep}`));
+        field.value = keep;
+      }
+    }
     async function name(list) {
       if (list.some((x) => x.sensor_id !== null && !keys.has(x.sensor_id))) {
         const doc = await api("GET", "/sensors?per_page=1000");
@@ -394,21 +485,88 @@
       }
       for (const x of list) if (keys.has(x.sensor_id)) x.sensor_key = keys.get(x.sensor_id);
     }
+    const none = Promise.resolve({ data: [] });
     async function refresh() {
-      const [a, c] = await Promise.all([
-        api("GET", "/alerts?state=active&per_page=500"),
-        api("GET", "/alerts?state=cleared&per_page=50"),
+      const q = filters();
+      const state = q.get("state");
+      q.delete("state");
+      const base = "/alerts?" + (q.toString() ? q.toString() + "&" : "");
+      const [a, u, sh, c] = await Promise.all([
+        state === "cleared" ? none : api("GET", base + "state=active&shelved=false&per_page=500"),
+        // Cleared but not acknowledged: stays in view until someone acknowledges it.
+        state === "active" ? none : api("GET", base + "state=cleared&acknowledged=false&shelved=false&per_page=500"),
+        api("GET", base + (state ? `state=${state}&` : "") + "shelved=true&per_page=500"),
+        state === "active" ? none : api("GET", base + "state=cleared&acknowledged=true&per_page=50"),
       ]);
-      await name(a.data.concat(c.data));
-      // Active first; within them the ones nobody has acknowledged yet, then by severity.
+      const all = a.data.concat(u.data, sh.data, c.data);
+      await name(all);
+      // Unacknowledged first, then active before cleared, then by severity, newest first.
       const rank = { critical: 0, high: 1, warning: 2, medium: 3, info: 4 };
-      const order = a.data.slice().sort((x, y) =>
+      const order = a.data.concat(u.data).sort((x, y) =>
         Number(x.acknowledged) - Number(y.acknowledged) ||
+        Number(x.state !== "active") - Number(y.state !== "active") ||
         (rank[x.severity] ?? 9) - (rank[y.severity] ?? 9) || y.id - x.id);
-      syncRows(active, order, (x) => x.id, alertSig, (x) => alertRow(x, canAck, refresh, true));
-      syncRows(cleared, c.data, (x) => x.id, alertSig, (x) => alertRow(x, canAck, refresh, true));
+      const visible = new Set(all.filter((x) => !x.acknowledged).map((x) => x.id));
+      for (const id of Array.from(selected)) if (!visible.has(id)) selected.delete(id);
+      showSelected(selected);
+      const row = (x) => alarmRow(x, refresh, selected);
+      syncRows(active, order, (x) => x.id, alarmRowSig, row);
+      syncRows(shelved, sh.data, (x) => x.id, alarmRowSig, row);
+      syncRows(cleared, c.data, (x) => x.id, alarmRowSig, row);
+      // An empty list says so instead of showing bare column headings.
+      document.getElementById("no-active").hidden = order.length > 0;
+      document.getElementById("no-shelved").hidden = sh.data.length > 0;
+      document.getElementById("alerts-active").hidden = order.length === 0;
+      document.getElementById("alerts-shelved").hidden = sh.data.length === 0;
+      document.getElementById("alerts-cleared").hidden = c.data.length === 0;
       await activeCount();
     }
+    form.addEventListener("change", async (event) => {
+      if (event.target.name === "factory_id") form.elements.machine_id.value = "";
+      const q = filters().toString();
+      window.history.replaceState(null, "", "/alerts" + (q ? "?" + q : ""));
+      try {
+        if (event.target.name === "factory_id") await fillChoices();
+        await refresh();
+      } catch (err) {
+        setStatus(err.message, true);
+      }
+    });
+    form.addEventListener("reset", () => window.setTimeout(() => form.dispatchEvent(new Event("change")), 0));
+    const bulk = document.getElementById("bulk-ack");
+    if (bulk) {
+      bulk.addEventListener("click", async () => {
+        const comment = document.getElementById("bulk-comment");
+        const text = comment.value.trim() || null;
+        const ids = Array.from(selected);
+        const failed = [];
+        for (const id of ids) {
+          try {
+            await api("POST", `/alerts/${id}/ack`, { comment: text });
+          } catch (err) {
+            // 409: someone acknowledged it meanwhile, which is what was asked.
+            if (err.status !== 409) failed.push(`${id}: ${err.message}`);
+          }
+        }
+        selected.clear();
+        comment.value = "";
+        if (failed.length) setStatus("Not acknowledged: " + failed.join("; "), true);
+        else setStatus(`Acknowledged ${ids.length} alarm${ids.length === 1 ? "" : "s"}.`);
+        await refresh();
+      });
+    }
+    const all = document.getElementById("select-all");
+    if (all) {
+      all.addEventListener("change", () => {
+        for (const box of active.querySelectorAll("input[data-select]:not([disabled])")) {
+          box.checked = all.checked;
+          const id = Number(box.dataset.select);
+          if (all.checked) selected.add(id); else selected.delete(id);
+        }
+        showSelected(selected);
+      });
+    }
+    fillChoices().catch((err) => setStatus(err.message, true));
     every(refresh);
   }
 
