@@ -186,3 +186,20 @@ def severity_mix(alarms: Sequence[Annunciated]) -> dict[str, dict[str, Any]]:
     counts = Counter(a.severity.lower() for a in alarms)
     total = len(alarms)
     return {s: {"count": n, "share": round(n / total, 6)} for s, n in sorted(counts.items())}
+
+
+# The rate's bucket by the period's length: 10 minutes (the standards' own unit) up to two
+# days, hours up to a month, days beyond; at most ~750 buckets either way.
+RATE_BUCKETS = ((2 * 86400.0, WINDOW_S), (31 * 86400.0, 3600.0), (math.inf, 86400.0))
+
+
+def rate(times: Iterable[float], p: Period) -> dict[str, Any]:
+    """Alarms annunciated per bucket from ``p.start`` (the last bucket may be cut short by
+    ``p.end``), to draw against the targets scaled to the bucket."""
+    bucket = next(b for longest, b in RATE_BUCKETS if p.seconds <= longest)
+    counts = [0] * math.ceil(p.seconds / bucket)
+    for t in times:
+        i = int((t - p.start) // bucket)
+        if 0 <= i < len(counts):
+            counts[i] += 1
+    return {"bucket_s": bucket, "counts": counts}

@@ -98,6 +98,7 @@ def alarm_report(storage: Storage, ctx: Ctx, marks: AlarmSettings = DEFAULTS) ->
         "severity_mix": kpi.severity_mix(alarms),
         "ack_time_s": kpi.ack_times(alarms),
         "targets": kpi.TARGETS,
+        "rate": kpi.rate(times, period),
     }
 
 
@@ -139,7 +140,9 @@ def routes(hub: Services) -> list[Route]:
         fmt = parse_format(ctx.params)
         report = alarm_report(storage, ctx, hub.settings.alarms)
         if fmt == "csv":
-            body = csv_bytes(("metric", "value"), csv_rows(report))
+            # The rate is a series for a chart, not a figure: left out of the CSV's rows.
+            figures = {k: v for k, v in report.items() if k != "rate"}
+            body = csv_bytes(("metric", "value"), csv_rows(figures))
             return csv_answer(body, "alarm-report.csv")
         return report, {}
 

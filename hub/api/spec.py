@@ -253,6 +253,15 @@ _SCHEMAS["AlarmReport"] = {
             },
         },
         "targets": {"type": "object", "description": "the ISA-18.2 / EEMUA 191 figures"},
+        "rate": {
+            "type": "object",
+            "description": "alarms per bucket from `from` (JSON only): 10 minutes for a "
+            "period up to 2 days, 1 hour up to 31 days, else 1 day",
+            "properties": {
+                "bucket_s": {"type": "number"},
+                "counts": {"type": "array", "items": {"type": "integer"}},
+            },
+        },
     },
     "required": ["alarms", "per_day_avg", "per_10min_avg", "per_10min_peak", "floods"],
 }

@@ -235,3 +235,16 @@ def test_the_hubs_alarm_settings_define_chattering_and_stale(
     assert got["chattering"] == {"sources": 1, "alarms": 4, "duration_s": 100.0}
     # The old alarm of s is stale from T0+6398 now; the one of T0+10000 only after the period.
     assert got["stale"] == {"alarms": 1, "duration_s": 80002.0}
+
+
+def test_the_rate_bucket_follows_the_period() -> None:
+    day = kpi.Period(0.0, 86400.0)
+    assert kpi.rate([0.0, 599.9, 600.0, 86399.0, 86400.0, -1.0], day) == {
+        "bucket_s": 600.0,
+        "counts": [2, 1] + [0] * 141 + [1],
+    }
+    week = kpi.rate([3600.0 * 5 + 1], kpi.Period(0.0, 7 * 86400.0))
+    assert week["bucket_s"] == 3600.0 and len(week["counts"]) == 168
+    assert week["counts"][5] == 1 and sum(week["counts"]) == 1
+    year = kpi.rate([], kpi.Period(0.0, 365 * 86400.0 + 1))
+    assert year["bucket_s"] == 86400.0 and len(year["counts"]) == 366

@@ -46,12 +46,15 @@ def test_report_as_json_and_csv(hub: HubProcess) -> None:
     data = body["data"]
     assert data["alarms"] == 12 and data["per_10min_peak"] == 12
     assert data["floods"]["count"] == 1 and data["floods"]["total_s"] == 330.0
+    # The rate to draw: 10-minute buckets over an hour, all 12 in the first.
+    assert data["rate"] == {"bucket_s": 600.0, "counts": [12, 0, 0, 0, 0, 0]}
     assert [t["key"] for t in data["top_sources"]] == ["ar/m/s0", "ar/m/s1", "ar/m/s2", "ar/m/s3"]
     r = get(hub, f"{API}/alarm-report", format="csv", **period)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = {row["metric"]: row["value"] for row in csv.DictReader(io.StringIO(r.text))}
     assert rows["alarms"] == "12" and rows["floods.total_s"] == "330.0"
     assert rows["top_sources.1.key"] == "ar/m/s0"
+    assert not [m for m in rows if m.startswith("rate")]  # a series, not a figure
 
 
 def test_bad_input_is_a_clear_4xx(hub: HubProcess) -> None:
