@@ -8,14 +8,99 @@
 "use strict";
 
 (function () {
+  const DAY = 86400;
+  const PAD = { left: 64, right: 12, top: 12, bottom: 28 };
+
+  function niceStep(span, count) {
+    const raw = span / count;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 5, 10]) if (m * mag >= raw) return m * mag;
+    return 10 * mag;
+  }
+
+  const TIME_STEPS = [60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, DAY, 2 * DAY, 7 * DAY,
+    14 * DAY, 30 * DAY, 91 * DAY, 182 * DAY, 365 * DAY];
+
+  // Axis labels in the console's one date format (ISO 8601, 24 h), as short as the step
+  // allows: 14:05, 2026-12-07, 2026-12.
+  function timeLabel(ts, step) {
+    const d = new Date(ts * 1000);
+    const two = (n) => String(n).padStart(2, "0");
+    if (step < DAY && (d.getHours() || d.getMinutes())) return `${two(d.getHours())}:${two(d.getMinutes())}`;
+    if (step < 30 * DAY) return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+    return `${d.getFullYear()}-${two(d.getMonth() + 1)}`;
+  }
+
+  // A plot's frame on a canvas, shared by every chart of the console: sized to the element
+  // for the screen's pixel ratio, cleared, with a value grid over [y0, y1] and a time grid
+  // over [from, to] (epoch seconds), labelled. Returns the 2D context, the scales and the
+  // stylesheet's chart colours for the caller to draw its data.
+  function frame(canvas, from, to, y0, y1) {
+    const dpr = window.devicePixelRatio || 1;
+    const cssW = canvas.clientWidth;
+    const cssH = canvas.clientHeight;
+    if (canvas.width !== Math.round(cssW * dpr) || canvas.height !== Math.round(cssH * dpr)) {
+      canvas.width = Math.round(cssW * dpr);
+      canvas.height = Math.round(cssH * dpr);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, cssW, cssH);
+    const w = cssW - PAD.left - PAD.right;
+    const h = cssH - PAD.top - PAD.bottom;
+    const x = (ts) => PAD.left + ((ts - from) / (to - from)) * w;
+    const y = (v) => PAD.top + (1 - (v - y0) / (y1 - y0)) * h;
+    const style = getComputedStyle(canvas);
+    const color = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+    const colors = {
+      ink: color("--chart-ink", "#333"),
+      grid: color("--chart-grid", "#ddd"),
+      line: color("--chart-line", "#1f6feb"),
+      band: color("--chart-band", "rgba(31,111,235,0.25)"),
+      alarm: color("--chart-alarm", "#d1242f"),
+      warn: color("--chart-warn", "#9a6700"),
+    };
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.fillStyle = colors.ink;
+    ctx.strokeStyle = colors.grid;
+    ctx.lineWidth = 1;
+    // value grid
+    const vstep = niceStep(y1 - y0, 5);
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (let v = Math.ceil(y0 / vstep) * vstep; v <= y1; v += vstep) {
+      const yy = Math.round(y(v)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(PAD.left, yy);
+      ctx.lineTo(PAD.left + w, yy);
+      ctx.stroke();
+      ctx.fillText(Number(v.toPrecision(6)).toString(), PAD.left - 6, yy);
+    }
+    // time grid
+    const span = to - from;
+    const tstep = TIME_STEPS.find((s) => span / s <= 8) || 365 * DAY;
+    const offset = new Date().getTimezoneOffset() * 60;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    for (let t = Math.ceil((from - offset) / tstep) * tstep + offset; t <= to; t += tstep) {
+      const xx = Math.round(x(t)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(xx, PAD.top);
+      ctx.lineTo(xx, PAD.top + h);
+      ctx.stroke();
+      ctx.fillText(timeLabel(t, tstep), xx, PAD.top + h + 6);
+    }
+    return { ctx, x, y, w, h, pad: PAD, colors };
+  }
+
+  window.edgePlot = { frame, niceStep, timeLabel };
+
   const canvas = document.getElementById("chart");
   if (!canvas) return;
   const ui = window.edgeConsole;
   const sensorId = document.body.dataset.id;
-  const DAY = 86400;
   const MIN_SPAN = 60;
   const MAX_SPAN = 20 * 365 * DAY;
-  const PAD = { left: 64, right: 12, top: 12, bottom: 28 };
   const pollMs = Number(document.body.dataset.pollMs) || 5000;
 
   const state = {
@@ -136,77 +221,10 @@
     return [lo - pad, hi + pad];
   }
 
-  function niceStep(span, count) {
-    const raw = span / count;
-    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    for (const m of [1, 2, 5, 10]) if (m * mag >= raw) return m * mag;
-    return 10 * mag;
-  }
-
-  const TIME_STEPS = [60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, DAY, 2 * DAY, 7 * DAY,
-    14 * DAY, 30 * DAY, 91 * DAY, 182 * DAY, 365 * DAY];
-
-  function timeLabel(ts, step) {
-    const d = new Date(ts * 1000);
-    const two = (n) => String(n).padStart(2, "0");
-    if (step < DAY && (d.getHours() || d.getMinutes())) return `${two(d.getHours())}:${two(d.getMinutes())}`;
-    if (step < 30 * DAY) return `${d.getDate()}.${d.getMonth() + 1}.`;
-    return `${d.getMonth() + 1}/${d.getFullYear()}`;
-  }
-
   function draw() {
-    const dpr = window.devicePixelRatio || 1;
-    const cssW = canvas.clientWidth;
-    const cssH = canvas.clientHeight;
-    if (canvas.width !== Math.round(cssW * dpr) || canvas.height !== Math.round(cssH * dpr)) {
-      canvas.width = Math.round(cssW * dpr);
-      canvas.height = Math.round(cssH * dpr);
-    }
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, cssW, cssH);
-    const w = cssW - PAD.left - PAD.right;
-    const h = cssH - PAD.top - PAD.bottom;
     const [y0, y1] = yRange();
-    const x = (ts) => PAD.left + ((ts - state.from) / (state.to - state.from)) * w;
-    const y = (v) => PAD.top + (1 - (v - y0) / (y1 - y0)) * h;
-    const style = getComputedStyle(canvas);
-    const ink = style.getPropertyValue("--chart-ink").trim() || "#333";
-    const grid = style.getPropertyValue("--chart-grid").trim() || "#ddd";
-    const line = style.getPropertyValue("--chart-line").trim() || "#1f6feb";
-    const band = style.getPropertyValue("--chart-band").trim() || "rgba(31,111,235,0.25)";
-    const alarm = style.getPropertyValue("--chart-alarm").trim() || "#d1242f";
-
-    ctx.font = "12px system-ui, sans-serif";
-    ctx.fillStyle = ink;
-    ctx.strokeStyle = grid;
-    ctx.lineWidth = 1;
-    // value grid
-    const vstep = niceStep(y1 - y0, 5);
-    ctx.textAlign = "right";
-    ctx.textBaseline = "middle";
-    for (let v = Math.ceil(y0 / vstep) * vstep; v <= y1; v += vstep) {
-      const yy = Math.round(y(v)) + 0.5;
-      ctx.beginPath();
-      ctx.moveTo(PAD.left, yy);
-      ctx.lineTo(PAD.left + w, yy);
-      ctx.stroke();
-      ctx.fillText(Number(v.toPrecision(6)).toString(), PAD.left - 6, yy);
-    }
-    // time grid
     const span = state.to - state.from;
-    const tstep = TIME_STEPS.find((s) => span / s <= 8) || 365 * DAY;
-    const offset = new Date().getTimezoneOffset() * 60;
-    ctx.textAlign = "center";
-    ctx.textBaseline = "top";
-    for (let t = Math.ceil((state.from - offset) / tstep) * tstep + offset; t <= state.to; t += tstep) {
-      const xx = Math.round(x(t)) + 0.5;
-      ctx.beginPath();
-      ctx.moveTo(xx, PAD.top);
-      ctx.lineTo(xx, PAD.top + h);
-      ctx.stroke();
-      ctx.fillText(timeLabel(t, tstep), xx, PAD.top + h + 6);
-    }
+    const { ctx, x, y, w, h, colors } = frame(canvas, state.from, state.to, y0, y1);
     ctx.save();
     ctx.beginPath();
     ctx.rect(PAD.left, PAD.top, w, h);
@@ -214,13 +232,13 @@
     // min..max band: one column per bucket
     const bucket = state.meta ? state.meta.bucket_s : 0;
     const colW = Math.max(1, bucket ? (bucket / span) * w : 1);
-    ctx.fillStyle = band;
+    ctx.fillStyle = colors.band;
     for (const b of state.data) {
       const top = y(b.max);
       ctx.fillRect(x(b.ts), top, colW, Math.max(1, y(b.min) - top));
     }
     // average line, broken where buckets are missing (no readings there)
-    ctx.strokeStyle = line;
+    ctx.strokeStyle = colors.line;
     ctx.lineWidth = 1.5;
     ctx.beginPath();
     let last = null;
@@ -233,7 +251,7 @@
     }
     ctx.stroke();
     // thresholds
-    ctx.strokeStyle = alarm;
+    ctx.strokeStyle = colors.alarm;
     ctx.setLineDash([6, 4]);
     for (const t of [state.thresholds.min, state.thresholds.max]) {
       if (t === null || t === undefined) continue;
@@ -245,7 +263,7 @@
     ctx.restore();
     const label = document.getElementById("chart-range");
     if (label) {
-      const fmt = (s) => new Date(s * 1000).toLocaleString(undefined, { hour12: false });
+      const fmt = (s) => ui.fmtTime(new Date(s * 1000).toISOString());
       label.textContent = `${fmt(state.from)} – ${fmt(state.to)}`;
     }
   }
