@@ -137,6 +137,11 @@ def routes(hub: Services) -> list[Route]:
         """The alert console: active first; acknowledge and shelve."""
         return page(ctx, "alerts.html", "Alerts")
 
+    def h_alarm_report(ctx: Ctx) -> Raw:
+        """The alarm report: the alarm rate against the ISA-18.2 / EEMUA 191 targets and the
+        top sources, from GET /api/v1/alarm-report."""
+        return page(ctx, "alarm_report.html", "Alarm report")
+
     def h_asset(name: str) -> Callable[[Ctx], Raw]:
         def asset(ctx: Ctx) -> Raw:
             """One of the console's static files."""
@@ -155,5 +160,6 @@ def routes(hub: Services) -> list[Route]:
         Route("GET", "/machines/:id", None, by_id("machine.html", "Machine", "machine")),
         Route("GET", "/sensors/:id", None, by_id("sensor.html", "Sensor", "sensor")),
         Route("GET", "/alerts", None, h_alerts),
+        Route("GET", "/alarm-report", None, h_alarm_report),
         *[Route("GET", f"/static/{name}", None, h_asset(name)) for name in assets.names()],
     ]

@@ -207,3 +207,42 @@ def test_filters_survive_a_reload(console: Console) -> None:
     page.click("#alarm-filters button[type=reset]")
     expect(page.locator(f'#alerts-active tr[data-alert="{m3}"]')).to_be_visible()
     expect(page).to_have_url(f"{console.url}/alerts")
+
+
+def test_the_report_page_draws_the_rate_against_the_targets_and_links_the_sources(
+    console: Console,
+) -> None:
+    _two_criticals_on_machine3(console)
+    t = now()
+    repeats = [
+        _alert(20 + i, M1_TEMP, "warning", opened_at=t - 900 + 60 * i, closed_at=t - 880 + 60 * i)
+        for i in range(3)
+    ]
+    console.ingest([], key=M1_TEMP, alerts=repeats)
+    m1 = console.sensor_id(M1_TEMP)
+    page = console.sign_in("read")
+    page.click("nav >> text=Report")
+    chart = page.locator("#rate-chart")
+    expect(chart).to_have_attribute("data-total", "5")
+    # A day in 10-minute bars, against 1 and 2 per 10 minutes and the flood line at 10.
+    expect(chart).to_have_attribute("data-bucket", "600")
+    expect(chart).to_have_attribute("data-bars", "144")
+    expect(chart).to_have_attribute("data-targets", "[1,2,10]")
+    expect(page.locator('#report-figures tr[data-figure="Alarms"]')).to_contain_text("5")
+    # The bad actors: machine1's sensor first, linked to its page.
+    first = page.locator("#report-sources tbody tr").first
+    expect(first).to_contain_text(M1_TEMP)
+    expect(first).to_contain_text("60 %")
+    console.shot(page, "alarm-report")
+    # A week: hourly bars, the targets scaled to an hour; kept in the URL over a reload.
+    page.select_option("#report-form select[name=period]", "604800")
+    expect(chart).to_have_attribute("data-bucket", "3600")
+    expect(chart).to_have_attribute("data-targets", "[6,12]")
+    expect(page).to_have_url(re.compile(r"/alarm-report\?period=604800$"))
+    page.reload()
+    expect(page.locator("#report-form select[name=period]")).to_have_value("604800")
+    expect(chart).to_have_attribute("data-bucket", "3600")
+    expect(chart).to_have_attribute("data-total", "5")
+    page.locator("#report-sources a", has_text=M1_TEMP).click()
+    page.wait_for_url(f"{console.url}/sensors/{m1}")
+    expect(page.locator("#title")).to_have_text(f"temp ({M1_TEMP})")
