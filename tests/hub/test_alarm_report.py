@@ -128,6 +128,7 @@ class FakeCtx:
     def __init__(self, params: dict[str, str]) -> None:
         self.params = params
         self.reads = None
+        self.scope = None  # every factory, as an unscoped token sees them
 
 
 def report(storage: Storage, **params: Any) -> dict[str, Any]:
