@@ -15,6 +15,7 @@ from typing import Any
 
 from hub.api.http import API, Ctx, Result, Route, Services, charged
 from hub.api.queries import optional_id
+from hub.api.scope import LISTED
 from hub.auth import READ_ROLES
 from hub.errors import bad_param, not_found
 from hub.storage import Storage
@@ -63,6 +64,9 @@ def summary(storage: Storage, ctx: Ctx) -> dict[str, Any]:
         raise bad_param("machine_id", "give factory_id or machine_id, not both")
     at = now()
     source = storage.alarm_summary
+    # A caller limited to some factories sees only theirs; another factory's id is answered
+    # as one that does not exist.
+    scope = ctx.scope
     answer: dict[str, Any] = {
         "at": to_rfc3339(at),
         "factory_id": factory_id,
@@ -73,7 +77,7 @@ def summary(storage: Storage, ctx: Ctx) -> dict[str, Any]:
     }
     if machine_id is not None:
         machine = storage.get_machine(machine_id)
-        if machine is None:
+        if machine is None or (scope is not None and machine["factory_id"] not in scope):
             raise not_found("machine", machine_id)
         answer["factory_id"] = machine["factory_id"]
         counts = source.counts(at, machine_id=machine_id)
@@ -84,7 +88,8 @@ def summary(storage: Storage, ctx: Ctx) -> dict[str, Any]:
             for s in source.sensors(machine_id)
         ]
     elif factory_id is not None:
-        if storage.get_factory(factory_id) is None:
+        outside = scope is not None and factory_id not in scope
+        if outside or storage.get_factory(factory_id) is None:
             raise not_found("factory", factory_id)
         counts = source.counts(at, factory_id=factory_id)
         per_machine = _by(counts, lambda c: c.machine_id)
@@ -94,17 +99,17 @@ def summary(storage: Storage, ctx: Ctx) -> dict[str, Any]:
             for m in source.machines(factory_id)
         ]
     else:
-        counts = source.counts(at)
+        counts = source.counts(at, factories=scope)
         per_factory = _by(counts, lambda c: c.factory_id)
         per_machine = _by(counts, lambda c: c.machine_id)
         answer["alarms"] = rollup(counts)
         answer["factories"] = [
-            {**f, "alarms": per_factory.get(f["id"], rollup([]))} for f in source.factories()
+            {**f, "alarms": per_factory.get(f["id"], rollup([]))} for f in source.factories(scope)
         ]
         # The fleet names only the machines that ask for attention.
         answer["machines"] = [
             {**m, "alarms": per_machine[m["id"]]}
-            for m in source.machines(None)
+            for m in source.machines(None, scope)
             if m["id"] in per_machine
             and (per_machine[m["id"]]["active"] or per_machine[m["id"]]["unacknowledged"])
         ]
@@ -147,5 +152,6 @@ def routes(hub: Services) -> list[Route]:
             READ_ROLES,
             h_alarm_summary,
             charged(lambda _params: SUMMARY_ROWS),
+            scope=LISTED,
         )
     ]

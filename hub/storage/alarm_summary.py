@@ -9,10 +9,16 @@ sensor -> machine -> factory -> fleet, so every level is the sum of the level be
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from hub.storage.selects import within
 from hub.storage.sqlbase import Database, dicts
+
+# A caller limited to some factories (hub.api.scope) passes their ids as ``factories``; None
+# reads every factory.
+Factories = Collection[int] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +55,15 @@ class AlarmSummary:
         self._db = db
 
     def counts(
-        self, at: float, factory_id: int | None = None, machine_id: int | None = None
+        self,
+        at: float,
+        factory_id: int | None = None,
+        machine_id: int | None = None,
+        factories: Factories = None,
     ) -> list[AlarmCount]:
         """The alarm counts of the fleet, one factory or one machine, as of ``at``."""
-        sql, params = _COUNTS, [at, at, at]
+        inside, ids = within("a.factory_id", factories)
+        sql, params = _COUNTS + f" AND {inside}", [at, at, at, *ids]
         if factory_id is not None:
             sql += " AND a.factory_id = ?"
             params.append(factory_id)
@@ -74,18 +85,22 @@ class AlarmSummary:
             for r in rows
         ]
 
-    def factories(self) -> list[dict[str, Any]]:
-        return self._db.all_dicts("SELECT id, name, location FROM factories ORDER BY name, id")
+    def factories(self, factories: Factories = None) -> list[dict[str, Any]]:
+        inside, ids = within("id", factories)
+        return self._db.all_dicts(
+            f"SELECT id, name, location FROM factories WHERE {inside} ORDER BY name, id", ids
+        )
 
-    def machines(self, factory_id: int | None) -> list[dict[str, Any]]:
+    def machines(self, factory_id: int | None, factories: Factories = None) -> list[dict[str, Any]]:
+        inside, ids = within("m.factory_id", factories)
         sql = (
             "SELECT m.id, m.factory_id, f.name AS factory, m.line, m.name, m.type, m.status "
-            "FROM machines m JOIN factories f ON f.id = m.factory_id"
+            f"FROM machines m JOIN factories f ON f.id = m.factory_id WHERE {inside}"
         )
         if factory_id is None:
-            return self._db.all_dicts(sql + " ORDER BY f.name, m.line, m.name, m.id")
+            return self._db.all_dicts(sql + " ORDER BY f.name, m.line, m.name, m.id", ids)
         return self._db.all_dicts(
-            sql + " WHERE m.factory_id = ? ORDER BY m.line, m.name, m.id", (factory_id,)
+            sql + " AND m.factory_id = ? ORDER BY m.line, m.name, m.id", (*ids, factory_id)
         )
 
     def sensors(self, machine_id: int) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from shared.timeutil import now
-from shared.wire import Batch, WireAlert, WireReading
-from tests.hub.conftest import HubProcess
+from shared.wire import Batch, WireAlert, WireReading, encode_batch
+from tests.hub.conftest import HubProcess, token
 from tests.hub.test_api import assert_error, get
 from tests.hub.test_report_api import ingest, sensor_of
 
@@ -143,3 +143,35 @@ def test_bad_input_is_a_clear_4xx(hub: HubProcess) -> None:
     assert_error(get(hub, path, machine_id=999_999), 404, "not_found")
     assert_error(get(hub, path, who=None), 401)
     assert_error(get(hub, path, who="gw1"), 403)
+
+
+def test_a_caller_limited_to_a_factory_sees_only_its_alarms(hub: HubProcess) -> None:
+    t = now()
+    with hub.client("gw3") as c:  # globex: a critical of its own
+        r = c.post(
+            f"{API}/ingest",
+            content=encode_batch(
+                Batch(
+                    gateway_id="gw-03",
+                    readings=[WireReading(7100, "glb/press/temp", t - 10, 99.0)],
+                    alerts=[_alert(7101, "glb/press/temp", "critical", t - 20)],
+                )
+            ),
+            headers={"Content-Encoding": "gzip"},
+        )
+        assert r.status_code == 200, r.text
+    hub.tokens["globex"] = token(
+        hub.config, "token", "add", "--role", "read", "--factory", "globex"
+    )
+    fleet = get(hub, f"{API}/alarm-summary", who="globex").json()["data"]
+    assert [f["name"] for f in fleet["factories"]] == ["globex"]
+    assert {m["factory"] for m in fleet["machines"]} == {"globex"}
+    assert fleet["alarms"]["active"] == 1 and fleet["alarms"]["worst_severity"] == "critical"
+    acme = next(
+        f["id"]
+        for f in get(hub, f"{API}/alarm-summary").json()["data"]["factories"]
+        if f["name"] == "acme"
+    )
+    assert_error(get(hub, f"{API}/alarm-summary", who="globex", factory_id=acme), 404)
+    acme_machine = get(hub, f"{API}/alarm-summary", factory_id=acme).json()["data"]["machines"][0]
+    assert_error(get(hub, f"{API}/alarm-summary", who="globex", machine_id=acme_machine["id"]), 404)
