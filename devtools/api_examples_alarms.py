@@ -211,8 +211,9 @@ SUMMARY_NOTE = (
     "alarms in `machines`; `?factory_id=`: every machine of that factory (with its `status`) "
     "in `machines`; `?machine_id=`: every sensor of that machine in `sensors`, with its "
     "latest `value`, its `time` and `unit`. A gateway's alarms (`gateway_offline`) count for "
-    "its factory and the fleet, not for a machine. Both parameters at once: 400; an unknown "
-    "id: 404."
+    "its factory and the fleet, not for a machine. A token or user limited to some factories "
+    "sees only theirs. Both parameters at once: 400; an unknown id (or another factory's): "
+    "404."
 )
 
 INGEST_ALERTS_NOTE = (
