@@ -42,14 +42,14 @@ test: test-deps build
 
 # wrk, the HTTP load generator of the anomaly rows, is installed when missing and we are root;
 # without it those rows fall back to Python client threads and say so.
-# Benchmarks: prints a table and writes bench/results.json.
-bench: build
+# Benchmarks: prints a table and writes bench/results.json; `just bench --only NAME` runs one row.
+bench *ARGS: build
     #!/usr/bin/env bash
     set -euo pipefail
     if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get install -y -qq wrk >/dev/null || echo "could not install wrk; the anomaly rows use Python clients"
     fi
-    {{bin}}/python -m bench
+    {{bin}}/python -m bench {{ARGS}}
 
 # The whole system on this machine: broker, anomaly-detector, hub, agent, simulated sensors.
 demo: build

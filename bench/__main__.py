@@ -196,7 +196,13 @@ def main() -> None:
             stages.end()
     print()
     print(_table(rows))
-    RESULTS.write_text(
+    # A partial run (--only) must not replace the whole suite's record with a few rows.
+    out = (
+        RESULTS
+        if args.only is None
+        else RESULTS.with_name(f"results.{'+'.join(sorted(only))}.json")
+    )
+    out.write_text(
         json.dumps(
             {
                 "started": started,
