@@ -107,6 +107,13 @@ def test_patroni_config_replicates_synchronously_and_explains_every_key() -> Non
     assert dcs["synchronous_mode_strict"] is False  # the choice docs/operations.md explains
     assert dcs["postgresql"]["parameters"]["synchronous_commit"] == "on"
     assert "etcd3" in config and config["postgresql"]["bin_dir"] == "/usr/lib/postgresql/15/bin"
+    # A primary that cannot reach its synchronous standby still stops (and so can rejoin).
+    assert dcs["primary_stop_timeout"] > 0
+    # Patroni's own sessions over localhost: its checks, and its timeline read when the
+    # primary is gone (without which the standby never takes over).
+    hba = config["postgresql"]["pg_hba"]
+    assert "host all all 127.0.0.1/32 scram-sha-256" in hba
+    assert "host replication replicator 127.0.0.1/32 scram-sha-256" in hba
     # Every key has a comment on its line or right above it (a list item's key counts as
     # explained by the comment above the list).
     lines = text.splitlines()
