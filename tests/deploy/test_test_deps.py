@@ -24,6 +24,7 @@ ALL_TOOLS = [
     "nginx",
     "chromium",
     "haproxy",
+    "etcd",
 ]
 
 
@@ -54,13 +55,47 @@ def recorder(tmp_path: Path) -> tuple[Path, Path]:
     return bin_dir, log
 
 
+def fake_python(tmp_path: Path, log: Path, has_venv: bool) -> Path:
+    """A stand-in for the system python: `-c 'import ensurepip'` answers whether
+    python3-venv is there, `-m venv DIR` makes DIR/bin/pip, which records its arguments."""
+    exe = tmp_path / "python3"
+    exe.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = -c ]; then exit {0 if has_venv else 1}; fi\n'
+        f'echo "python3 $*" >> {log}\n'
+        'mkdir -p "$3/bin"\n'
+        f'printf \'#!/bin/sh\\necho "pip $*" >> {log}\\n\' > "$3/bin/pip"\n'
+        'chmod 700 "$3/bin/pip"\n'
+    )
+    exe.chmod(0o755)
+    return exe
+
+
+def patroni_venv(tmp_path: Path, present: bool) -> Path:
+    venv = tmp_path / "patroni"
+    if present:
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "patroni").write_text("#!/bin/sh\n")
+        (venv / "bin" / "patroni").chmod(0o755)
+    return venv
+
+
 def run(
-    tools: Path, pglib: Path, bin_dir: Path, as_user: str | None = None
+    tools: Path,
+    pglib: Path,
+    bin_dir: Path,
+    as_user: str | None = None,
+    venv: Path | None = None,
+    python: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    if venv is None:  # Patroni's venv is there unless a test says otherwise
+        venv = patroni_venv(bin_dir.parent, present=True)
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "TEST_DEPS_PATH": str(tools),
         "TEST_DEPS_PGLIB": str(pglib),
+        "TEST_DEPS_PATRONI_VENV": str(venv),
+        "TEST_DEPS_PYTHON": str(python or "/usr/bin/python3"),
     }
     cmd = ["bash", str(SCRIPT)]
     if as_user is not None:
@@ -91,6 +126,24 @@ def test_root_installs_exactly_the_missing_packages_and_stops_their_services(
     assert "apt-get update -qq" in calls
     assert "apt-get install -y -qq mosquitto-clients nginx postgresql" in calls
     assert "systemctl stop nginx" in calls and "systemctl stop postgresql" in calls
+
+
+def test_root_installs_etcd_and_makes_patroni_a_venv_the_postgres_user_can_run(
+    tmp_path: Path,
+) -> None:
+    tools, pglib = fake_tools(tmp_path, [t for t in ALL_TOOLS if t != "etcd"], with_initdb=True)
+    bin_dir, log = recorder(tmp_path)
+    venv = patroni_venv(tmp_path, present=False)
+    python = fake_python(tmp_path, log, has_venv=False)
+    done = run(tools, pglib, bin_dir, venv=venv, python=python)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    assert "apt-get install -y -qq etcd-server python3-venv" in calls
+    assert "systemctl stop etcd" in calls  # Debian's unit, started by the package
+    assert f"python3 -m venv {venv}" in calls
+    assert "pip install -q patroni[etcd3]==4.1.5 psycopg2-binary==2.9.13" in calls
+    pip = venv / "bin" / "pip"
+    assert pip.stat().st_mode & 0o005 == 0o005, "others (postgres) may read and run it"
 
 
 def test_without_root_it_names_the_command_and_builds_nothing() -> None:
