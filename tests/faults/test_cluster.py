@@ -48,7 +48,7 @@ if mosquitto_path() is None:  # pragma: no cover
     pytest.fail("mosquitto is required: apt-get install mosquitto", pytrace=False)
 
 GATEWAY = "gw-cluster"
-RATE = 150.0  # readings per second while a fault runs: a few thousand per fault
+RATE = 100.0  # readings per second while a fault runs: a few thousand per fault
 # Threshold alerts the agent opens (and syncs) once a sensor's value passes max. Values count
 # up across all sensors, so each sensor's alert opens at a different point of the run.
 ALERT_MAX = {"l1/m0/s0": 500.0, "l1/m1/s1": 3000.0, "l1/m2/s2": 7000.0, "l1/m3/s3": 11000.0}
