@@ -1,6 +1,6 @@
 """The hub on a real Patroni cluster (docs/operations.md, "Outgrowing one box").
 
-Each host in its own network namespace (tests/faults/cluster.py): etcd, two PostgreSQL 15
+Each host in its own network namespace (devtools/cluster.py): etcd, two PostgreSQL 15
 nodes under Patroni with synchronous replication (the shipped deploy/patroni.yml), two
 ``edge-hub serve`` hosts on the multi-host URL, HAProxy with the shipped deploy/haproxy.cfg.
 A real agent with mosquitto is the gateway; sensors publish numbered readings at QoS 1 while
@@ -23,19 +23,17 @@ import collections
 import contextlib
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
+from devtools import cluster as cl
 from devtools.stack import Agent, Broker, Proc, hub_cli, mosquitto_path, wait_for
 
-from . import cluster as cl
 from .conftest import SensorPublisher
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -58,39 +56,6 @@ TTL_S = 30.0
 LOOP_WAIT_S = 10.0
 
 
-class WritableProbe(threading.Thread):
-    """Opens a session to a writable primary through the multi-host URL, again and again, and
-    records when that worked: the seconds without a writable primary are read off this."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.tries: list[tuple[float, bool]] = []  # (monotonic start, worked)
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.is_set():
-            started = time.monotonic()
-            try:
-                with psycopg.connect(self.url, connect_timeout=2) as conn:
-                    conn.execute("SELECT 1")
-                worked = True
-            except psycopg.Error:
-                worked = False
-            self.tries.append((started, worked))
-            self.halt.wait(0.1)
-
-    def outage_since(self, fault_at: float) -> float:
-        """Seconds from the fault to the first writable session after the last refused one
-        (0 when none was refused)."""
-        tries = [t for t in self.tries if t[0] >= fault_at]
-        failed = [start for start, ok in tries if not ok]
-        if not failed:
-            return 0.0
-        back = next(start for start, ok in tries if ok and start > failed[-1])
-        return back - fault_at
-
-
 @dataclass
 class Cluster:
     root: Path
@@ -100,7 +65,7 @@ class Cluster:
     broker: Broker
     agent: Agent
     read_token: str
-    probe: WritableProbe
+    probe: cl.WritableProbe
     started: list[Proc]
     sensors: SensorPublisher | None = None
     figures: dict[str, str] = field(default_factory=dict)
@@ -137,27 +102,7 @@ class Cluster:
 def _start_cluster(root: Path, started: list[Proc]) -> Cluster:
     """Every process started is appended to ``started`` at once, so a set-up that fails half
     way still has its processes stopped by the fixture."""
-    cl.build_network()
-    etcd = cl.Etcd(root)
-    started.append(etcd.proc)
-    etcd.start()
-    # Patroni's own timings stay as shipped; only addresses and directories are this net's.
-    nodes = [cl.PatroniNode(root, name) for name in ("pg-a", "pg-b")]
-    started.append(nodes[0].proc)
-    nodes[0].start()
-    _wait("pg-a to bootstrap as the leader", lambda: nodes[0].serving() is False, 120)
-    started.append(nodes[1].proc)
-    nodes[1].start()
-    _wait(
-        "pg-b to stream as the synchronous standby",
-        lambda: nodes[1].serving() is not None and _healthy(nodes),
-        120,
-    )
-    # The hub's own role and database, as docs/operations.md has the operator make them.
-    assert nodes[0].psql(f"CREATE ROLE edge LOGIN PASSWORD '{cl.HUB_PASSWORD}'") is not None
-    assert nodes[0].psql("CREATE DATABASE edge OWNER edge") is not None
-    hosts = ",".join(f"{cl.address(n.name)}:5432" for n in nodes)
-    database = f"postgresql://edge:{cl.HUB_PASSWORD}@{hosts}/edge?target_session_attrs=read-write"
+    nodes, database = cl.start_database(root, started)
     hubs = [cl.HubHost(root, name, database) for name in ("hub-a", "hub-b")]
     hub_cli("migrate", config=hubs[0].config)
     token = hub_cli("gateway", "add", GATEWAY, "--factory", "plant-ha", config=hubs[0].config)
@@ -185,27 +130,9 @@ def _start_cluster(root: Path, started: list[Proc]) -> Cluster:
     )
     started.append(agent.proc)
     agent.start()
-    probe = WritableProbe(database)
+    probe = cl.WritableProbe(database)
     probe.start()
     return Cluster(root, nodes, hubs, lb, broker, agent, read_token, probe, started)
-
-
-def _healthy(nodes: list[cl.PatroniNode]) -> bool:
-    """One leader running, the other node its synchronous standby, streaming, on the
-    leader's timeline, and the leader's PostgreSQL itself waits for that standby."""
-    ms = cl.members(nodes)
-    roles = sorted((m.role, m.state) for m in ms.values())
-    if roles != [("leader", "running"), ("sync_standby", "streaming")]:
-        return False
-    if len({m.timeline for m in ms.values()}) != 1:
-        return False
-    leader = next(n for n in nodes if ms[n.name].role == "leader")
-    standby = next(n for n in nodes if n is not leader)
-    replication = leader.psql(
-        "SELECT state || ' ' || sync_state FROM pg_stat_replication "
-        f"WHERE application_name = '{standby.name}'"
-    )
-    return replication == "streaming sync"
 
 
 def _settled(nodes: list[cl.PatroniNode]) -> Callable[[], bool]:
@@ -215,7 +142,7 @@ def _settled(nodes: list[cl.PatroniNode]) -> Callable[[], bool]:
     since: list[float] = []
 
     def check() -> bool:
-        if not _healthy(nodes):
+        if not cl.healthy(nodes):
             since.clear()
             return False
         since[:] = since or [time.monotonic()]
@@ -323,7 +250,11 @@ def _assert_exactly_once(c: Cluster) -> int:
 
 
 def _under_load(
-    c: Cluster, name: str, fault: Callable[[], None], recovered: Callable[[], bool]
+    c: Cluster,
+    name: str,
+    fault: Callable[[], None],
+    recovered: Callable[[], bool],
+    answers_allowed: frozenset[str] = frozenset({"200", "503", "balancer 5xx"}),
 ) -> float:
     """Sensors publishing, the fault, the cluster back, more readings, then the check.
     Returns the seconds without a writable primary."""
@@ -345,7 +276,7 @@ def _under_load(
     during = c.answers()
     during.subtract(answers)
     # A lost database is a 503 (database_unavailable), never a 500.
-    assert {k for k, v in during.items() if v > 0} <= {"200", "503", "balancer 5xx"}, during
+    assert {k for k, v in during.items() if v > 0} <= answers_allowed, during
     c.figures[name] = (
         f"{outage:.1f} s without a writable primary; sync batches answered 503 by the hubs "
         f"{during['503']}, 5xx by HAProxy {during['balancer 5xx']}, 2xx {during['200']}; "
@@ -405,7 +336,13 @@ def test_hub_host_and_haproxy_killed(cluster: Cluster) -> None:
         c.lb.kill()
         c.lb.start()
 
-    _under_load(c, "kill -9 of a hub host, then of HAProxy", kill_and_restart, lambda: True)
+    # HAProxy killed while it passes a batch on leaves the hub half a body, which it answers
+    # 400 to no one: the agent saw its connection drop and sends the batch again (and the
+    # exactly-once check shows it did).
+    cut_short = frozenset({"200", "503", "400", "balancer 5xx"})
+    _under_load(
+        c, "kill -9 of a hub host, then of HAProxy", kill_and_restart, lambda: True, cut_short
+    )
 
 
 def test_switchover_under_load(cluster: Cluster) -> None:

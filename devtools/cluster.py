@@ -1,8 +1,8 @@
-"""A hub cluster on one machine, each host in its own network namespace: etcd, two PostgreSQL
-15 nodes run by Patroni (the shipped deploy/patroni.yml with this network's addresses), two
-hub hosts and HAProxy (the shipped deploy/haproxy.cfg). The namespaces hang off one bridge in
-the test's own namespace, which is the gateways' side: mosquitto and the agent run there and
-reach the hubs only through HAProxy.
+"""A hub cluster on one machine, each host in its own network namespace: etcd, two
+PostgreSQL 15 nodes run by Patroni (the shipped deploy/patroni.yml with this network's
+addresses), two hub hosts and HAProxy (the shipped deploy/haproxy.cfg). The namespaces hang off
+one bridge in the caller's own namespace, which is the gateways' side: they reach the hubs only
+through HAProxy. Used by the cluster test (tests/faults) and the `ha` bench rows.
 
 Every name made here starts with PREFIX, so a run that crashed leaves nothing the next one
 does not remove first (:func:`sweep`).
@@ -21,12 +21,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psutil
+import psycopg
 import yaml
 
 from devtools.stack import PY, REPO, Proc, wait_for
@@ -399,3 +401,82 @@ def elapsed_since(started: float) -> float:
 def signal_postmaster(node: PatroniNode) -> None:
     """kill -9 of the node's postmaster alone, as the OOM killer would."""
     os.kill(node.postmaster().pid, signal.SIGKILL)
+
+
+def healthy(nodes: list[PatroniNode]) -> bool:
+    """One leader running, the other node its synchronous standby, streaming, on the
+    leader's timeline, and the leader's PostgreSQL itself waits for that standby."""
+    ms = members(nodes)
+    roles = sorted((m.role, m.state) for m in ms.values())
+    if roles != [("leader", "running"), ("sync_standby", "streaming")]:
+        return False
+    if len({m.timeline for m in ms.values()}) != 1:
+        return False
+    leader = next(n for n in nodes if ms[n.name].role == "leader")
+    standby = next(n for n in nodes if n is not leader)
+    replication = leader.psql(
+        "SELECT state || ' ' || sync_state FROM pg_stat_replication "
+        f"WHERE application_name = '{standby.name}'"
+    )
+    return replication == "streaming sync"
+
+
+def start_database(root: Path, started: list[Proc]) -> tuple[list[PatroniNode], str]:
+    """The network, etcd and both PostgreSQL nodes with the hub's role and database; returns
+    the nodes and the hubs' multi-host URL. Every process started is appended to ``started``
+    at once, so a set-up that fails half way still has its processes stopped."""
+    build_network()
+    etcd = Etcd(root)
+    started.append(etcd.proc)
+    etcd.start()
+    # Patroni's own timings stay as shipped; only addresses and directories are this net's.
+    nodes = [PatroniNode(root, name) for name in ("pg-a", "pg-b")]
+    started.append(nodes[0].proc)
+    nodes[0].start()
+    wait_for("pg-a to bootstrap as the leader", lambda: nodes[0].serving() is False, 120, 0.2)
+    started.append(nodes[1].proc)
+    nodes[1].start()
+    wait_for(
+        "pg-b to stream as the synchronous standby",
+        lambda: nodes[1].serving() is not None and healthy(nodes),
+        120,
+        0.2,
+    )
+    # The hub's own role and database, as docs/operations.md has the operator make them.
+    assert nodes[0].psql(f"CREATE ROLE edge LOGIN PASSWORD '{HUB_PASSWORD}'") is not None
+    assert nodes[0].psql("CREATE DATABASE edge OWNER edge") is not None
+    hosts = ",".join(f"{address(n.name)}:5432" for n in nodes)
+    return nodes, f"postgresql://edge:{HUB_PASSWORD}@{hosts}/edge?target_session_attrs=read-write"
+
+
+class WritableProbe(threading.Thread):
+    """Opens a session to a writable primary through the multi-host URL, again and again, and
+    records when that worked: the seconds without a writable primary are read off this."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.tries: list[tuple[float, bool]] = []  # (monotonic start, worked)
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            started = time.monotonic()
+            try:
+                with psycopg.connect(self.url, connect_timeout=2) as conn:
+                    conn.execute("SELECT 1")
+                worked = True
+            except psycopg.Error:
+                worked = False
+            self.tries.append((started, worked))
+            self.halt.wait(0.1)
+
+    def outage_since(self, fault_at: float) -> float:
+        """Seconds from the fault to the first writable session after the last refused one
+        (0 when none was refused)."""
+        tries = [t for t in self.tries if t[0] >= fault_at]
+        failed = [start for start, ok in tries if not ok]
+        if not failed:
+            return 0.0
+        back = next(start for start, ok in tries if ok and start > failed[-1])
+        return back - fault_at
