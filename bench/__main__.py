@@ -32,6 +32,7 @@ from bench import (
     checker,
     drain,
     fleet,
+    ha,
     history,
     ingest,
     pg_drain,
@@ -107,6 +108,7 @@ STAGES = (
     "sparkplug",
     "console",
     "alarms",
+    "ha",
 )
 
 
@@ -193,6 +195,10 @@ def main() -> None:
             alarms_n = args.alarms_n or (10_000 if args.quick else 100_000)
             stages.begin(f"[bench] alarm report over a year of {alarms_n:,} alarms ...")
             rows += alarms.run(wd, alarms_n)
+            stages.end()
+        if "ha" in only:
+            stages.begin("[bench] a Patroni cluster behind HAProxy vs one PostgreSQL ...")
+            rows += ha.run(wd, seconds=5.0 if args.quick else 10.0)
             stages.end()
     print()
     print(_table(rows))
