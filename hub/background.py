@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 
 import structlog
 
+from hub.storage.model import DatabaseUnavailable
+
 log = structlog.get_logger("hub.background")
 
 
@@ -49,9 +51,26 @@ class PeriodicJob(BackgroundJob):
         """One round of the job's work."""
 
     def run(self) -> None:
+        # A database outage (a failover takes seconds) is said once, in one line, and again
+        # when it is over: a traceback every round would bury the log while nothing is wrong
+        # with the job itself.
+        waiting = False
         while not self._stop.is_set():
             try:
                 self.round()
+            except DatabaseUnavailable as exc:
+                if not waiting:
+                    log.warning(
+                        "background round waits for the database",
+                        job=self.name,
+                        reason=str(exc),
+                        hosts=exc.hosts,
+                    )
+                waiting = True
             except Exception:
                 log.exception("background round failed", job=self.name)
+            else:
+                if waiting:
+                    log.info("background round has its database back", job=self.name)
+                waiting = False
             self._stop.wait(self.interval_s)
