@@ -36,6 +36,7 @@ from bench import (
     history,
     ingest,
     pg_drain,
+    request_cost,
     sparkplug,
 )
 from bench import console as console_bench
@@ -103,6 +104,7 @@ STAGES = (
     "anomaly",
     "checker",
     "fleet",
+    "cost",
     "pgdrain",
     "history",
     "sparkplug",
@@ -171,6 +173,11 @@ def main() -> None:
         if "fleet" in only:
             stages.begin("[bench] fleet of 1,000 gateways (edge-load) with operator queries ...")
             rows += fleet.run(wd, seconds=5.0 if args.quick else 20.0)
+            stages.end()
+        if "cost" in only:
+            stages.begin("[bench] CPU per ingest request, by stage, against a raw COPY ...")
+            (wd / "cost").mkdir()
+            rows += request_cost.run(wd / "cost", 500 if args.quick else 2000)
             stages.end()
         if "pgdrain" in only:
             pg_drain_n = args.pg_drain_n or backlog_n

@@ -1,0 +1,198 @@
+"""Rows: what one 100-reading ingest request costs in CPU, by stage, without HTTP in the way.
+
+The fleet rows measure the whole hub under 1,000 gateways; here the same request (a gzip
+batch of 100 readings over 5 sensors, as edge-load sends it) goes through the hub's own code
+in this process, one after another: authenticate the token, decode and check the batch, store
+it (hub.ingest.ingest), for each engine. Each stage's CPU is this thread's CPU time, so other
+load on a shared machine inflates it less than a wall clock would.
+
+On PostgreSQL the server's CPU for the same requests (every backend, from the postmaster down)
+is set against a raw 100-row binary COPY transaction per request into the same ``readings``
+table from one connection, in the same run: the least PostgreSQL can do for such a batch.
+
+Usage: python -m bench.request_cost [--requests N] (or ``just bench --only cost``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import CpuMeter, Row
+from bench.pgserver import PgBenchServer, copy_readings
+from hub import ingest
+from hub.auth import authenticate, generate_token, hash_token
+from hub.storage import Storage
+from hub.storage.engines import open_storage
+from shared.wire import Batch, WireReading, encode_batch
+
+GATEWAYS = 100
+SENSORS = 5
+BATCH = 100
+LIMIT = 10**8  # body limits far above a batch: the checks run, nothing is refused
+
+
+def _bodies(tokens: list[str], rounds: int, t0: float) -> list[tuple[str, bytes]]:
+    """``rounds`` batches per gateway, in fleet order (every gateway's first, then ...)."""
+
+    def body(g: int, i: int) -> bytes:
+        readings = [
+            WireReading(
+                i * BATCH + k + 1, f"l1/m{g}/s{k % SENSORS}", t0 + (i * BATCH + k) * 0.001, 50.0
+            )
+            for k in range(BATCH)
+        ]
+        return encode_batch(Batch(gateway_id=f"gw-{g}", readings=readings, sent_at=t0))
+
+    return [(tokens[g], body(g, i)) for i in range(rounds) for g in range(len(tokens))]
+
+
+def _stages(storage: Storage, work: list[tuple[str, bytes]]) -> dict[str, float]:
+    """CPU seconds of this thread in each stage over ``work``."""
+    spent = {"auth": 0.0, "decode_and_check": 0.0, "store": 0.0}
+    window = ingest.NO_WINDOW
+    for token, body in work:
+        t0 = time.thread_time()
+        principal = authenticate(storage, f"Bearer {token}")
+        t1 = time.thread_time()
+        ingest.decode(body, "gzip", max_decompressed_bytes=LIMIT, window=window)
+        t2 = time.thread_time()
+        # The whole request (it decodes again): store's share is the rest.
+        ingest.ingest(
+            storage, principal, body, "gzip", max_body_bytes=LIMIT, max_decompressed_bytes=LIMIT
+        )
+        t3 = time.thread_time()
+        spent["auth"] += t1 - t0
+        spent["decode_and_check"] += t2 - t1
+        spent["store"] += (t3 - t2) - (t2 - t1)
+    return spent
+
+
+def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> dict[str, Any]:
+    """Per-request CPU (ms) of each stage, and the server's when ``server_pid`` is given."""
+    storage = open_storage(url)
+    try:
+        storage.migrate()
+        tokens = []
+        for g in range(GATEWAYS):
+            token = generate_token("gateway")
+            storage.add_gateway(f"gw-{g}", "bench", hash_token(token))
+            tokens.append(token)
+        t0 = time.time()
+        rounds = requests // GATEWAYS + 1
+        bodies = _bodies(tokens, rounds, t0)
+        # The first round makes the sensors and fills the caches: not what a fleet's steady
+        # state costs.
+        _stages(storage, bodies[:GATEWAYS])
+        work = bodies[GATEWAYS : GATEWAYS + requests]
+        server = CpuMeter(server_pid()).start() if server_pid else None
+        wall = time.perf_counter()
+        spent = _stages(storage, work)
+        wall = time.perf_counter() - wall
+        out = {k: v * 1000 / len(work) for k, v in spent.items()}
+        out["hub"] = sum(spent.values()) * 1000 / len(work)
+        out["wall"] = wall * 1000 / len(work)
+        if server is not None:
+            server.sample()
+            out["server"] = server.seconds * 1000 / len(work)
+        return out
+    finally:
+        storage.close()
+
+
+def raw_copy(server: PgBenchServer, requests: int) -> dict[str, float]:
+    """Per-transaction CPU (ms) of a raw 100-row binary COPY into ``readings``: the server's
+    and this client's."""
+    import psycopg
+
+    t0 = time.time()
+    first = 1 << 20  # gateway ids no hub gateway has
+    with psycopg.connect(server.url()) as conn:
+        pg, client = CpuMeter(server.postmaster_pid()).start(), CpuMeter(os.getpid()).start()
+        for i in range(requests):
+            g = first + i % GATEWAYS
+            seq = i * BATCH
+            copy_readings(
+                conn,
+                (
+                    ((g << 40) + seq + k + 1, 1 + k % SENSORS, t0 + k * 0.001, 50.0, g, seq + k + 1)
+                    for k in range(BATCH)
+                ),
+            )
+        pg.sample()
+        client.sample()
+    return {"server": pg.seconds * 1000 / requests, "client": client.seconds * 1000 / requests}
+
+
+def _fmt(cost: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in cost.items())
+
+
+def run(workdir: Path, requests: int = 2000) -> list[Row]:
+    from tests.pg import bin_dir
+
+    sqlite = measure(f"sqlite:///{workdir / 'cost.db'}", requests, None)
+    rows = [
+        Row(
+            "hub CPU per 100-reading request (SQLite)",
+            sqlite["hub"],
+            "ms",
+            "target",
+            1.0,
+            "<= 1.0 ms (with Robyn: see the fleet row)",
+            note=f"in process, {requests:,} requests; ms by stage: {_fmt(sqlite)}",
+            extra={"stages_ms": sqlite},
+        )
+    ]
+    found = bin_dir()
+    if found is None:
+        print("[bench] request cost: no PostgreSQL server binaries; PostgreSQL rows left out")
+        return rows
+    server = PgBenchServer(found).start()
+    try:
+        pg = measure(server.url(), requests, server.postmaster_pid)
+        raw = raw_copy(server, requests)
+    finally:
+        server.stop()
+    return [
+        *rows,
+        Row(
+            "hub CPU per 100-reading request (PostgreSQL)",
+            pg["hub"],
+            "ms",
+            "target",
+            1.0,
+            "<= 1.0 ms (with Robyn: see the fleet row)",
+            note=f"in process, {requests:,} requests; ms by stage: {_fmt(pg)}",
+            extra={"stages_ms": pg},
+        ),
+        Row(
+            "PostgreSQL CPU per 100-reading request",
+            pg["server"],
+            "ms",
+            "raw 100-row binary COPY transaction",
+            raw["server"],
+            "<= 1.5x",
+            note=f"the same requests, one connection; raw COPY ms: {_fmt(raw)}",
+            extra={"raw_copy_ms": raw},
+        ),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.request_cost", description=__doc__)
+    ap.add_argument("--requests", type=int, default=2000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="factory-edge-cost-") as tmp:
+        for row in run(Path(tmp), args.requests):
+            print(f"{row.name}: {row.value:.2f} {row.unit} ({row.ratio:.2f}x {row.baseline_name})")
+            print(f"    {row.note}")
+
+
+if __name__ == "__main__":
+    main()
