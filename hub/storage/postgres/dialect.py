@@ -64,7 +64,7 @@ class PgDialect(Dialect):
         super().__init__(db)
         self._pool = pool
         self._partitions = partitions
-        self._leads = AdvisoryLeads(url)
+        self._leads = AdvisoryLeads(url, pool.waits)
 
     # -- readings in -----------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ from typing import Any
 
 import psycopg
 
+from hub.storage.model import Waits
+from hub.storage.postgres.reach import connect_options
+
 # Advisory keys of jobs are (namespace, crc32(job)) pairs: two int4s, apart from the
 # single-bigint keys of migrations and partitions.
 NAMESPACE = 0x65646765  # "edge"
@@ -18,8 +21,9 @@ NAMESPACE = 0x65646765  # "edge"
 class AdvisoryLeads:
     """The jobs this process leads, each by an advisory lock on a connection of its own."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, waits: Waits) -> None:
         self.url = url
+        self.waits = waits
         self._leads: dict[str, psycopg.Connection[Any]] = {}
 
     def try_lead(self, job: str) -> bool:
@@ -29,7 +33,9 @@ class AdvisoryLeads:
         self._leads.pop(job, None)
         key = zlib.crc32(job.encode()) & 0x7FFFFFFF
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            # Bounded as the pool's connections are: a lead held over a connection to a
+            # primary cut off the network is given up in seconds, not kept for minutes.
+            conn = psycopg.connect(self.url, autocommit=True, **connect_options(self.waits))
             row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAMESPACE, key)).fetchone()
         except psycopg.Error:
             return False
