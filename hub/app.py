@@ -61,7 +61,7 @@ from hub.errors import (
 )
 from hub.ingest import body_bytes
 from hub.ratelimit import PageRefused, RateLimiter, ReadBudget, ReadCharge, retry_after_s
-from hub.storage import DatabaseUnavailable, Storage
+from hub.storage import DatabaseUnavailable, Storage, noting_reads
 from hub.web import views as console
 from hub.web.apiauth import authenticate_request
 
@@ -216,13 +216,18 @@ class Hub:
                                 metrics.READ_BUDGET_REFUSED.labels(reason).inc()
                                 raise rate_limited(retry_after_s(wait), _BUDGET_HINT[reason])
                             admitted = True
-                    result = fn(ctx)
+                    with noting_reads() as note:
+                        result = fn(ctx)
                     if isinstance(result, Raw):
                         status, body, ctype = result.status, result.body, result.content_type
                         headers.update(result.headers)
                         stream = result.stream
+                        if note.lag_s is not None and stream is None:
+                            headers["X-Lag-S"] = repr(note.lag_s)  # a CSV answer's meta
                     else:
                         data, meta = result
+                        if note.lag_s is not None:  # read on the read database
+                            meta = {**meta, "lag_s": note.lag_s}
                         status, body = 200, success_body(data, rid, meta)
                         ctype = "application/json"
                 except PageRefused as refused:

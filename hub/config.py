@@ -29,6 +29,9 @@ class HubSettings(FileSettings):
     # pooled connection; past either a request answers 503 database_unavailable.
     database_connect_timeout_s: float = Field(3.0, ge=1, le=60, allow_inf_nan=False)
     database_pool_timeout_s: float = Field(5.0, ge=0.5, le=120, allow_inf_nan=False)
+    # PostgreSQL only: a database (a standby, e.g. ?target_session_attrs=prefer-standby) that
+    # answers the history reads; unset: the primary answers them (docs/operations.md).
+    read_database: str | None = None
     # The hub's address as people's browsers reach it (the TLS front), e.g.
     # https://hub.plant.example: the setup links `edge-hub user` prints start with it.
     # Unset: http://<listen>.
@@ -97,6 +100,26 @@ class HubSettings(FileSettings):
                 f"threads ({self.threads}): otherwise large reads can hold every thread and "
                 "ingest waits behind them"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _read_database(self) -> HubSettings:
+        if self.read_database is None:
+            return self
+        if not self.read_database.startswith(POSTGRES_SCHEMES):
+            raise ValueError(
+                "read_database must be a postgresql:// URL (the same form as database, e.g. "
+                "postgresql://edge:pw@pg-b:5432/edge?target_session_attrs=prefer-standby)"
+            )
+        if not self.database.startswith(POSTGRES_SCHEMES):
+            raise ValueError(
+                "read_database is for a PostgreSQL database; database is SQLite, which has no "
+                "standbys: remove read_database"
+            )
+        try:
+            parse_database(self.read_database)
+        except StorageError as exc:
+            raise ValueError(str(exc).replace("database:", "read_database:", 1)) from None
         return self
 
     @field_validator("listen")

@@ -121,3 +121,11 @@ TIER_MEASURED = Gauge(
     "When the tiers were last measured.",
     multiprocess_mode="mostrecent",
 )
+
+
+READ_DATABASE_LAG = Gauge(
+    "edge_hub_read_database_lag_seconds",
+    "How far the read database (read_database) is behind its primary, measured at scrape "
+    "(NaN: it does not answer; absent: none is set).",
+    multiprocess_mode="mostrecent",
+)

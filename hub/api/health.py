@@ -17,6 +17,7 @@ schema was seen current it stays so for this process: a schema never moves backw
 from __future__ import annotations
 
 import importlib
+import math
 import threading
 
 import msgspec
@@ -89,6 +90,9 @@ def routes(hub: Services) -> list[Route]:
         for state in metrics.BREAKER_STATES:
             metrics.ANOMALY_DETECTOR_CIRCUIT.labels(state).set(1 if state == circuit else 0)
         retention.publish(hub.storage)  # storage per tier, next expiry
+        if hub.settings.read_database is not None:
+            lag = hub.storage.read_lag()
+            metrics.READ_DATABASE_LAG.set(math.nan if lag is None else lag)
         body, ctype = metrics.render()
         return Raw(200, body, ctype)
 

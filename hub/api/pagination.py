@@ -31,6 +31,7 @@ import msgspec
 
 from hub.api.http import Ctx, Raw
 from hub.errors import bad_param, make_meta
+from hub.storage import current_note
 
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
@@ -135,4 +136,7 @@ def paged(
     # Imported here: hub.app imports the handler modules that import this one.
 
     path = str(ctx.request.url.path)
+    note = current_note()
+    if note is not None and note.lag_s is not None:  # read on the read database
+        extra_meta = {**(extra_meta or {}), "lag_s": note.lag_s}
     return Raw(200, page_body(ctx.request_id, data, request, total, path, ctx.params, extra_meta))

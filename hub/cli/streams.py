@@ -30,6 +30,6 @@ def err() -> TextIO:
 
 
 def open_migrated(settings: HubSettings) -> Storage:
-    storage = open_storage(settings.database, settings.database_waits())
+    storage = open_storage(settings.database, settings.database_waits(), settings.read_database)
     storage.init_schema()
     return storage

@@ -20,6 +20,7 @@ COPY statements.
 
 from hub.storage.engines import open_storage
 from hub.storage.interface import Storage
+from hub.storage.lag import ReadNote, current_note, noting_reads
 from hub.storage.model import (
     SEQ_BITS,
     Conflict,
@@ -41,6 +42,7 @@ __all__ = [
     "DatabaseUnavailable",
     "FoundAnomaly",
     "GatewayReport",
+    "ReadNote",
     "Stats",
     "Storage",
     "StorageError",
@@ -48,6 +50,8 @@ __all__ = [
     "Thresholds",
     "UnknownFactory",
     "Waits",
+    "current_note",
+    "noting_reads",
     "open_storage",
     "reading_id",
 ]

@@ -81,9 +81,10 @@ class Storage(ReadFace, ABC):
             return super().__new__(engine_class(str(target)))
         return super().__new__(cls)
 
-    def _assemble(self, db: Database, dialect: Dialect) -> None:
+    def _assemble(self, db: Database, dialect: Dialect, history: Database | None = None) -> None:
         """Build the concerns over an engine's database handle and dialect (its __init__
-        calls this), each given the collaborators it uses."""
+        calls this), each given the collaborators it uses. ``history``: the read database's
+        handle, for the history reads (hub.storage.read_face)."""
         cache: SensorCache = {}
         self.db = db
         self.dialect = dialect
@@ -107,6 +108,15 @@ class Storage(ReadFace, ABC):
         # they name, then readings, anomalies, rollups.
         cascade = (self.alerts, self.rules, self.reads, self.reports, self.rollups)
         self.crud = Crud(db, dialect, cache, cascade)
+        self.history_reads, self.history_rollups, self.history_reports = (
+            (self.reads, self.rollups, self.reports)
+            if history is None
+            else (
+                reads := Reads(history),
+                Rollups(history, dialect, reads),
+                Reports(history, dialect),
+            )
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 

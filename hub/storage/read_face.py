@@ -4,6 +4,10 @@
 (hub.storage.interface). Each method is a one-line delegation to the concern that owns it;
 the concerns are built by ``Storage._assemble``. Kept apart from the writes because it is the
 part a read replica could answer, and so the face stays a size a reader can take in.
+
+The history reads (raw readings, series, stats, history spans, export pages, rolling averages
+and report intervals) go to the ``history_*`` concerns: a read database's when one is set.
+Everything else, and whatever must see its own write, reads the primary.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ class ReadFace:
     alarm_report: AlarmReport
     offline: Offline
     audit: Audit
+    # The history reads' own concerns: over the read database when one is set (PostgreSQL's
+    # ``read_database``), else the same objects as above.
+    history_reads: Reads
+    history_rollups: Rollups
+    history_reports: Reports
 
     def list_gateways(self) -> list[dict[str, Any]]:
         return self.catalog.list_gateways()
@@ -68,17 +77,17 @@ class ReadFace:
         self, sensor_id: int, start: float | None, end: float | None, limit: int
     ) -> list[tuple[int, float, float]]:
         """(reading id, ts, value), oldest first, at most ``limit``; [start, end)."""
-        return self.reads.readings(sensor_id, start, end, limit)
+        return self.history_reads.readings(sensor_id, start, end, limit)
 
     def series(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
     ) -> list[tuple[float, float, float, float, int]]:
         """(bucket start, min, max, avg, count) per bucket, oldest first, at most ``limit``."""
-        return self.rollups.series(sensor_id, start, end, bucket, limit)
+        return self.history_rollups.series(sensor_id, start, end, bucket, limit)
 
     def stats(self, sensor_id: int, start: float | None, end: float | None) -> Stats:
         """(min, max, avg, count, first ts, last ts) over the range."""
-        return self.rollups.stats(sensor_id, start, end)
+        return self.history_rollups.stats(sensor_id, start, end)
 
     def latest(self, sensor_id: int) -> tuple[int, float, float] | None:
         return self.rollups.latest(sensor_id)
@@ -100,22 +109,22 @@ class ReadFace:
     ) -> list[tuple[int, float, float]]:
         """A page of [start, end) oldest first, past the reading ``after`` (its ts and id):
         keyset paging, so each page costs what the first does."""
-        return self.reads.readings_after(sensor_id, after, start, end, limit)
+        return self.history_reads.readings_after(sensor_id, after, start, end, limit)
 
     def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:
         """The values of the last ``limit`` readings before ``ts``, oldest first."""
-        return self.reads.readings_before(sensor_id, ts, limit)
+        return self.history_reads.readings_before(sensor_id, ts, limit)
 
     def buckets(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
     ) -> list[Bucket]:
         """Per bucket of ``bucket`` seconds (aligned to the epoch), oldest first, at most
         ``limit``: from the rollup tiers where they cover it whole, raw readings elsewhere."""
-        return self.rollups.buckets(sensor_id, start, end, bucket, limit)
+        return self.history_rollups.buckets(sensor_id, start, end, bucket, limit)
 
     def history_span(self, sensor_id: int) -> tuple[float, float] | None:
         """(first, last) ts of everything stored for a sensor, any tier; None: nothing."""
-        return self.rollups.history_span(sensor_id)
+        return self.history_rollups.history_span(sensor_id)
 
     def tier_usage(self) -> list[TierUsage]:
         """What each tier holds now (counts every row: for the periodic job, not per request)."""
@@ -124,6 +133,11 @@ class ReadFace:
     def tier_status(self) -> list[dict[str, Any]]:
         """The last recorded measurements: tier, rows, bytes, oldest, next_expiry, measured_at."""
         return self.rollups.tier_status()
+
+    def read_lag(self) -> float | None:
+        """The read database's replication lag now (seconds); None: no read database is
+        set, or it does not answer."""
+        return None
 
     def anomaly_scan(self, sensor_id: int) -> dict[str, Any] | None:
         return self.reports.anomaly_scan(sensor_id)
@@ -219,12 +233,12 @@ class ReadFace:
     def rolling_readings(
         self, sensor_id: int, start: float | None, end: float | None, limit: int, window: int
     ) -> list[RollingRow]:
-        return self.reports.rolling_readings(sensor_id, start, end, limit, window)
+        return self.history_reports.rolling_readings(sensor_id, start, end, limit, window)
 
     def factory_alert_intervals(
         self, factory_id: int, start: float | None, end: float | None
     ) -> list[dict[str, Any]]:
-        return self.reports.factory_alert_intervals(factory_id, start, end)
+        return self.history_reports.factory_alert_intervals(factory_id, start, end)
 
     def alarm_history(
         self,

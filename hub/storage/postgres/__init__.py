@@ -20,6 +20,7 @@ from hub.storage.postgres.grafana import GrafanaRole, grant_reader
 from hub.storage.postgres.partitions import Partitions
 from hub.storage.postgres.pool import PgPool
 from hub.storage.postgres.reach import check_primary
+from hub.storage.postgres.replica import ReplicaPool
 from hub.storage.postgres.schema import MIGRATIONS, renumber_old_rows
 from hub.storage.sqlbase import Database
 from hub.storage.url import parse_database
@@ -31,16 +32,32 @@ MIGRATE_LOCK = 0x656467656D696772
 
 
 class PostgresStorage(Storage):
-    def __init__(self, url: str, *, pool_size: int = 8, waits: Waits | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        waits: Waits | None = None,
+        read_url: str | None = None,
+    ) -> None:
+        """``read_url``: the read database (hub.storage.postgres.replica) for history reads."""
         database = parse_database(url)
         if database.engine != "postgresql":
             raise StorageError(f"not a PostgreSQL URL: {database.describe()}")
         self.url = database.target
         self.where = database.describe()
         self._pool = PgPool(database.target, self.where, max_size=pool_size, waits=waits)
+        self._replica: ReplicaPool | None = None
+        history = None
+        if read_url is not None:
+            reader = parse_database(read_url)
+            if reader.engine != "postgresql":
+                raise StorageError(f"read_database: not a PostgreSQL URL: {reader.describe()}")
+            self._replica = ReplicaPool(reader.target, reader.describe(), self._pool, pool_size)
+            history = Database(self._replica)
         self._partitions = Partitions()
         db = Database(self._pool)
-        self._assemble(db, PgDialect(db, self._pool, self._partitions, self.url))
+        self._assemble(db, PgDialect(db, self._pool, self._partitions, self.url), history)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -94,10 +111,15 @@ class PostgresStorage(Storage):
         check_primary(self.url, self._pool.waits)
         return True
 
+    def read_lag(self) -> float | None:
+        return None if self._replica is None else self._replica.lag_s()
+
     def checkpoint(self) -> None:
         # Nothing to fold in: the server owns durability.
         return None
 
     def close(self) -> None:
         self.dialect.release_leads()
+        if self._replica is not None:
+            self._replica.close()
         self._pool.close()
