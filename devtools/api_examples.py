@@ -30,6 +30,8 @@ factories: anything of another answers 404 as if it did not exist, and lists lea
 (see the last sections).
 
 * Success: `{"data": ..., "meta": {"request_id": ..., "timestamp": ...}}`
+  (history reads, on a hub with a `read_database`, also `meta.lag_s`: how many seconds
+  the database that answered was behind the primary; docs/operations.md)
 * Error: `{"error": {"code": ..., "message": ..., "details": [...]}, "meta": {...}}` with
   400 (malformed, or a body shorter than its Content-Length), 401 (no or unknown token),
   403 (wrong role, another gateway's data), 404, 405 (method not served here; `Allow`
