@@ -80,6 +80,13 @@ def routes(hub: Services) -> list[Route]:
         if not ok:
             err = ApiError(503, "unavailable", "database is not reachable")
             return Raw(503, error_body(err, ctx.request_id))
+        started, have, want = probe.check()
+        if not started:
+            # A hub started before its database answered migrates in the background.
+            err = ApiError(
+                503, "unavailable", f"database schema is at version {have}, not yet {want}"
+            )
+            return Raw(503, error_body(err, ctx.request_id))
         body = {"status": "ready", "anomaly_detector": hub.anomaly.status()}
         return Raw(200, msgspec.json.encode(body))
 

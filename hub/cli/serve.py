@@ -8,13 +8,16 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
 import structlog
 
-from hub.cli.streams import err, open_migrated
+from hub.background import BackgroundJob
+from hub.cli.streams import err, open_serving
 from hub.config import HubSettings
+from hub.storage import Storage, StorageError
 from shared.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -25,6 +28,8 @@ log = structlog.get_logger("hub.cli")
 # How long a stop signal waits for requests already inside a handler.
 DRAIN_S = 10.0
 FLUSH_S = 0.2
+# How often a hub started without its database tries again to reach it and migrate.
+RETRY_S = 1.0
 
 
 def port_problem(host: str, port: int) -> str | None:
@@ -79,14 +84,15 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_level, settings.log_format)
     if settings.workers > 1 and not is_worker():
-        # Migrate and check the port once, before any worker starts.
-        open_migrated(settings).close()
+        # Migrate and check the port once, before any worker starts (a database that does
+        # not answer yet: each worker waits for it and migrates, under the engine's lock).
+        open_serving(settings)[0].close()
         problem = port_problem(settings.host, settings.port)
         if problem:
             print(f"edge-hub: cannot listen on {settings.listen}: {problem}", file=err())
             return 1
         return supervise(settings.workers, args.config_file)
-    storage = open_migrated(settings)
+    storage, migrated = open_serving(settings)
     storage.maintain_rollups = settings.rollups
     storage.alerts.limits = settings.alarms.limits()
     # A worker's siblings hold the port already (SO_REUSEPORT); the supervisor checked it.
@@ -98,6 +104,44 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
 
     app, hub = create_app(settings, storage)
     install_stop_handlers(hub)
+    if migrated:
+        start_jobs(settings, storage, hub)
+    else:
+        # Not ready (/health/ready checks the schema) until this has migrated; the jobs
+        # would only fail against a database without the hub's tables.
+        SchemaWait(storage, lambda: start_jobs(settings, storage, hub)).start()
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"edge-hub listening on {url}", file=err(), flush=True)
+    # _check_port=False: Robyn's own check prompts on stdin for another port.
+    app.start(host=settings.host, port=settings.port, _check_port=False)
+    return 0
+
+
+class SchemaWait(BackgroundJob):
+    """Migrates once the database answers, then calls ``then`` (a hub started while its
+    database was down)."""
+
+    name = "schema-wait"
+
+    def __init__(self, storage: Storage, then: Callable[[], None]) -> None:
+        super().__init__()
+        self.storage = storage
+        self.then = then
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.storage.migrate()
+            except StorageError as exc:  # still down, or only a standby during a failover
+                log.warning("database not ready; migrating once it answers", error=str(exc))
+                self._stop.wait(RETRY_S)
+                continue
+            log.info("database answers; schema migrated", steps=ran)
+            self.then()
+            return
+
+
+def start_jobs(settings: HubSettings, storage: Storage, hub: Hub) -> None:
     if settings.anomaly_scan_interval_s > 0:
         from hub.worker import AnomalyScanner
 
@@ -122,8 +166,3 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub.retention import RetentionJob
 
     RetentionJob(storage, settings.retention).start()
-    url = f"http://{settings.host}:{settings.port}"
-    print(f"edge-hub listening on {url}", file=err(), flush=True)
-    # _check_port=False: Robyn's own check prompts on stdin for another port.
-    app.start(host=settings.host, port=settings.port, _check_port=False)
-    return 0

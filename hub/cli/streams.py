@@ -12,7 +12,7 @@ import sys
 from typing import TextIO
 
 from hub.config import HubSettings
-from hub.storage import Storage, open_storage
+from hub.storage import DatabaseUnavailable, NoWritableHost, Storage, open_storage
 
 STREAMS: contextvars.ContextVar[tuple[TextIO, TextIO] | None] = contextvars.ContextVar(
     "edge_hub_cli_streams", default=None
@@ -33,3 +33,20 @@ def open_migrated(settings: HubSettings) -> Storage:
     storage = open_storage(settings.database, settings.database_waits(), settings.read_database)
     storage.init_schema()
     return storage
+
+
+def open_serving(settings: HubSettings) -> tuple[Storage, bool]:
+    """The hub's storage and whether its schema is migrated now. A database that does not
+    answer yet is no reason not to start (the caller migrates once it does, and is not
+    ready until then); a URL whose hosts are all standbys is (NoWritableHost), as is any
+    other StorageError."""
+    storage = open_storage(settings.database, settings.database_waits(), settings.read_database)
+    try:
+        storage.init_schema()
+    except NoWritableHost:
+        storage.close()
+        raise
+    except DatabaseUnavailable as exc:
+        print(f"edge-hub: {exc}; not ready until it answers, then migrating", file=err())
+        return storage, False
+    return storage, True

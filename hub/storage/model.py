@@ -43,6 +43,11 @@ class DatabaseUnavailable(StorageError):
         self.hosts = hosts
 
 
+class NoWritableHost(DatabaseUnavailable):
+    """Every host of ``database`` that answered is a standby: a URL that names no primary
+    (at startup, a mistake to name rather than wait out)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Waits:
     """How long a request may wait for the database: to connect to each host, and for a

@@ -186,8 +186,8 @@ def test_a_database_url_of_standbys_only_is_refused(
         for command in (("migrate",), ("serve",)):
             done = run_cli(config, *command)
             assert done.returncode == 1, (command, done.stdout, done.stderr)
-            assert "no writable database answered" in done.stderr, done.stderr
-            assert host in done.stderr, done.stderr
+            for said in ("no writable database", "none", "is writable", "standby", host):
+                assert said in done.stderr, done.stderr
 
 
 def _if(found: tuple[int, float], want: int) -> tuple[int, float] | None:

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import errors
 
-from hub.storage.model import DatabaseUnavailable, Waits
+from hub.storage.model import DatabaseUnavailable, NoWritableHost, Waits
 from hub.storage.url import hosts_of, without_password
 
 # OperationalError: refused, timed out, the server shut down or the connection lost (also a
@@ -43,9 +43,24 @@ def connect_options(waits: Waits) -> dict[str, Any]:
     }
 
 
+# What libpq says of a host that answered as a standby under target_session_attrs=read-write
+# (or primary).
+_STANDBY_SAYS = ("session is read-only", "server is in hot standby mode")
+
+
 def unavailable(exc: Exception, conninfo: str) -> DatabaseUnavailable:
     hosts = hosts_of(conninfo)
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    # libpq names each host it tried, one failure per line: when each says standby, the
+    # URL names no primary (as opposed to hosts that did not answer).
+    failures = [line for line in text.splitlines() if "failed:" in line]
+    if failures and all(any(s in line for s in _STANDBY_SAYS) for line in failures):
+        return NoWritableHost(
+            f"no writable database: none of {', '.join(hosts)} is writable, every host that "
+            f"answered is a standby ({reason})",
+            hosts,
+        )
     return DatabaseUnavailable(
         f"no writable database answered ({', '.join(hosts)}): {reason}", hosts
     )
@@ -62,8 +77,9 @@ def check_primary(conninfo: str, waits: Waits) -> None:
         raise unavailable(exc, conninfo) from None
     if row is None or row[0]:
         hosts = hosts_of(conninfo)
-        raise DatabaseUnavailable(
+        raise NoWritableHost(
             f"no writable database answered ({', '.join(hosts)}): the server reached is a "
-            f"standby; add target_session_attrs=read-write to {without_password(conninfo)}",
+            f"standby, none is writable; add target_session_attrs=read-write to "
+            f"{without_password(conninfo)}",
             hosts,
         )
