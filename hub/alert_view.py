@@ -16,8 +16,21 @@ def _time(ts: float | None) -> str | None:
     return None if ts is None else to_rfc3339(ts)
 
 
-def _by(token_id: int | None, role: str | None) -> dict[str, Any] | None:
-    return None if role is None else {"token_id": token_id, "role": role}
+def by_view(
+    token_id: int | None,
+    role: str | None,
+    kind: str | None = None,
+    name: str | None = None,
+    display: str | None = None,
+) -> dict[str, Any] | None:
+    """Who acted: ``{"kind", "name", "display", "role", "token_id"}``, as journal entries,
+    audit rows and webhook events name them. An act recorded before kinds and names were kept
+    has no kind: it was a token's, or the hub's own or a gateway's by its role."""
+    if role is None:
+        return None
+    if kind is None:
+        kind = role if role in ("system", "gateway") else "token"
+    return {"kind": kind, "name": name, "display": display, "role": role, "token_id": token_id}
 
 
 def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any]:
@@ -39,7 +52,14 @@ def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any
         # ThingsBoard's four: ACTIVE_UNACK, ACTIVE_ACK, CLEARED_UNACK, CLEARED_ACK.
         "status": f"{state}_{'ack' if acked else 'unack'}",
         "acknowledged_at": _time(row["acknowledged_at"]),
-        "acknowledged_by": _by(row["acknowledged_by"], row["acknowledged_role"]),
+        # .get: webhook events queued by a hub before these columns carry none.
+        "acknowledged_by": by_view(
+            row["acknowledged_by"],
+            row["acknowledged_role"],
+            row.get("acknowledged_kind"),
+            row.get("acknowledged_name"),
+            row.get("acknowledged_display"),
+        ),
         "shelved": shelved,
         "shelved_until": _time(shelved_until) if shelved else None,
         # .get: webhook events queued by a hub before these marks carry none.
@@ -59,7 +79,13 @@ def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any
 def journal_view(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "at": _time(entry["at"]),
-        "by": _by(entry["token_id"], entry["role"]),
+        "by": by_view(
+            entry["token_id"],
+            entry["role"],
+            entry["by_kind"],
+            entry["by_name"],
+            entry["by_display"],
+        ),
         "action": entry["action"],
         "severity": entry["severity"],
         "comment": entry["comment"],

@@ -38,6 +38,7 @@ class TokenRecord:
     factory_id: int | None = None
     # The factories a person's token is limited to; None: every factory.
     factories: frozenset[int] | None = None
+    name: str | None = None  # a token's label (``token add --name``)
 
 
 Kind = Literal["token", "user", "gateway", "system"]
@@ -119,6 +120,7 @@ def authenticate(lookup: TokenLookup, header: str | None) -> Principal:
         gateway_name=record.gateway_name,
         factory_id=record.factory_id,
         factories=record.factories,
+        name=record.name,
     )
 
 

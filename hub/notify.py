@@ -3,7 +3,8 @@
 * Storage queues every event in the ``alert_events`` outbox inside the transaction that made
   it (hub.storage.alerts), so ingest and the operators' requests never wait on a receiver.
   A sender thread per hub process reads the outbox and delivers, in order, per URL.
-* The body is JSON ``{"id", "event", "at", "reannounced", "alert"}``; ``id`` is the event's
+* The body is JSON ``{"id", "event", "at", "reannounced", "alert", "by"}`` (``by``: who
+  caused it, a user, token, gateway or the hub itself, "system"); ``id`` is the event's
   id, the same on every attempt, so a receiver drops a repeat (idempotency).
   ``X-Edge-Signature: sha256=<hex>`` is HMAC-SHA256 of the body bytes under the webhook's
   ``secret``; ``X-Edge-Event`` and ``X-Edge-Event-Id`` repeat the event and its id.
@@ -86,6 +87,8 @@ def event_body(event: dict[str, Any]) -> bytes:
             # hubs carry no such key).
             "reannounced": bool(row.get("reannounced", False)),
             "alert": alert_view(row, at=event["at"]),
+            # Who caused the event (events queued by older hubs do not say: null).
+            "by": row.get("by"),
         }
     )
 

@@ -1,4 +1,5 @@
-"""People's account names: what one may be, and the key that makes two spellings one account.
+"""People's account names: what one may be, and the key that makes two spellings one account;
+and what a token's name (its label) may be.
 
 A name is compared in NFC and case-folded: ``Anna``, ``ANNA`` and ``anna`` are one account,
 and so are ``José`` with a precomposed é and with ``e`` and a combining accent. It is kept as
@@ -11,6 +12,7 @@ from shared.text import nfc, text_problem
 
 MAX_NAME = 64
 MAX_DISPLAY = 128
+MAX_TOKEN_NAME = 128
 
 
 def name_problem(name: str) -> str | None:
@@ -34,6 +36,18 @@ def display_problem(display: str) -> str | None:
     if display != display.strip():
         return "a display name may not start or end with spaces"
     return text_problem("the display name", display)
+
+
+def token_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot label a token, or None. A label is free text ("nightly export"):
+    it is shown as who acted, so it is bounded and printable like a display name."""
+    if not name.strip():
+        return "a token name may not be empty"
+    if len(name) > MAX_TOKEN_NAME:
+        return f"a token name may have at most {MAX_TOKEN_NAME} characters"
+    if name != name.strip():
+        return "a token name may not start or end with spaces"
+    return text_problem("the token name", name)
 
 
 def name_key(name: str) -> str:

@@ -9,7 +9,8 @@
   is timed (at most :data:`MAX_SHELVE_S`) and runs out by itself: an alert whose
   ``shelved_until`` has passed reads as not shelved at once, and the worker journals the
   expiry.
-* Every transition is journaled with who (token id and role), when, and the comment.
+* Every transition is journaled with who (kind, name, display name, role, token id), when,
+  and the comment.
 
 This module parses requests and shapes answers; storage does the state changes, each in
 one transaction with its journal entry and webhook event.
@@ -32,6 +33,7 @@ from hub.auth import Principal
 from hub.errors import ApiError, bad_param, not_found
 from hub.storage import Conflict, Storage
 from hub.storage.alerts import Actor, AlertFilter
+from hub.storage.changelog import actor_of
 from shared.text import text_problem
 from shared.timeutil import now
 
@@ -205,7 +207,7 @@ def _comment(value: str | None) -> str | None:
 
 def _actor(principal: Principal | None) -> Actor:
     assert principal is not None
-    return Actor(principal.token_id, principal.role)
+    return actor_of(principal)
 
 
 def _done(row: dict[str, Any] | None, alert_id: int) -> Result:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.alert_view import by_view
 from hub.api import readcost
 from hub.api.http import API, Ctx, Raw, Route, Services, charged
 from hub.api.pagination import paged, parse_page
@@ -56,7 +57,9 @@ def entry_view(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "at": to_rfc3339(row["at"]),
-        "by": {"token_id": row["token_id"], "role": row["role"]},
+        "by": by_view(
+            row["token_id"], row["role"], row["by_kind"], row["by_name"], row["by_display"]
+        ),
         "action": row["action"],
         "target": row["target"],
         "target_id": row["target_id"],

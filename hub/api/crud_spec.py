@@ -19,6 +19,7 @@ from hub.api.openapi import (
     _SENSOR,
     _TO,
     API,
+    BY,
     OPS,
     Op,
     _array,
@@ -185,13 +186,7 @@ _SCHEMAS.update(
             "properties": {
                 "id": {"type": "integer"},
                 "at": {"type": "string", "format": "date-time"},
-                "by": {
-                    "type": "object",
-                    "properties": {
-                        "token_id": {"type": ["integer", "null"]},
-                        "role": {"type": "string"},
-                    },
-                },
+                "by": BY,
                 "action": {"type": "string"},
                 "target": {"type": "string"},
                 "target_id": {"type": ["string", "null"]},

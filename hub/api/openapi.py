@@ -143,6 +143,19 @@ def _object(*required: str, **props: dict[str, Any]) -> dict[str, Any]:
 
 _ARRAY = {"type": "array", "items": _OBJECT}
 
+# Who acted, in journal entries, audit rows, acknowledged_by and webhook events.
+BY: dict[str, Any] = {
+    "type": ["object", "null"],
+    "properties": {
+        "kind": {"enum": ["user", "token", "gateway", "system"]},
+        "name": {"type": ["string", "null"], "description": "user, token label or gateway"},
+        "display": {"type": ["string", "null"], "description": "a person's full name"},
+        "role": {"type": "string"},
+        "token_id": {"type": ["integer", "null"], "description": "null for a person"},
+    },
+    "required": ["kind", "name", "display", "role", "token_id"],
+}
+
 _ERRORS = {
     400: "bad parameter or malformed body",
     401: "no or invalid bearer token",

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.api.openapi import _INT_ID, _SCHEMAS, API, OPS, Op, _envelope, _param, _ref
+from hub.api.openapi import _INT_ID, _SCHEMAS, API, BY, OPS, Op, _envelope, _param, _ref
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _NUM = {"type": ["number", "null"]}
-_BY = {
-    "type": ["object", "null"],
-    "properties": {"token_id": {"type": ["integer", "null"]}, "role": {"type": "string"}},
-}
+_BY = BY
 _RULE_FIELDS: dict[str, Any] = {
     "condition": {"enum": ["GREATER_THAN", "LESS_THAN", "OUT_OF_RANGE"]},
     "threshold": {"type": "number"},

@@ -14,6 +14,7 @@ from hub.cli.streams import err, open_migrated, out
 from hub.cli.tables import print_rows, when
 from hub.config import HubSettings
 from hub.storage import Conflict, UnknownFactory
+from hub.user_names import token_name_problem
 from shared.ids import gateway_id_problem
 from shared.text import nfc
 
@@ -88,10 +89,15 @@ def cmd_gateway_revoke(settings: HubSettings, args: argparse.Namespace) -> int:
 
 def cmd_token_add(settings: HubSettings, args: argparse.Namespace) -> int:
     factories = [nfc(f.strip()) for f in args.factory or []]
+    name = None if args.name is None else nfc(args.name)
+    problem = None if name is None else token_name_problem(name)
+    if problem is not None:
+        print(f"edge-hub: {problem}", file=err())
+        return 2
     storage = open_migrated(settings)
     token = generate_token(args.role)
     try:
-        storage.add_token(args.role, hash_token(token), factories)
+        storage.add_token(args.role, hash_token(token), factories, name=name)
     except UnknownFactory as exc:
         print(f"edge-hub: {exc} (see GET /api/v1/factories); no token made", file=err())
         return 2
@@ -107,6 +113,7 @@ def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
     rows = [
         {
             "id": t["id"],
+            "name": t["name"] if args.json else (t["name"] or "-"),
             "role": t["role"],
             "gateway": t["gateway"] or "-",
             # JSON keeps the list ([]: every factory); the table says it in words.
@@ -116,7 +123,8 @@ def cmd_token_list(settings: HubSettings, args: argparse.Namespace) -> int:
         }
         for t in tokens
     ]
-    print_rows(rows, ["id", "role", "gateway", "factories", "created", "state"], args.json)
+    columns = ["id", "name", "role", "gateway", "factories", "created", "state"]
+    print_rows(rows, columns, args.json)
     return 0
 
 

@@ -195,11 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="limit the token to this factory (repeat for several; none: every factory)",
     )
+    p.add_argument(
+        "--name",
+        metavar="LABEL",
+        help='what the token is for, e.g. "nightly export": shown in `token list` and as who '
+        "acted in the alert journal, the audit log and webhooks",
+    )
     p.set_defaults(func=cmd_token_add)
     p = tok_sub.add_parser(
         "list",
         parents=[common],
-        help="list tokens: id, role, gateway, factories, created, state (never the token)",
+        help="list tokens: id, name, role, gateway, factories, created, state (never the token)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(func=cmd_token_list)

@@ -88,21 +88,31 @@ class Access:
             )
         return gateway_id
 
-    def add_token(self, role: Role, token_hash: str, factories: Sequence[str] = ()) -> int:
-        """A person's token; ``factories`` (names) limit what it sees, none: every factory.
-        UnknownFactory, and nothing stored, when one of them does not exist."""
+    def add_token(
+        self,
+        role: Role,
+        token_hash: str,
+        factories: Sequence[str] = (),
+        name: str | None = None,
+    ) -> int:
+        """A person's token; ``factories`` (names) limit what it sees, none: every factory;
+        ``name`` labels it. UnknownFactory, and nothing stored, when a factory does not
+        exist."""
         if role == "gateway":
             raise ValueError("gateway tokens are made by add_gateway")
         with self._db.write() as conn:
             ids: list[int] = []
-            for name in dict.fromkeys(factories):
-                found = conn.execute("SELECT id FROM factories WHERE name = ?", (name,)).fetchone()
+            for factory in dict.fromkeys(factories):
+                found = conn.execute(
+                    "SELECT id FROM factories WHERE name = ?", (factory,)
+                ).fetchone()
                 if found is None:
-                    raise UnknownFactory(f"no factory {name!r}")
+                    raise UnknownFactory(f"no factory {factory!r}")
                 ids.append(int(found[0]))
             row = conn.execute(
-                "INSERT INTO tokens (hash, role, created_at) VALUES (?, ?, ?) RETURNING id",
-                (token_hash, role, now()),
+                "INSERT INTO tokens (hash, role, name, created_at) VALUES (?, ?, ?, ?) "
+                "RETURNING id",
+                (token_hash, role, name, now()),
             ).fetchone()
             conn.executemany(
                 "INSERT INTO token_factories (token_id, factory_id) VALUES (?, ?)",
@@ -114,7 +124,7 @@ class Access:
         # Every request asks this: an unscoped token costs no second query.
         row = self._db.fetchone(
             "SELECT t.id, t.hash, t.role, t.revoked, g.id, g.name, g.factory_id, g.revoked, "
-            "EXISTS (SELECT 1 FROM token_factories tf WHERE tf.token_id = t.id) "
+            "EXISTS (SELECT 1 FROM token_factories tf WHERE tf.token_id = t.id), t.name "
             "FROM tokens t LEFT JOIN gateways g ON g.id = t.gateway_id WHERE t.hash = ?",
             (token_hash,),
         )
@@ -135,6 +145,7 @@ class Access:
             gateway_name=row[5],
             factory_id=row[6],
             factories=factories,
+            name=row[9],
         )
 
     def list_tokens(self) -> list[dict[str, Any]]:
@@ -142,7 +153,7 @@ class Access:
         with self._db.reader(snapshot=True) as conn:
             rows = dicts(
                 conn.execute(
-                    "SELECT t.id, t.role, g.name AS gateway, t.created_at, "
+                    "SELECT t.id, t.name, t.role, g.name AS gateway, t.created_at, "
                     "(t.revoked OR coalesce(g.revoked, FALSE)) AS revoked "
                     "FROM tokens t LEFT JOIN gateways g ON g.id = t.gateway_id ORDER BY t.id"
                 )

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.storage.alert_rows import SYSTEM, journal
+from hub.storage.alert_rows import journal
+from hub.storage.changelog import SYSTEM
 from hub.storage.sqlbase import Conn
 
 CHATTERING_COMMENT = "chattering"

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from hub.storage.changelog import AuditEntry, write_entry
+from hub.storage.changelog import Actor, AuditEntry, actor_of, write_entry
 from hub.storage.sqlbase import Conn, row_dict
 from shared.wire import WireAlert
 
@@ -17,6 +17,7 @@ ALERT_COLUMNS = (
     "a.id, a.kind, a.gateway_id AS gateway_row, g.name AS gateway_id, a.factory_id, "
     "a.sensor_id, a.rule_id, a.edge_alert_id, a.breach_type, a.severity, a.state, "
     "a.acknowledged, a.acknowledged_at, a.acknowledged_by, a.acknowledged_role, "
+    "a.acknowledged_kind, a.acknowledged_name, a.acknowledged_display, "
     "a.shelved_until, a.opened_at, a.cleared_at, a.value, a.threshold_value, a.updated_at, "
     "a.chattering, a.chattering_at, a.stale, a.stale_at, a.peak_value"
 )
@@ -26,16 +27,14 @@ SEVERITY_RANK = {"info": 0, "medium": 1, "warning": 1, "high": 2, "critical": 3}
 GATEWAY_OFFLINE_SEVERITY = "warning"
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who made a transition: a token (id and role), or the hub itself (role "system")."""
-
-    token_id: int | None
-    role: str
+def gateway(name: str | None) -> Actor:
+    """A gateway as the actor of what its sync brought (opened, escalated, cleared)."""
+    return Actor(None, "gateway", "gateway", name)
 
 
-SYSTEM = Actor(None, "system")
-GATEWAY = Actor(None, "gateway")
+def gateway_name(conn: Conn, gateway_id: int) -> str | None:
+    row = conn.execute("SELECT name FROM gateways WHERE id = ?", (gateway_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +60,7 @@ def alert_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-JOURNAL_COLUMNS = "at, token_id, role, action, severity, comment"
+JOURNAL_COLUMNS = "at, token_id, role, by_kind, by_name, by_display, action, severity, comment"
 
 
 def journal_total(conn: Conn, alert_id: int) -> int:
@@ -88,10 +87,22 @@ def journal(
     severity: str | None = None,
     comment: str | None = None,
 ) -> None:
+    who = actor_of(actor)
     conn.execute(
-        "INSERT INTO alert_journal (alert_id, at, token_id, role, action, severity, comment) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (alert_id, at, actor.token_id, actor.role, action, severity, comment),
+        "INSERT INTO alert_journal (alert_id, at, token_id, role, by_kind, by_name, by_display, "
+        "action, severity, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            alert_id,
+            at,
+            who.token_id,
+            who.role,
+            who.kind,
+            who.name,
+            who.display,
+            action,
+            severity,
+            comment,
+        ),
     )
 
 
@@ -102,16 +113,35 @@ def audit_transition(
     write_entry(conn, AuditEntry(actor, action, "alert", str(alert_id), detail), at)
 
 
+def by_of(actor: Actor) -> dict[str, Any]:
+    """``by`` of a webhook event: who caused it, as journal entries and audit rows name it."""
+    who = actor_of(actor)
+    return {
+        "kind": who.kind,
+        "name": who.name,
+        "display": who.display,
+        "role": who.role,
+        "token_id": who.token_id,
+    }
+
+
 def announce(
-    conn: Conn, event: str, alert_id: int, at: float, *, reannounced: bool = False
+    conn: Conn,
+    event: str,
+    alert_id: int,
+    at: float,
+    by: Actor,
+    *,
+    reannounced: bool = False,
 ) -> bool:
-    """Queue a webhook event with the alert as it is now (inside the changing transaction);
-    False when the alert is silenced (shelved): its transition is journaled, not announced,
-    and :func:`reannounce` tells the receivers once the shelve is over."""
+    """Queue a webhook event with the alert as it is now and who caused it (inside the
+    changing transaction); False when the alert is silenced (shelved): its transition is
+    journaled, not announced, and :func:`reannounce` tells the receivers once the shelve is
+    over."""
     alert = one_alert(conn, alert_id)
     if alert is None or silenced(alert, at):
         return False
-    payload = {**alert, "reannounced": reannounced}
+    payload = {**alert, "reannounced": reannounced, "by": by_of(by)}
     conn.execute(
         "INSERT INTO alert_events (event_id, event, alert_id, at, payload) VALUES (?, ?, ?, ?, ?)",
         (str(uuid.uuid4()), event, alert_id, at, json.dumps(payload, separators=(",", ":"))),
@@ -125,13 +155,13 @@ def silenced(alert: dict[str, Any], at: float) -> bool:
     return until is not None and float(until) > at
 
 
-def reannounce(conn: Conn, alert_id: int, at: float) -> bool:
+def reannounce(conn: Conn, alert_id: int, at: float, by: Actor) -> bool:
     """A silence is over: an alert still active is announced again, once, as opened (with
     ``reannounced``), since its receivers may have missed every change meanwhile."""
     alert = one_alert(conn, alert_id)
     if alert is None or alert["state"] != "active":
         return False
-    return announce(conn, event_of(alert["kind"], "opened"), alert_id, at, reannounced=True)
+    return announce(conn, event_of(alert["kind"], "opened"), alert_id, at, by, reannounced=True)
 
 
 def event_of(kind: str, what: str) -> str:

@@ -16,21 +16,20 @@ from hub.storage import alarm_marks, alarm_peaks
 from hub.storage.alarm_marks import AlarmLimits
 from hub.storage.alert_rows import (
     ALERT_SELECT,
-    GATEWAY,
     JOURNAL_COLUMNS,
     SEVERITY_RANK,
-    SYSTEM,
-    Actor,
     AlertFilter,
     alert_row,
     announce,
     audit_transition,
+    gateway,
     journal,
     journal_total,
     one_alert,
     reannounce,
     rule_id_for,
 )
+from hub.storage.changelog import SYSTEM, Actor, actor_of
 from hub.storage.model import Conflict
 from hub.storage.selects import within
 from hub.storage.sqlbase import Conn, Database, dicts
@@ -59,13 +58,12 @@ class Alerts:
         transaction; ``ids``: sensor id by key)."""
         self.upsert_edge_alerts(conn, gateway_id, ids, alerts)
         at = now()
-        factory = int(
-            conn.execute("SELECT factory_id FROM gateways WHERE id = ?", (gateway_id,)).fetchone()[
-                0
-            ]
-        )
+        factory, name = conn.execute(
+            "SELECT factory_id, name FROM gateways WHERE id = ?", (gateway_id,)
+        ).fetchone()
+        by = gateway(str(name))
         for a in alerts:
-            self._fleet_alert(conn, gateway_id, factory, ids[a.key], a, at)
+            self._fleet_alert(conn, gateway_id, int(factory), ids[a.key], a, at, by)
 
     def track_peaks(
         self,
@@ -115,7 +113,14 @@ class Alerts:
         )
 
     def _fleet_alert(
-        self, conn: Conn, gateway_id: int, factory: int, sensor_id: int, a: WireAlert, at: float
+        self,
+        conn: Conn,
+        gateway_id: int,
+        factory: int,
+        sensor_id: int,
+        a: WireAlert,
+        at: float,
+        by: Actor,
     ) -> None:
         row = conn.execute(
             "SELECT id, state, severity, value FROM alerts "
@@ -147,9 +152,9 @@ class Alerts:
                     ),
                 ).fetchone()[0]
             )
-            journal(conn, alert_id, at, GATEWAY, "opened", severity=a.severity)
+            journal(conn, alert_id, at, by, "opened", severity=a.severity)
             alarm_marks.on_open(conn, alert_id, a.opened_at, at, self.limits)
-            announce(conn, "alert.opened", alert_id, at)
+            announce(conn, "alert.opened", alert_id, at, by)
             state, severity = "active", a.severity
         else:
             alert_id, state, severity = int(row[0]), str(row[1]), str(row[2])
@@ -169,7 +174,7 @@ class Alerts:
                 )
             alarm_peaks.note_value(conn, alert_id, a.value)
             action = "escalated" if up else "de-escalated"
-            journal(conn, alert_id, at, GATEWAY, action, severity=a.severity)
+            journal(conn, alert_id, at, by, action, severity=a.severity)
         elif row is not None and row[3] != a.value:
             conn.execute(
                 "UPDATE alerts SET value = ?, updated_at = ? WHERE id = ?", (a.value, at, alert_id)
@@ -182,9 +187,9 @@ class Alerts:
                 "THEN opened_at ELSE ? END, updated_at = ? WHERE id = ?",
                 (a.closed_at, a.closed_at, at, alert_id),
             )
-            journal(conn, alert_id, at, GATEWAY, "cleared", severity=a.severity)
+            journal(conn, alert_id, at, by, "cleared", severity=a.severity)
             alarm_marks.on_clear(conn, alert_id, max(a.closed_at, a.opened_at), at, self.limits)
-            announce(conn, "alert.cleared", alert_id, at)
+            announce(conn, "alert.cleared", alert_id, at, by)
 
     # -- read ----------------------------------------------------------------------------
 
@@ -305,16 +310,18 @@ class Alerts:
         with self._db.write() as conn:
             if one_alert(conn, alert_id) is None:
                 return None
+            who = actor_of(actor)
             changed = conn.execute(
                 "UPDATE alerts SET acknowledged = TRUE, acknowledged_at = ?, acknowledged_by = ?, "
-                "acknowledged_role = ?, updated_at = ? WHERE id = ? AND acknowledged = FALSE",
-                (at, actor.token_id, actor.role, at, alert_id),
+                "acknowledged_role = ?, acknowledged_kind = ?, acknowledged_name = ?, "
+                "acknowledged_display = ?, updated_at = ? WHERE id = ? AND acknowledged = FALSE",
+                (at, who.token_id, who.role, who.kind, who.name, who.display, at, alert_id),
             ).rowcount
             if not changed:
                 raise Conflict(f"alert {alert_id} is acknowledged already")
             journal(conn, alert_id, at, actor, "acknowledged", comment=comment)
             audit_transition(conn, actor, "alert.ack", alert_id, {"comment": comment}, at)
-            announce(conn, "alert.acknowledged", alert_id, at)
+            announce(conn, "alert.acknowledged", alert_id, at, actor)
             return one_alert(conn, alert_id)
 
     def shelve_alert(
@@ -354,7 +361,7 @@ class Alerts:
                 raise Conflict(f"alert {alert_id} is not shelved")
             journal(conn, alert_id, at, actor, "unshelved", comment=comment)
             audit_transition(conn, actor, "alert.unshelve", alert_id, {"comment": comment}, at)
-            reannounce(conn, alert_id, at)
+            reannounce(conn, alert_id, at, actor)
             return one_alert(conn, alert_id)
 
     def expire_shelves(self, at: float | None = None) -> int:
@@ -371,7 +378,7 @@ class Alerts:
             ).fetchall()
             for (alert_id,) in rows:
                 journal(conn, int(alert_id), at, SYSTEM, "shelve_expired")
-                reannounce(conn, int(alert_id), at)
+                reannounce(conn, int(alert_id), at, SYSTEM)
         return len(rows)
 
     def mark_stale(self, at: float | None = None) -> int:

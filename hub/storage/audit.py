@@ -80,7 +80,8 @@ class Audit:
             )
             rows = dicts(
                 conn.execute(
-                    "SELECT id, at, token_id, role, action, target, target_id, detail "
+                    "SELECT id, at, token_id, role, by_kind, by_name, by_display, action, "
+                    "target, target_id, detail "
                     f"FROM audit_log{clause} ORDER BY id DESC LIMIT ? OFFSET ?",
                     [*params, limit, offset],
                 )

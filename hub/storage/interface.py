@@ -192,14 +192,16 @@ class Storage(ReadFace, ABC):
         """
         return self.access.add_gateway(name, factory, token_hash, rotate=rotate)
 
-    def add_token(self, role: Role, token_hash: str, factories: Sequence[str] = ()) -> int:
-        return self.access.add_token(role, token_hash, factories)
+    def add_token(
+        self, role: Role, token_hash: str, factories: Sequence[str] = (), name: str | None = None
+    ) -> int:
+        return self.access.add_token(role, token_hash, factories, name)
 
     def token_by_hash(self, token_hash: str) -> TokenRecord | None:
         return self.access.token_by_hash(token_hash)
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        """Every token's id, role, gateway, creation time and state; never the hash."""
+        """Every token's id, name, role, gateway, creation time and state; never the hash."""
         return self.access.list_tokens()
 
     def revoke_token(self, token_id: int) -> bool:

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hub.storage.alert_rows import (
-    GATEWAY,
     GATEWAY_OFFLINE_SEVERITY,
-    SYSTEM,
-    Actor,
     announce,
+    gateway,
+    gateway_name,
     journal,
 )
+from hub.storage.changelog import SYSTEM, Actor
 from hub.storage.model import SEQ_BITS
 from hub.storage.sqlbase import Conn, Database
 from shared.timeutil import now
@@ -27,17 +27,22 @@ class Offline:
         # The gateway synced: its offline alert (if any) clears, in the batch's own
         # transaction. When it is online (the usual case) the UPDATE matches nothing: one
         # probe of the partial index of active offline alerts.
-        self._clear_offline(conn, gateway_id, now(), GATEWAY)
+        self._clear_offline(conn, gateway_id, now(), None)
 
-    def _clear_offline(self, conn: Conn, gateway_id: int, at: float, actor: Actor) -> int:
+    def _clear_offline(self, conn: Conn, gateway_id: int, at: float, actor: Actor | None) -> int:
+        """``actor`` None: the gateway's own sync cleared it (its name is looked up only
+        then, not on every batch)."""
         rows = conn.execute(
             "UPDATE alerts SET state = 'cleared', cleared_at = ?, updated_at = ? "
             "WHERE gateway_id = ? AND kind = 'gateway_offline' AND state = 'active' RETURNING id",
             (at, at, gateway_id),
         ).fetchall()
+        if not rows:
+            return 0
+        who = actor if actor is not None else gateway(gateway_name(conn, gateway_id))
         for (alert_id,) in rows:
-            journal(conn, int(alert_id), at, actor, "cleared")
-            announce(conn, "gateway.online", int(alert_id), at)
+            journal(conn, int(alert_id), at, who, "cleared")
+            announce(conn, "gateway.online", int(alert_id), at, who)
         return len(rows)
 
     def evaluate_gateways(self, offline_after_s: float, at: float | None = None) -> dict[str, int]:
@@ -78,7 +83,7 @@ class Offline:
                 if row is not None:
                     opened += 1
                     journal(conn, int(row[0]), at, SYSTEM, "opened", severity="warning")
-                    announce(conn, "gateway.offline", int(row[0]), at)
+                    announce(conn, "gateway.offline", int(row[0]), at, SYSTEM)
             seen = conn.execute(
                 "SELECT DISTINCT a.gateway_id FROM alerts a JOIN gateways g ON g.id = a.gateway_id "
                 "WHERE a.kind = 'gateway_offline' AND a.state = 'active' "

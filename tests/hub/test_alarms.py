@@ -25,7 +25,10 @@ _seqs = count(1)
 @pytest.fixture(scope="module")
 def ops(hub: HubProcess) -> HubProcess:
     """The module's hub with an operator token too."""
-    hub.tokens.setdefault("operator", token(hub.config, "token", "add", "--role", "operator"))
+    hub.tokens.setdefault(
+        "operator",
+        token(hub.config, "token", "add", "--role", "operator", "--name", "control room"),
+    )
     return hub
 
 
@@ -123,7 +126,8 @@ def test_severity_escalates_and_de_escalates_in_place(ops: HubProcess) -> None:
         ("de-escalated", "high"),
         ("cleared", "high"),
     ]
-    assert all(e["by"]["role"] == "gateway" for e in got["journal"])
+    gateway = {"kind": "gateway", "name": "gw-01", "display": None, "role": "gateway"}
+    assert all(e["by"] == {**gateway, "token_id": None} for e in got["journal"])
     # still one alert: the excursion moved in place
     assert the_alert(ops, "lc/m2/temp")["id"] == alert_id
 
@@ -138,6 +142,8 @@ def test_acknowledge_and_shelve_by_operator_with_comments(ops: HubProcess) -> No
     assert acked["acknowledged"] is True and acked["status"] == "active_ack"
     assert acked["acknowledged_at"] is not None
     assert acked["acknowledged_by"]["role"] == "operator"
+    assert acked["acknowledged_by"]["kind"] == "token"
+    assert acked["acknowledged_by"]["name"] == "control room"
     assert "already" in error(act(ops, "admin", alert_id, "ack"), 409)["message"]
 
     r = act(ops, "operator", alert_id, "shelve", duration_s=3600, comment="maintenance")
@@ -157,14 +163,21 @@ def test_acknowledge_and_shelve_by_operator_with_comments(ops: HubProcess) -> No
     op_token, admin_token = journal[1]["by"], journal[3]["by"]
     assert op_token["role"] == "operator" and isinstance(op_token["token_id"], int)
     assert admin_token["role"] == "admin" and admin_token["token_id"] != op_token["token_id"]
+    # a token is named by its label, and one made without a label by none
+    assert (op_token["kind"], op_token["name"], op_token["display"]) == (
+        "token",
+        "control room",
+        None,
+    )
+    assert (admin_token["kind"], admin_token["name"]) == ("token", None)
     assert all(e["at"] for e in journal)
     # the change log has them too, with the same tokens (invariant 9)
     with ops.client("admin") as c:
         log = c.get("/api/v1/audit", params={"target": "alert", "target_id": alert_id}).json()
-    assert [(e["action"], e["by"]["role"]) for e in reversed(log["data"])] == [
-        ("alert.ack", "operator"),
-        ("alert.shelve", "operator"),
-        ("alert.unshelve", "admin"),
+    assert [(e["action"], e["by"]["role"], e["by"]["name"]) for e in reversed(log["data"])] == [
+        ("alert.ack", "operator", "control room"),
+        ("alert.shelve", "operator", "control room"),
+        ("alert.unshelve", "admin", None),
     ]
 
 

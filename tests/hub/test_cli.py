@@ -211,19 +211,20 @@ def test_serve_logs_listen_line_and_stops_on_signal(tmp_path: Path, sig: str) ->
 def test_token_list_shows_ids_and_roles_never_tokens(config: Path) -> None:
     gw = token(config, "gateway", "add", "gw-01", "--factory", "acme")
     read = token(config, "token", "add", "--role", "read")
-    admin = token(config, "token", "add", "--role", "admin")
+    admin = token(config, "token", "add", "--role", "admin", "--name", "nightly export")
     listed = run_cli(config, "token", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    assert [(r["id"], r["role"], r["gateway"], r["state"]) for r in rows] == [
-        (1, "gateway", "gw-01", "active"),
-        (2, "read", "-", "active"),
-        (3, "admin", "-", "active"),
+    assert [(r["id"], r["name"], r["role"], r["gateway"], r["state"]) for r in rows] == [
+        (1, None, "gateway", "gw-01", "active"),
+        (2, None, "read", "-", "active"),
+        (3, "nightly export", "admin", "-", "active"),
     ]
     table = run_cli(config, "token", "list")
     assert table.returncode == 0, table.stderr
-    header = table.stdout.splitlines()[0].split()
-    assert header == ["ID", "ROLE", "GATEWAY", "FACTORIES", "CREATED", "STATE"]
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "ROLE", "GATEWAY", "FACTORIES", "CREATED", "STATE"]
+    assert "nightly export" in lines[3]
     assert [r["factories"] for r in rows] == [[], [], []]  # none: every factory
     for secret in (gw, read, admin):
         for out in (listed.stdout, table.stdout):

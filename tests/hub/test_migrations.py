@@ -15,8 +15,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from hub.alert_view import alert_view, journal_view
+from hub.api.audit import entry_view
 from hub.auth import hash_token
 from hub.storage import Storage, open_storage
+from hub.storage.audit import Actor, AuditEntry
 from hub.storage.migrations import STEPS, not_needed
 from hub.storage.postgres.schema import MIGRATIONS as PG_MIGRATIONS
 from hub.storage.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
@@ -166,3 +169,32 @@ def test_a_released_database_reads_back_the_same(
         hash_token("admin-secret"),
         "csrf-1",
     )
+
+
+def test_acts_recorded_before_names_were_kept_still_read(
+    released: tuple[Storage, str | None],
+) -> None:
+    """The released hub kept who acted as a token id and a role only: after the migration
+    its journal, audit log and acknowledgements read as a token (or the gateway) with no
+    name, and new acts carry their names beside them."""
+    storage, _ = released
+    storage.migrate()
+    journal = [journal_view(e) for e in storage.alert_journal(1)]
+    gateway = {"kind": "gateway", "name": None, "display": None, "role": "gateway"}
+    assert [e["by"] for e in journal[:2]] == [{**gateway, "token_id": None}] * 2
+    acked = journal[2]["by"]
+    assert (acked["kind"], acked["name"], acked["display"]) == ("token", None, None)
+    assert isinstance(acked["token_id"], int) and acked["role"] in ("operator", "admin")
+    alert = alert_view(storage.get_alert(1))  # type: ignore[arg-type]
+    assert alert["acknowledged_by"] == acked
+    audit, _ = storage.audit_page(0, 50)
+    assert {entry_view(e)["by"]["kind"] for e in audit} == {"token"}
+    assert all(entry_view(e)["by"]["name"] is None for e in audit)
+    # old tokens have no name and still authenticate; a new one may have one
+    token = storage.token_by_hash(hash_token("admin-secret"))
+    assert token is not None and token.name is None
+    new_id = storage.add_token("read", hash_token("new-secret"), name="wallboard")
+    assert [t["name"] for t in storage.list_tokens() if t["id"] == new_id] == ["wallboard"]
+    storage.record_audit(AuditEntry(Actor(new_id, "read", "token", "wallboard"), "x.y", "z", None))
+    newest = entry_view(storage.audit_page(0, 1)[0][0])["by"]
+    assert (newest["kind"], newest["name"], newest["token_id"]) == ("token", "wallboard", new_id)

@@ -290,6 +290,7 @@ def test_token_scopes_on_the_command_line(plant: tuple[HubProcess, dict[str, Any
     table = run_cli(hub.config, "token", "list")
     assert table.stdout.splitlines()[0].split() == [
         "ID",
+        "NAME",
         "ROLE",
         "GATEWAY",
         "FACTORIES",

@@ -115,7 +115,9 @@ def hooked(
     try:
         server.tokens = {
             "gw1": token(server.config, "gateway", "add", "gw-01", "--factory", "acme"),
-            "operator": token(server.config, "token", "add", "--role", "operator"),
+            "operator": token(
+                server.config, "token", "add", "--role", "operator", "--name", "shift lead"
+            ),
         }
         yield server, receiver
     finally:
@@ -173,6 +175,11 @@ def test_signed_retried_and_each_event_once(hooked: tuple[HubProcess, Receiver])
     assert opened["alert"]["state"] == "active" and opened["alert"]["acknowledged"] is False
     assert acked["alert"]["acknowledged"] is True
     assert acked["alert"]["acknowledged_by"]["role"] == "operator"
+    # who caused each event: the gateway's sync, then the operator's token by its name
+    gateway = {"kind": "gateway", "name": "gw-01", "display": None, "role": "gateway"}
+    assert opened["by"] == cleared["by"] == {**gateway, "token_id": None}
+    assert acked["by"] == {**acked["alert"]["acknowledged_by"]}
+    assert (acked["by"]["kind"], acked["by"]["name"]) == ("token", "shift lead")
     assert cleared["alert"]["state"] == "cleared" and cleared["alert"]["id"] == row["id"]
     # The refused attempts were the first event, sent again under the same id.
     first_ids = [body["id"] for _, body, _ in receiver.requests[:3]]
@@ -262,6 +269,8 @@ def test_a_shelved_alert_sends_nothing_until_announced_again(
         ]
         assert got[1]["alert"]["severity"] == "high" and got[1]["alert"]["acknowledged"]
         assert got[1]["alert"]["shelved"] is False
+        # announced again because the operator lifted the shelve: the operator caused it
+        assert (got[1]["by"]["kind"], got[1]["by"]["role"]) == ("token", "operator")
         # a shelve that runs out announces an alert still active, once
         second = msgspec.structs.replace(first, id=2, key="wh/m3/temp")
         ingest(hub, 3, second)
@@ -276,6 +285,14 @@ def test_a_shelved_alert_sends_nothing_until_announced_again(
             ("alert.opened", False, new["id"]),
             ("alert.opened", True, new["id"]),
         ]
+        # the shelve ran out by itself: the hub caused that announcement
+        assert got[3]["by"] == {
+            "kind": "system",
+            "name": None,
+            "display": None,
+            "role": "system",
+            "token_id": None,
+        }
         # a later clear is announced as usual, and nothing else was sent meanwhile
         ingest(hub, 4, msgspec.structs.replace(second, closed_at=T0 + 9))
         got = receiver.wait_for(5)

@@ -192,13 +192,17 @@ def test_an_operator_acknowledges_through_the_ui_and_the_journal_names_them(
     with console.api("admin") as c:
         alert = c.get(f"/api/v1/alerts/{alert_id}").raise_for_status().json()["data"]
     assert alert["acknowledged"] is True
-    assert alert["acknowledged_by"] == {
-        "token_id": console.token_id("operator"),
+    operator = {
+        "kind": "token",
+        "name": None,
+        "display": None,
         "role": "operator",
+        "token_id": console.token_id("operator"),
     }
+    assert alert["acknowledged_by"] == operator
     acks = [e for e in alert["journal"] if e["action"] in ("ack", "acknowledge", "acknowledged")]
     assert len(acks) == 1
-    assert acks[0]["by"] == {"token_id": console.token_id("operator"), "role": "operator"}
+    assert acks[0]["by"] == operator
     assert acks[0]["comment"] == "valve checked, reading is real"
 
     # Its history on the page says the same.

@@ -22,6 +22,7 @@ from hub.storage.migrations import (
     statements,
 )
 from hub.storage.model import StorageError
+from hub.storage.postgres.actors import actors
 from hub.storage.postgres.alarm_marks import alarm_marks, peak_value
 from hub.storage.postgres.grafana import grafana_views
 from hub.storage.postgres.people import token_scopes
@@ -390,6 +391,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "token scopes: the factories a token is limited to": token_scopes,
         "read-only views for Grafana, indexed by time": grafana_views,
         "alert peak value": peak_value,
+        "who acted: kind, name and display; token names": actors,
     }
 )
 

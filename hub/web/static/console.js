@@ -303,13 +303,18 @@
     return document.createTextNode(`gateway ${a.gateway_name || a.gateway_id || ""}`);
   }
 
+  // Who acted, as people know them: a person's full name (or user name), a token's label,
+  // a gateway's id, else the role and token id.
+  function byText(who) {
+    if (!who) return "";
+    const known = who.display || who.name;
+    const id = who.token_id === null || who.token_id === undefined ? "" : ` #${who.token_id}`;
+    return known ? ` by ${known} (${who.role}${id})` : ` by ${who.role}${id}`;
+  }
+
   function alertState(a) {
     const parts = [a.state === "active" ? "active" : "cleared"];
-    if (a.acknowledged) {
-      const who = a.acknowledged_by;
-      const by = who ? ` by ${who.role}` + (who.token_id === null ? "" : ` #${who.token_id}`) : "";
-      parts.push("acknowledged" + by);
-    }
+    if (a.acknowledged) parts.push("acknowledged" + byText(a.acknowledged_by));
     if (a.shelved) parts.push("shelved until " + fmtTime(a.shelved_until));
     return parts.join(", ");
   }
@@ -367,7 +372,7 @@
           ...doc.data.journal.map((e) =>
             el("li", {},
               `${fmtTime(e.at)} ${e.action}`,
-              e.by ? ` by ${e.by.role}` + (e.by.token_id === null ? "" : ` #${e.by.token_id}`) : "",
+              byText(e.by),
               e.comment ? `: ${e.comment}` : ""))
         );
       } catch (err) {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from hub.storage.migrations import Migration, not_needed, numbered
+from hub.storage.sqlite.schema.actors import actors
 from hub.storage.sqlite.schema.alarm_marks import alarm_marks, peak_value
 from hub.storage.sqlite.schema.first import LEGACY_VERSION, heal_legacy, v1, v2
 from hub.storage.sqlite.schema.later import (
@@ -44,5 +45,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         # plugin, and the hub's file is not shared with another host anyway.
         "read-only views for Grafana, indexed by time": not_needed,
         "alert peak value": peak_value,
+        "who acted: kind, name and display; token names": actors,
     }
 )
