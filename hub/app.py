@@ -40,6 +40,7 @@ from hub.api import (
     readings,
     report,
     rules,
+    users,
 )
 from hub.api import ingest as ingest_api
 from hub.api.http import Ctx, Handler, Raw, Result, Route
@@ -312,6 +313,7 @@ class Hub:
             *alarm_report.routes(self),
             *alarm_summary.routes(self),
             *audit.routes(self),
+            *users.routes(self),
             *health.routes(self),
             *docs.routes(self.routes),
         ]

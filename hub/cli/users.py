@@ -1,4 +1,5 @@
-"""``edge-hub user ...``: people's accounts for the console (hub.storage.users).
+"""``edge-hub user ...``: people's accounts for the console (hub.user_admin, the same checks
+and change log rows as the API's /api/v1/users).
 
 A new account, or a reset, gets a one-time setup link valid 24 h, printed once on stdout
 alone; the hub keeps only its SHA-256. ``--password-stdin`` sets the password from stdin
@@ -10,91 +11,76 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import secrets
+import getpass
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from hub.auth import hash_token
+from hub import user_admin
 from hub.cli.streams import err, open_migrated, out
 from hub.cli.tables import print_rows, when
 from hub.config import HubSettings
-from hub.passwords import hash_password, password_problem
-from hub.storage import Conflict
-from hub.storage.users import UnknownFactory
-from hub.user_names import display_problem, name_key, name_problem
-from shared.text import nfc
-from shared.timeutil import now
-
-SETUP_VALID_S = 24 * 3600.0
-ROLES = ("read", "operator", "admin")
+from hub.storage import Storage
+from hub.storage.changelog import Actor
+from hub.user_admin import ROLES, UserProblem
 
 
-def _setup_link(settings: HubSettings) -> tuple[str, tuple[str, float]]:
-    """A fresh setup link, and what storage keeps of it (its hash, when it expires)."""
-    token = secrets.token_urlsafe(32)
-    return f"{settings.public_base()}/setup?token={token}", (
-        hash_token(token),
-        now() + SETUP_VALID_S,
-    )
-
-
-def _read_password(settings: HubSettings) -> str | None:
-    """The password on stdin (one line; its line ending is not part of it), or None after
-    saying why it cannot be used."""
-    password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
-    problem = password_problem(password, settings.console.password_min_length)
-    if problem is not None:
-        print(f"edge-hub: {problem}", file=err())
-        return None
-    return password
+def cli_actor() -> Actor:
+    """Who acts from the command line: the hub's own admin tool, run by whoever has the
+    configuration and the database at hand (their login, when the system knows it)."""
+    try:
+        login: str | None = getpass.getuser()
+    except (KeyError, OSError):
+        login = None
+    return Actor(None, "admin", "system", "cli", login)
 
 
 def _factories(given: list[str] | None) -> list[str]:
-    return [nfc(f.strip()) for f in given or []]
+    # Typed on a command line: spaces around a name are the shell's, not the factory's.
+    return [f.strip() for f in given or []]
 
 
-def _usage_problem(args: argparse.Namespace) -> str | None:
-    problem = name_problem(args.name)
-    if problem is None and getattr(args, "display", None) is not None:
-        problem = display_problem(args.display)
-    return problem
+def _refused(exc: UserProblem) -> int:
+    hint = " (see `edge-hub user list`)" if exc.kind == "not_found" else ""
+    print(f"edge-hub: {exc.message}{hint}", file=err())
+    return 1 if exc.kind == "conflict" else 2
+
+
+def _run(settings: HubSettings, act: Callable[[Storage], object]) -> int:
+    with contextlib.closing(open_migrated(settings)) as storage:
+        try:
+            act(storage)
+        except UserProblem as exc:
+            return _refused(exc)
+    return 0
 
 
 def cmd_user_add(settings: HubSettings, args: argparse.Namespace) -> int:
-    problem = _usage_problem(args)
-    if problem is not None:
-        print(f"edge-hub: {problem}", file=err())
-        return 2
-    password_hash = None
-    link, setup = None, None
+    password = None
     if args.password_stdin:
-        password = _read_password(settings)
-        if password is None:
-            return 2
-        password_hash = hash_password(password)
-    else:
-        link, setup = _setup_link(settings)
-    with contextlib.closing(open_migrated(settings)) as storage:
-        try:
-            storage.users.add(
-                nfc(args.name),
-                name_key(args.name),
-                role=args.role,
-                display=args.display or "",
-                factories=_factories(args.factory),
-                password_hash=password_hash,
-                setup=setup,
-            )
-        except Conflict as exc:
-            print(f"edge-hub: {exc}", file=err())
-            return 1
-        except UnknownFactory as exc:
-            print(f"edge-hub: {exc} (see GET /api/v1/factories)", file=err())
-            return 2
-    if link is not None:
-        print(link, file=out())
+        # One line; its line ending is not part of the password.
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    links: list[user_admin.SetupLink] = []
+
+    def act(storage: Storage) -> None:
+        _, link = user_admin.create(
+            storage,
+            cli_actor(),
+            name=args.name,
+            role=args.role,
+            display=args.display or "",
+            factories=_factories(args.factory),
+            password=password,
+            public_base=settings.public_base(),
+            min_length=settings.console.password_min_length,
+        )
+        links.extend([link] if link else [])
+
+    code = _run(settings, act)
+    if code == 0 and links:
+        print(links[0].url, file=out())
         print(f"the link sets {args.name!r}'s password; valid 24 h, shown once", file=err())
-    return 0
+    return code
 
 
 def cmd_user_list(settings: HubSettings, args: argparse.Namespace) -> int:
@@ -107,12 +93,11 @@ def cmd_user_list(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def _row(user: dict[str, Any], as_json: bool) -> dict[str, Any]:
-    locked = user["locked_until"] is not None and user["locked_until"] > now()
     state = (
         "disabled"
         if user["disabled"]
         else "locked"
-        if locked
+        if user_admin.is_locked(user)
         else "active"
         if user["has_password"]
         else "no password"
@@ -128,20 +113,9 @@ def _row(user: dict[str, Any], as_json: bool) -> dict[str, Any]:
 
 
 def _change(settings: HubSettings, args: argparse.Namespace, **fields: Any) -> int:
-    problem = name_problem(args.name)
-    if problem is not None:
-        print(f"edge-hub: {problem}", file=err())
-        return 2
-    with contextlib.closing(open_migrated(settings)) as storage:
-        try:
-            found = storage.users.update(name_key(args.name), **fields)
-        except UnknownFactory as exc:
-            print(f"edge-hub: {exc} (see GET /api/v1/factories)", file=err())
-            return 2
-    if found is None:
-        print(f"edge-hub: no user {args.name!r} (see `edge-hub user list`)", file=err())
-        return 2
-    return 0
+    return _run(
+        settings, lambda storage: user_admin.change(storage, cli_actor(), args.name, **fields)
+    )
 
 
 def cmd_user_disable(settings: HubSettings, args: argparse.Namespace) -> int:
@@ -159,41 +133,38 @@ def cmd_user_enable(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_user_set_role(settings: HubSettings, args: argparse.Namespace) -> int:
-    code = _change(settings, args, role=args.role, factories=_factories(args.factory))
+    factories = _factories(args.factory)
+    code = _change(settings, args, role=args.role, factories=factories)
     if code == 0:
-        scope = ", ".join(_factories(args.factory)) or "all factories"
+        scope = ", ".join(factories) or "all factories"
         print(f"user {args.name!r} is now {args.role} ({scope})", file=err())
     return code
 
 
 def cmd_user_unlock(settings: HubSettings, args: argparse.Namespace) -> int:
-    if _usage_problem(args) is not None:
-        return _change(settings, args)
-    with contextlib.closing(open_migrated(settings)) as storage:
-        found = storage.users.unlock(name_key(args.name))
-    if not found:
-        print(f"edge-hub: no user {args.name!r} (see `edge-hub user list`)", file=err())
-        return 2
-    print(f"user {args.name!r} unlocked", file=err())
-    return 0
+    code = _run(settings, lambda storage: user_admin.unlock(storage, cli_actor(), args.name))
+    if code == 0:
+        print(f"user {args.name!r} unlocked", file=err())
+    return code
 
 
 def cmd_user_reset_password(settings: HubSettings, args: argparse.Namespace) -> int:
-    if _usage_problem(args) is not None:
-        return _change(settings, args)
-    link, (link_hash, expires_at) = _setup_link(settings)
-    with contextlib.closing(open_migrated(settings)) as storage:
-        found = storage.users.reset_password(name_key(args.name), link_hash, expires_at)
-    if not found:
-        print(f"edge-hub: no user {args.name!r} (see `edge-hub user list`)", file=err())
-        return 2
-    print(link, file=out())
-    print(
-        f"{args.name!r}'s old password no longer works; the link sets a new one "
-        "(valid 24 h, shown once)",
-        file=err(),
-    )
-    return 0
+    links: list[user_admin.SetupLink] = []
+
+    def act(storage: Storage) -> None:
+        links.append(
+            user_admin.reset_password(storage, cli_actor(), args.name, settings.public_base())
+        )
+
+    code = _run(settings, act)
+    if code == 0:
+        print(links[0].url, file=out())
+        print(
+            f"{args.name!r}'s old password no longer works; the link sets a new one "
+            "(valid 24 h, shown once)",
+            file=err(),
+        )
+    return code
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -4,6 +4,10 @@ factories, and the state of their sign-in (password hash, setup link, failures, 
 Rows are found by ``name_key`` (the case-folded NFC name), so two spellings of one name are
 one account. Reads hand back a user's public fields only; the password hash leaves this
 module through :meth:`Users.credentials` alone, for the sign-in that verifies it.
+
+An admin's change (``by``: who made it) is in the change log with the change, in its own
+transaction: ``user.create``, ``user.update`` (role, factories, display: each changed field
+from and to), ``user.disable``, ``user.enable``, ``user.unlock``, ``user.reset_password``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hub.storage.changelog import AuditEntry, Who, write_entry
 from hub.storage.model import Conflict
 from hub.storage.model import UnknownFactory as UnknownFactory  # named here by hub.cli.users
 from hub.storage.sqlbase import Conn, Database, dicts
@@ -54,6 +59,12 @@ def _set_factories(conn: Conn, user_id: int, names: Sequence[str]) -> None:
     )
 
 
+def _audit(
+    conn: Conn, by: Who, action: str, name: str, detail: dict[str, Any] | None = None
+) -> None:
+    write_entry(conn, AuditEntry(by, action, "user", name, detail))
+
+
 def _views(conn: Conn, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
     rows = dicts(conn.execute(f"{_PUBLIC} {where}", params))
     scopes: dict[int, list[str]] = {}
@@ -83,6 +94,7 @@ class Users:
         factories: Sequence[str] = (),
         password_hash: str | None = None,
         setup: tuple[str, float] | None = None,
+        by: Who,
     ) -> dict[str, Any]:
         """A new account; Conflict when ``key`` is taken, UnknownFactory for a factory that
         does not exist. ``setup``: (sha256 of the setup link's token, when it expires)."""
@@ -109,7 +121,11 @@ class Users:
             if row is None:
                 raise Conflict(f"user {name!r} already exists")
             _set_factories(conn, int(row[0]), factories)
-            return _views(conn, "WHERE id = ?", (int(row[0]),))[0]
+            made = _views(conn, "WHERE id = ?", (int(row[0]),))[0]
+            detail = {k: made[k] for k in ("role", "display", "factories")}
+            detail["password"] = "set" if password_hash else "setup link"
+            _audit(conn, by, "user.create", name, detail)
+            return made
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._db.reader(snapshot=True) as conn:
@@ -128,37 +144,59 @@ class Users:
         display: str | None = None,
         disabled: bool | None = None,
         factories: Sequence[str] | None = None,
+        by: Who,
     ) -> dict[str, Any] | None:
-        """Change the fields given; None when there is no such user."""
+        """Change the fields given; None when there is no such user. Only what really
+        changed is in the change log (a PATCH repeating the current values writes no row)."""
         with self._db.write() as conn:
-            row = conn.execute("SELECT id FROM users WHERE name_key = ?", (key,)).fetchone()
-            if row is None:
+            found = _views(conn, "WHERE name_key = ?", (key,))
+            if not found:
                 return None
-            user_id = int(row[0])
+            before = found[0]
+            user_id = int(before["id"])
             for column, value in (("role", role), ("display", display), ("disabled", disabled)):
                 if value is not None:
                     conn.execute(f"UPDATE users SET {column} = ? WHERE id = ?", (value, user_id))
             if factories is not None:
                 _set_factories(conn, user_id, factories)
-            return _views(conn, "WHERE id = ?", (user_id,))[0]
+            after = _views(conn, "WHERE id = ?", (user_id,))[0]
+            changed = {
+                k: {"from": before[k], "to": after[k]}
+                for k in ("role", "factories", "display")
+                if before[k] != after[k]
+            }
+            if changed:
+                _audit(conn, by, "user.update", after["name"], changed)
+            if before["disabled"] != after["disabled"]:
+                action = "user.disable" if after["disabled"] else "user.enable"
+                _audit(conn, by, action, after["name"])
+            return after
 
-    def unlock(self, key: str) -> bool:
+    def unlock(self, key: str, *, by: Who) -> bool:
         with self._db.write() as conn:
-            cur = conn.execute(
-                "UPDATE users SET failures = 0, locked_until = NULL WHERE name_key = ?", (key,)
-            )
-            return cur.rowcount > 0
+            row = conn.execute(
+                "UPDATE users SET failures = 0, locked_until = NULL WHERE name_key = ? "
+                "RETURNING name",
+                (key,),
+            ).fetchone()
+            if row is None:
+                return False
+            _audit(conn, by, "user.unlock", str(row[0]))
+            return True
 
-    def reset_password(self, key: str, setup_hash: str, expires_at: float) -> bool:
+    def reset_password(self, key: str, setup_hash: str, expires_at: float, *, by: Who) -> bool:
         """The old password stops working (and with it the user's sessions: its change time
         moves); the new setup link sets the next one."""
         with self._db.write() as conn:
-            cur = conn.execute(
+            row = conn.execute(
                 "UPDATE users SET password_hash = NULL, password_changed_at = ?, "
-                "setup_hash = ?, setup_expires_at = ? WHERE name_key = ?",
+                "setup_hash = ?, setup_expires_at = ? WHERE name_key = ? RETURNING name",
                 (now(), setup_hash, expires_at, key),
-            )
-            return cur.rowcount > 0
+            ).fetchone()
+            if row is None:
+                return False
+            _audit(conn, by, "user.reset_password", str(row[0]))
+            return True
 
     def setup_user(self, setup_hash: str) -> str | None:
         """The name of the account a live setup link is for, or None."""

@@ -4,6 +4,7 @@ look at the same time, cleared when the gateway syncs again; a shelve runs out b
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,9 +12,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.alert_view import alert_view
+from hub.alert_view import alert_view, journal_view
+from hub.api.audit import entry_view
+from hub.auth import Principal
+from hub.notify import event_body
 from hub.storage import GatewayReport, Storage, open_storage
 from hub.storage.alerts import Actor, AlertFilter
+from hub.storage.changelog import SYSTEM, actor_of
 from hub.worker import AlertWatch
 from shared.timeutil import now
 from shared.wire import WireReading
@@ -171,3 +176,51 @@ def test_one_hub_process_at_a_time_delivers_to_a_webhook(
     feed(storage, a, fleet[2], ["a/m1/t"], seq0=50)  # queues gateway.online
     assert storage.webhook_lease(url, "p1", -1) == int(event["id"])
     assert storage.webhook_lease(url, "p2", 60) == int(event["id"])
+
+
+def test_who_acted_is_kept_as_it_was_then(storage: Storage, fleet: tuple[int, int, int]) -> None:
+    """A person (a Principal with a user id, as a console session makes), a named token, the
+    hub itself and a gateway, each named in the journal, the audit log and the webhook events
+    as they were at the time: removing the person's account later changes none of it."""
+    a, _, factory = fleet
+    storage.users.add("anna", "anna", role="operator", display="Anna Berg", by=SYSTEM)
+    person = Principal(token_id=3, role="operator", user_id=1, name="anna", display="Anna Berg")
+    script = Actor(7, "operator", "token", "shift lead")
+    silence(storage, a)
+    storage.evaluate_gateways(120)
+    alert_id = int(offline(storage)[0]["id"])
+    storage.acknowledge_alert(alert_id, actor_of(person), "on it")
+    storage.shelve_alert(alert_id, script, now() - 1, "ran out already")
+    storage.expire_shelves()
+    feed(storage, a, factory, ["a/m1/t"], seq0=50)  # clears the offline alert
+    with storage._write() as conn:  # type: ignore[attr-defined]
+        conn.execute("DELETE FROM users")
+
+    anna = {"kind": "user", "name": "anna", "display": "Anna Berg", "role": "operator"}
+    shift = {"kind": "token", "name": "shift lead", "display": None, "role": "operator"}
+    hub = {"kind": "system", "name": None, "display": None, "role": "system"}
+    gateway = {"kind": "gateway", "name": "gw-a", "display": None, "role": "gateway"}
+    journal = [(e["action"], e["by"]) for e in map(journal_view, storage.alert_journal(alert_id))]
+    assert journal == [
+        ("opened", {**hub, "token_id": None}),
+        # a person's act names no token: their credential is a session, not a token
+        ("acknowledged", {**anna, "token_id": None}),
+        ("shelved", {**shift, "token_id": 7}),
+        ("shelve_expired", {**hub, "token_id": None}),
+        ("cleared", {**gateway, "token_id": None}),
+    ]
+    alert = alert_view(storage.get_alert(alert_id))  # type: ignore[arg-type]
+    assert alert["acknowledged_by"] == {**anna, "token_id": None}
+
+    audit, _ = storage.audit_page(0, 10, target="alert")
+    assert [(e["action"], e["by"]) for e in map(entry_view, reversed(audit))] == [
+        ("alert.ack", {**anna, "token_id": None}),
+        ("alert.shelve", {**shift, "token_id": 7}),
+    ]
+    events = [json.loads(event_body(e)) for e in storage.alert_events_after(0, 100)]
+    assert [(e["event"], e["reannounced"], e["by"]) for e in events] == [
+        ("gateway.offline", False, {**hub, "token_id": None}),
+        ("alert.acknowledged", False, {**anna, "token_id": None}),
+        ("gateway.offline", True, {**hub, "token_id": None}),
+        ("gateway.online", False, {**gateway, "token_id": None}),
+    ]

@@ -5,6 +5,7 @@ refused with a clear message and nothing stored."""
 from __future__ import annotations
 
 import contextlib
+import getpass
 import io
 import json
 import re
@@ -201,3 +202,63 @@ def test_password_stdin_through_a_real_pipe(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (0, ""), result.stderr
     listed = run_cli(config, "user", "list")
     assert re.search(r"^bo\s+-\s+read\s+all\s+active\s", listed.stdout, re.M), listed.stdout
+
+
+def test_every_change_from_the_command_line_is_audited(config: Path, storage: Storage) -> None:
+    assert cli(config, "user", "add", "Bo", "--role", "read", "--display", "Bo B")[0] == 0
+    assert cli(config, "user", "set-role", "bo", "--role", "admin", "--factory", "north")[0] == 0
+    assert cli(config, "user", "disable", "bo")[0] == 0
+    assert cli(config, "user", "enable", "bo")[0] == 0
+    assert cli(config, "user", "unlock", "bo")[0] == 0
+    assert cli(config, "user", "reset-password", "bo")[0] == 0
+    # refused: nothing is in the log
+    assert cli(config, "user", "set-role", "bo", "--role", "read", "--factory", "nowhere")[0] == 2
+    assert cli(config, "user", "disable", "nobody")[0] == 2
+    rows, total = storage.audit_page(0, 50, target="user")
+    assert total == 6
+    rows.reverse()
+    assert [(r["action"], r["target_id"]) for r in rows] == [
+        ("user.create", "Bo"),
+        ("user.update", "Bo"),
+        ("user.disable", "Bo"),
+        ("user.enable", "Bo"),
+        ("user.unlock", "Bo"),
+        ("user.reset_password", "Bo"),
+    ]
+    assert rows[0]["detail"] == {
+        "role": "read",
+        "display": "Bo B",
+        "factories": [],
+        "password": "setup link",
+    }
+    assert rows[1]["detail"] == {
+        "role": {"from": "read", "to": "admin"},
+        "factories": {"from": [], "to": ["north"]},
+    }
+    for row in rows:
+        # the hub's own command line, run by this login
+        assert (row["by_kind"], row["by_name"], row["role"], row["token_id"]) == (
+            "system",
+            "cli",
+            "admin",
+            None,
+        )
+        assert row["by_display"] == getpass.getuser()
+
+
+def test_tokens_have_names(config: Path, storage: Storage) -> None:
+    label = "Pr\u00fcfstand Nord"
+    code, out, err = cli(config, "token", "add", "--role", "operator", "--name", label)
+    assert code == 0, err
+    record = storage.token_by_hash(hash_token(out.strip()))
+    assert record is not None and record.name == label
+    assert cli(config, "token", "add", "--role", "read")[0] == 0
+    code, out, _ = cli(config, "token", "list", "--json")
+    assert [(t["name"], t["role"]) for t in json.loads(out)] == [
+        (label, "operator"),
+        (None, "read"),
+    ]
+    for bad in ("", " padded", "x" * 129, "bell\a", "zero\u200bwidth"):
+        code, out, err = cli(config, "token", "add", "--role", "read", "--name", bad)
+        assert (code, out) == (2, "") and "token name" in err, bad
+    assert len(storage.list_tokens()) == 2

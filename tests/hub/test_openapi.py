@@ -155,6 +155,9 @@ def test_spec_describes_every_route(fuzz_hub: HubProcess) -> None:
         *(("POST", f"/api/v1/alerts/{{id}}/{a}") for a in ("ack", "shelve", "unshelve")),
         ("GET", "/api/v1/alarm-report"),
         ("GET", "/api/v1/alarm-summary"),
+        # People's accounts.
+        *((m, "/api/v1/users") for m in ("GET", "POST")),
+        *((m, "/api/v1/users/{name}") for m in ("GET", "PATCH")),
     }
     ingest = spec["paths"]["/api/v1/ingest"]["post"]
     assert ingest["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/Batch")
