@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import paho.mqtt.publish as mqtt_publish
 
 from devtools.api_examples_alarms import alarm_examples
+from devtools.api_examples_people import people_examples
 from devtools.api_examples_scopes import scope_examples
 from devtools.stack import REPO, Agent, Broker, Detector, Hub, stopping, wait_for
 
@@ -41,9 +42,24 @@ factories: anything of another answers 404 as if it did not exist, and lists lea
 * Ranges: ids, counts (`backlog`, `dropped`, `dead_letters`) and alert ids up to 2^63-1,
   reading seqs up to 2^40-1, times from 1970 to 9999-12-31T23:59:59Z; a sensor key is
   `line/machine/sensor` with three non-blank segments of at most 128 characters, without
-  control or invisible characters. Outside: a 4xx naming the field, nothing stored.
+  control or invisible characters. Reading values, thresholds and alert rule limits lie
+  within ±1e15 (larger values would overflow the sums the hub keeps per minute, hour and
+  half-day). Text fields (names, locations, types, units, comments) hold no control or
+  invisible characters, NUL included. Names are compared in Unicode NFC: `café` typed with
+  a precomposed `é` or with `e` and a combining accent is one name (creating it again is a
+  409, and readings sent under either form land on one sensor). Outside: a 4xx naming the
+  field, nothing stored.
 * Times: `ts` is epoch seconds; `time` the same in RFC 3339. Query parameters `from`/`to`
   take either.
+* Who acted: journal entries, change log rows, `acknowledged_by` and webhook events name
+  them as `by: {"kind", "name", "display", "role", "token_id"}`. `kind` is `user` (a
+  person signed in; `name` their user name, `display` their full name, `token_id` null),
+  `token` (`name` the label given with `edge-hub token add --name`, else null), `gateway`
+  (`name` its id) or `system` (the hub itself: offline alerts, shelves running out,
+  chattering; or `edge-hub` on the command line, `name` `cli`). Each is kept as it was at
+  the time: a display name changed or an account removed later leaves past acts as they
+  read. Acts recorded before hubs kept names read as `kind` `token` (or `gateway`,
+  `system` by their role) with `name` null.
 * `/openapi.json` and `/docs` describe the same routes for tools.
 
 Every example below was produced by `python -m devtools.api_examples` against a live hub,
@@ -233,8 +249,8 @@ def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int)
         "GET",
         "/api/v1/audit?per_page=3",
         a.get("/api/v1/audit", params={"per_page": 3}),
-        "Every change made with a person's token, with its id, role and time, newest "
-        "first; filters `target`, `target_id`, `token_id`, `from`, `to`.",
+        "Every change made by a person or with a token, with who made it (`by`) and when, "
+        "newest first; filters `target`, `target_id`, `token_id`, `from`, `to`.",
     )
     _show(
         lines,
@@ -316,7 +332,7 @@ def main() -> None:
         detector = Detector(wd).start()
         hub = Hub(wd, anomaly_url=detector.url)
         token = hub.add_gateway("gw-01", "plant-1")
-        admin = hub.cli("token", "add", "--role", "admin")
+        admin = hub.cli("token", "add", "--role", "admin", "--name", "plant admin")
         hub.start()
         agent = Agent(wd, gateway_id="gw-01", mqtt_port=broker.port, hub_url=hub.url, token=token)
         with stopping(broker, detector, hub, agent):
@@ -478,6 +494,7 @@ def main() -> None:
                 model_examples(lines, c, a, sid)
                 alarm_examples(lines, _show, hub, c, a, _publisher(broker.port))
                 scope_examples(lines, _show, hub, a)
+                people_examples(lines, _show, a)
         (REPO / "docs" / "api.md").write_text("\n".join(lines))
         print("wrote docs/api.md")
 

@@ -27,7 +27,7 @@ def alarm_examples(
 ) -> None:
     """``show`` is api_examples' section writer, ``c``/``a`` read and admin clients,
     ``publish(key, value)`` one reading on MQTT."""
-    operator = hub.cli("token", "add", "--role", "operator")
+    operator = hub.cli("token", "add", "--role", "operator", "--name", "control room")
     publish(KEY, 4.0)
     wait_for("the pressure sensor", lambda: _sensor(c) is not None, timeout=30, every=0.2)
     sid = _sensor(c)
@@ -99,7 +99,7 @@ def alarm_examples(
         "(the alert rule that fired, else null); `severity`; `state` (`active` | `cleared`) and "
         "`acknowledged` (true | false), the two together as `status` (`active_unack`, "
         "`active_ack`, `cleared_unack`, `cleared_ack`); `acknowledged_at`, `acknowledged_by` "
-        "(`{token_id, role}`); `shelved` and `shelved_until` (null unless shelved now); "
+        "(`by`: who, as in the journal); `shelved` and `shelved_until` (null unless shelved now); "
         "`chattering` (its source cleared `[alarms] chattering_count` times within "
         "`chattering_window_s`) and `stale` (active longer than `stale_after_s`), marks that "
         "stay once set; "
