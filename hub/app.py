@@ -198,7 +198,7 @@ class Hub:
                     principal = None
                     if roles is not None:
                         principal = require(authenticate_request(storage, request, method), roles)
-                        wait = limiter.acquire(principal.token_id)
+                        wait = limiter.acquire(principal.quota_key)
                         if wait > 0:
                             metrics.RATE_LIMITED.inc()
                             raise rate_limited(retry_after_s(wait))
@@ -207,10 +207,10 @@ class Hub:
                         # The one place a factory scope is checked (before any read).
                         admit(scope, principal, ctx.path("id"), raw_body, storage)
                     if rows is not None and principal is not None:
-                        ctx.reads = ReadCharge(budget, principal.token_id)
+                        ctx.reads = ReadCharge(budget, principal.quota_key)
                         expected = rows(ctx)  # bad parameters: their 400 comes from here
                         if budget.is_heavy(expected):
-                            refused = budget.acquire(principal.token_id, expected)
+                            refused = budget.acquire(principal.quota_key, expected)
                             if refused is not None:
                                 reason, wait = refused
                                 metrics.READ_BUDGET_REFUSED.labels(reason).inc()

@@ -24,7 +24,7 @@ from hub.storage.migrations import (
 from hub.storage.model import StorageError
 from hub.storage.postgres.alarm_marks import alarm_marks, peak_value
 from hub.storage.postgres.grafana import grafana_views
-from hub.storage.postgres.people import token_scopes
+from hub.storage.postgres.people import token_scopes, user_sessions
 from hub.storage.postgres.people import users as people_users
 
 PgConnection = psycopg.Connection[Any]
@@ -390,6 +390,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "token scopes: the factories a token is limited to": token_scopes,
         "read-only views for Grafana, indexed by time": grafana_views,
         "alert peak value": peak_value,
+        "people's console sessions: the user, idle timeout": user_sessions,
     }
 )
 

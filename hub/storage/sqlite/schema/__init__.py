@@ -18,7 +18,7 @@ from hub.storage.sqlite.schema.later import (
     sign_in,
     stale_marks,
 )
-from hub.storage.sqlite.schema.people import token_scopes, users
+from hub.storage.sqlite.schema.people import token_scopes, user_sessions, users
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
 
@@ -44,5 +44,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         # plugin, and the hub's file is not shared with another host anyway.
         "read-only views for Grafana, indexed by time": not_needed,
         "alert peak value": peak_value,
+        "people's console sessions: the user, idle timeout": user_sessions,
     }
 )
