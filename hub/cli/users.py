@@ -20,6 +20,7 @@ from hub.cli.tables import print_rows, when
 from hub.config import HubSettings
 from hub.passwords import hash_password, password_problem
 from hub.storage import Conflict
+from hub.storage.audit import Actor, AuditEntry
 from hub.storage.users import UnknownFactory
 from hub.user_names import display_problem, name_key, name_problem
 from shared.text import nfc
@@ -171,6 +172,12 @@ def cmd_user_unlock(settings: HubSettings, args: argparse.Namespace) -> int:
         return _change(settings, args)
     with contextlib.closing(open_migrated(settings)) as storage:
         found = storage.users.unlock(name_key(args.name))
+        user = storage.users.get(name_key(args.name)) if found else None
+        if user is not None:
+            # Done on the hub's host by whoever may run edge-hub there: no token, an admin.
+            storage.audit.record_audit(
+                AuditEntry(Actor(None, "admin"), "user.unlock", "user", user["name"], None)
+            )
     if not found:
         print(f"edge-hub: no user {args.name!r} (see `edge-hub user list`)", file=err())
         return 2
