@@ -349,10 +349,11 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
 
     app.exception(on_exception)
     served: dict[str, list[str]] = {}
-    for method, route, roles, fn, rows, declared in hub.routes() + hub.static_routes():
+    for method, route, roles, fn, rows, declared, slow in hub.routes() + hub.static_routes():
         scope = scope_of(method, route, roles, declared)
-        # Reads that may be large run off Robyn's worker thread (see _off_worker).
-        wrap = _off_worker if rows is not None else _same
+        # Reads that may be large, and slow work, run off Robyn's worker thread (see
+        # _off_worker).
+        wrap = _off_worker if rows is not None or slow else _same
         get = hub.endpoint(robyn, method, route, roles, fn, rows=rows, scope=scope)
         app.add_route(method, route, wrap(get))
         served.setdefault(route, []).append(method)

@@ -228,7 +228,9 @@ def routes(hub: Services) -> list[Route]:
 
     return [
         Route("GET", "/login", None, h_login_form),
-        Route("POST", "/login", None, h_login),
+        # An argon2 check takes a fifth of a second or more of CPU: on Robyn's worker
+        # thread it would hold up every other request of that thread (gateways' batches).
+        Route("POST", "/login", None, h_login, slow=True),
         Route("GET", "/setup", None, h_setup_form),
-        Route("POST", "/setup", None, h_setup),
+        Route("POST", "/setup", None, h_setup, slow=True),
     ]

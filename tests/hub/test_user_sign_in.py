@@ -8,6 +8,8 @@ import contextlib
 import io
 import re
 import sys
+import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,5 +295,39 @@ def test_token_sign_in_can_be_turned_off(tmp_path: Path, database_url: str) -> N
             .status_code
             == 200
         )
+    finally:
+        server.stop()
+
+
+def test_a_password_check_does_not_hold_up_other_requests(
+    tmp_path: Path, database_url: str
+) -> None:
+    # One Robyn worker thread: were the argon2 check run on it, every request arriving
+    # meanwhile (a gateway's batch, here a probe) would wait for it.
+    server = start_hub(tmp_path, database=database_url, anomaly_scan_interval_s=0, threads=1)
+    try:
+        add_user(server, "ida")
+        browser = Browser(server)
+        data = {"csrf_token": browser.form_token(), "name": "ida", "password": PASSWORD}
+        done = threading.Event()
+        took: list[float] = []
+
+        def sign_in() -> None:
+            started = time.perf_counter()
+            assert browser.client.post("/login", data=data).status_code == 303
+            took.append(time.perf_counter() - started)
+            done.set()
+
+        waits: list[float] = []
+        worker = threading.Thread(target=sign_in)
+        with httpx.Client(base_url=server.url, timeout=30) as probe:
+            worker.start()
+            while not done.is_set():
+                started = time.perf_counter()
+                assert probe.get("/health/live").status_code == 200
+                waits.append(time.perf_counter() - started)
+        worker.join(timeout=30)
+        assert took and waits
+        assert max(waits) < took[0] / 2, (max(waits), took[0])
     finally:
         server.stop()
