@@ -150,7 +150,9 @@ def current(storage: Storage, request: Any, at: float | None = None) -> Session 
     record = storage.token_by_hash(row.token_hash)
     if record is None or record.revoked or record.role not in READ_ROLES:
         return None
-    principal = Principal(token_id=record.id, role=record.role)
+    # The token's factory scope comes with it: a limited token signed in to the console
+    # sees no more there than through the API.
+    principal = Principal(token_id=record.id, role=record.role, factories=record.factories)
     return Session(id_hash, principal, row.csrf, row.expires_at)
 
 

@@ -299,6 +299,25 @@ def test_token_sign_in_can_be_turned_off(tmp_path: Path, database_url: str) -> N
         server.stop()
 
 
+def test_a_person_or_token_limited_to_a_factory_sees_only_it_in_the_console(
+    hub: HubProcess,
+) -> None:
+    cli(hub, "gateway", "add", "gw-north", "--factory", "north")
+    cli(hub, "gateway", "add", "gw-south", "--factory", "south")
+    add_user(hub, "kim", "--factory", "north")
+    person = Browser(hub, "192.0.2.80")
+    assert person.sign_in("kim", PASSWORD).status_code == 303
+    scoped_token = cli(hub, "token", "add", "--role", "read", "--factory", "north")
+    machine = Browser(hub, "192.0.2.81")
+    assert machine.client.post("/login", data={"token": scoped_token}).status_code == 303
+    for browser in (person, machine):
+        r = browser.get("/api/v1/factories")
+        assert r.status_code == 200
+        assert [row["name"] for row in r.json()["data"]] == ["north"]
+        gateways = browser.get("/api/v1/gateways").json()["data"]
+        assert {row["name"] for row in gateways} == {"gw-north"}
+
+
 def test_a_password_check_does_not_hold_up_other_requests(
     tmp_path: Path, database_url: str
 ) -> None:
