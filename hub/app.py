@@ -199,7 +199,7 @@ class Hub:
                     principal = None
                     if roles is not None:
                         principal = require(authenticate_request(storage, request, method), roles)
-                        wait = limiter.acquire(principal.token_id)
+                        wait = limiter.acquire(principal.quota_key)
                         if wait > 0:
                             metrics.RATE_LIMITED.inc()
                             raise rate_limited(retry_after_s(wait))
@@ -208,10 +208,10 @@ class Hub:
                         # The one place a factory scope is checked (before any read).
                         admit(scope, principal, ctx.path("id"), raw_body, storage)
                     if rows is not None and principal is not None:
-                        ctx.reads = ReadCharge(budget, principal.token_id)
+                        ctx.reads = ReadCharge(budget, principal.quota_key)
                         expected = rows(ctx)  # bad parameters: their 400 comes from here
                         if budget.is_heavy(expected):
-                            refused = budget.acquire(principal.token_id, expected)
+                            refused = budget.acquire(principal.quota_key, expected)
                             if refused is not None:
                                 reason, wait = refused
                                 metrics.READ_BUDGET_REFUSED.labels(reason).inc()
@@ -356,10 +356,11 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
 
     app.exception(on_exception)
     served: dict[str, list[str]] = {}
-    for method, route, roles, fn, rows, declared in hub.routes() + hub.static_routes():
+    for method, route, roles, fn, rows, declared, slow in hub.routes() + hub.static_routes():
         scope = scope_of(method, route, roles, declared)
-        # Reads that may be large run off Robyn's worker thread (see _off_worker).
-        wrap = _off_worker if rows is not None else _same
+        # Reads that may be large, and slow work, run off Robyn's worker thread (see
+        # _off_worker).
+        wrap = _off_worker if rows is not None or slow else _same
         get = hub.endpoint(robyn, method, route, roles, fn, rows=rows, scope=scope)
         app.add_route(method, route, wrap(get))
         served.setdefault(route, []).append(method)

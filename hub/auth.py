@@ -69,6 +69,12 @@ class Principal:
             return "user"
         return "gateway" if self.role == "gateway" else "token"
 
+    @property
+    def quota_key(self) -> int:
+        """Whose rate limit and read budget a request uses: its token's, or a person's own
+        (negative, so it never meets a token's id; people all have token_id 0)."""
+        return self.token_id if self.user_id is None else -self.user_id
+
     def by(self) -> dict[str, object]:
         """How journal entries, audit rows and webhooks name who acted."""
         name = self.name if self.name is not None else self.gateway_name

@@ -19,18 +19,30 @@ class ConsoleSettings(BaseModel):
     # A session ends this long after sign-in, whatever the activity: a console left open on
     # a shared plant-floor screen must not stay signed in for ever. Then sign in again.
     session_lifetime_s: float = Field(8 * 3600.0, gt=0, le=30 * 86400, allow_inf_nan=False)
+    # A person's session (signed in with a name and password) also ends after this long
+    # without use: a page load or any request the console makes with it. Pages poll the
+    # API while open, so an open console counts as in use; a closed one runs out.
+    session_idle_s: float = Field(3600.0, gt=0, le=30 * 86400, allow_inf_nan=False)
+    # true: the sign-in page also takes an API token and exchanges it for a session, as
+    # before people had accounts. false: only names and passwords sign in.
+    token_sign_in: bool = True
+    # After this many wrong passwords in a row an account is locked for lockout_s seconds
+    # (or until `edge-hub user unlock`); a locked account's sign-in answers like a wrong
+    # password, so guessing it learns nothing.
+    lockout_failures: int = Field(10, ge=1, le=10_000)
+    lockout_s: float = Field(900.0, gt=0, le=365 * 86400, allow_inf_nan=False)
     # How often open pages poll the JSON API for fresh data (fleet, alerts, latest value).
     poll_interval_s: float = Field(5.0, ge=0.2, le=3600, allow_inf_nan=False)
     # The cookie's Secure flag. auto: set when the request came over HTTPS, as the TLS front
     # (deploy/nginx.conf) says in X-Forwarded-Proto; a hub on plain http://127.0.0.1 still
     # works in a browser.
     secure_cookie: Literal["auto", "always", "never"] = "auto"
-    # Live sessions one token may hold: a sign-in past this ends that token's oldest session,
+    # Live sessions one token (or one person) may hold: a sign-in past this ends the oldest,
     # so a leaked token pasted on many screens cannot pile up sessions without bound.
     max_sessions_per_token: int = Field(10, ge=1, le=10_000)
     # Failed sign-ins: after sign_in_max_failures attempts in sign_in_window_s from one
-    # address, or with one token, the next get 429 with Retry-After until that window ends.
-    # Counted in the database, so every hub process and host shares the counts.
+    # address, or with one token or user name, the next get 429 with Retry-After until that
+    # window ends. Counted in the database, so every hub process and host shares the counts.
     sign_in_max_failures: int = Field(10, ge=1, le=10_000)
     sign_in_window_s: float = Field(900.0, gt=0, le=86400, allow_inf_nan=False)
     # Peers whose X-Real-IP names the real client (the TLS front on this host sets it): the

@@ -89,9 +89,10 @@ RowEstimate = Callable[[Ctx], int]
 
 class Route(NamedTuple):
     """One route: ``roles`` None is public; ``rows`` marks a read that can answer many rows
-    (charged to the read budget, and run off Robyn's worker thread); ``scope`` says how a
-    principal limited to some factories meets it (hub.api.scope), and every route that
-    authenticates must say it: the app refuses to build otherwise."""
+    (charged to the read budget, and run off Robyn's worker thread); ``slow`` marks other
+    work that takes long (a password's argon2 check), run off that thread as well; ``scope``
+    says how a principal limited to some factories meets it (hub.api.scope), and every route
+    that authenticates must say it: the app refuses to build otherwise."""
 
     method: str
     path: str
@@ -99,6 +100,7 @@ class Route(NamedTuple):
     handler: Handler
     rows: RowEstimate | None = None
     scope: Scope | None = None
+    slow: bool = False
 
 
 class Services(Protocol):

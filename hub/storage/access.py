@@ -212,16 +212,69 @@ class Access:
             )
             return max(cur.rowcount, 0)
 
-    def session_by_hash(self, id_hash: str) -> SessionRow | None:
-        """The live session of that cookie hash; None when unknown or expired."""
+    def create_user_session(
+        self,
+        id_hash: str,
+        user_id: int,
+        csrf: str,
+        times: tuple[float, float],
+        max_per_user: int,
+    ) -> int:
+        """Store a new session of a person; ``times`` is (expires_at, idle_s). Their oldest
+        sessions beyond ``max_per_user`` end; returns how many ended that way."""
+        expires_at, idle_s = times
+        owner = f"user:{user_id}"
+        at = now()
+        with self._db.write() as conn:
+            # As for a token: sign-ins of one person queue on their row.
+            conn.execute("UPDATE users SET failures = failures WHERE id = ?", (user_id,))
+            conn.execute(
+                "DELETE FROM console_sessions WHERE expires_at <= ? OR last_seen_at + idle_s <= ?",
+                (at, at),
+            )
+            conn.execute(
+                "INSERT INTO console_sessions (id_hash, token_hash, csrf, created_at, "
+                "expires_at, user_id, idle_s, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (id_hash, owner, csrf, at, expires_at, user_id, idle_s, at),
+            )
+            cur = conn.execute(
+                "DELETE FROM console_sessions WHERE token_hash = ? AND id_hash NOT IN ("
+                "SELECT id_hash FROM console_sessions WHERE token_hash = ? "
+                "ORDER BY created_at DESC, id_hash = ? DESC LIMIT ?)",
+                (owner, owner, id_hash, max_per_user),
+            )
+            return max(cur.rowcount, 0)
+
+    def session_by_hash(self, id_hash: str, at: float | None = None) -> SessionRow | None:
+        """The live session of that cookie hash at ``at`` (default now); None when unknown,
+        past its lifetime or (a person's) idle longer than its idle timeout."""
+        at = now() if at is None else at
         row = self._db.fetchone(
-            "SELECT token_hash, csrf, created_at, expires_at FROM console_sessions "
-            "WHERE id_hash = ? AND expires_at > ?",
-            (id_hash, now()),
+            "SELECT token_hash, csrf, created_at, expires_at, user_id, idle_s, last_seen_at "
+            "FROM console_sessions WHERE id_hash = ? AND expires_at > ? "
+            "AND (idle_s IS NULL OR last_seen_at + idle_s > ?)",
+            (id_hash, at, at),
         )
         if row is None:
             return None
-        return SessionRow(str(row[0]), str(row[1]), float(row[2]), float(row[3]))
+        return SessionRow(
+            str(row[0]),
+            str(row[1]),
+            float(row[2]),
+            float(row[3]),
+            None if row[4] is None else int(row[4]),
+            None if row[5] is None else float(row[5]),
+            None if row[6] is None else float(row[6]),
+        )
+
+    def touch_session(self, id_hash: str, at: float) -> None:
+        """A person's session was used at ``at``: its idle timeout starts again."""
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE console_sessions SET last_seen_at = ? "
+                "WHERE id_hash = ? AND last_seen_at < ?",
+                (at, id_hash, at),
+            )
 
     def delete_session(self, id_hash: str) -> bool:
         with self._db.write() as conn:

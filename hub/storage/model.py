@@ -118,3 +118,7 @@ class SessionRow:
     csrf: str
     created_at: float
     expires_at: float
+    # A person's session (None: a token's): whose, its idle timeout and last use.
+    user_id: int | None = None
+    idle_s: float | None = None
+    last_seen_at: float | None = None

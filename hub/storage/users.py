@@ -29,6 +29,39 @@ _PUBLIC = (
 
 
 @dataclass(frozen=True, slots=True)
+class SessionUser:
+    """Who a person's console session is for, as the account is now."""
+
+    id: int
+    name: str
+    display: str
+    role: str
+    # None: every factory; else the ids of the factories they are limited to.
+    factories: frozenset[int] | None
+
+
+def _end_sessions(conn: Conn, user_id: int) -> None:
+    """Every console session of the user ends: their account changed in a way that must
+    reach every open console at once (disabled, password, role or factories)."""
+    conn.execute("DELETE FROM console_sessions WHERE user_id = ?", (user_id,))
+
+
+# One failed sign-in; SET sees the row as it was on both engines. A lock that ran out
+# starts the count again; reaching ``limit`` locks the account until ``at + lock_s``.
+_FAILED = """
+UPDATE users SET
+    failures = CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN 1
+                    ELSE failures + 1 END,
+    locked_until = CASE
+        WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= ? THEN 1
+                   ELSE failures + 1 END) >= ? THEN ?
+        ELSE NULL END
+WHERE id = ? AND (locked_until IS NULL OR locked_until <= ?)
+RETURNING failures, locked_until
+"""
+
+
+@dataclass(frozen=True, slots=True)
 class Credentials:
     """What a sign-in needs to decide, for one account."""
 
@@ -159,6 +192,10 @@ class Users:
                     conn.execute(f"UPDATE users SET {column} = ? WHERE id = ?", (value, user_id))
             if factories is not None:
                 _set_factories(conn, user_id, factories)
+            # What a session may do was decided at sign-in by these: a new sign-in decides
+            # again. A display name changes nothing a session may do.
+            if role is not None or disabled is not None or factories is not None:
+                _end_sessions(conn, user_id)
             after = _views(conn, "WHERE id = ?", (user_id,))[0]
             changed = {
                 k: {"from": before[k], "to": after[k]}
@@ -190,12 +227,13 @@ class Users:
         with self._db.write() as conn:
             row = conn.execute(
                 "UPDATE users SET password_hash = NULL, password_changed_at = ?, "
-                "setup_hash = ?, setup_expires_at = ? WHERE name_key = ? RETURNING name",
+                "setup_hash = ?, setup_expires_at = ? WHERE name_key = ? RETURNING id, name",
                 (now(), setup_hash, expires_at, key),
             ).fetchone()
             if row is None:
                 return False
-            _audit(conn, by, "user.reset_password", str(row[0]))
+            _end_sessions(conn, int(row[0]))
+            _audit(conn, by, "user.reset_password", str(row[1]))
             return True
 
     def setup_user(self, setup_hash: str) -> str | None:
@@ -206,18 +244,20 @@ class Users:
         )
         return None if row is None else str(row[0])
 
-    def finish_setup(self, setup_hash: str, password_hash: str) -> str | None:
+    def finish_setup(self, setup_hash: str, password_hash: str) -> tuple[int, str] | None:
         """Set the password of the account a live setup link is for and spend the link;
-        the account's name, or None when the link is unknown, spent or expired."""
+        the account's (id, name), or None when the link is unknown, spent or expired."""
         at = now()
         with self._db.write() as conn:
             row = conn.execute(
                 "UPDATE users SET password_hash = ?, password_changed_at = ?, setup_hash = NULL, "
                 "setup_expires_at = NULL, failures = 0, locked_until = NULL "
-                "WHERE setup_hash = ? AND setup_expires_at > ? RETURNING name",
+                "WHERE setup_hash = ? AND setup_expires_at > ? RETURNING id, name",
                 (password_hash, at, setup_hash, at),
             ).fetchone()
-        return None if row is None else str(row[0])
+            if row is not None:
+                _end_sessions(conn, int(row[0]))
+        return None if row is None else (int(row[0]), str(row[1]))
 
     def set_password(self, key: str, password_hash: str, *, changed: bool = True) -> bool:
         """Store a new hash. ``changed`` False: the same password rehashed with today's
@@ -228,8 +268,10 @@ class Users:
             sql += ", password_changed_at = ?"
             params.append(now())
         with self._db.write() as conn:
-            cur = conn.execute(sql + " WHERE name_key = ?", (*params, key))
-            return cur.rowcount > 0
+            row = conn.execute(sql + " WHERE name_key = ? RETURNING id", (*params, key)).fetchone()
+            if row is not None and changed:
+                _end_sessions(conn, int(row[0]))
+            return row is not None
 
     def credentials(self, key: str) -> Credentials | None:
         row = self._db.fetchone(
@@ -247,3 +289,35 @@ class Users:
             None if row[4] is None else float(row[4]),
             int(row[5]),
         )
+
+    def sign_in_failed(self, user_id: int, at: float, limit: int, lock_s: float) -> float | None:
+        """Count a failed sign-in of an account that is not locked; when this one reaches
+        ``limit`` consecutive failures the account is locked: returns until when (else
+        None). A locked account counts nothing more (its lock is not prolonged)."""
+        with self._db.write() as conn:
+            row = conn.execute(_FAILED, (at, at, limit, at + lock_s, user_id, at)).fetchone()
+        return None if row is None or row[1] is None else float(row[1])
+
+    def sign_in_succeeded(self, user_id: int) -> None:
+        """A good password: the count of consecutive failures starts again."""
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE users SET failures = 0, locked_until = NULL "
+                "WHERE id = ? AND (failures <> 0 OR locked_until IS NOT NULL)",
+                (user_id,),
+            )
+
+    def session_user(self, user_id: int) -> SessionUser | None:
+        """The account behind a person's session, unless it is disabled or gone."""
+        with self._db.reader(snapshot=True) as conn:
+            row = conn.execute(
+                "SELECT id, name, display, role FROM users WHERE id = ? AND NOT disabled",
+                (user_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            scope = conn.execute(
+                "SELECT factory_id FROM user_factories WHERE user_id = ?", (user_id,)
+            ).fetchall()
+        factories = frozenset(int(r[0]) for r in scope) or None
+        return SessionUser(int(row[0]), str(row[1]), str(row[2]), str(row[3]), factories)

@@ -10,6 +10,11 @@ Two independent checks, both on every POST/PUT/PATCH/DELETE that a cookie authen
   ``Sec-Fetch-Site``); anything but the hub itself is refused, also for sign-in, where no
   session (so no token) exists yet.
 
+Sign-in and the setup page have no session yet: their forms carry a token that the same
+page also set as the ``edge_signin`` cookie (``SameSite=Strict``, so no other site's request
+has it), and a post must bring both, equal: a page of another site can neither read the
+form's token nor make the browser send the cookie.
+
 A request with a Bearer token needs neither: no browser adds that header by itself.
 """
 
@@ -60,3 +65,11 @@ def check(request: Any, expected: str, submitted: str | None) -> None:
     check_origin(request)
     if not submitted or not hmac.compare_digest(submitted.encode(), expected.encode()):
         raise refused("missing or wrong CSRF token; reload the page and try again")
+
+
+def check_form(request: Any, cookie: str | None, submitted: str | None) -> None:
+    """ApiError 403 ``csrf`` unless a sign-in or setup form is same-origin and brings the
+    token its page set as the ``edge_signin`` cookie."""
+    check_origin(request)
+    if not cookie or not submitted or not hmac.compare_digest(submitted.encode(), cookie.encode()):
+        raise refused("the form has expired or came from elsewhere; reload the page and try again")

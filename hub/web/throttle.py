@@ -1,11 +1,15 @@
-"""The console's sign-in throttle: attempts per source address and per presented token.
+"""The console's sign-in throttle: attempts per source address and per presented token or
+user name.
 
 Every attempt is counted before the token is looked at (hub.storage.access keeps the counts
 in the database, shared by every hub process); once a key has had ``sign_in_max_failures``
 attempts in its window, further attempts get 429 with Retry-After until the window ends,
 without the token being checked. So a throttled caller learns nothing, and an unknown and
 a revoked token take the same path and get the same answer. A good sign-in takes its
-attempt back from the address and clears the token's count.
+attempt back from the address and clears the token's (or the name's) count.
+
+A user name is counted by its case-folded NFC key (hub.user_names), so ``Anna`` and
+``ANNA`` share one count, whether or not there is such an account.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from hub.console_settings import ConsoleSettings
 from hub.storage import Storage
+from hub.user_names import name_key
 from shared.timeutil import now
 
 
@@ -46,9 +51,22 @@ def source_address(request: Any, settings: ConsoleSettings) -> str:
 
 def attempt(storage: Storage, settings: ConsoleSettings, address: str, token: str) -> Attempt:
     """Count one sign-in attempt from ``address`` with ``token``."""
-    address_key = f"addr:{address}"
     # Only the token's hash is kept, as everywhere else (a row names no secret).
-    token_key = "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return _count(storage, settings, address, "token:" + _digest(token))
+
+
+def attempt_name(storage: Storage, settings: ConsoleSettings, address: str, name: str) -> Attempt:
+    """Count one sign-in attempt from ``address`` as user ``name``."""
+    # Hashed too: a key of fixed length whatever was typed as the name.
+    return _count(storage, settings, address, "user:" + _digest(name_key(name)))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _count(storage: Storage, settings: ConsoleSettings, address: str, token_key: str) -> Attempt:
+    address_key = f"addr:{address}"
     at = now()
     window = settings.sign_in_window_s
     counts = storage.sign_in_attempt((address_key, token_key), at, window)

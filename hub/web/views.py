@@ -1,42 +1,23 @@
 """The console's pages and their routes (registered by hub.app beside the API's).
 
-Every page but sign-in needs a live session; without one it redirects to /login. A page is a
-shell with the signed-in role, the CSRF token and what it shows (ids) in ``data-``
-attributes: the scripts fill it from the JSON API and keep it fresh. What a role may do is
-decided by the API for every request; the pages only leave out the controls a role cannot
-use.
+Every page but sign-in and setup (hub.web.signin) needs a live session; without one it
+redirects to /login. A page is a shell with the signed-in role, the CSRF token and what it
+shows (ids) in ``data-`` attributes: the scripts fill it from the JSON API and keep it
+fresh. What a role may do is decided by the API for every request; the pages only leave out
+the controls a role cannot use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from hub.api.http import Ctx, Raw, Route, Services
 from hub.console_settings import ConsoleSettings
-from hub.errors import ApiError
-from hub.ratelimit import retry_after_s
-from hub.web import assets, csrf, render, session, throttle
-
-HTML = "text/html; charset=utf-8"
-# A sign-in form holds one token (256 characters at most, hub.auth) and nothing else.
-MAX_FORM = 4096
-
-
-def _redirect(to: str, headers: dict[str, str] | None = None) -> Raw:
-    return Raw(303, b"", HTML, {"Location": to, "Cache-Control": "no-store", **(headers or {})})
-
-
-def _html(status: int, body: bytes, extra: dict[str, str] | None = None) -> Raw:
-    return Raw(status, body, HTML, {**render.PAGE_HEADERS, **(extra or {})})
-
-
-def _form(ctx: Ctx) -> dict[str, str]:
-    if len(ctx.body) > MAX_FORM:
-        raise ApiError(413, "too_large", f"a console form is at most {MAX_FORM} bytes")
-    text = ctx.body.decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in parse_qs(text, max_num_fields=8).items()}
+from hub.web import assets, csrf, render, session, signin
+from hub.web.responses import form as _form
+from hub.web.responses import html as _html
+from hub.web.responses import redirect as _redirect
 
 
 def _numeric(ctx: Ctx) -> int | None:
@@ -48,9 +29,6 @@ def routes(hub: Services) -> list[Route]:
     storage = hub.storage
     settings: ConsoleSettings = hub.settings.console
 
-    def login_page(status: int, message: str | None) -> Raw:
-        return _html(status, render.page("login.html", message=message))
-
     def page(ctx: Ctx, template: str, title: str, **context: Any) -> Raw:
         found = session.current(storage, ctx.request)
         if found is None:
@@ -61,6 +39,7 @@ def routes(hub: Services) -> list[Route]:
             title=title,
             page=template.removesuffix(".html"),
             role=role,
+            person=found.principal.display or found.principal.name,
             csrf=found.csrf,
             csrf_field=csrf.FIELD,
             poll_ms=int(settings.poll_interval_s * 1000),
@@ -80,40 +59,6 @@ def routes(hub: Services) -> list[Route]:
         view.__name__ = f"console_{template.removesuffix('.html')}"
         view.__doc__ = f"The console's {what} page."
         return view
-
-    def h_login_form(ctx: Ctx) -> Raw:
-        """Sign-in page (redirects to the fleet when already signed in)."""
-        if session.current(storage, ctx.request) is not None:
-            return _redirect("/")
-        ended = ctx.params.get("expired") == "1"
-        return login_page(200, "Your session has ended; sign in again." if ended else None)
-
-    def h_login(ctx: Ctx) -> Raw:
-        """Exchange a token (form field ``token``) for a session cookie."""
-        csrf.check_origin(ctx.request)
-        token = _form(ctx).get("token", "").strip()
-        if not token:
-            return login_page(400, "Paste a token (edge-hub token add --role read|operator|admin).")
-        tried = throttle.attempt(
-            storage, settings, throttle.source_address(ctx.request, settings), token
-        )
-        if tried.wait_s > 0:
-            wait = retry_after_s(tried.wait_s)
-            page = login_page(429, f"Too many failed sign-ins; try again in {wait} s.")
-            return Raw(
-                page.status,
-                page.body,
-                page.content_type,
-                {**page.headers, "Retry-After": str(wait)},
-            )
-        try:
-            value, _ = session.sign_in(storage, token, settings)
-        except ApiError as err:
-            if err.status == 403:
-                return login_page(403, "A gateway's token cannot sign in to the console.")
-            return login_page(401, "This token is unknown or revoked.")
-        throttle.succeeded(storage, tried)
-        return _redirect("/", {"Set-Cookie": session.set_cookie(ctx.request, value, settings)})
 
     def h_logout(ctx: Ctx) -> Raw:
         """End the session (form with the CSRF token)."""
@@ -151,8 +96,7 @@ def routes(hub: Services) -> list[Route]:
         return asset
 
     return [
-        Route("GET", "/login", None, h_login_form),
-        Route("POST", "/login", None, h_login),
+        *signin.routes(hub),
         Route("POST", "/logout", None, h_logout),
         Route("GET", "/", None, h_fleet),
         Route("GET", "/factories", None, h_plant),

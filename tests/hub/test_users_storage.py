@@ -82,7 +82,8 @@ def test_a_factory_in_a_users_scope_is_not_deleted(storage: Storage) -> None:
 def test_a_setup_link_sets_the_password_once(storage: Storage) -> None:
     storage.users.add("bo", "bo", role="read", setup=("link-hash", now() + 60), by=ADMIN)
     assert storage.users.setup_user("link-hash") == "bo"
-    assert storage.users.finish_setup("link-hash", hash_password("a long passphrase")) == "bo"
+    done = storage.users.finish_setup("link-hash", hash_password("a long passphrase"))
+    assert done is not None and done[1] == "bo"
     assert storage.users.finish_setup("link-hash", hash_password("another passphrase")) is None
     creds = storage.users.credentials("bo")
     assert creds is not None and verify_password(creds.password_hash, "a long passphrase")

@@ -148,8 +148,18 @@ class Console:
         page = page or self.page()
         page.goto(f"{self.url}/login")
         page.fill("#token", self.tokens[role])
-        page.click("button[type=submit]")
+        page.click("#token-form button[type=submit]")
         page.wait_for_url(f"{self.url}/")
+        return page
+
+    def sign_in_person(self, name: str, password: str, page: Page | None = None) -> Page:
+        """Sign in with a name and password; the page is left where the hub sent it."""
+        page = page or self.page()
+        page.goto(f"{self.url}/login")
+        page.fill("#name", name)
+        page.fill("#password", password)
+        page.click("#password-form button[type=submit]")
+        page.wait_for_load_state()
         return page
 
     def shot(self, page: Page, name: str) -> None:
@@ -160,6 +170,11 @@ class Console:
     def close(self) -> None:
         for context in self.contexts:
             context.close()
+
+
+def session_cookies(page: Page) -> list[Any]:
+    """The browser's session cookies (the sign-in form's own ``edge_signin`` left out)."""
+    return [c for c in page.context.cookies() if c["name"] == "edge_session"]
 
 
 def start_console(

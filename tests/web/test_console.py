@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from shared.timeutil import now
 from shared.wire import WireAlert
-from tests.web.conftest import KEY, Console
+from tests.web.conftest import KEY, Console, session_cookies
 
 HOUR = 3600.0
 
@@ -61,7 +61,7 @@ def test_sign_in_keeps_the_token_out_of_urls_and_storage_and_shows_the_fleet(
 
     # The cookie is HttpOnly and SameSite=Strict; no script sees it, and the token itself is
     # in no URL the browser asked for and in neither web storage.
-    (cookie,) = page.context.cookies()
+    (cookie,) = session_cookies(page)
     assert cookie["name"] == "edge_session"
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
@@ -79,12 +79,12 @@ def test_a_wrong_or_gateway_token_does_not_sign_in(console: Console) -> None:
     page = console.page()
     page.goto(f"{console.url}/login")
     page.fill("#token", "fer_not-a-real-token")
-    page.click("button[type=submit]")
+    page.click("#token-form button[type=submit]")
     expect(page.locator("#login-error")).to_contain_text("unknown or revoked")
     page.fill("#token", console.gateway_token)
-    page.click("button[type=submit]")
+    page.click("#token-form button[type=submit]")
     expect(page.locator("#login-error")).to_contain_text("gateway")
-    assert page.context.cookies() == []
+    assert session_cookies(page) == []
     # Pages and the API without a session: back to sign-in, 401.
     page.goto(f"{console.url}/alerts")
     page.wait_for_url(f"{console.url}/login")
@@ -353,10 +353,10 @@ def test_an_admin_edits_thresholds_and_rules(console: Console) -> None:
 
 def test_sign_out_ends_the_session_on_the_server(console: Console) -> None:
     page = console.sign_in("operator")
-    (cookie,) = page.context.cookies()
+    (cookie,) = session_cookies(page)
     page.click("header >> text=Sign out")
     page.wait_for_url(f"{console.url}/login")
-    assert page.context.cookies() == []
+    assert session_cookies(page) == []
     # The old cookie value, replayed, is nobody's any more.
     r = page.request.get(
         f"{console.url}/api/v1/gateways",

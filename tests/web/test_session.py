@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, expect
 
 from devtools.stack import Hub
 from shared.timeutil import now
-from tests.web.conftest import ENGINES, Console, check_clean, start_console
+from tests.web.conftest import ENGINES, Console, check_clean, session_cookies, start_console
 
 
 @pytest.fixture(params=ENGINES)
@@ -35,7 +35,7 @@ def test_an_expired_session_sends_the_open_page_back_to_sign_in(
     console = short_sessions
     page = console.sign_in("operator")
     expect(page.locator('#fleet tr[data-gateway="gw-01"]')).to_be_visible()
-    (cookie,) = page.context.cookies()
+    (cookie,) = session_cookies(page)
     # The page keeps polling; once the server has ended the session the next poll gets a
     # 401 and the page goes to sign-in by itself.
     page.wait_for_url(f"{console.url}/login?expired=1", timeout=20_000)

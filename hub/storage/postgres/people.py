@@ -50,3 +50,18 @@ CREATE TABLE IF NOT EXISTS token_factories (
 def token_scopes(conn: psycopg.Connection[Any]) -> None:
     for statement in statements(_TOKEN_SCOPES):
         conn.execute(statement)
+
+
+# As on SQLite (hub/storage/sqlite/schema/people.py): who a person's session is for, its
+# idle timeout and last use. Safe to run again, like every later step.
+_USER_SESSIONS = (
+    "ALTER TABLE console_sessions ADD COLUMN IF NOT EXISTS user_id bigint",
+    "ALTER TABLE console_sessions ADD COLUMN IF NOT EXISTS idle_s double precision",
+    "ALTER TABLE console_sessions ADD COLUMN IF NOT EXISTS last_seen_at double precision",
+    "CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions (user_id)",
+)
+
+
+def user_sessions(conn: psycopg.Connection[Any]) -> None:
+    for statement in _USER_SESSIONS:
+        conn.execute(statement)

@@ -23,6 +23,10 @@
   }
 
   let leaving = false;
+  // Signing out ends the session before the server's redirect arrives: a poll answered 401
+  // meanwhile must not send the page to "session ended" instead.
+  const signout = document.querySelector("form.signout");
+  if (signout) signout.addEventListener("submit", () => { leaving = true; });
 
   async function api(method, path, payload) {
     const headers = { Accept: "application/json" };

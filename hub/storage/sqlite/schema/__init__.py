@@ -19,7 +19,7 @@ from hub.storage.sqlite.schema.later import (
     sign_in,
     stale_marks,
 )
-from hub.storage.sqlite.schema.people import token_scopes, users
+from hub.storage.sqlite.schema.people import token_scopes, user_sessions, users
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
 
@@ -46,5 +46,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "read-only views for Grafana, indexed by time": not_needed,
         "alert peak value": peak_value,
         "who acted: kind, name and display; token names": actors,
+        "people's console sessions: the user, idle timeout": user_sessions,
     }
 )

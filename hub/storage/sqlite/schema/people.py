@@ -55,3 +55,23 @@ CREATE TABLE IF NOT EXISTS token_factories (
 def token_scopes(conn: sqlite3.Connection) -> None:
     for statement in statements(_TOKEN_SCOPES):
         conn.execute(statement)
+
+
+# A console session of a person (hub.storage.access): user_id names them (token_hash then
+# holds "user:<id>", so the per-credential session cap counts per person), idle_s is the
+# idle timeout it was opened with and last_seen_at its last use; token sessions keep both
+# NULL. A person's sessions are deleted when their account changes (hub.storage.users).
+_SESSION_COLUMNS = (
+    ("user_id", "INTEGER"),
+    ("idle_s", "REAL"),
+    ("last_seen_at", "REAL"),
+)
+
+
+def user_sessions(conn: sqlite3.Connection) -> None:
+    # Safe to run again, like every later step; SQLite's ADD COLUMN has no IF NOT EXISTS.
+    present = {row[1] for row in conn.execute("PRAGMA table_info(console_sessions)")}
+    for column, definition in _SESSION_COLUMNS:
+        if column not in present:
+            conn.execute(f"ALTER TABLE console_sessions ADD COLUMN {column} {definition}")
+    conn.execute("CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions (user_id)")
