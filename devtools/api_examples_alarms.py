@@ -166,6 +166,27 @@ def alarm_examples(
             f"/api/v1/alerts/{alert_id}/unshelve",
             op.post(f"/api/v1/alerts/{alert_id}/unshelve", json={}),
         )
+        service = f"/api/v1/sensors/{sid}"
+        body = {"comment": "recalibration until 14:00"}
+        show(
+            lines,
+            "Take a sensor out of service (operator)",
+            "POST",
+            f"{service}/out-of-service",
+            op.post(f"{service}/out-of-service", json=body),
+            OUT_OF_SERVICE_NOTE,
+        )
+        show(
+            lines,
+            "Back in service (operator)",
+            "POST",
+            f"{service}/in-service",
+            op.post(f"{service}/in-service", json={"comment": "recalibrated"}),
+            "Its alerts still active are announced again (`reannounced: true`), and an alert "
+            "the edge raised meanwhile and still reports active opens now. 409 when the "
+            "sensor was not put out of service (its machine's status may still hold it: "
+            "`machine` in the answer).",
+        )
     wait_for("the alert to clear", lambda: _feed(publish, 4.0) and not active(), 60, every=0.5)
     show(
         lines,
@@ -215,6 +236,16 @@ SUMMARY_NOTE = (
     "sees only theirs. Both parameters at once: 400; an unknown id (or another factory's): "
     "404."
 )
+
+OUT_OF_SERVICE_NOTE = (
+    'Body: `{"comment": "..."}` (optional, at most 2000 characters). While out of service '
+    "the hub opens no alert for the sensor and sends no webhook for it; its alerts already "
+    'active show `"out_of_service": true` with who, since when and why. A machine whose '
+    "`status` is `MAINTENANCE` or `OFFLINE` does the same for all its sensors (`machine` in "
+    "the answer). The edge measures and buffers as always and the readings are stored. 409 "
+    "when it is out of service already; docs/alarms.md tells the rest."
+)
+
 
 INGEST_ALERTS_NOTE = (
     'At most 10000 alerts in a batch (`"field": "alerts"`; the agent\'s `[alerts] '

@@ -40,6 +40,7 @@ from hub.api import (
     readings,
     report,
     rules,
+    service,
 )
 from hub.api import ingest as ingest_api
 from hub.api.http import Ctx, Handler, Raw, Result, Route
@@ -306,6 +307,7 @@ class Hub:
             *crud.routes(self),
             *readings.routes(self),
             *alerts.routes(self),
+            *service.routes(self),
             *rules.routes(self),
             *anomalies.routes(self),
             *report.routes(self),

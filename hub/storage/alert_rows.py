@@ -18,9 +18,22 @@ ALERT_COLUMNS = (
     "a.sensor_id, a.rule_id, a.edge_alert_id, a.breach_type, a.severity, a.state, "
     "a.acknowledged, a.acknowledged_at, a.acknowledged_by, a.acknowledged_role, "
     "a.shelved_until, a.opened_at, a.cleared_at, a.value, a.threshold_value, a.updated_at, "
-    "a.chattering, a.chattering_at, a.stale, a.stale_at, a.peak_value"
+    "a.chattering, a.chattering_at, a.stale, a.stale_at, a.peak_value, "
+    "sp.started_at AS out_of_service_at, sp.token_id AS out_of_service_token, "
+    "sp.role AS out_of_service_role, sp.comment AS out_of_service_comment, "
+    "sp.machine_status AS out_of_service_machine_status"
 )
-ALERT_SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts a JOIN gateways g ON g.id = a.gateway_id"
+# The period that holds an alert's sensor out of service now, if any: the sensor's own or
+# its machine's (the earlier one when both), so the alert object says who set it and when.
+SERVICE_JOIN = (
+    " LEFT JOIN service_periods sp ON sp.id = (SELECT p.id FROM service_periods p "
+    "WHERE p.ended_at IS NULL AND (p.sensor_id = a.sensor_id OR p.machine_id = "
+    "(SELECT s.machine_id FROM sensors s WHERE s.id = a.sensor_id)) "
+    "ORDER BY p.started_at, p.id LIMIT 1)"
+)
+ALERT_SELECT = (
+    f"SELECT {ALERT_COLUMNS} FROM alerts a JOIN gateways g ON g.id = a.gateway_id" + SERVICE_JOIN
+)
 # Escalated / de-escalated: the edge's scaled severities and the rules' levels on one scale.
 SEVERITY_RANK = {"info": 0, "medium": 1, "warning": 1, "high": 2, "critical": 3}
 GATEWAY_OFFLINE_SEVERITY = "warning"
@@ -106,8 +119,9 @@ def announce(
     conn: Conn, event: str, alert_id: int, at: float, *, reannounced: bool = False
 ) -> bool:
     """Queue a webhook event with the alert as it is now (inside the changing transaction);
-    False when the alert is silenced (shelved): its transition is journaled, not announced,
-    and :func:`reannounce` tells the receivers once the shelve is over."""
+    False when the alert is silenced (shelved, or its sensor out of service): its transition
+    is journaled, not announced, and :func:`reannounce` tells the receivers once the silence
+    is over."""
     alert = one_alert(conn, alert_id)
     if alert is None or silenced(alert, at):
         return False
@@ -120,7 +134,9 @@ def announce(
 
 
 def silenced(alert: dict[str, Any], at: float) -> bool:
-    """ISA-18.2: a shelved alert is not annunciated."""
+    """ISA-18.2: a shelved alert, or one of a sensor out of service, is not annunciated."""
+    if alert.get("out_of_service_at") is not None:
+        return True
     until = alert["shelved_until"]
     return until is not None and float(until) > at
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from hub.storage import alarm_marks, alarm_peaks
 from hub.storage.alarm_marks import AlarmLimits
+from hub.storage.alert_open import open_edge_alert
 from hub.storage.alert_rows import (
     ALERT_SELECT,
     GATEWAY,
@@ -33,6 +34,7 @@ from hub.storage.alert_rows import (
 )
 from hub.storage.model import Conflict
 from hub.storage.selects import within
+from hub.storage.service_rows import out_of_service_sensors
 from hub.storage.sqlbase import Conn, Database, dicts
 from shared.timeutil import now
 from shared.wire import WireAlert, WireReading
@@ -64,8 +66,9 @@ class Alerts:
                 0
             ]
         )
+        held_back = out_of_service_sensors(conn, {ids[a.key] for a in alerts})
         for a in alerts:
-            self._fleet_alert(conn, gateway_id, factory, ids[a.key], a, at)
+            self._fleet_alert(conn, gateway_id, factory, ids[a.key], a, at, held_back)
 
     def track_peaks(
         self,
@@ -115,7 +118,14 @@ class Alerts:
         )
 
     def _fleet_alert(
-        self, conn: Conn, gateway_id: int, factory: int, sensor_id: int, a: WireAlert, at: float
+        self,
+        conn: Conn,
+        gateway_id: int,
+        factory: int,
+        sensor_id: int,
+        a: WireAlert,
+        at: float,
+        held_back: set[int],
     ) -> None:
         row = conn.execute(
             "SELECT id, state, severity, value FROM alerts "
@@ -123,33 +133,28 @@ class Alerts:
             (gateway_id, a.id),
         ).fetchone()
         if row is None:
-            rule_id = rule_id_for(conn, sensor_id, a) if a.rule == "rule" else None
-            alert_id = int(
+            if sensor_id in held_back:
+                # Out of service: no alert at the hub; the edge's record says it was held
+                # back, and a return to service opens it if the edge still has it active.
                 conn.execute(
-                    "INSERT INTO alerts (kind, gateway_id, factory_id, sensor_id, rule_id, "
-                    "edge_alert_id, breach_type, severity, state, opened_at, value, "
-                    "threshold_value, updated_at, peak_value) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?) RETURNING id",
-                    (
-                        a.rule,
-                        gateway_id,
-                        factory,
-                        sensor_id,
-                        rule_id,
-                        a.id,
-                        a.breach_type,
-                        a.severity,
-                        a.opened_at,
-                        a.value,
-                        a.threshold_value,
-                        at,
-                        a.value,
-                    ),
-                ).fetchone()[0]
+                    "UPDATE edge_alerts SET suppressed = TRUE "
+                    "WHERE gateway_id = ? AND alert_id = ?",
+                    (gateway_id, a.id),
+                )
+                return
+            rule_id = rule_id_for(conn, sensor_id, a) if a.rule == "rule" else None
+            alert_id = open_edge_alert(
+                conn,
+                gateway_id,
+                factory,
+                sensor_id,
+                a,
+                rule_id,
+                opened_at=a.opened_at,
+                at=at,
+                limits=self.limits,
+                actor=GATEWAY,
             )
-            journal(conn, alert_id, at, GATEWAY, "opened", severity=a.severity)
-            alarm_marks.on_open(conn, alert_id, a.opened_at, at, self.limits)
-            announce(conn, "alert.opened", alert_id, at)
             state, severity = "active", a.severity
         else:
             alert_id, state, severity = int(row[0]), str(row[1]), str(row[2])

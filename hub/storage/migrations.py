@@ -34,6 +34,7 @@ STEPS: tuple[str, ...] = (
     "token scopes: the factories a token is limited to",
     "read-only views for Grafana, indexed by time",
     "alert peak value",
+    "out-of-service periods of sensors and machines",
 )
 
 

@@ -26,6 +26,7 @@ from hub.storage.postgres.alarm_marks import alarm_marks, peak_value
 from hub.storage.postgres.grafana import grafana_views
 from hub.storage.postgres.people import token_scopes
 from hub.storage.postgres.people import users as people_users
+from hub.storage.postgres.service import service_periods
 
 PgConnection = psycopg.Connection[Any]
 
@@ -390,6 +391,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "token scopes: the factories a token is limited to": token_scopes,
         "read-only views for Grafana, indexed by time": grafana_views,
         "alert peak value": peak_value,
+        "out-of-service periods of sensors and machines": service_periods,
     }
 )
 

@@ -19,6 +19,7 @@ from hub.storage.sqlite.schema.later import (
     stale_marks,
 )
 from hub.storage.sqlite.schema.people import token_scopes, users
+from hub.storage.sqlite.schema.service import service_periods
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
 
@@ -44,5 +45,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         # plugin, and the hub's file is not shared with another host anyway.
         "read-only views for Grafana, indexed by time": not_needed,
         "alert peak value": peak_value,
+        "out-of-service periods of sensors and machines": service_periods,
     }
 )
