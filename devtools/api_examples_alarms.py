@@ -257,7 +257,12 @@ INGEST_ALERTS_NOTE = (
     "`reading_seq`): it is applied with what the hub has from the opening, and when its own "
     "`closed_at` is outside the hub's time window, at the time the hub received it. A "
     "`closed_at` before `opened_at` (the reading that cleared the alert is older than the one "
-    "that opened it) is a clear at the opening time."
+    "that opened it) is a clear at the opening time. A rule alert carries `rule_id`, the "
+    "hub's id of the rule that fired (of several firing, the one that decides its severity); "
+    "it must be in 1..2^63-1. A `rule_id` that is not a rule of the alert's sensor (deleted "
+    "since it fired, say) is not refused: the hub logs it (`edge alert names a rule that is "
+    "not one of its sensor's`) and finds the rule as for agents that send none, by the "
+    "severity and the threshold crossed (the first of two alike)."
 )
 
 

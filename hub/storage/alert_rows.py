@@ -9,9 +9,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from hub.storage.changelog import AuditEntry, write_entry
 from hub.storage.sqlbase import Conn, row_dict
 from shared.wire import WireAlert
+
+log = structlog.get_logger("hub.storage.alerts")
 
 ALERT_COLUMNS = (
     "a.id, a.kind, a.gateway_id AS gateway_row, g.name AS gateway_id, a.factory_id, "
@@ -156,9 +160,31 @@ def event_of(kind: str, what: str) -> str:
     return f"alert.{what}"
 
 
+def rule_of(conn: Conn, sensor_id: int, a: WireAlert) -> int | None:
+    """The hub rule behind an edge "rule" alert (None for other kinds): the one the edge names
+    when it is a rule of that sensor; else (an agent from before ``rule_id``, or a rule
+    deleted or moved since it fired: logged) the one :func:`rule_id_for` infers."""
+    if a.rule != "rule":
+        return None
+    if a.rule_id is not None:
+        found = conn.execute(
+            "SELECT 1 FROM alert_rules WHERE id = ? AND sensor_id = ?", (a.rule_id, sensor_id)
+        ).fetchone()
+        if found is not None:
+            return a.rule_id
+        log.warning(
+            "edge alert names a rule that is not one of its sensor's; inferring the rule",
+            edge_alert_id=a.id,
+            sensor_id=sensor_id,
+            rule_id=a.rule_id,
+        )
+    return rule_id_for(conn, sensor_id, a)
+
+
 def rule_id_for(conn: Conn, sensor_id: int, a: WireAlert) -> int | None:
-    """The hub rule behind an edge "rule" alert: the edge names the level (severity and the
-    threshold it crossed), not the hub's rule id, so the id is found among the sensor's rules."""
+    """The hub rule behind an edge "rule" alert that does not name it (agents from before
+    ``rule_id``): the level it names (severity and the threshold it crossed) is looked up
+    among the sensor's rules, the first of two alike."""
     rows = conn.execute(
         "SELECT id, threshold, threshold_high FROM alert_rules "
         "WHERE sensor_id = ? AND severity = ? AND enabled = TRUE ORDER BY id",

@@ -30,7 +30,7 @@ from hub.storage.alert_rows import (
     journal_total,
     one_alert,
     reannounce,
-    rule_id_for,
+    rule_of,
 )
 from hub.storage.model import Conflict
 from hub.storage.selects import within
@@ -90,8 +90,10 @@ class Alerts:
         conn.executemany(
             "INSERT INTO edge_alerts (gateway_id, alert_id, sensor_id, rule, breach_type, "
             "severity, threshold_value, value, opened_at, closed_at, reading_seq, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "received_at, rule_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (gateway_id, alert_id) DO UPDATE SET "
+            "rule_id = CASE WHEN edge_alerts.closed_at IS NULL "
+            "THEN excluded.rule_id ELSE edge_alerts.rule_id END, "
             "severity = CASE WHEN edge_alerts.closed_at IS NULL "
             "THEN excluded.severity ELSE edge_alerts.severity END, "
             "value = CASE WHEN edge_alerts.closed_at IS NULL "
@@ -112,6 +114,7 @@ class Alerts:
                     None if a.closed_at is None else max(a.closed_at, a.opened_at),
                     a.reading_seq,
                     received,
+                    a.rule_id,
                 )
                 for a in alerts
             ],
@@ -128,7 +131,7 @@ class Alerts:
         held_back: set[int],
     ) -> None:
         row = conn.execute(
-            "SELECT id, state, severity, value FROM alerts "
+            "SELECT id, state, severity, value, rule_id FROM alerts "
             "WHERE gateway_id = ? AND edge_alert_id = ?",
             (gateway_id, a.id),
         ).fetchone()
@@ -142,14 +145,13 @@ class Alerts:
                     (gateway_id, a.id),
                 )
                 return
-            rule_id = rule_id_for(conn, sensor_id, a) if a.rule == "rule" else None
             alert_id = open_edge_alert(
                 conn,
                 gateway_id,
                 factory,
                 sensor_id,
                 a,
-                rule_id,
+                rule_of(conn, sensor_id, a),
                 opened_at=a.opened_at,
                 at=at,
                 limits=self.limits,
@@ -170,16 +172,25 @@ class Alerts:
             if a.rule == "rule":
                 conn.execute(
                     "UPDATE alerts SET rule_id = ? WHERE id = ?",
-                    (rule_id_for(conn, sensor_id, a), alert_id),
+                    (rule_of(conn, sensor_id, a), alert_id),
                 )
             alarm_peaks.note_value(conn, alert_id, a.value)
             action = "escalated" if up else "de-escalated"
             journal(conn, alert_id, at, GATEWAY, action, severity=a.severity)
-        elif row is not None and row[3] != a.value:
-            conn.execute(
-                "UPDATE alerts SET value = ?, updated_at = ? WHERE id = ?", (a.value, at, alert_id)
-            )
-            alarm_peaks.note_value(conn, alert_id, a.value)
+        else:
+            if row is not None and row[3] != a.value:
+                conn.execute(
+                    "UPDATE alerts SET value = ?, updated_at = ? WHERE id = ?",
+                    (a.value, at, alert_id),
+                )
+                alarm_peaks.note_value(conn, alert_id, a.value)
+            if row is not None and a.rule_id is not None and a.rule_id != row[4]:
+                # Another rule of the same severity took over (the edge names it).
+                conn.execute(
+                    "UPDATE alerts SET rule_id = ?, threshold_value = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (rule_of(conn, sensor_id, a), a.threshold_value, at, alert_id),
+                )
         if a.closed_at is not None:
             # A clear stamped before the open (the readings came out of order) took no time.
             conn.execute(

@@ -35,6 +35,7 @@ STEPS: tuple[str, ...] = (
     "read-only views for Grafana, indexed by time",
     "alert peak value",
     "out-of-service periods of sensors and machines",
+    "edge alerts name the rule that fired",
 )
 
 

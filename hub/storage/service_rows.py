@@ -16,7 +16,7 @@ from typing import Any
 
 from hub.storage.alarm_marks import AlarmLimits
 from hub.storage.alert_open import open_edge_alert
-from hub.storage.alert_rows import Actor, journal, reannounce, rule_id_for
+from hub.storage.alert_rows import Actor, journal, reannounce, rule_of
 from hub.storage.sqlbase import Conn, row_dict
 from shared.wire import WireAlert
 
@@ -98,14 +98,17 @@ def back_in_service(
         marks = ", ".join("?" * len(part))
         rows = conn.execute(
             "SELECT e.gateway_id, g.factory_id, e.sensor_id, e.alert_id, e.rule, e.breach_type, "
-            "e.severity, e.threshold_value, e.value, e.opened_at FROM edge_alerts e "
+            "e.severity, e.threshold_value, e.value, e.opened_at, e.rule_id FROM edge_alerts e "
             f"JOIN gateways g ON g.id = e.gateway_id WHERE e.sensor_id IN ({marks}) "
             "AND e.suppressed = TRUE AND e.closed_at IS NULL AND NOT EXISTS (SELECT 1 FROM "
             "alerts a WHERE a.gateway_id = e.gateway_id AND a.edge_alert_id = e.alert_id) "
             "ORDER BY e.opened_at, e.id",
             part,
         ).fetchall()
-        for gw, factory, sensor, edge_id, rule, breach, severity, threshold, value, opened in rows:
+        for row in rows:
+            gw, factory, sensor, edge_id, rule, breach, severity, threshold, value, opened, rid = (
+                row
+            )
             a = WireAlert(
                 id=int(edge_id),
                 key="",
@@ -115,15 +118,15 @@ def back_in_service(
                 threshold_value=float(threshold),
                 value=float(value),
                 opened_at=float(opened),
+                rule_id=None if rid is None else int(rid),
             )
-            rule_id = rule_id_for(conn, int(sensor), a) if a.rule == "rule" else None
             open_edge_alert(
                 conn,
                 int(gw),
                 int(factory),
                 int(sensor),
                 a,
-                rule_id,
+                rule_of(conn, int(sensor), a),
                 opened_at=at,
                 at=at,
                 limits=limits,

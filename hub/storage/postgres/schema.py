@@ -22,7 +22,7 @@ from hub.storage.migrations import (
     statements,
 )
 from hub.storage.model import StorageError
-from hub.storage.postgres.alarm_marks import alarm_marks, peak_value
+from hub.storage.postgres.alarm_marks import alarm_marks, edge_rule_ids, peak_value
 from hub.storage.postgres.grafana import grafana_views
 from hub.storage.postgres.people import token_scopes
 from hub.storage.postgres.people import users as people_users
@@ -392,6 +392,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "read-only views for Grafana, indexed by time": grafana_views,
         "alert peak value": peak_value,
         "out-of-service periods of sensors and machines": service_periods,
+        "edge alerts name the rule that fired": edge_rule_ids,
     }
 )
 

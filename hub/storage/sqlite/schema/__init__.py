@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from hub.storage.migrations import Migration, not_needed, numbered
-from hub.storage.sqlite.schema.alarm_marks import alarm_marks, peak_value
+from hub.storage.sqlite.schema.alarm_marks import alarm_marks, edge_rule_ids, peak_value
 from hub.storage.sqlite.schema.first import LEGACY_VERSION, heal_legacy, v1, v2
 from hub.storage.sqlite.schema.later import (
     alarms,
@@ -46,5 +46,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "read-only views for Grafana, indexed by time": not_needed,
         "alert peak value": peak_value,
         "out-of-service periods of sensors and machines": service_periods,
+        "edge alerts name the rule that fired": edge_rule_ids,
     }
 )
