@@ -311,6 +311,12 @@
       parts.push("acknowledged" + by);
     }
     if (a.shelved) parts.push("shelved until " + fmtTime(a.shelved_until));
+    if (a.out_of_service) {
+      // Suppressed: its sensor (or the sensor's machine) is out of service; say why.
+      const machine = a.out_of_service_machine_status;
+      const why = machine ? `machine ${machine}` : a.out_of_service_comment;
+      parts.push("out of service" + (why ? `: ${why}` : ""));
+    }
     return parts.join(", ");
   }
 
@@ -391,7 +397,8 @@
   }
 
   const alertSig = (a) =>
-    JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until, a.severity, a.value]);
+    JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until, a.severity, a.value,
+      a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status]);
 
   // The alarm table of the alerts page, as Ignition's: one row per alarm with its active
   // and clear times, how long it lasted (or has lasted), its value and peak, and a box to
