@@ -15,6 +15,7 @@ from hub.api import spec as _spec  # noqa: F401  (describes these routes)
 from hub.api.alarms import AckBody, _comment, _conflict, _decode
 from hub.api.http import API, Ctx, Route, Services
 from hub.api.queries import parse_id
+from hub.api.scope import by_id
 from hub.auth import ALERT_ROLES
 from hub.errors import not_found
 from hub.ingest import body_bytes
@@ -72,7 +73,10 @@ def routes(hub: Services) -> list[Route]:
         active are announced again; 409 if it was not put out of service."""
         return change(ctx, False)
 
+    sensor = by_id("sensor")
     return [
-        Route("POST", f"{API}/sensors/:id/out-of-service", ALERT_ROLES, h_out_of_service),
-        Route("POST", f"{API}/sensors/:id/in-service", ALERT_ROLES, h_in_service),
+        Route(
+            "POST", f"{API}/sensors/:id/out-of-service", ALERT_ROLES, h_out_of_service, scope=sensor
+        ),
+        Route("POST", f"{API}/sensors/:id/in-service", ALERT_ROLES, h_in_service, scope=sensor),
     ]

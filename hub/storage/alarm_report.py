@@ -99,7 +99,7 @@ class AlarmReport:
             stale = _stale(conn, start, end, stale_after_s, where, args, limit)
             shelves = _shelves(conn, shelves_since, end, where, args, limit)
             service = _service(conn, start, end, where, args, limit)
-            suppressed = _suppressed(conn, start, end, factory_id)
+            suppressed = _suppressed(conn, start, end, factory_id, factories)
         truncated = any(len(x) > limit for x in (rows, stale, shelves, service))
         return AlarmHistory(
             alarms, stale[:limit], shelves[:limit], truncated, service[:limit], suppressed
@@ -178,9 +178,18 @@ def _service(
     ]
 
 
-def _suppressed(conn: Conn, start: float, end: float, factory_id: int | None) -> int:
+def _suppressed(
+    conn: Conn,
+    start: float,
+    end: float,
+    factory_id: int | None,
+    factories: Collection[int] | None,
+) -> int:
     # By the gateway's factory, as a fleet alert's factory_id is.
     where, args = ("", []) if factory_id is None else (" AND g.factory_id = ?", [factory_id])
+    if factories is not None:
+        condition, ids = within("g.factory_id", factories)
+        where, args = f"{where} AND {condition}", [*args, *ids]
     return int(
         conn.execute(
             "SELECT count(*) FROM edge_alerts e JOIN gateways g ON g.id = e.gateway_id "

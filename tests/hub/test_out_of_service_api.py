@@ -40,7 +40,12 @@ def test_out_of_service_silences_a_sensor_until_it_is_back(
             "operator": token(hub.config, "token", "add", "--role", "operator"),
             "admin": token(hub.config, "token", "add", "--role", "admin"),
             "read": token(hub.config, "token", "add", "--role", "read"),
+            "gw2": token(hub.config, "gateway", "add", "gw-02", "--factory", "elsewhere"),
         }
+        # an operator of another factory only
+        hub.tokens["scoped"] = token(
+            hub.config, "token", "add", "--role", "operator", "--factory", "elsewhere"
+        )
         ingest(hub, 1, FIRST)
         [opened] = receiver.wait_for(1)
         first_id = opened["alert"]["id"]
@@ -56,6 +61,8 @@ def test_out_of_service_silences_a_sensor_until_it_is_back(
             assert c.post(f"{act}/in-service", json={}).status_code == 409
             with hub.client("read") as reader:
                 assert reader.post(f"{act}/out-of-service", json={}).status_code == 403
+            with hub.client("scoped") as other:  # another factory's sensor: as if missing
+                assert other.post(f"{act}/out-of-service", json={}).status_code == 404
             r = c.post(f"{act}/out-of-service", json={"comment": "recalibration"})
             assert r.status_code == 200, r.text
             state = r.json()["data"]
