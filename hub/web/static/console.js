@@ -435,6 +435,7 @@
 
   const alarmRowSig = (a) => JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until,
     a.severity, a.value, a.peak_value, a.cleared_at,
+    a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status,
     // An active alarm's duration grows: redrawn each minute at most.
     a.state === "active" ? Math.floor(Date.now() / 60000) : 0]);
 
