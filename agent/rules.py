@@ -145,6 +145,7 @@ class Rules:
                     h.severity,  # type: ignore[arg-type]
                     h.deadband,
                     h.delay_s,
+                    h.id,
                 )
             except ValueError as exc:
                 log.warning("ignoring hub alert rule", key=h.key, id=h.id, error=str(exc))
@@ -190,6 +191,7 @@ def wire_alert(a: AlertRow) -> WireAlert:
         opened_at=a.opened_at,
         closed_at=a.closed_at,
         reading_seq=a.reading_seq,
+        rule_id=a.rule_id,
     )
 
 
@@ -228,6 +230,7 @@ class Alerting:
                 opened_at=a.opened_at,
                 opened_seq=a.reading_seq,
                 rule=a.rule,  # type: ignore[arg-type]
+                rule_id=a.rule_id,
             )
             for a in self.buffer.open_alerts()
         )
@@ -277,6 +280,7 @@ class Alerting:
             "opened_at": a.opened_at,
             "closed_at": a.closed_at,
             "reading_seq": a.reading_seq,
+            "rule_id": a.rule_id,
         }
         return topic, json.dumps(body, separators=(",", ":")).encode()
 

@@ -166,6 +166,27 @@ def alarm_examples(
             f"/api/v1/alerts/{alert_id}/unshelve",
             op.post(f"/api/v1/alerts/{alert_id}/unshelve", json={}),
         )
+        service = f"/api/v1/sensors/{sid}"
+        body = {"comment": "recalibration until 14:00"}
+        show(
+            lines,
+            "Take a sensor out of service (operator)",
+            "POST",
+            f"{service}/out-of-service",
+            op.post(f"{service}/out-of-service", json=body),
+            OUT_OF_SERVICE_NOTE,
+        )
+        show(
+            lines,
+            "Back in service (operator)",
+            "POST",
+            f"{service}/in-service",
+            op.post(f"{service}/in-service", json={"comment": "recalibrated"}),
+            "Its alerts still active are announced again (`reannounced: true`), and an alert "
+            "the edge raised meanwhile and still reports active opens now. 409 when the "
+            "sensor was not put out of service (its machine's status may still hold it: "
+            "`machine` in the answer).",
+        )
     wait_for("the alert to clear", lambda: _feed(publish, 4.0) and not active(), 60, every=0.5)
     show(
         lines,
@@ -216,6 +237,16 @@ SUMMARY_NOTE = (
     "404."
 )
 
+OUT_OF_SERVICE_NOTE = (
+    'Body: `{"comment": "..."}` (optional, at most 2000 characters). While out of service '
+    "the hub opens no alert for the sensor and sends no webhook for it; its alerts already "
+    'active show `"out_of_service": true` with who, since when and why. A machine whose '
+    "`status` is `MAINTENANCE` or `OFFLINE` does the same for all its sensors (`machine` in "
+    "the answer). The edge measures and buffers as always and the readings are stored. 409 "
+    "when it is out of service already; docs/alarms.md tells the rest."
+)
+
+
 INGEST_ALERTS_NOTE = (
     'At most 10000 alerts in a batch (`"field": "alerts"`; the agent\'s `[alerts] '
     "batch_max` cannot be set higher), each alert id once. An alert the hub refuses is named "
@@ -226,7 +257,12 @@ INGEST_ALERTS_NOTE = (
     "`reading_seq`): it is applied with what the hub has from the opening, and when its own "
     "`closed_at` is outside the hub's time window, at the time the hub received it. A "
     "`closed_at` before `opened_at` (the reading that cleared the alert is older than the one "
-    "that opened it) is a clear at the opening time."
+    "that opened it) is a clear at the opening time. A rule alert carries `rule_id`, the "
+    "hub's id of the rule that fired (of several firing, the one that decides its severity); "
+    "it must be in 1..2^63-1. A `rule_id` that is not a rule of the alert's sensor (deleted "
+    "since it fired, say) is not refused: the hub logs it (`edge alert names a rule that is "
+    "not one of its sensor's`) and finds the rule as for agents that send none, by the "
+    "severity and the threshold crossed (the first of two alike)."
 )
 
 

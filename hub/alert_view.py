@@ -65,6 +65,19 @@ def alert_view(row: Mapping[str, Any], at: float | None = None) -> dict[str, Any
         # .get: webhook events queued by a hub before these marks carry none.
         "chattering": bool(row.get("chattering", False)),
         "stale": bool(row.get("stale", False)),
+        # ISA-18.2 "out of service": the sensor (or its machine) is removed from service, so
+        # the alert is suppressed; who did it, when and why (null while in service).
+        "out_of_service": row.get("out_of_service_at") is not None,
+        "out_of_service_since": _time(row.get("out_of_service_at")),
+        "out_of_service_by": by_view(
+            row.get("out_of_service_token"),
+            row.get("out_of_service_role"),
+            row.get("out_of_service_kind"),
+            row.get("out_of_service_name"),
+            row.get("out_of_service_display"),
+        ),
+        "out_of_service_comment": row.get("out_of_service_comment"),
+        "out_of_service_machine_status": row.get("out_of_service_machine_status"),
         "opened_at": _time(row["opened_at"]),
         "cleared_at": _time(row["cleared_at"]),
         "breach_type": row["breach_type"],

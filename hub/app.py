@@ -40,6 +40,7 @@ from hub.api import (
     readings,
     report,
     rules,
+    service,
     users,
 )
 from hub.api import ingest as ingest_api
@@ -307,6 +308,7 @@ class Hub:
             *crud.routes(self),
             *readings.routes(self),
             *alerts.routes(self),
+            *service.routes(self),
             *rules.routes(self),
             *anomalies.routes(self),
             *report.routes(self),

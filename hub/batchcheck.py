@@ -96,6 +96,10 @@ def alert_problems(batch: Batch, window: TsWindow, now: float) -> list[dict[str,
         where = {"alert_index": i, "alert_id": a.id}
         if a.id > MAX_INT64:
             problems.append({**where, "field": "alerts.id", "message": f"must be <= {MAX_INT64}"})
+        if a.rule_id is not None and not 0 < a.rule_id <= MAX_INT64:
+            problems.append(
+                {**where, "field": "alerts.rule_id", "message": f"must be in 1..{MAX_INT64}"}
+            )
         if a.reading_seq is not None and not 0 < a.reading_seq < MAX_SEQ:
             problems.append(
                 {**where, "field": "alerts.reading_seq", "message": f"must be in 1..{MAX_SEQ - 1}"}

@@ -60,6 +60,9 @@ class WireAlert(msgspec.Struct, frozen=True, kw_only=True):
     opened_at: float
     closed_at: float | None = None
     reading_seq: int | None = None  # the reading that opened it
+    # "rule" alerts: the hub's id of the rule that decides it (agents before this field send
+    # none, and the hub infers the rule from the severity and threshold).
+    rule_id: int | None = None
 
 
 class WireMark(msgspec.Struct, array_like=True, frozen=True):

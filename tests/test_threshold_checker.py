@@ -695,3 +695,36 @@ def test_engine_matches_reference(
     opened = sum(1 for e in got if e.kind == "open")
     closed = sum(1 for e in got if e.kind == "close")
     assert opened - closed == len(eng.open_alerts())
+
+
+def test_a_rule_alert_carries_the_hub_rule_that_decides_it() -> None:
+    above = tc.AlertRule("GREATER_THAN", 80.0, severity="WARNING", rule_id=11)
+    below = tc.AlertRule("LESS_THAN", 80.0, severity="WARNING", rule_id=12)
+    assert above.rule_id == 11 and above.to_dict()["rule_id"] == 11
+    assert "rule_id=11" in repr(above)
+    assert tc.AlertRule("GREATER_THAN", 1.0).rule_id is None
+    eng = RuleEngine()
+    eng.set_alert_rules({"l/m/a": [above, below]})
+    events = eng.process(
+        [(1, "l/m/a", 0.0, 90.0), (2, "l/m/a", 1.0, 80.0), (3, "l/m/a", 2.0, 70.0)]
+    )
+    assert [(e.kind, e.rule_id) for e in events] == [("open", 11), ("close", 11), ("open", 12)]
+    assert events[2].to_dict()["rule_id"] == 12
+    # restored after a restart with its rule id, the alert goes on naming it
+    fresh = RuleEngine()
+    fresh.set_alert_rules({"l/m/a": [above, below]})
+    fresh.restore(eng.open_alerts())
+    assert fresh.open_alerts()[0].rule_id == 12
+    # only a rule alert names a hub rule
+    ev = AlertEvent(
+        kind="open",
+        key="l/m/a",
+        breach_type="above_maximum",
+        severity="high",
+        threshold_value=1.0,
+        value=2.0,
+        ts=0.0,
+        opened_at=0.0,
+        rule_id=5,
+    )
+    assert ev.rule_id is None

@@ -204,7 +204,8 @@ class AlertEvent:
     ``value`` is the worst value while open (for rate alerts: the worst rate), ``severity``
     the worst severity; ``ts``/``reading_seq`` name the reading that caused this event,
     ``opened_at``/``opened_seq`` the one that opened the alert (``None`` seqs: the reading had
-    none, or a rule change closed the alert).
+    none, or a rule change closed the alert). A rule alert's ``rule_id`` is the hub's id of
+    the rule deciding it; when another rule takes over, an ``update`` event says so.
     """
 
     def __new__(
@@ -221,6 +222,7 @@ class AlertEvent:
         reading_seq: int | None = None,
         opened_seq: int | None = None,
         rule: _RuleKind | None = None,
+        rule_id: int | None = None,
     ) -> AlertEvent: ...
     @property
     def kind(self) -> _EventKind: ...
@@ -244,6 +246,9 @@ class AlertEvent:
     def reading_seq(self) -> int | None: ...
     @property
     def opened_seq(self) -> int | None: ...
+    @property
+    def rule_id(self) -> int | None:
+        """A rule alert's: the hub's id of the rule that decides it (else None)"""
     def to_dict(self) -> dict[str, Any]:
         """The event as a plain dict with the attribute names as keys."""
     def __eq__(self, other: object, /) -> bool: ...
@@ -257,7 +262,8 @@ class AlertRule:
     condition held for ``delay_s`` seconds (reading time) and stops once the value is back past
     the threshold by ``deadband``. A sensor's rules make ONE alert (rule ``"rule"``) whose
     severity (``info`` < ``warning`` < ``critical``) is the most severe firing rule's, moving
-    up and down in place (``update`` events). Bad values raise ``ValueError``.
+    up and down in place (``update`` events); ``rule_id`` (the hub's id) names the rule in
+    the alerts it decides. Bad values raise ``ValueError``.
     """
 
     def __new__(
@@ -268,6 +274,7 @@ class AlertRule:
         severity: _Level = "WARNING",
         deadband: float = 0.0,
         delay_s: float = 0.0,
+        rule_id: int | None = None,
     ) -> AlertRule: ...
     @property
     def condition(self) -> _Condition: ...
@@ -281,6 +288,9 @@ class AlertRule:
     def deadband(self) -> float: ...
     @property
     def delay_s(self) -> float: ...
+    @property
+    def rule_id(self) -> int | None:
+        """The hub's id of the rule; the alerts it decides carry it"""
     def to_dict(self) -> dict[str, Any]:
         """The rule as a plain dict with the constructor's argument names as keys."""
     def __eq__(self, other: object, /) -> bool: ...

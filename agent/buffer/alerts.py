@@ -36,13 +36,14 @@ class AlertRow(NamedTuple):
     closed_at: float | None
     reading_seq: int | None  # the reading that opened it
     version: int  # bumped by every change; synced when the hub has acked this version
+    rule_id: int | None = None  # a rule alert's hub rule, the one deciding it now
     event: str = ""  # "open" | "update" | "close": what just happened (not stored)
     ts: float = 0.0  # time of the reading behind that event (not stored)
 
 
 _COLS = (
     "id, key, rule, breach_type, severity, threshold_value, value, opened_at, closed_at,"
-    " reading_seq, version"
+    " reading_seq, version, rule_id"
 )
 
 
@@ -63,9 +64,10 @@ class AlertOutbox:
                 # the one that opened it (readings out of order): then it took no time.
                 row = self.db.execute(
                     "UPDATE alerts SET severity = ?, value = ?, closed_at = max(?, opened_at),"
-                    " version = version + 1 WHERE key = ? AND rule = ? AND closed_at IS NULL"
+                    " rule_id = ?, version = version + 1"
+                    " WHERE key = ? AND rule = ? AND closed_at IS NULL"
                     f" RETURNING {_COLS}",
-                    (ev.severity, ev.value, closed_at, ev.key, ev.rule),
+                    (ev.severity, ev.value, closed_at, ev.rule_id, ev.key, ev.rule),
                 ).fetchone()
             else:
                 # Never two open alerts for one sensor and rule: close a stray one first.
@@ -77,7 +79,8 @@ class AlertOutbox:
             if row is None:  # an open, or an update/close whose open row is gone
                 row = self.db.execute(
                     "INSERT INTO alerts(key, rule, breach_type, severity, threshold_value,"
-                    " value, opened_at, closed_at, reading_seq) VALUES (?,?,?,?,?,?,?,?,?)"
+                    " value, opened_at, closed_at, reading_seq, rule_id)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)"
                     f" RETURNING {_COLS}",
                     (
                         ev.key,
@@ -89,6 +92,7 @@ class AlertOutbox:
                         ev.opened_at,
                         None if closed_at is None else max(closed_at, ev.opened_at),
                         ev.opened_seq,
+                        ev.rule_id,
                     ),
                 ).fetchone()
             out.append(AlertRow(*row)._replace(event=ev.kind, ts=ev.ts))

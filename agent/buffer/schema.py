@@ -65,6 +65,10 @@ def create(db: sqlite3.Connection) -> None:
         " opened_at REAL NOT NULL, closed_at REAL, reading_seq INTEGER,"
         " version INTEGER NOT NULL DEFAULT 1, synced_version INTEGER NOT NULL DEFAULT 0)"
     )
+    # rule_id: a rule alert's hub rule (the one deciding it now); buffers from before it have
+    # none, and the hub infers the rule for those.
+    if "rule_id" not in {str(r[1]) for r in db.execute("PRAGMA table_info(alerts)")}:
+        db.execute("ALTER TABLE alerts ADD COLUMN rule_id INTEGER")
     # At most one open alert per sensor and rule; also the lookup for updates and closes.
     db.execute(
         "CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(key, rule) WHERE closed_at IS NULL"

@@ -12,6 +12,8 @@ Definitions (docs/alarms.md says the same to users):
 * Chattering: a source annunciating ``count`` alarms (3) within ``window_s`` (60 s).
 * Stale: an alarm still active ``stale_after_s`` (24 h) after it was annunciated, from then
   until it cleared.
+* Out of service: the periods (a sensor's own, a machine's MAINTENANCE or OFFLINE) reaching
+  into the period, their time inside it, and the edge alerts held back meanwhile.
 * Acknowledgement time: acknowledged_at - opened_at of the period's acknowledged alarms;
   ``p90`` is the nearest rank (the smallest time at least 90 % of them are within).
 """
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hub.storage.alarm_report import Annunciated, ShelveEntry
+from hub.storage.alarm_report import Annunciated, ServicePeriod, ShelveEntry
 
 WINDOW_S = 600.0
 FLOOD_ABOVE = 10
@@ -150,6 +152,27 @@ def shelved(entries: Sequence[ShelveEntry], p: Period, at: float) -> dict[str, A
     clipped = {a: s for a, s in clipped.items() if s}
     total = sum(hi - lo for s in clipped.values() for lo, hi in s)
     return {"alarms": len(clipped), "duration_s": round(total, 3)}
+
+
+def out_of_service(
+    periods: Sequence[ServicePeriod], suppressed: int, p: Period, at: float
+) -> dict[str, Any]:
+    """Out-of-service periods reaching into the period (a sensor's own, and a machine's in
+    MAINTENANCE or OFFLINE, each one period), their time inside it (one still running ends
+    now), and the ``alarms`` the edge raised in the period that the hub held back."""
+    end = min(at, p.end)
+    kept: list[tuple[ServicePeriod, float]] = []
+    for s in periods:
+        [(lo, hi)] = _clip([(s.started_at, end if s.ended_at is None else s.ended_at)], p)
+        if hi > lo:
+            kept.append((s, hi - lo))
+    return {
+        "periods": len(kept),
+        "sensors": len({s.sensor_id for s, _ in kept if s.sensor_id is not None}),
+        "machines": len({s.machine_id for s, _ in kept if s.machine_id is not None}),
+        "duration_s": round(sum(d for _, d in kept), 3),
+        "alarms": suppressed,
+    }
 
 
 def ack_times(alarms: Sequence[Annunciated]) -> dict[str, Any]:

@@ -67,7 +67,9 @@ def alarm_report(storage: Storage, ctx: Ctx, marks: AlarmSettings = DEFAULTS) ->
         factories=scope,
     )
     if ctx.reads is not None:
-        ctx.reads.debit(len(history.alarms) + len(history.stale) + len(history.shelves))
+        ctx.reads.debit(
+            len(history.alarms) + len(history.stale) + len(history.shelves) + len(history.service)
+        )
     if history.truncated:
         raise ApiError(
             422,
@@ -93,8 +95,7 @@ def alarm_report(storage: Storage, ctx: Ctx, marks: AlarmSettings = DEFAULTS) ->
         ),
         "stale": kpi.stale(history.stale, period, marks.stale_after_s),
         "shelved": kpi.shelved(history.shelves, period, at),
-        # The hub does not record out-of-service periods yet: unknown, not zero.
-        "out_of_service": None,
+        "out_of_service": kpi.out_of_service(history.service, history.suppressed, period, at),
         "severity_mix": kpi.severity_mix(alarms),
         "ack_time_s": kpi.ack_times(alarms),
         "targets": kpi.TARGETS,

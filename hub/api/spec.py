@@ -10,6 +10,7 @@ from hub.api.openapi import _INT_ID, _SCHEMAS, API, BY, OPS, Op, _envelope, _par
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _NUM = {"type": ["number", "null"]}
 _BY = BY
+_OOS_RECORD: dict[str, Any] = {"since": _TIME, "by": _BY, "comment": {"type": ["string", "null"]}}
 _RULE_FIELDS: dict[str, Any] = {
     "condition": {"enum": ["GREATER_THAN", "LESS_THAN", "OUT_OF_RANGE"]},
     "threshold": {"type": "number"},
@@ -61,6 +62,18 @@ _SCHEMAS.update(
                 "acknowledged_by": _BY,
                 "shelved": {"type": "boolean"},
                 "shelved_until": _TIME,
+                "out_of_service": {
+                    "type": "boolean",
+                    "description": "its sensor (or the sensor's machine) is out of service: "
+                    "suppressed, no webhooks",
+                },
+                "out_of_service_since": _TIME,
+                "out_of_service_by": _BY,
+                "out_of_service_comment": {"type": ["string", "null"]},
+                "out_of_service_machine_status": {
+                    "type": ["string", "null"],
+                    "description": "MAINTENANCE or OFFLINE when the machine's status holds it",
+                },
                 "opened_at": _TIME,
                 "cleared_at": _TIME,
                 "value": _NUM,
@@ -82,6 +95,20 @@ _SCHEMAS.update(
                 },
             },
             "required": ["id", "kind", "severity", "state", "acknowledged"],
+        },
+        "ServiceState": {
+            "type": "object",
+            "description": "A sensor's out-of-service state: its own record and its machine's "
+            "(status MAINTENANCE or OFFLINE); out_of_service when either holds it.",
+            "properties": {
+                "sensor_id": {"type": "integer"},
+                "out_of_service": {"type": "boolean"},
+                "sensor": {"type": ["object", "null"], "properties": _OOS_RECORD},
+                "machine": {
+                    "type": ["object", "null"],
+                    "properties": {**_OOS_RECORD, "status": {"enum": ["MAINTENANCE", "OFFLINE"]}},
+                },
+            },
         },
         "JournalEntry": {
             "type": "object",
@@ -177,6 +204,12 @@ ALARM_OPS: dict[tuple[str, str], Op] = {
     ("POST", f"{API}/alerts/:id/unshelve"): Op(
         _ref("Alert"), (_ALERT,), _CHANGE_ERRORS, _inline_body(False, comment=_COMMENT)
     ),
+    ("POST", f"{API}/sensors/:id/out-of-service"): Op(
+        _ref("ServiceState"), (_SENSOR,), _CHANGE_ERRORS, _inline_body(False, comment=_COMMENT)
+    ),
+    ("POST", f"{API}/sensors/:id/in-service"): Op(
+        _ref("ServiceState"), (_SENSOR,), _CHANGE_ERRORS, _inline_body(False, comment=_COMMENT)
+    ),
 }
 OPS.update(ALARM_OPS)
 
@@ -239,7 +272,19 @@ _SCHEMAS["AlarmReport"] = {
         },
         "stale": _SPAN,
         "shelved": _SPAN,
-        "out_of_service": {"type": ["object", "null"], "description": "null: not recorded"},
+        "out_of_service": {
+            "type": "object",
+            "description": "out-of-service periods (a sensor's own, a machine's in "
+            "MAINTENANCE or OFFLINE) reaching into the period, their time in it, and the "
+            "alarms the hub held back because of them",
+            "properties": {
+                "periods": {"type": "integer"},
+                "sensors": {"type": "integer"},
+                "machines": {"type": "integer"},
+                "duration_s": {"type": "number"},
+                "alarms": {"type": "integer"},
+            },
+        },
         "severity_mix": {"type": "object", "additionalProperties": _SHARE},
         "ack_time_s": {
             "type": "object",

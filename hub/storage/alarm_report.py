@@ -1,5 +1,6 @@
 """The reads behind the alarm KPI report (GET /alarm-report): every alarm annunciated in a
-period, the alarms that stood stale in it, and the shelve transitions of its journal, all
+period, the alarms that stood stale in it, the shelve transitions of its journal, and the
+out-of-service periods reaching into it with the alarms held back meanwhile, all
 from one snapshot so the figures agree with each other. The KPIs themselves are computed
 over these rows (hub.api.alarm_kpis): one bounded query each, the same SQL on both engines.
 """
@@ -7,7 +8,7 @@ over these rows (hub.api.alarm_kpis): one bounded query each, the same SQL on bo
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.storage.selects import within
@@ -36,11 +37,23 @@ class ShelveEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class ServicePeriod:
+    """A sensor's own out-of-service period, or a machine's (MAINTENANCE or OFFLINE)."""
+
+    started_at: float
+    ended_at: float | None  # None: still out of service
+    sensor_id: int | None
+    machine_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class AlarmHistory:
     alarms: list[Annunciated]  # oldest first
     stale: list[tuple[float, float | None]]  # (opened_at, cleared_at) of alarms stale in range
     shelves: list[ShelveEntry]  # by alert, oldest first
     truncated: bool  # more than the limit: the answer would be partial
+    service: list[ServicePeriod] = field(default_factory=list)  # reaching into the period
+    suppressed: int = 0  # edge alerts opened in the period that the hub held back
 
 
 class AlarmReport:
@@ -85,8 +98,12 @@ class AlarmReport:
             ]
             stale = _stale(conn, start, end, stale_after_s, where, args, limit)
             shelves = _shelves(conn, shelves_since, end, where, args, limit)
-        truncated = len(rows) > limit or len(stale) > limit or len(shelves) > limit
-        return AlarmHistory(alarms, stale[:limit], shelves[:limit], truncated)
+            service = _service(conn, start, end, where, args, limit)
+            suppressed = _suppressed(conn, start, end, factory_id, factories)
+        truncated = any(len(x) > limit for x in (rows, stale, shelves, service))
+        return AlarmHistory(
+            alarms, stale[:limit], shelves[:limit], truncated, service[:limit], suppressed
+        )
 
     def source_names(
         self, sensor_ids: Collection[int], gateway_ids: Collection[int]
@@ -139,3 +156,44 @@ def _shelves(
         ShelveEntry(int(r[0]), float(r[1]), str(r[2]), None if r[3] is None else float(r[3]))
         for r in rows
     ]
+
+
+def _service(
+    conn: Conn, start: float, end: float, where: str, args: Sequence[Any], limit: int
+) -> list[ServicePeriod]:
+    rows = conn.execute(
+        "SELECT started_at, ended_at, sensor_id, machine_id FROM service_periods "
+        f"WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?){where} "
+        "ORDER BY started_at, id LIMIT ?",
+        [end, start, *args, limit + 1],
+    ).fetchall()
+    return [
+        ServicePeriod(
+            float(r[0]),
+            None if r[1] is None else float(r[1]),
+            None if r[2] is None else int(r[2]),
+            None if r[3] is None else int(r[3]),
+        )
+        for r in rows
+    ]
+
+
+def _suppressed(
+    conn: Conn,
+    start: float,
+    end: float,
+    factory_id: int | None,
+    factories: Collection[int] | None,
+) -> int:
+    # By the gateway's factory, as a fleet alert's factory_id is.
+    where, args = ("", []) if factory_id is None else (" AND g.factory_id = ?", [factory_id])
+    if factories is not None:
+        condition, ids = within("g.factory_id", factories)
+        where, args = f"{where} AND {condition}", [*args, *ids]
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM edge_alerts e JOIN gateways g ON g.id = e.gateway_id "
+            f"WHERE e.suppressed = TRUE AND e.opened_at >= ? AND e.opened_at < ?{where}",
+            [start, end, *args],
+        ).fetchone()[0]
+    )

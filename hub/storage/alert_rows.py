@@ -9,9 +9,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from hub.storage.changelog import Actor, AuditEntry, actor_of, write_entry
 from hub.storage.sqlbase import Conn, row_dict
 from shared.wire import WireAlert
+
+log = structlog.get_logger("hub.storage.alerts")
 
 ALERT_COLUMNS = (
     "a.id, a.kind, a.gateway_id AS gateway_row, g.name AS gateway_id, a.factory_id, "
@@ -19,9 +23,24 @@ ALERT_COLUMNS = (
     "a.acknowledged, a.acknowledged_at, a.acknowledged_by, a.acknowledged_role, "
     "a.acknowledged_kind, a.acknowledged_name, a.acknowledged_display, "
     "a.shelved_until, a.opened_at, a.cleared_at, a.value, a.threshold_value, a.updated_at, "
-    "a.chattering, a.chattering_at, a.stale, a.stale_at, a.peak_value"
+    "a.chattering, a.chattering_at, a.stale, a.stale_at, a.peak_value, "
+    "sp.started_at AS out_of_service_at, sp.token_id AS out_of_service_token, "
+    "sp.role AS out_of_service_role, sp.by_kind AS out_of_service_kind, "
+    "sp.by_name AS out_of_service_name, sp.by_display AS out_of_service_display, "
+    "sp.comment AS out_of_service_comment, "
+    "sp.machine_status AS out_of_service_machine_status"
 )
-ALERT_SELECT = f"SELECT {ALERT_COLUMNS} FROM alerts a JOIN gateways g ON g.id = a.gateway_id"
+# The period that holds an alert's sensor out of service now, if any: the sensor's own or
+# its machine's (the earlier one when both), so the alert object says who set it and when.
+SERVICE_JOIN = (
+    " LEFT JOIN service_periods sp ON sp.id = (SELECT p.id FROM service_periods p "
+    "WHERE p.ended_at IS NULL AND (p.sensor_id = a.sensor_id OR p.machine_id = "
+    "(SELECT s.machine_id FROM sensors s WHERE s.id = a.sensor_id)) "
+    "ORDER BY p.started_at, p.id LIMIT 1)"
+)
+ALERT_SELECT = (
+    f"SELECT {ALERT_COLUMNS} FROM alerts a JOIN gateways g ON g.id = a.gateway_id" + SERVICE_JOIN
+)
 # Escalated / de-escalated: the edge's scaled severities and the rules' levels on one scale.
 SEVERITY_RANK = {"info": 0, "medium": 1, "warning": 1, "high": 2, "critical": 3}
 GATEWAY_OFFLINE_SEVERITY = "warning"
@@ -135,9 +154,9 @@ def announce(
     reannounced: bool = False,
 ) -> bool:
     """Queue a webhook event with the alert as it is now and who caused it (inside the
-    changing transaction); False when the alert is silenced (shelved): its transition is
-    journaled, not announced, and :func:`reannounce` tells the receivers once the shelve is
-    over."""
+    changing transaction); False when the alert is silenced (shelved, or its sensor out of
+    service): its transition is journaled, not announced, and :func:`reannounce` tells the
+    receivers once the silence is over."""
     alert = one_alert(conn, alert_id)
     if alert is None or silenced(alert, at):
         return False
@@ -150,7 +169,9 @@ def announce(
 
 
 def silenced(alert: dict[str, Any], at: float) -> bool:
-    """ISA-18.2: a shelved alert is not annunciated."""
+    """ISA-18.2: a shelved alert, or one of a sensor out of service, is not annunciated."""
+    if alert.get("out_of_service_at") is not None:
+        return True
     until = alert["shelved_until"]
     return until is not None and float(until) > at
 
@@ -170,9 +191,31 @@ def event_of(kind: str, what: str) -> str:
     return f"alert.{what}"
 
 
+def rule_of(conn: Conn, sensor_id: int, a: WireAlert) -> int | None:
+    """The hub rule behind an edge "rule" alert (None for other kinds): the one the edge names
+    when it is a rule of that sensor; else (an agent from before ``rule_id``, or a rule
+    deleted or moved since it fired: logged) the one :func:`rule_id_for` infers."""
+    if a.rule != "rule":
+        return None
+    if a.rule_id is not None:
+        found = conn.execute(
+            "SELECT 1 FROM alert_rules WHERE id = ? AND sensor_id = ?", (a.rule_id, sensor_id)
+        ).fetchone()
+        if found is not None:
+            return a.rule_id
+        log.warning(
+            "edge alert names a rule that is not one of its sensor's; inferring the rule",
+            edge_alert_id=a.id,
+            sensor_id=sensor_id,
+            rule_id=a.rule_id,
+        )
+    return rule_id_for(conn, sensor_id, a)
+
+
 def rule_id_for(conn: Conn, sensor_id: int, a: WireAlert) -> int | None:
-    """The hub rule behind an edge "rule" alert: the edge names the level (severity and the
-    threshold it crossed), not the hub's rule id, so the id is found among the sensor's rules."""
+    """The hub rule behind an edge "rule" alert that does not name it (agents from before
+    ``rule_id``): the level it names (severity and the threshold it crossed) is looked up
+    among the sensor's rules, the first of two alike."""
     rows = conn.execute(
         "SELECT id, threshold, threshold_high FROM alert_rules "
         "WHERE sensor_id = ? AND severity = ? AND enabled = TRUE ORDER BY id",

@@ -14,6 +14,7 @@ from typing import Any
 
 from hub.storage import alarm_marks, alarm_peaks
 from hub.storage.alarm_marks import AlarmLimits
+from hub.storage.alert_open import open_edge_alert
 from hub.storage.alert_rows import (
     ALERT_SELECT,
     JOURNAL_COLUMNS,
@@ -27,11 +28,12 @@ from hub.storage.alert_rows import (
     journal_total,
     one_alert,
     reannounce,
-    rule_id_for,
+    rule_of,
 )
 from hub.storage.changelog import SYSTEM, Actor, actor_of
 from hub.storage.model import Conflict
 from hub.storage.selects import within
+from hub.storage.service_rows import out_of_service_sensors
 from hub.storage.sqlbase import Conn, Database, dicts
 from shared.timeutil import now
 from shared.wire import WireAlert, WireReading
@@ -62,8 +64,9 @@ class Alerts:
             "SELECT factory_id, name FROM gateways WHERE id = ?", (gateway_id,)
         ).fetchone()
         by = gateway(str(name))
+        held_back = out_of_service_sensors(conn, {ids[a.key] for a in alerts})
         for a in alerts:
-            self._fleet_alert(conn, gateway_id, int(factory), ids[a.key], a, at, by)
+            self._fleet_alert(conn, gateway_id, int(factory), ids[a.key], a, at, by, held_back)
 
     def track_peaks(
         self,
@@ -85,8 +88,10 @@ class Alerts:
         conn.executemany(
             "INSERT INTO edge_alerts (gateway_id, alert_id, sensor_id, rule, breach_type, "
             "severity, threshold_value, value, opened_at, closed_at, reading_seq, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "received_at, rule_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (gateway_id, alert_id) DO UPDATE SET "
+            "rule_id = CASE WHEN edge_alerts.closed_at IS NULL "
+            "THEN excluded.rule_id ELSE edge_alerts.rule_id END, "
             "severity = CASE WHEN edge_alerts.closed_at IS NULL "
             "THEN excluded.severity ELSE edge_alerts.severity END, "
             "value = CASE WHEN edge_alerts.closed_at IS NULL "
@@ -107,6 +112,7 @@ class Alerts:
                     None if a.closed_at is None else max(a.closed_at, a.opened_at),
                     a.reading_seq,
                     received,
+                    a.rule_id,
                 )
                 for a in alerts
             ],
@@ -121,40 +127,35 @@ class Alerts:
         a: WireAlert,
         at: float,
         by: Actor,
+        held_back: set[int],
     ) -> None:
         row = conn.execute(
-            "SELECT id, state, severity, value FROM alerts "
+            "SELECT id, state, severity, value, rule_id FROM alerts "
             "WHERE gateway_id = ? AND edge_alert_id = ?",
             (gateway_id, a.id),
         ).fetchone()
         if row is None:
-            rule_id = rule_id_for(conn, sensor_id, a) if a.rule == "rule" else None
-            alert_id = int(
+            if sensor_id in held_back:
+                # Out of service: no alert at the hub; the edge's record says it was held
+                # back, and a return to service opens it if the edge still has it active.
                 conn.execute(
-                    "INSERT INTO alerts (kind, gateway_id, factory_id, sensor_id, rule_id, "
-                    "edge_alert_id, breach_type, severity, state, opened_at, value, "
-                    "threshold_value, updated_at, peak_value) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?) RETURNING id",
-                    (
-                        a.rule,
-                        gateway_id,
-                        factory,
-                        sensor_id,
-                        rule_id,
-                        a.id,
-                        a.breach_type,
-                        a.severity,
-                        a.opened_at,
-                        a.value,
-                        a.threshold_value,
-                        at,
-                        a.value,
-                    ),
-                ).fetchone()[0]
+                    "UPDATE edge_alerts SET suppressed = TRUE "
+                    "WHERE gateway_id = ? AND alert_id = ?",
+                    (gateway_id, a.id),
+                )
+                return
+            alert_id = open_edge_alert(
+                conn,
+                gateway_id,
+                factory,
+                sensor_id,
+                a,
+                rule_of(conn, sensor_id, a),
+                opened_at=a.opened_at,
+                at=at,
+                limits=self.limits,
+                actor=by,
             )
-            journal(conn, alert_id, at, by, "opened", severity=a.severity)
-            alarm_marks.on_open(conn, alert_id, a.opened_at, at, self.limits)
-            announce(conn, "alert.opened", alert_id, at, by)
             state, severity = "active", a.severity
         else:
             alert_id, state, severity = int(row[0]), str(row[1]), str(row[2])
@@ -170,16 +171,25 @@ class Alerts:
             if a.rule == "rule":
                 conn.execute(
                     "UPDATE alerts SET rule_id = ? WHERE id = ?",
-                    (rule_id_for(conn, sensor_id, a), alert_id),
+                    (rule_of(conn, sensor_id, a), alert_id),
                 )
             alarm_peaks.note_value(conn, alert_id, a.value)
             action = "escalated" if up else "de-escalated"
             journal(conn, alert_id, at, by, action, severity=a.severity)
-        elif row is not None and row[3] != a.value:
-            conn.execute(
-                "UPDATE alerts SET value = ?, updated_at = ? WHERE id = ?", (a.value, at, alert_id)
-            )
-            alarm_peaks.note_value(conn, alert_id, a.value)
+        else:
+            if row is not None and row[3] != a.value:
+                conn.execute(
+                    "UPDATE alerts SET value = ?, updated_at = ? WHERE id = ?",
+                    (a.value, at, alert_id),
+                )
+                alarm_peaks.note_value(conn, alert_id, a.value)
+            if row is not None and a.rule_id is not None and a.rule_id != row[4]:
+                # Another rule of the same severity took over (the edge names it).
+                conn.execute(
+                    "UPDATE alerts SET rule_id = ?, threshold_value = ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (rule_of(conn, sensor_id, a), a.threshold_value, at, alert_id),
+                )
         if a.closed_at is not None:
             # A clear stamped before the open (the readings came out of order) took no time.
             conn.execute(

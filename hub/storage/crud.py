@@ -55,14 +55,31 @@ class SensorData(Protocol):
     def delete_sensor(self, conn: Conn, sensor_id: int) -> dict[str, int] | None: ...
 
 
+class MachineService(Protocol):
+    """What a machine's status and deletion mean for out of service (hub.storage.service),
+    inside the changing transaction."""
+
+    def machine_status(
+        self, conn: Conn, machine_id: int, factory_id: int, status: str, who: Who
+    ) -> None: ...
+
+    def forget_machine(self, conn: Conn, machine_id: int) -> None: ...
+
+
 class Crud:
     """Operators' edits of factories, machines and sensors. A sensor's deletion takes its
     data from each concern that keeps some, in the order given (children before parents)."""
 
     def __init__(
-        self, db: Database, dialect: Dialect, cache: SensorCache, sensor_data: Sequence[SensorData]
+        self,
+        db: Database,
+        dialect: Dialect,
+        cache: SensorCache,
+        sensor_data: Sequence[SensorData],
+        service: MachineService,
     ) -> None:
         self._db = db
+        self._service = service
         self._dialect = dialect
         self._cache = cache
         self._sensor_data = tuple(sensor_data)
@@ -188,6 +205,7 @@ class Crud:
                     f"{fields['line']!r}"
                 )
             machine_id = int(row[0])
+            self._service.machine_status(conn, machine_id, factory_id, fields["status"], actor)
             write_entry(
                 conn, AuditEntry(actor, "machine.create", "machine", str(machine_id), dict(fields))
             )
@@ -216,6 +234,9 @@ class Crud:
                     conn.execute(
                         f"UPDATE machines SET {sets} WHERE id = ?", (*changes.values(), machine_id)
                     )
+                if "status" in changes:
+                    status, factory_id = changes["status"], int(current["factory_id"])
+                    self._service.machine_status(conn, machine_id, factory_id, status, actor)
                 write_entry(
                     conn,
                     AuditEntry(actor, "machine.update", "machine", str(machine_id), dict(changes)),
@@ -239,6 +260,7 @@ class Crud:
                 raise Conflict(
                     f"machine {machine_id} has {row['sensors']} sensor(s); delete them first"
                 )
+            self._service.forget_machine(conn, machine_id)
             conn.execute("DELETE FROM machines WHERE id = ?", (machine_id,))
             write_entry(
                 conn,

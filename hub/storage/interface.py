@@ -50,6 +50,7 @@ from hub.storage.reads import Reads
 from hub.storage.reports import Reports
 from hub.storage.rollups import Rollups
 from hub.storage.rules import Rules, RuleSpec
+from hub.storage.service import Service
 from hub.storage.sqlbase import Conn, Database
 from hub.storage.url import parse_database
 from hub.storage.users import Users
@@ -106,8 +107,9 @@ class Storage(ReadFace, ABC):
         self.backfill = Backfill(db, dialect, self.ingest)
         # A sensor's rows go children first: alerts (and their journal) before the rules
         # they name, then readings, anomalies, rollups.
-        cascade = (self.alerts, self.rules, self.reads, self.reports, self.rollups)
-        self.crud = Crud(db, dialect, cache, cascade)
+        self.service = Service(db, self.alerts)
+        cascade = (self.alerts, self.service, self.rules, self.reads, self.reports, self.rollups)
+        self.crud = Crud(db, dialect, cache, cascade, self.service)
         self.history_reads, self.history_rollups, self.history_reports = (
             (self.reads, self.rollups, self.reports)
             if history is None

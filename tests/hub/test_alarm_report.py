@@ -81,6 +81,47 @@ class Fleet:
             )
             conn.execute("UPDATE alerts SET shelved_until = ? WHERE id = ?", (until, alert_id))
 
+    def out_of_service(
+        self, start: float, end: float | None, key: str | None, factory: int | None = None
+    ) -> None:
+        """A period of the sensor ``key`` itself, or (``key`` None) of the sensors' machine."""
+        with self.storage.db.write() as conn:
+            machine = conn.execute(
+                "SELECT machine_id FROM sensors WHERE id = ?", (self.sensor["p/m/a"],)
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO service_periods (factory_id, sensor_id, machine_id, machine_status, "
+                "started_at, ended_at, role) VALUES (?, ?, ?, ?, ?, ?, 'operator')",
+                (
+                    self.factory if factory is None else factory,
+                    None if key is None else self.sensor[key],
+                    machine if key is None else None,
+                    "MAINTENANCE" if key is None else None,
+                    start,
+                    end,
+                ),
+            )
+
+    def held_back(
+        self, opened: float, *, gateway: int | None = None, suppressed: bool = True
+    ) -> None:
+        """An edge alert of sensor a as ingest records it (held back: out of service)."""
+        self.next_id += 1
+        with self.storage.db.write() as conn:
+            conn.execute(
+                "INSERT INTO edge_alerts (gateway_id, alert_id, sensor_id, rule, breach_type, "
+                "severity, threshold_value, value, opened_at, received_at, suppressed) "
+                "VALUES (?, ?, ?, 'threshold', 'above_maximum', 'high', 1.0, 2.0, ?, ?, ?)",
+                (
+                    self.gateway if gateway is None else gateway,
+                    self.next_id,
+                    self.sensor["p/m/a"],
+                    opened,
+                    opened,
+                    suppressed,
+                ),
+            )
+
 
 @pytest.fixture
 def fleet(storage: Storage) -> Iterator[Fleet]:
@@ -122,6 +163,21 @@ def known_history(f: Fleet) -> None:
     f.alarm(None, T0 + 30000, severity="warning", cleared=T0 + 30100)
     f.alarm("p/m/a", T0 + DAY)
     f.alarm(None, T0 + 40000, gateway=f.other_gateway, factory=f.other_factory)
+    # Out of service: b for 3000 s; c from before the period, 500 s of it inside; the machine
+    # from T0+80000 on, still (6400 s up to the period's end): 9900 s in 3 periods. Not
+    # counted: one that ended before the period, one of another factory.
+    f.out_of_service(T0 + 50000, T0 + 53000, "p/m/b")
+    f.out_of_service(T0 - 1000, T0 + 500, "p/m/c")
+    f.out_of_service(T0 + 80000, None, None)
+    f.out_of_service(T0 - 5000, T0 - 4000, "p/m/a")
+    f.out_of_service(T0 + 100, T0 + 200, "p/m/a", factory=f.other_factory)
+    # Held back while out of service: 2 in the period; not counted: one before it, one of
+    # another factory's gateway, one the hub annunciated.
+    f.held_back(T0 + 50100)
+    f.held_back(T0 + 80100)
+    f.held_back(T0 - 10)
+    f.held_back(T0 + 100, gateway=f.other_gateway)
+    f.held_back(T0 + 200, suppressed=False)
 
 
 class FakeCtx:
@@ -169,7 +225,13 @@ def test_known_history_gives_exact_figures(storage: Storage, fleet: Fleet) -> No
     }
     assert got["ack_time_s"] == {"count": 10, "median": 55.0, "p90": 90.0}
     assert got["targets"]["per_10min_peak"]["max"] == 10
-    assert got["out_of_service"] is None
+    assert got["out_of_service"] == {
+        "periods": 3,
+        "sensors": 2,
+        "machines": 1,
+        "duration_s": 9900.0,
+        "alarms": 2,
+    }
 
 
 def test_the_fleet_and_a_quiet_factory(storage: Storage, fleet: Fleet) -> None:

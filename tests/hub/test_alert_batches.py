@@ -168,6 +168,14 @@ def test_an_alert_id_twice_in_one_batch_is_refused_naming_it(hub: HubProcess) ->
         assert c.get("/api/v1/sensors", params={"key": "ab/m6/temp"}).json()["data"] == []
 
 
+def test_a_rule_id_out_of_range_is_refused_naming_the_alert(hub: HubProcess) -> None:
+    bad = [edge_alert("ab/m8/temp", rule="rule", severity="warning", rule_id=r) for r in (0, 2**63)]
+    details = problems(post(hub, *bad))
+    assert {(d["alert_id"], d["field"]) for d in details} == {(a.id, "alerts.rule_id") for a in bad}
+    with hub.client("read") as c:
+        assert c.get("/api/v1/sensors", params={"key": "ab/m8/temp"}).json()["data"] == []
+
+
 # -- the journal, paged --------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ SENSOR_TABLES = (
     "alerts",
     "anomalies",
     "alert_rules",
+    "service_periods",
 )
 
 
@@ -50,7 +51,7 @@ def test_deleting_a_sensor_takes_all_its_data(storage: Storage) -> None:
     assert gateway is not None
     factory_id = gateway["factory_id"]
     machine = storage.create_machine(
-        {"factory_id": factory_id, "line": "l", "name": "m", "type": None, "status": "OFFLINE"},
+        {"factory_id": factory_id, "line": "l", "name": "m", "type": None, "status": "OPERATIONAL"},
         ADMIN,
     )
     sensor = storage.create_sensor(
@@ -73,11 +74,12 @@ def test_deleting_a_sensor_takes_all_its_data(storage: Storage) -> None:
     )
     storage.store_batch(gateway_row, factory_id, readings, REPORT, [alert])
     storage.bulk_insert([(sid, T0 - 60.0 * i, 2.0) for i in range(1, 50)], ADMIN)
+    assert storage.service.take_out(sid, ADMIN, "recalibration") is not None
     before = {t: rows_of(storage, t, sid) for t in SENSOR_TABLES}
     assert before["readings"] == 199 + 49
     assert before["bulk_keys"] == 49
     assert before["rollup_1m"] > 0 and before["rollup_1h"] > 0
-    assert before["edge_alerts"] == before["alerts"] == 1
+    assert before["edge_alerts"] == before["alerts"] == before["service_periods"] == 1
     version = storage.gateway_config("gw-1")
     assert version is not None
 

@@ -153,6 +153,7 @@ def test_spec_describes_every_route(fuzz_hub: HubProcess) -> None:
         ("GET", "/api/v1/alerts/{id}"),
         ("GET", "/api/v1/alerts/{id}/journal"),
         *(("POST", f"/api/v1/alerts/{{id}}/{a}") for a in ("ack", "shelve", "unshelve")),
+        *(("POST", f"{sensor}/{a}") for a in ("out-of-service", "in-service")),
         ("GET", "/api/v1/alarm-report"),
         ("GET", "/api/v1/alarm-summary"),
         # People's accounts.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import threshold_checker as tc
@@ -90,6 +91,51 @@ def test_hub_rules_fire_at_the_edge_offline(hub: HubProcess, sensor: int, tmp_pa
     [alert] = found["data"]
     assert alert["state"] == "cleared" and alert["severity"] == "warning"
     assert alert["rule_id"] == warn["id"]
+    buffer.close()
+
+
+def test_each_alert_names_the_rule_that_fired(hub: HubProcess, tmp_path: Path) -> None:
+    """Two rules alike in severity and threshold: only the edge knows which one fired."""
+    key = "edge/m2/level"
+    body = encode_batch(Batch(gateway_id="gw-01", readings=[WireReading(2, key, T0, 50.0)]))
+    with hub.client("gw1") as c:
+        assert c.post("/api/v1/ingest", content=body).status_code == 200
+    with hub.client("read") as c:
+        sensor = int(c.get("/api/v1/sensors", params={"key": key}).json()["data"][0]["id"])
+    high = add_rule(hub, sensor, condition="GREATER_THAN", threshold=80, severity="WARNING")
+    low = add_rule(hub, sensor, condition="LESS_THAN", threshold=80, severity="WARNING")
+    with hub.client("gw1") as c:
+        config = _decode_config(c.get("/api/v1/gateways/gw-01/config").content).data
+    cfg = make_config(tmp_path)
+    buffer = Buffer(cfg.buffer.path)
+    rules = Rules(cfg, buffer)
+    rules.apply_hub(config)
+    alerting = Alerting(cfg, buffer, rules)
+    # 90 fires the first rule, 80 neither (its alert closes), 70 the second: two alerts
+    points = [(1.0, 90.0), (2.0, 80.0), (3.0, 70.0)]
+    readings = [Reading(key, T0 + ts, v, None, 0.0) for ts, v in points]
+    buffer.append(readings, derive_alerts=alerting.derive)
+    rows = [r for r in buffer.claim_alerts(10) if r.key == key]
+    assert [(r.rule_id, r.closed_at is None) for r in rows] == [
+        (high["id"], False),
+        (low["id"], True),
+    ]
+    # (ids past those the module's other tests sent for this gateway)
+    wire = [msgspec.structs.replace(wire_alert(r), id=r.id + 100) for r in rows]
+    # An agent from before rule_id sends none: the hub infers it (the first rule alike) ...
+    old = msgspec.structs.replace(wire[1], id=wire[1].id + 1000, opened_at=T0 + 4, rule_id=None)
+    # ... as it does for a rule that is not one of the sensor's (logged, not refused).
+    other = msgspec.structs.replace(
+        wire[1], id=wire[1].id + 2000, opened_at=T0 + 5, rule_id=999_999
+    )
+    body = encode_batch(Batch(gateway_id="gw-01", readings=[], alerts=[*wire, old, other]))
+    with hub.client("gw1") as c:
+        r = c.post("/api/v1/ingest", content=body)
+        assert r.status_code == 200, r.text
+    with hub.client("read") as c:
+        found = c.get("/api/v1/alerts", params={"sensor_id": sensor}).json()["data"]
+    named = sorted((a["opened_at"], a["rule_id"]) for a in found)
+    assert [rule for _, rule in named] == [high["id"], low["id"], high["id"], high["id"]]
     buffer.close()
 
 

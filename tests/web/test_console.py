@@ -224,6 +224,21 @@ def test_an_operator_acknowledges_through_the_ui_and_the_journal_names_them(
     assert alert["journal"][-1]["comment"] == "maintenance today"
 
 
+def test_an_alert_of_a_sensor_out_of_service_says_so_without_a_reload(console: Console) -> None:
+    console.ingest([(now() - 60, 97.5)], alerts=[_alert(1)])
+    (alert_id,) = _hub_alert_ids(console)
+    page = console.sign_in("operator")
+    page.click("nav >> text=Alerts")
+    state = page.locator(f'#alerts-active tr[data-alert="{alert_id}"] td.state')
+    expect(state).to_contain_text("active")
+    path = f"/api/v1/sensors/{console.sensor_id()}"
+    with console.api("operator") as c:
+        c.post(f"{path}/out-of-service", json={"comment": "recalibration"}).raise_for_status()
+        expect(state).to_contain_text("out of service: recalibration")
+        c.post(f"{path}/in-service", json={}).raise_for_status()
+    expect(state).not_to_contain_text("out of service")
+
+
 def test_new_data_and_alerts_appear_without_a_reload(console: Console) -> None:
     t = now()
     console.ingest([(t - 100, 21.0)])

@@ -59,6 +59,9 @@ pub struct Level {
     severity: Severity,
     deadband: f64,
     delay_s: f64,
+    /// The hub's id of the rule (None: a rule that came without one). The alert names the
+    /// rule that decides it, so two rules alike in severity and threshold stay apart.
+    id: Option<i64>,
 }
 
 fn finite(name: &'static str, v: f64) -> Result<f64, RuleError> {
@@ -138,7 +141,17 @@ impl Level {
             severity,
             deadband,
             delay_s,
+            id: None,
         })
+    }
+
+    /// The same rule with the hub's id.
+    pub fn with_id(mut self, id: Option<i64>) -> Self {
+        self.id = id;
+        self
+    }
+    pub fn id(&self) -> Option<i64> {
+        self.id
     }
 
     pub fn condition(&self) -> Condition {

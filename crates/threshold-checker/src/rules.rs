@@ -249,6 +249,9 @@ pub struct OpenAlert {
     pub value: f64,
     pub opened_at: f64,
     pub reading_seq: Option<i64>,
+    /// A rule alert's: the hub's id of the rule that decides it now (None for threshold and
+    /// rate alerts, and for rules without an id).
+    pub rule_id: Option<i64>,
 }
 
 /// One step of an alert's lifecycle.
@@ -634,6 +637,7 @@ fn threshold_step(rule: &Rule, track: &mut Track, r: Input<'_>, events: &mut Vec
                 value: r.value,
                 opened_at: r.ts,
                 reading_seq: r.seq,
+                rule_id: None,
             };
             *track = Track {
                 open: Some(alert),
@@ -678,19 +682,23 @@ fn level_step(hub_rules: &[Level], state: &mut SensorState, r: Input<'_>, events
                 value: r.value,
                 opened_at: r.ts,
                 reading_seq: r.seq,
+                rule_id: hub_rules[i].id(),
             };
             track.open = Some(alert);
             emit(events, EventKind::Open, r.key, alert, r);
         }
         (Some(open), Some((i, side, threshold))) => {
             let severity = hub_rules[i].severity();
+            let rule_id = hub_rules[i].id();
             if severity != open.severity
                 || open.breach != AlertBreach::Level(side)
                 || open.threshold_value != threshold
+                || open.rule_id != rule_id
             {
                 open.severity = severity;
                 open.breach = AlertBreach::Level(side);
                 open.threshold_value = threshold;
+                open.rule_id = rule_id;
                 open.value = r.value;
                 let snapshot = *open;
                 emit(events, EventKind::Update, r.key, snapshot, r);
@@ -730,6 +738,7 @@ fn rate_step(
                     value: rate,
                     opened_at: r.ts,
                     reading_seq: r.seq,
+                    rule_id: None,
                 };
                 track.open = Some(alert);
                 emit(events, EventKind::Open, r.key, alert, r);
@@ -967,6 +976,27 @@ mod tests {
         assert_eq!(ev[2].alert.opened_at, 1.0);
         assert_eq!(ev[3].reading_seq, Some(8));
         assert!(e.open_alerts().is_empty());
+    }
+
+    #[test]
+    fn a_rule_alert_names_the_rule_that_decides_it() {
+        use crate::levels::Condition::{GreaterThan, LessThan};
+        // Alike in severity and threshold: only their ids tell them apart.
+        let above = Level::new(GreaterThan, 80.0, None, Severity::Warning, 0.0, 0.0).unwrap();
+        let below = Level::new(LessThan, 80.0, None, Severity::Warning, 0.0, 0.0).unwrap();
+        let mut e = Engine::new();
+        let levels = vec![above.with_id(Some(11)), below.with_id(Some(12))];
+        e.set_levels(vec![("l/m/t".into(), levels)]).unwrap();
+        // 90 opens by the first, 80 closes (neither fires), 70 opens by the second, and
+        // crossing to 90 moves that alert in place to the first rule.
+        let ev = feed(&mut e, "l/m/t", &[90.0, 80.0, 70.0, 90.0]);
+        assert_eq!(kinds(&ev), vec!["open", "close", "open", "update"]);
+        let ids: Vec<Option<i64>> = ev.iter().map(|x| x.alert.rule_id).collect();
+        assert_eq!(ids, vec![Some(11), Some(11), Some(12), Some(11)]);
+        assert_eq!(e.open_alerts()[0].1.rule_id, Some(11));
+        // threshold alerts name no hub rule
+        let mut t = engine(&[("l/m/t", rule(None, Some(5.0), 0.0, 1))]);
+        assert_eq!(feed(&mut t, "l/m/t", &[9.0])[0].alert.rule_id, None);
     }
 
     #[test]

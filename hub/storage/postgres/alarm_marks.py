@@ -26,3 +26,8 @@ def alarm_marks(conn: psycopg.Connection[Any]) -> None:
 def peak_value(conn: psycopg.Connection[Any]) -> None:
     # As on SQLite: the most extreme value an alert reached while active.
     conn.execute("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS peak_value double precision")
+
+
+def edge_rule_ids(conn: psycopg.Connection[Any]) -> None:
+    """Step "edge alerts name the rule that fired", as on SQLite."""
+    conn.execute("ALTER TABLE edge_alerts ADD COLUMN IF NOT EXISTS rule_id bigint")

@@ -23,10 +23,11 @@ from hub.storage.migrations import (
 )
 from hub.storage.model import StorageError
 from hub.storage.postgres.actors import actors
-from hub.storage.postgres.alarm_marks import alarm_marks, peak_value
+from hub.storage.postgres.alarm_marks import alarm_marks, edge_rule_ids, peak_value
 from hub.storage.postgres.grafana import grafana_views
 from hub.storage.postgres.people import token_scopes, user_sessions
 from hub.storage.postgres.people import users as people_users
+from hub.storage.postgres.service import service_periods
 
 PgConnection = psycopg.Connection[Any]
 
@@ -393,6 +394,8 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "alert peak value": peak_value,
         "who acted: kind, name and display; token names": actors,
         "people's console sessions: the user, idle timeout": user_sessions,
+        "out-of-service periods of sensors and machines": service_periods,
+        "edge alerts name the rule that fired": edge_rule_ids,
     }
 )
 

@@ -320,6 +320,12 @@
     const parts = [a.state === "active" ? "active" : "cleared"];
     if (a.acknowledged) parts.push("acknowledged" + byText(a.acknowledged_by));
     if (a.shelved) parts.push("shelved until " + fmtTime(a.shelved_until));
+    if (a.out_of_service) {
+      // Suppressed: its sensor (or the sensor's machine) is out of service; say why.
+      const machine = a.out_of_service_machine_status;
+      const why = machine ? `machine ${machine}` : a.out_of_service_comment;
+      parts.push("out of service" + (why ? `: ${why}` : ""));
+    }
     return parts.join(", ");
   }
 
@@ -400,7 +406,8 @@
   }
 
   const alertSig = (a) =>
-    JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until, a.severity, a.value]);
+    JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until, a.severity, a.value,
+      a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status]);
 
   // The alarm table of the alerts page, as Ignition's: one row per alarm with its active
   // and clear times, how long it lasted (or has lasted), its value and peak, and a box to
@@ -437,6 +444,7 @@
 
   const alarmRowSig = (a) => JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until,
     a.severity, a.value, a.peak_value, a.cleared_at,
+    a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status,
     // An active alarm's duration grows: redrawn each minute at most.
     a.state === "active" ? Math.floor(Date.now() / 60000) : 0]);
 

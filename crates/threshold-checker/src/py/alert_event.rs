@@ -22,7 +22,7 @@ pub struct AlertEvent {
 impl AlertEvent {
     #[new]
     #[pyo3(signature = (*, kind, key, breach_type, severity, threshold_value, value, ts,
-                        opened_at, reading_seq=None, opened_seq=None, rule=None))]
+                        opened_at, reading_seq=None, opened_seq=None, rule=None, rule_id=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         kind: &str,
@@ -36,6 +36,7 @@ impl AlertEvent {
         reading_seq: Option<i64>,
         opened_seq: Option<i64>,
         rule: Option<&str>,
+        rule_id: Option<i64>,
     ) -> PyResult<Self> {
         let kind = EventKind::parse(kind).ok_or_else(|| {
             PyValueError::new_err(format!(
@@ -79,6 +80,8 @@ impl AlertEvent {
                     value,
                     opened_at,
                     reading_seq: opened_seq,
+                    // Only a rule alert names a hub rule.
+                    rule_id: rule_id.filter(|_| breach.rule() == RuleKind::Level),
                 },
                 ts,
                 reading_seq,
@@ -132,6 +135,11 @@ impl AlertEvent {
     fn opened_seq(&self) -> Option<i64> {
         self.inner.alert.reading_seq
     }
+    /// A rule alert's: the hub's id of the rule that decides it (else None)
+    #[getter]
+    fn rule_id(&self) -> Option<i64> {
+        self.inner.alert.rule_id
+    }
 
     /// The event as a plain dict (keys as the attribute names).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -147,6 +155,7 @@ impl AlertEvent {
         d.set_item("opened_at", self.opened_at())?;
         d.set_item("reading_seq", self.reading_seq())?;
         d.set_item("opened_seq", self.opened_seq())?;
+        d.set_item("rule_id", self.rule_id())?;
         Ok(d)
     }
 
@@ -154,7 +163,8 @@ impl AlertEvent {
         let seq = |s: Option<i64>| s.map_or("None".to_owned(), |v| v.to_string());
         Ok(format!(
             "AlertEvent(kind='{}', key={:?}, rule='{}', breach_type='{}', severity='{}', \
-             threshold_value={}, value={}, ts={}, opened_at={}, reading_seq={}, opened_seq={})",
+             threshold_value={}, value={}, ts={}, opened_at={}, reading_seq={}, opened_seq={}, \
+             rule_id={})",
             self.kind(),
             self.key(),
             self.rule(),
@@ -166,6 +176,7 @@ impl AlertEvent {
             float_repr(py, self.opened_at())?,
             seq(self.reading_seq()),
             seq(self.opened_seq()),
+            seq(self.rule_id()),
         ))
     }
 

@@ -22,7 +22,7 @@ pub struct AlertRule {
 impl AlertRule {
     #[new]
     #[pyo3(signature = (condition, threshold, threshold_high=None, severity="WARNING",
-                        deadband=0.0, delay_s=0.0))]
+                        deadband=0.0, delay_s=0.0, rule_id=None))]
     fn new(
         condition: &str,
         threshold: f64,
@@ -30,6 +30,7 @@ impl AlertRule {
         severity: &str,
         deadband: f64,
         delay_s: f64,
+        rule_id: Option<i64>,
     ) -> PyResult<Self> {
         let condition = Condition::parse(condition).ok_or_else(|| {
             PyValueError::new_err(format!(
@@ -49,7 +50,8 @@ impl AlertRule {
             deadband,
             delay_s,
         )
-        .map_err(rule_error)?;
+        .map_err(rule_error)?
+        .with_id(rule_id);
         Ok(AlertRule { inner })
     }
 
@@ -78,6 +80,11 @@ impl AlertRule {
     fn delay_s(&self) -> f64 {
         self.inner.delay_s()
     }
+    /// The hub's id of the rule; the alerts it decides carry it
+    #[getter]
+    fn rule_id(&self) -> Option<i64> {
+        self.inner.id()
+    }
 
     /// The rule as a plain dict (keys as the constructor's arguments).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -88,19 +95,21 @@ impl AlertRule {
         d.set_item("severity", self.severity())?;
         d.set_item("deadband", self.deadband())?;
         d.set_item("delay_s", self.delay_s())?;
+        d.set_item("rule_id", self.rule_id())?;
         Ok(d)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
             "AlertRule(condition='{}', threshold={}, threshold_high={}, severity='{}', \
-             deadband={}, delay_s={})",
+             deadband={}, delay_s={}, rule_id={})",
             self.condition(),
             float_repr(py, self.threshold())?,
             opt_repr(py, self.threshold_high())?,
             self.severity(),
             float_repr(py, self.deadband())?,
             float_repr(py, self.delay_s())?,
+            self.rule_id().map_or("None".to_owned(), |v| v.to_string()),
         ))
     }
 

@@ -7,7 +7,7 @@ import sqlite3
 
 from hub.storage.migrations import Migration, not_needed, numbered
 from hub.storage.sqlite.schema.actors import actors
-from hub.storage.sqlite.schema.alarm_marks import alarm_marks, peak_value
+from hub.storage.sqlite.schema.alarm_marks import alarm_marks, edge_rule_ids, peak_value
 from hub.storage.sqlite.schema.first import LEGACY_VERSION, heal_legacy, v1, v2
 from hub.storage.sqlite.schema.later import (
     alarms,
@@ -20,6 +20,7 @@ from hub.storage.sqlite.schema.later import (
     stale_marks,
 )
 from hub.storage.sqlite.schema.people import token_scopes, user_sessions, users
+from hub.storage.sqlite.schema.service import service_periods
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
 
@@ -47,5 +48,7 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "alert peak value": peak_value,
         "who acted: kind, name and display; token names": actors,
         "people's console sessions: the user, idle timeout": user_sessions,
+        "out-of-service periods of sensors and machines": service_periods,
+        "edge alerts name the rule that fired": edge_rule_ids,
     }
 )

@@ -35,3 +35,11 @@ def peak_value(conn: sqlite3.Connection) -> None:
     present = {row[1] for row in conn.execute("PRAGMA table_info(alerts)")}
     if "peak_value" not in present:
         conn.execute("ALTER TABLE alerts ADD COLUMN peak_value REAL")
+
+
+def edge_rule_ids(conn: sqlite3.Connection) -> None:
+    """Step "edge alerts name the rule that fired": ``edge_alerts.rule_id``, the hub rule a
+    rule alert's edge named (NULL: an agent that names none, or another kind of alert)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(edge_alerts)")}
+    if "rule_id" not in present:
+        conn.execute("ALTER TABLE edge_alerts ADD COLUMN rule_id INTEGER")
