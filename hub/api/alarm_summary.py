@@ -2,8 +2,10 @@
 per console page.
 
 Every level carries ``alarms``: the worst severity among its active alarms, how many are
-active, how many are not acknowledged (active or cleared) and how many are shelved. Shelved
-alarms are suppressed: they count only as shelved. Without a parameter the answer is the
+active, how many are not acknowledged (active or cleared), how many are shelved and how many
+are out of service. Shelved alarms are suppressed: they count only as shelved; so are the
+alarms of a sensor out of service (its own or its machine's): they count only as
+``out_of_service``, never as active nor in the worst severity. Without a parameter the answer is the
 fleet's, with every factory and the machines in alarm; ``?factory_id=`` adds every machine of
 that factory; ``?machine_id=`` every sensor of that machine with its latest value and unit.
 """
@@ -29,13 +31,14 @@ SUMMARY_ROWS = 200
 
 def rollup(counts: Iterable[AlarmCount]) -> dict[str, Any]:
     """The alarm state of a set of counts: worst active severity (None when nothing is
-    active), active, unacknowledged and shelved."""
+    active), active, unacknowledged, shelved and out of service."""
     worst: str | None = None
-    active = unacked = shelved = 0
+    active = unacked = shelved = out = 0
     for c in counts:
         active += c.active
         unacked += c.unacknowledged
         shelved += c.shelved
+        out += c.out_of_service
         if c.active and (
             worst is None or SEVERITY_RANK.get(c.severity, 0) > SEVERITY_RANK.get(worst, 0)
         ):
@@ -45,6 +48,7 @@ def rollup(counts: Iterable[AlarmCount]) -> dict[str, Any]:
         "active": active,
         "unacknowledged": unacked,
         "shelved": shelved,
+        "out_of_service": out,
         "in_alarm": active > 0,
     }
 
@@ -142,7 +146,8 @@ def routes(hub: Services) -> list[Route]:
 
     def h_alarm_summary(ctx: Ctx) -> Result:
         """The alarm roll-up of the fleet, one factory (?factory_id=) or one machine
-        (?machine_id=): worst active severity, active, unacknowledged and shelved counts."""
+        (?machine_id=): worst active severity, active, unacknowledged, shelved and out-of-service
+        counts."""
         return summary(storage, ctx), {}
 
     return [

@@ -323,21 +323,34 @@ OPS[("GET", f"{API}/alarm-report")] = Op(
 # The alarm roll-up (hub.api.alarm_summary).
 _SCHEMAS["AlarmState"] = {
     "type": "object",
-    "description": "shelved alarms count only as shelved, not as active or unacknowledged",
+    "description": "shelved alarms count only as shelved, and the alarms of a sensor out of "
+    "service (its own or its machine's) only as out_of_service, not as active or "
+    "unacknowledged",
     "properties": {
         "worst_severity": {
             "type": ["string", "null"],
             "description": "the highest severity among the active alarms; null when none",
         },
-        "active": {"type": "integer", "description": "active and not shelved"},
+        "active": {"type": "integer", "description": "active, not shelved, in service"},
         "unacknowledged": {
             "type": "integer",
-            "description": "not acknowledged (active or cleared) and not shelved",
+            "description": "not acknowledged (active or cleared), not shelved, in service",
         },
-        "shelved": {"type": "integer", "description": "active and shelved"},
+        "shelved": {"type": "integer", "description": "active and shelved, in service"},
+        "out_of_service": {
+            "type": "integer",
+            "description": "active, of a sensor out of service (shelved or not)",
+        },
         "in_alarm": {"type": "boolean", "description": "active > 0"},
     },
-    "required": ["worst_severity", "active", "unacknowledged", "shelved", "in_alarm"],
+    "required": [
+        "worst_severity",
+        "active",
+        "unacknowledged",
+        "shelved",
+        "out_of_service",
+        "in_alarm",
+    ],
 }
 _STATE = _ref("AlarmState")
 _SCHEMAS["AlarmSummary"] = {

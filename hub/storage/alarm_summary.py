@@ -2,9 +2,13 @@
 
 One grouped read over the alarms that still ask for attention (active, or cleared and not
 acknowledged): per source and severity, how many are active and not shelved, how many are
-not acknowledged and not shelved, and how many are shelved. A shelved alarm is suppressed
-(ISA-18.2): it counts only as shelved. The caller (hub.api.alarm_summary) folds the rows up
-sensor -> machine -> factory -> fleet, so every level is the sum of the level below.
+not acknowledged and not shelved, how many are shelved and how many are out of service. A
+shelved alarm is suppressed (ISA-18.2): it counts only as shelved. So is an alarm whose sensor
+is out of service (its own period or its machine's, hub.storage.service_rows): it counts only
+as out of service, even when shelved too (the source removed from service is the stronger
+suppression, and it is why the alarm is not annunciated). The caller (hub.api.alarm_summary)
+folds the rows up sensor -> machine -> factory -> fleet, so every level is the sum of the
+level below.
 """
 
 from __future__ import annotations
@@ -32,16 +36,26 @@ class AlarmCount:
     active: int
     unacknowledged: int
     shelved: int
+    out_of_service: int = 0
 
 
 # "Shelved" is evaluated against the time of the read, passed three times (one per sum).
 _SHELVED = "(a.shelved_until IS NOT NULL AND a.shelved_until > ?)"
+# Out of service now: an open period of the alarm's sensor or of its machine (a gateway's
+# alarm has neither).
+_OUT = (
+    "EXISTS (SELECT 1 FROM service_periods p WHERE p.ended_at IS NULL "
+    "AND (p.sensor_id = a.sensor_id OR p.machine_id = s.machine_id))"
+)
+_HEARD = f"NOT {_SHELVED} AND NOT {_OUT}"
 _COUNTS = (
     "SELECT a.factory_id, s.machine_id, a.sensor_id, a.severity, "
-    f"sum(CASE WHEN a.state = 'active' AND NOT {_SHELVED} THEN 1 ELSE 0 END) AS active, "
-    f"sum(CASE WHEN a.acknowledged = FALSE AND NOT {_SHELVED} THEN 1 ELSE 0 END) "
+    f"sum(CASE WHEN a.state = 'active' AND {_HEARD} THEN 1 ELSE 0 END) AS active, "
+    f"sum(CASE WHEN a.acknowledged = FALSE AND {_HEARD} THEN 1 ELSE 0 END) "
     "AS unacknowledged, "
-    f"sum(CASE WHEN a.state = 'active' AND {_SHELVED} THEN 1 ELSE 0 END) AS shelved "
+    f"sum(CASE WHEN a.state = 'active' AND {_SHELVED} AND NOT {_OUT} THEN 1 ELSE 0 END) "
+    "AS shelved, "
+    f"sum(CASE WHEN a.state = 'active' AND {_OUT} THEN 1 ELSE 0 END) AS out_of_service "
     "FROM alerts a LEFT JOIN sensors s ON s.id = a.sensor_id "
     "WHERE (a.state = 'active' OR a.acknowledged = FALSE)"
 )
@@ -81,6 +95,7 @@ class AlarmSummary:
                 active=int(r["active"] or 0),
                 unacknowledged=int(r["unacknowledged"] or 0),
                 shelved=int(r["shelved"] or 0),
+                out_of_service=int(r["out_of_service"] or 0),
             )
             for r in rows
         ]

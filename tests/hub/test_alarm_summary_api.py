@@ -1,6 +1,7 @@
 """GET /alarm-summary against a real hub on both engines: the roll-up sensor -> machine ->
-factory -> fleet (worst active severity, active, unacknowledged, shelved), shelved alarms out
-of the active counts, a machine's sensors with their latest value, and clear 4xx."""
+factory -> fleet (worst active severity, active, unacknowledged, shelved, out of service),
+shelved alarms and those of sensors out of service out of the active counts, a machine's
+sensors with their latest value, and clear 4xx."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def test_the_roll_up_from_sensor_to_fleet(hub: HubProcess) -> None:
         "active": 3,
         "unacknowledged": 2,
         "shelved": 1,
+        "out_of_service": 0,
         "in_alarm": True,
     }
     by_name = {f["name"]: f for f in fleet["factories"]}
@@ -75,6 +77,7 @@ def test_the_roll_up_from_sensor_to_fleet(hub: HubProcess) -> None:
         "active": 0,
         "unacknowledged": 0,
         "shelved": 0,
+        "out_of_service": 0,
         "in_alarm": False,
     }
     # The fleet names the machines in alarm only: machine2 has none.
@@ -88,6 +91,7 @@ def test_the_roll_up_from_sensor_to_fleet(hub: HubProcess) -> None:
         "active": 1,
         "unacknowledged": 0,
         "shelved": 1,
+        "out_of_service": 0,
         "in_alarm": True,
     }
 
@@ -128,6 +132,7 @@ def test_the_roll_up_from_sensor_to_fleet(hub: HubProcess) -> None:
         "active": 0,
         "unacknowledged": 1,
         "shelved": 0,
+        "out_of_service": 0,
         "in_alarm": False,
     }
     fleet = get(hub, f"{API}/alarm-summary").json()["data"]
@@ -175,3 +180,77 @@ def test_a_caller_limited_to_a_factory_sees_only_its_alarms(hub: HubProcess) -> 
     assert_error(get(hub, f"{API}/alarm-summary", who="globex", factory_id=acme), 404)
     acme_machine = get(hub, f"{API}/alarm-summary", factory_id=acme).json()["data"]["machines"][0]
     assert_error(get(hub, f"{API}/alarm-summary", who="globex", machine_id=acme_machine["id"]), 404)
+
+
+def test_alarms_of_a_sensor_out_of_service_count_apart(hub: HubProcess) -> None:
+    """A sensor out of service (its own period, or its machine in MAINTENANCE) has its
+    active alarms counted as out_of_service only: not active, not unacknowledged, not in the
+    worst severity; back in service they count as active again."""
+    t = now()
+    keys = ["oos/machine5/temp", "oos/machine5/pres", "oos/machine6/temp"]
+    readings = [WireReading(7200 + i, k, t - 10, 90.0 + i, "C") for i, k in enumerate(keys)]
+    alerts = [
+        _alert(7201, keys[0], "critical", t - 60),
+        _alert(7202, keys[1], "warning", t - 50),
+        _alert(7203, keys[2], "high", t - 40),
+    ]
+    before = get(hub, f"{API}/alarm-summary").json()["data"]["alarms"]
+    ingest(hub, Batch(gateway_id="gw-01", readings=readings, alerts=alerts))
+    temp = sensor_of(hub, keys[0])
+    _admin_post(hub, f"{API}/sensors/{temp}/out-of-service", {"comment": "recalibration"})
+    acme = next(
+        f["id"]
+        for f in get(hub, f"{API}/alarm-summary").json()["data"]["factories"]
+        if f["name"] == "acme"
+    )
+    factory = get(hub, f"{API}/alarm-summary", factory_id=acme).json()["data"]
+    machines = {m["name"]: m for m in factory["machines"]}
+    machine5, machine6 = machines["machine5"]["id"], machines["machine6"]["id"]
+    # the critical of the sensor out of service does not make machine5 critical
+    assert machines["machine5"]["alarms"] == {
+        "worst_severity": "warning",
+        "active": 1,
+        "unacknowledged": 1,
+        "shelved": 0,
+        "out_of_service": 1,
+        "in_alarm": True,
+    }
+    page = get(hub, f"{API}/alarm-summary", machine_id=machine5).json()["data"]
+    sensors = {s["key"]: s["alarms"] for s in page["sensors"]}
+    assert sensors[keys[0]] == {
+        "worst_severity": None,
+        "active": 0,
+        "unacknowledged": 0,
+        "shelved": 0,
+        "out_of_service": 1,
+        "in_alarm": False,
+    }
+    assert sensors[keys[1]]["active"] == 1 and sensors[keys[1]]["out_of_service"] == 0
+
+    # a machine in MAINTENANCE: all its sensors' alarms count apart, even a shelved one
+    high = _alert_id(hub, sensor_of(hub, keys[2]))
+    _admin_post(hub, f"{API}/alerts/{high}/shelve", {"duration_s": 3600, "comment": "known"})
+    with hub.client("admin") as c:
+        r = c.patch(f"{API}/machines/{machine6}", json={"status": "MAINTENANCE"})
+        assert r.status_code == 200, r.text
+    fleet = get(hub, f"{API}/alarm-summary").json()["data"]
+    assert fleet["alarms"]["active"] == before["active"] + 1
+    assert fleet["alarms"]["unacknowledged"] == before["unacknowledged"] + 1
+    assert fleet["alarms"]["shelved"] == before["shelved"]
+    assert fleet["alarms"]["out_of_service"] == before["out_of_service"] + 2
+    # the fleet names machines that ask for attention: machine6 asks for none now
+    assert "machine6" not in {m["name"] for m in fleet["machines"]}
+    page = get(hub, f"{API}/alarm-summary", machine_id=machine6).json()["data"]
+    assert page["alarms"]["out_of_service"] == 1 and page["alarms"]["shelved"] == 0
+    assert page["alarms"]["worst_severity"] is None
+
+    # back in service: counted as active (and shelved) again
+    _admin_post(hub, f"{API}/sensors/{temp}/in-service", {"comment": "done"})
+    with hub.client("admin") as c:
+        r = c.patch(f"{API}/machines/{machine6}", json={"status": "OPERATIONAL"})
+        assert r.status_code == 200, r.text
+    page = get(hub, f"{API}/alarm-summary", machine_id=machine5).json()["data"]
+    assert page["alarms"]["worst_severity"] == "critical"
+    assert page["alarms"]["active"] == 2 and page["alarms"]["out_of_service"] == 0
+    page = get(hub, f"{API}/alarm-summary", machine_id=machine6).json()["data"]
+    assert page["alarms"]["shelved"] == 1 and page["alarms"]["out_of_service"] == 0
