@@ -51,6 +51,7 @@ from hub.storage.reports import Reports
 from hub.storage.rollups import Rollups
 from hub.storage.rules import Rules, RuleSpec
 from hub.storage.sqlbase import Conn, Database
+from hub.storage.sso import SingleSignOn
 from hub.storage.url import parse_database
 from hub.storage.users import Users
 from hub.storage.webhooks import Webhooks
@@ -90,6 +91,7 @@ class Storage(ReadFace, ABC):
         self.dialect = dialect
         self.access = Access(db)
         self.users = Users(db)
+        self.sso = SingleSignOn(db)  # single sign-on's accounts and sign-ins under way
         self.owners = Owners(db)  # what a factory scope is checked against
         self.audit = Audit(db)
         self.catalog = Catalog(db, cache)

@@ -36,6 +36,7 @@ STEPS: tuple[str, ...] = (
     "alert peak value",
     "who acted: kind, name and display; token names",
     "people's console sessions: the user, idle timeout",
+    "single sign-on: a person's OpenID subject, sign-ins under way",
 )
 
 

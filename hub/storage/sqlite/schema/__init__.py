@@ -19,7 +19,12 @@ from hub.storage.sqlite.schema.later import (
     sign_in,
     stale_marks,
 )
-from hub.storage.sqlite.schema.people import token_scopes, user_sessions, users
+from hub.storage.sqlite.schema.people import (
+    single_sign_on,
+    token_scopes,
+    user_sessions,
+    users,
+)
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
 
@@ -47,5 +52,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "alert peak value": peak_value,
         "who acted: kind, name and display; token names": actors,
         "people's console sessions: the user, idle timeout": user_sessions,
+        "single sign-on: a person's OpenID subject, sign-ins under way": single_sign_on,
     }
 )
