@@ -25,7 +25,12 @@ from tests.web.oidc_provider import OidcProvider
 # The provider's own form page (not the hub's) links a stylesheet on a CDN: the browser gets
 # an empty one from the test, so nothing reaches the internet and no page logs a failure.
 PROVIDER_CSS = "https://cdn.jsdelivr.net/npm/@picocss/"
-GROUPS = {"line-operators": ("operator", ["plant-1"]), "viewers": ("read", [])}
+GROUPS = {
+    "line-operators": ("operator", ["plant-1"]),
+    "viewers": ("read", []),
+    # A mapping mistake: the factory does not exist (found at sign-in, named on the page).
+    "ghost-plant": ("operator", ["no-such-plant"]),
+}
 
 
 @dataclass
@@ -199,6 +204,14 @@ def test_refusals_leave_no_session_and_are_audited(sso: Sso) -> None:
     assert r.status_code == 401
     assert "edge_session" not in browser.cookies
 
+    # A group mapped to a factory the hub does not have.
+    provider.person("finn-sub", preferred_username="finn", groups=["ghost-plant"])
+    browser, url = start(console)
+    r = browser.get(provider.authorize(url, "finn-sub"))
+    assert r.status_code == 403
+    assert "no-such-plant" in r.text and "[oidc.groups]" in r.text
+    assert "edge_session" not in browser.cookies
+
     # The same flow for a person in a mapped group signs in: the refusals were the claims.
     browser, url = start(console)
     r = browser.get(provider.authorize(url, "carl-sub"))
@@ -215,4 +228,5 @@ def test_refusals_leave_no_session_and_are_audited(sso: Sso) -> None:
     assert reasons[1:4] == ["state mismatch", "no sign-in under way", "no sign-in under way"]
     assert "exp" in reasons[4] or "expired" in reasons[4]
     assert "aud" in reasons[5]
+    assert reasons[6].startswith("unknown factory") and "no-such-plant" in reasons[6]
     assert sorted(users(console)) == ["carl"]
