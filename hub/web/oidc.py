@@ -224,7 +224,9 @@ def routes(hub: Services) -> list[Route]:
             user_id = finish(ctx, oidc)
         except SignInRefused as error:
             return refused(ctx, error)
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, KeyError, RuntimeError) as exc:
+            # No answer, or documents without what a sign-in needs (Authlib's RuntimeError
+            # for a missing endpoint or key set): the provider's fault, not the person's.
             return unreachable(ctx, exc)
         try:
             value, _ = session.sign_in_user(
