@@ -122,6 +122,17 @@ class SingleSignOn:
                 _end_sessions(conn, user_id)
             return SignedIn(user_id, name, False)
 
+    def refused(self, issuer: str, subject: str) -> None:
+        """The provider vouched for this person but the hub refuses them now (no mapped
+        group any more): the sessions of their account, if they have one, end too."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT id FROM users WHERE oidc_issuer = ? AND oidc_subject = ?",
+                (issuer, subject),
+            ).fetchone()
+            if row is not None:
+                _end_sessions(conn, int(row[0]))
+
     def _create(self, conn: Conn, person: Person, at: float) -> SignedIn:
         candidates = [*person.names, *(_suffixed(n, person.subject) for n in person.names)]
         for name in candidates:

@@ -290,6 +290,8 @@ def routes(hub: Services) -> list[Route]:
         groups = _groups(claims, oidc.groups_claim)
         access = mapped_access(oidc, groups)
         if access is None:
+            # Taken out of every mapped group at the provider: out of the console too.
+            storage.sso.refused(oidc.issuer, subject)
             raise SignInRefused(
                 403,
                 "You are not in any group this hub lets in; ask an admin.",

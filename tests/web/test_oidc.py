@@ -213,10 +213,19 @@ def test_refusals_leave_no_session_and_are_audited(sso: Sso) -> None:
     assert "edge_session" not in browser.cookies
 
     # The same flow for a person in a mapped group signs in: the refusals were the claims.
-    browser, url = start(console)
-    r = browser.get(provider.authorize(url, "carl-sub"))
+    signed_in, url = start(console)
+    r = signed_in.get(provider.authorize(url, "carl-sub"))
     assert r.status_code == 303 and r.headers["location"] == "/"
-    assert "edge_session" in browser.cookies
+    assert "edge_session" in signed_in.cookies
+    assert signed_in.get("/").status_code == 200
+
+    # Taken out of the group at the provider: refused at the next sign-in, and the session
+    # signed in before ends with it.
+    provider.person("carl-sub", preferred_username="carl", groups=["visitors"])
+    browser, url = start(console)
+    assert browser.get(provider.authorize(url, "carl-sub")).status_code == 403
+    r = signed_in.get("/")
+    assert r.status_code == 303 and r.headers["location"] == "/login"
 
     failed = [
         (r["target_id"], str(r["detail"]["reason"]))  # type: ignore[index]
@@ -229,4 +238,5 @@ def test_refusals_leave_no_session_and_are_audited(sso: Sso) -> None:
     assert "exp" in reasons[4] or "expired" in reasons[4]
     assert "aud" in reasons[5]
     assert reasons[6].startswith("unknown factory") and "no-such-plant" in reasons[6]
+    assert reasons[7].startswith("no mapped group") and failed[0][0] == "carl"
     assert sorted(users(console)) == ["carl"]
