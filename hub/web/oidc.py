@@ -150,7 +150,7 @@ def routes(hub: Services) -> list[Route]:
     def refused(ctx: Ctx, error: SignInRefused, clear: bool = True) -> Raw:
         storage.audit.record_audit(
             AuditEntry(
-                Actor(None, "none"),
+                Actor(None, "none", "system", "single sign-on"),
                 "user.sign_in_failed",
                 "user",
                 error.who[:MAX_NAME],
