@@ -145,7 +145,7 @@ def test_a_person_in_an_operator_group_signs_in_and_acknowledges(sso: Sso) -> No
     row = page.locator("#alerts-active tr").filter(has_text=KEY)
     row.locator("input[name=comment]").fill("seen on the line")
     row.locator("button[data-action=ack]").click()
-    expect(row.locator("td.state")).to_contain_text("acknowledged by operator")
+    expect(row.locator("td.state")).to_contain_text("acknowledged by Anna Berg (operator)")
 
     rows = [(r["action"], r["target_id"], r["detail"]) for r in audit(console)]
     assert rows[0][:2] == ("user.sign_in", "anna")
