@@ -35,6 +35,7 @@ STEPS: tuple[str, ...] = (
     "read-only views for Grafana, indexed by time",
     "alert peak value",
     "who acted: kind, name and display; token names",
+    "alert journal by action and time",
 )
 
 

@@ -23,7 +23,7 @@ from hub.storage.migrations import (
 )
 from hub.storage.model import StorageError
 from hub.storage.postgres.actors import actors
-from hub.storage.postgres.alarm_marks import alarm_marks, peak_value
+from hub.storage.postgres.alarm_marks import alarm_marks, journal_by_action, peak_value
 from hub.storage.postgres.grafana import grafana_views
 from hub.storage.postgres.people import token_scopes
 from hub.storage.postgres.people import users as people_users
@@ -392,6 +392,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "read-only views for Grafana, indexed by time": grafana_views,
         "alert peak value": peak_value,
         "who acted: kind, name and display; token names": actors,
+        "alert journal by action and time": journal_by_action,
     }
 )
 

@@ -7,7 +7,7 @@ import sqlite3
 
 from hub.storage.migrations import Migration, not_needed, numbered
 from hub.storage.sqlite.schema.actors import actors
-from hub.storage.sqlite.schema.alarm_marks import alarm_marks, peak_value
+from hub.storage.sqlite.schema.alarm_marks import alarm_marks, journal_by_action, peak_value
 from hub.storage.sqlite.schema.first import LEGACY_VERSION, heal_legacy, v1, v2
 from hub.storage.sqlite.schema.later import (
     alarms,
@@ -46,5 +46,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "read-only views for Grafana, indexed by time": not_needed,
         "alert peak value": peak_value,
         "who acted: kind, name and display; token names": actors,
+        "alert journal by action and time": journal_by_action,
     }
 )
