@@ -37,6 +37,7 @@ STEPS: tuple[str, ...] = (
     "who acted: kind, name and display; token names",
     "people's console sessions: the user, idle timeout",
     "single sign-on: a person's OpenID subject, sign-ins under way",
+    "alert journal by action and time",
 )
 
 

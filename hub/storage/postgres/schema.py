@@ -23,7 +23,7 @@ from hub.storage.migrations import (
 )
 from hub.storage.model import StorageError
 from hub.storage.postgres.actors import actors
-from hub.storage.postgres.alarm_marks import alarm_marks, peak_value
+from hub.storage.postgres.alarm_marks import alarm_marks, journal_by_action, peak_value
 from hub.storage.postgres.grafana import grafana_views
 from hub.storage.postgres.people import single_sign_on, token_scopes, user_sessions
 from hub.storage.postgres.people import users as people_users
@@ -394,6 +394,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "who acted: kind, name and display; token names": actors,
         "people's console sessions: the user, idle timeout": user_sessions,
         "single sign-on: a person's OpenID subject, sign-ins under way": single_sign_on,
+        "alert journal by action and time": journal_by_action,
     }
 )
 

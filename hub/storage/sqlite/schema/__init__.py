@@ -7,7 +7,7 @@ import sqlite3
 
 from hub.storage.migrations import Migration, not_needed, numbered
 from hub.storage.sqlite.schema.actors import actors
-from hub.storage.sqlite.schema.alarm_marks import alarm_marks, peak_value
+from hub.storage.sqlite.schema.alarm_marks import alarm_marks, journal_by_action, peak_value
 from hub.storage.sqlite.schema.first import LEGACY_VERSION, heal_legacy, v1, v2
 from hub.storage.sqlite.schema.later import (
     alarms,
@@ -53,5 +53,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "who acted: kind, name and display; token names": actors,
         "people's console sessions: the user, idle timeout": user_sessions,
         "single sign-on: a person's OpenID subject, sign-ins under way": single_sign_on,
+        "alert journal by action and time": journal_by_action,
     }
 )
