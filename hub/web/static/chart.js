@@ -364,7 +364,11 @@
     });
   }
 
-  window.addEventListener("resize", () => scheduleLoad(150));
+  // Only a new plot width asks again (one bucket per pixel column); a window that grows
+  // taller (a full-page screenshot does) leaves the view and its buckets as they are.
+  window.addEventListener("resize", () => {
+    if (plotWidth() !== Number(canvas.dataset.points)) scheduleLoad(150);
+  });
 
   window.edgeChart = {
     state,
