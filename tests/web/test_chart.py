@@ -7,12 +7,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
 from shared.timeutil import now
-from tests.web.conftest import Console
+from shared.wire import WireAlert
+from tests.web.conftest import KEY, Console
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -35,6 +37,19 @@ _LINE_TOP = """() => {
   }
   return top;
 }"""
+
+
+def _alert(alert_id: int, opened_at: float) -> WireAlert:
+    return WireAlert(
+        id=alert_id,
+        key=KEY,
+        rule="threshold",
+        breach_type="above_maximum",
+        severity="high",
+        threshold_value=40.0,
+        value=50.0,
+        opened_at=opened_at,
+    )
 
 
 def _ingest(console: Console, readings: list[tuple[float, float]]) -> None:
@@ -118,3 +133,30 @@ def test_sparse_readings_are_joined_and_only_a_real_hole_is_a_gap(console: Conso
     assert gaps == [[first[-1], second[0]]]
     ticks = json.loads(state["yticks"])
     assert ticks[0] <= 10.0 and ticks[-1] >= 16.0
+
+
+def test_an_alarm_period_is_shaded_from_its_opening_to_now(console: Console) -> None:
+    t = now()
+    console.ingest([(t - 3 * HOUR + i * 60.0, 50.0) for i in range(170)])
+    opened = t - HOUR
+    console.ingest(alerts=[_alert(1, opened)])
+    sensor = console.sensor_id()
+    page = console.sign_in("read")
+    page.goto(f"{console.url}/sensors/{sensor}#range=14400")
+    expect(page.locator("#sensor-alerts tbody tr")).to_have_count(1)
+    chart = page.locator("#chart")
+    expect(chart).to_have_attribute("data-alarms", re.compile(r"^\[\[\d"))
+    ((start, end),) = json.loads(chart.get_attribute("data-alarms") or "")
+    assert abs(start - opened) < 0.01 and end > opened  # still active: shaded on to now
+    # The shade is in the plot: the alarm colour, faint, above the line at that time.
+    x = page.evaluate(f"window.edgeChart.xOf({opened + HOUR / 2})")
+    pixel = page.evaluate(
+        f"""() => {{
+          const c = document.getElementById('chart');
+          const dpr = c.width / c.clientWidth;
+          return Array.from(c.getContext('2d').getImageData(
+            Math.round({x} * dpr), Math.round(20 * dpr), 1, 1).data);
+        }}"""
+    )
+    red, green, _, alpha = pixel
+    assert 0 < alpha < 128 and red > 150 and green < 100, pixel

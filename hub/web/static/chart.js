@@ -28,6 +28,7 @@
     meta: null,
     asked: 0,
     thresholds: { min: null, max: null },
+    alarms: [], // [opened, cleared or null] in epoch seconds, of the sensor's alerts
     drag: null,
     drawn: 0,
     hover: null, // index into data of the bucket under the pointer
@@ -179,6 +180,17 @@
     ctx.beginPath();
     ctx.rect(PAD.left, PAD.top, w, h);
     ctx.clip();
+    // alarm periods: the sensor's alerts from opening to clearing (still active: to now)
+    ctx.fillStyle = colors.alarm;
+    ctx.globalAlpha = 0.12;
+    const shaded = [];
+    for (const [opened, cleared] of state.alarms) {
+      const end = cleared === null ? nowS() : cleared;
+      if (end < state.from || opened > state.to) continue;
+      shaded.push([opened, end]);
+      ctx.fillRect(x(opened), PAD.top, Math.max(1, x(end) - x(opened)), h);
+    }
+    ctx.globalAlpha = 1;
     // min..max band: one column per bucket, at least a pixel wide
     const colW = Math.max(1, bucket ? (bucket / span) * w : 1);
     ctx.fillStyle = colors.band;
@@ -228,6 +240,7 @@
     ctx.restore();
     Object.assign(canvas.dataset, {
       yticks: JSON.stringify(yticks),
+      alarms: JSON.stringify(shaded),
       gaps: JSON.stringify(runs.slice(1).map(([first], i) => [state.data[runs[i][1]].ts, state.data[first].ts])),
     });
     const label = document.getElementById("chart-range");
@@ -385,6 +398,12 @@
     xOf(ts) {
       const w = canvas.clientWidth - PAD.left - PAD.right;
       return PAD.left + ((ts - state.from) / (state.to - state.from)) * w;
+    },
+    // The sensor's alerts (as GET /alerts answers them) shade their time in alarm.
+    setAlarms(alerts) {
+      const epoch = (iso) => Date.parse(iso) / 1000;
+      state.alarms = alerts.map((a) => [epoch(a.opened_at), a.cleared_at ? epoch(a.cleared_at) : null]);
+      if (state.meta) draw();
     },
     setThresholds(min, max) {
       state.thresholds = { min, max };
