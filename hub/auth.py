@@ -102,11 +102,12 @@ class GatewayTokenCache:
     transaction checks again that its token and gateway are not revoked (hub.storage.ingest),
     so a revocation bites on the next batch whatever this remembers. People's tokens are
     looked up on every request, so their revocation bites at once too. What else a record
-    holds (the gateway's name and factory) never changes; the TTL keeps memory of gateways
-    gone quiet short.
+    holds (the gateway's name and factory) never changes, so the TTL bounds nothing but how
+    long a gateway gone quiet is remembered; it is long enough to span a loaded hub's sync
+    interval (a batch every few seconds per gateway), which a TTL of 5 s missed half the time.
     """
 
-    def __init__(self, lookup: TokenLookup, *, ttl_s: float = 5.0, size: int = 4096) -> None:
+    def __init__(self, lookup: TokenLookup, *, ttl_s: float = 30.0, size: int = 4096) -> None:
         self._lookup = lookup
         self._ttl = ttl_s
         self._size = size
