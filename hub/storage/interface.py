@@ -226,9 +226,11 @@ class Storage(ReadFace, ABC):
         readings: Sequence[WireReading],
         report: GatewayReport,
         alerts: Sequence[WireAlert] = (),
+        token_id: int | None = None,
     ) -> StoreResult:
-        """Store a batch all or nothing; each (gateway, seq) once, however often it comes."""
-        return self.ingest.store_batch(gateway_id, factory_id, readings, report, alerts)
+        """Store a batch all or nothing; each (gateway, seq) once, however often it comes;
+        TokenRevoked unless ``token_id`` (when given) and the gateway are still valid."""
+        return self.ingest.store_batch(gateway_id, factory_id, readings, report, alerts, token_id)
 
     def apply_marks(self, factory_id: int, marks: Sequence[WireMark]) -> int:
         """A batch's Sparkplug stale/fresh marks; the latest mark per sensor wins."""
