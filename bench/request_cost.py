@@ -26,7 +26,7 @@ from typing import Any
 from bench.common import CpuMeter, Row
 from bench.pgserver import PgBenchServer, copy_readings
 from hub import ingest
-from hub.auth import authenticate, generate_token, hash_token
+from hub.auth import GatewayTokenCache, TokenLookup, authenticate, generate_token, hash_token
 from hub.storage import Storage
 from hub.storage.engines import open_storage
 from shared.wire import Batch, WireReading, encode_batch
@@ -52,13 +52,16 @@ def _bodies(tokens: list[str], rounds: int, t0: float) -> list[tuple[str, bytes]
     return [(tokens[g], body(g, i)) for i in range(rounds) for g in range(len(tokens))]
 
 
-def _stages(storage: Storage, work: list[tuple[str, bytes]]) -> dict[str, float]:
-    """CPU seconds of this thread in each stage over ``work``."""
+def _stages(
+    storage: Storage, tokens: TokenLookup, work: list[tuple[str, bytes]]
+) -> dict[str, float]:
+    """CPU seconds of this thread in each stage over ``work``, the token looked up in
+    ``tokens`` (the hub's per-process cache, or storage itself as before the cache)."""
     spent = {"auth": 0.0, "decode_and_check": 0.0, "store": 0.0}
     window = ingest.NO_WINDOW
     for token, body in work:
         t0 = time.thread_time()
-        principal = authenticate(storage, f"Bearer {token}")
+        principal = authenticate(tokens, f"Bearer {token}")
         t1 = time.thread_time()
         ingest.decode(body, "gzip", max_decompressed_bytes=LIMIT, window=window)
         t2 = time.thread_time()
@@ -74,7 +77,9 @@ def _stages(storage: Storage, work: list[tuple[str, bytes]]) -> dict[str, float]
 
 
 def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> dict[str, Any]:
-    """Per-request CPU (ms) of each stage, and the server's when ``server_pid`` is given."""
+    """Per-request CPU (ms) of each stage, and the server's when ``server_pid`` is given:
+    ``requests`` with the hub's token cache, and as many without it (``*_uncached``), in
+    turns (three rounds each) so that load from elsewhere lands on both sides alike."""
     storage = open_storage(url)
     try:
         storage.migrate()
@@ -84,22 +89,38 @@ def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> di
             storage.add_gateway(f"gw-{g}", "bench", hash_token(token))
             tokens.append(token)
         t0 = time.time()
-        rounds = requests // GATEWAYS + 1
+        rounds = 2 * requests // GATEWAYS + 1
         bodies = _bodies(tokens, rounds, t0)
+        cache = GatewayTokenCache(storage)
+        sides: dict[str, TokenLookup] = {"uncached": storage, "cached": cache}
         # The first round makes the sensors and fills the caches: not what a fleet's steady
         # state costs.
-        _stages(storage, bodies[:GATEWAYS])
-        work = bodies[GATEWAYS : GATEWAYS + requests]
-        server = CpuMeter(server_pid()).start() if server_pid else None
-        wall = time.perf_counter()
-        spent = _stages(storage, work)
-        wall = time.perf_counter() - wall
-        out = {k: v * 1000 / len(work) for k, v in spent.items()}
-        out["hub"] = sum(spent.values()) * 1000 / len(work)
-        out["wall"] = wall * 1000 / len(work)
-        if server is not None:
-            server.sample()
-            out["server"] = server.seconds * 1000 / len(work)
+        _stages(storage, cache, bodies[:GATEWAYS])
+        work = bodies[GATEWAYS : GATEWAYS + 2 * requests]
+        turns = 6
+        size = len(work) // turns
+        totals = {side: {"wall": 0.0, "server": 0.0, "n": 0.0} for side in sides}
+        for turn in range(turns):
+            side = "uncached" if turn % 2 == 0 else "cached"
+            chunk = work[turn * size : (turn + 1) * size]
+            server = CpuMeter(server_pid()).start() if server_pid else None
+            wall = time.perf_counter()
+            for stage, seconds in _stages(storage, sides[side], chunk).items():
+                totals[side][stage] = totals[side].get(stage, 0.0) + seconds
+            totals[side]["wall"] += time.perf_counter() - wall
+            totals[side]["n"] += len(chunk)
+            if server is not None:
+                server.sample()
+                totals[side]["server"] += server.seconds
+        out: dict[str, Any] = {}
+        for side, spent in totals.items():
+            n = spent.pop("n")
+            suffix = "" if side == "cached" else "_uncached"
+            per = {k: v * 1000 / n for k, v in spent.items()}
+            per["hub"] = per["auth"] + per["decode_and_check"] + per["store"]
+            if server_pid is None:
+                del per["server"]
+            out.update({f"{k}{suffix}": v for k, v in per.items()})
         return out
     finally:
         storage.close()
@@ -133,6 +154,19 @@ def _fmt(cost: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in cost.items())
 
 
+def _cache_row(engine: str, cost: dict[str, float]) -> Row:
+    """The hub's CPU per request with its token cache against the same without it."""
+    return Row(
+        f"hub CPU per request with the token cache ({engine})",
+        cost["hub"],
+        "ms",
+        "the same requests without it",
+        cost["hub_uncached"],
+        "< 1.0x",
+        note=f"token check {cost['auth']:.3f} ms, without the cache {cost['auth_uncached']:.3f} ms",
+    )
+
+
 def run(workdir: Path, requests: int = 2000) -> list[Row]:
     from tests.pg import bin_dir
 
@@ -147,7 +181,8 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
             "<= 1.0 ms (with Robyn: see the fleet row)",
             note=f"in process, {requests:,} requests; ms by stage: {_fmt(sqlite)}",
             extra={"stages_ms": sqlite},
-        )
+        ),
+        _cache_row("SQLite", sqlite),
     ]
     found = bin_dir()
     if found is None:
@@ -171,6 +206,7 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
             note=f"in process, {requests:,} requests; ms by stage: {_fmt(pg)}",
             extra={"stages_ms": pg},
         ),
+        _cache_row("PostgreSQL", pg),
         Row(
             "PostgreSQL CPU per 100-reading request",
             pg["server"],

@@ -46,7 +46,7 @@ from hub.api import (
 from hub.api import ingest as ingest_api
 from hub.api.http import Ctx, Handler, Raw, Result, Route
 from hub.api.scope import FREE, Scope, admit
-from hub.auth import Role, require
+from hub.auth import GatewayTokenCache, Role, require
 from hub.batchcheck import SensorLimits
 from hub.config import HubSettings
 from hub.errors import (
@@ -143,6 +143,8 @@ class Hub:
         self.storage = storage
         self.anomaly = anomaly.AnomalyClient(settings.anomaly_url)
         self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        # Spares each batch its token query; ingest re-checks revocation in its transaction.
+        self.tokens = GatewayTokenCache(storage)
         self.read_budget = ReadBudget(
             settings.read_budget_rows_per_s,
             settings.read_budget_burst_rows,
@@ -182,6 +184,7 @@ class Hub:
         response_cls = robyn.Response
         storage = self.storage
         limiter = self.limiter
+        tokens = self.tokens
         budget = self.read_budget
         label = "HEAD" if head else method
 
@@ -199,7 +202,8 @@ class Hub:
                     raw_body = _complete_body(request)
                     principal = None
                     if roles is not None:
-                        principal = require(authenticate_request(storage, request, method), roles)
+                        found = authenticate_request(storage, request, method, tokens)
+                        principal = require(found, roles)
                         wait = limiter.acquire(principal.quota_key)
                         if wait > 0:
                             metrics.RATE_LIMITED.inc()

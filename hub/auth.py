@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -89,6 +92,48 @@ class Principal:
 
 class TokenLookup(Protocol):
     def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+
+class GatewayTokenCache:
+    """A per-process memory of gateway tokens' lookups: token hash -> record, for ``ttl_s``
+    seconds and at most ``size`` tokens (the least recently used goes first).
+
+    Only gateway tokens are kept, and only while not revoked: every batch's own write
+    transaction checks again that its token and gateway are not revoked (hub.storage.ingest),
+    so a revocation bites on the next batch whatever this remembers. People's tokens are
+    looked up on every request, so their revocation bites at once too. What else a record
+    holds (the gateway's name and factory) never changes, so the TTL bounds nothing but how
+    long a gateway gone quiet is remembered; it is long enough to span a loaded hub's sync
+    interval (a batch every few seconds per gateway), which a TTL of 5 s missed half the time.
+    """
+
+    def __init__(self, lookup: TokenLookup, *, ttl_s: float = 30.0, size: int = 4096) -> None:
+        self._lookup = lookup
+        self._ttl = ttl_s
+        self._size = size
+        self._lock = threading.Lock()  # Robyn runs handlers on several threads
+        self._kept: OrderedDict[str, tuple[float, TokenRecord]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        at = time.monotonic()
+        with self._lock:
+            kept = self._kept.get(token_hash)
+            if kept is not None:
+                if kept[0] > at:
+                    self._kept.move_to_end(token_hash)
+                    return kept[1]
+                del self._kept[token_hash]
+        record = self._lookup.token_by_hash(token_hash)
+        if record is not None and record.role == "gateway" and not record.revoked:
+            with self._lock:
+                self._kept[token_hash] = (at + self._ttl, record)
+                self._kept.move_to_end(token_hash)
+                while len(self._kept) > self._size:
+                    self._kept.popitem(last=False)
+        return record
 
 
 def generate_token(role: Role) -> str:

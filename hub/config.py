@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from hub.alert_settings import AlarmSettings, AlertSettings, WebhookSettings
 from hub.console_settings import ConsoleSettings
+from hub.oidc_settings import OidcSettings
 from hub.retention import RetentionSettings
 from hub.storage.model import StorageError, Waits
 from hub.storage.url import POSTGRES_SCHEMES, parse_database
@@ -88,6 +89,9 @@ class HubSettings(FileSettings):
     )
     # [console]: the operator console's sessions and refresh rate (hub.console_settings).
     console: ConsoleSettings = Field(default_factory=lambda: ConsoleSettings.model_validate({}))
+    # [oidc]: single sign-on through the plant's OpenID provider (hub.oidc_settings); unset:
+    # people sign in with their name and password only.
+    oidc: OidcSettings | None = None
     # false: ingest skips rollup maintenance. Only for the benchmark's baseline (bench/
     # history.py): series and stats then miss what was stored meanwhile.
     rollups: bool = True

@@ -11,9 +11,9 @@ from msgspec.structs import replace
 from hub import alert_clears, batchcheck
 from hub.auth import Principal
 from hub.batchcheck import SensorLimits
-from hub.errors import ApiError, forbidden
+from hub.errors import ApiError, forbidden, unauthorized
 from hub.metrics import INGEST_READINGS, SENSOR_LIMIT_REFUSALS
-from hub.storage import GatewayReport, Storage
+from hub.storage import GatewayReport, Storage, TokenRevoked
 from shared.payload import NO_WINDOW, TsWindow
 from shared.text import is_nfc, nfc
 from shared.wire import Batch, IngestResult, WireError, decode_batch
@@ -210,18 +210,23 @@ def _ingest(
         if problems:
             raise _invalid(problems)
     check_new_sensors(storage, principal.factory_id, batch, sensor_limits)
-    result = storage.store_batch(
-        principal.gateway_id,
-        principal.factory_id,
-        batch.readings,
-        GatewayReport(
-            backlog=batch.backlog,
-            dropped=batch.dropped,
-            dead_letters=batch.dead_letters,
-            agent_version=batch.agent_version[:64],
-        ),
-        batch.alerts,
-    )
+    try:
+        result = storage.store_batch(
+            principal.gateway_id,
+            principal.factory_id,
+            batch.readings,
+            GatewayReport(
+                backlog=batch.backlog,
+                dropped=batch.dropped,
+                dead_letters=batch.dead_letters,
+                agent_version=batch.agent_version[:64],
+            ),
+            batch.alerts,
+            token_id=principal.token_id,
+        )
+    except TokenRevoked:
+        # The token came from the per-process cache; the batch's transaction knew better.
+        raise unauthorized() from None
     if batch.marks:
         # After the readings: a birth's fresh mark finds the sensors its readings created.
         storage.apply_marks(principal.factory_id, batch.marks)

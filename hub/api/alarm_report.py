@@ -78,7 +78,7 @@ def alarm_report(storage: Storage, ctx: Ctx, marks: AlarmSettings = DEFAULTS) ->
             [{"param": "from", "message": "narrow the period"}],
         )
     alarms = history.alarms
-    times = [a.opened_at for a in alarms]
+    times = [a[0] for a in alarms]
     count = len(alarms)
     return {
         "factory_id": factory_id,

@@ -13,12 +13,15 @@ from hub.storage.model import (
     SensorCache,
     StorageError,
     StoreResult,
+    TokenRevoked,
     reading_id,
 )
 from hub.storage.sqlbase import Conn, Database
 from shared.timeutil import now
 from shared.topics import split_key
 from shared.wire import WireAlert, WireMark, WireReading
+
+_TOKEN_VALID = "AND EXISTS (SELECT 1 FROM tokens WHERE id = ? AND NOT revoked) "
 
 # Each try needs a sensor of the batch deleted between reading its id and locking it.
 _RESOLVE_TRIES = 5
@@ -157,9 +160,12 @@ class Ingest:
         readings: Sequence[WireReading],
         report: GatewayReport,
         alerts: Sequence[WireAlert] = (),
+        token_id: int | None = None,
     ) -> StoreResult:
+        """``token_id``: the token that sent the batch; TokenRevoked, and nothing stored, when
+        it or its gateway is revoked as the transaction commits."""
         return self._dialect.guard_batch(
-            lambda: self._store(gateway_id, factory_id, readings, report, alerts),
+            lambda: self._store(gateway_id, factory_id, readings, report, alerts, token_id),
             lambda: [r.ts for r in readings],
         )
 
@@ -170,6 +176,7 @@ class Ingest:
         readings: Sequence[WireReading],
         report: GatewayReport,
         alerts: Sequence[WireAlert],
+        token_id: int | None,
     ) -> StoreResult:
         with self._db.write() as conn:
             keyed: Sequence[WireReading] = readings
@@ -195,10 +202,13 @@ class Ingest:
             if readings:
                 # An active alert's peak moves with its sensor's readings.
                 self._alerts.track_peaks(conn, gateway_id, ids, readings, alerts)
-            # The report, and the rules version the answer carries, in one statement.
-            version = conn.execute(
+            # The report, the rules version the answer carries and, since the token's lookup
+            # may come from a per-process cache, the check that neither the token nor its
+            # gateway is revoked (a primary-key probe), in one statement: no row, no batch.
+            token_valid = "" if token_id is None else _TOKEN_VALID
+            row = conn.execute(
                 "UPDATE gateways SET last_seen = ?, backlog = ?, dropped = ?, dead_letters = ?, "
-                "agent_version = ? WHERE id = ? "
+                f"agent_version = ? WHERE id = ? AND NOT revoked {token_valid}"
                 "RETURNING (SELECT config_version FROM factories WHERE id = ?)",
                 (
                     now(),
@@ -207,9 +217,13 @@ class Ingest:
                     report.dead_letters,
                     report.agent_version,
                     gateway_id,
+                    *(() if token_id is None else (token_id,)),
                     factory_id,
                 ),
-            ).fetchone()[0]
+            ).fetchone()
+            if row is None:
+                raise TokenRevoked("the batch's token or gateway is revoked")
+            version = row[0]
             self._offline.gateway_synced(conn, gateway_id)
         if created:
             self._cache.setdefault(factory_id, {}).update(created)

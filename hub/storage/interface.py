@@ -52,6 +52,7 @@ from hub.storage.rollups import Rollups
 from hub.storage.rules import Rules, RuleSpec
 from hub.storage.service import Service
 from hub.storage.sqlbase import Conn, Database
+from hub.storage.sso import SingleSignOn
 from hub.storage.url import parse_database
 from hub.storage.users import Users
 from hub.storage.webhooks import Webhooks
@@ -91,6 +92,7 @@ class Storage(ReadFace, ABC):
         self.dialect = dialect
         self.access = Access(db)
         self.users = Users(db)
+        self.sso = SingleSignOn(db)  # single sign-on's accounts and sign-ins under way
         self.owners = Owners(db)  # what a factory scope is checked against
         self.audit = Audit(db)
         self.catalog = Catalog(db, cache)
@@ -226,9 +228,11 @@ class Storage(ReadFace, ABC):
         readings: Sequence[WireReading],
         report: GatewayReport,
         alerts: Sequence[WireAlert] = (),
+        token_id: int | None = None,
     ) -> StoreResult:
-        """Store a batch all or nothing; each (gateway, seq) once, however often it comes."""
-        return self.ingest.store_batch(gateway_id, factory_id, readings, report, alerts)
+        """Store a batch all or nothing; each (gateway, seq) once, however often it comes;
+        TokenRevoked unless ``token_id`` (when given) and the gateway are still valid."""
+        return self.ingest.store_batch(gateway_id, factory_id, readings, report, alerts, token_id)
 
     def apply_marks(self, factory_id: int, marks: Sequence[WireMark]) -> int:
         """A batch's Sparkplug stale/fresh marks; the latest mark per sensor wins."""

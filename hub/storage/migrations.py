@@ -36,6 +36,8 @@ STEPS: tuple[str, ...] = (
     "alert peak value",
     "who acted: kind, name and display; token names",
     "people's console sessions: the user, idle timeout",
+    "single sign-on: a person's OpenID subject, sign-ins under way",
+    "alert journal by action and time",
     "out-of-service periods of sensors and machines",
     "edge alerts name the rule that fired",
 )

@@ -33,6 +33,10 @@ class StorageError(Exception):
     """A storage problem worded for an operator (schema too new, unwritable path...)."""
 
 
+class TokenRevoked(StorageError):
+    """The batch's token or its gateway was revoked (or deleted) before its transaction."""
+
+
 class DatabaseUnavailable(StorageError):
     """No writable database answered in time (refused, timed out, a standby, the connection
     lost mid-transaction): the request may be retried; what it wrote is not known to be

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.auth import Principal, authenticate
+from hub.auth import Principal, TokenLookup, authenticate
 from hub.storage import Storage
 from hub.web import csrf, session
 
 
-def authenticate_request(storage: Storage, request: Any, method: str) -> Principal:
+def authenticate_request(
+    storage: Storage, request: Any, method: str, tokens: TokenLookup | None = None
+) -> Principal:
+    """``tokens``: where a Bearer token is looked up (the hub's per-process cache of gateway
+    tokens, hub.auth.GatewayTokenCache); storage itself when None."""
     header = request.headers.get("authorization")
     if header is None:
         found = session.current(storage, request)
@@ -23,4 +27,4 @@ def authenticate_request(storage: Storage, request: Any, method: str) -> Princip
             if method not in csrf.SAFE_METHODS:
                 csrf.check(request, found.csrf, request.headers.get(csrf.HEADER))
             return found.principal
-    return authenticate(storage, header)
+    return authenticate(storage if tokens is None else tokens, header)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -101,12 +102,16 @@ def _person(user: SessionUser) -> Principal:
 
 
 def sign_in_user(
-    storage: Storage, user_id: int, settings: ConsoleSettings, request: Any
+    storage: Storage,
+    user_id: int,
+    settings: ConsoleSettings,
+    request: Any,
+    details: Mapping[str, Any] | None = None,
 ) -> tuple[str, Session]:
     """A new session for the person ``user_id`` whose identity was just proven (password,
     single sign-on): (the cookie's value, the session). Records the sign-in in the audit
-    log with the request's source address. ApiError 401 when the account is disabled or
-    gone."""
+    log with the request's source address and ``details`` (how they signed in, when not
+    with a password). ApiError 401 when the account is disabled or gone."""
     user = storage.users.session_user(user_id)
     if user is None:
         raise unauthorized()
@@ -127,7 +132,7 @@ def sign_in_user(
             "user.sign_in",
             "user",
             user.name,
-            {"address": source_address(request, settings)},
+            {"address": source_address(request, settings), **(details or {})},
         )
     )
     return value, Session(id_hash, _person(user), csrf, expires_at)

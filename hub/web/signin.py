@@ -91,6 +91,7 @@ def check_password(
 def routes(hub: Services) -> list[Route]:
     storage = hub.storage
     settings: ConsoleSettings = hub.settings.console
+    oidc_name = hub.settings.oidc.button_name() if hub.settings.oidc else None
 
     def login_page(status: int, message: str | None, request: Any, **extra: str) -> Raw:
         token, cookie = session.form_cookie(request, settings)
@@ -101,6 +102,7 @@ def routes(hub: Services) -> list[Route]:
             csrf=token,
             token_sign_in=settings.token_sign_in,
             user_name=extra.get("name", ""),
+            oidc_name=oidc_name,
         )
         headers = {"Set-Cookie": cookie}
         if "retry_after" in extra:

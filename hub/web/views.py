@@ -14,7 +14,7 @@ from typing import Any
 
 from hub.api.http import Ctx, Raw, Route, Services
 from hub.console_settings import ConsoleSettings
-from hub.web import assets, csrf, render, session, signin
+from hub.web import assets, csrf, oidc, render, session, signin
 from hub.web.responses import form as _form
 from hub.web.responses import html as _html
 from hub.web.responses import redirect as _redirect
@@ -97,6 +97,7 @@ def routes(hub: Services) -> list[Route]:
 
     return [
         *signin.routes(hub),
+        *oidc.routes(hub),
         Route("POST", "/logout", None, h_logout),
         Route("GET", "/", None, h_fleet),
         Route("GET", "/factories", None, h_plant),

@@ -18,7 +18,8 @@ from devtools.stack import REPO
 from hub.config import HubSettings
 from shared.config import FileSettings, load_settings
 
-SECTION = re.compile(r"^\[(?P<name>[^\]]+)\]\s*$")
+# A table, also commented out (an optional one such as [oidc] is shown that way).
+SECTION = re.compile(r"^(#\s*)?\[(?P<name>[^\]]+)\]\s*$")
 # An array of tables ([[webhooks]]), also commented out: its keys are "webhooks.*.key".
 ARRAY = re.compile(r"^(#\s*)?\[\[(?P<name>[^\]]+)\]\]\s*$")
 KEY = re.compile(r"^(?P<commented>#\s*)?(?P<key>[a-z_]+)\s*=\s*(?P<value>.*)$")
@@ -38,6 +39,7 @@ def documented(path: Path) -> tuple[set[str], set[str]]:
         if m := SECTION.match(line):
             name = m["name"]
             section = "rules.*" if name.startswith("rules.") else name
+            section = "oidc.groups.*" if name.startswith("oidc.groups.") else section
             continue
         if m := KEY.match(line):
             key = f"{section}.{m['key']}" if section else m["key"]
@@ -53,6 +55,8 @@ def model_keys(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
         args = get_args(ann)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             keys |= model_keys(ann, f"{prefix}{name}.")
+        elif type(None) in args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            keys |= model_keys(args[0], f"{prefix}{name}.")  # an optional table: Section | None
         elif args and isinstance(args[-1], type) and issubclass(args[-1], BaseModel):
             keys |= model_keys(args[-1], f"{prefix}{name}.*.")  # dict[str, Section]
         else:

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,14 +178,21 @@ def session_cookies(page: Page) -> list[Any]:
 
 
 def start_console(
-    engine: str, workdir: Path, browser: Browser, pg: PgServer | None, extra: str = ""
+    engine: str,
+    workdir: Path,
+    browser: Browser,
+    pg: PgServer | None,
+    extra: str | Callable[[Hub], str] = "",
 ) -> Console:
+    """A console on a new hub; ``extra``: more hub.toml after ``[console]`` (or what makes it
+    from the hub, for settings that name the hub's own URL)."""
     database = None
     if engine == "postgresql":
         assert pg is not None
         database = pg.create_database()
     hub = Hub(workdir, database=database)
     config = hub.config.read_text()
+    extra = extra(hub) if callable(extra) else extra
     # Pages poll fast here so a live update shows within a test's patience, not five seconds.
     hub.config.write_text(
         config + 'log_level = "warning"\n' + "[console]\npoll_interval_s = 0.3\n" + extra

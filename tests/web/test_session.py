@@ -75,7 +75,12 @@ def test_every_page_loads_only_from_the_hub_under_its_csp(console: Console) -> N
         # A refresh has run: the page's data came from the API.
         expect(page.locator("body")).to_have_attribute("data-refreshes", re.compile(r"^[1-9]"))
     kinds = {u.removeprefix(console.url).split("?")[0] for u in console.requests}
-    assert {"/static/console.js", "/static/console.css", "/static/chart.js"} <= kinds
+    assert {
+        "/static/console.js",
+        "/static/console.css",
+        "/static/plot.js",
+        "/static/chart.js",
+    } <= kinds
     assert any(k.startswith("/api/v1/") for k in kinds)
     # check_clean (the fixture) asserts that every one of them went to the hub's origin.
 

@@ -1,5 +1,5 @@
-"""PostgreSQL's steps "alert chattering and stale marks" and "alert peak value"
-(hub.storage.migrations.STEPS)."""
+"""PostgreSQL's steps "alert chattering and stale marks", "alert peak value" and
+"alert journal by action and time" (hub.storage.migrations.STEPS)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,12 @@ def alarm_marks(conn: psycopg.Connection[Any]) -> None:
 def peak_value(conn: psycopg.Connection[Any]) -> None:
     # As on SQLite: the most extreme value an alert reached while active.
     conn.execute("ALTER TABLE alerts ADD COLUMN IF NOT EXISTS peak_value double precision")
+
+
+def journal_by_action(conn: psycopg.Connection[Any]) -> None:
+    # The alarm report reads a period's shelve transitions: a range of this index, where it
+    # scanned the whole journal (two entries per alarm and more).
+    conn.execute("CREATE INDEX IF NOT EXISTS alert_journal_action_at ON alert_journal (action, at)")
 
 
 def edge_rule_ids(conn: psycopg.Connection[Any]) -> None:

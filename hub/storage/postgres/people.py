@@ -65,3 +65,24 @@ _USER_SESSIONS = (
 def user_sessions(conn: psycopg.Connection[Any]) -> None:
     for statement in _USER_SESSIONS:
         conn.execute(statement)
+
+
+_SSO = """
+ALTER TABLE users ADD COLUMN IF NOT EXISTS oidc_issuer text;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS oidc_subject text;
+CREATE UNIQUE INDEX IF NOT EXISTS users_oidc ON users (oidc_issuer, oidc_subject);
+CREATE TABLE IF NOT EXISTS oidc_logins (
+    key_hash       text PRIMARY KEY,
+    state          text NOT NULL,
+    nonce          text NOT NULL,
+    code_verifier  text NOT NULL,
+    expires_at     double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oidc_logins_expiry ON oidc_logins (expires_at)
+"""
+
+
+def single_sign_on(conn: psycopg.Connection[Any]) -> None:
+    # As on SQLite (hub/storage/sqlite/schema/people.py); safe to run again.
+    for statement in statements(_SSO):
+        conn.execute(statement)

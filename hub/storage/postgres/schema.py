@@ -23,9 +23,14 @@ from hub.storage.migrations import (
 )
 from hub.storage.model import StorageError
 from hub.storage.postgres.actors import actors
-from hub.storage.postgres.alarm_marks import alarm_marks, edge_rule_ids, peak_value
+from hub.storage.postgres.alarm_marks import (
+    alarm_marks,
+    edge_rule_ids,
+    journal_by_action,
+    peak_value,
+)
 from hub.storage.postgres.grafana import grafana_views
-from hub.storage.postgres.people import token_scopes, user_sessions
+from hub.storage.postgres.people import single_sign_on, token_scopes, user_sessions
 from hub.storage.postgres.people import users as people_users
 from hub.storage.postgres.service import service_periods
 
@@ -394,6 +399,8 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "alert peak value": peak_value,
         "who acted: kind, name and display; token names": actors,
         "people's console sessions: the user, idle timeout": user_sessions,
+        "single sign-on: a person's OpenID subject, sign-ins under way": single_sign_on,
+        "alert journal by action and time": journal_by_action,
         "out-of-service periods of sensors and machines": service_periods,
         "edge alerts name the rule that fired": edge_rule_ids,
     }

@@ -10,90 +10,7 @@
 (function () {
   const DAY = 86400;
   const PAD = { left: 64, right: 12, top: 12, bottom: 28 };
-
-  function niceStep(span, count) {
-    const raw = span / count;
-    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    for (const m of [1, 2, 5, 10]) if (m * mag >= raw) return m * mag;
-    return 10 * mag;
-  }
-
-  const TIME_STEPS = [60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, DAY, 2 * DAY, 7 * DAY,
-    14 * DAY, 30 * DAY, 91 * DAY, 182 * DAY, 365 * DAY];
-
-  // Axis labels in the console's one date format (ISO 8601, 24 h), as short as the step
-  // allows: 14:05, 2026-12-07, 2026-12.
-  function timeLabel(ts, step) {
-    const d = new Date(ts * 1000);
-    const two = (n) => String(n).padStart(2, "0");
-    if (step < DAY && (d.getHours() || d.getMinutes())) return `${two(d.getHours())}:${two(d.getMinutes())}`;
-    if (step < 30 * DAY) return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
-    return `${d.getFullYear()}-${two(d.getMonth() + 1)}`;
-  }
-
-  // A plot's frame on a canvas, shared by every chart of the console: sized to the element
-  // for the screen's pixel ratio, cleared, with a value grid over [y0, y1] and a time grid
-  // over [from, to] (epoch seconds), labelled. Returns the 2D context, the scales and the
-  // stylesheet's chart colours for the caller to draw its data.
-  function frame(canvas, from, to, y0, y1) {
-    const dpr = window.devicePixelRatio || 1;
-    const cssW = canvas.clientWidth;
-    const cssH = canvas.clientHeight;
-    if (canvas.width !== Math.round(cssW * dpr) || canvas.height !== Math.round(cssH * dpr)) {
-      canvas.width = Math.round(cssW * dpr);
-      canvas.height = Math.round(cssH * dpr);
-    }
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, cssW, cssH);
-    const w = cssW - PAD.left - PAD.right;
-    const h = cssH - PAD.top - PAD.bottom;
-    const x = (ts) => PAD.left + ((ts - from) / (to - from)) * w;
-    const y = (v) => PAD.top + (1 - (v - y0) / (y1 - y0)) * h;
-    const style = getComputedStyle(canvas);
-    const color = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
-    const colors = {
-      ink: color("--chart-ink", "#333"),
-      grid: color("--chart-grid", "#ddd"),
-      line: color("--chart-line", "#1f6feb"),
-      band: color("--chart-band", "rgba(31,111,235,0.25)"),
-      alarm: color("--chart-alarm", "#d1242f"),
-      warn: color("--chart-warn", "#9a6700"),
-    };
-    ctx.font = "12px system-ui, sans-serif";
-    ctx.fillStyle = colors.ink;
-    ctx.strokeStyle = colors.grid;
-    ctx.lineWidth = 1;
-    // value grid
-    const vstep = niceStep(y1 - y0, 5);
-    ctx.textAlign = "right";
-    ctx.textBaseline = "middle";
-    for (let v = Math.ceil(y0 / vstep) * vstep; v <= y1; v += vstep) {
-      const yy = Math.round(y(v)) + 0.5;
-      ctx.beginPath();
-      ctx.moveTo(PAD.left, yy);
-      ctx.lineTo(PAD.left + w, yy);
-      ctx.stroke();
-      ctx.fillText(Number(v.toPrecision(6)).toString(), PAD.left - 6, yy);
-    }
-    // time grid
-    const span = to - from;
-    const tstep = TIME_STEPS.find((s) => span / s <= 8) || 365 * DAY;
-    const offset = new Date().getTimezoneOffset() * 60;
-    ctx.textAlign = "center";
-    ctx.textBaseline = "top";
-    for (let t = Math.ceil((from - offset) / tstep) * tstep + offset; t <= to; t += tstep) {
-      const xx = Math.round(x(t)) + 0.5;
-      ctx.beginPath();
-      ctx.moveTo(xx, PAD.top);
-      ctx.lineTo(xx, PAD.top + h);
-      ctx.stroke();
-      ctx.fillText(timeLabel(t, tstep), xx, PAD.top + h + 6);
-    }
-    return { ctx, x, y, w, h, pad: PAD, colors };
-  }
-
-  window.edgePlot = { frame, niceStep, timeLabel };
+  const { frame, niceRange } = window.edgePlot;
 
   const canvas = document.getElementById("chart");
   if (!canvas) return;
@@ -111,8 +28,11 @@
     meta: null,
     asked: 0,
     thresholds: { min: null, max: null },
+    alarms: [], // [opened, cleared or null] in epoch seconds, of the sensor's alerts
     drag: null,
     drawn: 0,
+    hover: null, // index into data of the bucket under the pointer
+    scale: null,
     inflight: false, // an answer is awaited: a poll does not ask again meanwhile
     askedAt: 0,
   };
@@ -179,6 +99,7 @@
     if (seq !== state.asked) return; // a newer view was asked meanwhile
     state.data = doc.data;
     state.meta = doc.meta;
+    showReadout(null); // the buckets changed under the pointer
     draw();
     state.drawn += 1;
     Object.assign(canvas.dataset, {
@@ -215,43 +136,89 @@
         hi = Math.max(hi, t);
       }
     }
-    if (!isFinite(lo)) return [0, 1];
-    if (lo === hi) return [lo - 1, hi + 1];
-    const pad = (hi - lo) * 0.05;
-    return [lo - pad, hi + pad];
+    if (!isFinite(lo)) return [0, 1, 0.2];
+    if (lo === hi) return niceRange(lo - 1, hi + 1, 5);
+    return niceRange(lo, hi, 5);
+  }
+
+  // Where the line breaks: the sensor's usual interval is the median time between the
+  // buckets that have readings (a sensor read every 5 min in 15 s buckets is joined, not
+  // dotted); a hole over GAP_FACTOR times that (and over a bucket) is drawn as a gap.
+  const GAP_FACTOR = 3;
+  function gapLimit() {
+    const bucket = state.meta ? state.meta.bucket_s : 0;
+    const steps = [];
+    for (let i = 1; i < state.data.length; i++) steps.push(state.data[i].ts - state.data[i - 1].ts);
+    if (!steps.length) return Infinity;
+    steps.sort((a, b) => a - b);
+    const usual = steps[Math.floor(steps.length / 2)];
+    return GAP_FACTOR * Math.max(usual, bucket || 0);
+  }
+
+  // The runs of buckets drawn as one line each, as [first, last] indices into state.data.
+  function segments() {
+    const limit = gapLimit();
+    const runs = [];
+    let first = 0;
+    for (let i = 1; i <= state.data.length; i++) {
+      if (i === state.data.length || state.data[i].ts - state.data[i - 1].ts > limit) {
+        if (state.data.length) runs.push([first, i - 1]);
+        first = i;
+      }
+    }
+    return runs;
   }
 
   function draw() {
-    const [y0, y1] = yRange();
+    const [y0, y1, ystep] = yRange();
     const span = state.to - state.from;
-    const { ctx, x, y, w, h, colors } = frame(canvas, state.from, state.to, y0, y1);
+    const { ctx, x, y, w, h, colors, yticks } = frame(canvas, state.from, state.to, y0, y1, ystep);
+    state.scale = { y0, y1, h, yticks };
+    const bucket = state.meta ? state.meta.bucket_s : 0;
+    const mid = (b) => x(b.ts + (bucket || 0) / 2);
     ctx.save();
     ctx.beginPath();
     ctx.rect(PAD.left, PAD.top, w, h);
     ctx.clip();
-    // min..max band: one column per bucket
-    const bucket = state.meta ? state.meta.bucket_s : 0;
+    // alarm periods: the sensor's alerts from opening to clearing (still active: to now)
+    ctx.fillStyle = colors.alarm;
+    ctx.globalAlpha = 0.12;
+    const shaded = [];
+    for (const [opened, cleared] of state.alarms) {
+      const end = cleared === null ? nowS() : cleared;
+      if (end < state.from || opened > state.to) continue;
+      shaded.push([opened, end]);
+      ctx.fillRect(x(opened), PAD.top, Math.max(1, x(end) - x(opened)), h);
+    }
+    ctx.globalAlpha = 1;
+    // min..max band: one column per bucket, at least a pixel wide
     const colW = Math.max(1, bucket ? (bucket / span) * w : 1);
     ctx.fillStyle = colors.band;
     for (const b of state.data) {
       const top = y(b.max);
       ctx.fillRect(x(b.ts), top, colW, Math.max(1, y(b.min) - top));
     }
-    // average line, broken where buckets are missing (no readings there)
+    const runs = segments();
+    // The envelope: the buckets' max and min joined in the line's colour, so a single
+    // reading far off the average (a spike in a day-wide bucket) is drawn at full strength
+    // at any zoom, not only as the faint band.
     ctx.strokeStyle = colors.line;
-    ctx.lineWidth = 1.5;
-    ctx.beginPath();
-    let last = null;
-    for (const b of state.data) {
-      const xx = x(b.ts + (bucket || 0) / 2);
-      if (last !== null && bucket && b.ts - last > bucket * 1.5) ctx.moveTo(xx, y(b.avg));
-      else if (last === null) ctx.moveTo(xx, y(b.avg));
-      else ctx.lineTo(xx, y(b.avg));
-      last = b.ts;
+    for (const [lineWidth, keys] of [[1, ["max", "min"]], [1.5, ["avg"]]]) {
+      ctx.lineWidth = lineWidth;
+      for (const key of keys) {
+        ctx.beginPath();
+        for (const [first, last] of runs) {
+          ctx.moveTo(mid(state.data[first]), y(state.data[first][key]));
+          // a run of one bucket: a short tick so it shows
+          if (first === last) ctx.lineTo(mid(state.data[first]) + 1, y(state.data[first][key]));
+          for (let i = first + 1; i <= last; i++) ctx.lineTo(mid(state.data[i]), y(state.data[i][key]));
+        }
+        ctx.stroke();
+      }
     }
-    ctx.stroke();
     // thresholds
     ctx.strokeStyle = colors.alarm;
+    ctx.lineWidth = 1;
     ctx.setLineDash([6, 4]);
     for (const t of [state.thresholds.min, state.thresholds.max]) {
       if (t === null || t === undefined) continue;
@@ -260,12 +227,65 @@
       ctx.lineTo(PAD.left + w, y(t));
       ctx.stroke();
     }
+    ctx.setLineDash([]);
+    // the hovered bucket: a hairline
+    const hovered = state.hover !== null ? state.data[state.hover] : null;
+    if (hovered) {
+      ctx.strokeStyle = colors.ink;
+      ctx.beginPath();
+      ctx.moveTo(Math.round(mid(hovered)) + 0.5, PAD.top);
+      ctx.lineTo(Math.round(mid(hovered)) + 0.5, PAD.top + h);
+      ctx.stroke();
+    }
     ctx.restore();
+    Object.assign(canvas.dataset, {
+      yticks: JSON.stringify(yticks),
+      alarms: JSON.stringify(shaded),
+      gaps: JSON.stringify(runs.slice(1).map(([first], i) => [state.data[runs[i][1]].ts, state.data[first].ts])),
+    });
     const label = document.getElementById("chart-range");
     if (label) {
       const fmt = (s) => ui.fmtTime(new Date(s * 1000).toISOString());
       label.textContent = `${fmt(state.from)} – ${fmt(state.to)}`;
     }
+  }
+
+  // The readout under the chart for the bucket under the pointer: its time in the console's
+  // format (the exact UTC instant in the title) and its value, or for a bucket of several
+  // readings their min, max and average.
+  function showReadout(index) {
+    const node = document.getElementById("chart-readout");
+    state.hover = index;
+    if (!node) return;
+    const b = index !== null ? state.data[index] : null;
+    if (!b) {
+      node.textContent = "";
+      node.removeAttribute("title");
+      for (const k of ["ts", "min", "max", "avg", "count"]) delete node.dataset[k];
+      return;
+    }
+    const num = ui.fmtNum;
+    node.textContent = b.count > 1
+      ? `${ui.fmtTime(b.time)}  min ${num(b.min)}  max ${num(b.max)}  avg ${num(b.avg)}  (${b.count} readings)`
+      : `${ui.fmtTime(b.time)}  ${num(b.avg)}`;
+    node.title = `${b.time} (UTC)`;
+    Object.assign(node.dataset, {
+      ts: String(b.ts), min: String(b.min), max: String(b.max), avg: String(b.avg), count: String(b.count),
+    });
+  }
+
+  function nearest(ts) {
+    const bucket = state.meta ? state.meta.bucket_s : 0;
+    let best = null;
+    let dist = Infinity;
+    state.data.forEach((b, i) => {
+      const d = Math.abs(b.ts + (bucket || 0) / 2 - ts);
+      if (d < dist) {
+        dist = d;
+        best = i;
+      }
+    });
+    return best;
   }
 
   function setView(from, to, following) {
@@ -310,7 +330,15 @@
     state.drag = { x: event.clientX, from: state.from, to: state.to };
   });
   canvas.addEventListener("pointermove", (event) => {
-    if (!state.drag) return;
+    if (!state.drag) {
+      if (!state.data.length) return;
+      const index = nearest(tsAt(event.clientX));
+      if (index !== state.hover) {
+        showReadout(index);
+        draw();
+      }
+      return;
+    }
     const rect = canvas.getBoundingClientRect();
     const w = rect.width - PAD.left - PAD.right;
     const shift = ((event.clientX - state.drag.x) / w) * (state.drag.to - state.drag.from);
@@ -324,6 +352,11 @@
     if (moved) scheduleLoad(0);
   };
   canvas.addEventListener("pointerup", endDrag);
+  canvas.addEventListener("pointerleave", () => {
+    if (state.hover === null) return;
+    showReadout(null);
+    draw();
+  });
   canvas.addEventListener("pointercancel", endDrag);
   canvas.addEventListener("dblclick", () => {
     const to = nowS();
@@ -344,7 +377,11 @@
     });
   }
 
-  window.addEventListener("resize", () => scheduleLoad(150));
+  // Only a new plot width asks again (one bucket per pixel column); a window that grows
+  // taller (a full-page screenshot does) leaves the view and its buckets as they are.
+  window.addEventListener("resize", () => {
+    if (plotWidth() !== Number(canvas.dataset.points)) scheduleLoad(150);
+  });
 
   window.edgeChart = {
     state,
@@ -352,6 +389,21 @@
     setView(from, to) {
       setView(from, to, false);
       return load();
+    },
+    // Where a value is drawn, in CSS pixels from the canvas's top (the browser tests).
+    yOf(v) {
+      const sc = state.scale;
+      return PAD.top + (1 - (v - sc.y0) / (sc.y1 - sc.y0)) * sc.h;
+    },
+    xOf(ts) {
+      const w = canvas.clientWidth - PAD.left - PAD.right;
+      return PAD.left + ((ts - state.from) / (state.to - state.from)) * w;
+    },
+    // The sensor's alerts (as GET /alerts answers them) shade their time in alarm.
+    setAlarms(alerts) {
+      const epoch = (iso) => Date.parse(iso) / 1000;
+      state.alarms = alerts.map((a) => [epoch(a.opened_at), a.cleared_at ? epoch(a.cleared_at) : null]);
+      if (state.meta) draw();
     },
     setThresholds(min, max) {
       state.thresholds = { min, max };

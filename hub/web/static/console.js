@@ -802,6 +802,7 @@
     async function sensorAlerts() {
       const doc = await api("GET", `/alerts?sensor_id=${id}&per_page=50`);
       syncRows(alertsBody, doc.data, (a) => a.id, alertSig, (a) => alertRow(a, false, null, false));
+      if (window.edgeChart) window.edgeChart.setAlarms(doc.data);
     }
 
     async function write(method, path, payload, then) {

@@ -7,7 +7,12 @@ import sqlite3
 
 from hub.storage.migrations import Migration, not_needed, numbered
 from hub.storage.sqlite.schema.actors import actors
-from hub.storage.sqlite.schema.alarm_marks import alarm_marks, edge_rule_ids, peak_value
+from hub.storage.sqlite.schema.alarm_marks import (
+    alarm_marks,
+    edge_rule_ids,
+    journal_by_action,
+    peak_value,
+)
 from hub.storage.sqlite.schema.first import LEGACY_VERSION, heal_legacy, v1, v2
 from hub.storage.sqlite.schema.later import (
     alarms,
@@ -19,7 +24,12 @@ from hub.storage.sqlite.schema.later import (
     sign_in,
     stale_marks,
 )
-from hub.storage.sqlite.schema.people import token_scopes, user_sessions, users
+from hub.storage.sqlite.schema.people import (
+    single_sign_on,
+    token_scopes,
+    user_sessions,
+    users,
+)
 from hub.storage.sqlite.schema.service import service_periods
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
@@ -48,6 +58,8 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "alert peak value": peak_value,
         "who acted: kind, name and display; token names": actors,
         "people's console sessions: the user, idle timeout": user_sessions,
+        "single sign-on: a person's OpenID subject, sign-ins under way": single_sign_on,
+        "alert journal by action and time": journal_by_action,
         "out-of-service periods of sensors and machines": service_periods,
         "edge alerts name the rule that fired": edge_rule_ids,
     }

@@ -75,3 +75,32 @@ def user_sessions(conn: sqlite3.Connection) -> None:
         if column not in present:
             conn.execute(f"ALTER TABLE console_sessions ADD COLUMN {column} {definition}")
     conn.execute("CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions (user_id)")
+
+
+# Single sign-on (hub.storage.sso): oidc_issuer and oidc_subject name the person at their
+# OpenID provider (a subject is unique per issuer only); an account with them has no
+# password. oidc_logins holds what a sign-in under way must check when the provider sends
+# the browser back: sha256 of the random value in the browser's cookie, the state, the
+# nonce and the PKCE verifier; a row is deleted when used and is useless once expired.
+_SSO_COLUMNS = (("oidc_issuer", "TEXT"), ("oidc_subject", "TEXT"))
+_SSO = """
+CREATE UNIQUE INDEX IF NOT EXISTS users_oidc ON users (oidc_issuer, oidc_subject);
+CREATE TABLE IF NOT EXISTS oidc_logins (
+    key_hash       TEXT PRIMARY KEY,
+    state          TEXT NOT NULL,
+    nonce          TEXT NOT NULL,
+    code_verifier  TEXT NOT NULL,
+    expires_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oidc_logins_expiry ON oidc_logins (expires_at)
+"""
+
+
+def single_sign_on(conn: sqlite3.Connection) -> None:
+    # Safe to run again: columns added only when missing, the rest IF NOT EXISTS.
+    present = {row[1] for row in conn.execute("PRAGMA table_info(users)")}
+    for column, definition in _SSO_COLUMNS:
+        if column not in present:
+            conn.execute(f"ALTER TABLE users ADD COLUMN {column} {definition}")
+    for statement in statements(_SSO):
+        conn.execute(statement)
