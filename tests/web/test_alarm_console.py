@@ -246,3 +246,23 @@ def test_the_report_page_draws_the_rate_against_the_targets_and_links_the_source
     page.locator("#report-sources a", has_text=M1_TEMP).click()
     page.wait_for_url(f"{console.url}/sensors/{m1}")
     expect(page.locator("#title")).to_have_text(f"temp ({M1_TEMP})")
+
+
+def test_a_standing_alarm_is_shown_stale(console: Console) -> None:
+    # Opened two days ago and still active: past [alarms] stale_after_s (a day), the hub's
+    # alert watch marks it stale at its next round, and the alarm table says so.
+    t = now()
+    console.ingest(
+        [(t - 30, 97.5)], key=M3_TEMP, alerts=[_alert(1, M3_TEMP, opened_at=t - 2 * 86400)]
+    )
+    console.ingest([(t - 30, 12.25)], key=M3_PRES, alerts=[_alert(2, M3_PRES, opened_at=t - 50)])
+    (temp,) = _alert_ids(console, M3_TEMP)
+    (pres,) = _alert_ids(console, M3_PRES)
+    page = console.sign_in("read")
+    page.goto(f"{console.url}/alerts")
+    # The watch runs every [alerts] check_interval_s (5 s): wait for its mark, bounded.
+    state = page.locator(f'#alerts-active tr[data-alert="{temp}"] td.state')
+    expect(state).to_contain_text("stale", timeout=30_000)
+    expect(page.locator(f'#alerts-active tr[data-alert="{pres}"] td.state')).not_to_contain_text(
+        "stale"
+    )

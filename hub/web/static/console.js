@@ -326,6 +326,9 @@
       const why = machine ? `machine ${machine}` : a.out_of_service_comment;
       parts.push("out of service" + (why ? `: ${why}` : ""));
     }
+    // The hub's own marks (ISA-18.2 nuisance alarms): toggling often, or standing too long.
+    if (a.chattering) parts.push("chattering");
+    if (a.stale) parts.push("stale");
     return parts.join(", ");
   }
 
@@ -407,7 +410,8 @@
 
   const alertSig = (a) =>
     JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until, a.severity, a.value,
-      a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status]);
+      a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status,
+      a.chattering, a.stale]);
 
   // The alarm table of the alerts page, as Ignition's: one row per alarm with its active
   // and clear times, how long it lasted (or has lasted), its value and peak, and a box to
@@ -445,6 +449,7 @@
   const alarmRowSig = (a) => JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until,
     a.severity, a.value, a.peak_value, a.cleared_at,
     a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status,
+    a.chattering, a.stale,
     // An active alarm's duration grows: redrawn each minute at most.
     a.state === "active" ? Math.floor(Date.now() / 60000) : 0]);
 
