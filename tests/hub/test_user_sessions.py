@@ -35,13 +35,22 @@ class Request:
     ip_addr: str = "192.0.2.7"
 
 
+# Who changes the accounts in these tests (the audit rows need someone).
+BY = Actor(None, "admin", "system", "test")
+
+
 def cookie(value: str) -> Request:
     return Request({"cookie": f"{session.COOKIE}={value}"})
 
 
 def add(storage: Storage, name: str = "anna", **fields: object) -> int:
     row = storage.users.add(
-        name, name.casefold(), role="operator", password_hash=hash_password(PASSWORD), **fields
+        name,
+        name.casefold(),
+        role="operator",
+        password_hash=hash_password(PASSWORD),
+        by=BY,
+        **fields,
     )
     return int(row["id"])
 
@@ -93,10 +102,10 @@ def test_a_session_in_use_still_ends_at_its_lifetime(storage: Storage) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        lambda s: s.users.update("anna", disabled=True),
-        lambda s: s.users.update("anna", role="read"),
-        lambda s: s.users.update("anna", factories=["north"]),
-        lambda s: s.users.reset_password("anna", "link-hash", now() + 60),
+        lambda s: s.users.update("anna", disabled=True, by=BY),
+        lambda s: s.users.update("anna", role="read", by=BY),
+        lambda s: s.users.update("anna", factories=["north"], by=BY),
+        lambda s: s.users.reset_password("anna", "link-hash", now() + 60, by=BY),
         lambda s: s.users.set_password("anna", hash_password("a new long passphrase")),
     ],
     ids=["disabled", "role", "factories", "reset", "password"],
@@ -110,22 +119,22 @@ def test_account_changes_end_every_session_of_it(storage: Storage, change: objec
     assert [session.current(storage, cookie(v)) for v in values] == [None, None]
     assert session.current(storage, cookie(other)) is not None
     # Enabled again, or whatever the change: a new sign-in is needed.
-    storage.users.update("anna", disabled=False)
+    storage.users.update("anna", disabled=False, by=BY)
     assert [session.current(storage, cookie(v)) for v in values] == [None, None]
 
 
 def test_changes_that_grant_nothing_keep_sessions(storage: Storage) -> None:
     value, _ = session.sign_in_user(storage, add(storage), SETTINGS, Request())
-    storage.users.update("anna", display="Anna B.")
+    storage.users.update("anna", display="Anna B.", by=BY)
     storage.users.set_password("anna", hash_password(PASSWORD), changed=False)
-    storage.users.unlock("anna")
+    storage.users.unlock("anna", by=BY)
     found = session.current(storage, cookie(value))
     assert found is not None and found.principal.display == "Anna B."
 
 
 def test_a_disabled_account_gets_no_session(storage: Storage) -> None:
     user_id = add(storage)
-    storage.users.update("anna", disabled=True)
+    storage.users.update("anna", disabled=True, by=BY)
     with pytest.raises(ApiError) as refused:
         session.sign_in_user(storage, user_id, SETTINGS, Request())
     assert refused.value.status == 401
@@ -141,7 +150,12 @@ def test_a_person_keeps_at_most_max_sessions(storage: Storage) -> None:
 
 def _actions(storage: Storage) -> list[tuple[str, str | None, str]]:
     rows, _ = storage.audit.audit_page(0, 100, target="user")
-    return [(r["action"], r["target_id"], r["role"]) for r in reversed(rows)]
+    # The accounts' own creation and changes by the test (BY) are not what is checked here.
+    return [
+        (r["action"], r["target_id"], r["role"])
+        for r in reversed(rows)
+        if r["action"] not in ("user.create", "user.update", "user.disable")
+    ]
 
 
 def test_wrong_passwords_in_a_row_lock_the_account_until_unlocked(storage: Storage) -> None:
@@ -160,7 +174,7 @@ def test_wrong_passwords_in_a_row_lock_the_account_until_unlocked(storage: Stora
     assert check(PASSWORD) is None
     assert check("wrong one") is None
     assert storage.users.credentials("anna").locked_until == locked_until  # type: ignore[union-attr]
-    assert storage.users.unlock("anna")
+    assert storage.users.unlock("anna", by=BY)
     assert check(PASSWORD) == user_id
     assert _actions(storage) == [
         ("user.sign_in_failed", "Anna", "none"),
@@ -170,6 +184,7 @@ def test_wrong_passwords_in_a_row_lock_the_account_until_unlocked(storage: Stora
         ("user.lock", "Anna", "system"),
         ("user.sign_in_failed", "Anna", "none"),
         ("user.sign_in_failed", "Anna", "none"),
+        ("user.unlock", "Anna", "admin"),
     ]
     rows, _ = storage.audit.audit_page(0, 100, target="user")
     assert {r["detail"]["reason"] for r in rows if r["action"] == "user.sign_in_failed"} == {
@@ -193,7 +208,7 @@ def test_a_lock_that_ran_out_counts_from_zero(storage: Storage) -> None:
 
 def test_unknown_disabled_and_wrong_are_refused_alike_and_recorded(storage: Storage) -> None:
     add(storage, "bo")
-    storage.users.update("bo", disabled=True)
+    storage.users.update("bo", disabled=True, by=BY)
     add(storage, "anna")
     tried = [
         check_password(storage, SETTINGS, "nobody", PASSWORD, "192.0.2.7"),
@@ -204,7 +219,8 @@ def test_unknown_disabled_and_wrong_are_refused_alike_and_recorded(storage: Stor
     ]
     assert tried == [None] * 5
     rows, _ = storage.audit.audit_page(0, 100, target="user")
-    assert [(r["target_id"], r["detail"]["reason"]) for r in reversed(rows)] == [
+    failed = [r for r in reversed(rows) if r["action"] == "user.sign_in_failed"]
+    assert [(r["target_id"], r["detail"]["reason"]) for r in failed] == [
         ("nobody", "unknown user"),
         ("bo", "disabled"),
         ("anna", "wrong password"),
