@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,9 @@ import pytest
 from shared.wire import Batch, WireAlert, WireReading, encode_batch
 from tests.hub.conftest import HubProcess, run_cli, start_hub, token
 
-T0 = 1_700_000_000.0
+# An hour ago: an alert opened more than [alarms] stale_after_s (a day) back would be marked
+# stale by the hub's alert watch at any moment, changing what a forged write must not change.
+T0 = time.time() - 3600
 MISSING = 987_654
 
 
