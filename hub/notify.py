@@ -3,14 +3,15 @@
 * Storage queues every event in the ``alert_events`` outbox inside the transaction that made
   it (hub.storage.alerts), so ingest and the operators' requests never wait on a receiver.
   A sender thread per hub process reads the outbox and delivers, in order, per URL.
-* The body is JSON ``{"id", "event", "at", "reannounced", "alert", "by"}`` (``by``: who
+* The body is JSON ``{"id", "event", "at", "reannounced", "escalated", "alert", "by"}`` (``by``: who
   caused it, a user, token, gateway or the hub itself, "system"); ``id`` is the event's
   id, the same on every attempt, so a receiver drops a repeat (idempotency).
   ``X-Edge-Signature: sha256=<hex>`` is HMAC-SHA256 of the body bytes under the webhook's
   ``secret``; ``X-Edge-Event`` and ``X-Edge-Event-Id`` repeat the event and its id.
 * A shelved alert is silent: its transitions are journaled, not queued; when the shelve is
   lifted or runs out and the alert is still active, it is queued once more as opened, with
-  ``reannounced`` true (hub.storage.alert_rows).
+  ``reannounced`` true (hub.storage.alert_rows). An active alarm whose severity rises is
+  queued as opened again, with ``escalated`` true.
 * Failed attempts (no answer, 5xx, 408, 429) are retried with exponential backoff and jitter
   (tenacity) up to ``max_attempts``; then the event is given up and counted. Any other 4xx
   is a refusal: not retried, counted as failed. ``/metrics`` has both counters.
@@ -86,6 +87,8 @@ def event_body(event: dict[str, Any]) -> bytes:
             # True: an active alert announced again after a shelve ended (events of older
             # hubs carry no such key).
             "reannounced": bool(row.get("reannounced", False)),
+            # True: an active alarm announced again because its severity rose.
+            "escalated": bool(row.get("escalated", False)),
             "alert": alert_view(row, at=event["at"]),
             # Who caused the event (events queued by older hubs do not say: null).
             "by": row.get("by"),

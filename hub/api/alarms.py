@@ -1,8 +1,9 @@
 """The alert lifecycle people work with: active or cleared, x acknowledged or not, shelved.
 
 * An alert is raised at the edge (threshold, rate of change, the hub's rules) and arrives in a
-  sync batch; storage turns it into a fleet alert (hub.storage.alerts) whose severity moves in
-  place (escalated / de-escalated) and which clears when the edge says so. A gateway silent
+  sync batch; storage makes the edge alerts of one sensor active at once ONE fleet alert
+  (hub.storage.alarm_sources) whose severity, on one scale (hub.storage.severity), moves in
+  place (escalated / de-escalated) and which clears when the last of them clears. A gateway silent
   for ``[alerts] gateway_offline_after_s`` is ONE alert of kind ``gateway_offline``; its
   sensors are marked ``stale`` instead of raising alerts of their own.
 * People acknowledge and shelve (with a comment) with an operator or admin token. A shelve

@@ -69,7 +69,8 @@ def track_readings(
         marks = ", ".join("?" * len(part))
         for row in conn.execute(
             "SELECT id, sensor_id, breach_type, opened_at, cleared_at, peak_value FROM alerts "
-            f"WHERE gateway_id = ? AND edge_alert_id IN ({marks})",
+            "WHERE id IN (SELECT alarm_id FROM edge_alerts WHERE gateway_id = ? "
+            f"AND alert_id IN ({marks}))",
             (gateway_id, *part),
         ).fetchall():
             candidates[int(row[0])] = (int(row[1]), row[2], row[3], row[4], row[5])

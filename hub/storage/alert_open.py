@@ -9,6 +9,7 @@ from hub.storage import alarm_marks
 from hub.storage.alarm_marks import AlarmLimits
 from hub.storage.alert_rows import announce, journal
 from hub.storage.changelog import Actor
+from hub.storage.severity import on_scale
 from hub.storage.sqlbase import Conn
 from shared.wire import WireAlert
 
@@ -28,7 +29,8 @@ def open_edge_alert(
     comment: str | None = None,
 ) -> int:
     """Insert the fleet alert of edge alert ``a`` (active, annunciated at ``opened_at``) and
-    announce it; its id."""
+    announce it; its id. Its severity is the edge's on the hub's one scale."""
+    severity = on_scale(a.severity)
     alert_id = int(
         conn.execute(
             "INSERT INTO alerts (kind, gateway_id, factory_id, sensor_id, rule_id, "
@@ -43,7 +45,7 @@ def open_edge_alert(
                 rule_id,
                 a.id,
                 a.breach_type,
-                a.severity,
+                severity,
                 opened_at,
                 a.value,
                 a.threshold_value,
@@ -52,7 +54,7 @@ def open_edge_alert(
             ),
         ).fetchone()[0]
     )
-    journal(conn, alert_id, at, actor, "opened", severity=a.severity, comment=comment)
+    journal(conn, alert_id, at, actor, "opened", severity=severity, comment=comment)
     alarm_marks.on_open(conn, alert_id, opened_at, at, limits)
     announce(conn, "alert.opened", alert_id, at, actor)
     return alert_id

@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from hub.storage.changelog import Actor, AuditEntry, actor_of, write_entry
+from hub.storage.severity import NAMES, rank
 from hub.storage.sqlbase import Conn, row_dict
 from shared.wire import WireAlert
 
@@ -41,8 +42,8 @@ SERVICE_JOIN = (
 ALERT_SELECT = (
     f"SELECT {ALERT_COLUMNS} FROM alerts a JOIN gateways g ON g.id = a.gateway_id" + SERVICE_JOIN
 )
-# Escalated / de-escalated: the edge's scaled severities and the rules' levels on one scale.
-SEVERITY_RANK = {"info": 0, "medium": 1, "warning": 1, "high": 2, "critical": 3}
+# Escalated / de-escalated, worst severity: every name a severity may have, on the one scale.
+SEVERITY_RANK = {name: rank(name) for name in NAMES}
 GATEWAY_OFFLINE_SEVERITY = "warning"
 
 
@@ -152,15 +153,17 @@ def announce(
     by: Actor,
     *,
     reannounced: bool = False,
+    escalated: bool = False,
 ) -> bool:
     """Queue a webhook event with the alert as it is now and who caused it (inside the
     changing transaction); False when the alert is silenced (shelved, or its sensor out of
     service): its transition is journaled, not announced, and :func:`reannounce` tells the
-    receivers once the silence is over."""
+    receivers once the silence is over. An escalation is announced as opened again, with
+    ``escalated``: the alarm asks for attention (and acknowledgement) anew."""
     alert = one_alert(conn, alert_id)
     if alert is None or silenced(alert, at):
         return False
-    payload = {**alert, "reannounced": reannounced, "by": by_of(by)}
+    payload = {**alert, "reannounced": reannounced, "escalated": escalated, "by": by_of(by)}
     conn.execute(
         "INSERT INTO alert_events (event_id, event, alert_id, at, payload) VALUES (?, ?, ?, ?, ?)",
         (str(uuid.uuid4()), event, alert_id, at, json.dumps(payload, separators=(",", ":"))),

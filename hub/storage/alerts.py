@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hub.storage import alarm_marks, alarm_peaks
+from hub.storage import alarm_marks, alarm_peaks, alarm_sources
 from hub.storage.alarm_marks import AlarmLimits
-from hub.storage.alert_open import open_edge_alert
+from hub.storage.alarm_sources import Prior
 from hub.storage.alert_rows import (
     ALERT_SELECT,
     JOURNAL_COLUMNS,
-    SEVERITY_RANK,
     AlertFilter,
     alert_row,
     announce,
@@ -28,12 +27,12 @@ from hub.storage.alert_rows import (
     journal_total,
     one_alert,
     reannounce,
-    rule_of,
 )
 from hub.storage.changelog import SYSTEM, Actor, actor_of
 from hub.storage.model import Conflict
 from hub.storage.selects import within
 from hub.storage.service_rows import out_of_service_sensors
+from hub.storage.severity import on_scale
 from hub.storage.sqlbase import Conn, Database, dicts
 from shared.timeutil import now
 from shared.wire import WireAlert, WireReading
@@ -58,6 +57,7 @@ class Alerts:
     ) -> None:
         """A batch's edge alerts, as the edge sent them and as fleet alerts (in ``conn``'s
         transaction; ``ids``: sensor id by key)."""
+        prior = alarm_sources.priors(conn, gateway_id, sorted({a.id for a in alerts}))
         self.upsert_edge_alerts(conn, gateway_id, ids, alerts)
         at = now()
         factory, name = conn.execute(
@@ -66,7 +66,9 @@ class Alerts:
         by = gateway(str(name))
         held_back = out_of_service_sensors(conn, {ids[a.key] for a in alerts})
         for a in alerts:
-            self._fleet_alert(conn, gateway_id, int(factory), ids[a.key], a, at, by, held_back)
+            self._fleet_alert(
+                conn, gateway_id, int(factory), ids[a.key], a, prior.get(a.id), at, by, held_back
+            )
 
     def track_peaks(
         self,
@@ -125,16 +127,16 @@ class Alerts:
         factory: int,
         sensor_id: int,
         a: WireAlert,
+        prior: Prior | None,
         at: float,
         by: Actor,
         held_back: set[int],
     ) -> None:
-        row = conn.execute(
-            "SELECT id, state, severity, value, rule_id FROM alerts "
-            "WHERE gateway_id = ? AND edge_alert_id = ?",
-            (gateway_id, a.id),
-        ).fetchone()
-        if row is None:
+        """Edge alert ``a`` as a source of its sensor's one alarm (hub.storage.alarm_sources)."""
+        alarm_id = None if prior is None else prior.alarm_id
+        if alarm_id is None:
+            if prior is not None and prior.closed:
+                return  # cleared at the edge before the hub took it (held back): nothing
             if sensor_id in held_back:
                 # Out of service: no alert at the hub; the edge's record says it was held
                 # back, and a return to service opens it if the edge still has it active.
@@ -144,62 +146,28 @@ class Alerts:
                     (gateway_id, a.id),
                 )
                 return
-            alert_id = open_edge_alert(
+            alarm_id = alarm_sources.take(
                 conn,
                 gateway_id,
                 factory,
                 sensor_id,
                 a,
-                rule_of(conn, sensor_id, a),
                 opened_at=a.opened_at,
                 at=at,
                 limits=self.limits,
                 actor=by,
             )
-            state, severity = "active", a.severity
-        else:
-            alert_id, state, severity = int(row[0]), str(row[1]), str(row[2])
-        if state != "active":
-            return  # a cleared alert stays cleared, whatever a late re-send says
-        if a.severity != severity:
-            up = SEVERITY_RANK.get(a.severity, 0) > SEVERITY_RANK.get(severity, 0)
-            conn.execute(
-                "UPDATE alerts SET severity = ?, value = ?, threshold_value = ?, updated_at = ? "
-                "WHERE id = ?",
-                (a.severity, a.value, a.threshold_value, at, alert_id),
-            )
-            if a.rule == "rule":
-                conn.execute(
-                    "UPDATE alerts SET rule_id = ? WHERE id = ?",
-                    (rule_of(conn, sensor_id, a), alert_id),
-                )
-            alarm_peaks.note_value(conn, alert_id, a.value)
-            action = "escalated" if up else "de-escalated"
-            journal(conn, alert_id, at, by, action, severity=a.severity)
-        else:
-            if row is not None and row[3] != a.value:
-                conn.execute(
-                    "UPDATE alerts SET value = ?, updated_at = ? WHERE id = ?",
-                    (a.value, at, alert_id),
-                )
-                alarm_peaks.note_value(conn, alert_id, a.value)
-            if row is not None and a.rule_id is not None and a.rule_id != row[4]:
-                # Another rule of the same severity took over (the edge names it).
-                conn.execute(
-                    "UPDATE alerts SET rule_id = ?, threshold_value = ?, updated_at = ? "
-                    "WHERE id = ?",
-                    (rule_of(conn, sensor_id, a), a.threshold_value, at, alert_id),
-                )
-        if a.closed_at is not None:
-            # A clear stamped before the open (the readings came out of order) took no time.
-            conn.execute(
-                "UPDATE alerts SET state = 'cleared', cleared_at = CASE WHEN opened_at > ? "
-                "THEN opened_at ELSE ? END, updated_at = ? WHERE id = ?",
-                (a.closed_at, a.closed_at, at, alert_id),
-            )
-            journal(conn, alert_id, at, by, "cleared", severity=a.severity)
-            alarm_marks.on_clear(conn, alert_id, max(a.closed_at, a.opened_at), at, self.limits)
-            announce(conn, "alert.cleared", alert_id, at, by)
+        was_closed = prior is not None and prior.closed
+        alarm_sources.settle(
+            conn,
+            alarm_id,
+            sensor_id,
+            a,
+            was_closed=was_closed,
+            at=at,
+            limits=self.limits,
+            actor=by,
+        )
 
     # -- read ----------------------------------------------------------------------------
 
@@ -224,8 +192,9 @@ class Alerts:
             clauses.append("a.acknowledged = ?")
             params.append(where.acknowledged)
         if where.severity is not None:
-            clauses.append("lower(a.severity) = ?")
-            params.append(where.severity.lower())
+            # An edge grade asked for (medium, high) means its place on the one scale.
+            clauses.append("a.severity = ?")
+            params.append(on_scale(where.severity))
         if where.factories is not None:
             condition, ids = within("a.factory_id", where.factories)
             clauses.append(condition)
@@ -295,16 +264,18 @@ class Alerts:
         return rows[::-1], total
 
     def active_edge_alerts(self, gateway_id: int, edge_ids: Sequence[int]) -> dict[int, float]:
-        """Of the gateway's alert ids ``edge_ids``, those the hub holds active, with the
-        opened_at it has for each."""
+        """Of the gateway's alert ids ``edge_ids``, those the hub holds active (open sources
+        of an active alarm), with the opened_at it has for each."""
         found: dict[int, float] = {}
         with self._db.reader() as conn:
             for i in range(0, len(edge_ids), 500):
                 part = list(edge_ids[i : i + 500])
                 marks = ", ".join("?" * len(part))
                 rows = conn.execute(
-                    "SELECT edge_alert_id, opened_at FROM alerts WHERE gateway_id = ? "
-                    f"AND state = 'active' AND edge_alert_id IN ({marks})",
+                    "SELECT e.alert_id, e.opened_at FROM edge_alerts e "
+                    "JOIN alerts a ON a.id = e.alarm_id WHERE e.gateway_id = ? "
+                    "AND a.state = 'active' AND e.closed_at IS NULL "
+                    f"AND e.alert_id IN ({marks})",
                     (gateway_id, *part),
                 ).fetchall()
                 found.update((int(r[0]), float(r[1])) for r in rows)

@@ -40,6 +40,7 @@ STEPS: tuple[str, ...] = (
     "alert journal by action and time",
     "out-of-service periods of sensors and machines",
     "edge alerts name the rule that fired",
+    "one alarm per sensor: edge alerts as its sources, one severity scale",
 )
 
 

@@ -171,10 +171,9 @@ class Reports:
             + within("e.opened_at", "e.closed_at")
         )
         with self._db.reader(snapshot=True) as conn:
-            mirrored = (
-                " AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.gateway_id = e.gateway_id "
-                "AND a.edge_alert_id = e.alert_id)"
-            )
+            # An edge alert that is a source of a fleet alert (its sensor's one alarm)
+            # counts through that alarm.
+            mirrored = " AND e.alarm_id IS NULL"
             fleet = (
                 "SELECT sensor_id, severity, opened_at, cleared_at FROM alerts "
                 "WHERE factory_id = ? AND sensor_id IS NOT NULL" + within("opened_at", "cleared_at")

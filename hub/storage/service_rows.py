@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from hub.storage import alarm_sources
 from hub.storage.alarm_marks import AlarmLimits
-from hub.storage.alert_open import open_edge_alert
-from hub.storage.alert_rows import journal, reannounce, rule_of
+from hub.storage.alert_rows import journal, reannounce
 from hub.storage.changelog import Actor
 from hub.storage.sqlbase import Conn, row_dict
 from shared.wire import WireAlert
@@ -101,8 +101,7 @@ def back_in_service(
             "SELECT e.gateway_id, g.factory_id, e.sensor_id, e.alert_id, e.rule, e.breach_type, "
             "e.severity, e.threshold_value, e.value, e.opened_at, e.rule_id FROM edge_alerts e "
             f"JOIN gateways g ON g.id = e.gateway_id WHERE e.sensor_id IN ({marks}) "
-            "AND e.suppressed = TRUE AND e.closed_at IS NULL AND NOT EXISTS (SELECT 1 FROM "
-            "alerts a WHERE a.gateway_id = e.gateway_id AND a.edge_alert_id = e.alert_id) "
+            "AND e.suppressed = TRUE AND e.closed_at IS NULL AND e.alarm_id IS NULL "
             "ORDER BY e.opened_at, e.id",
             part,
         ).fetchall()
@@ -121,13 +120,13 @@ def back_in_service(
                 opened_at=float(opened),
                 rule_id=None if rid is None else int(rid),
             )
-            open_edge_alert(
+            # One alarm per sensor: the first opens it, the others are its sources.
+            alarm_sources.take(
                 conn,
                 int(gw),
                 int(factory),
                 int(sensor),
                 a,
-                rule_of(conn, int(sensor), a),
                 opened_at=at,
                 at=at,
                 limits=limits,

@@ -68,7 +68,7 @@ def test_a_shelved_alert_is_silent_and_announced_again_when_unshelved(
     alert_id = send(storage, gateway, 1, OPEN)
     assert storage.shelve_alert(alert_id, OPERATOR, now() + 3600, "noisy") is not None
     # escalated and acknowledged while shelved: journaled, not announced
-    send(storage, gateway, 2, msgspec.structs.replace(OPEN, severity="high", value=99.0))
+    send(storage, gateway, 2, msgspec.structs.replace(OPEN, severity="critical", value=99.0))
     assert storage.acknowledge_alert(alert_id, OPERATOR, "seen") is not None
     assert events(storage) == [("alert.opened", False)]
     assert storage.unshelve_alert(alert_id, OPERATOR, "back") is not None
@@ -77,7 +77,7 @@ def test_a_shelved_alert_is_silent_and_announced_again_when_unshelved(
     assert actions == ["opened", "shelved", "escalated", "acknowledged", "unshelved"]
     # the re-announcement carries the alert as it is now
     payload = json.loads(storage.alert_events_after(1, 1)[0]["payload"])
-    assert payload["severity"] == "high" and payload["acknowledged"]
+    assert payload["severity"] == "critical" and payload["acknowledged"]
 
 
 def test_a_shelve_that_runs_out_announces_an_active_alert_once(

@@ -189,7 +189,11 @@ def test_the_role_reads_the_views(hub: Hub) -> None:
         "sensor_key": KEY,
         "gateway": "gw-1",
     }
-    assert (alert["severity"], alert["state"], alert["acknowledged"]) == ("high", "cleared", True)
+    assert (alert["severity"], alert["state"], alert["acknowledged"]) == (
+        "warning",
+        "cleared",
+        True,
+    )
     assert (alert["opened_at"], alert["cleared_at"], alert["duration_s"]) == (
         at(T0 + 90),
         at(T0 + 150),
@@ -200,8 +204,8 @@ def test_the_role_reads_the_views(hub: Hub) -> None:
     assert not alert["shelved"] and not alert["chattering"] and not alert["stale"]
     journal = alert["journal"].splitlines()
     assert [line.split(" ", 1)[1] for line in journal] == [
-        "opened (gateway) high",
-        "cleared (gateway) high",
+        "opened (gateway) warning",
+        "cleared (gateway) warning",
         "acknowledged (operator): seen it",
     ]
 
@@ -381,7 +385,7 @@ def test_the_queries_in_the_docs_run_as_the_role(hub: Hub) -> None:
         (alarm,) = conn.execute(_as_grafana_sends_it(table, 1000)).fetchall()
         assert alarm[1] == KEY and "seen it" in alarm[-1]
         (note,) = conn.execute(_as_grafana_sends_it(annotations, 1000)).fetchall()
-        assert note[2] == f"{KEY}: high above_maximum"
+        assert note[2] == f"{KEY}: warning above_maximum"
 
 
 def test_the_step_runs_again_and_copy_data_ignores_the_views(hub: Hub) -> None:

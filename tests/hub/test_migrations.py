@@ -23,6 +23,7 @@ from hub.storage.audit import Actor, AuditEntry
 from hub.storage.migrations import STEPS, not_needed
 from hub.storage.postgres.schema import MIGRATIONS as PG_MIGRATIONS
 from hub.storage.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
+from tests.hub.conftest import query
 from tests.pg import PgServer
 
 DATA = Path(__file__).parent / "data"
@@ -149,6 +150,11 @@ def test_a_released_database_reads_back_the_same(
         ("cleared", None),
         ("acknowledged", "seen it"),
     ]
+    # The edge's grade ("high") stays in its own record; the alert and its journal are on
+    # the one scale, and the edge alert is the source of the alert it opened.
+    assert edge["severity"] == "high" and fleet["severity"] == "warning"
+    assert [j["severity"] for j in journal] == ["warning", "warning", None]
+    assert query(storage, "SELECT alert_id, alarm_id FROM edge_alerts") == [(1, 1)]
     audit, total = storage.audit_page(0, 50)
     assert total == 5
     assert sorted(e["action"] for e in audit) == [

@@ -130,7 +130,7 @@ def test_an_active_alert_is_suppressed_while_out_of_service(storage: Storage, ed
     ]
     assert view["out_of_service_since"] is not None
     # escalated and acknowledged while out of service: journaled, not announced
-    edge.send(msgspec.structs.replace(OPEN, severity="high", value=99.0))
+    edge.send(msgspec.structs.replace(OPEN, severity="critical", value=99.0))
     storage.acknowledge_alert(alert_id, OPERATOR, "seen")
     assert events(storage) == [("alert.opened", False, alert_id)]
     storage.service.put_back(sensor, OPERATOR, None)
@@ -143,7 +143,7 @@ def test_an_active_alert_is_suppressed_while_out_of_service(storage: Storage, ed
         "in_service",
     ]
     payload = json.loads(storage.alert_events_after(1, 1)[0]["payload"])
-    assert alert_view(payload)["out_of_service"] is False and payload["severity"] == "high"
+    assert alert_view(payload)["out_of_service"] is False and payload["severity"] == "critical"
 
 
 def test_an_alert_cleared_while_out_of_service_is_not_announced_again(

@@ -37,3 +37,20 @@ def journal_by_action(conn: psycopg.Connection[Any]) -> None:
 def edge_rule_ids(conn: psycopg.Connection[Any]) -> None:
     """Step "edge alerts name the rule that fired", as on SQLite."""
     conn.execute("ALTER TABLE edge_alerts ADD COLUMN IF NOT EXISTS rule_id bigint")
+
+
+def alarm_sources(conn: psycopg.Connection[Any]) -> None:
+    """Step "one alarm per sensor: edge alerts as its sources, one severity scale", as on SQLite."""
+    conn.execute("ALTER TABLE edge_alerts ADD COLUMN IF NOT EXISTS alarm_id bigint")
+    for sql in SOURCES_AND_SCALE:
+        conn.execute(sql)
+
+
+# As on SQLite (hub/storage/sqlite/schema/alarm_marks.py). Safe to run again.
+SOURCES_AND_SCALE = (
+    "UPDATE edge_alerts e SET alarm_id = a.id FROM alerts a WHERE e.alarm_id IS NULL "
+    "AND a.gateway_id = e.gateway_id AND a.edge_alert_id = e.alert_id",
+    "CREATE INDEX IF NOT EXISTS edge_alerts_alarm ON edge_alerts (alarm_id)",
+    "UPDATE alerts SET severity = 'warning' WHERE severity IN ('medium', 'high')",
+    "UPDATE alert_journal SET severity = 'warning' WHERE severity IN ('medium', 'high')",
+)

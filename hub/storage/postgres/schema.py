@@ -25,6 +25,7 @@ from hub.storage.model import StorageError
 from hub.storage.postgres.actors import actors
 from hub.storage.postgres.alarm_marks import (
     alarm_marks,
+    alarm_sources,
     edge_rule_ids,
     journal_by_action,
     peak_value,
@@ -403,6 +404,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "alert journal by action and time": journal_by_action,
         "out-of-service periods of sensors and machines": service_periods,
         "edge alerts name the rule that fired": edge_rule_ids,
+        "one alarm per sensor: edge alerts as its sources, one severity scale": alarm_sources,
     }
 )
 

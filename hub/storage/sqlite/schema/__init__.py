@@ -9,6 +9,7 @@ from hub.storage.migrations import Migration, not_needed, numbered
 from hub.storage.sqlite.schema.actors import actors
 from hub.storage.sqlite.schema.alarm_marks import (
     alarm_marks,
+    alarm_sources,
     edge_rule_ids,
     journal_by_action,
     peak_value,
@@ -62,5 +63,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "alert journal by action and time": journal_by_action,
         "out-of-service periods of sensors and machines": service_periods,
         "edge alerts name the rule that fired": edge_rule_ids,
+        "one alarm per sensor: edge alerts as its sources, one severity scale": alarm_sources,
     }
 )

@@ -49,3 +49,25 @@ def edge_rule_ids(conn: sqlite3.Connection) -> None:
     present = {row[1] for row in conn.execute("PRAGMA table_info(edge_alerts)")}
     if "rule_id" not in present:
         conn.execute("ALTER TABLE edge_alerts ADD COLUMN rule_id INTEGER")
+
+
+def alarm_sources(conn: sqlite3.Connection) -> None:
+    """Step "one alarm per sensor: edge alerts as its sources, one severity scale":
+    ``edge_alerts.alarm_id``, the fleet alert an edge alert is a source of
+    (hub.storage.alarm_sources), filled for the alerts of older releases (one source each);
+    severities on the one scale (hub.storage.severity)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(edge_alerts)")}
+    if "alarm_id" not in present:
+        conn.execute("ALTER TABLE edge_alerts ADD COLUMN alarm_id INTEGER")
+    for sql in SOURCES_AND_SCALE:
+        conn.execute(sql)
+
+
+# Shared with PostgreSQL's step (hub/storage/postgres/alarm_marks.py). Safe to run again.
+SOURCES_AND_SCALE = (
+    "UPDATE edge_alerts SET alarm_id = (SELECT a.id FROM alerts a WHERE a.gateway_id = "
+    "edge_alerts.gateway_id AND a.edge_alert_id = edge_alerts.alert_id) WHERE alarm_id IS NULL",
+    "CREATE INDEX IF NOT EXISTS edge_alerts_alarm ON edge_alerts (alarm_id)",
+    "UPDATE alerts SET severity = 'warning' WHERE severity IN ('medium', 'high')",
+    "UPDATE alert_journal SET severity = 'warning' WHERE severity IN ('medium', 'high')",
+)
