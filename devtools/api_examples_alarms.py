@@ -17,6 +17,22 @@ Show = Callable[..., None]
 KEY = "line1/press4/pressure"
 
 
+ONE_ALARM_NOTE = (
+    "One alarm per sensor, on one severity scale "
+    "([alarms](alarms.md#one-alarm-per-sensor-one-severity-scale)): `severity` is `info`, "
+    "`warning` or `critical` for every kind (the edge's threshold grades `medium` and `high` "
+    "are `warning`; the `severity` filter takes those names too, for their place on the "
+    "scale). The edge alerts of one sensor active at the same time (a threshold, a rule, a "
+    "rate of change) are one alert: at the severity of the most severe of them, its `kind`, "
+    "`rule_id`, `breach_type`, `threshold_value` and `value` those of the one that decides "
+    "it; it clears when the last of them clears. A second source that raises it is journaled "
+    "`escalated` (the comment names the rule or threshold), withdraws an acknowledgement "
+    "(journaled `unacknowledged`) and is sent to webhooks as `alert.opened` with "
+    "`escalated: true`; one that does not raise it is journaled `source_opened`; one that "
+    "clears while others stand, `de-escalated` (when the severity falls) or `source_cleared`."
+)
+
+
 def alarm_examples(
     lines: list[str],
     show: Show,
@@ -109,7 +125,7 @@ def alarm_examples(
         "minimum, from the readings stamped between `opened_at` and `cleared_at` and the "
         "values the edge reported; null for a gateway's alert), `threshold_value`. "
         "`GET /api/v1/alerts/{id}` adds the `journal` (its newest 100 transitions) and "
-        "`journal_total` (below).",
+        "`journal_total` (below).\n\n" + ONE_ALARM_NOTE,
     )
     alert_id = active()[0]["id"]
     machine_id = c.get(f"/api/v1/sensors/{sid}").json()["data"]["machine_id"]
