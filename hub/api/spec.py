@@ -55,7 +55,11 @@ _SCHEMAS.update(
                 "gateway_id": {"type": "string"},
                 "factory_id": {"type": "integer"},
                 "rule_id": {"type": ["integer", "null"]},
-                "severity": {"type": "string"},
+                "severity": {
+                    "enum": ["info", "warning", "critical"],
+                    "description": "one scale for every kind: the most severe of the sensor's "
+                    "edge alerts active together (one alarm per sensor)",
+                },
                 "state": {"enum": ["active", "cleared"]},
                 "acknowledged": {"type": "boolean"},
                 "acknowledged_at": _TIME,
@@ -165,7 +169,8 @@ ALARM_OPS: dict[tuple[str, str], Op] = {
                 "severity",
                 "query",
                 {"enum": ["info", "medium", "warning", "high", "critical"]},
-                "severity (case-insensitive)",
+                "severity on the one scale, info < warning < critical (case-insensitive; the "
+                "edge's threshold grades medium and high mean warning)",
             ),
             _param(
                 "kind",

@@ -31,7 +31,7 @@ from hub.storage.sqlbase import Conn
 from shared.wire import WireAlert
 
 _SOURCE_COLUMNS = (
-    "alert_id, rule, breach_type, severity, threshold_value, value, opened_at, rule_id"
+    "gateway_id, alert_id, rule, breach_type, severity, threshold_value, value, opened_at, rule_id"
 )
 
 
@@ -182,15 +182,16 @@ def _escalate(
     announce(conn, "alert.opened", alarm_id, at, actor, escalated=True)
 
 
-def _top_source(conn: Conn, alarm_id: int) -> WireAlert | None:
-    """The alarm's most severe active source (the earliest of equals), or None."""
-    best: WireAlert | None = None
+def _top_source(conn: Conn, alarm_id: int) -> tuple[int, WireAlert] | None:
+    """The alarm's most severe active source (the earliest of equals) with its gateway, or
+    None."""
+    best: tuple[int, WireAlert] | None = None
     for row in conn.execute(
         f"SELECT {_SOURCE_COLUMNS} FROM edge_alerts WHERE alarm_id = ? AND closed_at IS NULL "
         "ORDER BY opened_at, id",
         (alarm_id,),
     ).fetchall():
-        edge_id, rule, breach, severity, threshold, value, opened, rid = row
+        gateway_id, edge_id, rule, breach, severity, threshold, value, opened, rid = row
         source = WireAlert(
             id=int(edge_id),
             key="",
@@ -202,14 +203,15 @@ def _top_source(conn: Conn, alarm_id: int) -> WireAlert | None:
             opened_at=float(opened),
             rule_id=None if rid is None else int(rid),
         )
-        if best is None or rank(source.severity) > rank(best.severity):
-            best = source
+        if best is None or rank(source.severity) > rank(best[1].severity):
+            best = (int(gateway_id), source)
     return best
 
 
 def settle(
     conn: Conn,
     alarm_id: int,
+    gateway_id: int,
     sensor_id: int,
     a: WireAlert,
     *,
@@ -234,9 +236,10 @@ def settle(
     if a.closed_at is not None:
         _source_cleared(conn, alarm_id, sensor_id, a, rule_id, str(severity), at, limits, actor)
         return
-    top = _top_source(conn, alarm_id)
-    if top is None:
+    found = _top_source(conn, alarm_id)
+    if found is None:
         return
+    top_gateway, top = found
     if rank(top.severity) > rank(severity):
         _escalate(conn, alarm_id, sensor_id, a, rule_id, at, actor)
     elif rank(top.severity) < rank(severity):
@@ -253,8 +256,8 @@ def settle(
             comment=describe(top_rule, top),
         )
     elif (
-        a.rule == kind
-        and rank(a.severity) == rank(severity)
+        (top_gateway, top.id) == (gateway_id, a.id)
+        and a.rule == kind
         and (a.value != value or (rule_id is not None and rule_id != current_rule))
     ):
         # The deciding source moved within its level: its latest value (and the rule of
@@ -280,8 +283,8 @@ def _source_cleared(
     actor: Actor,
 ) -> None:
     assert a.closed_at is not None
-    top = _top_source(conn, alarm_id)
-    if top is None:
+    found = _top_source(conn, alarm_id)
+    if found is None:
         # The last source cleared: so does the alarm. A clear stamped before the open (the
         # readings came out of order) took no time.
         conn.execute(
@@ -293,6 +296,7 @@ def _source_cleared(
         alarm_marks.on_clear(conn, alarm_id, max(a.closed_at, a.opened_at), at, limits)
         announce(conn, "alert.cleared", alarm_id, at, actor)
         return
+    top = found[1]
     if rank(top.severity) < rank(severity):
         top_rule = rule_of(conn, sensor_id, top)
         _decide(conn, alarm_id, top, top_rule)

@@ -161,6 +161,7 @@ class Alerts:
         alarm_sources.settle(
             conn,
             alarm_id,
+            gateway_id,
             sensor_id,
             a,
             was_closed=was_closed,

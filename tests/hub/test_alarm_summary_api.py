@@ -44,21 +44,26 @@ def _alert_id(hub: HubProcess, sensor: int) -> int:
 
 def test_the_roll_up_from_sensor_to_fleet(hub: HubProcess) -> None:
     t = now()
-    keys = ["sum/machine3/temp", "sum/machine3/pres", "sum/machine1/temp", "sum/machine2/temp"]
+    keys = [
+        "sum/machine3/temp",
+        "sum/machine3/pres",
+        "sum/machine1/temp",
+        "sum/machine2/temp",
+        "sum/machine1/pres",
+    ]
     readings = [WireReading(7000 + i, k, t - 10, 90.0 + i, "C") for i, k in enumerate(keys)]
     alerts = [
         _alert(7001, keys[0], "critical", t - 60),
         _alert(7002, keys[1], "critical", t - 50),
         _alert(7003, keys[2], "warning", t - 40),
-        _alert(7004, keys[2], "high", t - 30),
+        _alert(7004, keys[4], "critical", t - 30),
     ]
     ingest(hub, Batch(gateway_id="gw-01", readings=readings, alerts=alerts))
-    machine1_temp = sensor_of(hub, keys[2])
-    ids = [int(a["id"]) for a in get(hub, f"{API}/alerts", sensor_id=machine1_temp).json()["data"]]
-    warning, high = sorted(ids)
-    # On machine1: the warning acknowledged (still active), the high shelved (suppressed).
+    warning = _alert_id(hub, sensor_of(hub, keys[2]))
+    critical = _alert_id(hub, sensor_of(hub, keys[4]))
+    # On machine1: the warning acknowledged (still active), the critical shelved (suppressed).
     _admin_post(hub, f"{API}/alerts/{warning}/ack", {"comment": "seen"})
-    _admin_post(hub, f"{API}/alerts/{high}/shelve", {"duration_s": 3600, "comment": "known"})
+    _admin_post(hub, f"{API}/alerts/{critical}/shelve", {"duration_s": 3600, "comment": "known"})
 
     fleet = get(hub, f"{API}/alarm-summary").json()["data"]
     assert fleet["alarms"] == {
@@ -85,7 +90,7 @@ def test_the_roll_up_from_sensor_to_fleet(hub: HubProcess) -> None:
     assert set(in_alarm) == {"machine3", "machine1"}
     assert in_alarm["machine3"]["worst_severity"] == "critical"
     assert in_alarm["machine3"]["active"] == 2 and in_alarm["machine3"]["unacknowledged"] == 2
-    # machine1: the shelved high does not make it worse than warning.
+    # machine1: the shelved critical does not make it worse than warning.
     assert in_alarm["machine1"] == {
         "worst_severity": "warning",
         "active": 1,

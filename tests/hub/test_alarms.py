@@ -101,7 +101,8 @@ def test_edge_alert_becomes_a_fleet_alert_with_a_journal(ops: HubProcess) -> Non
     assert alert["kind"] == "threshold"
     assert alert["state"] == "active" and alert["acknowledged"] is False
     assert alert["status"] == "active_unack"
-    assert alert["gateway_id"] == "gw-01" and alert["severity"] == "medium"
+    # the edge's "medium" on the one scale
+    assert alert["gateway_id"] == "gw-01" and alert["severity"] == "warning"
     assert alert["value"] == 85.0 and alert["threshold_value"] == 80.0
     # a re-sent batch changes nothing
     send(ops, a)
@@ -117,14 +118,14 @@ def test_severity_escalates_and_de_escalates_in_place(ops: HubProcess) -> None:
     send(ops, edge_alert("lc/m2/temp", id=a.id, severity="high", value=112.0))
     send(ops, edge_alert("lc/m2/temp", id=a.id, severity="high", value=112.0, closed_at=T0 + 9))
     got = detail(ops, alert_id)
-    assert got["state"] == "cleared" and got["severity"] == "high"
+    assert got["state"] == "cleared" and got["severity"] == "warning"
     assert got["cleared_at"] is not None
     journal = [(e["action"], e["severity"]) for e in got["journal"]]
     assert journal == [
-        ("opened", "medium"),
+        ("opened", "warning"),
         ("escalated", "critical"),
-        ("de-escalated", "high"),
-        ("cleared", "high"),
+        ("de-escalated", "warning"),
+        ("cleared", "warning"),
     ]
     gateway = {"kind": "gateway", "name": "gw-01", "display": None, "role": "gateway"}
     assert all(e["by"] == {**gateway, "token_id": None} for e in got["journal"])

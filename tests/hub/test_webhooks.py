@@ -258,7 +258,7 @@ def test_a_shelved_alert_sends_nothing_until_announced_again(
             act = f"/api/v1/alerts/{row['id']}"
             assert c.post(f"{act}/shelve", json={"duration_s": 3600}).status_code == 200
             # while shelved: an escalation and an acknowledgement send nothing ...
-            ingest(hub, 2, msgspec.structs.replace(first, severity="high", value=99.0))
+            ingest(hub, 2, msgspec.structs.replace(first, severity="critical", value=99.0))
             assert c.post(f"{act}/ack", json={"comment": "seen"}).status_code == 200
             # ... and lifting the shelve announces it again, once
             assert c.post(f"{act}/unshelve", json={}).status_code == 200
@@ -267,7 +267,7 @@ def test_a_shelved_alert_sends_nothing_until_announced_again(
             ("alert.opened", False),
             ("alert.opened", True),
         ]
-        assert got[1]["alert"]["severity"] == "high" and got[1]["alert"]["acknowledged"]
+        assert got[1]["alert"]["severity"] == "critical" and got[1]["alert"]["acknowledged"]
         assert got[1]["alert"]["shelved"] is False
         # announced again because the operator lifted the shelve: the operator caused it
         assert (got[1]["by"]["kind"], got[1]["by"]["role"]) == ("token", "operator")
