@@ -1,7 +1,8 @@
-"""The demo's alarm story, run beside the live summary: an admin sets an alert rule on a sensor,
-a spike is published on MQTT, the edge opens the alert (offline-capable, in the Rust engine),
-it reaches the hub, an operator acknowledges it with a comment, and it clears once the values
-are back to normal. :attr:`AlarmStory.status` is the step reached, for the summary line."""
+"""The demo's alarm story, run beside the live summary: an admin sets a sensor's maximum and an
+alert rule on it, a spike is published on MQTT, the edge opens an alert for each
+(offline-capable, in the Rust engine), they reach the hub as ONE alarm at the more severe of
+the two, an operator acknowledges it with a comment, and it clears once the values are back
+to normal. :attr:`AlarmStory.status` is the step reached, for the summary line."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from devtools.stack import Hub
 
 KEY = "demo/press/temp"
 TOPIC = f"factory/{KEY}"
-NORMAL, SPIKE, THRESHOLD = 40.0, 130.0, 100.0
+# The spike passes both the sensor's maximum (by 8 %: "medium" at the edge, a warning) and
+# the CRITICAL rule: one alarm, critical.
+NORMAL, SPIKE, MAXIMUM, THRESHOLD = 40.0, 130.0, 120.0, 100.0
 
 
 class AlarmStory(threading.Thread):
@@ -81,27 +84,30 @@ class AlarmStory(threading.Thread):
                 return int(rows[0]["id"]) if rows else None
 
             sensor_id = self._until(sensor, feed=NORMAL)
+            c.put(f"/api/v1/sensors/{sensor_id}/thresholds", json={"max": MAXIMUM})
             rule = c.post(
                 f"/api/v1/sensors/{sensor_id}/rules",
                 json={
                     "condition": "GREATER_THAN",
                     "threshold": THRESHOLD,
-                    "severity": "WARNING",
+                    "severity": "CRITICAL",
                     "deadband": 5.0,
                 },
             ).json()["data"]
-            self._say(f"rule #{rule['id']} {KEY} > {THRESHOLD:g} WARNING")
+            self._say(f"max {MAXIMUM:g}, rule #{rule['id']} > {THRESHOLD:g} CRITICAL")
 
             def active() -> dict[str, Any] | None:
                 rows = c.get(
                     "/api/v1/alerts", params={"sensor_id": sensor_id, "state": "active"}
                 ).json()["data"]
-                return rows[0] if rows else None
+                # One alarm for the sensor; critical once the rule has fired too.
+                return rows[0] if len(rows) == 1 and rows[0]["severity"] == "critical" else None
 
-            # The rule reaches the edge with the next sync; the spike goes on until it fires.
+            # The maximum and the rule reach the edge with the next sync; the spike goes on
+            # until both have fired.
             self._say(f"spike {SPIKE:g}")
             alert = self._until(active, feed=SPIKE)
-            self._say(f"alert #{alert['id']} open ({alert['severity']})")
+            self._say(f"one alarm #{alert['id']} open ({alert['severity']})")
             time.sleep(1.0)  # let a person read it
             op.post(f"/api/v1/alerts/{alert['id']}/ack", json={"comment": "demo: checked"})
             self._say("acknowledged by operator")
