@@ -14,9 +14,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from hub.storage.model import ReadingRow
+from hub.storage.model import GatewayReport, ReadingRow
 from hub.storage.sqlbase import Conn, Database, expire_rows, oldest_in
 
 T = TypeVar("T")
@@ -29,6 +30,19 @@ class Fold(Protocol):
     def maintain(self) -> bool: ...
 
     def fold(self, conn: Conn, rows: Sequence[ReadingRow]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UsualBatch:
+    """What storing a usual batch at once did (:meth:`Dialect.store_usual`): ``accepted``
+    readings stored (all of the batch's), the factory's rules version (None: the token or
+    gateway is revoked), and whether the gateway's offline alert is active or a sensor of
+    the batch has an active alert (the caller attends to those in the same transaction)."""
+
+    accepted: int
+    config_version: int | None
+    offline_active: bool
+    alerts_active: bool
 
 
 class Dialect(ABC):
@@ -54,6 +68,23 @@ class Dialect(ABC):
     def insert_readings(self, conn: Conn, rows: list[ReadingRow], rollups: Fold) -> int:
         """Insert rows, skipping ids already stored, and fold the new ones into the rollups
         (when maintained) in the same transaction; returns how many were new."""
+
+    def store_usual(
+        self,
+        conn: Conn,
+        gateway_id: int,
+        factory_id: int,
+        rows: list[ReadingRow],
+        sensor_ids: Sequence[int],
+        report: GatewayReport,
+        token_id: int | None,
+        rollups: Fold,
+    ) -> UsualBatch | None:
+        """Store a usual batch (every sensor known, no edge alert; ``sensor_ids`` sorted) at
+        once in ``conn``'s transaction: sensors locked, readings, rollups, scan queue,
+        gateway report. None, with nothing written, when the engine has no such way or the
+        batch is not usual after all; the caller then goes step by step."""
+        return None
 
     def guard_batch(self, store: Callable[[], T], times: Callable[[], Sequence[float]]) -> T:
         """Run ``store`` (a whole batch's transaction), retried the engine's way when the

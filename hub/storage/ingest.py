@@ -70,6 +70,8 @@ class Ingest:
         self._rollups = rollups
         self._alerts = alerts
         self._offline = offline
+        # Usual batches in one go where the engine can (the dialect's ``store_usual``).
+        self.at_once = True
 
     def insert_rows(self, conn: Conn, rows: list[ReadingRow]) -> int:
         """Insert rows, skipping ids already stored, folded into the rollups in ``conn``'s
@@ -179,6 +181,11 @@ class Ingest:
         token_id: int | None,
     ) -> StoreResult:
         with self._db.write() as conn:
+            usual = self._store_usual(
+                conn, gateway_id, factory_id, readings, report, alerts, token_id
+            )
+            if usual is not None:
+                return usual
             keyed: Sequence[WireReading] = readings
             if alerts:
                 # An alert's sensor normally arrived with its reading; make sure it exists.
@@ -229,6 +236,49 @@ class Ingest:
             self._cache.setdefault(factory_id, {}).update(created)
         return StoreResult(
             accepted=accepted, duplicates=len(readings) - accepted, config_version=int(version)
+        )
+
+    def _store_usual(
+        self,
+        conn: Conn,
+        gateway_id: int,
+        factory_id: int,
+        readings: Sequence[WireReading],
+        report: GatewayReport,
+        alerts: Sequence[WireAlert],
+        token_id: int | None,
+    ) -> StoreResult | None:
+        """The fleet's steady state, where the engine can store it at once (the dialect's
+        ``store_usual``): readings of sensors the cache knows, no edge alert. None when the
+        batch goes step by step (:meth:`_store`), nothing written yet."""
+        cache = self._cache.get(factory_id)
+        if alerts or not readings or cache is None or not self.at_once:
+            return None
+        try:
+            ids = [cache[r.key] for r in readings]
+        except KeyError:
+            return None  # a new sensor: made step by step
+        base = reading_id(gateway_id, 0)
+        rows = [
+            (base + r.seq, sid, r.ts, r.value, gateway_id, r.seq)
+            for r, sid in zip(readings, ids, strict=True)
+        ]
+        done = self._dialect.store_usual(
+            conn, gateway_id, factory_id, rows, sorted(set(ids)), report, token_id, self._rollups
+        )
+        if done is None:
+            return None
+        if done.config_version is None:
+            raise TokenRevoked("the batch's token or gateway is revoked")
+        if done.alerts_active:
+            # An active alert's peak moves with its sensor's readings.
+            self._alerts.track_peaks(conn, gateway_id, cache, readings, alerts)
+        if done.offline_active:
+            self._offline.gateway_synced(conn, gateway_id)
+        return StoreResult(
+            accepted=done.accepted,
+            duplicates=len(readings) - done.accepted,
+            config_version=done.config_version,
         )
 
     def apply_marks(self, factory_id: int, marks: Sequence[WireMark]) -> int:

@@ -169,14 +169,14 @@ class Storage(ReadFace, ABC):
         self.rollups.delete_sensor = delete  # type: ignore[method-assign,assignment]
 
     # The insert of a batch's readings and the store of its edge alerts, replaceable on one
-    # storage (a test makes a batch fail half-way through its transaction).
+    # storage (a test makes a batch fail half-way); a replaced insert takes every batch.
     @property
     def _insert_readings(self) -> Callable[[Conn, list[ReadingRow]], int]:
         return self.ingest.insert_rows
 
     @_insert_readings.setter
     def _insert_readings(self, insert: Callable[[Conn, list[ReadingRow]], int]) -> None:
-        self.ingest.insert_rows = insert  # type: ignore[method-assign,assignment]
+        self.ingest.insert_rows, self.ingest.at_once = insert, False  # type: ignore[method-assign,assignment]
 
     @property
     def _upsert_alerts(self) -> Callable[..., None]:

@@ -1,6 +1,7 @@
-"""PostgreSQL ingest: a batch goes by COPY straight into readings after a probe of what is
-stored, and falls back to staging + ON CONFLICT when another process stores some of its rows
-between the probe and the COPY. Either way each (gateway, seq) is stored, and rolled up, once.
+"""PostgreSQL ingest: a usual batch (its sensors known) goes in one statement; another goes
+by COPY straight into readings after a probe of what is stored. Both fall back to staging +
+ON CONFLICT when another process stores some of its rows between the probe and the insert.
+Either way each (gateway, seq) is stored, and rolled up, once.
 
 PostgreSQL only: the SQLite engine has one writer at a time, so no store can slip in between.
 """
@@ -11,12 +12,16 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
+from devtools.stack import wait_for
 from hub.storage import GatewayReport, Storage
+from hub.storage.model import reading_id
 from hub.storage.postgres import PostgresStorage
 from shared.wire import WireReading
 from tests.hub.conftest import query
+from tests.hub.test_crud_storage import lock_waiters
 from tests.pg import PgServer
 
 REPORT = GatewayReport(0, 0, 0, "test")
@@ -24,8 +29,13 @@ T0 = 1_699_999_200.0
 
 
 @pytest.fixture
-def pg(pg_server: PgServer) -> Iterator[PostgresStorage]:
-    storage = PostgresStorage(pg_server.create_database())
+def pg_url(pg_server: PgServer) -> str:
+    return pg_server.create_database()
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[PostgresStorage]:
+    storage = PostgresStorage(pg_url)
     storage.migrate()
     yield storage
     storage.close()
@@ -110,3 +120,43 @@ def test_a_batch_of_scattered_seqs_is_probed_by_its_ids(pg: PostgresStorage) -> 
     result = pg.store_batch(gateway, factory, scattered, REPORT)
     assert (result.accepted, result.duplicates) == (30, 20)
     assert _tallies(pg) == (50, 50, 50, 50)
+
+
+def test_a_usual_batch_that_meets_another_store_is_undone_and_stored_once(
+    pg: PostgresStorage, pg_url: str
+) -> None:
+    """Another process inserts part of a usual batch and commits while the batch's one
+    statement waits on those rows: the statement's work is undone whole and the batch goes
+    the careful way, so the rows the other process stored are neither doubled nor folded
+    twice (they are not folded here at all: the test inserts them bare)."""
+    gateway, factory = _setup(pg)
+    pg.store_batch(gateway, factory, _batch(0, 3), REPORT)  # its sensors, known from now on
+    batch = _batch(3, 300)
+    pg.before_readings([r.ts for r in batch])
+    sensors = dict(query(pg, "SELECT key, id FROM sensors"))
+    other = [
+        (reading_id(gateway, r.seq), sensors[r.key], r.ts, r.value, gateway, r.seq)
+        for r in batch[:100]
+    ]
+    results: list[Any] = []
+    with psycopg.connect(pg_url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO readings (id, sensor_id, ts, value, gateway_id, seq) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            other,
+        )
+        # Uncommitted: the batch's check sees none of these rows, its insert waits on them.
+        thread = threading.Thread(
+            target=lambda: results.append(pg.store_batch(gateway, factory, batch, REPORT))
+        )
+        thread.start()
+        wait_for("the batch to wait on the other insert", lambda: lock_waiters(pg_url) > 0, 60)
+        conn.commit()
+    thread.join(60)
+    assert not thread.is_alive()
+    [result] = results
+    assert (result.accepted, result.duplicates) == (200, 100)
+    # 303 readings, each once; the rollups hold the 203 this storage stored, once each.
+    assert _tallies(pg) == (303, 303, 203, 203)
+    (queued,) = query(pg, "SELECT count(*) FROM scan_queue")
+    assert queued[0] == 3

@@ -30,15 +30,16 @@ from typing import Any, ClassVar, cast
 import psycopg
 import structlog
 
-from hub.storage.dialect import Dialect, Fold, T
-from hub.storage.model import ReadingRow
+from hub.storage.dialect import Dialect, Fold, T, UsualBatch
+from hub.storage.model import GatewayReport, ReadingRow
+from hub.storage.postgres import onetrip
 from hub.storage.postgres.catalog import after_copy, converters, primary_key, table_columns
 from hub.storage.postgres.lead import AdvisoryLeads
 from hub.storage.postgres.partitions import Partitions, day_of
 from hub.storage.postgres.pool import PgConn, PgPool
 from hub.storage.postgres.rollups import fold_rows, insert_staged, list_partitions
 from hub.storage.sqlbase import Conn, Database
-from hub.storage.tiers import first_of_each, id_range
+from hub.storage.tiers import first_of_each, fold_partials, id_range
 from shared.timeutil import now
 
 log = structlog.get_logger("hub.storage.retention")
@@ -81,6 +82,36 @@ class PgDialect(Dialect):
             if self._partitions.missing(conn, days):
                 self._partitions.ensure(conn, days)
                 self._partitions.ensure_ahead(conn, at)
+
+    def store_usual(
+        self,
+        conn: Conn,
+        gateway_id: int,
+        factory_id: int,
+        rows: list[ReadingRow],
+        sensor_ids: Sequence[int],
+        report: GatewayReport,
+        token_id: int | None,
+        rollups: Fold,
+    ) -> UsualBatch | None:
+        if _STAGED.get() or not rows:
+            return None  # a batch that raced another process goes the careful way
+        partials = fold_partials(rows) if rollups.maintain else []
+        try:
+            return onetrip.store(
+                cast(PgConn, conn).raw,
+                gateway_id,
+                factory_id,
+                rows[0][0] - rows[0][5],
+                rows,
+                sensor_ids,
+                partials,
+                report,
+                token_id,
+                now(),
+            )
+        except onetrip.Raced as exc:
+            raise _CopyRaced from exc
 
     def guard_batch(self, store: Callable[[], T], times: Callable[[], Sequence[float]]) -> T:
         try:

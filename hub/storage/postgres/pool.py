@@ -18,6 +18,7 @@ from psycopg.errors import ReadOnlySqlTransaction
 from psycopg_pool import ConnectionPool
 
 from hub.storage.model import Waits
+from hub.storage.postgres.onetrip import register as register_packed_arrays
 from hub.storage.postgres.reach import UNAVAILABLE, check_primary, connect_options, unavailable
 from hub.storage.postgres.rollups import ROLLUP_STAGING_DDL
 
@@ -54,6 +55,7 @@ class PgConn:
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute(STAGING_DDL)
     conn.execute(ROLLUP_STAGING_DDL)  # rollups.py: a batch's partials
+    register_packed_arrays(conn)  # onetrip.py: a batch's columns as binary arrays
 
 
 class PgPool:

@@ -1,0 +1,253 @@
+"""A usual sync batch on PostgreSQL in one statement: sensors locked, readings in, every
+rollup tier folded, the scan queue, the gateway's report and token check, and whether the
+gateway's offline alert or an active alert of its sensors needs the batch's attention.
+
+Per statement, not per row, is what a batch cost the hub and the server (docs/performance.md):
+ten statements each paid psycopg's Python (parameters adapted, results read) and a server
+round trip. Here the batch's columns travel as binary PostgreSQL arrays packed by
+:mod:`struct` in C (psycopg adapts a list element by element in Python), and one
+data-modifying WITH applies them.
+
+Only the usual batch goes this way: every sensor known to the cache, no edge alert, nothing
+of it stored before. Each write of the statement waits on ``ok`` (every sensor still there,
+locked; no reading of the batch's id and time range stored), so when that fails nothing is
+written and the careful path (hub.storage.ingest) runs in the same transaction. The order in
+which the statement takes its locks is the careful path's: sensors, readings, the tiers from
+the finest, the scan queue, the gateway.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import struct
+from collections.abc import Sequence
+from itertools import chain, repeat
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+
+from hub.storage.dialect import UsualBatch
+from hub.storage.model import GatewayReport, ReadingRow
+from hub.storage.tiers import TIERS, TierRow, id_range
+
+# PostgreSQL's type oids: int8 and float8, and their array types.
+_INT8, _FLOAT8 = 20, 701
+_INT8_ARRAY, _FLOAT8_ARRAY = 1016, 1022
+
+
+class Int8Array(bytes):
+    """An ``int8[]`` already in PostgreSQL's binary array format (:func:`int8_array`)."""
+
+
+class Float8Array(bytes):
+    """A ``float8[]`` already in PostgreSQL's binary array format (:func:`float8_array`)."""
+
+
+class _PackedDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        return bytes(obj)
+
+
+class _Int8ArrayDumper(_PackedDumper):
+    oid = _INT8_ARRAY
+
+
+class _Float8ArrayDumper(_PackedDumper):
+    oid = _FLOAT8_ARRAY
+
+
+def register(conn: psycopg.Connection[Any]) -> None:
+    """Teach ``conn`` the packed arrays (the pool does, for each connection it opens)."""
+    conn.adapters.register_dumper(Int8Array, _Int8ArrayDumper)
+    conn.adapters.register_dumper(Float8Array, _Float8ArrayDumper)
+
+
+@functools.lru_cache(maxsize=256)
+def _elements(code: str, n: int) -> struct.Struct:
+    # Each element: its length (4 bytes) then its 8 bytes, big-endian.
+    return struct.Struct(">" + ("i" + code) * n)
+
+
+def _pack(elem_oid: int, code: str, values: Sequence[Any]) -> bytes:
+    n = len(values)
+    if n == 0:
+        return struct.pack(">iiI", 0, 0, elem_oid)
+    # One dimension, no NULLs, the element type; then the dimension: length, lower bound 1.
+    head = struct.pack(">iiIii", 1, 0, elem_oid, n, 1)
+    return head + _elements(code, n).pack(*chain.from_iterable(zip(repeat(8), values)))
+
+
+def int8_array(values: Sequence[int]) -> Int8Array:
+    return Int8Array(_pack(_INT8, "q", values))
+
+
+def float8_array(values: Sequence[float]) -> Float8Array:
+    return Float8Array(_pack(_FLOAT8, "d", values))
+
+
+_TIER_COLUMNS = (
+    "sensor_id, bucket, min, max, sum, count, first_ts, first_id, first_value, "
+    "last_ts, last_id, last_value"
+)
+# The partial columns' packers, in _TIER_COLUMNS order.
+_PARTIAL_PACK = (
+    int8_array, float8_array, float8_array, float8_array, float8_array, int8_array,
+    float8_array, int8_array, float8_array, float8_array, int8_array, float8_array,
+)  # fmt: skip
+
+
+def _tier_sql(table: str, number: int, after: str | None) -> str:
+    t = table
+    earlier = f"(excluded.first_ts, excluded.first_id) < ({t}.first_ts, {t}.first_id)"
+    later = f"(excluded.last_ts, excluded.last_id) > ({t}.last_ts, {t}.last_id)"
+    # A finer tier's part is read first, so that it runs to its end before this one starts:
+    # every batch locks the tier rows it shares with another in the same order.
+    wait = "" if after is None else f" AND (SELECT count(*) FROM {after}) >= 0"
+    return (
+        f"t{number} AS (INSERT INTO {t} ({_TIER_COLUMNS}) SELECT {_TIER_COLUMNS} FROM p "
+        f"WHERE tier = {number}{wait} ORDER BY sensor_id, bucket "
+        "ON CONFLICT (sensor_id, bucket) DO UPDATE SET "
+        f"min = least({t}.min, excluded.min), max = greatest({t}.max, excluded.max), "
+        f"sum = {t}.sum + excluded.sum, count = {t}.count + excluded.count, "
+        f"first_ts = CASE WHEN {earlier} THEN excluded.first_ts ELSE {t}.first_ts END, "
+        f"first_id = CASE WHEN {earlier} THEN excluded.first_id ELSE {t}.first_id END, "
+        f"first_value = CASE WHEN {earlier} THEN excluded.first_value ELSE {t}.first_value END, "
+        f"last_ts = CASE WHEN {later} THEN excluded.last_ts ELSE {t}.last_ts END, "
+        f"last_id = CASE WHEN {later} THEN excluded.last_id ELSE {t}.last_id END, "
+        f"last_value = CASE WHEN {later} THEN excluded.last_value ELSE {t}.last_value END "
+        "RETURNING 1)"
+    )
+
+
+def _statement(token_check: bool) -> str:
+    tiers = [
+        _tier_sql(tier.table, n, None if n == 1 else f"t{n - 1}") for n, tier in enumerate(TIERS, 1)
+    ]
+    last = f"t{len(TIERS)}"
+    token = (
+        " AND EXISTS (SELECT 1 FROM tokens WHERE id = %(token)s AND NOT revoked)"
+        if token_check
+        else ""
+    )
+    return (
+        "WITH lk AS (SELECT id FROM sensors WHERE id = ANY(%(sensors)b) ORDER BY id "
+        "FOR KEY SHARE), "
+        "ok AS (SELECT (SELECT count(*) FROM lk) = %(nsensors)s AND NOT EXISTS "
+        "(SELECT 1 FROM readings WHERE id BETWEEN %(lo)s AND %(hi)s "
+        "AND ts BETWEEN %(tlo)s AND %(thi)s) AS ok), "
+        "ins AS (INSERT INTO readings (id, sensor_id, ts, value, gateway_id, seq) "
+        "SELECT r.id, r.sensor_id, r.ts, r.value, %(gw)s, r.id - %(base)s "
+        "FROM unnest(%(ids)b, %(rsensors)b, %(ts)b, %(values)b) AS r(id, sensor_id, ts, value) "
+        "WHERE (SELECT ok FROM ok) ORDER BY r.id ON CONFLICT (id, ts) DO NOTHING RETURNING 1), "
+        "n AS (SELECT count(*) AS n FROM ins), "
+        # The partials fold in only when every reading went in: when another hub process
+        # stored some meanwhile the caller undoes the batch and stores it the careful way.
+        f"p AS (SELECT * FROM unnest({', '.join(f'%(p{i})b' for i in range(13))}) "
+        f"AS p(tier, {_TIER_COLUMNS}) WHERE (SELECT n FROM n) = %(nrows)s), "
+        + ", ".join(tiers)
+        + ", sq AS (INSERT INTO scan_queue (sensor_id) SELECT s FROM unnest(%(sensors)b) "
+        f"WITH ORDINALITY AS q(s, o) WHERE (SELECT count(*) FROM {last}) >= 0 "
+        "AND (SELECT n FROM n) > 0 ORDER BY o ON CONFLICT DO NOTHING RETURNING 1), "
+        "gw AS (UPDATE gateways SET last_seen = %(now)s, backlog = %(backlog)s, "
+        "dropped = %(dropped)s, dead_letters = %(dead)s, agent_version = %(agent)s "
+        f"WHERE id = %(gw)s AND NOT revoked{token} AND (SELECT ok FROM ok) "
+        "AND (SELECT count(*) FROM sq) >= 0 "
+        "RETURNING (SELECT config_version FROM factories WHERE id = %(factory)s)) "
+        # Read left to right: the writes run in the order above.
+        "SELECT (SELECT ok FROM ok), (SELECT n FROM n), (SELECT count(*) FROM gw), "
+        "(SELECT max(config_version) FROM gw), "
+        "EXISTS (SELECT 1 FROM alerts WHERE gateway_id = %(gw)s AND kind = 'gateway_offline' "
+        "AND state = 'active'), "
+        "EXISTS (SELECT 1 FROM alerts WHERE state = 'active' AND sensor_id = ANY(%(sensors)b))"
+    )
+
+
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with its named placeholders as PostgreSQL's own ``$1, $2 ...``, and the names
+    in that order. Sent by a raw cursor: psycopg parses a statement for its placeholders on
+    every call when it is longer than its cache takes (4 kB), which cost more than the
+    statement's own round trip."""
+    names: list[str] = []
+
+    def number(m: re.Match[str]) -> str:
+        if m[1] not in names:
+            names.append(m[1])
+        return f"${names.index(m[1]) + 1}"
+
+    return re.sub(r"%\((\w+)\)[sb]", number, sql), tuple(names)
+
+
+_SQL = {True: _numbered(_statement(True)), False: _numbered(_statement(False))}
+
+
+class Raced(Exception):
+    """Another process stored some of the batch's readings between the statement's check
+    and its insert: the caller undoes the transaction and stores the batch the careful way."""
+
+
+def store(
+    conn: psycopg.Connection[Any],
+    gateway_id: int,
+    factory_id: int,
+    base: int,
+    rows: Sequence[ReadingRow],
+    sensor_ids: Sequence[int],
+    partials: Sequence[Sequence[TierRow]],
+    report: GatewayReport,
+    token_id: int | None,
+    at: float,
+) -> UsualBatch | None:
+    """Apply the batch ``rows`` (ids ``base + seq``) in one statement in ``conn``'s open
+    transaction; None, with nothing written, when it is not the usual batch (module doc)."""
+    span = id_range(rows)
+    if span is None:
+        return None
+    ids, sensors, ts, values = list(zip(*rows, strict=True))[:4]
+    tiers = list(chain.from_iterable(repeat(n, len(p)) for n, p in enumerate(partials, 1)))
+    columns = list(zip(*chain.from_iterable(partials), strict=True)) or [()] * 12
+    params: dict[str, Any] = {
+        "sensors": int8_array(sensor_ids),
+        "nsensors": len(sensor_ids),
+        "lo": span[0],
+        "hi": span[1],
+        "tlo": min(ts),
+        "thi": max(ts),
+        "gw": gateway_id,
+        "base": base,
+        "ids": int8_array(ids),
+        "rsensors": int8_array(sensors),
+        "ts": float8_array(ts),
+        "values": float8_array(values),
+        "nrows": len(rows),
+        "p0": int8_array(tiers),
+        **{
+            f"p{i + 1}": pack(col)
+            for i, (pack, col) in enumerate(zip(_PARTIAL_PACK, columns, strict=True))
+        },
+        "now": at,
+        "backlog": report.backlog,
+        "dropped": report.dropped,
+        "dead": report.dead_letters,
+        "agent": report.agent_version,
+        "factory": factory_id,
+        "token": token_id,
+    }
+    sql, names = _SQL[token_id is not None]
+    row = psycopg.RawCursor(conn).execute(sql, [params[n] for n in names]).fetchone()
+    assert row is not None  # a SELECT without FROM answers one row
+    ok, accepted, reported, version, offline, alerts = row
+    if not ok:
+        return None
+    if accepted != len(rows):
+        raise Raced
+    return UsualBatch(
+        accepted=int(accepted),
+        config_version=int(version) if reported else None,
+        offline_active=bool(offline),
+        alerts_active=bool(alerts),
+    )
