@@ -78,8 +78,10 @@ def _stages(
 
 def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> dict[str, Any]:
     """Per-request CPU (ms) of each stage, and the server's when ``server_pid`` is given:
-    ``requests`` with the hub's token cache, and as many without it (``*_uncached``), in
-    turns (three rounds each) so that load from elsewhere lands on both sides alike."""
+    ``requests`` as the hub runs them, as many without its token cache (``*_uncached``) and
+    as many stored step by step, a statement per part as before the one-statement batch
+    (``*_steps``), in turns (three rounds each) so that load from elsewhere lands on every
+    side alike."""
     storage = open_storage(url)
     try:
         storage.migrate()
@@ -89,19 +91,21 @@ def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> di
             storage.add_gateway(f"gw-{g}", "bench", hash_token(token))
             tokens.append(token)
         t0 = time.time()
-        rounds = 2 * requests // GATEWAYS + 1
+        rounds = 3 * requests // GATEWAYS + 1
         bodies = _bodies(tokens, rounds, t0)
         cache = GatewayTokenCache(storage)
-        sides: dict[str, TokenLookup] = {"uncached": storage, "cached": cache}
+        sides: dict[str, TokenLookup] = {"uncached": storage, "cached": cache, "steps": cache}
         # The first round makes the sensors and fills the caches: not what a fleet's steady
         # state costs.
         _stages(storage, cache, bodies[:GATEWAYS])
-        work = bodies[GATEWAYS : GATEWAYS + 2 * requests]
-        turns = 6
+        work = bodies[GATEWAYS : GATEWAYS + 3 * requests]
+        turns = 9
         size = len(work) // turns
         totals = {side: {"wall": 0.0, "server": 0.0, "n": 0.0} for side in sides}
+        order = list(sides)
         for turn in range(turns):
-            side = "uncached" if turn % 2 == 0 else "cached"
+            side = order[turn % len(order)]
+            storage.ingest.at_once = side != "steps"
             chunk = work[turn * size : (turn + 1) * size]
             server = CpuMeter(server_pid()).start() if server_pid else None
             wall = time.perf_counter()
@@ -115,7 +119,7 @@ def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> di
         out: dict[str, Any] = {}
         for side, spent in totals.items():
             n = spent.pop("n")
-            suffix = "" if side == "cached" else "_uncached"
+            suffix = "" if side == "cached" else f"_{side}"
             per = {k: v * 1000 / n for k, v in spent.items()}
             per["hub"] = per["auth"] + per["decode_and_check"] + per["store"]
             if server_pid is None:
@@ -167,6 +171,29 @@ def _cache_row(engine: str, cost: dict[str, float]) -> Row:
     )
 
 
+def _steps_rows(pg: dict[str, float]) -> list[Row]:
+    """The one-statement batch against the same requests stored a statement per part."""
+    return [
+        Row(
+            "hub CPU per request, usual batch in one statement (PostgreSQL)",
+            pg["hub"],
+            "ms",
+            "the same requests stored step by step",
+            pg["hub_steps"],
+            "< 1.0x",
+            note=f"store {pg['store']:.3f} ms, step by step {pg['store_steps']:.3f} ms",
+        ),
+        Row(
+            "PostgreSQL CPU per request, usual batch in one statement",
+            pg["server"],
+            "ms",
+            "the same requests stored step by step",
+            pg["server_steps"],
+            "< 1.0x",
+        ),
+    ]
+
+
 def run(workdir: Path, requests: int = 2000) -> list[Row]:
     from tests.pg import bin_dir
 
@@ -207,6 +234,7 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
             extra={"stages_ms": pg},
         ),
         _cache_row("PostgreSQL", pg),
+        *_steps_rows(pg),
         Row(
             "PostgreSQL CPU per 100-reading request",
             pg["server"],

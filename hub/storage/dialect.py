@@ -34,15 +34,11 @@ class Fold(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UsualBatch:
-    """What storing a usual batch at once did (:meth:`Dialect.store_usual`): ``accepted``
-    readings stored (all of the batch's), the factory's rules version (None: the token or
-    gateway is revoked), and whether the gateway's offline alert is active or a sensor of
-    the batch has an active alert (the caller attends to those in the same transaction)."""
+    """A usual batch stored at once (:meth:`Dialect.store_usual`): ``accepted`` readings,
+    all of the batch's, and the factory's rules version."""
 
     accepted: int
-    config_version: int | None
-    offline_active: bool
-    alerts_active: bool
+    config_version: int
 
 
 class Dialect(ABC):
@@ -71,7 +67,6 @@ class Dialect(ABC):
 
     def store_usual(
         self,
-        conn: Conn,
         gateway_id: int,
         factory_id: int,
         rows: list[ReadingRow],
@@ -80,10 +75,11 @@ class Dialect(ABC):
         token_id: int | None,
         rollups: Fold,
     ) -> UsualBatch | None:
-        """Store a usual batch (every sensor known, no edge alert; ``sensor_ids`` sorted) at
-        once in ``conn``'s transaction: sensors locked, readings, rollups, scan queue,
-        gateway report. None, with nothing written, when the engine has no such way or the
-        batch is not usual after all; the caller then goes step by step."""
+        """Store a usual batch (every sensor known, no edge alert; ``sensor_ids`` sorted) in
+        one go, its own transaction: sensors locked, readings, rollups, scan queue, gateway
+        report. None, with nothing written, when the engine has no such way or the batch is
+        not usual after all (a reading stored before, a sensor deleted, the token revoked,
+        an alert to clear or raise); the caller then stores it step by step."""
         return None
 
     def guard_batch(self, store: Callable[[], T], times: Callable[[], Sequence[float]]) -> T:

@@ -180,12 +180,10 @@ class Ingest:
         alerts: Sequence[WireAlert],
         token_id: int | None,
     ) -> StoreResult:
+        usual = self._store_usual(gateway_id, factory_id, readings, report, alerts, token_id)
+        if usual is not None:
+            return usual
         with self._db.write() as conn:
-            usual = self._store_usual(
-                conn, gateway_id, factory_id, readings, report, alerts, token_id
-            )
-            if usual is not None:
-                return usual
             keyed: Sequence[WireReading] = readings
             if alerts:
                 # An alert's sensor normally arrived with its reading; make sure it exists.
@@ -240,7 +238,6 @@ class Ingest:
 
     def _store_usual(
         self,
-        conn: Conn,
         gateway_id: int,
         factory_id: int,
         readings: Sequence[WireReading],
@@ -250,7 +247,7 @@ class Ingest:
     ) -> StoreResult | None:
         """The fleet's steady state, where the engine can store it at once (the dialect's
         ``store_usual``): readings of sensors the cache knows, no edge alert. None when the
-        batch goes step by step (:meth:`_store`), nothing written yet."""
+        batch goes step by step (:meth:`_store`), nothing written."""
         cache = self._cache.get(factory_id)
         if alerts or not readings or cache is None or not self.at_once:
             return None
@@ -264,17 +261,10 @@ class Ingest:
             for r, sid in zip(readings, ids, strict=True)
         ]
         done = self._dialect.store_usual(
-            conn, gateway_id, factory_id, rows, sorted(set(ids)), report, token_id, self._rollups
+            gateway_id, factory_id, rows, sorted(set(ids)), report, token_id, self._rollups
         )
         if done is None:
             return None
-        if done.config_version is None:
-            raise TokenRevoked("the batch's token or gateway is revoked")
-        if done.alerts_active:
-            # An active alert's peak moves with its sensor's readings.
-            self._alerts.track_peaks(conn, gateway_id, cache, readings, alerts)
-        if done.offline_active:
-            self._offline.gateway_synced(conn, gateway_id)
         return StoreResult(
             accepted=done.accepted,
             duplicates=len(readings) - done.accepted,

@@ -85,7 +85,6 @@ class PgDialect(Dialect):
 
     def store_usual(
         self,
-        conn: Conn,
         gateway_id: int,
         factory_id: int,
         rows: list[ReadingRow],
@@ -97,9 +96,9 @@ class PgDialect(Dialect):
         if _STAGED.get() or not rows:
             return None  # a batch that raced another process goes the careful way
         partials = fold_partials(rows) if rollups.maintain else []
-        try:
+        with self._pool.connection() as conn:  # autocommit: the statement is the transaction
             return onetrip.store(
-                cast(PgConn, conn).raw,
+                conn,
                 gateway_id,
                 factory_id,
                 rows[0][0] - rows[0][5],
@@ -110,8 +109,6 @@ class PgDialect(Dialect):
                 token_id,
                 now(),
             )
-        except onetrip.Raced as exc:
-            raise _CopyRaced from exc
 
     def guard_batch(self, store: Callable[[], T], times: Callable[[], Sequence[float]]) -> T:
         try:

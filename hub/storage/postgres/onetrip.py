@@ -1,19 +1,18 @@
-"""A usual sync batch on PostgreSQL in one statement: sensors locked, readings in, every
-rollup tier folded, the scan queue, the gateway's report and token check, and whether the
-gateway's offline alert or an active alert of its sensors needs the batch's attention.
+"""A usual sync batch on PostgreSQL in one statement, its own transaction: sensors locked,
+readings in, every rollup tier folded, the scan queue, the gateway's report and token check.
 
 Per statement, not per row, is what a batch cost the hub and the server (docs/performance.md):
-ten statements each paid psycopg's Python (parameters adapted, results read) and a server
-round trip. Here the batch's columns travel as binary PostgreSQL arrays packed by
-:mod:`struct` in C (psycopg adapts a list element by element in Python), and one
-data-modifying WITH applies them.
+a dozen statements and BEGIN/COMMIT each paid psycopg's Python (parameters adapted, results
+read) and a server round trip. Here the batch's columns travel as binary PostgreSQL arrays
+packed by :mod:`struct` in C (psycopg adapts a list element by element in Python), and one
+data-modifying WITH applies them in autocommit.
 
 Only the usual batch goes this way: every sensor known to the cache, no edge alert, nothing
-of it stored before. Each write of the statement waits on ``ok`` (every sensor still there,
-locked; no reading of the batch's id and time range stored), so when that fails nothing is
-written and the careful path (hub.storage.ingest) runs in the same transaction. The order in
-which the statement takes its locks is the careful path's: sensors, readings, the tiers from
-the finest, the scan queue, the gateway.
+of it stored before, its gateway and token valid, no offline alert to clear and no active
+alert of its sensors whose peak it may move. Each write of the statement waits on that check
+(``ok``), so otherwise nothing is written and the caller stores the batch step by step
+(hub.storage.ingest), as every batch went before. The statement takes its locks in the
+step-by-step order: sensors, readings, the tiers from the finest, the scan queue, the gateway.
 """
 
 from __future__ import annotations
@@ -90,6 +89,9 @@ def float8_array(values: Sequence[float]) -> Float8Array:
     return Float8Array(_pack(_FLOAT8, "d", values))
 
 
+# What the statement's failure on purpose says (the cast's input, in the error's message).
+_UNDONE = "edge-hub: usual batch undone, readings new:"
+
 _TIER_COLUMNS = (
     "sensor_id, bucket, min, max, sum, count, first_ts, first_id, first_value, "
     "last_ts, last_id, last_value"
@@ -137,16 +139,25 @@ def _statement(token_check: bool) -> str:
     return (
         "WITH lk AS (SELECT id FROM sensors WHERE id = ANY(%(sensors)b) ORDER BY id "
         "FOR KEY SHARE), "
+        # The usual batch: every sensor still there (and now locked), none of its readings
+        # stored, its gateway and token not revoked, and nothing for the batch to clear or
+        # raise: no offline alert of the gateway, no active alert of its sensors (a peak).
         "ok AS (SELECT (SELECT count(*) FROM lk) = %(nsensors)s AND NOT EXISTS "
         "(SELECT 1 FROM readings WHERE id BETWEEN %(lo)s AND %(hi)s "
-        "AND ts BETWEEN %(tlo)s AND %(thi)s) AS ok), "
+        "AND ts BETWEEN %(tlo)s AND %(thi)s) "
+        f"AND EXISTS (SELECT 1 FROM gateways WHERE id = %(gw)s AND NOT revoked){token} "
+        "AND NOT EXISTS (SELECT 1 FROM alerts WHERE gateway_id = %(gw)s "
+        "AND kind = 'gateway_offline' AND state = 'active') "
+        "AND NOT EXISTS (SELECT 1 FROM alerts WHERE state = 'active' "
+        "AND sensor_id = ANY(%(sensors)b)) AS ok), "
         "ins AS (INSERT INTO readings (id, sensor_id, ts, value, gateway_id, seq) "
         "SELECT r.id, r.sensor_id, r.ts, r.value, %(gw)s, r.id - %(base)s "
         "FROM unnest(%(ids)b, %(rsensors)b, %(ts)b, %(values)b) AS r(id, sensor_id, ts, value) "
-        "WHERE (SELECT ok FROM ok) ORDER BY r.id ON CONFLICT (id, ts) DO NOTHING RETURNING 1), "
+        # No ON CONFLICT: the check found none of these rows, and a plain insert costs the
+        # server less than a speculative one; another process's rows, stored meanwhile,
+        # fail the statement on the unique key (the caller goes step by step).
+        "WHERE (SELECT ok FROM ok) ORDER BY r.id RETURNING 1), "
         "n AS (SELECT count(*) AS n FROM ins), "
-        # The partials fold in only when every reading went in: when another hub process
-        # stored some meanwhile the caller undoes the batch and stores it the careful way.
         f"p AS (SELECT * FROM unnest({', '.join(f'%(p{i})b' for i in range(13))}) "
         f"AS p(tier, {_TIER_COLUMNS}) WHERE (SELECT n FROM n) = %(nrows)s), "
         + ", ".join(tiers)
@@ -157,13 +168,16 @@ def _statement(token_check: bool) -> str:
         "dropped = %(dropped)s, dead_letters = %(dead)s, agent_version = %(agent)s "
         f"WHERE id = %(gw)s AND NOT revoked{token} AND (SELECT ok FROM ok) "
         "AND (SELECT count(*) FROM sq) >= 0 "
-        "RETURNING (SELECT config_version FROM factories WHERE id = %(factory)s)) "
-        # Read left to right: the writes run in the order above.
-        "SELECT (SELECT ok FROM ok), (SELECT n FROM n), (SELECT count(*) FROM gw), "
-        "(SELECT max(config_version) FROM gw), "
-        "EXISTS (SELECT 1 FROM alerts WHERE gateway_id = %(gw)s AND kind = 'gateway_offline' "
-        "AND state = 'active'), "
-        "EXISTS (SELECT 1 FROM alerts WHERE state = 'active' AND sensor_id = ANY(%(sensors)b))"
+        "RETURNING (SELECT config_version FROM factories WHERE id = %(factory)s) AS v), "
+        "gwc AS (SELECT count(*) AS c, max(v) AS v FROM gw) "
+        # Read left to right: the writes run in the order above. When the batch was usual
+        # yet another process stored some of its readings meanwhile, or revoked its gateway
+        # or token, the statement fails on purpose (a cast of the reason), which undoes it
+        # whole; the caller then stores the batch step by step.
+        "SELECT CASE WHEN NOT (SELECT ok FROM ok) OR ((SELECT n FROM n) = %(nrows)s "
+        "AND (SELECT c FROM gwc) = 1) THEN (SELECT ok FROM ok) "
+        f"ELSE ('{_UNDONE} ' || (SELECT n FROM n) || ' of ' || %(nrows)s)::boolean END, "
+        "(SELECT v FROM gwc)"
     )
 
 
@@ -185,11 +199,6 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
 _SQL = {True: _numbered(_statement(True)), False: _numbered(_statement(False))}
 
 
-class Raced(Exception):
-    """Another process stored some of the batch's readings between the statement's check
-    and its insert: the caller undoes the transaction and stores the batch the careful way."""
-
-
 def store(
     conn: psycopg.Connection[Any],
     gateway_id: int,
@@ -202,8 +211,9 @@ def store(
     token_id: int | None,
     at: float,
 ) -> UsualBatch | None:
-    """Apply the batch ``rows`` (ids ``base + seq``) in one statement in ``conn``'s open
-    transaction; None, with nothing written, when it is not the usual batch (module doc)."""
+    """Apply the batch ``rows`` (ids ``base + seq``) in one statement, its own transaction
+    (``conn`` in autocommit); None, with nothing written, when it is not the usual batch
+    (module doc)."""
     span = id_range(rows)
     if span is None:
         return None
@@ -238,16 +248,16 @@ def store(
         "token": token_id,
     }
     sql, names = _SQL[token_id is not None]
-    row = psycopg.RawCursor(conn).execute(sql, [params[n] for n in names]).fetchone()
+    try:
+        row = psycopg.RawCursor(conn).execute(sql, [params[n] for n in names]).fetchone()
+    except psycopg.errors.UniqueViolation:
+        return None  # another process stored some of these readings meanwhile
+    except psycopg.errors.InvalidTextRepresentation as exc:
+        if _UNDONE not in str(exc):
+            raise
+        return None
     assert row is not None  # a SELECT without FROM answers one row
-    ok, accepted, reported, version, offline, alerts = row
+    ok, version = row
     if not ok:
         return None
-    if accepted != len(rows):
-        raise Raced
-    return UsualBatch(
-        accepted=int(accepted),
-        config_version=int(version) if reported else None,
-        offline_active=bool(offline),
-        alerts_active=bool(alerts),
-    )
+    return UsualBatch(accepted=len(rows), config_version=int(version))
