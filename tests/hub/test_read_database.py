@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,8 +28,10 @@ WAIT_S = 60.0
 T = TypeVar("T")
 
 
-@pytest.fixture
-def pair() -> Iterator[tuple[PgServer, PgStandby]]:
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[PgServer, PgStandby]]:
+    """One primary and its standby for the module (initdb and a base backup take seconds);
+    each test makes its own database on them, which the standby replicates."""
     primary = PgServer().start()
     standby: PgStandby | None = None
     try:
@@ -38,6 +41,46 @@ def pair() -> Iterator[tuple[PgServer, PgStandby]]:
         if standby is not None:
             standby.stop()
         primary.stop()
+
+
+@pytest.fixture
+def pair(servers: tuple[PgServer, PgStandby]) -> Iterator[tuple[PgServer, PgStandby]]:
+    """The module's servers, handed on following each other again whatever a test did to the
+    standby (killed it, paused its replay)."""
+    yield servers
+    _, standby = servers
+    try:
+        standby.sql("SELECT 1")
+    except psycopg.OperationalError:
+        standby.restart()  # crash recovery, then it follows the primary again
+    if standby.sql("SELECT pg_is_wal_replay_paused()"):
+        standby.sql("SELECT pg_wal_replay_resume()")
+
+
+@contextmanager
+def hub_reading_from(
+    directory: Path, pair: tuple[PgServer, PgStandby], query: str = ""
+) -> Iterator[tuple[HubProcess, str]]:
+    """A hub on a new database of the primary, reading history from the standby's copy of it
+    (``query`` appended to the standby's URL); yields the hub and the primary's URL."""
+    primary, standby = pair
+    url = primary.create_database()
+    hub = start_hub(
+        directory,
+        database=url,
+        read_database=standby.url(url.rsplit("/", 1)[1]) + query,
+        anomaly_scan_interval_s=0,
+        database_connect_timeout_s=2.0,
+        database_pool_timeout_s=2.0,
+    )
+    try:
+        hub.tokens = {
+            "gw": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme"),
+            "read": token(hub.config, "token", "add", "--role", "read"),
+        }
+        yield hub, url
+    finally:
+        assert hub.stop() == 0
 
 
 def until(what: str, probe: Callable[[], T | None], bound_s: float = WAIT_S) -> T:
@@ -87,22 +130,8 @@ def on_primary(url: str) -> int:
 def test_history_reads_come_from_the_standby_with_its_lag(
     tmp_path: Path, pair: tuple[PgServer, PgStandby]
 ) -> None:
-    primary, standby = pair
-    url = primary.create_database()
-    name = url.rsplit("/", 1)[1]
-    hub = start_hub(
-        tmp_path,
-        database=url,
-        read_database=standby.url(name) + "?target_session_attrs=prefer-standby",
-        anomaly_scan_interval_s=0,
-        database_connect_timeout_s=2.0,
-        database_pool_timeout_s=2.0,
-    )
-    try:
-        hub.tokens = {
-            "gw": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme"),
-            "read": token(hub.config, "token", "add", "--role", "read"),
-        }
+    _, standby = pair
+    with hub_reading_from(tmp_path, pair, "?target_session_attrs=prefer-standby") as (hub, url):
         post(hub, 1, 10)
         sensor = int(get(hub, "/sensors")["data"][0]["id"])
 
@@ -138,29 +167,13 @@ def test_history_reads_come_from_the_standby_with_its_lag(
         standby.sql("SELECT pg_wal_replay_resume()")
         until("the standby to catch up", lambda: _caught_up(readings(hub, sensor), 15))
         assert on_primary(url) == 15
-    finally:
-        assert hub.stop() == 0
 
 
 def test_a_read_database_that_does_not_answer_sends_reads_to_the_primary(
     tmp_path: Path, pair: tuple[PgServer, PgStandby]
 ) -> None:
-    primary, standby = pair
-    url = primary.create_database()
-    name = url.rsplit("/", 1)[1]
-    hub = start_hub(
-        tmp_path,
-        database=url,
-        read_database=standby.url(name),
-        anomaly_scan_interval_s=0,
-        database_connect_timeout_s=2.0,
-        database_pool_timeout_s=2.0,
-    )
-    try:
-        hub.tokens = {
-            "gw": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme"),
-            "read": token(hub.config, "token", "add", "--role", "read"),
-        }
+    _, standby = pair
+    with hub_reading_from(tmp_path, pair) as (hub, _url):
         post(hub, 1, 10)
         sensor = int(get(hub, "/sensors")["data"][0]["id"])
         until("the standby to replay the batch", lambda: _if(readings(hub, sensor), 10))
@@ -170,8 +183,6 @@ def test_a_read_database_that_does_not_answer_sends_reads_to_the_primary(
         assert readings(hub, sensor) == (15, 0.0)
         assert "edge_hub_read_database_lag_seconds NaN" in httpx.get(f"{hub.url}/metrics").text
         assert "read database unavailable" in hub.log.read_text()
-    finally:
-        assert hub.stop() == 0
 
 
 def test_a_database_url_of_standbys_only_is_refused(
