@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,16 +214,46 @@ def _tokens(hub: Hub) -> list[dict[str, Any]]:
     return list(json.loads(hub.cli("token", "list", "--json")))
 
 
-@pytest.fixture(params=ENGINES)
-def console(request: pytest.FixtureRequest, tmp_path: Path, browser: Browser) -> Iterator[Console]:
+def high_alarm(alert_id: int = 1, opened_at: float | None = None) -> WireAlert:
+    """A high alarm of the edge on ``KEY`` above its maximum of 80, opened a minute ago
+    unless told: recent, so the hub's stale mark (a day) never reaches it during a test."""
+    return WireAlert(
+        id=alert_id,
+        key=KEY,
+        rule="threshold",
+        breach_type="above_maximum",
+        severity="high",
+        threshold_value=80.0,
+        value=97.5,
+        opened_at=opened_at or now() - 60,
+    )
+
+
+@contextmanager
+def running_console(
+    request: pytest.FixtureRequest,
+    workdir: Path,
+    browser: Browser,
+    extra: str | Callable[[Hub], str] = "",
+    check: Callable[[Console], None] | None = None,
+) -> Iterator[Console]:
+    """A console on the engine ``request.param`` names, for a fixture to yield: after the
+    test ``check`` (default :func:`check_clean`) runs on it, and it is closed and its hub
+    stopped whatever happened."""
     pg = request.getfixturevalue("web_pg") if request.param == "postgresql" else None
-    found = start_console(request.param, tmp_path, browser, pg)
+    found = start_console(request.param, workdir, browser, pg, extra)
     try:
         yield found
-        check_clean(found)
+        (check or check_clean)(found)
     finally:
         found.close()
         found.hub.stop()
+
+
+@pytest.fixture(params=ENGINES)
+def console(request: pytest.FixtureRequest, tmp_path: Path, browser: Browser) -> Iterator[Console]:
+    with running_console(request, tmp_path, browser) as found:
+        yield found
 
 
 def check_clean(console: Console) -> None:

@@ -18,8 +18,7 @@ from playwright.sync_api import Browser, expect
 
 from devtools.stack import Hub
 from shared.timeutil import now
-from shared.wire import WireAlert
-from tests.web.conftest import ENGINES, KEY, Console, start_console
+from tests.web.conftest import ENGINES, KEY, Console, high_alarm, running_console
 from tests.web.oidc_provider import OidcProvider
 
 # The provider's own form page (not the hub's) links a stylesheet on a CDN: the browser gets
@@ -68,19 +67,16 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]
 def sso(
     request: pytest.FixtureRequest, tmp_path: Path, browser: Browser, provider: OidcProvider
 ) -> Iterator[Sso]:
-    pg = request.getfixturevalue("web_pg") if request.param == "postgresql" else None
-    found = start_console(request.param, tmp_path, browser, pg, oidc_config(provider))
-    try:
-        yield Sso(found, provider)
+    def check(console: Console) -> None:
         # As check_clean, with the provider's sign-in form as the one other origin (and
         # the stylesheet that form links, answered empty by the test: see PROVIDER_CSS).
-        allowed = (found.url + "/", provider.url + "/", PROVIDER_CSS)
-        strays = [u for u in found.requests if not u.startswith(allowed)]
+        allowed = (console.url + "/", provider.url + "/", PROVIDER_CSS)
+        strays = [u for u in console.requests if not u.startswith(allowed)]
         assert not strays, f"requests left the hub and its provider: {strays}"
-        assert not found.errors, f"the pages logged errors: {found.errors}"
-    finally:
-        found.close()
-        found.hub.stop()
+        assert not console.errors, f"the pages logged errors: {console.errors}"
+
+    with running_console(request, tmp_path, browser, oidc_config(provider), check) as found:
+        yield Sso(found, provider)
 
 
 def audit(console: Console) -> list[dict[str, object]]:
@@ -106,21 +102,7 @@ def start(console: Console) -> tuple[httpx.Client, str]:
 
 def test_a_person_in_an_operator_group_signs_in_and_acknowledges(sso: Sso) -> None:
     console = sso.console
-    console.ingest(
-        [(now() - 60, 97.5)],
-        alerts=[
-            WireAlert(
-                id=1,
-                key=KEY,
-                rule="threshold",
-                breach_type="above_maximum",
-                severity="high",
-                threshold_value=80.0,
-                value=97.5,
-                opened_at=now() - 60,
-            )
-        ],
-    )
+    console.ingest([(now() - 60, 97.5)], alerts=[high_alarm()])
     sso.provider.person(
         "anna-sub-1", preferred_username="anna", name="Anna Berg", groups=["line-operators"]
     )

@@ -14,8 +14,7 @@ from playwright.sync_api import Browser, expect
 
 from hub.cli import main
 from shared.timeutil import now
-from shared.wire import WireAlert
-from tests.web.conftest import ENGINES, KEY, Console, check_clean, session_cookies, start_console
+from tests.web.conftest import ENGINES, KEY, Console, high_alarm, running_console, session_cookies
 
 PASSWORD = "correct horse battery staple"
 WRONG = "The user name or password is wrong."
@@ -41,32 +40,12 @@ def expected_load_error(console: Console, status: int) -> None:
 
 @pytest.fixture(params=ENGINES)
 def lockout(request: pytest.FixtureRequest, tmp_path: Path, browser: Browser) -> Iterator[Console]:
-    pg = request.getfixturevalue("web_pg") if request.param == "postgresql" else None
-    found = start_console(request.param, tmp_path, browser, pg, "lockout_failures = 3\n")
-    try:
+    with running_console(request, tmp_path, browser, "lockout_failures = 3\n") as found:
         yield found
-        check_clean(found)
-    finally:
-        found.close()
-        found.hub.stop()
 
 
 def test_a_person_sets_a_password_signs_in_and_acknowledges(console: Console) -> None:
-    console.ingest(
-        [(now() - 60, 97.5)],
-        alerts=[
-            WireAlert(
-                id=1,
-                key=KEY,
-                rule="threshold",
-                breach_type="above_maximum",
-                severity="high",
-                threshold_value=80.0,
-                value=97.5,
-                opened_at=now() - 60,
-            )
-        ],
-    )
+    console.ingest([(now() - 60, 97.5)], alerts=[high_alarm()])
     link = cli(console, "user", "add", "Anna", "--role", "operator", "--display", "Anna Berg")
     page = console.page()
     page.goto(link)

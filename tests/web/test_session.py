@@ -12,21 +12,15 @@ from playwright.sync_api import Browser, expect
 
 from devtools.stack import Hub
 from shared.timeutil import now
-from tests.web.conftest import ENGINES, Console, check_clean, session_cookies, start_console
+from tests.web.conftest import ENGINES, Console, running_console, session_cookies, start_console
 
 
 @pytest.fixture(params=ENGINES)
 def short_sessions(
     request: pytest.FixtureRequest, tmp_path: Path, browser: Browser
 ) -> Iterator[Console]:
-    pg = request.getfixturevalue("web_pg") if request.param == "postgresql" else None
-    found = start_console(request.param, tmp_path, browser, pg, "session_lifetime_s = 3\n")
-    try:
+    with running_console(request, tmp_path, browser, "session_lifetime_s = 3\n") as found:
         yield found
-        check_clean(found)
-    finally:
-        found.close()
-        found.hub.stop()
 
 
 def test_an_expired_session_sends_the_open_page_back_to_sign_in(
