@@ -20,20 +20,12 @@ from hub.storage.alerts import Actor, AlertFilter
 from hub.worker import AlertWatch
 from shared.timeutil import now
 from shared.wire import WireAlert, WireReading
+from tests.edge_alerts import RECENT_T0, threshold_alert
 
 REPORT = GatewayReport(0, 0, 0, "test")
 KEY = "life/m1/temp"
 OPERATOR = Actor(7, "operator")
-OPEN = WireAlert(
-    id=1,
-    key=KEY,
-    rule="threshold",
-    breach_type="above_maximum",
-    severity="medium",
-    threshold_value=80.0,
-    value=90.0,
-    opened_at=1_700_000_000.0,
-)
+OPEN = threshold_alert(KEY, RECENT_T0)
 
 
 @pytest.fixture

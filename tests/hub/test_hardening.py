@@ -36,7 +36,7 @@ ALERT = {
     "severity": "high",
     "threshold_value": 50.0,
     "value": 60.0,
-    "opened_at": 1.7e9,
+    "opened_at": NOW,
 }
 
 

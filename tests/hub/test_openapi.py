@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
 
 from devtools.stack import Detector
 from shared.wire import Batch, WireReading, encode_batch
+from tests.edge_alerts import RECENT_T0
 from tests.hub.conftest import HubProcess, start_hub, token
 
 MAX_EXAMPLES = 25
@@ -244,7 +245,8 @@ def test_batch_values_at_the_edges_are_never_5xx(fuzz_hub: HubProcess) -> None:
         "severity": "high",
         "threshold_value": 1.0,
         "value": 2.0,
-        "opened_at": 1.7e9,
+        # Recent: a running hub marks an alert active for over a day stale.
+        "opened_at": RECENT_T0,
     }
     big = [2**63 - 1, 2**63, 2**64, -1, 0]
     cases: list[tuple[str, dict[str, Any]]] = []
@@ -260,7 +262,7 @@ def test_batch_values_at_the_edges_are_never_5xx(fuzz_hub: HubProcess) -> None:
     failures = []
     with fuzz_hub.client("gw") as c:
         for i, (field, extra) in enumerate(cases):
-            doc = {"gateway_id": "gw-01", "readings": [[1000 + i, "l1/m1/temp", 1.7e9, 1.0]]}
+            doc = {"gateway_id": "gw-01", "readings": [[1000 + i, "l1/m1/temp", RECENT_T0, 1.0]]}
             r = c.post("/api/v1/ingest", json={**doc, **extra})
             if r.status_code >= 500 or r.status_code not in (200, 422):
                 failures.append(f"{field}={extra}: {r.status_code}")

@@ -18,6 +18,7 @@ from hub.storage import Conflict, GatewayReport, Storage
 from hub.storage.alerts import AlertFilter
 from hub.storage.changelog import Actor
 from shared.wire import WireAlert, WireReading
+from tests.edge_alerts import RECENT_T0, threshold_alert
 from tests.hub.conftest import query
 
 REPORT = GatewayReport(0, 0, 0, "test")
@@ -25,16 +26,7 @@ KEY = "oos/m1/temp"
 OPERATOR = Actor(7, "operator", "token", "control room")
 # A person signed in: their acts carry their name, not a token id.
 ADMIN = Actor(None, "admin", "user", "anna", "Anna Berg")
-OPEN = WireAlert(
-    id=1,
-    key=KEY,
-    rule="threshold",
-    breach_type="above_maximum",
-    severity="medium",
-    threshold_value=80.0,
-    value=90.0,
-    opened_at=1_700_000_000.0,
-)
+OPEN = threshold_alert(KEY, RECENT_T0)
 
 
 class Edge:

@@ -8,21 +8,12 @@ from pathlib import Path
 
 import msgspec
 
-from shared.wire import WireAlert
+from tests.edge_alerts import threshold_alert
 from tests.hub.conftest import start_hub, token
 from tests.hub.test_webhooks import SECRET, T0, Receiver, Toml, ingest
 
 KEY = "svc/m1/temp"
-FIRST = WireAlert(
-    id=1,
-    key=KEY,
-    rule="threshold",
-    breach_type="above_maximum",
-    severity="medium",
-    threshold_value=80.0,
-    value=90.0,
-    opened_at=T0,
-)
+FIRST = threshold_alert(KEY, T0)
 
 
 def test_out_of_service_silences_a_sensor_until_it_is_back(

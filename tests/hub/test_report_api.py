@@ -9,11 +9,13 @@ from typing import Any
 import httpx
 
 from shared.wire import Batch, WireAlert, WireReading, encode_batch
+from tests.edge_alerts import RECENT_T0
 from tests.hub.conftest import HubProcess
 from tests.hub.test_api import assert_error, get
 
 API = "/api/v1"
-T0 = 1_700_000_000.0
+# Recent: alert 902 stays active, and the hub's alert watch would mark one from 2023 stale.
+T0 = RECENT_T0
 
 
 def ingest(hub: HubProcess, batch: Batch) -> None:

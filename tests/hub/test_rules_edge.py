@@ -16,10 +16,12 @@ from agent.buffer import Buffer, Reading
 from agent.rules import Alerting, Rules, _decode_config, wire_alert
 from shared.wire import Batch, WireReading, encode_batch
 from tests.agent.conftest import make_config
+from tests.edge_alerts import RECENT_T0
 from tests.hub.conftest import HubProcess
 
 KEY = "edge/m1/temp"
-T0 = 1_700_000_000.0
+# Recent: an alert the hub keeps active from 2023 would be marked stale by its alert watch.
+T0 = RECENT_T0
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,13 @@ import msgspec
 import pytest
 
 from shared.wire import Batch, WireAlert, WireReading, encode_batch
+from tests.edge_alerts import RECENT_T0, threshold_alert
 from tests.hub.conftest import HubProcess, free_port, start_hub, token
 
 SECRET = "s3cr3t-webhook-key"
-T0 = 1_700_000_000.0
+# Recent: the hub's alert watch (every 0.2 s in a test below) would mark an alert opened in
+# 2023 stale at once, changing the alert its events carry.
+T0 = RECENT_T0
 
 
 class Toml:
@@ -150,16 +153,7 @@ def metric(hub: HubProcess, name: str, **labels: str) -> float:
 
 def test_signed_retried_and_each_event_once(hooked: tuple[HubProcess, Receiver]) -> None:
     hub, receiver = hooked
-    alert = WireAlert(
-        id=1,
-        key="wh/m1/temp",
-        rule="threshold",
-        breach_type="above_maximum",
-        severity="high",
-        threshold_value=80.0,
-        value=99.0,
-        opened_at=T0,
-    )
+    alert = threshold_alert("wh/m1/temp", T0, severity="high", value=99.0)
     # The receiver refuses the first attempts; ingest answers regardless.
     ingest(hub, 1, alert)
     with hub.client("operator") as c:
@@ -200,15 +194,8 @@ def test_a_hanging_receiver_never_holds_up_ingest(tmp_path: Path, database_url: 
     )
     try:
         hub.tokens = {"gw1": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme")}
-        alert = WireAlert(
-            id=1,
-            key="wh/m9/temp",
-            rule="threshold",
-            breach_type="below_minimum",
-            severity="medium",
-            threshold_value=5.0,
-            value=4.0,
-            opened_at=T0,
+        alert = threshold_alert(
+            "wh/m9/temp", T0, breach_type="below_minimum", threshold_value=5.0, value=4.0
         )
         ingest(hub, 1, alert)
         assert receiver.holding.wait(60)  # the sender is stuck in its POST ...
@@ -242,16 +229,7 @@ def test_a_shelved_alert_sends_nothing_until_announced_again(
             "gw1": token(hub.config, "gateway", "add", "gw-01", "--factory", "acme"),
             "operator": token(hub.config, "token", "add", "--role", "operator"),
         }
-        first = WireAlert(
-            id=1,
-            key="wh/m2/temp",
-            rule="threshold",
-            breach_type="above_maximum",
-            severity="medium",
-            threshold_value=80.0,
-            value=90.0,
-            opened_at=T0,
-        )
+        first = threshold_alert("wh/m2/temp", T0)
         ingest(hub, 1, first)
         with hub.client("operator") as c:
             [row] = c.get("/api/v1/alerts").json()["data"]

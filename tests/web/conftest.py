@@ -29,6 +29,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from devtools.stack import REPO, Hub
 from shared.timeutil import now
 from shared.wire import Batch, WireAlert, WireReading, encode_batch
+from tests.edge_alerts import threshold_alert
 from tests.pg import PgServer
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -215,17 +216,10 @@ def _tokens(hub: Hub) -> list[dict[str, Any]]:
 
 
 def high_alarm(alert_id: int = 1, opened_at: float | None = None) -> WireAlert:
-    """A high alarm of the edge on ``KEY`` above its maximum of 80, opened a minute ago
-    unless told: recent, so the hub's stale mark (a day) never reaches it during a test."""
-    return WireAlert(
-        id=alert_id,
-        key=KEY,
-        rule="threshold",
-        breach_type="above_maximum",
-        severity="high",
-        threshold_value=80.0,
-        value=97.5,
-        opened_at=opened_at or now() - 60,
+    """A high alarm of the edge on ``KEY`` (97.5 above 80), opened a minute ago unless told:
+    recent, so the hub's stale mark (a day) never reaches it during a test."""
+    return threshold_alert(
+        KEY, opened_at or now() - 60, alert_id=alert_id, severity="high", value=97.5
     )
 
 
