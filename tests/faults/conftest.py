@@ -224,12 +224,9 @@ class Faults:
 
 
 @pytest.fixture(scope="session")
-def fault_pg() -> Iterator[PgServer]:
-    server = PgServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def fault_pg(pg_server: PgServer) -> PgServer:
+    """The session's PostgreSQL server (tests/conftest.py): each scenario makes its database."""
+    return pg_server
 
 
 @pytest.fixture

@@ -66,10 +66,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def web_pg() -> Iterator[PgServer]:
-    server = PgServer().start()
-    yield server
-    server.stop()
+def web_pg(pg_server: PgServer) -> PgServer:
+    """The session's PostgreSQL server (tests/conftest.py): each console makes its database."""
+    return pg_server
 
 
 @dataclass
