@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from agent.buffer import read_status
 from agent.config import AgentConfig
@@ -86,16 +87,23 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def status_document(cfg: AgentConfig) -> dict[str, Any]:
+    """What ``status --json`` prints: the buffer's status and the gateway's id. Raises
+    FileNotFoundError while the agent has made no buffer yet."""
+    st = read_status(cfg.buffer.path, cfg.buffer.max_bytes, cfg.buffer.when_full)
+    return {**st.to_dict(), "gateway_id": cfg.gateway_id}
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _load(args)
     try:
+        if args.json:
+            print(json.dumps(status_document(cfg)))
+            return 0
         st = read_status(cfg.buffer.path, cfg.buffer.max_bytes, cfg.buffer.when_full)
     except FileNotFoundError as exc:
         print(f"edge-agent status: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps({**st.to_dict(), "gateway_id": cfg.gateway_id}))
-        return 0
     last, mqtt, buf = st.last_sync, st.mqtt, st.buffer
     rows = [
         ("gateway", cfg.gateway_id),

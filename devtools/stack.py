@@ -244,19 +244,6 @@ def hub_cli(*args: str, config: Path) -> str:
     return out.getvalue().strip()
 
 
-def _cli(package: str, *args: str, config: Path) -> str:
-    out = subprocess.run(
-        [PY, "-m", package, *args, "--config", str(config)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{package} {' '.join(args)} failed ({out.returncode}): {out.stderr}")
-    return out.stdout.strip()
-
-
 # How long a started process may take to answer: hang detection on a loaded machine.
 START_TIMEOUT_S = 120.0
 
@@ -406,7 +393,15 @@ class Agent:
         return self.proc.stop()
 
     def status(self) -> dict[str, Any]:
-        return dict(json.loads(_cli("agent", "status", "--json", config=self.config)))
+        """``edge-agent status --json``'s document, made in this process by the command's own
+        code (tests/agent/test_cli.py runs the command itself): waits poll it ten times a
+        second, and an interpreter start-up for each poll took a core from the very processes
+        being waited on."""
+        from agent.cli import status_document
+        from agent.config import AgentConfig
+        from shared.config import load_settings
+
+        return status_document(load_settings(AgentConfig, str(self.config)))
 
 
 def metric_samples(text: str) -> dict[str, float]:
