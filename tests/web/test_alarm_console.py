@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from shared.timeutil import now
 from shared.wire import WireAlert
+from tests.edge_alerts import threshold_alert
 from tests.web.conftest import Console
 
 M3_TEMP = "line1/machine3/temp"
@@ -27,15 +28,12 @@ def _alert(
     value: float = 97.5,
     closed_at: float | None = None,
 ) -> WireAlert:
-    return WireAlert(
-        id=alert_id,
-        key=key,
-        rule="threshold",
-        breach_type="above_maximum",
+    return threshold_alert(
+        key,
+        opened_at or now() - 60,
+        alert_id=alert_id,
         severity=severity,
-        threshold_value=80.0,
         value=value,
-        opened_at=opened_at or now() - 60,
         closed_at=closed_at,
     )
 
