@@ -24,7 +24,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from devtools.stack import REPO, Hub
 from shared.timeutil import now
@@ -33,6 +40,9 @@ from tests.edge_alerts import threshold_alert
 from tests.pg import PgServer
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
+# Playwright's 5 s default for expect() is a speed assumption: on a loaded 2-core machine a
+# page reload plus the request it makes can take longer. The waits still end on the event.
+expect.set_options(timeout=20_000)
 KEY = "line1/press/temp"
 ENGINES = ["sqlite", "postgresql"]
 _EXPECTED_4XX = re.compile(
