@@ -38,7 +38,7 @@ test-deps:
 # Every test: cargo tests for the crates, then pytest (unit, integration, fault).
 test: test-deps build
     cargo test --workspace --release
-    {{bin}}/pytest -q {{ if env_var_or_default("CI", "") != "" { "-p no:cacheprovider" } else { "" } }}
+    {{bin}}/pytest -q --durations=15 {{ if env_var_or_default("CI", "") != "" { "-p no:cacheprovider" } else { "" } }}
 
 # wrk, the HTTP load generator of the anomaly rows, is installed when missing and we are root;
 # without it those rows fall back to Python client threads and say so.
