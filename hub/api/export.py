@@ -111,7 +111,7 @@ def readings(
 
 def report(
     reads: ReadCharge,
-    factory_id: int,
+    filename: str,
     columns: Sequence[str],
     page_rows: Callable[[int, int], tuple[list[dict[str, Any]], int]],
 ) -> Raw:
@@ -136,4 +136,4 @@ def report(
             yield csv_bytes(None, cells(page))
 
     body = csv_bytes(columns, cells(first))
-    return _answer(body, rest(first), f"factory-{factory_id}-report.csv", "report")
+    return _answer(body, rest(first), filename, "report")

@@ -7,10 +7,18 @@ range, so two rules firing at once count their overlap once; an alert still acti
 up to ``to``, or up to now without one. Without ``from`` the range starts at the first
 alert. Paged by sensor (``page``/``per_page``) like every list; the CSV without either is
 every sensor of the factory, streamed (hub.api.export).
+
+The CSV is a file for people: named for the factory and the period
+(``plant-1-report-2026-12-06T0800Z-2026-12-07T0800Z.csv``), its averages rounded to 4
+significant digits (an average is an estimate; 21.4567 reads as 21.46), min and max exact as
+stored (they are readings), time in alert to the millisecond. The JSON keeps every digit.
 """
 
 from __future__ import annotations
 
+import re
+import time
+import unicodedata
 from collections import defaultdict
 from typing import Any
 
@@ -68,6 +76,30 @@ def sensor_alerts(
     return {s: (len(v), round(time_in_alert(v), 3)) for s, v in spans.items()}
 
 
+AVG_DIGITS = 4
+
+
+def for_people(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row: the average to AVG_DIGITS significant digits, the rest as it is."""
+    avg = row["avg"]
+    return row if avg is None else {**row, "avg": float(f"{avg:.{AVG_DIGITS}g}")}
+
+
+def _stamp(ts: float) -> str:
+    # No colons: a file name that Windows takes too.
+    return time.strftime("%Y-%m-%dT%H%MZ", time.gmtime(ts))
+
+
+def filename(factory_id: int, name: str, start: float | None, end: float) -> str:
+    """``<factory>-report-<from>-<to>.csv``: the name in ASCII letters, digits, ``.``, ``_``
+    and ``-`` (the rest becomes ``-``; a name with none of them: ``factory-<id>``), the
+    period in UTC, ``start`` when the range begins at the first alert."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_name).strip("-.")[:64] or f"factory-{factory_id}"
+    begin = "start" if start is None else _stamp(start)
+    return f"{slug}-report-{begin}-{_stamp(end)}.csv"
+
+
 def report(storage: Storage, ctx: Ctx) -> Any:
     factory_id = parse_id("id", ctx.path("id"))
     params = ctx.params
@@ -106,8 +138,14 @@ def report(storage: Storage, ctx: Ctx) -> Any:
             )
         return rows, total
 
+    name = filename(factory_id, factory["name"], start, until)
     if fmt == "csv" and not (params.get("page") or params.get("per_page")):
-        return export.report(ctx.reads, factory_id, COLUMNS, page_rows)
+
+        def csv_rows(offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+            rows, total = page_rows(offset, limit)
+            return [for_people(r) for r in rows], total
+
+        return export.report(ctx.reads, name, COLUMNS, csv_rows)
     rows, total = page_rows(page.offset, page.limit)
     extra = {
         "factory_id": factory_id,
@@ -116,9 +154,9 @@ def report(storage: Storage, ctx: Ctx) -> Any:
         "to": None if end is None else to_rfc3339(end),
     }
     if fmt == "csv":
-        body = csv_bytes(COLUMNS, ([r[c] for c in COLUMNS] for r in rows))
+        body = csv_bytes(COLUMNS, ([for_people(r)[c] for c in COLUMNS] for r in rows))
         headers = {"X-Total-Count": str(total), "X-Page": str(page.page)}
-        return csv_answer(body, f"factory-{factory_id}-report.csv", headers)
+        return csv_answer(body, name, headers)
     return paged(ctx, rows, page, total, extra)
 
 

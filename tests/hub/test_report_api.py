@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from hub.api.report import filename
 from shared.wire import Batch, WireAlert, WireReading, encode_batch
 from tests.edge_alerts import RECENT_T0
 from tests.hub.conftest import HubProcess
@@ -116,6 +117,8 @@ def test_factory_report(hub: HubProcess) -> None:
     hot, calm = "rep/m/hot", "rep/m/calm"
     readings = [WireReading(3000 + i, hot, T0 + 10 * i, float(i)) for i in range(100)]
     readings += [WireReading(3100 + i, calm, T0 + 10 * i, 5.0) for i in range(50)]
+    thirds = "rep/m/thirds"  # an average with a long tail of digits: 5/3
+    readings += [WireReading(3200 + i, thirds, T0 + 10 * i, v) for i, v in enumerate([1, 2, 2])]
     alerts = [
         alert(900, hot, T0 + 100, T0 + 400),
         alert(901, hot, T0 + 300, T0 + 700),  # overlaps the first: counted once
@@ -138,15 +141,40 @@ def test_factory_report(hub: HubProcess) -> None:
     assert body["meta"]["total"] == len(body["data"])
     assert body["links"]["next"] is None
 
-    rows = rows_of(get(hub, f"{API}/factories/{acme['id']}/report", format="csv", **params))
-    csv_hot = next(row for row in rows if row["key"] == hot)
-    assert (csv_hot["count"], csv_hot["alerts"], float(csv_hot["time_in_alert_s"])) == (
-        "100",
-        "3",
-        700.0,
-    )
+    assert abs(by_key[thirds]["avg"] - 5 / 3) < 1e-12  # the JSON keeps every digit
+
+    # The CSV, paged or whole (streamed): a file named for the factory and the period, the
+    # averages to 4 significant digits, min and max as stored.
+    url = f"{API}/factories/{acme['id']}/report"
+    paged = get(hub, url, format="csv", **params)
+    whole = get(hub, url, format="csv", **{"from": T0, "to": T0 + 1000})
+    for answer in (paged, whole):
+        assert answer.headers["content-disposition"] == (
+            'attachment; filename="acme-report-2023-11-14T2213Z-2023-11-14T2230Z.csv"'
+        )
+        rows = {row["key"]: row for row in rows_of(answer)}
+        csv_hot = rows[hot]
+        assert (csv_hot["count"], csv_hot["alerts"], float(csv_hot["time_in_alert_s"])) == (
+            "100",
+            "3",
+            700.0,
+        )
+        assert (rows[thirds]["avg"], rows[thirds]["min"], rows[thirds]["max"]) == (
+            "1.667",
+            "1.0",
+            "2.0",
+        )
+        assert rows[hot]["avg"] == "49.5"
     assert_error(get(hub, f"{API}/factories/987654/report"), 404)
     assert_error(get(hub, f"{API}/factories/{acme['id']}/report", to="x"), 400)
+
+
+def test_report_file_names() -> None:
+    assert filename(7, "Werk Süd / Halle 2", T0, T0 + 86400) == (
+        "Werk-Sud-Halle-2-report-2023-11-14T2213Z-2023-11-15T2213Z.csv"
+    )
+    # Nothing of the name fits a file name; a range from the first alert.
+    assert filename(7, "工場", None, T0) == "factory-7-report-start-2023-11-14T2213Z.csv"
 
 
 def test_startup_probe(hub: HubProcess) -> None:
