@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, field_validator
 
 
 def _loopback() -> list[IPv4Address | IPv6Address]:
@@ -51,3 +52,23 @@ class ConsoleSettings(BaseModel):
     # People's passwords have at least this many characters (and are not one of the most
     # common ones: hub.passwords); no rules about which kinds of characters.
     password_min_length: int = Field(12, ge=8, le=256)
+    # The plant's time zone (an IANA name): every time on the console's pages is shown in it,
+    # whatever the zone of the browser showing it (a laptop set to another zone, a kiosk in
+    # UTC), with the UTC instant on hover.
+    time_zone: str = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Checked at start against the zone database, so a typo is a config error now, not
+        # a console that fails in every browser; its own names only: a file path into it
+        # ("posix/...") loads in Python but not in a browser.
+        try:
+            known = value in available_timezones() and ZoneInfo(value) is not None
+        except (ZoneInfoNotFoundError, ValueError):
+            known = False
+        if not known:
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
+            )
+        return value
