@@ -43,6 +43,7 @@ def routes(hub: Services) -> list[Route]:
             csrf=found.csrf,
             csrf_field=csrf.FIELD,
             poll_ms=int(settings.poll_interval_s * 1000),
+            time_zone=settings.time_zone,
             can_ack=role in ("operator", "admin"),
             is_admin=role == "admin",
             **context,

@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import re
+from datetime import datetime
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -109,7 +110,9 @@ def test_a_spike_in_a_month_is_drawn_at_its_height_and_the_hover_reads_its_bucke
     avg = page.evaluate(f"window.edgeConsole.fmtNum({spiked['avg']})")
     expect(readout).to_contain_text(f"avg {avg}")
     expect(readout).to_contain_text(f"({spiked['count']} readings)")
-    assert readout.get_attribute("title") == f"{spiked['time']} (UTC)"
+    # The UTC instant on hover, in the console's one format.
+    instant = datetime.fromisoformat(spiked["time"].replace("Z", "+00:00"))
+    assert readout.get_attribute("title") == instant.strftime("%Y-%m-%d %H:%M:%S UTC")
     # Moving off the chart clears it.
     page.mouse.move(box["x"] + x, box["y"] + box["height"] + 40)
     expect(readout).to_have_text("")

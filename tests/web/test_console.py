@@ -362,7 +362,10 @@ def test_an_admin_edits_thresholds_and_rules(console: Console) -> None:
     assert [(r["condition"], r["threshold"], r["severity"]) for r in rules] == [
         ("GREATER_THAN", 90.0, "CRITICAL")
     ]
-    page.locator("#rules tbody tr button.danger").click()
+    # Deleting asks first: the rule stays until the admin confirms.
+    page.locator('#rules tbody tr [data-action="delete"]').click()
+    expect(page.locator("#rules .confirm")).to_contain_text("Delete rule")
+    page.locator('#rules tbody tr [data-action="confirm-delete"]').click()
     expect(page.locator("#rules tbody tr")).to_have_count(0)
 
 

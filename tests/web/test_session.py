@@ -74,6 +74,9 @@ def test_every_page_loads_only_from_the_hub_under_its_csp(console: Console) -> N
         "/static/console.css",
         "/static/plot.js",
         "/static/chart.js",
+        "/static/plant.js",
+        "/static/alarms.js",
+        "/static/sensor.js",
     } <= kinds
     assert any(k.startswith("/api/v1/") for k in kinds)
     # check_clean (the fixture) asserts that every one of them went to the hub's origin.

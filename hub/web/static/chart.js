@@ -268,7 +268,7 @@
     node.textContent = b.count > 1
       ? `${ui.fmtTime(b.time)}  min ${num(b.min)}  max ${num(b.max)}  avg ${num(b.avg)}  (${b.count} readings)`
       : `${ui.fmtTime(b.time)}  ${num(b.avg)}`;
-    node.title = `${b.time} (UTC)`;
+    node.title = ui.utc(b.time);
     Object.assign(node.dataset, {
       ts: String(b.ts), min: String(b.min), max: String(b.max), avg: String(b.avg), count: String(b.count),
     });

@@ -35,14 +35,14 @@
   const TIME_STEPS = [60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, DAY, 2 * DAY, 7 * DAY,
     14 * DAY, 30 * DAY, 91 * DAY, 182 * DAY, 365 * DAY];
 
-  // Axis labels in the console's one date format (ISO 8601, 24 h), as short as the step
-  // allows: 14:05, 2026-12-07, 2026-12.
+  // Axis labels in the console's one date format (ISO 8601, 24 h, the plant's time zone:
+  // console.js), as short as the step allows: 14:05, 2026-12-07, 2026-12.
   function timeLabel(ts, step) {
-    const d = new Date(ts * 1000);
+    const d = window.edgeConsole.parts(new Date(ts * 1000));
     const two = (n) => String(n).padStart(2, "0");
-    if (step < DAY && (d.getHours() || d.getMinutes())) return `${two(d.getHours())}:${two(d.getMinutes())}`;
-    if (step < 30 * DAY) return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
-    return `${d.getFullYear()}-${two(d.getMonth() + 1)}`;
+    if (step < DAY && (d.hour || d.minute)) return `${two(d.hour)}:${two(d.minute)}`;
+    if (step < 30 * DAY) return `${d.year}-${two(d.month)}-${two(d.day)}`;
+    return `${d.year}-${two(d.month)}`;
   }
 
   // A plot's frame on a canvas, shared by every chart of the console: sized to the element
@@ -93,7 +93,8 @@
     // time grid
     const span = to - from;
     const tstep = TIME_STEPS.find((s) => span / s <= 8) || 365 * DAY;
-    const offset = new Date().getTimezoneOffset() * 60;
+    // Ticks on whole steps of the plant's clock (midnight there, not in UTC).
+    const offset = -window.edgeConsole.zoneOffset(from);
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
     for (let t = Math.ceil((from - offset) / tstep) * tstep + offset; t <= to; t += tstep) {
