@@ -233,7 +233,10 @@ def model_examples(lines: list[str], c: httpx.Client, a: httpx.Client, sid: int)
         c.get(f"/api/v1/factories/{fid}/report"),
         "Per sensor: min/max/avg/count (from rollups), alerts and seconds in alert in the "
         "range (`from`/`to`; overlapping alerts count once); `?format=csv` as CSV: every "
-        "sensor of the factory, streamed, unless `page`/`per_page` ask for one page.",
+        "sensor of the factory, streamed, unless `page`/`per_page` ask for one page, as a "
+        "file named for the factory and the period "
+        "(`plant-2-report-2026-12-01T0800Z-2026-12-02T0800Z.csv`; `start` without `from`), "
+        "averages rounded to 4 significant digits, min and max exact as stored.",
     )
     _show(
         lines,
