@@ -249,8 +249,16 @@ def test_the_exports_download_with_the_session_cookie(console: Console) -> None:
     form = page.locator("#report-export")
     start = datetime.fromtimestamp(t - 60, UTC)
     end = datetime.fromtimestamp(t + 120, UTC)
-    form.locator("input[name=from]").fill(start.strftime("%Y-%m-%dT%H:%M"))
-    form.locator("input[name=to]").fill(end.strftime("%Y-%m-%dT%H:%M"))
+    # An end before the start is said beside the form, and nothing is downloaded.
+    form.locator("input[name=from]").fill(end.strftime("%Y-%m-%d %H:%M"))
+    form.locator("input[name=to]").fill(start.strftime("%Y-%m-%d %H:%M"))
+    form.locator("button[type=submit]").click()
+    expect(form.locator("output.feedback")).to_have_text(
+        "Give a start and a later end as 2026-12-07 14:05."
+    )
+    # Typed in the console's own format (the plant's zone: UTC here).
+    form.locator("input[name=from]").fill(start.strftime("%Y-%m-%d %H:%M"))
+    form.locator("input[name=to]").fill(end.strftime("%Y-%m-%d %H:%M"))
     with page.expect_download() as got:
         form.locator("button[type=submit]").click()
     download = got.value

@@ -139,10 +139,10 @@
     const p = parts(new Date(Math.floor(ts) * 1000));
     return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) / 1000 - Math.floor(ts);
   }
-  // A wall-clock time in the plant's zone ("2026-12-07T14:05", as a datetime-local field
-  // gives it) as epoch seconds; null when empty or not a time.
+  // A wall-clock time typed in the console's format in the plant's zone ("2026-12-07 14:05",
+  // seconds optional, a T for the space allowed) as epoch seconds; null when not a time.
   function fromWall(text) {
-    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(text || "");
+    const m = /^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?\s*$/.exec(text || "");
     if (!m) return null;
     const naive = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0)) / 1000;
     // The offset at the guess, then again at the corrected instant (a change of summer time
@@ -150,10 +150,10 @@
     const first = naive - zoneOffset(naive);
     return naive - zoneOffset(first);
   }
-  // Epoch seconds as a datetime-local field's value in the plant's zone.
+  // Epoch seconds as a field's value in the console's format, to the minute, plant's zone.
   function toWall(ts) {
     const p = parts(new Date(Math.floor(ts) * 1000));
-    return `${p.year}-${pad(p.month)}-${pad(p.day)}T${pad(p.hour)}:${pad(p.minute)}`;
+    return `${p.year}-${pad(p.month)}-${pad(p.day)} ${pad(p.hour)}:${pad(p.minute)}`;
   }
 
   // A table cell (or other element) showing a time, the UTC instant on hover.
@@ -269,7 +269,7 @@
       const from = fromWall(form.elements.from.value);
       const to = fromWall(form.elements.to.value);
       const wrong = from === null || to === null || to <= from;
-      feedback.textContent = wrong ? "Choose a start and an end after it." : "";
+      feedback.textContent = wrong ? "Give a start and a later end as 2026-12-07 14:05." : "";
       feedback.classList.toggle("error", wrong);
       if (wrong) return;
       const link = el("a", { href: hrefOf(from, to), download: "" });
