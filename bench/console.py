@@ -37,6 +37,7 @@ from bench.common import Row
 from bench.history import KEY, REPORT, YEAR_S, _batches, _hub, _register, _wait_measured
 from hub.passwords import hash_password
 from hub.storage import open_storage
+from hub.storage.changelog import SYSTEM
 from hub.user_names import name_key
 
 DAY = 86400.0
@@ -150,7 +151,11 @@ def run(workdir: Path, n: int = 10_000_000, rounds: int = 9) -> list[Row]:
     sensor, load_s, t_end = _load(database, n)
     with contextlib.closing(open_storage(database)) as storage:
         storage.users.add(
-            "bench", name_key("bench"), role="read", password_hash=hash_password(PASSWORD)
+            "bench",
+            name_key("bench"),
+            role="read",
+            password_hash=hash_password(PASSWORD),
+            by=SYSTEM,
         )
     rows: list[Row] = []
     with _hub(workdir / "hub-console", database) as hub:
