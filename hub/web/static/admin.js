@@ -124,7 +124,10 @@
       const change = {};
       for (const name of names) change[name] = f[name].tagName === "SELECT" ? f[name].value : optional(f[name]);
       return api("PATCH", path, change);
-    }, reload);
+    }, (answer) => {
+      item = answer.data; // what the delete question names from now on
+      return reload();
+    });
     form.querySelector(".actions").append(" ", deleteButton(`Delete ${form.dataset.what}`,
       () => `Delete ${form.dataset.what} ${item ? item.name : ""} for good?`,
       async () => {

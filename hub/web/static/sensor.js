@@ -15,6 +15,7 @@
     async function header() {
       const s = (await api("GET", `/sensors/${id}`)).data;
       document.getElementById("title").textContent = `${s.name} (${s.key})`;
+      document.dispatchEvent(new CustomEvent("edge:item", { detail: s }));
       const m = (await api("GET", `/machines/${s.machine_id}`)).data;
       const f = (await api("GET", `/factories/${m.factory_id}`)).data;
       crumbs([[`/factories/${f.id}`, f.name], [`/machines/${m.id}`, m.name], [`/sensors/${s.id}`, s.name]]);
@@ -22,7 +23,6 @@
       document.getElementById("thresholds-view").textContent =
         `min ${fmtNum(t.min)} · max ${fmtNum(t.max)}` + (s.unit ? ` ${s.unit}` : "");
       if (window.edgeChart) window.edgeChart.setThresholds(t.min, t.max);
-      document.dispatchEvent(new CustomEvent("edge:item", { detail: s }));
     }
 
     async function latest() {
