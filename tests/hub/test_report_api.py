@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -150,7 +151,7 @@ def test_factory_report(hub: HubProcess) -> None:
     whole = get(hub, url, format="csv", **{"from": T0, "to": T0 + 1000})
     for answer in (paged, whole):
         assert answer.headers["content-disposition"] == (
-            'attachment; filename="acme-report-2023-11-14T2213Z-2023-11-14T2230Z.csv"'
+            f'attachment; filename="acme-report-{stamp(T0)}-{stamp(T0 + 1000)}.csv"'
         )
         rows = {row["key"]: row for row in rows_of(answer)}
         csv_hot = rows[hot]
@@ -169,12 +170,17 @@ def test_factory_report(hub: HubProcess) -> None:
     assert_error(get(hub, f"{API}/factories/{acme['id']}/report", to="x"), 400)
 
 
+def stamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H%MZ")
+
+
 def test_report_file_names() -> None:
-    assert filename(7, "Werk Süd / Halle 2", T0, T0 + 86400) == (
+    t = 1_700_000_000.0
+    assert filename(7, "Werk Süd / Halle 2", t, t + 86400) == (
         "Werk-Sud-Halle-2-report-2023-11-14T2213Z-2023-11-15T2213Z.csv"
     )
     # Nothing of the name fits a file name; a range from the first alert.
-    assert filename(7, "工場", None, T0) == "factory-7-report-start-2023-11-14T2213Z.csv"
+    assert filename(7, "工場", None, t) == "factory-7-report-start-2023-11-14T2213Z.csv"
 
 
 def test_startup_probe(hub: HubProcess) -> None:
