@@ -231,7 +231,7 @@
       const all = a.data.concat(u.data, sh.data, c.data);
       await name(all);
       // Unacknowledged first, then active before cleared, then by severity, newest first.
-      const rank = { critical: 0, high: 1, warning: 2, medium: 3, info: 4 };
+      const rank = { critical: 0, warning: 1, info: 2 };
       const order = a.data.concat(u.data).sort((x, y) =>
         Number(x.acknowledged) - Number(y.acknowledged) ||
         Number(x.state !== "active") - Number(y.state !== "active") ||
