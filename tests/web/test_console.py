@@ -254,7 +254,12 @@ def test_new_data_and_alerts_appear_without_a_reload(console: Console) -> None:
     console.ingest([(t - 5, 88.25)], alerts=[_alert(7, value=88.25, opened_at=t - 5)])
     expect(page.locator("#latest-value")).to_have_text("88.25")
     (alert_id,) = _hub_alert_ids(console)
-    expect(page.locator(f'#sensor-alerts tr[data-alert="{alert_id}"]')).to_be_visible()
+    row = page.locator(f'#sensor-alerts tr[data-alert="{alert_id}"]')
+    expect(row).to_be_visible()
+    # The sensor's own alarm rows read as the alarm table's: clear time, duration and peak.
+    expect(row.locator("td.cleared")).to_have_text("–")
+    expect(row.locator("td.duration")).to_have_text(re.compile(r"^\d+:\d\d:\d\d$"))
+    expect(row.locator("td.peak")).to_have_text("88.25")
     expect(alerts.locator(f'#alerts-active tr[data-alert="{alert_id}"]')).to_be_visible()
     expect(alerts.locator("#active-count")).to_have_text("1")
     # The chart follows "now": the new reading is in what it draws.

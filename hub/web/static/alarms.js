@@ -109,8 +109,11 @@
       el("td", {}, el("span", { class: "badge sev-" + a.severity, text: a.severity })),
       el("td", {}, a.kind.replace(/_/g, " ")),
       withSource ? el("td", {}, alertSource(a)) : null,
-      timeEl("td", a.opened_at),
+      timeEl("td", a.opened_at, { class: "time opened" }),
+      timeEl("td", a.cleared_at, { class: "time cleared" }, "–"),
+      el("td", { class: "num duration" }, fmtDuration(lasted(a))),
       el("td", { class: "num" }, fmtNum(a.value)),
+      el("td", { class: "num peak" }, fmtNum(a.peak_value)),
       el("td", { class: "state" }, alertState(a), " ", journal(a)));
     if (withActions) tr.append(a.state === "active" || !a.acknowledged ? alertActions(a, refresh) : el("td"));
     return tr;
@@ -118,15 +121,20 @@
 
   const alertSig = (a) =>
     JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until, a.severity, a.value,
+      a.peak_value, a.cleared_at,
       a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status,
-      a.chattering, a.stale]);
+      a.chattering, a.stale,
+      // An active alarm's duration grows: redrawn each minute at most.
+      a.state === "active" ? Math.floor(Date.now() / 60000) : 0]);
+
+  // Seconds from opening to clearing, or to now while active.
+  const lasted = (a) =>
+    ((a.cleared_at ? new Date(a.cleared_at) : new Date()) - new Date(a.opened_at)) / 1000;
 
   // The alarm table of the alerts page, as Ignition's: one row per alarm with its active
   // and clear times, how long it lasted (or has lasted), its value and peak, and a box to
   // select it for acknowledging several at once.
   function alarmRow(a, refresh, selected) {
-    const end = a.cleared_at ? new Date(a.cleared_at) : new Date();
-    const lasted = (end - new Date(a.opened_at)) / 1000;
     const tr = el("tr", { class: `sev-${a.severity} ${a.state}${a.acknowledged ? "" : " unack"}`,
       "data-alert": a.id });
     if (canAck) {
@@ -146,7 +154,7 @@
       el("td", {}, alertSource(a)),
       timeEl("td", a.opened_at, { class: "time opened" }),
       timeEl("td", a.cleared_at, { class: "time cleared" }, "–"),
-      el("td", { class: "num duration" }, fmtDuration(lasted)),
+      el("td", { class: "num duration" }, fmtDuration(lasted(a))),
       el("td", { class: "num" }, fmtNum(a.value)),
       el("td", { class: "num peak" }, fmtNum(a.peak_value)),
       el("td", { class: "state" }, alertState(a), " ", journal(a)));
