@@ -142,7 +142,11 @@ class Hub:
         self.settings = settings
         self.storage = storage
         self.anomaly = anomaly.AnomalyClient(settings.anomaly_url)
-        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        # Both buckets are rows of the database, leased in chunks (hub.ratelimit): shared by
+        # every process and host, without a database visit per request.
+        self.limiter = RateLimiter(
+            settings.rate_limit_per_s, settings.rate_limit_burst, ledger=storage.quotas
+        )
         # Spares each batch its token query; ingest re-checks revocation in its transaction.
         self.tokens = GatewayTokenCache(storage)
         self.read_budget = ReadBudget(
@@ -150,6 +154,7 @@ class Hub:
             settings.read_budget_burst_rows,
             settings.max_concurrent_heavy_reads,
             settings.heavy_read_rows,
+            ledger=storage.quotas,
         )
         self.sensor_limits = SensorLimits(
             settings.max_new_sensors_per_batch, settings.max_sensors_per_factory
