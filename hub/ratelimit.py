@@ -6,19 +6,17 @@ varying anything but its credentials, and unauthenticated noise never evicts a r
 Thread-safe: Robyn runs handlers on several worker threads.
 
 Shared by every process and host: the bucket itself is a row in the hub's database
-(hub.storage.quotas), and each process leases tokens from it a chunk at a time, so most
-requests are decided from memory and only about one in a chunk visits the database. A chunk
-is a twentieth of the burst (at least one). A lease is spent from memory for half a second
-at most; what is left of it is handed back at the process's next visit.
+(hub.storage.quotas), and each process leases tokens from it a chunk at a time (a twentieth
+of the burst, at least one), so most requests are decided from memory: only about one in a
+chunk visits the database, however slowly the token's requests come.
 
-The bound, over any T seconds and all processes and hosts together: a token gets at most
-``burst + rate * T``, as from one process (every token spent was first taken from the
-shared row; hosts' clocks apart by d seconds may add ``rate * d``). There is no overshoot
-to add for more processes. What the limit may do instead is refuse early: each of P
-processes may hold up to one chunk unspent, so a caller spread over P processes may meet
-its 429 up to ``P * burst / 20`` tokens early. A process that has just seen the shared
-bucket too low refuses from memory until its refill (Retry-After) would let the request
-through.
+The bound, over any T seconds, with P processes (workers on every host) together: a token
+gets at most ``burst + rate * T + P * chunk``: what one process would allow, plus what the
+others leased before those T seconds and spend within them (hosts' clocks apart by d
+seconds may add ``rate * d``). The other way, the same: a caller spread over P processes
+may meet its 429 up to ``P * chunk`` tokens early, while other processes hold what they
+leased. A process that has just seen the shared bucket too low refuses from memory until
+its refill (Retry-After) would let the request through.
 """
 
 from __future__ import annotations
@@ -32,10 +30,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 # Processes' buckets idle this long are full again anyway; dropping them bounds memory by
-# active tokens (an unspent lease dropped with one is at most half a second of refill).
+# active tokens (an unspent lease dropped with one is at most a chunk).
 _IDLE_S = 600.0
-# A lease is spent from memory this long at most, then handed back and taken afresh.
-LEASE_S = 0.5
 
 
 def settle(
@@ -122,6 +118,7 @@ class _Lease:
     # Tokens taken from the shared bucket and not spent yet (negative: rows read beyond
     # them, owed to the shared bucket at the next visit).
     held: float = 0.0
+    # The last visit to the shared bucket (the idle sweep's clock).
     leased_at: float = -math.inf
     # The shared bucket's tokens as the last visit left them, and when.
     seen: float = 0.0
@@ -165,7 +162,7 @@ class RateLimiter:
         now = self._clock()
         lease = self._lease(key, now)
         with lease.lock:
-            if lease.held >= amount and now - lease.leased_at < LEASE_S:
+            if lease.held >= amount:
                 lease.held -= amount
                 return 0.0
             # The most the shared bucket can hold now (other processes only take from it,
