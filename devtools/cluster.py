@@ -397,9 +397,10 @@ class Balancer:
         return int(front["hrsp_5xx"] or 0)
 
 
-def make_root() -> Path:
+def make_root(base: Path | None = None) -> Path:
+    """The cluster's directory, under ``base`` (default: the system's temp dir)."""
     # Not under pytest's tmp dir: that is root's, 0700, and PostgreSQL runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="edge-cluster-"))
+    root = Path(tempfile.mkdtemp(prefix="edge-cluster-", dir=base))
     root.chmod(0o755)
     return root
 
@@ -487,7 +488,9 @@ class WritableProbe(threading.Thread):
         while not self.halt.is_set():
             started = time.monotonic()
             try:
-                with psycopg.connect(self.url, connect_timeout=2) as conn:
+                # tcp_user_timeout: a session opened just before its host was cut off gives
+                # up within 2 s, instead of waiting out the cut and hiding the outage.
+                with psycopg.connect(self.url, connect_timeout=2, tcp_user_timeout=2000) as conn:
                     conn.execute("SELECT 1")
                 worked = True
             except psycopg.Error:
