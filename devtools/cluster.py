@@ -81,15 +81,16 @@ def _veth(host: str) -> str:
 def sweep() -> None:
     """Remove this harness's namespaces, their processes and the bridge, whoever left them."""
     names = [line.split()[0] for line in _ip("netns", "list", check=False).stdout.splitlines()]
+    names = [name for name in names if name.startswith(PREFIX)]
+    procs: list[psutil.Process] = []
     for name in names:
-        if not name.startswith(PREFIX):
-            continue
-        pids = _ip("netns", "pids", name, check=False).stdout.split()
-        procs = [psutil.Process(int(p)) for p in pids if psutil.pid_exists(int(p))]
-        for proc in procs:
+        for pid in _ip("netns", "pids", name, check=False).stdout.split():
             with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        psutil.wait_procs(procs, timeout=10)
+                procs.append(psutil.Process(int(pid)))
+    # Every namespace's processes killed first, then waited for together: one that is slow
+    # to go (a write to disk under way) does not hold the others up.
+    _kill_together(procs)
+    for name in names:
         _ip("netns", "del", name, check=False)
     links = _ip("-o", "link", "show", check=False).stdout
     for name in re.findall(rf"^\d+: ({re.escape(PREFIX)}[\w-]+)[@:]", links, re.M):
@@ -130,13 +131,21 @@ def in_netns(host: str, argv: list[str], user: str | None = None) -> list[str]:
 
 def kill_family(pid: int) -> None:
     """SIGKILL a process and everything it started: a power cut of that program."""
+    _kill_together(_family(pid))
+
+
+def _family(pid: int) -> list[psutil.Process]:
     with contextlib.suppress(psutil.NoSuchProcess):
         top = psutil.Process(pid)
-        family = [top, *top.children(recursive=True)]
-        for proc in family:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        psutil.wait_procs(family, timeout=10)
+        return [top, *top.children(recursive=True)]
+    return []
+
+
+def _kill_together(procs: list[psutil.Process]) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=10)
 
 
 class Etcd:
@@ -172,13 +181,20 @@ class PatroniNode:
     """One PostgreSQL node: the shipped patroni.yml with this node's name, addresses and
     directories; run as postgres in the node's namespace."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, timings: dict[str, int] | None = None) -> None:
+        """``timings``: Patroni settings (ttl, loop_wait, retry_timeout) to use instead of
+        the shipped file's; None keeps those."""
         self.name = name
         self.dir = root / name
         self.dir.mkdir()
         shutil.chown(self.dir, "postgres", "postgres")
         self.data = self.dir / "data"
         config = yaml.safe_load((DEPLOY / "patroni.yml").read_text())
+        if timings is not None:
+            dcs = config["bootstrap"]["dcs"]
+            dcs.update(timings)
+            # Patroni's own rule, or it may demote a healthy primary.
+            assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"], dcs
         addr = address(name)
         config["name"] = name
         config["restapi"]["connect_address"] = f"{addr}:8008"
@@ -281,7 +297,8 @@ def members(nodes: list[PatroniNode]) -> dict[str, Member]:
 class HubHost:
     """``edge-hub serve`` in its own namespace, on the cluster's multi-host URL."""
 
-    def __init__(self, root: Path, name: str, database: str) -> None:
+    def __init__(self, root: Path, name: str, database: str, extra: str = "") -> None:
+        """``extra``: more hub.toml lines (e.g. the webhooks)."""
         self.name = name
         self.dir = root / name
         self.dir.mkdir()
@@ -293,7 +310,7 @@ class HubHost:
             'anomaly_url = "http://127.0.0.1:9"\n'
             "database_connect_timeout_s = 3.0\n"
             "database_pool_timeout_s = 5.0\n"
-            "retention = { raw_days = 0, minute_days = 0, hour_days = 0 }\n"
+            "retention = { raw_days = 0, minute_days = 0, hour_days = 0 }\n" + extra
         )
         self.proc = Proc(
             name, in_netns(name, [PY, "-m", "hub", "serve", "--config", str(self.config)]), root
@@ -380,18 +397,22 @@ class Balancer:
         return int(front["hrsp_5xx"] or 0)
 
 
-def make_root() -> Path:
+def make_root(base: Path | None = None) -> Path:
+    """The cluster's directory, under ``base`` (default: the system's temp dir)."""
     # Not under pytest's tmp dir: that is root's, 0700, and PostgreSQL runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="edge-cluster-"))
+    root = Path(tempfile.mkdtemp(prefix="edge-cluster-", dir=base))
     root.chmod(0o755)
     return root
 
 
 def stop_all(procs: list[Proc]) -> None:
-    for proc in reversed(procs):
+    """SIGKILL every one of ``procs`` and what they started, all at once."""
+    family: list[psutil.Process] = []
+    for proc in procs:
         with contextlib.suppress(Exception):
             if proc.popen is not None and proc.running:
-                kill_family(proc.popen.pid)
+                family += _family(proc.popen.pid)
+    _kill_together(family)
 
 
 def elapsed_since(started: float) -> float:
@@ -421,16 +442,20 @@ def healthy(nodes: list[PatroniNode]) -> bool:
     return replication == "streaming sync"
 
 
-def start_database(root: Path, started: list[Proc]) -> tuple[list[PatroniNode], str]:
+def start_database(
+    root: Path, started: list[Proc], timings: dict[str, int] | None = None
+) -> tuple[list[PatroniNode], str]:
     """The network, etcd and both PostgreSQL nodes with the hub's role and database; returns
     the nodes and the hubs' multi-host URL. Every process started is appended to ``started``
-    at once, so a set-up that fails half way still has its processes stopped."""
+    at once, so a set-up that fails half way still has its processes stopped. ``timings``:
+    Patroni's, instead of the shipped file's (:class:`PatroniNode`)."""
     build_network()
     etcd = Etcd(root)
     started.append(etcd.proc)
     etcd.start()
-    # Patroni's own timings stay as shipped; only addresses and directories are this net's.
-    nodes = [PatroniNode(root, name) for name in ("pg-a", "pg-b")]
+    # Addresses and directories are this net's; the timings the caller's (the bench keeps
+    # the shipped ones, whose failover it measures).
+    nodes = [PatroniNode(root, name, timings) for name in ("pg-a", "pg-b")]
     started.append(nodes[0].proc)
     nodes[0].start()
     wait_for("pg-a to bootstrap as the leader", lambda: nodes[0].serving() is False, 120, 0.2)
@@ -463,7 +488,9 @@ class WritableProbe(threading.Thread):
         while not self.halt.is_set():
             started = time.monotonic()
             try:
-                with psycopg.connect(self.url, connect_timeout=2) as conn:
+                # tcp_user_timeout: a session opened just before its host was cut off gives
+                # up within 2 s, instead of waiting out the cut and hiding the outage.
+                with psycopg.connect(self.url, connect_timeout=2, tcp_user_timeout=2000) as conn:
                     conn.execute("SELECT 1")
                 worked = True
             except psycopg.Error:

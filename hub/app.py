@@ -44,7 +44,7 @@ from hub.api import (
     users,
 )
 from hub.api import ingest as ingest_api
-from hub.api.http import Ctx, Handler, Raw, Result, Route
+from hub.api.http import Ctx, Handler, Raw, Result, Route, complete_body
 from hub.api.scope import FREE, Scope, admit
 from hub.auth import GatewayTokenCache, Role, require
 from hub.batchcheck import SensorLimits
@@ -61,7 +61,6 @@ from hub.errors import (
     rate_limited,
     success_body,
 )
-from hub.ingest import body_bytes
 from hub.ratelimit import PageRefused, RateLimiter, ReadBudget, ReadCharge, retry_after_s
 from hub.storage import DatabaseUnavailable, Storage, noting_reads
 from hub.web import views as console
@@ -111,26 +110,6 @@ def _request_id(request: Any) -> str:
     return new_request_id()
 
 
-def _complete_body(request: Any) -> bytes:
-    """The request body, or 400 when it is not as long as its Content-Length says.
-
-    Robyn hands a handler whatever arrived before the client half-closed: a batch cut off
-    mid-way could still be valid JSON (a shorter array) and would be stored as if whole."""
-    body = body_bytes(request.body)
-    declared = request.headers.get("content-length")
-    if declared is None:
-        return body
-    text = str(declared).strip()
-    if not (text.isascii() and text.isdigit()) or int(text) != len(body):
-        raise ApiError(
-            400,
-            "incomplete_body",
-            f"the body has {len(body)} bytes, Content-Length says {text!r}; nothing done",
-            [{"field": "body", "message": "shorter or longer than its Content-Length"}],
-        )
-    return body
-
-
 # Expected rows of a read, from its parameters: what the read budget charges up front.
 RowEstimate = Callable[["Ctx"], int]
 
@@ -142,7 +121,10 @@ class Hub:
         self.settings = settings
         self.storage = storage
         self.anomaly = anomaly.AnomalyClient(settings.anomaly_url)
-        self.limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+        # Rows of the database leased in chunks (hub.ratelimit): shared by every host.
+        self.limiter = RateLimiter(
+            settings.rate_limit_per_s, settings.rate_limit_burst, ledger=storage.quotas
+        )
         # Spares each batch its token query; ingest re-checks revocation in its transaction.
         self.tokens = GatewayTokenCache(storage)
         self.read_budget = ReadBudget(
@@ -150,10 +132,14 @@ class Hub:
             settings.read_budget_burst_rows,
             settings.max_concurrent_heavy_reads,
             settings.heavy_read_rows,
+            ledger=storage.quotas,
         )
         self.sensor_limits = SensorLimits(
             settings.max_new_sensors_per_batch, settings.max_sensors_per_factory
         )
+        # Cleared by `serve` while the database has no schema yet: requests get 503 till then.
+        self.schema_ready = threading.Event()
+        self.schema_ready.set()
         self._spec: bytes | None = None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
@@ -177,10 +163,12 @@ class Hub:
         head: bool = False,
         rows: RowEstimate | None = None,
         scope: Scope = FREE,
+        schema: bool = False,
     ) -> Callable[[Any], Any]:
         """Robyn's handler for ``fn``. ``head``: answer as GET would, without the body.
         ``rows``: the read's worst-case row count, for the read budget. ``scope``: what a
-        principal limited to some factories may reach through it (hub.api.scope)."""
+        principal limited to some factories may reach through it (hub.api.scope).
+        ``schema``: it reads the database, so it waits for :attr:`schema_ready` (503)."""
         response_cls = robyn.Response
         storage = self.storage
         limiter = self.limiter
@@ -199,7 +187,9 @@ class Hub:
                 admitted = False
                 stream: Iterable[bytes] | None = None
                 try:
-                    raw_body = _complete_body(request)
+                    if schema and not self.schema_ready.is_set():
+                        raise DatabaseUnavailable("the database has no schema yet", [])
+                    raw_body = complete_body(request)
                     principal = None
                     if roles is not None:
                         found = authenticate_request(storage, request, method, tokens)
@@ -367,11 +357,14 @@ def create_app(settings: HubSettings, storage: Storage) -> tuple[Any, Hub]:
         # Reads that may be large, and slow work, run off Robyn's worker thread (see
         # _off_worker).
         wrap = _off_worker if rows is not None or slow else _same
-        get = hub.endpoint(robyn, method, route, roles, fn, rows=rows, scope=scope)
+        schema = not route.startswith(_NO_SCHEMA)
+        get = hub.endpoint(robyn, method, route, roles, fn, rows=rows, scope=scope, schema=schema)
         app.add_route(method, route, wrap(get))
         served.setdefault(route, []).append(method)
         if method == "GET":
-            head = hub.endpoint(robyn, method, route, roles, fn, head=True, rows=rows, scope=scope)
+            head = hub.endpoint(
+                robyn, method, route, roles, fn, head=True, rows=rows, scope=scope, schema=schema
+            )
             app.add_route("HEAD", route, wrap(head))
             served[route].append("HEAD")
     for route, methods in served.items():
@@ -430,6 +423,9 @@ def _http_method(robyn: ModuleType, method: str) -> Any:
     # Robyn's add_route maps method names itself, except TRACE: give it the enum.
     return robyn.HttpMethod.TRACE if method == "TRACE" else method
 
+
+# Routes that answer without the hub's tables (probes, metrics, the API's docs, files).
+_NO_SCHEMA = ("/health/", "/metrics", "/openapi.json", "/docs", "/static/")
 
 _BUDGET_HINT = {
     "budget": "this token has read many rows lately (read_budget_rows_per_s); ask for "

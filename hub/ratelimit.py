@@ -4,6 +4,19 @@ requests (RateLimiter) and for the rows of expensive reads (ReadBudget).
 Keyed by the token's row id (after authentication), so a caller cannot dodge the limit by
 varying anything but its credentials, and unauthenticated noise never evicts a real bucket.
 Thread-safe: Robyn runs handlers on several worker threads.
+
+Shared by every process and host: the bucket itself is a row in the hub's database
+(hub.storage.quotas), and each process leases tokens from it a chunk at a time (a twentieth
+of the burst, at least one), so most requests are decided from memory: only about one in a
+chunk visits the database, however slowly the token's requests come.
+
+The bound, over any T seconds, with P processes (workers on every host) together: a token
+gets at most ``burst + rate * T + P * chunk``: what one process would allow, plus what the
+others leased before those T seconds and spend within them (hosts' clocks apart by d
+seconds may add ``rate * d``). The other way, the same: a caller spread over P processes
+may meet its 429 up to ``P * chunk`` tokens early, while other processes hold what they
+leased. A process that has just seen the shared bucket too low refuses from memory until
+its refill (Retry-After) would let the request through.
 """
 
 from __future__ import annotations
@@ -13,26 +26,123 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
-# Buckets idle this long are full again anyway; dropping them bounds memory by active tokens.
+# Processes' buckets idle this long are full again anyway; dropping them bounds memory by
+# active tokens (an unspent lease dropped with one is at most a chunk).
 _IDLE_S = 600.0
 
 
+def settle(
+    tokens: float,
+    seen: float,
+    *,
+    returned: float,
+    need: float,
+    want: float,
+    rate: float,
+    burst: float,
+    at: float,
+) -> tuple[float | None, float]:
+    """One visit to a shared bucket that had ``tokens`` at ``seen``: refill it at ``rate``
+    up to ``burst``, credit ``returned`` (negative: a debt, down to one burst below empty),
+    then take up to ``want`` if at least ``need`` are there. Returns (what was taken, or
+    None when not even ``need`` was there; the tokens left)."""
+    # A clock that went back (or another host's, slightly behind) refills nothing.
+    tokens = min(burst, tokens + max(0.0, at - seen) * rate)
+    tokens = max(-burst, min(burst, tokens + returned))
+    if tokens < need:
+        return None, tokens
+    taken = max(0.0, min(want, tokens))
+    return taken, tokens - taken
+
+
+class Ledger(Protocol):
+    """Where the buckets are: the hub's database (hub.storage.quotas), shared by every
+    process and host, or one process's memory (:class:`LocalLedger`)."""
+
+    def lease(
+        self,
+        kind: str,
+        key: int,
+        *,
+        returned: float,
+        need: float,
+        want: float,
+        rate: float,
+        burst: float,
+        at: float,
+    ) -> tuple[float | None, float]: ...
+
+    def sweep(self, at: float) -> int: ...
+
+
+class LocalLedger:
+    """Buckets in this process's memory: for tools and tests without a database."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, int], tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def lease(
+        self,
+        kind: str,
+        key: int,
+        *,
+        returned: float,
+        need: float,
+        want: float,
+        rate: float,
+        burst: float,
+        at: float,
+    ) -> tuple[float | None, float]:
+        with self._lock:
+            tokens, seen = self._rows.get((kind, key), (burst, at))
+            taken, left = settle(
+                tokens, seen, returned=returned, need=need, want=want, rate=rate, burst=burst, at=at
+            )
+            self._rows[kind, key] = (left, max(at, seen))
+        return taken, left
+
+    def sweep(self, at: float) -> int:
+        with self._lock:
+            idle = [k for k, (_, seen) in self._rows.items() if at - seen > _IDLE_S]
+            for k in idle:
+                del self._rows[k]
+        return len(idle)
+
+
 @dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
+class _Lease:
+    # Tokens taken from the shared bucket and not spent yet (negative: rows read beyond
+    # them, owed to the shared bucket at the next visit).
+    held: float = 0.0
+    # The last visit to the shared bucket (the idle sweep's clock).
+    leased_at: float = -math.inf
+    # The shared bucket's tokens as the last visit left them, and when.
+    seen: float = 0.0
+    seen_at: float = -math.inf
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class RateLimiter:
     def __init__(
-        self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
+        self,
+        rate_per_s: float,
+        burst: int,
+        clock: Callable[[], float] = time.time,
+        ledger: Ledger | None = None,
+        kind: str = "requests",
     ) -> None:
         self.rate = rate_per_s
         self.burst = float(burst)
+        # Wall time: the shared rows are refilled by the clocks of several processes.
         self._clock = clock
-        self._buckets: dict[int, _Bucket] = {}
+        self._ledger: Ledger = ledger if ledger is not None else LocalLedger()
+        self._kind = kind
+        self.chunk = max(1.0, self.burst / 20)
+        self._leases: dict[int, _Lease] = {}
         self._lock = threading.Lock()
         self._last_sweep = clock()
 
@@ -50,19 +160,21 @@ class RateLimiter:
         if not self.enabled:
             return 0.0
         now = self._clock()
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = _Bucket(self.burst, now)
-            else:
-                bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
-                bucket.at = now
-            if now - self._last_sweep > _IDLE_S:
-                self._sweep(now)
-            if bucket.tokens >= amount:
-                bucket.tokens -= amount
+        lease = self._lease(key, now)
+        with lease.lock:
+            if lease.held >= amount:
+                lease.held -= amount
                 return 0.0
-            return (amount - bucket.tokens) / self.rate
+            # The most the shared bucket can hold now (other processes only take from it,
+            # bar their leases handed back): too little, and the database is not asked.
+            most = min(self.burst, lease.seen + (now - lease.seen_at) * self.rate)
+            if most + max(0.0, lease.held) < amount:
+                return (amount - most - max(0.0, lease.held)) / self.rate
+            taken = self._visit(key, lease, now, need=amount, want=max(amount, self.chunk))
+            if taken is None:
+                return (amount - lease.seen) / self.rate
+            lease.held = taken - amount
+            return 0.0
 
     def debit(self, key: int, amount: float) -> None:
         """Take ``amount`` whatever is left, down to one burst below empty: for rows a read
@@ -70,26 +182,53 @@ class RateLimiter:
         if not self.enabled:
             return
         now = self._clock()
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = _Bucket(self.burst, now)
-            else:
-                bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
-                bucket.at = now
-            bucket.tokens = max(-self.burst, bucket.tokens - amount)
+        lease = self._lease(key, now)
+        with lease.lock:
+            lease.held -= amount
+            if lease.held < 0:
+                # Owed at once: the other processes must see it before their next lease.
+                self._visit(key, lease, now, need=-math.inf, want=0.0)
 
     def give_back(self, key: int, amount: float) -> None:
         """Return what :meth:`take` took for a request that was refused later on."""
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                bucket.tokens = min(self.burst, bucket.tokens + amount)
+            lease = self._leases.get(key)
+        if lease is not None:
+            with lease.lock:
+                lease.held += amount
 
-    def _sweep(self, now: float) -> None:
-        self._last_sweep = now
-        for key in [k for k, b in self._buckets.items() if now - b.at > _IDLE_S]:
-            del self._buckets[key]
+    def _visit(
+        self, key: int, lease: _Lease, now: float, *, need: float, want: float
+    ) -> float | None:
+        """Hand back what ``lease`` holds and take what the shared bucket gives."""
+        taken, left = self._ledger.lease(
+            self._kind,
+            key,
+            returned=lease.held,
+            need=need,
+            want=want,
+            rate=self.rate,
+            burst=self.burst,
+            at=now,
+        )
+        lease.held = 0.0 if taken is None else taken
+        lease.leased_at = now
+        lease.seen, lease.seen_at = left, now
+        return taken
+
+    def _lease(self, key: int, now: float) -> _Lease:
+        with self._lock:
+            sweep = now - self._last_sweep > _IDLE_S
+            if sweep:
+                self._last_sweep = now
+                for k in [k for k, v in self._leases.items() if now - v.leased_at > _IDLE_S]:
+                    del self._leases[k]
+            lease = self._leases.get(key)
+            if lease is None:
+                lease = self._leases[key] = _Lease(leased_at=now)
+        if sweep:
+            self._ledger.sweep(now)
+        return lease
 
 
 def retry_after_s(wait_s: float) -> int:
@@ -102,11 +241,12 @@ class ReadBudget:
 
     A read that may answer more than ``heavy_rows`` rows (hub.api.readcost says what each route
     may answer) first takes its worst-case row count from its token's bucket (refilled at
-    ``rows_per_s`` up to ``burst_rows``), then one of ``max_concurrent`` slots shared by all
-    tokens. Building and encoding 100,000 rows holds the interpreter for a good part of a
-    second; without this, three or four such reads at once stretched ingest latency from
-    milliseconds to over a second. Refusals are 429 with Retry-After; small reads never
-    wait here.
+    ``rows_per_s`` up to ``burst_rows``, shared by every host), then one of
+    ``max_concurrent`` slots shared by all tokens of this process (the slots guard its own
+    interpreter). Building and encoding 100,000 rows holds the interpreter for a good part
+    of a second; without this, three or four such reads at once stretched ingest latency
+    from milliseconds to over a second. Refusals are 429 with Retry-After; small reads
+    never wait here.
     """
 
     def __init__(
@@ -115,11 +255,12 @@ class ReadBudget:
         burst_rows: int,
         max_concurrent: int,
         heavy_rows: int,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        ledger: Ledger | None = None,
     ) -> None:
         self.heavy_rows = heavy_rows
         self.max_concurrent = max_concurrent
-        self._rows = RateLimiter(rows_per_s, burst_rows, clock)
+        self._rows = RateLimiter(rows_per_s, burst_rows, clock, ledger, "read_rows")
         self._slots = threading.BoundedSemaphore(max_concurrent)
 
     @property

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import unquote
 
 from hub.auth import Principal, Role
-from hub.errors import bad_param, success_body
+from hub.errors import ApiError, bad_param, success_body
+from hub.ingest import body_bytes
 from hub.ratelimit import ReadCharge
 
 if TYPE_CHECKING:
@@ -136,3 +137,23 @@ def created(ctx: Ctx, data: Any, meta: dict[str, Any] | None = None) -> Raw:
 def no_content() -> Raw:
     """204, no body."""
     return Raw(204, b"")
+
+
+def complete_body(request: Any) -> bytes:
+    """The request body, or 400 when it is not as long as its Content-Length says.
+
+    Robyn hands a handler whatever arrived before the client half-closed: a batch cut off
+    mid-way could still be valid JSON (a shorter array) and would be stored as if whole."""
+    body = body_bytes(request.body)
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return body
+    text = str(declared).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) != len(body):
+        raise ApiError(
+            400,
+            "incomplete_body",
+            f"the body has {len(body)} bytes, Content-Length says {text!r}; nothing done",
+            [{"field": "body", "message": "shorter or longer than its Content-Length"}],
+        )
+    return body

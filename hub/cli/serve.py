@@ -108,8 +108,15 @@ def cmd_serve(settings: HubSettings, args: argparse.Namespace) -> int:
         start_jobs(settings, storage, hub)
     else:
         # Not ready (/health/ready checks the schema) until this has migrated; the jobs
-        # would only fail against a database without the hub's tables.
-        SchemaWait(storage, lambda: start_jobs(settings, storage, hub)).start()
+        # would only fail against a database without the hub's tables, and so would the
+        # requests a load balancer sends before it sees that: they get 503 till then.
+        hub.schema_ready.clear()
+
+        def migrated_now() -> None:
+            hub.schema_ready.set()
+            start_jobs(settings, storage, hub)
+
+        SchemaWait(storage, migrated_now).start()
     url = f"http://{settings.host}:{settings.port}"
     print(f"edge-hub listening on {url}", file=err(), flush=True)
     # _check_port=False: Robyn's own check prompts on stdin for another port.

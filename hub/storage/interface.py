@@ -45,6 +45,7 @@ from hub.storage.model import (
 )
 from hub.storage.offline import Offline
 from hub.storage.owners import Owners
+from hub.storage.quotas import Quotas
 from hub.storage.read_face import ReadFace
 from hub.storage.reads import Reads
 from hub.storage.reports import Reports
@@ -93,6 +94,7 @@ class Storage(ReadFace, ABC):
         self.access = Access(db)
         self.users = Users(db)
         self.sso = SingleSignOn(db)  # single sign-on's accounts and sign-ins under way
+        self.quotas = Quotas(db)  # rate limits and read budgets, shared by every process
         self.owners = Owners(db)  # what a factory scope is checked against
         self.audit = Audit(db)
         self.catalog = Catalog(db, cache)
@@ -168,8 +170,7 @@ class Storage(ReadFace, ABC):
     def delete_rollups(self, delete: Callable[[Conn, int], None]) -> None:
         self.rollups.delete_sensor = delete  # type: ignore[method-assign,assignment]
 
-    # The insert of a batch's readings and the store of its edge alerts, replaceable on one
-    # storage (a test makes a batch fail half-way); a replaced insert takes every batch.
+    # A batch's readings insert and edge alert store: a test makes a batch fail half-way.
     @property
     def _insert_readings(self) -> Callable[[Conn, list[ReadingRow]], int]:
         return self.ingest.insert_rows
@@ -239,7 +240,6 @@ class Storage(ReadFace, ABC):
         return self.ingest.apply_marks(factory_id, marks)
 
     # -- history: rollup tiers and retention (hub.storage.rollups) ------------------------
-
     # False only in benchmarks: ingest then skips rollup maintenance (hub.toml ``rollups``).
     @property
     def maintain_rollups(self) -> bool:

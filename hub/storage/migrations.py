@@ -41,6 +41,7 @@ STEPS: tuple[str, ...] = (
     "out-of-service periods of sensors and machines",
     "edge alerts name the rule that fired",
     "one alarm per sensor: edge alerts as its sources, one severity scale",
+    "rate limits and read budgets shared by every hub process",
 )
 
 

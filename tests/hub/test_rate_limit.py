@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 
 from devtools.stack import Agent, Broker, Hub, stopping, wait_for
 from hub.config import HubSettings
-from hub.ratelimit import RateLimiter, retry_after_s
+from hub.ratelimit import Ledger, LocalLedger, RateLimiter, ReadBudget, retry_after_s
+from hub.storage import open_storage
 from tests.agent.conftest import Publisher
 from tests.hub.conftest import HubProcess, start_hub, token
 
@@ -36,6 +38,98 @@ def test_bucket_allows_burst_then_refills_at_rate() -> None:
     assert limiter.acquire(1) > 0
     clock.now += 60  # refills to the burst, never beyond it
     assert [limiter.acquire(1) for _ in range(4)][-1] > 0
+
+
+class CountingLedger:
+    """A ledger that counts its visits: what would be database round trips."""
+
+    def __init__(self, inner: Ledger) -> None:
+        self.inner = inner
+        self.visits = 0
+
+    def lease(self, kind: str, key: int, **how: float) -> tuple[float | None, float]:
+        self.visits += 1
+        return self.inner.lease(kind, key, **how)
+
+    def sweep(self, at: float) -> int:
+        return self.inner.sweep(at)
+
+
+def test_processes_sharing_a_ledger_allow_no_more_than_one_bucket() -> None:
+    """Three processes' limiters over one shared ledger, one token hammering them in turn:
+    over the whole run they allow at most burst + rate * T, as one process would, and at
+    most one chunk per process fewer."""
+    clock = Clock()
+    ledger = CountingLedger(LocalLedger())
+    rate, burst = 5.0, 200
+    limiters = [RateLimiter(rate, burst, clock, ledger) for _ in range(3)]
+    start, allowed = clock.now, 0
+    for i in range(3000):
+        allowed += limiters[i % 3].acquire(7) == 0.0
+        clock.now += 0.004
+    elapsed = clock.now - start
+    chunk = limiters[0].chunk
+    assert chunk == 10
+    assert burst + rate * elapsed - 3 * chunk <= allowed <= burst + rate * elapsed
+    # Alone, each would have let through a burst of its own.
+    assert allowed < 2 * burst
+
+
+def test_a_lease_spares_the_ledger_most_requests() -> None:
+    """One visit to the shared bucket per chunk of requests, however slowly they come."""
+    clock = Clock()
+    ledger = CountingLedger(LocalLedger())
+    limiter = RateLimiter(100.0, 200, clock, ledger)
+    for _ in range(100):
+        assert limiter.acquire(1) == 0.0
+        clock.now += 1.0  # a gateway syncing once a second
+    assert limiter.chunk == 10
+    assert ledger.visits == 100 / limiter.chunk
+
+
+def test_a_debt_reaches_the_shared_bucket_at_once() -> None:
+    """Rows a read found only once it ran are owed at once: another process's next heavy
+    read waits for the refill."""
+    clock = Clock()
+    ledger = LocalLedger()
+    here, there = (ReadBudget(100.0, 1000, 1, 10, clock, ledger) for _ in range(2))
+    assert here.acquire(3, 500) is None
+    here.release()
+    here.debit(3, 2000)
+    refused = there.acquire(3, 50)
+    assert refused is not None and refused[0] == "budget"
+    # One burst below empty at most: 1000 / 100 s to empty, then 0.5 s for 50 rows.
+    assert refused[1] == pytest.approx(10.5)
+
+
+def test_the_database_ledger_is_one_bucket_for_every_storage(database_url: str) -> None:
+    """Two storages on one database (two processes, or two hosts) draw on the same row."""
+    first, second = open_storage(database_url), open_storage(database_url)
+    try:
+        first.migrate()
+        how = {"rate": 1.0, "burst": 10.0}
+        # A new bucket starts full; what one takes, the other no longer finds.
+        assert first.quotas.lease("requests", 5, returned=0, need=1, want=4, at=100, **how) == (
+            4.0,
+            6.0,
+        )
+        assert second.quotas.lease("requests", 5, returned=0, need=7, want=7, at=100, **how) == (
+            None,
+            6.0,
+        )
+        # Handed back and refilled (2 s), never beyond the burst.
+        taken, left = second.quotas.lease("requests", 5, returned=4, need=1, want=1, at=102, **how)
+        assert (taken, left) == (1.0, 9.0)
+        # A debt goes no lower than one burst below empty; other kinds and keys are apart.
+        assert (
+            first.quotas.lease("requests", 5, returned=-50, need=-1e9, want=0, at=102, **how)[1]
+            == -10.0
+        )
+        assert first.quotas.lease("read_rows", 5, returned=0, need=1, want=1, at=102, **how)[0]
+        assert first.quotas.sweep(102 + 7200) == 2
+    finally:
+        first.close()
+        second.close()
 
 
 def test_zero_rate_is_no_limit() -> None:
@@ -87,6 +181,47 @@ def test_429_with_envelope_and_retry_after(limited_hub: HubProcess) -> None:
     assert httpx.get(f"{limited_hub.url}/health/live").status_code == 200
     metrics = httpx.get(f"{limited_hub.url}/metrics").text
     assert _sample(metrics, "edge_hub_rate_limited_requests_total") == 1
+
+
+@pytest.fixture(scope="module")
+def two_hubs(
+    tmp_path_factory: pytest.TempPathFactory, hub_database: str
+) -> Iterator[tuple[HubProcess, HubProcess]]:
+    # Two processes on one database, as two hosts (or workers) are. One token a second
+    # refills next to nothing while the test runs; a chunk is 100 / 20 = 5 tokens.
+    settings = {"rate_limit_per_s": 1.0, "rate_limit_burst": 100}
+    first = start_hub(tmp_path_factory.mktemp("hub-a"), database=hub_database, **settings)
+    try:
+        second = start_hub(tmp_path_factory.mktemp("hub-b"), database=hub_database, **settings)
+    except BaseException:
+        first.stop()
+        raise
+    first.tokens["shared"] = second.tokens["shared"] = token(
+        first.config, "token", "add", "--role", "read"
+    )
+    yield first, second
+    assert first.stop() == 0
+    assert second.stop() == 0
+
+
+def test_one_token_on_two_processes_gets_one_bucket(
+    two_hubs: tuple[HubProcess, HubProcess],
+) -> None:
+    """One token hammering two hub processes in turn is allowed what one bucket allows:
+    at most burst + rate * T over the run, and at most one chunk per process fewer."""
+    clients = [hub.client("shared") for hub in two_hubs]
+    try:
+        started = time.monotonic()
+        statuses = [clients[i % 2].get("/api/v1/factories").status_code for i in range(300)]
+        elapsed = time.monotonic() - started
+    finally:
+        for c in clients:
+            c.close()
+    assert set(statuses) <= {200, 429}
+    allowed = statuses.count(200)
+    # Alone, each process would have let 100 through and the pair at least 200.
+    assert 100 - 2 * 5 <= allowed <= 100 + 1.0 * elapsed, (allowed, elapsed)
+    assert statuses.count(429) == 300 - allowed
 
 
 def test_no_token_is_401_not_429(limited_hub: HubProcess) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from shared.wire import Batch, WireAlert, WireReading, encode_batch
 from tests.edge_alerts import RECENT_T0, threshold_alert
-from tests.hub.conftest import HubProcess, free_port, start_hub, token
+from tests.hub.conftest import HubProcess, start_hub, token
 
 SECRET = "s3cr3t-webhook-key"
 # Recent: the hub's alert watch (every 0.2 s in a test below) would mark an alert opened in
@@ -42,7 +42,10 @@ class Receiver:
     """An HTTP endpoint that checks each signature, refuses the first ``fail_first`` POSTs
     with 503, and keeps every event it accepted (by id)."""
 
-    def __init__(self, fail_first: int, gate: threading.Event | None = None) -> None:
+    def __init__(
+        self, fail_first: int, gate: threading.Event | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        """``host``: the address it listens on (a free port of it)."""
         self.fail_first = fail_first
         # With a gate: each POST waits for it (a receiver that hangs); ``holding`` is set once
         # a POST is waiting.
@@ -74,13 +77,14 @@ class Receiver:
                 self.send_response(503 if refuse else 204)
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     def wait_for(self, n: int, timeout: float = 60) -> list[dict[str, Any]]:
         """The first accepted body of each event, once ``n`` distinct events arrived (the

@@ -33,6 +33,7 @@ from hub.storage.postgres.alarm_marks import (
 from hub.storage.postgres.grafana import grafana_views
 from hub.storage.postgres.people import single_sign_on, token_scopes, user_sessions
 from hub.storage.postgres.people import users as people_users
+from hub.storage.postgres.quotas import shared_quotas
 from hub.storage.postgres.service import service_periods
 
 PgConnection = psycopg.Connection[Any]
@@ -405,6 +406,7 @@ MIGRATIONS: list[Migration[PgConnection]] = numbered(
         "out-of-service periods of sensors and machines": service_periods,
         "edge alerts name the rule that fired": edge_rule_ids,
         "one alarm per sensor: edge alerts as its sources, one severity scale": alarm_sources,
+        "rate limits and read budgets shared by every hub process": shared_quotas,
     }
 )
 

@@ -31,6 +31,7 @@ from hub.storage.sqlite.schema.people import (
     user_sessions,
     users,
 )
+from hub.storage.sqlite.schema.quotas import shared_quotas
 from hub.storage.sqlite.schema.service import service_periods
 
 __all__ = ["LEGACY_VERSION", "MIGRATIONS", "heal_legacy"]
@@ -64,5 +65,6 @@ MIGRATIONS: list[Migration[sqlite3.Connection]] = numbered(
         "out-of-service periods of sensors and machines": service_periods,
         "edge alerts name the rule that fired": edge_rule_ids,
         "one alarm per sensor: edge alerts as its sources, one severity scale": alarm_sources,
+        "rate limits and read budgets shared by every hub process": shared_quotas,
     }
 )
