@@ -257,7 +257,7 @@ def test_new_data_and_alerts_appear_without_a_reload(console: Console) -> None:
     row = page.locator(f'#sensor-alerts tr[data-alert="{alert_id}"]')
     expect(row).to_be_visible()
     # The sensor's own alarm rows read as the alarm table's: clear time, duration and peak.
-    expect(row.locator("td.cleared")).to_have_text("–")
+    expect(row.locator("td.cleared")).to_have_text("\u2013")  # an en dash: not cleared
     expect(row.locator("td.duration")).to_have_text(re.compile(r"^\d+:\d\d:\d\d$"))
     expect(row.locator("td.peak")).to_have_text("88.25")
     expect(alerts.locator(f'#alerts-active tr[data-alert="{alert_id}"]')).to_be_visible()
