@@ -251,17 +251,24 @@ def test_agent_waits_out_retry_after(tmp_path: Path) -> None:
         },
     )
     with stopping(broker, hub.start(), agent.start()):
+        # Read from /metrics: the read token is rate-limited like any other. The hub's count
+        # is what is waited on: the agent's backlog is 0 too before a message has arrived.
+        accepted = 'edge_hub_ingest_readings_total{result="accepted"}'
+
+        def stored(n: int) -> bool:
+            return _sample(httpx.get(f"{hub.url}/metrics").text, accepted, 0.0) == n
+
         pub = Publisher(broker.port)
         try:
             pub.publish("factory/l1/m1/temp", {"value": 1})
-            wait_for("the first sync", lambda: agent.status()["backlog"] == 0)
+            wait_for("the first sync", lambda: stored(1))
             pub.publish("factory/l1/m1/temp", {"value": 2})
-            wait_for("the second sync", lambda: agent.status()["backlog"] == 0)
+            wait_for("the second sync", lambda: stored(2))
         finally:
             pub.close()
-        # Read from /metrics: the read token is rate-limited like any other.
+        wait_for("the agent's backlog to drain", lambda: agent.status()["backlog"] == 0)
         metrics = httpx.get(f"{hub.url}/metrics").text
-        assert _sample(metrics, 'edge_hub_ingest_readings_total{result="accepted"}') == 2
+        assert _sample(metrics, accepted) == 2
         refused = _sample(metrics, "edge_hub_rate_limited_requests_total")
         # Its own backoff (<= 0.05 s) would have hit the hub dozens of times in those 2 s.
         assert 1 <= refused <= 3
@@ -274,8 +281,11 @@ def test_agent_waits_out_retry_after(tmp_path: Path) -> None:
     assert all(re.fullmatch(r"[0-9a-f]{32}", doc["request_id"]) for doc in ingest_lines)
 
 
-def _sample(text: str, name: str) -> float:
+def _sample(text: str, name: str, missing: float | None = None) -> float:
+    """The value of sample ``name``; ``missing`` when it is absent (None: an error)."""
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
+    if missing is not None:
+        return missing
     raise AssertionError(f"{name} not in metrics")
