@@ -293,13 +293,16 @@ def _assert_webhooks_once(c: Cluster) -> None:
 
     # A host killed while it held the URL's lease: the other takes over once it lapses (60 s).
     _wait("every opened alert at the webhook receiver", lambda: delivered() == opened, 150, c)
-    ids: dict[tuple[str, int, bool], set[str]] = collections.defaultdict(set)
+    # An alarm whose source grows more severe (the edge's alert passing from high to
+    # critical) is announced once more as opened with ``escalated``: another event.
+    ids: dict[tuple[str, int, bool, bool], set[str]] = collections.defaultdict(set)
     with c.receiver.changed:
         assert all(signed for *_, signed in c.receiver.requests), c.receiver.requests
         for event_id, bodies in c.receiver.accepted.items():
             for body in bodies:
                 assert body["id"] == event_id
-                ids[body["event"], body["alert"]["id"], body["reannounced"]].add(event_id)
+                key = (body["event"], body["alert"]["id"], body["reannounced"], body["escalated"])
+                ids[key].add(event_id)
     assert {k: v for k, v in ids.items() if len(v) > 1} == {}
 
 
