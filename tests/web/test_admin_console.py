@@ -47,6 +47,16 @@ def _feedback(page: Page, form: str) -> Any:
     return page.locator(f"#{form} > output.feedback")
 
 
+def _rename(page: Page, form: str, old: str, new: str) -> None:
+    """Rename what the page shows from ``old`` to ``new`` with its edit form ``form``."""
+    edit = page.locator(f"#{form}")
+    expect(edit.locator("input[name=name]")).to_have_value(old)
+    edit.locator("input[name=name]").fill(new)
+    edit.locator("button[type=submit]").click()
+    expect(_feedback(page, form)).to_have_text("Saved")
+    expect(page.locator("#title")).to_have_text(new)
+
+
 def test_an_admin_makes_renames_and_deletes_a_factory_machine_and_sensor(
     console: Console,
 ) -> None:
@@ -76,12 +86,7 @@ def test_an_admin_makes_renames_and_deletes_a_factory_machine_and_sensor(
 
     # The factory's page: rename it, add a machine.
     page.goto(f"{console.url}/factories/{factory['id']}")
-    edit = page.locator("#edit-factory")
-    expect(edit.locator("input[name=name]")).to_have_value("plant-9")
-    edit.locator("input[name=name]").fill("plant-10")
-    edit.locator("button[type=submit]").click()
-    expect(_feedback(page, "edit-factory")).to_have_text("Saved")
-    expect(page.locator("#title")).to_have_text("plant-10")
+    _rename(page, "edit-factory", "plant-9", "plant-10")
     machine_form = page.locator("#new-machine")
     machine_form.locator("input[name=line]").fill("line7")
     machine_form.locator("input[name=name]").fill("mixer")
@@ -95,12 +100,7 @@ def test_an_admin_makes_renames_and_deletes_a_factory_machine_and_sensor(
     # The machine's page: rename it, add a sensor.
     page.wait_for_url(f"{console.url}/machines/*")
     machine_id = int(page.url.rsplit("/", 1)[1])
-    edit = page.locator("#edit-machine")
-    expect(edit.locator("input[name=name]")).to_have_value("mixer")
-    edit.locator("input[name=name]").fill("mixer2")
-    edit.locator("button[type=submit]").click()
-    expect(_feedback(page, "edit-machine")).to_have_text("Saved")
-    expect(page.locator("#title")).to_have_text("mixer2")
+    _rename(page, "edit-machine", "mixer", "mixer2")
     sensor_form = page.locator("#new-sensor")
     sensor_form.locator("input[name=name]").fill("speed")
     sensor_form.locator("input[name=unit]").fill("rpm")
