@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from devtools.stack import edge_load_binary
+
+
+def edge_load(
+    url: str, tokens: Path, seconds: float, *extra: str, batch: int, sensors: int
+) -> dict[str, Any]:
+    """One edge-load run against the hub at ``url`` (a gateway per line of ``tokens``, each
+    sending ``batch`` readings of ``sensors`` sensors a request, ``extra`` flags added);
+    its JSON report."""
+    out = subprocess.run(
+        [
+            str(edge_load_binary()),
+            "--hub",
+            url,
+            "--tokens",
+            str(tokens),
+            "--batch",
+            str(batch),
+            "--sensors",
+            str(sensors),
+            "--duration",
+            str(seconds),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(out.stdout)
+    return report
 
 
 @dataclass

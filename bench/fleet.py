@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import random
 import sqlite3
@@ -48,9 +47,9 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.common import CpuMeter, Row, count_rows
+from bench.common import CpuMeter, Row, count_rows, edge_load
 from bench.pgserver import PgBenchServer, copy_readings
-from devtools.stack import Hub, edge_load_binary, wait_for
+from devtools.stack import Hub, wait_for
 
 GATEWAYS = 1000
 BATCH = 100
@@ -146,29 +145,7 @@ def p99(values: list[float]) -> float:
 
 
 def _edge_load(hub: Hub, tokens: Path, seconds: float, *extra: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            str(edge_load_binary()),
-            "--hub",
-            hub.url,
-            "--tokens",
-            str(tokens),
-            "--batch",
-            str(BATCH),
-            "--sensors",
-            str(SENSORS),
-            "--duration",
-            str(seconds),
-            "--json",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
-        check=True,
-    )
-    report: dict[str, Any] = json.loads(out.stdout)
-    return report
+    return edge_load(hub.url, tokens, seconds, *extra, batch=BATCH, sensors=SENSORS)
 
 
 def _sensor_ids(hub: Hub) -> list[int]:

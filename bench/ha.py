@@ -22,9 +22,7 @@ edge-load share its cores, which the baseline's three processes do not.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -32,10 +30,10 @@ from typing import Any
 
 import psycopg
 
-from bench.common import Row
+from bench.common import Row, edge_load
 from bench.pgserver import PgBenchServer
 from devtools import cluster as cl
-from devtools.stack import Hub, Proc, edge_load_binary, hub_cli, wait_for
+from devtools.stack import Hub, Proc, hub_cli, wait_for
 
 GATEWAYS = 100
 BATCH = 100
@@ -44,30 +42,9 @@ FAILOVER_LOAD_S = 60.0  # edge-load runs this long while the primary's host is l
 
 
 def _edge_load(url: str, tokens: Path, seconds: float, seq_start: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            str(edge_load_binary()),
-            "--hub",
-            url,
-            "--tokens",
-            str(tokens),
-            "--batch",
-            str(BATCH),
-            "--sensors",
-            str(SENSORS),
-            "--duration",
-            str(seconds),
-            "--seq-start",
-            str(seq_start),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
-        check=True,
+    return edge_load(
+        url, tokens, seconds, "--seq-start", str(seq_start), batch=BATCH, sensors=SENSORS
     )
-    report: dict[str, Any] = json.loads(out.stdout)
-    return report
 
 
 def _stored(url: str) -> int:

@@ -34,46 +34,39 @@ from typing import Protocol
 _IDLE_S = 600.0
 
 
-def settle(
-    tokens: float,
-    seen: float,
-    *,
-    returned: float,
-    need: float,
-    want: float,
-    rate: float,
-    burst: float,
-    at: float,
-) -> tuple[float | None, float]:
-    """One visit to a shared bucket that had ``tokens`` at ``seen``: refill it at ``rate``
-    up to ``burst``, credit ``returned`` (negative: a debt, down to one burst below empty),
-    then take up to ``want`` if at least ``need`` are there. Returns (what was taken, or
-    None when not even ``need`` was there; the tokens left)."""
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """What one visit asks of a shared bucket: hand back ``returned`` (negative: a debt,
+    down to one burst below empty), then take up to ``want`` if at least ``need`` are
+    there; the bucket refills at ``rate`` up to ``burst``; ``at`` is the visitor's clock."""
+
+    returned: float
+    need: float
+    want: float
+    rate: float
+    burst: float
+    at: float
+
+
+def settle(tokens: float, seen: float, draw: Draw) -> tuple[float | None, float, float]:
+    """One visit to a shared bucket that had ``tokens`` at ``seen``, as ``draw`` asks.
+    Returns (what was taken, or None when not even ``draw.need`` was there; the tokens
+    left; the bucket's clock from now on)."""
     # A clock that went back (or another host's, slightly behind) refills nothing.
-    tokens = min(burst, tokens + max(0.0, at - seen) * rate)
-    tokens = max(-burst, min(burst, tokens + returned))
-    if tokens < need:
-        return None, tokens
-    taken = max(0.0, min(want, tokens))
-    return taken, tokens - taken
+    tokens = min(draw.burst, tokens + max(0.0, draw.at - seen) * draw.rate)
+    tokens = max(-draw.burst, min(draw.burst, tokens + draw.returned))
+    seen = max(draw.at, seen)
+    if tokens < draw.need:
+        return None, tokens, seen
+    taken = max(0.0, min(draw.want, tokens))
+    return taken, tokens - taken, seen
 
 
 class Ledger(Protocol):
     """Where the buckets are: the hub's database (hub.storage.quotas), shared by every
     process and host, or one process's memory (:class:`LocalLedger`)."""
 
-    def lease(
-        self,
-        kind: str,
-        key: int,
-        *,
-        returned: float,
-        need: float,
-        want: float,
-        rate: float,
-        burst: float,
-        at: float,
-    ) -> tuple[float | None, float]: ...
+    def lease(self, kind: str, key: int, draw: Draw) -> tuple[float | None, float]: ...
 
     def sweep(self, at: float) -> int: ...
 
@@ -85,24 +78,11 @@ class LocalLedger:
         self._rows: dict[tuple[str, int], tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def lease(
-        self,
-        kind: str,
-        key: int,
-        *,
-        returned: float,
-        need: float,
-        want: float,
-        rate: float,
-        burst: float,
-        at: float,
-    ) -> tuple[float | None, float]:
+    def lease(self, kind: str, key: int, draw: Draw) -> tuple[float | None, float]:
         with self._lock:
-            tokens, seen = self._rows.get((kind, key), (burst, at))
-            taken, left = settle(
-                tokens, seen, returned=returned, need=need, want=want, rate=rate, burst=burst, at=at
-            )
-            self._rows[kind, key] = (left, max(at, seen))
+            tokens, seen = self._rows.get((kind, key), (draw.burst, draw.at))
+            taken, left, seen = settle(tokens, seen, draw)
+            self._rows[kind, key] = (left, seen)
         return taken, left
 
     def sweep(self, at: float) -> int:
@@ -202,14 +182,7 @@ class RateLimiter:
     ) -> float | None:
         """Hand back what ``lease`` holds and take what the shared bucket gives."""
         taken, left = self._ledger.lease(
-            self._kind,
-            key,
-            returned=lease.held,
-            need=need,
-            want=want,
-            rate=self.rate,
-            burst=self.burst,
-            at=now,
+            self._kind, key, Draw(lease.held, need, want, self.rate, self.burst, now)
         )
         lease.held = 0.0 if taken is None else taken
         lease.leased_at = now

@@ -19,7 +19,9 @@ Everything happens in the caller's transaction (a sync batch, or a sensor's retu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hub.storage import alarm_marks, alarm_peaks
 from hub.storage.alarm_marks import AlarmLimits
@@ -182,6 +184,22 @@ def _escalate(
     announce(conn, "alert.opened", alarm_id, at, actor, escalated=True)
 
 
+def source_of(row: Sequence[Any]) -> WireAlert:
+    """The edge alert in ``row``: the columns of ``_SOURCE_COLUMNS`` after ``gateway_id``."""
+    edge_id, rule, breach, severity, threshold, value, opened, rid = row
+    return WireAlert(
+        id=int(edge_id),
+        key="",
+        rule=str(rule),
+        breach_type=str(breach),
+        severity=str(severity),
+        threshold_value=float(threshold),
+        value=float(value),
+        opened_at=float(opened),
+        rule_id=None if rid is None else int(rid),
+    )
+
+
 def _top_source(conn: Conn, alarm_id: int) -> tuple[int, WireAlert] | None:
     """The alarm's most severe active source (the earliest of equals) with its gateway, or
     None."""
@@ -191,20 +209,9 @@ def _top_source(conn: Conn, alarm_id: int) -> tuple[int, WireAlert] | None:
         "ORDER BY opened_at, id",
         (alarm_id,),
     ).fetchall():
-        gateway_id, edge_id, rule, breach, severity, threshold, value, opened, rid = row
-        source = WireAlert(
-            id=int(edge_id),
-            key="",
-            rule=str(rule),
-            breach_type=str(breach),
-            severity=str(severity),
-            threshold_value=float(threshold),
-            value=float(value),
-            opened_at=float(opened),
-            rule_id=None if rid is None else int(rid),
-        )
+        source = source_of(row[1:])
         if best is None or rank(source.severity) > rank(best[1].severity):
-            best = (int(gateway_id), source)
+            best = (int(row[0]), source)
     return best
 
 
@@ -243,18 +250,7 @@ def settle(
     if rank(top.severity) > rank(severity):
         _escalate(conn, alarm_id, sensor_id, a, rule_id, at, actor)
     elif rank(top.severity) < rank(severity):
-        top_rule = rule_of(conn, sensor_id, top)
-        _decide(conn, alarm_id, top, top_rule)
-        conn.execute("UPDATE alerts SET updated_at = ? WHERE id = ?", (at, alarm_id))
-        journal(
-            conn,
-            alarm_id,
-            at,
-            actor,
-            "de-escalated",
-            severity=on_scale(top.severity),
-            comment=describe(top_rule, top),
-        )
+        _de_escalate(conn, alarm_id, sensor_id, top, at, actor)
     elif (
         (top_gateway, top.id) == (gateway_id, a.id)
         and a.rule == kind
@@ -269,6 +265,32 @@ def settle(
         )
     if a.breach_type == breach:
         alarm_peaks.note_value(conn, alarm_id, a.value)
+
+
+def _de_escalate(
+    conn: Conn,
+    alarm_id: int,
+    sensor_id: int,
+    top: WireAlert,
+    at: float,
+    actor: Actor,
+    cleared: str | None = None,
+) -> None:
+    """The alarm falls to the level of its now most severe source ``top``; ``cleared``
+    names the source whose clear brought that about, if one did."""
+    top_rule = rule_of(conn, sensor_id, top)
+    _decide(conn, alarm_id, top, top_rule)
+    conn.execute("UPDATE alerts SET updated_at = ? WHERE id = ?", (at, alarm_id))
+    why = describe(top_rule, top)
+    journal(
+        conn,
+        alarm_id,
+        at,
+        actor,
+        "de-escalated",
+        severity=on_scale(top.severity),
+        comment=why if cleared is None else f"{cleared} cleared; {why} stays",
+    )
 
 
 def _source_cleared(
@@ -298,18 +320,7 @@ def _source_cleared(
         return
     top = found[1]
     if rank(top.severity) < rank(severity):
-        top_rule = rule_of(conn, sensor_id, top)
-        _decide(conn, alarm_id, top, top_rule)
-        conn.execute("UPDATE alerts SET updated_at = ? WHERE id = ?", (at, alarm_id))
-        journal(
-            conn,
-            alarm_id,
-            at,
-            actor,
-            "de-escalated",
-            severity=on_scale(top.severity),
-            comment=f"{describe(rule_id, a)} cleared; {describe(top_rule, top)} stays",
-        )
+        _de_escalate(conn, alarm_id, sensor_id, top, at, actor, cleared=describe(rule_id, a))
     else:
         journal(
             conn,

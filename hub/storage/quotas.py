@@ -10,7 +10,7 @@ last seen, credited with what the process hands back, and debited by what it tak
 
 from __future__ import annotations
 
-from hub.ratelimit import settle
+from hub.ratelimit import Draw, settle
 from hub.storage.sqlbase import Database
 
 # Lock the row and read it as it is; a new key starts with a full bucket.
@@ -28,36 +28,15 @@ class Quotas:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def lease(
-        self,
-        kind: str,
-        key: int,
-        *,
-        returned: float,
-        need: float,
-        want: float,
-        rate: float,
-        burst: float,
-        at: float,
-    ) -> tuple[float | None, float]:
+    def lease(self, kind: str, key: int, draw: Draw) -> tuple[float | None, float]:
         """One visit to bucket (``kind``, ``key``), as :func:`hub.ratelimit.settle` says:
-        (tokens taken, or None when fewer than ``need`` were there; tokens left)."""
+        (tokens taken, or None when fewer than ``draw.need`` were there; tokens left)."""
         with self._db.write() as conn:
-            row = conn.execute(_LOCK, (kind, key, burst, at)).fetchone()
-            seen = float(row[1])
-            taken, left = settle(
-                float(row[0]),
-                seen,
-                returned=returned,
-                need=need,
-                want=want,
-                rate=rate,
-                burst=burst,
-                at=at,
-            )
+            row = conn.execute(_LOCK, (kind, key, draw.burst, draw.at)).fetchone()
+            taken, left, seen = settle(float(row[0]), float(row[1]), draw)
             conn.execute(
                 "UPDATE quota_buckets SET tokens = ?, at = ? WHERE kind = ? AND key = ?",
-                (left, max(at, seen), kind, key),
+                (left, seen, kind, key),
             )
         return taken, left
 

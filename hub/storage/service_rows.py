@@ -19,7 +19,6 @@ from hub.storage.alarm_marks import AlarmLimits
 from hub.storage.alert_rows import journal, reannounce
 from hub.storage.changelog import Actor
 from hub.storage.sqlbase import Conn, row_dict
-from shared.wire import WireAlert
 
 OUT_STATUSES = ("MAINTENANCE", "OFFLINE")
 BACK_IN_SERVICE = "back in service"
@@ -106,20 +105,8 @@ def back_in_service(
             part,
         ).fetchall()
         for row in rows:
-            gw, factory, sensor, edge_id, rule, breach, severity, threshold, value, opened, rid = (
-                row
-            )
-            a = WireAlert(
-                id=int(edge_id),
-                key="",
-                rule=str(rule),
-                breach_type=str(breach),
-                severity=str(severity),
-                threshold_value=float(threshold),
-                value=float(value),
-                opened_at=float(opened),
-                rule_id=None if rid is None else int(rid),
-            )
+            gw, factory, sensor = row[:3]
+            a = alarm_sources.source_of(row[3:])
             # One alarm per sensor: the first opens it, the others are its sources.
             alarm_sources.take(
                 conn,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from shared.timeutil import now
 from shared.wire import Batch, WireAlert, WireReading
 from tests.hub.conftest import HubProcess
+from tests.hub.test_alarm_sources import rule, threshold
 from tests.hub.test_api import get
 from tests.hub.test_report_api import ingest, sensor_of
 
@@ -18,29 +19,8 @@ def _alerts(t: float, rule_id: int, closed_at: float | None = None) -> list[Wire
     """The edge's two alerts of a spike to 130: its threshold (max 120, medium) and its
     CRITICAL rule above 100."""
     return [
-        WireAlert(
-            id=9101,
-            key=KEY,
-            rule="threshold",
-            breach_type="above_maximum",
-            severity="medium",
-            threshold_value=120.0,
-            value=130.0,
-            opened_at=t,
-            closed_at=closed_at,
-        ),
-        WireAlert(
-            id=9102,
-            key=KEY,
-            rule="rule",
-            breach_type="above_maximum",
-            severity="critical",
-            threshold_value=100.0,
-            value=130.0,
-            opened_at=t,
-            closed_at=closed_at,
-            rule_id=rule_id,
-        ),
+        threshold(9101, t, key=KEY, closed_at=closed_at),
+        rule(9102, rule_id, t, key=KEY, closed_at=closed_at),
     ]
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from devtools.stack import Agent, Broker, Hub, stopping, wait_for
 from hub.config import HubSettings
-from hub.ratelimit import Ledger, LocalLedger, RateLimiter, ReadBudget, retry_after_s
+from hub.ratelimit import Draw, Ledger, LocalLedger, RateLimiter, ReadBudget, retry_after_s
 from hub.storage import open_storage
 from tests.agent.conftest import Publisher
 from tests.hub.conftest import HubProcess, start_hub, token
@@ -47,9 +47,9 @@ class CountingLedger:
         self.inner = inner
         self.visits = 0
 
-    def lease(self, kind: str, key: int, **how: float) -> tuple[float | None, float]:
+    def lease(self, kind: str, key: int, draw: Draw) -> tuple[float | None, float]:
         self.visits += 1
-        return self.inner.lease(kind, key, **how)
+        return self.inner.lease(kind, key, draw)
 
     def sweep(self, at: float) -> int:
         return self.inner.sweep(at)
@@ -107,25 +107,19 @@ def test_the_database_ledger_is_one_bucket_for_every_storage(database_url: str) 
     first, second = open_storage(database_url), open_storage(database_url)
     try:
         first.migrate()
-        how = {"rate": 1.0, "burst": 10.0}
+
+        def draw(returned: float, need: float, want: float, at: float) -> Draw:
+            return Draw(returned, need, want, rate=1.0, burst=10.0, at=at)
+
         # A new bucket starts full; what one takes, the other no longer finds.
-        assert first.quotas.lease("requests", 5, returned=0, need=1, want=4, at=100, **how) == (
-            4.0,
-            6.0,
-        )
-        assert second.quotas.lease("requests", 5, returned=0, need=7, want=7, at=100, **how) == (
-            None,
-            6.0,
-        )
+        assert first.quotas.lease("requests", 5, draw(0, 1, 4, 100)) == (4.0, 6.0)
+        assert second.quotas.lease("requests", 5, draw(0, 7, 7, 100)) == (None, 6.0)
         # Handed back and refilled (2 s), never beyond the burst.
-        taken, left = second.quotas.lease("requests", 5, returned=4, need=1, want=1, at=102, **how)
+        taken, left = second.quotas.lease("requests", 5, draw(4, 1, 1, 102))
         assert (taken, left) == (1.0, 9.0)
         # A debt goes no lower than one burst below empty; other kinds and keys are apart.
-        assert (
-            first.quotas.lease("requests", 5, returned=-50, need=-1e9, want=0, at=102, **how)[1]
-            == -10.0
-        )
-        assert first.quotas.lease("read_rows", 5, returned=0, need=1, want=1, at=102, **how)[0]
+        assert first.quotas.lease("requests", 5, draw(-50, -1e9, 0, 102))[1] == -10.0
+        assert first.quotas.lease("read_rows", 5, draw(0, 1, 1, 102))[0]
         assert first.quotas.sweep(102 + 7200) == 2
     finally:
         first.close()

@@ -47,16 +47,52 @@ def _feedback(page: Page, form: str) -> Any:
     return page.locator(f"#{form} > output.feedback")
 
 
+def _add(
+    page: Page,
+    form: str,
+    saved: str,
+    inputs: dict[str, str],
+    selects: dict[str, str] | None = None,
+) -> None:
+    """Fill the new-item form ``form`` (its inputs, and the options of its selects), submit
+    it and see it say ``saved``."""
+    box = page.locator(f"#{form}")
+    for name, value in inputs.items():
+        box.locator(f"input[name={name}]").fill(value)
+    for name, value in (selects or {}).items():
+        box.locator(f"select[name={name}]").select_option(value)
+    box.locator("button[type=submit]").click()
+    expect(_feedback(page, form)).to_have_text(saved)
+
+
+def _delete(page: Page, form: str, then: str, asks: str | None = None) -> None:
+    """Delete what the page shows with its edit form ``form``, confirmed (the question
+    ``asks``, when given); the console goes on to the page at ``then``."""
+    edit = page.locator(f"#{form}")
+    edit.locator('[data-action="delete"]').click()
+    if asks is not None:
+        expect(edit.locator(".confirm")).to_contain_text(asks)
+    edit.locator('[data-action="confirm-delete"]').click()
+    page.wait_for_url(then)
+
+
+def _rename(page: Page, form: str, old: str, new: str) -> None:
+    """Rename what the page shows from ``old`` to ``new`` with its edit form ``form``."""
+    edit = page.locator(f"#{form}")
+    expect(edit.locator("input[name=name]")).to_have_value(old)
+    edit.locator("input[name=name]").fill(new)
+    edit.locator("button[type=submit]").click()
+    expect(_feedback(page, form)).to_have_text("Saved")
+    expect(page.locator("#title")).to_have_text(new)
+
+
 def test_an_admin_makes_renames_and_deletes_a_factory_machine_and_sensor(
     console: Console,
 ) -> None:
     page = console.sign_in("admin")
     page.goto(f"{console.url}/factories")
+    _add(page, "new-factory", "Saved: plant-9", {"name": "plant-9", "location": "Hall 4"})
     form = page.locator("#new-factory")
-    form.locator("input[name=name]").fill("plant-9")
-    form.locator("input[name=location]").fill("Hall 4")
-    form.locator("button[type=submit]").click()
-    expect(_feedback(page, "new-factory")).to_have_text("Saved: plant-9")
     expect(page.locator("#factories tbody tr", has_text="plant-9")).to_contain_text("Hall 4")
 
     # A name taken (409) and a name the API refuses (422): its words beside the field.
@@ -76,18 +112,9 @@ def test_an_admin_makes_renames_and_deletes_a_factory_machine_and_sensor(
 
     # The factory's page: rename it, add a machine.
     page.goto(f"{console.url}/factories/{factory['id']}")
-    edit = page.locator("#edit-factory")
-    expect(edit.locator("input[name=name]")).to_have_value("plant-9")
-    edit.locator("input[name=name]").fill("plant-10")
-    edit.locator("button[type=submit]").click()
-    expect(_feedback(page, "edit-factory")).to_have_text("Saved")
-    expect(page.locator("#title")).to_have_text("plant-10")
-    machine_form = page.locator("#new-machine")
-    machine_form.locator("input[name=line]").fill("line7")
-    machine_form.locator("input[name=name]").fill("mixer")
-    machine_form.locator("select[name=status]").select_option("MAINTENANCE")
-    machine_form.locator("button[type=submit]").click()
-    expect(_feedback(page, "new-machine")).to_have_text("Saved: mixer")
+    _rename(page, "edit-factory", "plant-9", "plant-10")
+    machine = {"line": "line7", "name": "mixer"}
+    _add(page, "new-machine", "Saved: mixer", machine, {"status": "MAINTENANCE"})
     expect(page.locator("#machines tbody tr", has_text="mixer")).to_contain_text("MAINTENANCE")
     console.shot(page, "factory-admin")
     _feedback(page, "new-machine").locator("a").click()
@@ -95,18 +122,9 @@ def test_an_admin_makes_renames_and_deletes_a_factory_machine_and_sensor(
     # The machine's page: rename it, add a sensor.
     page.wait_for_url(f"{console.url}/machines/*")
     machine_id = int(page.url.rsplit("/", 1)[1])
-    edit = page.locator("#edit-machine")
-    expect(edit.locator("input[name=name]")).to_have_value("mixer")
-    edit.locator("input[name=name]").fill("mixer2")
-    edit.locator("button[type=submit]").click()
-    expect(_feedback(page, "edit-machine")).to_have_text("Saved")
-    expect(page.locator("#title")).to_have_text("mixer2")
-    sensor_form = page.locator("#new-sensor")
-    sensor_form.locator("input[name=name]").fill("speed")
-    sensor_form.locator("input[name=unit]").fill("rpm")
-    sensor_form.locator("input[name=max_threshold]").fill("1500")
-    sensor_form.locator("button[type=submit]").click()
-    expect(_feedback(page, "new-sensor")).to_have_text("Saved: line7/mixer2/speed")
+    _rename(page, "edit-machine", "mixer", "mixer2")
+    sensor = {"name": "speed", "unit": "rpm", "max_threshold": "1500"}
+    _add(page, "new-sensor", "Saved: line7/mixer2/speed", sensor)
     expect(page.locator("#sensors tbody tr", has_text="speed")).to_contain_text("1,500")
     # A reading for it (back-filled), so that its page has a latest value to show.
     link = _feedback(page, "new-sensor").locator("a")
@@ -132,21 +150,12 @@ def test_an_admin_makes_renames_and_deletes_a_factory_machine_and_sensor(
     edit.locator('[data-action="cancel-delete"]').click()
     expect(edit.locator(".confirm")).to_have_count(0)
     assert _status(console, f"/sensors/{sensor_id}") == 200
-    edit.locator('[data-action="delete"]').click()
-    edit.locator('[data-action="confirm-delete"]').click()
-    page.wait_for_url(f"{console.url}/machines/{machine_id}")
+    _delete(page, "edit-sensor", f"{console.url}/machines/{machine_id}")
     assert _status(console, f"/sensors/{sensor_id}") == 404
 
-    edit = page.locator("#edit-machine")
-    edit.locator('[data-action="delete"]').click()
-    edit.locator('[data-action="confirm-delete"]').click()
-    page.wait_for_url(f"{console.url}/factories/{factory['id']}")
+    _delete(page, "edit-machine", f"{console.url}/factories/{factory['id']}")
     assert _status(console, f"/machines/{machine_id}") == 404
-    edit = page.locator("#edit-factory")
-    edit.locator('[data-action="delete"]').click()
-    expect(edit.locator(".confirm")).to_contain_text("Delete factory plant-10 for good?")
-    edit.locator('[data-action="confirm-delete"]').click()
-    page.wait_for_url(f"{console.url}/factories")
+    _delete(page, "edit-factory", f"{console.url}/factories", "Delete factory plant-10 for good?")
     assert _status(console, f"/factories/{factory['id']}") == 404
 
 

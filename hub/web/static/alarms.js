@@ -103,18 +103,26 @@
     return box;
   }
 
-  function alertRow(a, withActions, refresh, withSource) {
-    const tr = el("tr", { class: `sev-${a.severity} ${a.state}`, "data-alert": a.id },
+  // An alarm's cells, from its id to its state, as the alarm table and a sensor's page
+  // show them (the sensor's page leaves out the source: it is the sensor).
+  function alarmCells(a, withSource) {
+    return [
       el("td", {}, String(a.id)),
       el("td", {}, el("span", { class: "badge sev-" + a.severity, text: a.severity })),
       el("td", {}, a.kind.replace(/_/g, " ")),
-      withSource ? el("td", {}, alertSource(a)) : null,
+      ...(withSource ? [el("td", {}, alertSource(a))] : []),
       timeEl("td", a.opened_at, { class: "time opened" }),
-      timeEl("td", a.cleared_at, { class: "time cleared" }, "–"),
+      timeEl("td", a.cleared_at, { class: "time cleared" }, "\u2013"),
       el("td", { class: "num duration" }, fmtDuration(lasted(a))),
       el("td", { class: "num" }, fmtNum(a.value)),
       el("td", { class: "num peak" }, fmtNum(a.peak_value)),
-      el("td", { class: "state" }, alertState(a), " ", journal(a)));
+      el("td", { class: "state" }, alertState(a), " ", journal(a)),
+    ];
+  }
+
+  function alertRow(a, withActions, refresh, withSource) {
+    const tr = el("tr", { class: `sev-${a.severity} ${a.state}`, "data-alert": a.id },
+      ...alarmCells(a, withSource));
     if (withActions) tr.append(a.state === "active" || !a.acknowledged ? alertActions(a, refresh) : el("td"));
     return tr;
   }
@@ -147,27 +155,10 @@
       });
       tr.append(el("td", {}, box));
     }
-    tr.append(
-      el("td", {}, String(a.id)),
-      el("td", {}, el("span", { class: "badge sev-" + a.severity, text: a.severity })),
-      el("td", {}, a.kind.replace(/_/g, " ")),
-      el("td", {}, alertSource(a)),
-      timeEl("td", a.opened_at, { class: "time opened" }),
-      timeEl("td", a.cleared_at, { class: "time cleared" }, "–"),
-      el("td", { class: "num duration" }, fmtDuration(lasted(a))),
-      el("td", { class: "num" }, fmtNum(a.value)),
-      el("td", { class: "num peak" }, fmtNum(a.peak_value)),
-      el("td", { class: "state" }, alertState(a), " ", journal(a)));
+    tr.append(...alarmCells(a, true));
     if (canAck) tr.append(a.state === "active" || !a.acknowledged ? alertActions(a, refresh) : el("td"));
     return tr;
   }
-
-  const alarmRowSig = (a) => JSON.stringify([a.state, a.acknowledged, a.shelved, a.shelved_until,
-    a.severity, a.value, a.peak_value, a.cleared_at,
-    a.out_of_service, a.out_of_service_comment, a.out_of_service_machine_status,
-    a.chattering, a.stale,
-    // An active alarm's duration grows: redrawn each minute at most.
-    a.state === "active" ? Math.floor(Date.now() / 60000) : 0]);
 
   function showSelected(selected) {
     const n = document.getElementById("selected-count");
@@ -248,9 +239,9 @@
       for (const id of Array.from(selected)) if (!visible.has(id)) selected.delete(id);
       showSelected(selected);
       const row = (x) => alarmRow(x, refresh, selected);
-      syncRows(active, order, (x) => x.id, alarmRowSig, row);
-      syncRows(shelved, sh.data, (x) => x.id, alarmRowSig, row);
-      syncRows(cleared, c.data, (x) => x.id, alarmRowSig, row);
+      syncRows(active, order, (x) => x.id, alertSig, row);
+      syncRows(shelved, sh.data, (x) => x.id, alertSig, row);
+      syncRows(cleared, c.data, (x) => x.id, alertSig, row);
       // An empty list says so instead of showing bare column headings.
       document.getElementById("no-active").hidden = order.length > 0;
       document.getElementById("no-shelved").hidden = sh.data.length > 0;
