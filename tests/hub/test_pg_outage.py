@@ -117,6 +117,10 @@ def test_a_killed_server_is_503_then_the_hub_writes_again(
         anomaly_scan_interval_s=0,
         database_connect_timeout_s=2.0,
         database_pool_timeout_s=2.0,
+        # No rate limit: this agent posts back to back and retries a 503 every 50 ms (a
+        # real one waits Retry-After), which can outrun the default 100/s plus its burst;
+        # a 429 would be the limit working, not the outage under test.
+        rate_limit_per_s=0,
     )
     try:
         gateway = token(hub.config, "gateway", "add", "gw-01", "--factory", "acme")
