@@ -30,6 +30,7 @@ from psycopg.pq import Format
 
 from hub.storage.dialect import UsualBatch
 from hub.storage.model import GatewayReport, ReadingRow
+from hub.storage.postgres.rollups import on_conflict
 from hub.storage.tiers import TIERS, TierRow, id_range
 
 # PostgreSQL's type oids: int8 and float8, and their array types.
@@ -104,24 +105,12 @@ _PARTIAL_PACK = (
 
 
 def _tier_sql(table: str, number: int, after: str | None) -> str:
-    t = table
-    earlier = f"(excluded.first_ts, excluded.first_id) < ({t}.first_ts, {t}.first_id)"
-    later = f"(excluded.last_ts, excluded.last_id) > ({t}.last_ts, {t}.last_id)"
     # A finer tier's part is read first, so that it runs to its end before this one starts:
     # every batch locks the tier rows it shares with another in the same order.
     wait = "" if after is None else f" AND (SELECT count(*) FROM {after}) >= 0"
     return (
-        f"t{number} AS (INSERT INTO {t} ({_TIER_COLUMNS}) SELECT {_TIER_COLUMNS} FROM p "
-        f"WHERE tier = {number}{wait} ORDER BY sensor_id, bucket "
-        "ON CONFLICT (sensor_id, bucket) DO UPDATE SET "
-        f"min = least({t}.min, excluded.min), max = greatest({t}.max, excluded.max), "
-        f"sum = {t}.sum + excluded.sum, count = {t}.count + excluded.count, "
-        f"first_ts = CASE WHEN {earlier} THEN excluded.first_ts ELSE {t}.first_ts END, "
-        f"first_id = CASE WHEN {earlier} THEN excluded.first_id ELSE {t}.first_id END, "
-        f"first_value = CASE WHEN {earlier} THEN excluded.first_value ELSE {t}.first_value END, "
-        f"last_ts = CASE WHEN {later} THEN excluded.last_ts ELSE {t}.last_ts END, "
-        f"last_id = CASE WHEN {later} THEN excluded.last_id ELSE {t}.last_id END, "
-        f"last_value = CASE WHEN {later} THEN excluded.last_value ELSE {t}.last_value END "
+        f"t{number} AS (INSERT INTO {table} ({_TIER_COLUMNS}) SELECT {_TIER_COLUMNS} FROM p "
+        f"WHERE tier = {number}{wait} ORDER BY sensor_id, bucket {on_conflict(table)} "
         "RETURNING 1)"
     )
 

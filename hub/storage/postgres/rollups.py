@@ -20,7 +20,8 @@ _COLUMNS = (
 )
 
 
-def _on_conflict(t: str) -> str:
+def on_conflict(t: str) -> str:
+    """How a partial row folds into tier table ``t``'s row of the same bucket."""
     earlier = f"(excluded.first_ts, excluded.first_id) < ({t}.first_ts, {t}.first_id)"
     later = f"(excluded.last_ts, excluded.last_id) > ({t}.last_ts, {t}.last_id)"
     return (
@@ -63,7 +64,7 @@ def _fold_sql(tier: Tier, number: int) -> str:
     # ORDER BY: concurrent batches lock the tier rows they share in one order.
     return (
         f"INSERT INTO {tier.table} ({_COLUMNS}) SELECT {_COLUMNS} FROM rollup_in "
-        f"WHERE tier = {number} ORDER BY sensor_id, bucket {_on_conflict(tier.table)}"
+        f"WHERE tier = {number} ORDER BY sensor_id, bucket {on_conflict(tier.table)}"
     )
 
 
