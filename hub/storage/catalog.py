@@ -75,18 +75,26 @@ class Catalog:
             # The usual batch: every sensor seen before. (One deleted meanwhile is made again
             # by store_batch, which checks the cache inside its transaction.)
             return None, known
+        found: dict[str, int] = {}
         with self._db.reader() as conn:
             for i in range(0, len(unknown), 500):
                 part = unknown[i : i + 500]
                 marks = ", ".join("?" * len(part))
                 rows = conn.execute(
-                    f"SELECT key FROM sensors WHERE factory_id = ? AND key IN ({marks})",
+                    f"SELECT key, id FROM sensors WHERE factory_id = ? AND key IN ({marks})",
                     (factory_id, *part),
                 ).fetchall()
-                known.update(str(r[0]) for r in rows)
+                found.update((str(k), int(i)) for k, i in rows)
             count = conn.execute(
                 "SELECT count(*) FROM sensors WHERE factory_id = ?", (factory_id,)
             ).fetchone()[0]
+        known.update(found)
+        if found and factory_id in self._cache:
+            # Committed sensors another hub process made: cached here too, so that this
+            # batch (and the next) is a usual one instead of making them again, sensor by
+            # sensor, in its transaction. A sensor deleted meanwhile is caught by the batch's
+            # lock of its sensors, as for any cached id.
+            self._cache[factory_id].update(found)
         return int(count), known
 
     # -- paged lists ---------------------------------------------------------------------

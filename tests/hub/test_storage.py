@@ -87,6 +87,28 @@ def test_same_batch_twice_is_stored_once(storage: Storage) -> None:
     assert storage.count_readings() == 100
 
 
+def test_sensors_another_process_made_are_cached_once_looked_up(
+    storage: Storage, database_url: str
+) -> None:
+    """Two hub processes on one database: the sensors one makes, the other learns from its
+    census of a batch's keys, so its later batches of them are usual ones (no second look)."""
+    gid, fid = gateway(storage, "gw-01")
+    other = open_storage(database_url)
+    try:
+        # The other process has stored before: its cache of the factory is loaded.
+        other.store_batch(gid, fid, readings(range(1, 3), key="l1/m1/old"), REPORT)
+        storage.store_batch(gid, fid, readings(range(3, 5), key="l1/m1/new"), REPORT)
+        keys = {"l1/m1/old", "l1/m1/new"}
+        count, known = other.sensor_census(fid, keys)
+        assert (count, known) == (2, keys)
+        assert other.sensor_census(fid, keys) == (None, keys)  # from its cache alone
+        result = other.store_batch(gid, fid, readings(range(5, 9), key="l1/m1/new"), REPORT)
+        assert (result.accepted, result.duplicates) == (4, 0)
+        assert query(storage, "SELECT count(*) FROM sensors") == [(2,)]
+    finally:
+        other.close()
+
+
 def test_overlapping_batches_and_duplicates_within_a_batch(storage: Storage) -> None:
     gid, fid = gateway(storage, "gw-01")
     storage.store_batch(gid, fid, readings(range(1, 51)), REPORT)
