@@ -9,7 +9,7 @@ outbox later, so ingest never waits on a webhook.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from hub.storage import alarm_marks, alarm_peaks, alarm_sources
@@ -29,6 +29,7 @@ from hub.storage.alert_rows import (
     reannounce,
 )
 from hub.storage.changelog import SYSTEM, Actor, actor_of
+from hub.storage.dialect import Dialect
 from hub.storage.model import Conflict
 from hub.storage.selects import within
 from hub.storage.service_rows import out_of_service_sensors
@@ -45,8 +46,9 @@ class Alerts:
     gateway's sync to :meth:`record_edge_alerts` and :meth:`gateway_synced`, inside the
     batch's own transaction."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, dialect: Dialect) -> None:
         self._db = db
+        self._dialect = dialect
         # [alarms] of hub.toml; the hub sets it at start (hub.cli.serve).
         self.limits = AlarmLimits()
 
@@ -57,6 +59,7 @@ class Alerts:
     ) -> None:
         """A batch's edge alerts, as the edge sent them and as fleet alerts (in ``conn``'s
         transaction; ``ids``: sensor id by key)."""
+        self.hold_alarms(conn, {ids[a.key] for a in alerts})
         prior = alarm_sources.priors(conn, gateway_id, sorted({a.id for a in alerts}))
         self.upsert_edge_alerts(conn, gateway_id, ids, alerts)
         at = now()
@@ -69,6 +72,12 @@ class Alerts:
             self._fleet_alert(
                 conn, gateway_id, int(factory), ids[a.key], a, prior.get(a.id), at, by, held_back
             )
+
+    def hold_alarms(self, conn: Conn, sensor_ids: Collection[int]) -> None:
+        """Before deciding, in ``conn``'s write transaction, whether an edge alert of any of
+        ``sensor_ids`` opens an alarm or joins the sensor's active one: no other transaction
+        decides that for these sensors until this one commits (the engine's ``hold_alarms``)."""
+        self._dialect.hold_alarms(conn, sensor_ids)
 
     def track_peaks(
         self,

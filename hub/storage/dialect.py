@@ -12,7 +12,7 @@ which engine runs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -103,6 +103,13 @@ class Dialect(ABC):
             rows = conn.execute(f"SELECT id FROM sensors WHERE id IN ({marks})", part)
             found.update(int(r[0]) for r in rows.fetchall())
         return found
+
+    def hold_alarms(self, conn: Conn, sensor_ids: Collection[int]) -> None:
+        """Inside a write transaction that may open an alarm for any of ``sensor_ids``: each
+        held until the commit, so that no other transaction finds a sensor without an active
+        alarm and opens one in between (one alarm per sensor). SQLite needs nothing for
+        that: its one writer at a time is this transaction."""
+        return None
 
     def queue_scans(self, conn: Conn, sensor_ids: Sequence[int]) -> None:
         """Queue ``sensor_ids`` for the anomaly scan in ``conn``'s transaction; a sensor

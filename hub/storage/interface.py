@@ -100,7 +100,7 @@ class Storage(ReadFace, ABC):
         self.catalog = Catalog(db, cache)
         self.reads = Reads(db)
         self.rollups = Rollups(db, dialect, self.reads)
-        self.alerts = Alerts(db)
+        self.alerts = Alerts(db, dialect)
         self.offline = Offline(db)
         self.rules = Rules(db)
         self.webhooks = Webhooks(db)

@@ -10,6 +10,7 @@ after they end: the alarm report measures them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from hub.storage.alarm_marks import AlarmLimits
@@ -28,9 +29,12 @@ from shared.timeutil import now
 
 
 class HasLimits(Protocol):
-    """The alert concern, for the ``[alarms]`` settings an alert opened again follows."""
+    """The alert concern, for the ``[alarms]`` settings an alert opened again follows, and
+    its hold on the sensors whose held-back edge alerts may open alarms now."""
 
     limits: AlarmLimits
+
+    def hold_alarms(self, conn: Conn, sensor_ids: Collection[int]) -> None: ...
 
 
 class Service:
@@ -82,6 +86,7 @@ class Service:
                 raise Conflict(f"sensor {sensor_id} was not put out of service")
             _end(conn, int(period["id"]), actor, at)
             if not out_of_service_sensors(conn, [sensor_id]):
+                self._alerts.hold_alarms(conn, [sensor_id])
                 back_in_service(conn, [sensor_id], actor, comment, at, self._alerts.limits)
             detail = {"comment": comment}
             entry = AuditEntry(who, "sensor.in_service", "sensor", str(sensor_id), detail)
@@ -118,6 +123,7 @@ class Service:
         elif period is not None:
             _end(conn, int(period["id"]), actor, at)
             back = set(sensors) - out_of_service_sensors(conn, sensors)
+            self._alerts.hold_alarms(conn, back)
             back_in_service(conn, back, actor, comment, at, self._alerts.limits)
 
     def forget_machine(self, conn: Conn, machine_id: int) -> None:

@@ -160,3 +160,62 @@ def test_a_usual_batch_that_meets_another_store_is_undone_and_stored_once(
     assert _tallies(pg) == (303, 303, 203, 203)
     (queued,) = query(pg, "SELECT count(*) FROM scan_queue")
     assert queued[0] == 3
+
+
+def test_two_gateways_alerting_on_one_sensor_at_once_open_one_alarm(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hub processes store, at the same moment, each an edge alert of the same sensor from
+    its own gateway (redundant gateways of a line): the second must not also find the sensor
+    without an active alarm and open a second one; it joins the first as its source."""
+    from hub.storage import alarm_sources
+    from hub.storage.alerts import AlertFilter
+    from tests.edge_alerts import RECENT_T0, threshold_alert
+
+    a, b = PostgresStorage(pg_url), PostgresStorage(pg_url)
+    a.migrate()
+    gw1, factory = _setup(a)
+    gw2 = a.add_gateway("gw-2", "acme", "hash-2")
+    key = "l/m/temp"
+    a.store_batch(gw1, factory, [WireReading(1, key, RECENT_T0, 40.0, None)], REPORT)
+    original = alarm_sources._active_alarm
+    first_read, second_read = threading.Event(), threading.Event()
+
+    def racing(conn: Any, sensor_id: int) -> int | None:
+        found = original(conn, sensor_id)
+        if not first_read.is_set():
+            first_read.set()
+            # Until the other process has read too, or waits on a lock this one holds.
+            wait_for(
+                "the other store to read too or wait on a lock",
+                lambda: second_read.is_set() or lock_waiters(pg_url) > 0,
+                timeout=60,
+            )
+        else:
+            second_read.set()
+        return found
+
+    monkeypatch.setattr(alarm_sources, "_active_alarm", racing)
+    # No readings: the two batches share no rollup row, whose lock would order them anyway.
+    failed: list[BaseException] = []
+
+    def store_first() -> None:
+        try:
+            a.store_batch(gw1, factory, [], REPORT, [threshold_alert(key, RECENT_T0)])
+        except BaseException as exc:
+            failed.append(exc)
+
+    first = threading.Thread(target=store_first)
+    first.start()
+    try:
+        assert first_read.wait(60)
+        b.store_batch(gw2, factory, [], REPORT, [threshold_alert(key, RECENT_T0 + 1)])
+    finally:
+        first.join(60)
+    assert not failed and not first.is_alive()
+    rows, total = a.list_alerts(AlertFilter(state="active"), 0, 10)
+    assert total == 1, rows
+    (sources,) = query(a, "SELECT count(*) FROM edge_alerts WHERE alarm_id = ?", (rows[0]["id"],))
+    assert sources == (2,)
+    a.close()
+    b.close()

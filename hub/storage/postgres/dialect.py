@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, cast
 
@@ -45,6 +45,9 @@ from shared.timeutil import now
 log = structlog.get_logger("hub.storage.retention")
 
 _COPY_TYPES = ["int8", "int8", "float8", "float8", "int8", "int8"]
+# pg_advisory_xact_lock keys of "one alarm per sensor": "edga" in the high 32 bits, the sensor
+# id in the low ones (every other key of the hub is a hash or spells a name in all 64).
+_ALARM_LOCKS = 0x65646761 << 32
 # True while a batch is stored the careful way (staging + ON CONFLICT), after its direct COPY
 # met rows another process stored meanwhile. A context variable: per thread, so the batches
 # other threads store at the same time keep the direct way.
@@ -144,6 +147,16 @@ class PgDialect(Dialect):
             (list(sensor_ids),),
         ).fetchall()
         return {int(r[0]) for r in rows}
+
+    def hold_alarms(self, conn: Conn, sensor_ids: Collection[int]) -> None:
+        # A transaction-level advisory lock per sensor, in id order (two batches with alerts
+        # of the same sensors cannot deadlock): it conflicts only with itself, so ingest's
+        # FOR KEY SHARE of the same sensors and their threshold updates pass as before.
+        if sensor_ids:
+            conn.execute(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(?::bigint[]) AS k",
+                ([_ALARM_LOCKS + s for s in sorted(set(sensor_ids))],),
+            ).fetchone()
 
     def queue_scans(self, conn: Conn, sensor_ids: Sequence[int]) -> None:
         # One statement for the whole list: a 1,000-sensor batch made 1,000 before.
