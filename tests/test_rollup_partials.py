@@ -1,4 +1,6 @@
-"""threshold_checker.rollup_partials: the hub's rollup fold, against a plain-Python oracle.
+"""threshold_checker.rollup_partials: the hub's rollup fold, against a plain-Python oracle;
+and pg_batch_arrays, the same fold with the rows' columns as PostgreSQL binary arrays,
+against struct-packed arrays of the same values.
 
 The hub-level property tests (tests/hub/test_rollups.py) compare what the tiers answer with
 the raw readings on both engines; these pin the function itself: its bucket rule, its
@@ -7,13 +9,15 @@ the raw readings on both engines; these pin the function itself: its bucket rule
 from __future__ import annotations
 
 import math
+import struct
+from itertools import chain, repeat
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from threshold_checker import rollup_partials
+from threshold_checker import pg_batch_arrays, rollup_partials
 
 
 def oracle(rows: list[tuple[Any, ...]], width: float, coarse: float) -> tuple[list, list]:
@@ -107,3 +111,57 @@ def test_bad_input_is_a_clear_error(
 ) -> None:
     with pytest.raises(error, match=match):
         rollup_partials(rows, widths)
+
+
+def pg_array(oid: int, code: str, values: list[Any] | tuple[Any, ...]) -> bytes:
+    """PostgreSQL's binary one-dimensional array without NULLs, as array_send writes it."""
+    if not values:
+        return struct.pack(">iiI", 0, 0, oid)
+    elements = struct.pack(">" + ("i" + code) * len(values), *chain(*zip(repeat(8), values)))
+    return struct.pack(">iiIii", 1, 0, oid, len(values), 1) + elements
+
+
+INT8, FLOAT8 = 20, 701
+# The tier tables' columns after the tier number: int8 (q) or float8 (d).
+PARTIAL_CODES = "qddddqdqddqd"
+
+
+def packed_partials(tiers: list[list[tuple[Any, ...]]]) -> list[bytes]:
+    numbers = [n for n, tier in enumerate(tiers, 1) for _ in tier]
+    columns = list(zip(*chain.from_iterable(tiers), strict=True)) or [()] * 12
+    return [pg_array(INT8, "q", numbers)] + [
+        pg_array(INT8 if c == "q" else FLOAT8, c, col)
+        for c, col in zip(PARTIAL_CODES, columns, strict=True)
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows_strategy.filter(bool))
+def test_batch_arrays_are_the_rows_and_their_fold_packed(
+    raw: list[tuple[int, int, float, float]],
+) -> None:
+    rows = [(i * 7 + seq, sid, ts, value, 1, seq) for i, (seq, sid, ts, value) in enumerate(raw)]
+    widths = [60.0, 3600.0, 43200.0]
+    columns, partials, bounds = pg_batch_arrays(rows, widths)
+    ids, sensors, ts, values = list(zip(*rows, strict=True))[:4]
+    assert columns == [
+        pg_array(INT8, "q", ids),
+        pg_array(INT8, "q", sensors),
+        pg_array(FLOAT8, "d", ts),
+        pg_array(FLOAT8, "d", values),
+    ]
+    assert partials == packed_partials(rollup_partials(rows, widths))
+    assert bounds == (min(ids), max(ids), min(ts), max(ts))
+
+
+def test_batch_arrays_without_tiers_and_their_errors() -> None:
+    columns, partials, bounds = pg_batch_arrays([(5, 1, 61.0, -0.0)], [])
+    assert partials == packed_partials([])
+    assert columns[3] == pg_array(FLOAT8, "d", [-0.0])  # the float's bits, sign included
+    assert bounds == (5, 5, 61.0, 61.0)
+    with pytest.raises(ValueError, match="rows must not be empty"):
+        pg_batch_arrays([], [60.0])
+    with pytest.raises(ValueError, match=r"rows\[0\]: ts and value must be finite"):
+        pg_batch_arrays([(1, 1, 1.0, math.inf)], [60.0])
+    with pytest.raises(ValueError, match="sum past the float range"):
+        pg_batch_arrays([(1, 7, 60.0, 1e308), (2, 7, 61.0, 1e308)], [60.0])

@@ -17,6 +17,7 @@ from threshold_checker._native import (
     check_array,
     check_batch,
     check_thresholds,
+    pg_batch_arrays,
     rollup_partials,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "check_array",
     "check_batch",
     "check_thresholds",
+    "pg_batch_arrays",
     "rollup_partials",
 ]

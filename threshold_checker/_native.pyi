@@ -56,6 +56,7 @@ __all__ = [
     "check_array",
     "check_batch",
     "check_thresholds",
+    "pg_batch_arrays",
     "rollup_partials",
 ]
 
@@ -158,6 +159,21 @@ def rollup_partials(
     of the one before. A bucket starts at ``floor(ts / width) * width`` (the first width) or
     at ``floor(start / width) * width`` of the finer bucket's start (the others), so tiers
     nest. Returns one list per width, sorted by ``(sensor_id, bucket)``.
+    """
+
+def pg_batch_arrays(
+    rows: Iterable[tuple[Any, ...]], widths: Sequence[float]
+) -> tuple[list[bytes], list[bytes], tuple[int, int, float, float]]:
+    """A usual batch's PostgreSQL parameters in one pass over ``rows`` (read as
+    :func:`rollup_partials` reads them), each array in PostgreSQL's binary format:
+
+    * the readings' columns ``id``, ``sensor_id`` (``int8[]``), ``ts``, ``value``
+      (``float8[]``);
+    * the partials of every width as 13 columns: the tier's number (1 for the first width),
+      then :func:`rollup_partials`' twelve, ``int8[]`` or ``float8[]`` as in the tier tables;
+    * ``(lowest id, highest id, earliest ts, latest ts)``.
+
+    ``rows`` must not be empty; the same ``ValueError`` as :func:`rollup_partials`.
     """
 
 @final

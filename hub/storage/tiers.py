@@ -106,7 +106,12 @@ def id_range(rows: Sequence[Row]) -> tuple[int, int] | None:
         return None
     # Tuples compare by their first item (the id) first: min/max find the id range in C.
     lo, hi = min(rows)[0], max(rows)[0]
-    return (lo, hi) if hi - lo <= 4 * len(rows) + 1024 else None
+    return (lo, hi) if narrow(lo, hi, len(rows)) else None
+
+
+def narrow(lo: int, hi: int, n: int) -> bool:
+    """Whether ids ``lo`` to ``hi`` of ``n`` rows are one range a primary-key scan takes."""
+    return hi - lo <= 4 * n + 1024
 
 
 def stored_ids(conn: Conn, rows: Sequence[Row]) -> set[int]:

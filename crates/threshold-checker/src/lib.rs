@@ -20,6 +20,8 @@
 //! * `rollup_partials(rows, widths)`: the hub's rollup fold (min, max, sum, count, first and
 //!   last per sensor and bucket, for each tier), see [`rollup`]. It lives here because this
 //!   is the distribution's one native module, and the fold is per-reading work.
+//! * `pg_batch_arrays(rows, widths)`: the same fold and the rows' columns, as PostgreSQL
+//!   binary arrays ([`pgarray`]): a usual batch's parameters in one pass.
 //!
 //! * `Rule` + `RuleEngine`: stateful alerting (one alert per excursion, deadband and clear
 //!   count, rate of change), see [`rules`] and `py::rule_engine`.
@@ -39,6 +41,7 @@
 
 pub mod core;
 pub mod levels;
+pub mod pgarray;
 mod py;
 pub mod rollup;
 pub mod rules;
@@ -47,8 +50,8 @@ pub mod scan;
 use pyo3::prelude::*;
 
 pub use crate::py::{
-    check_array, check_batch, check_thresholds, rollup_partials, Alert, AlertEvent, AlertRule,
-    Rule, RuleEngine,
+    check_array, check_batch, check_thresholds, pg_batch_arrays, rollup_partials, Alert,
+    AlertEvent, AlertRule, Rule, RuleEngine,
 };
 
 /// The native module `threshold_checker._native`, re-exported by the `threshold_checker`
@@ -64,6 +67,7 @@ fn threshold_checker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_array, m)?)?;
     m.add_function(wrap_pyfunction!(check_batch, m)?)?;
     m.add_function(wrap_pyfunction!(rollup_partials, m)?)?;
+    m.add_function(wrap_pyfunction!(pg_batch_arrays, m)?)?;
     m.add("HIGH_RATIO", core::HIGH_RATIO)?;
     m.add("CRITICAL_RATIO", core::CRITICAL_RATIO)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

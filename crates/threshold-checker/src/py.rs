@@ -19,6 +19,6 @@ pub use alert_event::AlertEvent;
 pub use alert_rule::AlertRule;
 pub use array::check_array;
 pub use checks::{check_batch, check_thresholds};
-pub use rollup::rollup_partials;
+pub use rollup::{pg_batch_arrays, rollup_partials};
 pub use rule::Rule;
 pub use rule_engine::RuleEngine;

@@ -39,7 +39,7 @@ from hub.storage.postgres.partitions import Partitions, day_of
 from hub.storage.postgres.pool import PgConn, PgPool
 from hub.storage.postgres.rollups import fold_rows, insert_staged, list_partitions
 from hub.storage.sqlbase import Conn, Database
-from hub.storage.tiers import first_of_each, fold_partials, id_range
+from hub.storage.tiers import TIER_WIDTHS, first_of_each, id_range
 from shared.timeutil import now
 
 log = structlog.get_logger("hub.storage.retention")
@@ -98,7 +98,6 @@ class PgDialect(Dialect):
     ) -> UsualBatch | None:
         if _STAGED.get() or not rows:
             return None  # a batch that raced another process goes the careful way
-        partials = fold_partials(rows) if rollups.maintain else []
         with self._pool.connection() as conn:  # autocommit: the statement is the transaction
             return onetrip.store(
                 conn,
@@ -107,7 +106,7 @@ class PgDialect(Dialect):
                 rows[0][0] - rows[0][5],
                 rows,
                 sensor_ids,
-                partials,
+                TIER_WIDTHS if rollups.maintain else (),
                 report,
                 token_id,
                 now(),

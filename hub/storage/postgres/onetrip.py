@@ -3,8 +3,9 @@ readings in, every rollup tier folded, the scan queue, the gateway's report and 
 
 Per statement, not per row, is what a batch cost the hub and the server (docs/performance.md):
 a dozen statements and BEGIN/COMMIT each paid psycopg's Python (parameters adapted, results
-read) and a server round trip. Here the batch's columns travel as binary PostgreSQL arrays
-packed by :mod:`struct` in C (psycopg adapts a list element by element in Python), and one
+read) and a server round trip. Here the batch's columns and rollup partials travel as binary
+PostgreSQL arrays, made in one native pass over its rows (``threshold_checker.
+pg_batch_arrays``; psycopg would adapt a list element by element in Python), and one
 data-modifying WITH applies them in autocommit.
 
 Only the usual batch goes this way: every sensor known to the cache, no edge alert, nothing
@@ -17,11 +18,9 @@ step-by-step order: sensors, readings, the tiers from the finest, the scan queue
 
 from __future__ import annotations
 
-import functools
 import re
 import struct
 from collections.abc import Sequence
-from itertools import chain, repeat
 from typing import Any
 
 import psycopg
@@ -31,10 +30,11 @@ from psycopg.pq import Format
 from hub.storage.dialect import UsualBatch
 from hub.storage.model import GatewayReport, ReadingRow
 from hub.storage.postgres.rollups import on_conflict
-from hub.storage.tiers import TIERS, TierRow, id_range
+from hub.storage.tiers import TIERS, narrow
+from threshold_checker import pg_batch_arrays
 
-# PostgreSQL's type oids: int8 and float8, and their array types.
-_INT8, _FLOAT8 = 20, 701
+# PostgreSQL's type oids: int8, and the int8 and float8 array types.
+_INT8 = 20
 _INT8_ARRAY, _FLOAT8_ARRAY = 1016, 1022
 
 
@@ -67,27 +67,30 @@ def register(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_dumper(Float8Array, _Float8ArrayDumper)
 
 
-@functools.lru_cache(maxsize=256)
-def _elements(code: str, n: int) -> struct.Struct:
-    # Each element: its length (4 bytes) then its 8 bytes, big-endian.
-    return struct.Struct(">" + ("i" + code) * n)
-
-
-def _pack(elem_oid: int, code: str, values: Sequence[Any]) -> bytes:
+def int8_array(values: Sequence[int]) -> Int8Array:
+    """A short list (the batch's sensor ids) as an ``int8[]``, PostgreSQL's binary format:
+    one dimension, no NULLs, the element type, the length, lower bound 1, then each element
+    as its length (8) and its bytes, big-endian."""
     n = len(values)
     if n == 0:
-        return struct.pack(">iiI", 0, 0, elem_oid)
-    # One dimension, no NULLs, the element type; then the dimension: length, lower bound 1.
-    head = struct.pack(">iiIii", 1, 0, elem_oid, n, 1)
-    return head + _elements(code, n).pack(*chain.from_iterable(zip(repeat(8), values)))
+        return Int8Array(struct.pack(">iiI", 0, 0, _INT8))
+    return Int8Array(struct.pack(f">iiIii{'iq' * n}", 1, 0, _INT8, n, 1, *_lengths(values)))
 
 
-def int8_array(values: Sequence[int]) -> Int8Array:
-    return Int8Array(_pack(_INT8, "q", values))
+def _lengths(values: Sequence[int]) -> list[int]:
+    out: list[int] = []
+    for v in values:
+        out += (8, v)
+    return out
 
 
-def float8_array(values: Sequence[float]) -> Float8Array:
-    return Float8Array(_pack(_FLOAT8, "d", values))
+# The kinds of pg_batch_arrays' columns, in its order: the readings' (id, sensor_id, ts,
+# value), then the partials' (tier, then _TIER_COLUMNS).
+_READING_KINDS = (Int8Array, Int8Array, Float8Array, Float8Array)
+_PARTIAL_KINDS = (
+    Int8Array, Int8Array, Float8Array, Float8Array, Float8Array, Float8Array, Int8Array,
+    Float8Array, Int8Array, Float8Array, Float8Array, Int8Array, Float8Array,
+)  # fmt: skip
 
 
 # What the statement's failure on purpose says (the cast's input, in the error's message).
@@ -97,11 +100,6 @@ _TIER_COLUMNS = (
     "sensor_id, bucket, min, max, sum, count, first_ts, first_id, first_value, "
     "last_ts, last_id, last_value"
 )
-# The partial columns' packers, in _TIER_COLUMNS order.
-_PARTIAL_PACK = (
-    int8_array, float8_array, float8_array, float8_array, float8_array, int8_array,
-    float8_array, int8_array, float8_array, float8_array, int8_array, float8_array,
-)  # fmt: skip
 
 
 def _tier_sql(table: str, number: int, after: str | None) -> str:
@@ -195,38 +193,38 @@ def store(
     base: int,
     rows: Sequence[ReadingRow],
     sensor_ids: Sequence[int],
-    partials: Sequence[Sequence[TierRow]],
+    widths: Sequence[float],
     report: GatewayReport,
     token_id: int | None,
     at: float,
 ) -> UsualBatch | None:
     """Apply the batch ``rows`` (ids ``base + seq``) in one statement, its own transaction
-    (``conn`` in autocommit); None, with nothing written, when it is not the usual batch
-    (module doc)."""
-    span = id_range(rows)
-    if span is None:
+    (``conn`` in autocommit), folded into the rollup tiers of ``widths`` (all of
+    :data:`TIERS`'; none when rollups are off); None, with nothing written, when it is not
+    the usual batch (module doc)."""
+    if not rows:
         return None
-    ids, sensors, ts, values = list(zip(*rows, strict=True))[:4]
-    tiers = list(chain.from_iterable(repeat(n, len(p)) for n, p in enumerate(partials, 1)))
-    columns = list(zip(*chain.from_iterable(partials), strict=True)) or [()] * 12
+    columns, partials, (lo, hi, tlo, thi) = pg_batch_arrays(rows, widths)
+    if not narrow(lo, hi, len(rows)):
+        return None
+    ids, sensors, ts, values = (kind(c) for kind, c in zip(_READING_KINDS, columns, strict=True))
     params: dict[str, Any] = {
         "sensors": int8_array(sensor_ids),
         "nsensors": len(sensor_ids),
-        "lo": span[0],
-        "hi": span[1],
-        "tlo": min(ts),
-        "thi": max(ts),
+        "lo": lo,
+        "hi": hi,
+        "tlo": tlo,
+        "thi": thi,
         "gw": gateway_id,
         "base": base,
-        "ids": int8_array(ids),
-        "rsensors": int8_array(sensors),
-        "ts": float8_array(ts),
-        "values": float8_array(values),
+        "ids": ids,
+        "rsensors": sensors,
+        "ts": ts,
+        "values": values,
         "nrows": len(rows),
-        "p0": int8_array(tiers),
         **{
-            f"p{i + 1}": pack(col)
-            for i, (pack, col) in enumerate(zip(_PARTIAL_PACK, columns, strict=True))
+            f"p{i}": kind(col)
+            for i, (kind, col) in enumerate(zip(_PARTIAL_KINDS, partials, strict=True))
         },
         "now": at,
         "backlog": report.backlog,
