@@ -18,6 +18,7 @@ from psycopg.errors import ReadOnlySqlTransaction
 from psycopg_pool import ConnectionPool
 
 from hub.storage.model import Waits
+from hub.storage.postgres.liveness import Liveness
 from hub.storage.postgres.onetrip import register as register_packed_arrays
 from hub.storage.postgres.reach import UNAVAILABLE, check_primary, connect_options, unavailable
 from hub.storage.postgres.rollups import ROLLUP_STAGING_DDL
@@ -67,6 +68,7 @@ class PgPool:
         self.max_size = max_size
         self.waits = waits or Waits()
         self._lock = threading.Lock()
+        self._liveness = Liveness()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
 
     def _opened(self) -> ConnectionPool[psycopg.Connection[Any]]:
@@ -86,8 +88,9 @@ class PgPool:
                     kwargs={"autocommit": True, **connect_options(self.waits)},
                     configure=_configure,
                     # A connection to a server that restarted or moved is found dead when
-                    # borrowed and replaced, not handed to a request.
-                    check=ConnectionPool.check_connection,
+                    # borrowed and replaced, not handed to a request (liveness.py).
+                    check=self._liveness.check,
+                    reset=self._liveness.reset,
                     timeout=self.waits.pool_s,
                     # psycopg_pool retries a lost connection with a doubling delay: after a
                     # failover of 20 s its next try could be 16 s away. Giving up early lets

@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from hub.storage.lag import current_note
 from hub.storage.model import DatabaseUnavailable, Waits
+from hub.storage.postgres.liveness import Liveness
 from hub.storage.postgres.pool import PgConn, PgPool
 from hub.storage.postgres.reach import UNAVAILABLE, connect_options
 from hub.storage.sqlbase import Conn
@@ -67,6 +68,7 @@ class ReplicaPool:
         self.waits: Waits = primary.waits
         self.max_size = max_size
         self._lock = threading.Lock()
+        self._liveness = Liveness()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._down_until = 0.0
 
@@ -80,7 +82,8 @@ class ReplicaPool:
                     min_size=1,
                     max_size=self.max_size,
                     kwargs={"autocommit": True, **connect_options(self.waits)},
-                    check=ConnectionPool.check_connection,
+                    check=self._liveness.check,
+                    reset=self._liveness.reset,
                     timeout=self.waits.pool_s,
                     reconnect_timeout=max(self.waits.pool_s, 2.0),
                     open=False,
