@@ -49,11 +49,8 @@ def track_readings(
     """Raise the peaks of the alerts the batch's readings fall in (module docstring)."""
     if not readings:
         return
-    by_sensor: dict[int, list[tuple[float, float]]] = {}
-    for r in readings:
-        by_sensor.setdefault(ids[r.key], []).append((r.ts, r.value))
     candidates: dict[int, tuple[int, str, float, float | None, float | None]] = {}
-    sensors = sorted(by_sensor)
+    sensors = sorted({ids[r.key] for r in readings})
     for i in range(0, len(sensors), _CHUNK):
         part = sensors[i : i + _CHUNK]
         marks = ", ".join("?" * len(part))
@@ -74,6 +71,11 @@ def track_readings(
             (gateway_id, *part),
         ).fetchall():
             candidates[int(row[0])] = (int(row[1]), row[2], row[3], row[4], row[5])
+    if not candidates:
+        return  # the usual batch: no alert of its sensors is active
+    by_sensor: dict[int, list[tuple[float, float]]] = {}
+    for r in readings:
+        by_sensor.setdefault(ids[r.key], []).append((r.ts, r.value))
     for alert_id, (sensor, breach, opened, cleared, peak) in candidates.items():
         if breach not in ("above_maximum", "below_minimum"):
             continue

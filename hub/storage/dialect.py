@@ -52,6 +52,8 @@ class Dialect(ABC):
     # Appended to the SELECT with which a sensor's deletion starts, to take the row lock that
     # lock_sensors waits for (PostgreSQL); SQLite's one writer already excludes the rest.
     lock_for_delete: ClassVar[str] = ""
+    # Whether store_usual can store a batch in one go (else ingest skips building its rows).
+    stores_usual: ClassVar[bool] = False
     # The driver's errors for a broken UNIQUE/CHECK/foreign key constraint.
     integrity_errors: ClassVar[tuple[type[Exception], ...]] = ()
 

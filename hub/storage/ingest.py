@@ -251,6 +251,8 @@ class Ingest:
         cache = self._cache.get(factory_id)
         if alerts or not readings or cache is None or not self.at_once:
             return None
+        if not self._dialect.stores_usual:
+            return None
         try:
             ids = [cache[r.key] for r in readings]
         except KeyError:

@@ -62,6 +62,7 @@ class PgDialect(Dialect):
     bucket_start: ClassVar[str] = "floor(ts / ?) * ?"
     tier_bucket_start: ClassVar[str] = "floor(bucket / ?) * ?"
     lock_for_delete: ClassVar[str] = " FOR UPDATE"
+    stores_usual: ClassVar[bool] = True  # onetrip.py
     integrity_errors: ClassVar[tuple[type[Exception], ...]] = (psycopg.errors.IntegrityError,)
 
     def __init__(self, db: Database, pool: PgPool, partitions: Partitions, url: str) -> None:
