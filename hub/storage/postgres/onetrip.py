@@ -39,11 +39,12 @@ _INT8_ARRAY, _FLOAT8_ARRAY = 1016, 1022
 
 
 class Int8Array(bytes):
-    """An ``int8[]`` already in PostgreSQL's binary array format (:func:`int8_array`)."""
+    """An ``int8[]`` already in PostgreSQL's binary array format (from ``pg_batch_arrays``
+    or :func:`int8_array`)."""
 
 
 class Float8Array(bytes):
-    """A ``float8[]`` already in PostgreSQL's binary array format (:func:`float8_array`)."""
+    """A ``float8[]`` already in PostgreSQL's binary array format (from ``pg_batch_arrays``)."""
 
 
 class _PackedDumper(Dumper):
