@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import robyn_floor
 from bench.common import CpuMeter, Row
 from bench.pgserver import PgBenchServer, copy_readings
 from hub import ingest
@@ -194,6 +195,22 @@ def _steps_rows(pg: dict[str, float]) -> list[Row]:
     ]
 
 
+def _robyn_row(hub_ms: float, seconds: float) -> Row:
+    """A bare Robyn app's CPU per request under edge-load (bench.robyn_floor), against the
+    hub's own per request in process: the share of a request Robyn takes."""
+    floor = robyn_floor.measure(seconds, gateways=200)
+    return Row(
+        "bare Robyn handler CPU per 100-reading request",
+        floor["cpu_ms_per_request"],
+        "ms",
+        "hub CPU per request in process (SQLite)",
+        hub_ms,
+        "(Robyn's share)",
+        note=f"200 edge-load gateways flat out for {seconds:.0f}s at a handler that reads the "
+        f"body and answers; {floor['requests_per_s']:,.0f} requests/s",
+    )
+
+
 def run(workdir: Path, requests: int = 2000) -> list[Row]:
     from tests.pg import bin_dir
 
@@ -210,6 +227,7 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
             extra={"stages_ms": sqlite},
         ),
         _cache_row("SQLite", sqlite),
+        _robyn_row(sqlite["hub"], seconds=5.0 if requests < 2000 else 10.0),
     ]
     found = bin_dir()
     if found is None:
