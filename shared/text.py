@@ -19,6 +19,8 @@ BANNED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
 
 def hidden_char(value: str) -> str | None:
     """The first character ``value`` may not hold, as ``U+XXXX``, or None."""
+    if value.isascii() and value.isprintable():
+        return None  # printable ASCII (space to tilde) is in no banned category: two C loops
     for ch in value:
         if unicodedata.category(ch) in BANNED_CATEGORIES:
             return f"U+{ord(ch):04X}"

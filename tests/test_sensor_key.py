@@ -3,9 +3,12 @@ key (a dead letter at the gateway) and where the hub decodes a batch (a 422 nami
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from shared.sensor_key import SensorKeyError, key_problem, split_key
+from shared.text import BANNED_CATEGORIES, hidden_char
 from shared.topics import TopicError, TopicTemplate
 from shared.wire import Batch, WireError, WireReading, decode_batch, encode_batch
 
@@ -64,3 +67,12 @@ def test_the_hub_decoder_names_the_reading_with_a_bad_key() -> None:
     with pytest.raises(WireError) as caught:
         decode_batch(body)
     assert [(d["seq"], d["field"]) for d in caught.value.details] == [(2, "key")]
+
+
+def test_every_character_is_judged_by_its_unicode_category() -> None:
+    # Printable ASCII takes a fast path: it must agree with the category rule for every
+    # ASCII character, and the rule still holds past ASCII.
+    for code in [*range(128), 0x85, 0xA0, 0xAD, 0x200B, 0x2028, 0xE000, 0xE9, 0x4E2D]:
+        ch = chr(code)
+        banned = unicodedata.category(ch) in BANNED_CATEGORIES
+        assert hidden_char(f"ab{ch}c") == (f"U+{code:04X}" if banned else None), hex(code)
