@@ -259,6 +259,15 @@ def console(request: pytest.FixtureRequest, tmp_path: Path, browser: Browser) ->
         yield found
 
 
+def refused(console: Console, status: int) -> None:
+    """Take the failed loads a step provoked on purpose (a refused form or action) out of the
+    errors the pages logged."""
+    failed = [e for e in console.errors if f"status of {status} " in e]
+    assert failed, console.errors
+    for e in failed:
+        console.errors.remove(e)
+
+
 def check_clean(console: Console) -> None:
     """No request left the hub's origin; no page logged an error."""
     origin = console.url + "/"

@@ -20,17 +20,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from shared.timeutil import now
 from shared.wire import WireAlert
-from tests.web.conftest import ENGINES, KEY, Console, check_clean, start_console
+from tests.web.conftest import ENGINES, KEY, Console, check_clean, refused, start_console
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-def _refused(console: Console, status: int) -> None:
-    """Take the failed loads a step provoked on purpose (a refused form) out of the errors."""
-    failed = [e for e in console.errors if f"status of {status} " in e]
-    assert failed, console.errors
-    for e in failed:
-        console.errors.remove(e)
 
 
 def _get(console: Console, path: str, role: str = "read") -> Any:
@@ -106,7 +98,7 @@ def test_an_admin_makes_renames_and_deletes_a_factory_machine_and_sensor(
     form.locator("input[name=name]").fill("a/b")
     form.locator("button[type=submit]").click()
     expect(error).to_contain_text("must not contain '/'")
-    _refused(console, 422)
+    refused(console, 422)
     factory = next(f for f in _get(console, "/factories") if f["name"] == "plant-9")
     assert [f["name"] for f in _get(console, "/factories")].count("plant-9") == 1
 
@@ -195,7 +187,7 @@ def test_an_admin_edits_a_rules_deadband_and_delay(console: Console) -> None:
     edit.locator("button[type=submit]").click()
     # The API's words beside the field, and the row kept open by the refresh meanwhile.
     expect(edit.locator('.field-error[data-error-for="deadband"]')).to_have_text("must be >= 0")
-    _refused(console, 422)
+    refused(console, 422)
     edit.locator("input[name=deadband]").fill("1.5")
     edit.locator("input[name=delay_s]").fill("120")
     edit.locator("button[type=submit]").click()

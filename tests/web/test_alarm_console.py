@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from shared.timeutil import now
 from shared.wire import WireAlert
 from tests.edge_alerts import threshold_alert
-from tests.web.conftest import Console
+from tests.web.conftest import Console, refused
 
 M3_TEMP = "line1/machine3/temp"
 M3_PRES = "line1/machine3/pres"
@@ -264,3 +264,38 @@ def test_a_standing_alarm_is_shown_stale(console: Console) -> None:
     expect(page.locator(f'#alerts-active tr[data-alert="{pres}"] td.state')).not_to_contain_text(
         "stale"
     )
+
+
+def test_an_action_the_hub_refuses_says_why_beside_its_buttons(console: Console) -> None:
+    _two_criticals_on_machine3(console)
+    (temp,) = _alert_ids(console, M3_TEMP)
+    page = console.sign_in("operator")
+    page.goto(f"{console.url}/alerts")
+    row = page.locator(f'#alerts-active tr[data-alert="{temp}"]')
+    expect(row).to_be_visible()
+    # The database went away as the shelve was asked: the hub's own 503 answer.
+    refusal = {
+        "error": {
+            "code": "database_unavailable",
+            "message": "no writable database reachable",
+            "details": [],
+        }
+    }
+    page.route(f"**/api/v1/alerts/{temp}/shelve", lambda route: route.fulfill(
+        status=503, json=refusal, headers={"Retry-After": "1"}
+    ))  # fmt: skip
+    row.locator("input[name=comment]").fill("sensor swap")
+    with page.expect_console_message(lambda m: "status of 503 " in m.text):
+        row.locator("button[data-action=shelve]").click()
+    refused(console, 503)
+    said = row.locator("td.actions output.feedback.error")
+    expect(said).to_have_text("no writable database reachable")
+    expect(row.locator("input[name=comment]")).to_have_value("sensor swap")  # kept to retry
+    # Acknowledged meanwhile by someone else (the row, focused, is not redrawn under the
+    # operator's hand): this acknowledgement is what was asked, no error.
+    with console.api("operator") as c:
+        c.post(f"/api/v1/alerts/{temp}/ack", json={"comment": "on it"}).raise_for_status()
+    with page.expect_console_message(lambda m: "status of 409 " in m.text):
+        row.locator("button[data-action=ack]").click()
+    expect(row.locator("td.state")).to_contain_text("acknowledged")
+    expect(row.locator("output.error")).to_have_count(0)

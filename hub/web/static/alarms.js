@@ -42,17 +42,27 @@
   function alertActions(a, refresh) {
     const td = el("td", { class: "actions" });
     const comment = el("input", { name: "comment", placeholder: "comment", maxlength: "2000" });
+    // What went wrong, beside the buttons that asked (the row stays while it holds focus).
+    const said = el("output", { class: "feedback", "aria-live": "polite" });
     const act = (path, payload) => async (event) => {
       event.preventDefault();
+      said.textContent = "";
+      said.classList.remove("error");
       try {
         await api("POST", `/alerts/${a.id}/${path}`, payload());
-        // Done: the row is no longer being edited, so the next refresh redraws it.
-        comment.value = "";
-        if (td.contains(document.activeElement)) document.activeElement.blur();
-        await refresh();
       } catch (err) {
-        setStatus(`Alert ${a.id}: ${err.message}`, true);
+        if (err.status === 401) return; // the session ended: the page signs in again
+        // 409 to an acknowledgement: someone acknowledged it meanwhile, as asked.
+        if (!(path === "ack" && err.status === 409)) {
+          said.textContent = err.message;
+          said.classList.add("error");
+          return;
+        }
       }
+      // Done: the row is no longer being edited, so the next refresh redraws it.
+      comment.value = "";
+      if (td.contains(document.activeElement)) document.activeElement.blur();
+      await refresh();
     };
     const text = () => comment.value.trim() || null;
     if (!a.acknowledged) {
@@ -77,6 +87,7 @@
       td.append(" ", unshelve);
     }
     td.prepend(comment, " ");
+    td.append(" ", said);
     return td;
   }
 
