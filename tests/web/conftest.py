@@ -59,13 +59,16 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is alive it marks its event loop
+# as running in this thread, and an asyncio test that a worker of `pytest -n` runs after a
+# console module would then refuse to start ("cannot be called from a running event loop").
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
     found = playwright.chromium.launch(
