@@ -35,10 +35,11 @@ build: venv
 test-deps:
     bash devtools/test-deps.sh
 
-# Every test: cargo tests for the crates, then pytest (unit, integration, fault).
+# Every test: cargo tests for the crates, then pytest (unit, integration, fault) in two worker
+# processes: most of the suite's time is waiting on the real processes it starts.
 test: test-deps build
     cargo test --workspace --release
-    {{bin}}/pytest -q --durations=15 {{ if env_var_or_default("CI", "") != "" { "-p no:cacheprovider" } else { "" } }}
+    {{bin}}/pytest -q -n 2 --durations=15 {{ if env_var_or_default("CI", "") != "" { "-p no:cacheprovider" } else { "" } }}
 
 # wrk, the HTTP load generator of the anomaly rows, is installed when missing and we are root;
 # without it those rows fall back to Python client threads and say so.
