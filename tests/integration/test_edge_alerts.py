@@ -88,6 +88,14 @@ def test_alert_fires_with_the_hub_down_and_reaches_it_once(tmp_path: Path) -> No
                 wait_for("the alert at the hub", lambda: len(edge_alerts()) >= 1, timeout=15)
                 # Further syncs (and a second one of the same alert) must not double it.
                 publisher.publish(f"factory/{KEY}", {"value": 60.0})
+                # The reading closes the alert: a second version of it, in the buffer by the
+                # time its message is out. Waited for first: before the agent has the reading,
+                # the buffer is empty too, and the close would be left to sync after the test.
+                wait_for(
+                    "the close on MQTT",
+                    lambda: any(body["event"] == "close" for _, _, body in hmi.got),
+                    timeout=15,
+                )
                 # Acked after the hub's commit: once the reading and every alert version have
                 # left the buffer, the hub has stored whatever they carried.
                 wait_for(
