@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import CpuMeter
-from devtools.stack import edge_load_binary, free_port, wait_for
+from bench.common import CpuMeter, edge_load
+from devtools.stack import free_port, wait_for
 from hub.app import load_robyn, robyn_config
 from hub.config import HubSettings
 
@@ -69,29 +69,9 @@ def measure(seconds: float, gateways: int) -> dict[str, float]:
             tokens.write_text("".join(f"gw-{i:04d} unused-{i}\n" for i in range(gateways)))
             meter = CpuMeter(proc.pid).start()
             started = time.perf_counter()
-            out = subprocess.run(
-                [
-                    str(edge_load_binary()),
-                    "--hub",
-                    url,
-                    "--tokens",
-                    str(tokens),
-                    "--batch",
-                    "100",
-                    "--sensors",
-                    "5",
-                    "--duration",
-                    str(seconds),
-                    "--json",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=seconds + 120,
-                check=True,
-            )
+            report = edge_load(url, tokens, seconds, batch=100, sensors=5)
             meter.sample()
             elapsed = time.perf_counter() - started
-        report = json.loads(out.stdout)
         requests = max(1, int(report["requests"]))
         return {
             "cpu_ms_per_request": meter.seconds * 1000 / requests,
