@@ -55,6 +55,19 @@ class Webhooks:
             ).fetchone()
         return None if row is None else int(row[0])
 
+    def webhook_renew(self, url: str, owner: str, lease_s: float) -> bool:
+        """Extend ``owner``'s lease on ``url`` to ``lease_s`` from now; False when another hub
+        process holds it (the caller must send nothing more: the new holder delivers). Only
+        the owner named in the row renews: a lease that ran out and nobody took is still
+        this owner's, since taking it over names the new owner in the same statement."""
+        with self._db.write() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE webhook_cursors SET lease_until = ? WHERE url = ? AND lease_owner = ?",
+                    (now() + lease_s, url, owner),
+                ).rowcount
+            )
+
     def webhook_delivered(self, url: str, owner: str, event: int) -> bool:
         """Move ``url``'s cursor past ``event``; False when the lease was lost meanwhile."""
         with self._db.write() as conn:

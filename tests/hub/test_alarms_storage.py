@@ -169,6 +169,8 @@ def test_one_hub_process_at_a_time_delivers_to_a_webhook(
     [event] = storage.alert_events_after(0, 10)
     assert storage.webhook_lease(url, "p1", 60) == 0
     assert storage.webhook_lease(url, "p2", 60) is None  # p1 holds it
+    assert not storage.webhooks.webhook_renew(url, "p2", 60)  # only the holder renews
+    assert storage.webhooks.webhook_renew(url, "p1", 60)
     assert not storage.webhook_delivered(url, "p2", int(event["id"]))
     assert storage.webhook_delivered(url, "p1", int(event["id"]))
     assert storage.webhook_lease(url, "p1", 60) is None  # delivered: nothing new
@@ -176,6 +178,8 @@ def test_one_hub_process_at_a_time_delivers_to_a_webhook(
     feed(storage, a, fleet[2], ["a/m1/t"], seq0=50)  # queues gateway.online
     assert storage.webhook_lease(url, "p1", -1) == int(event["id"])
     assert storage.webhook_lease(url, "p2", 60) == int(event["id"])
+    assert not storage.webhooks.webhook_renew(url, "p1", 60)  # p1's renewal: lost
+    assert storage.webhook_lease(url, "p2", 60) == int(event["id"])  # p2 still holds it
 
 
 def test_who_acted_is_kept_as_it_was_then(storage: Storage, fleet: tuple[int, int, int]) -> None:
