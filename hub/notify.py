@@ -16,7 +16,12 @@
   (tenacity) up to ``max_attempts``; then the event is given up and counted. Any other 4xx
   is a refusal: not retried, counted as failed. ``/metrics`` has both counters.
 * With several hub processes, each URL has a lease in ``webhook_cursors``: one process
-  delivers to it at a time, and the cursor moves only after a delivery ends.
+  delivers to it at a time, and the cursor moves only after a delivery ends. The holder
+  renews the lease before every attempt and before every slice of a backoff (a slice is at
+  most a third of the lease), and a lease lasts at least ``ATTEMPT_TIMEOUTS`` of the hook's
+  ``timeout_s``: it never runs out during an attempt or a backoff, however long. A holder
+  whose renewal finds the lease taken (it stalled past it) sends nothing more: the new
+  holder sends the event, from the cursor this process did not move.
 """
 
 from __future__ import annotations
@@ -59,6 +64,12 @@ DELIVERIES = Counter(
     ["result"],
 )
 SIGNATURE_HEADER = "X-Edge-Signature"
+# An attempt is a connect, a write and a read, each allowed up to the hook's timeout_s: a
+# lease of four timeouts outlasts the longest attempt with one to spare for the database
+# round trips around it.
+ATTEMPT_TIMEOUTS = 4
+# A backoff is slept in slices of at most this share of the lease, renewing before each.
+SLICE_OF_LEASE = 1 / 3
 _RETRY_STATUS = frozenset({408, 429})
 BATCH = 100
 
@@ -69,6 +80,10 @@ class _Retryable(Exception):
 
 class _Refused(Exception):
     """The receiver refused the event for good (a 4xx other than 408/429)."""
+
+
+class _LeaseLost(Exception):
+    """Another hub process holds the URL's lease now: it delivers the event, not this one."""
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -110,6 +125,9 @@ class WebhookSender(BackgroundJob):
         lease_s: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``lease_s``: how long a URL's lease lasts from each renewal (longer for a hook whose
+        ``timeout_s`` needs it, ``lease_for``); another process takes over a URL that long
+        after its holder died."""
         super().__init__()
         self.storage = storage
         self.hooks = list(hooks)
@@ -119,6 +137,16 @@ class WebhookSender(BackgroundJob):
         self._http = httpx.Client(transport=transport, follow_redirects=False)
 
     # -- one event ----------------------------------------------------------------------
+
+    def lease_for(self, hook: WebhookSettings) -> float:
+        """The lease on ``hook``'s URL: ``lease_s``, or longer than its longest attempt."""
+        return max(self.lease_s, ATTEMPT_TIMEOUTS * hook.timeout_s)
+
+    def _keep_lease(self, hook: WebhookSettings) -> None:
+        """Renew the lease on ``hook``'s URL to a full ``lease_for`` from now, or raise
+        _LeaseLost when another process took it."""
+        if not self.storage.webhooks.webhook_renew(hook.url, self.owner, self.lease_for(hook)):
+            raise _LeaseLost(hook.url)
 
     def _attempt(self, hook: WebhookSettings, event: dict[str, Any], body: bytes) -> None:
         headers = {
@@ -142,12 +170,27 @@ class WebhookSender(BackgroundJob):
         raise _Refused(f"HTTP {resp.status_code}")
 
     def deliver(self, hook: WebhookSettings, event: dict[str, Any]) -> bool:
-        """Deliver one event (retrying); True when the receiver took it."""
+        """Deliver one event (retrying); True when the receiver took it. Raises _LeaseLost,
+        with nothing more sent, when another process took the URL meanwhile."""
         body = event_body(event)
+        slice_s = self.lease_for(hook) * SLICE_OF_LEASE
 
-        def renew(state: RetryCallState) -> None:
-            # A long backoff must not let the lease lapse (another process would resend).
-            self.storage.webhook_lease(hook.url, self.owner, self.lease_s)
+        def attempt() -> None:
+            # A full lease ahead of every POST, longer than the POST may take: no other
+            # process can take the URL and send the event while this one is sending it.
+            self._keep_lease(hook)
+            self._attempt(hook, event, body)
+
+        def backoff(seconds: float) -> None:
+            # Renewed slice by slice: a backoff longer than the lease (backoff_max_s may be
+            # minutes) never lets it lapse.
+            left = seconds
+            while left > 0:
+                self._keep_lease(hook)
+                self._sleep(min(left, slice_s))
+                left -= slice_s
+
+        def failed(state: RetryCallState) -> None:
             log.info(
                 "webhook attempt failed, retrying",
                 url=hook.url,
@@ -162,12 +205,12 @@ class WebhookSender(BackgroundJob):
             wait=wait_random_exponential(
                 multiplier=hook.backoff_min_s, min=hook.backoff_min_s, max=hook.backoff_max_s
             ),
-            sleep=self._sleep,
-            before_sleep=renew,
+            sleep=backoff,
+            before_sleep=failed,
             reraise=True,
         )
         try:
-            retrying(self._attempt, hook, event, body)
+            retrying(attempt)
         except (_Retryable, _Refused) as exc:
             DELIVERIES.labels("failed").inc()
             log.warning(
@@ -189,7 +232,7 @@ class WebhookSender(BackgroundJob):
 
     def pump(self, hook: WebhookSettings) -> int:
         """Deliver what is queued for one webhook; how many events were handled."""
-        last = self.storage.webhook_lease(hook.url, self.owner, self.lease_s)
+        last = self.storage.webhook_lease(hook.url, self.owner, self.lease_for(hook))
         if last is None:
             return 0  # nothing new, or another hub process delivers to this URL
         handled = 0
@@ -197,7 +240,15 @@ class WebhookSender(BackgroundJob):
             if self._stop.is_set():
                 break
             if event["event"] in hook.events:
-                self.deliver(hook, event)
+                try:
+                    self.deliver(hook, event)
+                except _LeaseLost:
+                    log.info(
+                        "webhook lease taken by another hub process, which sends the event",
+                        url=hook.url,
+                        event_id=event["event_id"],
+                    )
+                    break
             if not self.storage.webhook_delivered(hook.url, self.owner, int(event["id"])):
                 break  # the lease went to another process
             handled += 1

@@ -1,7 +1,9 @@
 """Webhooks against a real receiver on 127.0.0.1, with a real hub on both engines: the body
 is signed (HMAC-SHA256, X-Edge-Signature: sha256=<hex>), carries an event id, failed attempts
 are retried with backoff, each event is taken once, ingest does not wait for the receiver,
-and failures are counted in /metrics."""
+and failures are counted in /metrics. With several hub processes (senders on one storage,
+both engines), one holds a URL's lease through a backoff longer than the lease, and one
+whose lease was taken sends no more."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,9 @@ import httpx
 import msgspec
 import pytest
 
+from hub.alert_settings import WebhookSettings
+from hub.notify import WebhookSender
+from hub.storage import GatewayReport, Storage
 from shared.wire import Batch, WireAlert, WireReading, encode_batch
 from tests.edge_alerts import RECENT_T0, threshold_alert
 from tests.hub.conftest import HubProcess, start_hub, token
@@ -282,4 +288,125 @@ def test_a_shelved_alert_sends_nothing_until_announced_again(
         assert len(receiver.requests) == 5
     finally:
         assert hub.stop() == 0
+        receiver.close()
+
+
+class Clock:
+    """The time the storage measures webhook leases in: now, plus what the senders' backoffs
+    stepped on (they do not wait)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.ahead
+
+
+class SteppedSender(WebhookSender):
+    """A sender whose backoff does not wait: each slice runs ``meanwhile(seconds)`` instead,
+    what the rest of the world does while this process sleeps."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        hook: WebhookSettings,
+        meanwhile: Callable[[float], None],
+        lease_s: float,
+    ) -> None:
+        super().__init__(storage, [hook], lease_s=lease_s)
+        self.meanwhile = meanwhile
+        self.slept: list[float] = []
+
+    def _sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.meanwhile(seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr("hub.storage.webhooks.now", clock)
+    return clock
+
+
+def queue_event(storage: Storage) -> int:
+    """An edge alert opened: one alert.opened event queued; its outbox id."""
+    gateway = storage.add_gateway("gw-01", "acme", "h1")
+    factory = int(storage.list_gateways()[0]["factory_id"])
+    alert = threshold_alert("wh/m5/temp", T0)
+    reading = WireReading(1, alert.key, T0, alert.value, None)
+    storage.store_batch(gateway, factory, [reading], GatewayReport(0, 0, 0, "t"), [alert])
+    [event] = storage.alert_events_after(0, 10)
+    return int(event["id"])
+
+
+def slow_hook(receiver: Receiver) -> WebhookSettings:
+    """A webhook whose backoff (3 minutes) is three times the senders' 60 s lease."""
+    return WebhookSettings(
+        url=f"{receiver.url}/all",
+        secret=SECRET,
+        backoff_min_s=180,
+        backoff_max_s=180,
+        max_attempts=3,
+        timeout_s=5,
+    )
+
+
+def test_a_backoff_longer_than_the_lease_keeps_it(storage: Storage, clock: Clock) -> None:
+    receiver = Receiver(fail_first=1)
+    hook = slow_hook(receiver)
+    other = WebhookSender(storage, [hook], lease_s=60)  # a second hub process
+    found: list[int] = []
+
+    def meanwhile(seconds: float) -> None:
+        clock.ahead += seconds
+        found.append(other.pump(hook))  # the other process looks for work to do
+
+    sender = SteppedSender(storage, hook, meanwhile, lease_s=60)
+    try:
+        assert sender.pump(hook) == 0  # the URL starts at the newest event: none yet
+        queue_event(storage)
+        assert sender.pump(hook) == 1  # refused once, sent again after the backoff
+        assert sum(sender.slept) == pytest.approx(180)
+        assert max(sender.slept) <= 20  # slices of a third of the lease at most
+        # the other process found the URL leased all through the backoff ...
+        assert found and not any(found)
+        # ... so the receiver got the event once: the refused attempt and its repeat
+        assert [len(bodies) for bodies in receiver.accepted.values()] == [1]
+        assert len(receiver.requests) == 2
+        assert other.pump(hook) == 0  # delivered: nothing left for anyone
+    finally:
+        sender.stop()
+        other.stop()
+        receiver.close()
+
+
+def test_a_sender_whose_lease_was_taken_sends_no_more(storage: Storage, clock: Clock) -> None:
+    receiver = Receiver(fail_first=1)
+    hook = slow_hook(receiver)
+    other = WebhookSender(storage, [hook], lease_s=60)  # a second hub process
+
+    def meanwhile(seconds: float) -> None:
+        if clock.ahead == 0:
+            # This process stalls past its lease (a paused VM, say): the other one takes
+            # the URL, at the event this one had not delivered.
+            clock.ahead = 3600
+            assert storage.webhook_lease(hook.url, other.owner, 60) == before
+        clock.ahead += seconds
+
+    sender = SteppedSender(storage, hook, meanwhile, lease_s=60)
+    try:
+        assert sender.pump(hook) == 0  # the URL starts at the newest event: none yet
+        before = queue_event(storage) - 1
+        assert sender.pump(hook) == 0  # gave the event up to the new holder ...
+        assert len(sender.slept) == 1  # ... at the first renewal after the takeover,
+        assert len(receiver.requests) == 1 and not receiver.accepted  # sending nothing more
+        # The new holder finds the cursor where it was and sends the event, once.
+        assert other.pump(hook) == 1
+        assert [len(bodies) for bodies in receiver.accepted.values()] == [1]
+        assert len(receiver.requests) == 2
+        assert sender.pump(hook) == 0
+    finally:
+        sender.stop()
+        other.stop()
         receiver.close()
