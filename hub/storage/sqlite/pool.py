@@ -10,13 +10,19 @@ and each call gets a fresh Python thread state, so a ``threading.local`` connect
 opened anew (and leaked) on every request, its page cache cold. Instead there is one writer
 connection, used under a lock by whoever writes, whose cache stays warm across ingest batches,
 and a pool of reader connections, each lent to one call at a time. Writes serialise on
-``BEGIN IMMEDIATE`` (waiting up to ``busy_timeout`` for other processes such as the CLI)
-instead of failing late on lock upgrade.
+``BEGIN IMMEDIATE`` instead of failing late on lock upgrade.
+
+Between processes (``workers`` > 1, the CLI) a writer first takes its turn on an flock of
+``<database>.write.lock``: the kernel wakes the next writer the moment the last one lets go,
+where SQLite's busy handler polls with sleeps of up to 25 ms. With the turn handed over at
+once, two hub processes overlap one's decoding and checking with the other's write.
+``busy_timeout`` still covers writers that do not take the turn (an sqlite3 shell).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import queue
 import sqlite3
@@ -60,6 +66,7 @@ class SQLitePool:
         self._all: list[sqlite3.Connection] = []
         self._write_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None  # opened under _write_lock
+        self._turn: int | None = None  # the write.lock descriptor, opened under _write_lock
         self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
 
     def connect(self) -> sqlite3.Connection:
@@ -113,11 +120,26 @@ class SQLitePool:
         return self._writer
 
     @contextmanager
+    def _writers_turn(self) -> Iterator[None]:
+        """This process's turn among the database's writers (the flock of write.lock; a
+        lock file beside the database, since closing any descriptor of the database file
+        itself would drop the locks SQLite holds on it). Call with _write_lock held."""
+        if self._turn is None:
+            try:
+                self._turn = os.open(f"{self.path}.write.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StorageError(f"cannot open database {self.path}: {exc}") from None
+        fcntl.flock(self._turn, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._turn, fcntl.LOCK_UN)
+
+    @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        # Threads of this process queue on a lock, which hands over at once; SQLite's busy
-        # handler would make them poll with sleeps of up to 25 ms. busy_timeout still
-        # covers other processes (the CLI adding a gateway while the hub runs).
-        with self._write_lock:
+        # Threads of this process queue on a lock, processes on the flock: both hand over
+        # at once (see the module's doc).
+        with self._write_lock, self._writers_turn():
             conn = self._writer_conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -129,7 +151,7 @@ class SQLitePool:
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it (at a clean stop)."""
-        with self._write_lock:
+        with self._write_lock, self._writers_turn():
             self._writer_conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
@@ -137,6 +159,10 @@ class SQLitePool:
             conns, self._all = self._all, []
         with self._write_lock:
             self._writer = None
+            turn, self._turn = self._turn, None
+        if turn is not None:
+            with contextlib.suppress(OSError):
+                os.close(turn)
         self._idle_readers = queue.SimpleQueue()
         for conn in conns:
             conn.close()
