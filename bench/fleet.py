@@ -205,15 +205,16 @@ def _sqlite_raw_rate(db: Path, workdir: Path, n: int) -> float:
         con.close()
 
 
-def _sqlite_target(wd: Path) -> tuple[Target, Hub]:
+def _sqlite_target(wd: Path, workers: int) -> tuple[Target, Hub]:
     hub = Hub(wd)
-    # workers = 1: one hub process, the SQLite engine's single writer.
-    hub.config.write_text(hub.config.read_text() + "workers = 1\n")
+    # One writer either way (SQLite's); with two processes one decodes and checks while the
+    # other writes.
+    hub.config.write_text(hub.config.read_text() + f"workers = {workers}\n")
     return (
         Target(
-            label="SQLite, 1 worker",
+            label=f"SQLite, {workers} worker{'s' if workers > 1 else ''}",
             database=f"sqlite:///{hub.db}",
-            workers=1,
+            workers=workers,
             count=lambda: count_rows(hub.db, "readings"),
             raw_rate=lambda w, n: _sqlite_raw_rate(hub.db, w, n),
         ),
@@ -542,10 +543,12 @@ def _guarded(
 
 
 def run(workdir: Path, seconds: float = 20.0, gateways: int = GATEWAYS) -> list[Row]:
-    wd = workdir / "fleet-sqlite"
-    wd.mkdir()
-    target, hub = _sqlite_target(wd)
-    rows = _guarded(target, hub, wd, seconds, gateways, raw_n=300_000)
+    rows: list[Row] = []
+    for workers in (1, 2):
+        wd = workdir / f"fleet-sqlite-{workers}"
+        wd.mkdir()
+        target, hub = _sqlite_target(wd, workers)
+        rows += _guarded(target, hub, wd, seconds, gateways, raw_n=300_000)
     wd = workdir / "fleet-postgres"
     wd.mkdir()
     pg = _postgres_target(wd)

@@ -247,7 +247,7 @@ def test_fleet_bench_tally_names_lost_and_doubled() -> None:
 
 def test_fleet_bench_rows_on_a_small_fleet(tmp_path: Path) -> None:
     """The `just bench` fleet rows end to end on a small fleet: they count exactly."""
-    target, hub = fleet._sqlite_target(tmp_path)
+    target, hub = fleet._sqlite_target(tmp_path, workers=1)
     rows = fleet._run_target(target, hub, tmp_path, seconds=1, gateways=20, raw_n=20_000)
     assert [r.name.split(" (")[0] for r in rows] == [
         "fleet flat out",
