@@ -232,7 +232,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"\nwrote {RESULTS}")
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
