@@ -4,10 +4,13 @@ the real hub, with an operator query loop against it at the same time.
 Per engine setup, two fleet runs of the same length:
 
 - flat out: every gateway posts its next batch as soon as the last is answered (1,000
-  requests in flight), which gives the hub's capacity, against the engine's own ceiling for
-  100-row transactions with no HTTP, JSON or Python per-row work (SQLite: executemany into
-  an empty copy of the hub's readings table; PostgreSQL: binary COPY into the hub's own
-  partitioned table, under gateway ids no gateway has);
+  requests in flight), which gives the hub's capacity, against the engine's own rate for
+  the same 100-row transactions with no HTTP, JSON or Python per-row work (SQLite:
+  executemany; PostgreSQL: binary COPY), written after the fleet into the hub's own
+  readings table under the fleet's own gateways and sensors (seqs beyond theirs): the
+  pages the hub wrote to, as full as the fleet left them. The same raw rows under gateway
+  ids no gateway has (fresh key ranges, which cost SQLite half as much: the baseline until
+  2026-12-07) are in the row's note;
 - paced: the fleet offers a steady rate (the goal's 120,000 readings/s, or 60% of flat out
   when that is less: past capacity a latency only says how long the queue has grown).
   Against it: ingest p99 (from each batch's slot to its answer) against one gateway posting
@@ -66,6 +69,14 @@ PACED_SHARE = 0.6
 # Each run of a target starts its gateways' seqs in a range of its own, so no run's readings
 # are another's duplicates (a run sends far fewer than 2^30 readings per gateway).
 SEQ_FLAT_OUT, SEQ_PACED, SEQ_ALONE, SEQ_WARM = 1, 1 << 30, 2 << 30, 3 << 30
+# The raw baselines' rows under the fleet's own gateways, past every seq the fleet sent.
+SEQ_RAW = 4 << 30
+# Gateway ids no hub gateway has: the raw rows in fresh key ranges.
+FRESH_GATEWAY, CEILING_GATEWAY = 1 << 20, 1 << 21
+
+# A gateway's id and its sensors' ids: whose key ranges a raw batch writes into.
+KeyRanges = list[tuple[int, list[int]]]
+RawRow = tuple[int, int, float, float, int, int]
 
 
 @dataclass
@@ -76,7 +87,9 @@ class Target:
     database: str
     workers: int
     count: Callable[[], int]  # readings stored
-    raw_rate: Callable[[Path, int], float]  # the engine's ceiling, readings/s
+    # The engine's rate for raw 100-row transactions of n readings into these key ranges.
+    raw_rate: Callable[[KeyRanges, int], float]
+    own_ranges: Callable[[], KeyRanges]  # the fleet's gateways and their sensors
     cleanup: Callable[[], None] = field(default=lambda: None)
     # The database server's main process, when it is one of its own (its CPU is measured).
     server_pid: Callable[[], int] | None = None
@@ -154,18 +167,59 @@ def _sensor_ids(hub: Hub) -> list[int]:
     return [int(s["id"]) for s in body["data"]]
 
 
-def _sqlite_raw_rate(db: Path, workdir: Path, n: int) -> float:
-    """The same 100-row transactions into an empty copy of the hub's readings table."""
-    src = sqlite3.connect(db)
-    ddl = [
-        sql
-        for (sql,) in src.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = 'readings' AND sql IS NOT NULL"
-        )
+def fresh_ranges(first_gateway: int) -> KeyRanges:
+    """GATEWAYS gateway ids from ``first_gateway`` on, no hub gateway's, with made-up sensors."""
+    return [
+        (g, [g * SENSORS + k + 1 for k in range(SENSORS)])
+        for g in range(first_gateway, first_gateway + GATEWAYS)
     ]
-    src.close()
-    raw = workdir / "raw-fleet.db"
-    con = sqlite3.connect(raw, isolation_level=None)
+
+
+def _own_ranges(gateways: list[tuple[int, str]], sensors: list[tuple[int, str]]) -> KeyRanges:
+    """The fleet's gateways and each one's sensors (edge-load keys them ``<gateway>/...``)."""
+    by_gateway: dict[str, list[int]] = {}
+    for sid, key in sensors:
+        by_gateway.setdefault(key.split("/", 1)[0], []).append(sid)
+    return [(gid, sorted(by_gateway[name])) for gid, name in gateways if name in by_gateway]
+
+
+def _raw_batches(ranges: KeyRanges, n: int, seq_start: int) -> list[list[RawRow]]:
+    """About ``n`` readings in 100-row batches, interleaved like the fleet's: every
+    gateway's next batch in turn, each reading on the next of its gateway's sensors."""
+    t0 = time.time()
+    rows = [
+        (
+            (gid << 40) + seq_start + s + 1,
+            sids[s % len(sids)],
+            t0 + s * 0.001,
+            50.0 + (s % 97) / 10,
+            gid,
+            seq_start + s + 1,
+        )
+        for s in range(0, n // len(ranges))
+        for gid, sids in ranges
+    ]
+    rows.sort(key=lambda r: ((r[5] - seq_start - 1) // BATCH, r[4]))
+    return [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
+
+
+def _sqlite_ranges(db: Path) -> KeyRanges:
+    con = sqlite3.connect(db)
+    try:
+        return _own_ranges(
+            con.execute("SELECT id, name FROM gateways").fetchall(),
+            con.execute("SELECT id, key FROM sensors").fetchall(),
+        )
+    finally:
+        con.close()
+
+
+def _sqlite_raw_rate(db: Path, ranges: KeyRanges, n: int) -> float:
+    """100-row transactions into the hub's own readings table (the hub stopped), with the
+    hub's own settings."""
+    seq_start = SEQ_RAW if ranges[0][0] < FRESH_GATEWAY else 0
+    batches = _raw_batches(ranges, n, seq_start)
+    con = sqlite3.connect(db, isolation_level=None)
     try:
         for pragma in (
             "journal_mode=WAL",
@@ -174,33 +228,16 @@ def _sqlite_raw_rate(db: Path, workdir: Path, n: int) -> float:
             "wal_autocheckpoint=10000",
         ):
             con.execute(f"PRAGMA {pragma}")  # the hub's own settings (hub/storage)
-        for sql in ddl:
-            con.execute(sql)
-        t0 = time.time()
-        # Interleaved like the fleet's: 1,000 gateways' batches, each its own seq range.
-        rows = [
-            (
-                (g << 40) + s + 1,
-                g * SENSORS + s % SENSORS + 1,
-                t0 + s * 0.001,
-                50.0 + (s % 97) / 10,
-                g,
-                s + 1,
-            )
-            for s in range(0, n // GATEWAYS)
-            for g in range(1, GATEWAYS + 1)
-        ]
-        rows.sort(key=lambda r: ((r[5] - 1) // BATCH, r[4]))
         start = time.perf_counter()
-        for i in range(0, len(rows), BATCH):
+        for batch in batches:
             con.execute("BEGIN IMMEDIATE")
             con.executemany(
                 "INSERT OR IGNORE INTO readings (id, sensor_id, ts, value, gateway_id, seq) "
                 "VALUES (?,?,?,?,?,?)",
-                rows[i : i + BATCH],
+                batch,
             )
             con.execute("COMMIT")
-        return len(rows) / (time.perf_counter() - start)
+        return sum(map(len, batches)) / (time.perf_counter() - start)
     finally:
         con.close()
 
@@ -216,7 +253,8 @@ def _sqlite_target(wd: Path, workers: int) -> tuple[Target, Hub]:
             database=f"sqlite:///{hub.db}",
             workers=workers,
             count=lambda: count_rows(hub.db, "readings"),
-            raw_rate=lambda w, n: _sqlite_raw_rate(hub.db, w, n),
+            raw_rate=lambda ranges, n: _sqlite_raw_rate(hub.db, ranges, n),
+            own_ranges=lambda: _sqlite_ranges(hub.db),
         ),
         hub,
     )
@@ -230,24 +268,28 @@ def _pg_count(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _pg_raw_rate(url: str, n: int, connections: int = 1, first_gateway: int = 1 << 20) -> float:
-    """Binary COPY of 100-row transactions into the hub's own readings table (gateway ids no
-    hub gateway has, so nothing conflicts), after the fleet is counted; from ``connections``
-    connections at once, each with gateways of its own."""
+def _pg_ranges(url: str) -> KeyRanges:
     import psycopg
 
-    t0 = time.time()
-    rows = [
-        ((g << 40) + s + 1, g * SENSORS + s % SENSORS + 1, t0 + s * 0.001, 50.0, g, s + 1)
-        for s in range(0, n // GATEWAYS)
-        for g in range(first_gateway, first_gateway + GATEWAYS)
-    ]
-    rows.sort(key=lambda r: ((r[5] - 1) // BATCH, r[4]))
-    batches = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
+    with psycopg.connect(url) as conn:
+        return _own_ranges(
+            conn.execute("SELECT id, name FROM gateways").fetchall(),
+            conn.execute("SELECT id, key FROM sensors").fetchall(),
+        )
+
+
+def _pg_raw_rate(url: str, ranges: KeyRanges, n: int, connections: int = 1) -> float:
+    """Binary COPY of 100-row transactions into the hub's own readings table, after the
+    fleet is counted; from ``connections`` connections at once, each with gateways of its
+    own."""
+    import psycopg
+
+    seq_start = SEQ_RAW if ranges[0][0] < FRESH_GATEWAY else 0
+    batches = _raw_batches(ranges, n, seq_start)
     # Batches go round-robin to the connections; a gateway's rows stay on one connection.
     shares = [[b for b in batches if b[0][4] % connections == c] for c in range(connections)]
 
-    def copy_all(share: list[list[tuple[int, int, float, float, int, int]]]) -> None:
+    def copy_all(share: list[list[RawRow]]) -> None:
         with psycopg.connect(url) as conn:
             for batch in share:
                 copy_readings(conn, batch)
@@ -258,7 +300,7 @@ def _pg_raw_rate(url: str, n: int, connections: int = 1, first_gateway: int = 1 
         t.start()
     for t in threads:
         t.join()
-    return len(rows) / (time.perf_counter() - start)
+    return sum(map(len, batches)) / (time.perf_counter() - start)
 
 
 def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
@@ -297,10 +339,13 @@ def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
             database=url,
             workers=2,
             count=lambda: _pg_count(url),
-            raw_rate=lambda _w, n: _pg_raw_rate(url, n),
+            raw_rate=lambda ranges, n: _pg_raw_rate(url, ranges, n),
+            own_ranges=lambda: _pg_ranges(url),
             cleanup=server.stop,
             server_pid=server.postmaster_pid,
-            ceiling=lambda n: _pg_raw_rate(url, n, CEILING_CONNECTIONS, first_gateway=1 << 21),
+            ceiling=lambda n: _pg_raw_rate(
+                url, fresh_ranges(CEILING_GATEWAY), n, CEILING_CONNECTIONS
+            ),
         ),
         hub,
     )
@@ -408,7 +453,8 @@ def _run_target(
         idle.stop()
     finally:
         hub.stop()
-    raw = target.raw_rate(wd, raw_n)
+    raw = target.raw_rate(target.own_ranges(), raw_n)
+    fresh = target.raw_rate(fresh_ranges(FRESH_GATEWAY), raw_n)
     ceiling = target.ceiling(raw_n) if target.ceiling is not None else None
     cpu_ms = {k: round(m.seconds * 1000 / max(1, flat["requests"]), 2) for k, m in meters.items()}
     tally = _tally([flat, paced], stored)
@@ -433,6 +479,7 @@ def _run_target(
         "rss_per_process_mb": [round(p / 1e6, 1) for p in peaks],
         "cpu_ms_per_request": cpu_ms,
         "raw_ceiling": ceiling,
+        "raw_fresh_ranges": fresh,
     }
     shape = f"{gateways:,} gateways x {BATCH} readings, {SENSORS} sensors each"
     return [
@@ -440,13 +487,15 @@ def _run_target(
             f"fleet flat out ({target.label})",
             flat["readings_per_s"],
             "readings/s",
-            f"raw {BATCH}-row transactions into the hub schema",
+            f"raw {BATCH}-row transactions into the hub's table, in the fleet's key ranges",
             raw,
             "capacity; 0 lost or doubled",
             note=(
                 f"{shape}, each as fast as the hub answers, {flat['elapsed_s']:.0f}s "
                 f"(p99 {flat['latency_ms']['p99']:.0f} ms with every gateway in flight); "
-                f"{check}; errors {_errors(flat)}" + _budget_note(cpu_ms, ceiling)
+                f"{check}; errors {_errors(flat)}; the raw rows in fresh key ranges (gateway "
+                f"ids no gateway has): {fresh:,.0f}/s, "
+                f"{flat['readings_per_s'] / fresh:.2f}x" + _budget_note(cpu_ms, ceiling)
             ),
             extra=extra,
         ),
