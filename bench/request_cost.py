@@ -8,7 +8,10 @@ load on a shared machine inflates it less than a wall clock would.
 
 On PostgreSQL the server's CPU for the same requests (every backend, from the postmaster down)
 is set against a raw 100-row binary COPY transaction per request into the same ``readings``
-table from one connection, in the same run: the least PostgreSQL can do for such a batch.
+table from one connection, in the same run: the least PostgreSQL can do for such a batch. The
+raw rows go where the hub's went, under the same gateways and sensors (seqs past theirs);
+the same rows under gateway ids no gateway has and one set of sensors (fresh key ranges, the
+baseline until 2026-12-07) are in the row's note.
 
 Usage: python -m bench.request_cost [--requests N] (or ``just bench --only cost``).
 """
@@ -131,28 +134,71 @@ def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> di
         storage.close()
 
 
-def raw_copy(server: PgBenchServer, requests: int) -> dict[str, float]:
-    """Per-transaction CPU (ms) of a raw 100-row binary COPY into ``readings``: the server's
-    and this client's."""
+def hub_ranges(url: str) -> list[tuple[int, list[int]]]:
+    """The gateways the requests came from, each with its sensors' ids (``l1/m{g}/...``)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        gateways = conn.execute("SELECT id, name FROM gateways ORDER BY id").fetchall()
+        sensors = conn.execute("SELECT id, key FROM sensors").fetchall()
+    ranges = []
+    for gid, name in gateways:
+        prefix = f"l1/m{name.removeprefix('gw-')}/"
+        ranges.append((int(gid), sorted(int(i) for i, key in sensors if key.startswith(prefix))))
+    return ranges
+
+
+def fresh_ranges() -> list[tuple[int, list[int]]]:
+    """Gateway ids no hub gateway has, all on sensor ids 1..SENSORS."""
+    return [((1 << 20) + g, list(range(1, SENSORS + 1))) for g in range(GATEWAYS)]
+
+
+def raw_copies(
+    server: PgBenchServer, requests: int, sides: dict[str, list[tuple[int, list[int]]]]
+) -> dict[str, dict[str, float]]:
+    """Per-transaction CPU (ms) of raw 100-row binary COPYs into ``readings``, ``requests``
+    for each side, under the gateways and sensors of its key ranges in turn: the server's
+    and this client's. The sides take turns (three each), so that load from elsewhere and
+    the table's growth land on every side alike."""
     import psycopg
 
     t0 = time.time()
-    first = 1 << 20  # gateway ids no hub gateway has
+    start = 1 << 30  # past every seq the requests sent
+    spent = {side: {"server": 0.0, "client": 0.0} for side in sides}
+    done = dict.fromkeys(sides, 0)
+    turns = 3
     with psycopg.connect(server.url()) as conn:
-        pg, client = CpuMeter(server.postmaster_pid()).start(), CpuMeter(os.getpid()).start()
-        for i in range(requests):
-            g = first + i % GATEWAYS
-            seq = i * BATCH
-            copy_readings(
-                conn,
-                (
-                    ((g << 40) + seq + k + 1, 1 + k % SENSORS, t0 + k * 0.001, 50.0, g, seq + k + 1)
-                    for k in range(BATCH)
-                ),
-            )
-        pg.sample()
-        client.sample()
-    return {"server": pg.seconds * 1000 / requests, "client": client.seconds * 1000 / requests}
+        for turn in range(turns * len(sides)):
+            side = list(sides)[turn % len(sides)]
+            ranges = sides[side]
+            pg, client = CpuMeter(server.postmaster_pid()).start(), CpuMeter(os.getpid()).start()
+            for _ in range(requests // turns):
+                i = done[side]
+                done[side] += 1
+                g, sensors = ranges[i % len(ranges)]
+                seq = start + (i // len(ranges)) * BATCH
+                copy_readings(
+                    conn,
+                    (
+                        (
+                            (g << 40) + seq + k + 1,
+                            sensors[k % len(sensors)],
+                            t0 + k * 0.001,
+                            50.0,
+                            g,
+                            seq + k + 1,
+                        )
+                        for k in range(BATCH)
+                    ),
+                )
+            pg.sample()
+            client.sample()
+            spent[side]["server"] += pg.seconds
+            spent[side]["client"] += client.seconds
+    return {
+        side: {k: v * 1000 / max(1, done[side]) for k, v in cost.items()}
+        for side, cost in spent.items()
+    }
 
 
 def _fmt(cost: dict[str, float]) -> str:
@@ -236,7 +282,10 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
     server = PgBenchServer(found).start()
     try:
         pg = measure(server.url(), requests, server.postmaster_pid)
-        raw = raw_copy(server, requests)
+        copies = raw_copies(
+            server, requests, {"own": hub_ranges(server.url()), "fresh": fresh_ranges()}
+        )
+        raw, fresh = copies["own"], copies["fresh"]
     finally:
         server.stop()
     return [
@@ -257,11 +306,14 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
             "PostgreSQL CPU per 100-reading request",
             pg["server"],
             "ms",
-            "raw 100-row binary COPY transaction",
+            "raw 100-row binary COPY transaction, the hub's key ranges",
             raw["server"],
             "<= 1.5x",
-            note=f"the same requests, one connection; raw COPY ms: {_fmt(raw)}",
-            extra={"raw_copy_ms": raw},
+            note=(
+                f"the same requests, one connection; raw COPY ms: {_fmt(raw)}; in fresh key "
+                f"ranges: {_fmt(fresh)} ({pg['server'] / fresh['server']:.2f}x)"
+            ),
+            extra={"raw_copy_ms": raw, "raw_copy_fresh_ms": fresh},
         ),
     ]
 
