@@ -8,6 +8,7 @@ name, and a batch cannot carry one the hub could never have registered.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -17,6 +18,8 @@ GATEWAY_ID_PATTERN: Final = rf"^[A-Za-z0-9._-]{{1,{GATEWAY_ID_MAX_LEN}}}$"
 _GATEWAY_ID: Final = re.compile(GATEWAY_ID_PATTERN)
 
 
+# Every batch names its gateway: the verdicts on the ids seen lately are kept.
+@functools.lru_cache(maxsize=4096)
 def gateway_id_problem(value: str) -> str | None:
     """Why ``value`` is not a valid gateway id, or None when it is."""
     if not 1 <= len(value) <= GATEWAY_ID_MAX_LEN:
