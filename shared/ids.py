@@ -18,12 +18,17 @@ GATEWAY_ID_PATTERN: Final = rf"^[A-Za-z0-9._-]{{1,{GATEWAY_ID_MAX_LEN}}}$"
 _GATEWAY_ID: Final = re.compile(GATEWAY_ID_PATTERN)
 
 
-# Every batch names its gateway: the verdicts on the ids seen lately are kept.
-@functools.lru_cache(maxsize=4096)
 def gateway_id_problem(value: str) -> str | None:
     """Why ``value`` is not a valid gateway id, or None when it is."""
     if not 1 <= len(value) <= GATEWAY_ID_MAX_LEN:
         return f"must be 1-{GATEWAY_ID_MAX_LEN} characters"
+    return _chars_problem(value)
+
+
+# Every batch names its gateway: the verdicts on the ids seen lately are kept (of ids short
+# enough to be one, so a flood of long strings cannot fill memory).
+@functools.lru_cache(maxsize=4096)
+def _chars_problem(value: str) -> str | None:
     # fullmatch, not match: "$" would also accept a trailing newline.
     if not _GATEWAY_ID.fullmatch(value):
         return f"may hold only {GATEWAY_ID_CHARS}"

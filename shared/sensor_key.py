@@ -42,14 +42,19 @@ def segment_problem(name: str, value: str) -> str | None:
 
 
 # Keys seen lately, with their verdicts: a gateway sends the same few keys in every batch,
-# and checking each one again was a few percent of the hub's CPU per request.
+# and checking each one again was a few percent of the hub's CPU per request. Only keys
+# short enough to be valid are kept, so that the memory held stays a few megabytes whatever
+# a client sends.
 KEYS_REMEMBERED = 65_536
+_LONGEST_KEY = len(SEGMENTS) * (MAX_SEGMENT_LEN + 1)
 
 
 def key_problem(key: str) -> str | None:
     """What is wrong with ``key``, or None when it is a valid ``line/machine/sensor``."""
     if not isinstance(key, str):
         return f"sensor key must be a string, got {type(key).__name__}"
+    if len(key) > _LONGEST_KEY:
+        return _str_key_problem.__wrapped__(key)
     return _str_key_problem(key)
 
 

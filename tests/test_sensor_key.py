@@ -76,3 +76,19 @@ def test_every_character_is_judged_by_its_unicode_category() -> None:
         ch = chr(code)
         banned = unicodedata.category(ch) in BANNED_CATEGORIES
         assert hidden_char(f"ab{ch}c") == (f"U+{code:04X}" if banned else None), hex(code)
+
+
+def test_verdicts_are_remembered_only_for_keys_short_enough_to_be_valid() -> None:
+    from shared import sensor_key
+
+    remembered = sensor_key._str_key_problem.cache_info().currsize
+    # A client may send keys of megabytes: each is judged the same, and none is kept.
+    for i in range(3):
+        long = f"l{i}/m/" + "s" * 1_000_000
+        assert "longer than" in (key_problem(long) or "")
+    assert sensor_key._str_key_problem.cache_info().currsize == remembered
+    # A usual key is judged once, then remembered, with the same verdict.
+    assert key_problem("cache/m1/t") is None
+    assert key_problem("cache/m1/t") is None
+    assert key_problem("cache/\x00/t") == key_problem("cache/\x00/t") is not None
+    assert sensor_key._str_key_problem.cache_info().currsize == remembered + 2

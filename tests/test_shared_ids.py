@@ -35,3 +35,12 @@ def test_bad_ids_fail_everywhere(value: str) -> None:
     with pytest.raises(WireError) as info:
         decode_batch(body)
     assert info.value.details == [{"field": "gateway_id", "message": problem}]
+
+
+def test_long_strings_are_judged_without_being_remembered() -> None:
+    from shared import ids
+
+    remembered = ids._chars_problem.cache_info().currsize
+    for i in range(3):
+        assert gateway_id_problem(f"gw-{i}" + "x" * 1_000_000) is not None
+    assert ids._chars_problem.cache_info().currsize == remembered
