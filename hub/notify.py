@@ -216,7 +216,8 @@ class WebhookSender(BackgroundJob):
             log.warning(
                 "webhook event given up",
                 url=hook.url,
-                event=event["event"],
+                # structlog takes "event" for the message itself: a key of that name raises
+                webhook_event=event["event"],
                 event_id=event["event_id"],
                 error=str(exc),
             )
