@@ -58,6 +58,8 @@ class WebhookSettings(BaseModel):
     # The key of the HMAC-SHA256 over the body, sent as X-Edge-Signature: sha256=<hex>.
     secret: str = Field(min_length=1)
     events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS))
+    # Each step of an attempt (connecting, sending, each read of the answer); a whole attempt
+    # is cut off after three of them (hub.notify.ATTEMPT_DEADLINE).
     timeout_s: float = Field(10.0, gt=0, le=300, allow_inf_nan=False)
     # Attempts per event before it is given up (counted as failed in /metrics).
     max_attempts: int = Field(8, ge=1, le=100)

@@ -12,20 +12,25 @@
   lifted or runs out and the alert is still active, it is queued once more as opened, with
   ``reannounced`` true (hub.storage.alert_rows). An active alarm whose severity rises is
   queued as opened again, with ``escalated`` true.
-* Failed attempts (no answer, 5xx, 408, 429) are retried with exponential backoff and jitter
-  (tenacity) up to ``max_attempts``; then the event is given up and counted. Any other 4xx
-  is a refusal: not retried, counted as failed. ``/metrics`` has both counters.
+* The hook's ``timeout_s`` bounds each step of an attempt (connecting, sending, each read of
+  the answer), and ``ATTEMPT_DEADLINE`` of them the whole attempt: a receiver that answers a
+  byte at a time is cut off then (the connection closed), like one that does not answer.
+* Failed attempts (no answer in time, 5xx, 408, 429) are retried with exponential backoff and
+  jitter (tenacity) up to ``max_attempts``; then the event is given up and counted. Any other
+  4xx is a refusal: not retried, counted as failed. ``/metrics`` has both counters.
 * With several hub processes, each URL has a lease in ``webhook_cursors``: one process
   delivers to it at a time, and the cursor moves only after a delivery ends. The holder
   renews the lease before every attempt and before every slice of a backoff (a slice is at
   most a third of the lease), and a lease lasts at least ``ATTEMPT_TIMEOUTS`` of the hook's
-  ``timeout_s``: it never runs out during an attempt or a backoff, however long. A holder
-  whose renewal finds the lease taken (it stalled past it) sends nothing more: the new
-  holder sends the event, from the cursor this process did not move.
+  ``timeout_s``, one more than the attempt's deadline: it never runs out during an attempt
+  or a backoff, however long. A holder whose renewal finds the lease taken (it stalled past
+  it) sends nothing more: the new holder sends the event, from the cursor this process did
+  not move.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -64,10 +69,14 @@ DELIVERIES = Counter(
     ["result"],
 )
 SIGNATURE_HEADER = "X-Edge-Signature"
-# An attempt is a connect, a write and a read, each allowed up to the hook's timeout_s: a
-# lease of four timeouts outlasts the longest attempt with one to spare for the database
-# round trips around it.
-ATTEMPT_TIMEOUTS = 4
+# The hook's timeout_s bounds each step of an attempt (connect, each write, each read), not
+# the whole: a receiver that answers a byte at a time, each just inside timeout_s, would keep
+# one attempt going for ever. So an attempt is also cut off this many timeouts after it began,
+# whatever the receiver does, and counts as failed (retried) like a timeout.
+ATTEMPT_DEADLINE = 3
+# A lease lasts one timeout longer than the longest attempt, to spare for the database round
+# trips around it: it never runs out while an attempt is still under way.
+ATTEMPT_TIMEOUTS = ATTEMPT_DEADLINE + 1
 # A backoff is slept in slices of at most this share of the lease, renewing before each.
 SLICE_OF_LEASE = 1 / 3
 _RETRY_STATUS = frozenset({408, 429})
@@ -123,18 +132,19 @@ class WebhookSender(BackgroundJob):
         *,
         poll_s: float = 0.5,
         lease_s: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """``lease_s``: how long a URL's lease lasts from each renewal (longer for a hook whose
         ``timeout_s`` needs it, ``lease_for``); another process takes over a URL that long
-        after its holder died."""
+        after its holder died. ``transport``: what carries the POSTs (the network unless
+        given)."""
         super().__init__()
         self.storage = storage
         self.hooks = list(hooks)
         self.poll_s = poll_s
         self.lease_s = lease_s
         self.owner = uuid.uuid4().hex  # this process, as the holder of URL leases
-        self._http = httpx.Client(transport=transport, follow_redirects=False)
+        self._transport = transport
 
     # -- one event ----------------------------------------------------------------------
 
@@ -148,6 +158,28 @@ class WebhookSender(BackgroundJob):
         if not self.storage.webhooks.webhook_renew(hook.url, self.owner, self.lease_for(hook)):
             raise _LeaseLost(hook.url)
 
+    def _post(self, hook: WebhookSettings, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST ``body`` to ``hook``'s URL; TimeoutError once ATTEMPT_DEADLINE timeouts passed."""
+        # In asyncio, because a cancelled request closes its connection there and then; a
+        # blocking socket read cannot be cut short from outside. A loop and a client of their
+        # own per attempt: webhooks are few, and nothing outlives the attempt.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(self._post_within(hook, body, headers))
+        finally:
+            # Not asyncio.run, which waits for its executor threads: a name lookup the deadline
+            # cut off may still be running in one.
+            loop.close()
+
+    async def _post_within(
+        self, hook: WebhookSettings, body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=self._transport, follow_redirects=False, timeout=hook.timeout_s
+        ) as client:
+            async with asyncio.timeout(ATTEMPT_DEADLINE * hook.timeout_s):
+                return await client.post(hook.url, content=body, headers=headers)
+
     def _attempt(self, hook: WebhookSettings, event: dict[str, Any], body: bytes) -> None:
         headers = {
             "Content-Type": "application/json",
@@ -156,10 +188,15 @@ class WebhookSender(BackgroundJob):
             "X-Edge-Event-Id": str(event["event_id"]),
         }
         try:
-            resp = self._http.post(hook.url, content=body, headers=headers, timeout=hook.timeout_s)
+            resp = self._post(hook, body, headers)
         except httpx.HTTPError as exc:
             ATTEMPTS.labels("error").inc()
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+        except TimeoutError:
+            ATTEMPTS.labels("error").inc()
+            raise _Retryable(
+                f"no whole answer within {ATTEMPT_DEADLINE} x timeout_s ({hook.timeout_s} s)"
+            ) from None
         if resp.status_code < 300:
             ATTEMPTS.labels("ok").inc()
             return
@@ -267,10 +304,6 @@ class WebhookSender(BackgroundJob):
                     log.exception("webhook delivery failed", url=hook.url)
             if not busy:
                 self._stop.wait(self.poll_s)
-
-    def stop(self, timeout: float | None = None) -> None:
-        super().stop(timeout)
-        self._http.close()
 
 
 class _Stopped(Exception):

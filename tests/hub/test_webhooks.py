@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from prometheus_client import REGISTRY
 
 from hub.alert_settings import WebhookSettings
 from hub.notify import WebhookSender
@@ -410,3 +412,125 @@ def test_a_sender_whose_lease_was_taken_sends_no_more(storage: Storage, clock: C
         sender.stop()
         other.stop()
         receiver.close()
+
+
+class Dripper:
+    """A receiver that takes each POST, then answers a byte at a time, each byte well inside
+    ``timeout_s``: the rest of its headers (``part="headers"``) or its body. A whole answer
+    would take ``drip_s``; it stops sooner when the sender hangs up."""
+
+    def __init__(self, part: str, timeout_s: float, drip_s: float) -> None:
+        self.part = part
+        self.every_s = timeout_s / 6
+        self.bytes = int(drip_s / self.every_s)
+        # One entry per connection: True when the sender hung up before the whole answer,
+        # False when the answer was dripped to its end.
+        self.ended: list[bool] = []
+        self.changed = threading.Condition()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.getsockname()[:2]
+        return f"http://{host}:{port}/drip"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                hung_up = self._answer(conn)
+            with self.changed:
+                self.ended.append(hung_up)
+                self.changed.notify_all()
+
+    def _answer(self, conn: socket.socket) -> bool:
+        """Drip the answer to one request; True when the sender hung up first."""
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += conn.recv(65536)
+        head, _, body = request.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        while len(body) < length:
+            body += conn.recv(65536)
+        if self.part == "headers":
+            conn.sendall(b"HTTP/1.1 204 No Content\r\nX-Slow: ")
+            drip, end = b"a" * self.bytes, b"\r\nContent-Length: 0\r\n\r\n"
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % self.bytes)
+            drip, end = b"a" * self.bytes, b""
+        # The pause between bytes is a wait for the sender to hang up (the socket becomes
+        # readable at its end of stream), so a cut attempt is seen at once.
+        conn.settimeout(self.every_s)
+        for i in range(len(drip)):
+            try:
+                if conn.recv(1) == b"":
+                    return True
+            except TimeoutError:
+                pass  # no end of stream within the pause: the sender still waits
+            except OSError:
+                return True  # reset by the sender
+            try:
+                conn.sendall(drip[i : i + 1])
+            except OSError:
+                return True
+        conn.sendall(end)
+        return False
+
+    def wait_for(self, n: int, timeout: float = 60) -> list[bool]:
+        """``ended`` once ``n`` connections ended (the timeout only detects a hang)."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.ended) >= n, timeout), self.ended
+            return list(self.ended)
+
+    def close(self) -> None:
+        # shutdown, not only close: it wakes the accept() under way in the server's thread
+        self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+def counted(name: str, result: str) -> float:
+    return REGISTRY.get_sample_value(f"edge_hub_webhook_{name}_total", {"result": result}) or 0.0
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_dripping_receiver_is_cut_off_at_the_attempt_deadline(
+    storage: Storage, part: str
+) -> None:
+    # A whole answer would take 20 s, each byte 0.05 s apart (timeout_s 0.3 s never runs
+    # out): the sender must hang up long before that, at ATTEMPT_DEADLINE x timeout_s.
+    timeout_s = 0.3
+    dripper = Dripper(part, timeout_s, drip_s=20.0)
+    hook = WebhookSettings(
+        url=dripper.url,
+        secret=SECRET,
+        timeout_s=timeout_s,
+        max_attempts=2,
+        backoff_min_s=0.01,
+        backoff_max_s=0.01,
+    )
+    sender = WebhookSender(storage, [hook], lease_s=60)
+    errors, failed = counted("attempts", "error"), counted("deliveries", "failed")
+    try:
+        assert sender.pump(hook) == 0  # the URL starts at the newest event: none yet
+        queue_event(storage)
+        # Both attempts cut off, each counted as failed, then the event given up.
+        assert sender.pump(hook) == 1
+        assert dripper.wait_for(2) == [True, True]  # the sender hung up, both times
+        assert counted("attempts", "error") - errors == 2
+        assert counted("deliveries", "failed") - failed == 1
+        assert sender.pump(hook) == 0  # given up: not sent again
+        assert len(dripper.ended) == 2
+    finally:
+        sender.stop()
+        dripper.close()
