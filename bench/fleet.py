@@ -183,9 +183,11 @@ def _own_ranges(gateways: list[tuple[int, str]], sensors: list[tuple[int, str]])
     return [(gid, sorted(by_gateway[name])) for gid, name in gateways if name in by_gateway]
 
 
-def _raw_batches(ranges: KeyRanges, n: int, seq_start: int) -> list[list[RawRow]]:
+def _raw_batches(ranges: KeyRanges, n: int) -> list[list[RawRow]]:
     """About ``n`` readings in 100-row batches, interleaved like the fleet's: every
     gateway's next batch in turn, each reading on the next of its gateway's sensors."""
+    # Under the fleet's own gateways, past every seq they sent; fresh gateways from seq 1.
+    seq_start = SEQ_RAW if ranges[0][0] < FRESH_GATEWAY else 0
     t0 = time.time()
     rows = [
         (
@@ -217,8 +219,7 @@ def _sqlite_ranges(db: Path) -> KeyRanges:
 def _sqlite_raw_rate(db: Path, ranges: KeyRanges, n: int) -> float:
     """100-row transactions into the hub's own readings table (the hub stopped), with the
     hub's own settings."""
-    seq_start = SEQ_RAW if ranges[0][0] < FRESH_GATEWAY else 0
-    batches = _raw_batches(ranges, n, seq_start)
+    batches = _raw_batches(ranges, n)
     con = sqlite3.connect(db, isolation_level=None)
     try:
         for pragma in (
@@ -284,8 +285,7 @@ def _pg_raw_rate(url: str, ranges: KeyRanges, n: int, connections: int = 1) -> f
     own."""
     import psycopg
 
-    seq_start = SEQ_RAW if ranges[0][0] < FRESH_GATEWAY else 0
-    batches = _raw_batches(ranges, n, seq_start)
+    batches = _raw_batches(ranges, n)
     # Batches go round-robin to the connections; a gateway's rows stay on one connection.
     shares = [[b for b in batches if b[0][4] % connections == c] for c in range(connections)]
 
