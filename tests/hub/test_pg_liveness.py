@@ -82,3 +82,22 @@ def test_a_connection_idle_past_the_window_is_checked(
     checks = len(full_checks)
     backend_pid(pool)
     assert len(full_checks) == checks + 1
+
+
+def test_a_connection_goes_back_without_the_pools_worker_thread(
+    pool: PgPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A returned connection is lendable at once: handing it to psycopg_pool's worker thread
+    (as its ``reset`` callback would) cost a thread switch per request."""
+    backend_pid(pool)  # opened, and its first connection made
+    tasks: list[object] = []
+    original = ConnectionPool.run_task
+
+    def counted(self: ConnectionPool[Any], task: object) -> None:
+        tasks.append(task)
+        original(self, task)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ConnectionPool, "run_task", counted)
+    first = backend_pid(pool)
+    assert [backend_pid(pool) for _ in range(20)] == [first] * 20
+    assert tasks == []

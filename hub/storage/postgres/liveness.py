@@ -10,6 +10,11 @@ socket has nothing waiting is lent at once, and any other gets the full check.
 What neither way sees at once is a server cut off the network without a word: the loan or
 the check then waits until the connection's TCP timeout (hub.storage.postgres.reach) breaks
 it, and the request on it answers 503, as one already running would.
+
+The time a connection came back is noted by :meth:`Liveness.lend`, around the pool's own
+loan, not by psycopg_pool's ``reset`` callback: with a ``reset``, the pool hands every
+returned connection to its worker thread to run it, a thread switch (and a wait for the GIL)
+per request, and the connection is not lendable again until that thread has run.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import select
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -28,8 +35,8 @@ FRESH_S = 2.0
 
 
 class Liveness:
-    """A pool's ``check`` and ``reset`` callbacks (psycopg_pool calls ``reset`` when a
-    connection comes back, ``check`` before it is lent)."""
+    """A pool's ``check`` callback (psycopg_pool calls it before a connection is lent), and
+    the loan that notes when each connection came back."""
 
     def __init__(self) -> None:
         self._back: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
@@ -37,9 +44,17 @@ class Liveness:
         )
         self._lock = threading.Lock()
 
-    def reset(self, conn: psycopg.Connection[Any]) -> None:
-        with self._lock:
-            self._back[conn] = time.monotonic()
+    @contextmanager
+    def lend(
+        self, pool: ConnectionPool[psycopg.Connection[Any]]
+    ) -> Iterator[psycopg.Connection[Any]]:
+        """``pool.connection()``, noting the moment the connection goes back to it."""
+        with pool.connection() as conn:
+            try:
+                yield conn
+            finally:
+                with self._lock:
+                    self._back[conn] = time.monotonic()
 
     def check(self, conn: psycopg.Connection[Any]) -> None:
         with self._lock:

@@ -90,7 +90,6 @@ class PgPool:
                     # A connection to a server that restarted or moved is found dead when
                     # borrowed and replaced, not handed to a request (liveness.py).
                     check=self._liveness.check,
-                    reset=self._liveness.reset,
                     timeout=self.waits.pool_s,
                     # psycopg_pool retries a lost connection with a doubling delay: after a
                     # failover of 20 s its next try could be 16 s away. Giving up early lets
@@ -112,7 +111,7 @@ class PgPool:
         """A pooled connection; no writable database within the bounds of :class:`Waits` (or
         the connection lost while in use) raises :class:`DatabaseUnavailable`."""
         try:
-            with self._opened().connection() as conn:
+            with self._liveness.lend(self._opened()) as conn:
                 try:
                     yield conn
                 except ReadOnlySqlTransaction:

@@ -83,7 +83,6 @@ class ReplicaPool:
                     max_size=self.max_size,
                     kwargs={"autocommit": True, **connect_options(self.waits)},
                     check=self._liveness.check,
-                    reset=self._liveness.reset,
                     timeout=self.waits.pool_s,
                     reconnect_timeout=max(self.waits.pool_s, 2.0),
                     open=False,
@@ -116,7 +115,7 @@ class ReplicaPool:
         if time.monotonic() < self._down_until:
             return None
         try:
-            conn = stack.enter_context(self._opened().connection())
+            conn = stack.enter_context(self._liveness.lend(self._opened()))
             row = conn.execute(LAG_SQL).fetchone()
         except Exception as exc:  # PoolTimeout, a refused or lost server, a bad login
             stack.close()
@@ -158,7 +157,7 @@ class ReplicaPool:
         if time.monotonic() < self._down_until:
             return None
         try:
-            with self._opened().connection() as conn:
+            with self._liveness.lend(self._opened()) as conn:
                 row = conn.execute(LAG_SQL).fetchone()
         except Exception as exc:
             self._down(exc)
