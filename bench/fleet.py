@@ -69,8 +69,9 @@ PACED_SHARE = 0.6
 # Each run of a target starts its gateways' seqs in a range of its own, so no run's readings
 # are another's duplicates (a run sends far fewer than 2^30 readings per gateway).
 SEQ_FLAT_OUT, SEQ_PACED, SEQ_ALONE, SEQ_WARM = 1, 1 << 30, 2 << 30, 3 << 30
-# The raw baselines' rows under the fleet's own gateways, past every seq the fleet sent.
-SEQ_RAW = 4 << 30
+# The raw baselines' rows under the fleet's own gateways, past every seq the fleet sent; the
+# run from as many connections as the hub held, past those.
+SEQ_RAW, SEQ_RAW_HELD = 4 << 30, 5 << 30
 # Gateway ids no hub gateway has: the raw rows in fresh key ranges.
 FRESH_GATEWAY, CEILING_GATEWAY = 1 << 20, 1 << 21
 
@@ -95,6 +96,10 @@ class Target:
     server_pid: Callable[[], int] | None = None
     # Raw transactions from CEILING_CONNECTIONS connections at once: the machine's ceiling.
     ceiling: Callable[[int], float] | None = None
+    # How many connections the hub's processes hold to the database server now, and the raw
+    # rate from that many at once (n readings, the fleet's key ranges).
+    held_connections: Callable[[], int] | None = None
+    raw_rate_from: Callable[[KeyRanges, int, int], float] | None = None
 
 
 @dataclass
@@ -183,11 +188,13 @@ def _own_ranges(gateways: list[tuple[int, str]], sensors: list[tuple[int, str]])
     return [(gid, sorted(by_gateway[name])) for gid, name in gateways if name in by_gateway]
 
 
-def _raw_batches(ranges: KeyRanges, n: int) -> list[list[RawRow]]:
+def _raw_batches(ranges: KeyRanges, n: int, seq_start: int | None = None) -> list[list[RawRow]]:
     """About ``n`` readings in 100-row batches, interleaved like the fleet's: every
-    gateway's next batch in turn, each reading on the next of its gateway's sensors."""
-    # Under the fleet's own gateways, past every seq they sent; fresh gateways from seq 1.
-    seq_start = SEQ_RAW if ranges[0][0] < FRESH_GATEWAY else 0
+    gateway's next batch in turn, each reading on the next of its gateway's sensors; seqs
+    after ``seq_start``."""
+    if seq_start is None:
+        # Under the fleet's own gateways, past every seq they sent; fresh gateways from 1.
+        seq_start = SEQ_RAW if ranges[0][0] < FRESH_GATEWAY else 0
     t0 = time.time()
     rows = [
         (
@@ -279,13 +286,15 @@ def _pg_ranges(url: str) -> KeyRanges:
         )
 
 
-def _pg_raw_rate(url: str, ranges: KeyRanges, n: int, connections: int = 1) -> float:
+def _pg_raw_rate(
+    url: str, ranges: KeyRanges, n: int, connections: int = 1, seq_start: int | None = None
+) -> float:
     """Binary COPY of 100-row transactions into the hub's own readings table, after the
     fleet is counted; from ``connections`` connections at once, each with gateways of its
     own."""
     import psycopg
 
-    batches = _raw_batches(ranges, n)
+    batches = _raw_batches(ranges, n, seq_start)
     # Batches go round-robin to the connections; a gateway's rows stay on one connection.
     shares = [[b for b in batches if b[0][4] % connections == c] for c in range(connections)]
 
@@ -301,6 +310,18 @@ def _pg_raw_rate(url: str, ranges: KeyRanges, n: int, connections: int = 1) -> f
     for t in threads:
         t.join()
     return sum(map(len, batches)) / (time.perf_counter() - start)
+
+
+def _pg_client_connections(url: str) -> int:
+    """Client connections to the server other than this query's own: the hub's pools."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
@@ -346,6 +367,8 @@ def _postgres_target(wd: Path) -> tuple[Target, Hub] | None:
             ceiling=lambda n: _pg_raw_rate(
                 url, fresh_ranges(CEILING_GATEWAY), n, CEILING_CONNECTIONS
             ),
+            held_connections=lambda: _pg_client_connections(url),
+            raw_rate_from=lambda ranges, n, k: _pg_raw_rate(url, ranges, n, k, SEQ_RAW_HELD),
         ),
         hub,
     )
@@ -437,6 +460,8 @@ def _run_target(
             flat = _edge_load(hub, tokens, seconds, "--seq-start", str(SEQ_FLAT_OUT))
             for meter in meters.values():
                 meter.sample()
+            # The pools keep what they opened flat out (idle connections live 10 minutes).
+            held = target.held_connections() if target.held_connections is not None else None
             # B: a steady offered load below capacity, the operator queries alongside.
             offered = min(GOAL_RATE, PACED_SHARE * flat["readings_per_s"])
             loop = QueryLoop(hub.url, read_token, sensors).start()
@@ -453,8 +478,14 @@ def _run_target(
         idle.stop()
     finally:
         hub.stop()
-    raw = target.raw_rate(target.own_ranges(), raw_n)
+    own = target.own_ranges()
+    raw = target.raw_rate(own, raw_n)
     fresh = target.raw_rate(fresh_ranges(FRESH_GATEWAY), raw_n)
+    same = (
+        target.raw_rate_from(own, raw_n, held)
+        if target.raw_rate_from is not None and held
+        else None
+    )
     ceiling = target.ceiling(raw_n) if target.ceiling is not None else None
     cpu_ms = {k: round(m.seconds * 1000 / max(1, flat["requests"]), 2) for k, m in meters.items()}
     tally = _tally([flat, paced], stored)
@@ -479,6 +510,8 @@ def _run_target(
         "rss_per_process_mb": [round(p / 1e6, 1) for p in peaks],
         "cpu_ms_per_request": cpu_ms,
         "raw_ceiling": ceiling,
+        "hub_connections": held,
+        "raw_from_hub_connections": same,
         "raw_fresh_ranges": fresh,
     }
     shape = f"{gateways:,} gateways x {BATCH} readings, {SENSORS} sensors each"
@@ -495,7 +528,9 @@ def _run_target(
                 f"(p99 {flat['latency_ms']['p99']:.0f} ms with every gateway in flight); "
                 f"{check}; errors {_errors(flat)}; the raw rows in fresh key ranges (gateway "
                 f"ids no gateway has): {fresh:,.0f}/s, "
-                f"{flat['readings_per_s'] / fresh:.2f}x" + _budget_note(cpu_ms, ceiling)
+                f"{flat['readings_per_s'] / fresh:.2f}x"
+                + _held_note(flat["readings_per_s"], held, same)
+                + _budget_note(cpu_ms, ceiling)
             ),
             extra=extra,
         ),
@@ -556,6 +591,16 @@ def _cpu_meters(hub: Hub, target: Target) -> dict[str, CpuMeter]:
     if target.server_pid is not None:
         meters["server"] = CpuMeter(target.server_pid()).start()
     return meters
+
+
+def _held_note(rate: float, held: int | None, same: float | None) -> str:
+    """The raw rows from as many connections as the hub's processes held (PostgreSQL)."""
+    if not held or same is None:
+        return ""
+    return (
+        f"; the raw rows in the fleet's key ranges from {held} connections at once (as many "
+        f"as the hub's processes held): {same:,.0f}/s, {rate / same:.2f}x"
+    )
 
 
 def _budget_note(cpu_ms: dict[str, float], ceiling: float | None) -> str:

@@ -261,3 +261,21 @@ def test_fleet_bench_rows_on_a_small_fleet(tmp_path: Path) -> None:
     assert extra["stored"] == extra["acked"] > 0
     assert extra["queries"] > 0 and extra["query_failures"] == {}
     assert all(r.value > 0 and r.baseline > 0 for r in rows), rows
+
+
+def test_fleet_bench_rows_on_postgresql_count_the_hubs_connections(tmp_path: Path) -> None:
+    """The PostgreSQL rows: exact, and their raw baseline from as many connections as the
+    hub's processes held (the issue's "the same number of connections")."""
+    made = fleet._postgres_target(tmp_path)
+    assert made is not None, "the PostgreSQL fleet target could not be set up"
+    target, hub = made
+    try:
+        rows = fleet._run_target(target, hub, tmp_path, seconds=1, gateways=20, raw_n=20_000)
+    finally:
+        target.cleanup()
+    extra = rows[0].extra
+    assert extra["exact"] and extra["lost"] == 0 and extra["doubled"] == 0, extra
+    # Two worker processes, each with a pool of at least one connection.
+    assert extra["hub_connections"] >= 2, extra
+    assert extra["raw_from_hub_connections"] > 0
+    assert f"from {extra['hub_connections']} connections at once" in rows[0].note
