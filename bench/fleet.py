@@ -19,9 +19,10 @@ Per engine setup, two fleet runs of the same length:
 
 The flat-out row also says what one request costs in CPU (the hub's processes, and the
 PostgreSQL server's) and so how many cores the goal's rate would take at that cost; on
-PostgreSQL, besides the one-connection baseline, the same raw COPY from 8 connections at
-once gives the most this machine's PostgreSQL takes in 100-row transactions with nothing else
-running.
+PostgreSQL, besides the one-connection baseline, the same raw COPY from as many connections
+at once as the hub's processes hold after the flat-out run (the fleet's fair share of the
+server), and from 8 connections, the most this machine's PostgreSQL takes in 100-row
+transactions with nothing else running.
 
 Hub RSS per worker: the peak of each hub process over both runs, against the hub at rest.
 Zero lost or doubled is checked by counting (``_tally``): the database must hold every reading
