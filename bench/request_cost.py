@@ -8,8 +8,9 @@ load on a shared machine inflates it less than a wall clock would.
 
 On PostgreSQL the server's CPU for the same requests (every backend, from the postmaster down)
 is set against a raw 100-row binary COPY transaction per request into the same ``readings``
-table from one connection, in the same run: the least PostgreSQL can do for such a batch. The
-raw rows go where the hub's went, under the same gateways and sensors (seqs past theirs);
+table from one connection, in turns with the hub's requests (the machine's speed drifts
+within a run): the least PostgreSQL can do for such a batch. The raw rows go where the hub's
+went, under the same gateways and sensors (seqs past theirs);
 the same rows under gateway ids no gateway has and one set of sensors (fresh key ranges, the
 baseline until 2026-12-07) are in the row's note.
 
@@ -80,12 +81,18 @@ def _stages(
     return spent
 
 
-def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> dict[str, Any]:
+def measure(
+    url: str,
+    requests: int,
+    server_pid: Callable[[], int] | None,
+    between: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Per-request CPU (ms) of each stage, and the server's when ``server_pid`` is given:
-    ``requests`` as the hub runs them, as many without its token cache (``*_uncached``) and
-    as many stored step by step, a statement per part as before the one-statement batch
-    (``*_steps``), in turns (three rounds each) so that load from elsewhere lands on every
-    side alike."""
+    ``requests`` as the hub runs them, as many without its token cache (``*_uncached``), as
+    many stored step by step, a statement per part as before the one-statement batch
+    (``*_steps``), and as many with ``rollups = false`` (``*_norollups``: what the rollup
+    fold costs), in turns (three rounds each) so that load from elsewhere lands on every
+    side alike; ``between`` runs after each turn (the raw baseline's turns)."""
     storage = open_storage(url)
     try:
         storage.migrate()
@@ -94,22 +101,28 @@ def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> di
             token = generate_token("gateway")
             storage.add_gateway(f"gw-{g}", "bench", hash_token(token))
             tokens.append(token)
-        t0 = time.time()
-        rounds = 3 * requests // GATEWAYS + 1
-        bodies = _bodies(tokens, rounds, t0)
         cache = GatewayTokenCache(storage)
-        sides: dict[str, TokenLookup] = {"uncached": storage, "cached": cache, "steps": cache}
+        sides: dict[str, TokenLookup] = {
+            "uncached": storage,
+            "cached": cache,
+            "steps": cache,
+            "norollups": cache,
+        }
+        t0 = time.time()
+        rounds = len(sides) * requests // GATEWAYS + 1
+        bodies = _bodies(tokens, rounds, t0)
         # The first round makes the sensors and fills the caches: not what a fleet's steady
         # state costs.
         _stages(storage, cache, bodies[:GATEWAYS])
-        work = bodies[GATEWAYS : GATEWAYS + 3 * requests]
-        turns = 9
+        work = bodies[GATEWAYS : GATEWAYS + len(sides) * requests]
+        turns = 3 * len(sides)
         size = len(work) // turns
         totals = {side: {"wall": 0.0, "server": 0.0, "n": 0.0} for side in sides}
         order = list(sides)
         for turn in range(turns):
             side = order[turn % len(order)]
             storage.ingest.at_once = side != "steps"
+            storage.maintain_rollups = side != "norollups"
             chunk = work[turn * size : (turn + 1) * size]
             server = CpuMeter(server_pid()).start() if server_pid else None
             wall = time.perf_counter()
@@ -120,6 +133,8 @@ def measure(url: str, requests: int, server_pid: Callable[[], int] | None) -> di
             if server is not None:
                 server.sample()
                 totals[side]["server"] += server.seconds
+            if between is not None:
+                between()
         out: dict[str, Any] = {}
         for side, spent in totals.items():
             n = spent.pop("n")
@@ -153,52 +168,77 @@ def fresh_ranges() -> list[tuple[int, list[int]]]:
     return [((1 << 20) + g, list(range(1, SENSORS + 1))) for g in range(GATEWAYS)]
 
 
-def raw_copies(
-    server: PgBenchServer, requests: int, sides: dict[str, list[tuple[int, list[int]]]]
-) -> dict[str, dict[str, float]]:
-    """Per-transaction CPU (ms) of raw 100-row binary COPYs into ``readings``, ``requests``
-    for each side, under the gateways and sensors of its key ranges in turn: the server's
-    and this client's. The sides take turns (three each), so that load from elsewhere and
-    the table's growth land on every side alike."""
-    import psycopg
+class RawCopies:
+    """Raw 100-row binary COPYs into ``readings``, a turn at a time (``per_turn`` each), the
+    sides taking turns: each side's key ranges (resolved at its first turn, once the hub has
+    made its gateways and sensors). Per transaction, the server's CPU and this client's.
+    Run between the hub's own turns, so that the machine's speed, which drifts within a run,
+    lands on the baseline and the hub alike."""
 
-    t0 = time.time()
-    start = 1 << 30  # past every seq the requests sent
-    spent = {side: {"server": 0.0, "client": 0.0} for side in sides}
-    done = dict.fromkeys(sides, 0)
-    turns = 3
-    with psycopg.connect(server.url()) as conn:
-        for turn in range(turns * len(sides)):
-            side = list(sides)[turn % len(sides)]
-            ranges = sides[side]
-            pg, client = CpuMeter(server.postmaster_pid()).start(), CpuMeter(os.getpid()).start()
-            for _ in range(requests // turns):
-                i = done[side]
-                done[side] += 1
-                g, sensors = ranges[i % len(ranges)]
-                seq = start + (i // len(ranges)) * BATCH
-                copy_readings(
-                    conn,
+    def __init__(
+        self,
+        server: PgBenchServer,
+        sides: dict[str, Callable[[], list[tuple[int, list[int]]]]],
+        per_turn: int,
+    ) -> None:
+        self.server = server
+        self.sides = sides
+        self.per_turn = per_turn
+        self._ranges: dict[str, list[tuple[int, list[int]]]] = {}
+        self._spent = {side: {"server": 0.0, "client": 0.0} for side in sides}
+        self._done = dict.fromkeys(sides, 0)
+        self._turn = 0
+        self._t0 = time.time()
+        self._conn: Any = None  # one connection for every turn, opened at the first
+
+    def turn(self) -> None:
+        import psycopg
+
+        side = list(self.sides)[self._turn % len(self.sides)]
+        self._turn += 1
+        if side not in self._ranges:
+            self._ranges[side] = self.sides[side]()
+        ranges = self._ranges[side]
+        if self._conn is None:
+            self._conn = psycopg.connect(self.server.url())
+        start = 1 << 30  # past every seq the requests sent
+        pg = CpuMeter(self.server.postmaster_pid()).start()
+        client = CpuMeter(os.getpid()).start()
+        for _ in range(self.per_turn):
+            i = self._done[side]
+            self._done[side] += 1
+            g, sensors = ranges[i % len(ranges)]
+            seq = start + (i // len(ranges)) * BATCH
+            copy_readings(
+                self._conn,
+                (
                     (
-                        (
-                            (g << 40) + seq + k + 1,
-                            sensors[k % len(sensors)],
-                            t0 + k * 0.001,
-                            50.0,
-                            g,
-                            seq + k + 1,
-                        )
-                        for k in range(BATCH)
-                    ),
-                )
-            pg.sample()
-            client.sample()
-            spent[side]["server"] += pg.seconds
-            spent[side]["client"] += client.seconds
-    return {
-        side: {k: v * 1000 / max(1, done[side]) for k, v in cost.items()}
-        for side, cost in spent.items()
-    }
+                        (g << 40) + seq + k + 1,
+                        sensors[k % len(sensors)],
+                        self._t0 + k * 0.001,
+                        50.0,
+                        g,
+                        seq + k + 1,
+                    )
+                    for k in range(BATCH)
+                ),
+            )
+        pg.sample()
+        client.sample()
+        self._spent[side]["server"] += pg.seconds
+        self._spent[side]["client"] += client.seconds
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def result(self) -> dict[str, dict[str, float]]:
+        """Per-transaction CPU (ms) of each side so far."""
+        return {
+            side: {k: v * 1000 / max(1, self._done[side]) for k, v in cost.items()}
+            for side, cost in self._spent.items()
+        }
 
 
 def _fmt(cost: dict[str, float]) -> str:
@@ -281,11 +321,18 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
         return rows
     server = PgBenchServer(found).start()
     try:
-        pg = measure(server.url(), requests, server.postmaster_pid)
-        copies = raw_copies(
-            server, requests, {"own": hub_ranges(server.url()), "fresh": fresh_ranges()}
+        # 12 turns of the hub's, each followed by one of the baseline's: each side gets
+        # about ``requests`` transactions.
+        copies = RawCopies(
+            server,
+            {"own": lambda: hub_ranges(server.url()), "fresh": fresh_ranges},
+            per_turn=max(1, requests // 6),
         )
-        raw, fresh = copies["own"], copies["fresh"]
+        try:
+            pg = measure(server.url(), requests, server.postmaster_pid, between=copies.turn)
+        finally:
+            copies.close()
+        raw, fresh = copies.result()["own"], copies.result()["fresh"]
     finally:
         server.stop()
     return [
@@ -302,6 +349,15 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
         ),
         _cache_row("PostgreSQL", pg),
         *_steps_rows(pg),
+        Row(
+            "PostgreSQL CPU per 100-reading request with rollups = false",
+            pg["server_norollups"],
+            "ms",
+            "raw 100-row binary COPY transaction, the hub's key ranges",
+            raw["server"],
+            "(the rollup fold's share)",
+            note=f"the same requests in turns with the others; with rollups {pg['server']:.2f} ms",
+        ),
         Row(
             "PostgreSQL CPU per 100-reading request",
             pg["server"],
