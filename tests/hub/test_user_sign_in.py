@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from hub.cli import main
 from hub.storage import open_storage
@@ -328,6 +329,13 @@ def test_a_password_check_does_not_hold_up_other_requests(
     server = start_hub(tmp_path, database=database_url, anomaly_scan_interval_s=0, threads=1)
     try:
         add_user(server, "ida")
+        # A hash made with ten times the passes on one lane: its check takes a second or more,
+        # so a probe held up by it stands far above what a busy machine's scheduler can do to
+        # one (with the usual 0.15 s check, CI once saw a probe wait 0.33 s of it, starved of
+        # CPU by the check's four lanes and the other test process). Any hash verifies.
+        slow = PasswordHasher(time_cost=30, memory_cost=65536, parallelism=1).hash(PASSWORD)
+        with contextlib.closing(open_storage(database_url)) as storage:
+            assert storage.users.set_password("ida", slow, changed=False)
         browser = Browser(server)
         data = {"csrf_token": browser.form_token(), "name": "ida", "password": PASSWORD}
         done = threading.Event()
