@@ -17,8 +17,10 @@ import pytest
 
 from devtools.stack import wait_for
 from hub.storage import GatewayReport, Storage
+from hub.storage.dialect import UsualBatch
 from hub.storage.model import reading_id
-from hub.storage.postgres import PostgresStorage
+from hub.storage.postgres import PostgresStorage, onetrip
+from hub.storage.postgres.partitions import DAY_S, day_of, partition_name
 from shared.wire import WireReading
 from tests.hub.conftest import query
 from tests.hub.test_crud_storage import lock_waiters
@@ -219,3 +221,45 @@ def test_two_gateways_alerting_on_one_sensor_at_once_open_one_alarm(
     assert sources == (2,)
     a.close()
     b.close()
+
+
+def test_a_usual_batch_does_not_wait_on_another_days_partition(
+    pg: PostgresStorage, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention detaching or dropping an old day holds that partition's exclusive lock: the
+    batches of today do not touch it, so they must not wait for it (nor pay, on each
+    execution of their prepared statement, for locking every day a hub keeps)."""
+    gateway, factory = _setup(pg)
+    old = T0 - 30 * DAY_S
+    pg.before_readings([old])
+    usual: list[UsualBatch | None] = []
+    store = onetrip.store
+
+    def counted(*args: Any, **kwargs: Any) -> UsualBatch | None:
+        usual.append(store(*args, **kwargs))
+        return usual[-1]
+
+    monkeypatch.setattr(onetrip, "store", counted)
+    # Past psycopg's prepare threshold and PostgreSQL's first custom plans.
+    for i in range(12):
+        assert pg.store_batch(gateway, factory, _batch(i * 30, 30), REPORT).accepted == 30
+    results: list[Any] = []
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(f"LOCK TABLE {partition_name(day_of(old))} IN ACCESS EXCLUSIVE MODE")
+        thread = threading.Thread(
+            target=lambda: results.append(pg.store_batch(gateway, factory, _batch(360, 30), REPORT))
+        )
+        thread.start()
+        wait_for(
+            "the batch to finish or wait on the lock",
+            lambda: not thread.is_alive() or lock_waiters(pg_url) > 0,
+            60,
+        )
+        done = not thread.is_alive()
+        conn.rollback()
+    thread.join(60)
+    assert done, "the batch waited on an old day's partition"
+    assert results[0].accepted == 30
+    # Every batch but the first (which made the sensors) went in one statement.
+    assert len(usual) == 12 and None not in usual
+    assert _tallies(pg) == (390, 390, 390, 390)

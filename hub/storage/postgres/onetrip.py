@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -29,6 +30,7 @@ from psycopg.pq import Format
 
 from hub.storage.dialect import UsualBatch
 from hub.storage.model import GatewayReport, ReadingRow
+from hub.storage.postgres.partitions import day_of, partition_name
 from hub.storage.postgres.rollups import on_conflict
 from hub.storage.tiers import TIERS, narrow
 from threshold_checker import pg_batch_arrays
@@ -114,7 +116,7 @@ def _tier_sql(table: str, number: int, after: str | None) -> str:
     )
 
 
-def _statement(token_check: bool) -> str:
+def _statement(token_check: bool, probe: str) -> str:
     tiers = [
         _tier_sql(tier.table, n, None if n == 1 else f"t{n - 1}") for n, tier in enumerate(TIERS, 1)
     ]
@@ -131,7 +133,7 @@ def _statement(token_check: bool) -> str:
         # stored, its gateway and token not revoked, and nothing for the batch to clear or
         # raise: no offline alert of the gateway, no active alert of its sensors (a peak).
         "ok AS (SELECT (SELECT count(*) FROM lk) = %(nsensors)s AND NOT EXISTS "
-        "(SELECT 1 FROM readings WHERE id BETWEEN %(lo)s AND %(hi)s "
+        f"(SELECT 1 FROM {probe} WHERE id BETWEEN %(lo)s AND %(hi)s "
         "AND ts BETWEEN %(tlo)s AND %(thi)s) "
         f"AND EXISTS (SELECT 1 FROM gateways WHERE id = %(gw)s AND NOT revoked){token} "
         "AND NOT EXISTS (SELECT 1 FROM alerts WHERE gateway_id = %(gw)s "
@@ -184,7 +186,24 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r"%\((\w+)\)[sb]", number, sql), tuple(names)
 
 
-_SQL = {True: _numbered(_statement(True)), False: _numbered(_statement(False))}
+@lru_cache(maxsize=64)
+def _sql(token_check: bool, probe: str) -> tuple[str, tuple[str, ...]]:
+    return _numbered(_statement(token_check, probe))
+
+
+def _probe(tlo: float, thi: float) -> str:
+    """Where the check looks for the batch's readings: its day's partition when it lies
+    within one day (the usual batch), else all of ``readings``.
+
+    Through the parent, the check's plan holds every day partition: PostgreSQL 15 locks
+    each of them, and their indexes, on every execution of a prepared plan, even the ones
+    the batch's time range prunes. With 1,095 days kept the check alone cost the server
+    0.40 ms instead of 0.05 ms, the whole statement twice its cost with a week of days.
+    A partition detached by retention but not yet dropped still answers here: the check
+    then finds rows the batch will not conflict with, and the batch goes step by step,
+    which reads the parent."""
+    day = day_of(tlo)
+    return partition_name(day) if day_of(thi) == day else "readings"
 
 
 def store(
@@ -235,11 +254,13 @@ def store(
         "factory": factory_id,
         "token": token_id,
     }
-    sql, names = _SQL[token_id is not None]
+    sql, names = _sql(token_id is not None, _probe(tlo, thi))
     try:
         row = psycopg.RawCursor(conn).execute(sql, [params[n] for n in names]).fetchone()
     except psycopg.errors.UniqueViolation:
         return None  # another process stored some of these readings meanwhile
+    except psycopg.errors.UndefinedTable:
+        return None  # the day's partition was dropped by retention in another process
     except psycopg.errors.InvalidTextRepresentation as exc:
         if _UNDONE not in str(exc):
             raise
