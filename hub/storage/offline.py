@@ -16,6 +16,7 @@ from hub.storage.alert_rows import (
 from hub.storage.changelog import SYSTEM, Actor
 from hub.storage.model import SEQ_BITS
 from hub.storage.sqlbase import Conn, Database
+from hub.storage.tiers import COARSEST
 from shared.timeutil import now
 
 
@@ -120,7 +121,14 @@ class Offline:
             }
             stale = set()
             for sensor_id in (s for s in wanted if s in candidates):
+                # The newest bucket's last reading is the sensor's newest: one probe of the
+                # tier's key, where raw readings would be read in every day partition
+                # (PostgreSQL) to find it. Raw only when the tiers hold none of the sensor.
                 row = conn.execute(
+                    f"SELECT last_id FROM {COARSEST.table} WHERE sensor_id = ? "
+                    "ORDER BY bucket DESC LIMIT 1",
+                    (sensor_id,),
+                ).fetchone() or conn.execute(
                     "SELECT id FROM readings WHERE sensor_id = ? ORDER BY ts DESC LIMIT 1",
                     (sensor_id,),
                 ).fetchone()

@@ -97,7 +97,7 @@ class ReadFace:
 
     def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
         """The newest ``limit`` readings as (reading id, ts, value), oldest first."""
-        return self.reads.last_readings(sensor_id, limit)
+        return self.rollups.last_readings(sensor_id, limit)
 
     def readings_after(
         self,

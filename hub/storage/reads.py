@@ -64,11 +64,20 @@ class Reads:
         )
         return [r[0] for r in reversed(rows)]
 
-    def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
+    def last_readings(
+        self, sensor_id: int, limit: int, within: tuple[float, float] | None = None
+    ) -> list[tuple[int, float, float]]:
+        """The newest ``limit`` readings, oldest first; only those with ``within[0] <= ts <=
+        within[1]`` when given (on PostgreSQL the bounds keep the query to those days'
+        partitions)."""
+        where = "sensor_id = ?"
+        params: list[float] = [sensor_id]  # stays an int: sent as one, the key's index applies
+        if within is not None:
+            where += " AND ts >= ? AND ts <= ?"
+            params += within
         rows = self._db.fetchall(
-            "SELECT id, ts, value FROM readings WHERE sensor_id = ? "
-            "ORDER BY ts DESC, id DESC LIMIT ?",
-            (sensor_id, limit),
+            f"SELECT id, ts, value FROM readings WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+            [*params, limit],
         )
         return [(r[0], r[1], r[2]) for r in reversed(rows)]
 

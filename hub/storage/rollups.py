@@ -52,9 +52,18 @@ __all__ = ["TIERS", "Rollups"]
 
 
 class LatestReading(Protocol):
-    """Where the newest reading comes from when the tiers hold none (hub.storage.reads)."""
+    """Where the newest readings come from (hub.storage.reads): the tiers bound the search."""
 
     def latest(self, sensor_id: int) -> tuple[int, float, float] | None: ...
+
+    def last_readings(
+        self, sensor_id: int, limit: int, within: tuple[float, float] | None = None
+    ) -> list[tuple[int, float, float]]: ...
+
+
+# How far back from a sensor's newest reading :meth:`Rollups.last_readings` looks, in turn,
+# before it reads the sensor's whole history.
+_LAST_WINDOWS_S = (86400.0, 8 * 86400.0, 64 * 86400.0)
 
 
 def _between(column: str, lo: float | None, hi: float | None) -> tuple[str, list[float]]:
@@ -255,6 +264,26 @@ class Rollups:
         if row is None:
             return self._reads.latest(sensor_id)
         return int(row[0]), float(row[1]), float(row[2])
+
+    def last_readings(self, sensor_id: int, limit: int) -> list[tuple[int, float, float]]:
+        """The newest ``limit`` readings, oldest first (an anomaly scan's window).
+
+        Unbounded, the query reads the newest rows of every day partition on PostgreSQL
+        (8.7 ms with three years of days, where one day's takes 0.1 ms): the coarsest tier
+        gives the newest reading's ts, and a window back from it that holds ``limit``
+        readings is the answer. A sparse sensor widens the window, then reads it all."""
+        row = self._db.fetchone(
+            f"SELECT last_ts FROM {COARSEST.table} WHERE sensor_id = ? "
+            "ORDER BY bucket DESC LIMIT 1",
+            (sensor_id,),
+        )
+        if row is not None and row[0] is not None:
+            newest = float(row[0])
+            for window in _LAST_WINDOWS_S:
+                rows = self._reads.last_readings(sensor_id, limit, (newest - window, newest))
+                if len(rows) >= limit:
+                    return rows
+        return self._reads.last_readings(sensor_id, limit)
 
     # -- retention ---------------------------------------------------------------------
 

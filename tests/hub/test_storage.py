@@ -10,12 +10,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.stack import wait_for
 from hub.auth import hash_token
 from hub.storage import Conflict, GatewayReport, Storage, StorageError, open_storage
 from hub.storage.postgres.partitions import DAY_S, day_of, partition_name
 from shared.timeutil import now
 from shared.wire import WireAlert, WireReading
 from tests.hub.conftest import dump, engine_of, query
+from tests.hub.test_crud_storage import lock_waiters
 
 REPORT = GatewayReport(backlog=0, dropped=0, dead_letters=0, agent_version="t")
 T0 = 1_700_000_000.0
@@ -250,6 +252,25 @@ def test_queries(storage: Storage) -> None:
     assert latest is not None and latest[2] == 120.0
     assert storage.latest(sid + 1) is None
     assert [r[2] for r in storage.last_readings(sid, 3)] == [118.0, 119.0, 120.0]
+
+
+def test_last_readings_of_a_sparse_sensor_reach_back_past_every_window(
+    storage: Storage,
+) -> None:
+    """The newest readings are looked for back from the sensor's newest: a sensor with fewer
+    than asked for in a day, a week or two months (one a month, then a burst) is read
+    further back, and the answer is the same as reading all of it."""
+    gid, fid = gateway(storage, "gw-01")
+    monthly = [
+        WireReading(s, "l1/m1/temp", T0 - (6 - s) * 30 * DAY_S, float(s), None) for s in range(1, 6)
+    ]
+    burst = [WireReading(s, "l1/m1/temp", T0 + s, float(s), None) for s in range(6, 16)]
+    assert storage.store_batch(gid, fid, monthly + burst, REPORT).accepted == 15
+    sid = storage.list_sensors()[0]["id"]
+    for n in (1, 10, 11, 13, 15, 50):
+        assert [r[2] for r in storage.last_readings(sid, n)] == [float(s) for s in range(1, 16)][
+            -n:
+        ]
 
 
 def test_token_is_stored_hashed(storage: Storage) -> None:
@@ -502,3 +523,31 @@ def test_pg_rollup_tiers_leave_room_for_hot_updates(pg: Storage) -> None:
         )
     )
     assert {t.table: f"fillfactor={ROLLUP_FILLFACTOR}" for t in TIERS}.items() <= options.items()
+
+
+def test_pg_last_readings_read_only_the_newest_days(pg: Storage) -> None:
+    """An anomaly scan's window of a sensor reads the days it lies in, not every day kept:
+    each would cost an index probe (8.7 ms for a sensor with three years of days), and a
+    day held by maintenance (here its lock, as VACUUM FULL takes it) would hold up the scan."""
+    gid, fid = gateway(pg, "gw-01")
+    old = T0 - 30 * DAY_S
+    batch = [WireReading(1, "l1/m1/t", old, 1.0, None)]
+    batch += [WireReading(s, "l1/m1/t", T0 + s, float(s), None) for s in range(2, 202)]
+    assert pg.store_batch(gid, fid, batch, REPORT).accepted == 201
+    sid = pg.list_sensors()[0]["id"]
+    url = pg.url  # type: ignore[attr-defined]
+    got: list[list[tuple[int, float, float]]] = []
+    with psycopg.connect(url) as conn:
+        conn.execute(f"LOCK TABLE {partition_name(day_of(old))} IN ACCESS EXCLUSIVE MODE")
+        thread = threading.Thread(target=lambda: got.append(pg.last_readings(sid, 100)))
+        thread.start()
+        wait_for(
+            "the read to finish or wait on the lock",
+            lambda: not thread.is_alive() or lock_waiters(url) > 0,
+            60,
+        )
+        done = not thread.is_alive()
+        conn.rollback()
+    thread.join(60)
+    assert done, "the newest readings waited on a day a month older"
+    assert [r[2] for r in got[0]] == [float(s) for s in range(102, 202)]
