@@ -30,6 +30,7 @@ from bench import (
     anomaly,
     backlog,
     checker,
+    days_kept,
     drain,
     fleet,
     ha,
@@ -105,6 +106,7 @@ STAGES = (
     "checker",
     "fleet",
     "cost",
+    "days",
     "pgdrain",
     "history",
     "sparkplug",
@@ -178,6 +180,12 @@ def main() -> None:
             stages.begin("[bench] CPU per ingest request, by stage, against a raw COPY ...")
             (wd / "cost").mkdir()
             rows += request_cost.run(wd / "cost", 500 if args.quick else 2000)
+            stages.end()
+        if "days" in only:
+            stages.begin(
+                f"[bench] PostgreSQL with {days_kept.YEARS_DAYS:,} days kept vs a week ..."
+            )
+            rows += days_kept.run(250 if args.quick else 1000)
             stages.end()
         if "pgdrain" in only:
             pg_drain_n = args.pg_drain_n or backlog_n

@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from bench import fleet
+from bench import days_kept, fleet
 from devtools.stack import REPO, Broker, Hub, edge_load_binary, free_port, wait_for
 from shared.wire import encode_batch
 
@@ -279,3 +279,15 @@ def test_fleet_bench_rows_on_postgresql_count_the_hubs_connections(tmp_path: Pat
     assert extra["hub_connections"] >= 2, extra
     assert extra["raw_from_hub_connections"] > 0
     assert f"from {extra['hub_connections']} connections at once" in rows[0].note
+
+
+def test_days_kept_bench_rows() -> None:
+    """``just bench --only days`` runs: both rows, from databases with and without the past
+    days, each with a positive cost (a small run: 30 days, 100 requests a side)."""
+    rows = days_kept.run(requests=100, days=30)
+    assert [r.name for r in rows] == [
+        "PostgreSQL CPU per 100-reading request, 30 days kept",
+        "PostgreSQL CPU per anomaly-scan read, 30 days kept",
+    ]
+    assert all(r.value > 0 and r.baseline > 0 for r in rows), rows
+    assert "the step-by-step batch" in rows[0].note
