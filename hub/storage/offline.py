@@ -124,14 +124,17 @@ class Offline:
                 # The newest bucket's last reading is the sensor's newest: one probe of the
                 # tier's key, where raw readings would be read in every day partition
                 # (PostgreSQL) to find it. Raw only when the tiers hold none of the sensor.
-                row = conn.execute(
-                    f"SELECT last_id FROM {COARSEST.table} WHERE sensor_id = ? "
-                    "ORDER BY bucket DESC LIMIT 1",
-                    (sensor_id,),
-                ).fetchone() or conn.execute(
-                    "SELECT id FROM readings WHERE sensor_id = ? ORDER BY ts DESC LIMIT 1",
-                    (sensor_id,),
-                ).fetchone()
+                row = (
+                    conn.execute(
+                        f"SELECT last_id FROM {COARSEST.table} WHERE sensor_id = ? "
+                        "ORDER BY bucket DESC LIMIT 1",
+                        (sensor_id,),
+                    ).fetchone()
+                    or conn.execute(
+                        "SELECT id FROM readings WHERE sensor_id = ? ORDER BY ts DESC LIMIT 1",
+                        (sensor_id,),
+                    ).fetchone()
+                )
                 if row is not None and int(row[0]) >> SEQ_BITS in offline:
                     stale.add(sensor_id)
         return stale

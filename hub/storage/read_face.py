@@ -27,6 +27,8 @@ from hub.storage.reports import Reports, RollingRow
 from hub.storage.rollups import Rollups
 from hub.storage.rules import Rules
 
+_DAY_S = 86400.0
+
 
 class ReadFace:
     # The concerns the reads go to (set by Storage._assemble).
@@ -77,7 +79,19 @@ class ReadFace:
         self, sensor_id: int, start: float | None, end: float | None, limit: int
     ) -> list[tuple[int, float, float]]:
         """(reading id, ts, value), oldest first, at most ``limit``; [start, end)."""
-        return self.history_reads.readings(sensor_id, start, end, limit)
+        return self.history_reads.readings(sensor_id, self._from(sensor_id, start), end, limit)
+
+    def _from(self, sensor_id: int, start: float | None) -> float | None:
+        """``start``, or for a range open below, a bound under every raw reading the sensor
+        has: a day before its coarsest tier's first. Open below, the query starts a scan of
+        every day partition on PostgreSQL (24 ms with three years of days, 0.1 ms with a
+        week). Every raw reading is folded into the tiers as it is stored, and the tiers
+        expire after raw readings; only with ``hour_days`` equal to ``raw_days`` can the
+        first half of the oldest day lose its 12-hour row first, hence the day's margin."""
+        if start is not None:
+            return start
+        span = self.history_rollups.history_span(sensor_id)
+        return None if span is None else span[0] - _DAY_S
 
     def series(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int
@@ -109,6 +123,8 @@ class ReadFace:
     ) -> list[tuple[int, float, float]]:
         """A page of [start, end) oldest first, past the reading ``after`` (its ts and id):
         keyset paging, so each page costs what the first does."""
+        if after is None:
+            start = self._from(sensor_id, start)
         return self.history_reads.readings_after(sensor_id, after, start, end, limit)
 
     def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:

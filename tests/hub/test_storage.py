@@ -273,6 +273,24 @@ def test_last_readings_of_a_sparse_sensor_reach_back_past_every_window(
         ]
 
 
+def test_an_open_range_starts_at_the_oldest_reading_even_past_its_tiers(
+    storage: Storage,
+) -> None:
+    """A range open below starts at the sensor's oldest raw reading, also when retention
+    (``hour_days`` equal to ``raw_days``) took the 12-hour row of the oldest half-day first."""
+    gid, fid = gateway(storage, "gw-01")
+    day = (T0 // DAY_S - 3) * DAY_S
+    when = [day + 3600, day + 13 * 3600, T0, T0 + 1]
+    batch = [WireReading(s, "l1/m1/temp", ts, float(s), None) for s, ts in enumerate(when)]
+    assert storage.store_batch(gid, fid, batch, REPORT).accepted == 4
+    sid = storage.list_sensors()[0]["id"]
+    with storage._write() as conn:  # type: ignore[attr-defined]
+        conn.execute("DELETE FROM rollup_12h WHERE bucket = ?", (day,))
+    assert [r[1] for r in storage.readings(sid, None, None, 10)] == when
+    assert [r[1] for r in storage.readings_after(sid, None, None, None, 10)] == when
+    assert [r[1] for r in storage.readings(sid, None, T0, 10)] == when[:2]
+
+
 def test_token_is_stored_hashed(storage: Storage) -> None:
     storage.add_token("read", hash_token("fer_secret"))
     assert query(storage, "SELECT hash FROM tokens") == [(hash_token("fer_secret"),)]
@@ -551,3 +569,31 @@ def test_pg_last_readings_read_only_the_newest_days(pg: Storage) -> None:
     thread.join(60)
     assert done, "the newest readings waited on a day a month older"
     assert [r[2] for r in got[0]] == [float(s) for s in range(102, 202)]
+
+
+def test_pg_an_open_range_reads_only_the_days_of_the_sensor(pg: Storage) -> None:
+    """A page of raw readings with no start reads from the sensor's first day on, not from
+    every day kept: a day held by maintenance a month before the sensor existed does not
+    hold it up."""
+    gid, fid = gateway(pg, "gw-01")
+    old = T0 - 30 * DAY_S
+    pg.before_readings([old])
+    batch = [WireReading(s, "l1/m1/t", T0 + s, float(s), None) for s in range(50)]
+    assert pg.store_batch(gid, fid, batch, REPORT).accepted == 50
+    sid = pg.list_sensors()[0]["id"]
+    url = pg.url  # type: ignore[attr-defined]
+    got: list[list[tuple[int, float, float]]] = []
+    with psycopg.connect(url) as conn:
+        conn.execute(f"LOCK TABLE {partition_name(day_of(old))} IN ACCESS EXCLUSIVE MODE")
+        thread = threading.Thread(target=lambda: got.append(pg.readings(sid, None, None, 10)))
+        thread.start()
+        wait_for(
+            "the read to finish or wait on the lock",
+            lambda: not thread.is_alive() or lock_waiters(url) > 0,
+            60,
+        )
+        done = not thread.is_alive()
+        conn.rollback()
+    thread.join(60)
+    assert done, "the sensor's first readings waited on a day a month older"
+    assert [r[2] for r in got[0]] == [float(s) for s in range(10)]
