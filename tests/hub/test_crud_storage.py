@@ -120,6 +120,27 @@ def lock_waiters(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def beside_a_lock(database_url: str, table: str, work: Callable[[], Any]) -> tuple[bool, Any]:
+    """Run ``work`` in a thread while another connection holds ``table`` ACCESS EXCLUSIVE
+    (as VACUUM FULL or a plain DETACH would); (whether it finished without waiting on that
+    lock, what it returned)."""
+    got: list[Any] = []
+    with psycopg.connect(database_url) as conn:
+        conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        thread = threading.Thread(target=lambda: got.append(work()))
+        thread.start()
+        wait_for(
+            "the work to finish or wait on the lock",
+            lambda: not thread.is_alive() or lock_waiters(database_url) > 0,
+            60,
+        )
+        done = not thread.is_alive()
+        conn.rollback()
+    thread.join(60)
+    assert got, "the work failed"
+    return done, got[0]
+
+
 def hold_inside(
     storage: Storage, method: str, paused: threading.Event, go: threading.Event
 ) -> None:

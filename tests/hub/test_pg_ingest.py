@@ -23,7 +23,7 @@ from hub.storage.postgres import PostgresStorage, onetrip
 from hub.storage.postgres.partitions import DAY_S, day_of, partition_name
 from shared.wire import WireReading
 from tests.hub.conftest import query
-from tests.hub.test_crud_storage import lock_waiters
+from tests.hub.test_crud_storage import beside_a_lock, lock_waiters
 from tests.pg import PgServer
 
 REPORT = GatewayReport(0, 0, 0, "test")
@@ -243,23 +243,13 @@ def test_a_usual_batch_does_not_wait_on_another_days_partition(
     # Past psycopg's prepare threshold and PostgreSQL's first custom plans.
     for i in range(12):
         assert pg.store_batch(gateway, factory, _batch(i * 30, 30), REPORT).accepted == 30
-    results: list[Any] = []
-    with psycopg.connect(pg_url) as conn:
-        conn.execute(f"LOCK TABLE {partition_name(day_of(old))} IN ACCESS EXCLUSIVE MODE")
-        thread = threading.Thread(
-            target=lambda: results.append(pg.store_batch(gateway, factory, _batch(360, 30), REPORT))
-        )
-        thread.start()
-        wait_for(
-            "the batch to finish or wait on the lock",
-            lambda: not thread.is_alive() or lock_waiters(pg_url) > 0,
-            60,
-        )
-        done = not thread.is_alive()
-        conn.rollback()
-    thread.join(60)
+    done, result = beside_a_lock(
+        pg_url,
+        partition_name(day_of(old)),
+        lambda: pg.store_batch(gateway, factory, _batch(360, 30), REPORT),
+    )
     assert done, "the batch waited on an old day's partition"
-    assert results[0].accepted == 30
+    assert result.accepted == 30
     # Every batch but the first (which made the sensors) went in one statement.
     assert len(usual) == 12 and None not in usual
     assert _tallies(pg) == (390, 390, 390, 390)

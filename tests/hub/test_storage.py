@@ -10,14 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devtools.stack import wait_for
 from hub.auth import hash_token
 from hub.storage import Conflict, GatewayReport, Storage, StorageError, open_storage
 from hub.storage.postgres.partitions import DAY_S, day_of, partition_name
 from shared.timeutil import now
 from shared.wire import WireAlert, WireReading
 from tests.hub.conftest import dump, engine_of, query
-from tests.hub.test_crud_storage import lock_waiters
+from tests.hub.test_crud_storage import beside_a_lock
 
 REPORT = GatewayReport(backlog=0, dropped=0, dead_letters=0, agent_version="t")
 T0 = 1_700_000_000.0
@@ -553,22 +552,13 @@ def test_pg_last_readings_read_only_the_newest_days(pg: Storage) -> None:
     batch += [WireReading(s, "l1/m1/t", T0 + s, float(s), None) for s in range(2, 202)]
     assert pg.store_batch(gid, fid, batch, REPORT).accepted == 201
     sid = pg.list_sensors()[0]["id"]
-    url = pg.url  # type: ignore[attr-defined]
-    got: list[list[tuple[int, float, float]]] = []
-    with psycopg.connect(url) as conn:
-        conn.execute(f"LOCK TABLE {partition_name(day_of(old))} IN ACCESS EXCLUSIVE MODE")
-        thread = threading.Thread(target=lambda: got.append(pg.last_readings(sid, 100)))
-        thread.start()
-        wait_for(
-            "the read to finish or wait on the lock",
-            lambda: not thread.is_alive() or lock_waiters(url) > 0,
-            60,
-        )
-        done = not thread.is_alive()
-        conn.rollback()
-    thread.join(60)
+    done, got = beside_a_lock(
+        pg.url,  # type: ignore[attr-defined]
+        partition_name(day_of(old)),
+        lambda: pg.last_readings(sid, 100),
+    )
     assert done, "the newest readings waited on a day a month older"
-    assert [r[2] for r in got[0]] == [float(s) for s in range(102, 202)]
+    assert [r[2] for r in got] == [float(s) for s in range(102, 202)]
 
 
 def test_pg_an_open_range_reads_only_the_days_of_the_sensor(pg: Storage) -> None:
@@ -581,19 +571,10 @@ def test_pg_an_open_range_reads_only_the_days_of_the_sensor(pg: Storage) -> None
     batch = [WireReading(s, "l1/m1/t", T0 + s, float(s), None) for s in range(50)]
     assert pg.store_batch(gid, fid, batch, REPORT).accepted == 50
     sid = pg.list_sensors()[0]["id"]
-    url = pg.url  # type: ignore[attr-defined]
-    got: list[list[tuple[int, float, float]]] = []
-    with psycopg.connect(url) as conn:
-        conn.execute(f"LOCK TABLE {partition_name(day_of(old))} IN ACCESS EXCLUSIVE MODE")
-        thread = threading.Thread(target=lambda: got.append(pg.readings(sid, None, None, 10)))
-        thread.start()
-        wait_for(
-            "the read to finish or wait on the lock",
-            lambda: not thread.is_alive() or lock_waiters(url) > 0,
-            60,
-        )
-        done = not thread.is_alive()
-        conn.rollback()
-    thread.join(60)
+    done, got = beside_a_lock(
+        pg.url,  # type: ignore[attr-defined]
+        partition_name(day_of(old)),
+        lambda: pg.readings(sid, None, None, 10),
+    )
     assert done, "the sensor's first readings waited on a day a month older"
-    assert [r[2] for r in got[0]] == [float(s) for s in range(10)]
+    assert [r[2] for r in got] == [float(s) for s in range(10)]
