@@ -56,11 +56,19 @@ class Reads:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:
+    def readings_before(
+        self, sensor_id: int, ts: float, limit: int, since: float | None = None
+    ) -> list[float]:
+        """The values of the last ``limit`` readings before ``ts`` (at or after ``since``
+        when given), oldest first."""
+        where = "sensor_id = ? AND ts < ?"
+        params: list[float] = [sensor_id, ts]  # sensor_id stays an int (the key's index)
+        if since is not None:
+            where += " AND ts >= ?"
+            params.append(since)
         rows = self._db.fetchall(
-            "SELECT value FROM readings WHERE sensor_id = ? AND ts < ? "
-            "ORDER BY ts DESC, id DESC LIMIT ?",
-            (sensor_id, ts, limit),
+            f"SELECT value FROM readings WHERE {where} ORDER BY ts DESC, id DESC LIMIT ?",
+            [*params, limit],
         )
         return [r[0] for r in reversed(rows)]
 

@@ -61,9 +61,10 @@ class LatestReading(Protocol):
     ) -> list[tuple[int, float, float]]: ...
 
 
-# How far back from a sensor's newest reading :meth:`Rollups.last_readings` looks, in turn,
-# before it reads the sensor's whole history.
-_LAST_WINDOWS_S = (86400.0, 8 * 86400.0, 64 * 86400.0)
+# How far back a search for a sensor's newest readings (before some moment) looks, in turn,
+# before it reads the sensor's whole history: on PostgreSQL each bound keeps the query to
+# those days' partitions.
+LOOK_BACK_S = (86400.0, 8 * 86400.0, 64 * 86400.0)
 
 
 def _between(column: str, lo: float | None, hi: float | None) -> tuple[str, list[float]]:
@@ -279,7 +280,7 @@ class Rollups:
         )
         if row is not None and row[0] is not None:
             newest = float(row[0])
-            for window in _LAST_WINDOWS_S:
+            for window in LOOK_BACK_S:
                 rows = self._reads.last_readings(sensor_id, limit, (newest - window, newest))
                 if len(rows) >= limit:
                     return rows

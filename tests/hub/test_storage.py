@@ -266,10 +266,11 @@ def test_last_readings_of_a_sparse_sensor_reach_back_past_every_window(
     burst = [WireReading(s, "l1/m1/temp", T0 + s, float(s), None) for s in range(6, 16)]
     assert storage.store_batch(gid, fid, monthly + burst, REPORT).accepted == 15
     sid = storage.list_sensors()[0]["id"]
+    values = [float(s) for s in range(1, 16)]
     for n in (1, 10, 11, 13, 15, 50):
-        assert [r[2] for r in storage.last_readings(sid, n)] == [float(s) for s in range(1, 16)][
-            -n:
-        ]
+        assert [r[2] for r in storage.last_readings(sid, n)] == values[-n:]
+        # The same before a moment (an export's window): the readings of seq 1 to 8.
+        assert storage.readings_before(sid, T0 + 9, n) == values[:8][-n:]
 
 
 def test_an_open_range_starts_at_the_oldest_reading_even_past_its_tiers(
