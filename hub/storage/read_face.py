@@ -24,7 +24,7 @@ from hub.storage.model import Bucket, Page, Stats, TierUsage
 from hub.storage.offline import Offline
 from hub.storage.reads import Reads
 from hub.storage.reports import Reports, RollingRow
-from hub.storage.rollups import LOOK_BACK_S, Rollups
+from hub.storage.rollups import Rollups, look_back
 from hub.storage.rules import Rules
 
 _DAY_S = 86400.0
@@ -130,11 +130,13 @@ class ReadFace:
     def readings_before(self, sensor_id: int, ts: float, limit: int) -> list[float]:
         """The values of the last ``limit`` readings before ``ts``, oldest first: looked for
         a day back, then further (an open search reads every older day on PostgreSQL)."""
-        for window in LOOK_BACK_S:
-            rows = self.history_reads.readings_before(sensor_id, ts, limit, ts - window)
-            if len(rows) >= limit:
-                return rows
-        return self.history_reads.readings_before(sensor_id, ts, limit, self._from(sensor_id, None))
+        return look_back(
+            lambda since: self.history_reads.readings_before(
+                sensor_id, ts, limit, self._from(sensor_id, since)
+            ),
+            limit,
+            ts,
+        )
 
     def buckets(
         self, sensor_id: int, start: float | None, end: float | None, bucket: float, limit: int

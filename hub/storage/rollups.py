@@ -24,9 +24,9 @@ row per sensor and half-day, next to the minute tier's row per sensor and minute
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from hub.storage.dialect import Dialect
 from hub.storage.model import Bucket, Stats, StorageError, TierUsage
@@ -50,6 +50,8 @@ from hub.storage.tiers import (
 
 __all__ = ["TIERS", "Rollups"]
 
+T = TypeVar("T")
+
 
 class LatestReading(Protocol):
     """Where the newest readings come from (hub.storage.reads): the tiers bound the search."""
@@ -65,6 +67,17 @@ class LatestReading(Protocol):
 # before it reads the sensor's whole history: on PostgreSQL each bound keeps the query to
 # those days' partitions.
 LOOK_BACK_S = (86400.0, 8 * 86400.0, 64 * 86400.0)
+
+
+def look_back(read: Callable[[float | None], list[T]], limit: int, anchor: float) -> list[T]:
+    """``read(since)`` over windows reaching back from ``anchor`` (:data:`LOOK_BACK_S`) until
+    one holds ``limit`` rows, else ``read(None)`` (all of it): the sensor's newest rows before
+    some moment without a query that reads every day of its history."""
+    for window in LOOK_BACK_S:
+        rows = read(anchor - window)
+        if len(rows) >= limit:
+            return rows
+    return read(None)
 
 
 def _between(column: str, lo: float | None, hi: float | None) -> tuple[str, list[float]]:
@@ -278,13 +291,16 @@ class Rollups:
             "ORDER BY bucket DESC LIMIT 1",
             (sensor_id,),
         )
-        if row is not None and row[0] is not None:
-            newest = float(row[0])
-            for window in LOOK_BACK_S:
-                rows = self._reads.last_readings(sensor_id, limit, (newest - window, newest))
-                if len(rows) >= limit:
-                    return rows
-        return self._reads.last_readings(sensor_id, limit)
+        if row is None or row[0] is None:
+            return self._reads.last_readings(sensor_id, limit)
+        newest = float(row[0])
+        return look_back(
+            lambda since: self._reads.last_readings(
+                sensor_id, limit, None if since is None else (since, newest)
+            ),
+            limit,
+            newest,
+        )
 
     # -- retention ---------------------------------------------------------------------
 
