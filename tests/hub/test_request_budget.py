@@ -1,0 +1,177 @@
+"""What one usual ingest request asks of the database, on both engines: the budget that keeps
+the hub's cost per request from growing with every feature.
+
+A usual batch (its sensors known, nothing of it stored, no edge alert) goes through the whole
+request wrapper as Robyn calls it (token from the per-process cache, rate limit, decode and
+checks, store, metrics) and is counted where its cost is: round trips to the server on
+PostgreSQL (libpq's own trace of the protocol, where a Sync or a simple Query ends each
+exchange), statements on SQLite (each execute or executemany). One request in a chunk of the
+rate limit's tokens also visits the shared bucket (hub.ratelimit) in a write transaction of
+its own, counted apart.
+
+A change that makes every request ask more fails here: raise the budget on purpose, with the
+measured cost in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+import pytest
+from psycopg import pq
+
+from hub.app import Hub, scope_of
+from hub.auth import GatewayTokenCache, generate_token, hash_token
+from hub.config import HubSettings
+from hub.storage import Storage
+from hub.storage.postgres import liveness
+from tests.hub.conftest import engine_of
+
+# A usual batch on PostgreSQL: one statement in autocommit (hub/storage/postgres/onetrip.py).
+PG_TRIPS = 1
+# On SQLite, in the writer's transaction: BEGIN IMMEDIATE, the sensors' check, the duplicate
+# probe, the readings, three rollup tiers, the scan queue, the active alerts' peaks, the
+# gateway's report, the offline clear, COMMIT.
+SQLITE_STATEMENTS = 12
+# A visit to the rate limit's shared bucket: BEGIN, lock and read the row, write it, COMMIT.
+LEASE = 4
+BATCH = 100
+
+
+class _Response:
+    def __init__(self, status_code: int, headers: dict[str, str], description: bytes) -> None:
+        self.status_code, self.headers, self.description = status_code, headers, description
+
+
+class _Request:
+    """What the hub's handler reads of Robyn's request."""
+
+    def __init__(self, token: str, body: str) -> None:
+        self.headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        self.path_params: dict[str, str] = {}
+        self.query_params = None
+        self.body = body
+
+
+class _CountingSQLite(sqlite3.Connection):
+    statements = 0
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        _CountingSQLite.statements += 1
+        return super().execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        _CountingSQLite.statements += 1
+        return super().executemany(*args)
+
+
+@pytest.fixture
+def counted(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Storage, Callable[[], int]]]:
+    """A storage on ``database_url`` whose every connection is counted, and the count so far
+    (round trips on PostgreSQL, statements on SQLite)."""
+    traces: list[IO[str]] = []
+    if database_url.startswith("postgresql"):
+        connect = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
+
+        def traced(cls: type[psycopg.Connection[Any]], *a: Any, **k: Any) -> Any:
+            conn = connect(cls, *a, **k)
+            out = (tmp_path / f"trace-{len(traces)}.txt").open("w")
+            traces.append(out)
+            conn.pgconn.trace(out.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            return conn
+
+        monkeypatch.setattr(psycopg.Connection, "connect", classmethod(traced))
+
+        def trips() -> int:
+            # libpq flushes its trace with each message it sends.
+            return sum(
+                1
+                for t in traces
+                for line in Path(t.name).read_text().splitlines()
+                if line.startswith("F\t") and line.split("\t")[2] in ("Sync", "Query")
+            )
+
+        count = trips
+    else:
+        connect_sqlite = sqlite3.connect
+        monkeypatch.setattr(
+            sqlite3,
+            "connect",
+            lambda *a, **k: connect_sqlite(*a, **{**k, "factory": _CountingSQLite}),
+        )
+        monkeypatch.setattr(_CountingSQLite, "statements", 0)
+
+        def count() -> int:
+            return _CountingSQLite.statements
+
+    # A connection lent again within the liveness window needs no round trip first; a slow
+    # machine must not stall past it between two requests of this test.
+    monkeypatch.setattr(liveness, "FRESH_S", 3600.0)
+    storage = Storage(database_url)
+    storage.migrate()
+    yield storage, count
+    storage.close()
+    for t in traces:
+        t.close()
+
+
+def test_a_usual_batch_costs_one_round_trip_or_its_statements(
+    counted: tuple[Storage, Callable[[], int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, count = counted
+    token = generate_token("gateway")
+    storage.add_gateway("gw-1", "acme", hash_token(token))
+    hub = Hub(HubSettings(), storage)
+    hub.tokens = GatewayTokenCache(storage, ttl_s=3600.0)  # no lookup falls due mid-test
+    visits: list[int] = []
+    lease = storage.quotas.lease
+
+    def visit(*a: Any, **k: Any) -> tuple[float | None, float]:
+        visits.append(1)
+        return lease(*a, **k)
+
+    monkeypatch.setattr(storage.quotas, "lease", visit)
+    (route,) = [r for r in hub.routes() if (r.method, r.path) == ("POST", "/api/v1/ingest")]
+    handler = hub.endpoint(
+        types.SimpleNamespace(Response=_Response),  # type: ignore[arg-type]
+        "POST",
+        route.path,
+        route.roles,
+        route.handler,
+        scope=scope_of(route.method, route.path, route.roles, route.scope),
+    )
+    t0 = time.time() - 3600
+
+    def post(seq: int) -> None:
+        readings = [
+            [seq + i, f"l/m/s{i % 5}", t0 + (seq + i) / 100, float(i)] for i in range(BATCH)
+        ]
+        body = json.dumps({"gateway_id": "gw-1", "readings": readings})
+        response = handler(_Request(token, body))
+        assert response.status_code == 200, response.description[:300]
+        assert json.loads(response.description)["data"]["accepted"] == BATCH
+
+    # Past the first batch (it makes the sensors) and psycopg's preparing of each statement
+    # (on its fifth run, a round trip of its own): the batch's and the lease's.
+    seqs = iter(range(1, 10**6, BATCH))
+    for _ in range(60):
+        post(next(seqs))
+    per: list[tuple[int, int]] = []
+    for _ in range(50):
+        before, visited = count(), len(visits)
+        post(next(seqs))
+        per.append((count() - before, len(visits) - visited))
+    leased = sum(v for _, v in per)
+    assert 0 < leased <= 50 / hub.limiter.chunk + 1  # one request in a chunk, not each
+    budget = PG_TRIPS if engine_of(storage) == "postgresql" else SQLITE_STATEMENTS
+    assert [n - LEASE * v for n, v in per] == [budget] * 50, per
