@@ -4,9 +4,10 @@ Handlers and the CLI speak to :class:`Storage` in domain terms (gateways, tokens
 series); which engine runs behind it is the ``database`` setting's business alone.
 
 Layout: ``interface`` (the face: Storage, one-line delegations to the concerns; its read
-side in ``read_face``), ``engines`` and ``url`` (the ``database`` setting -> an engine, looked
-up by name so the face does not import what builds on it). The concerns, one object each, built
-from the database handle and the engine's dialect with their collaborators passed in:
+side in ``read_face``, the writes people make in ``people_face``), ``engines`` and ``url``
+(the ``database`` setting -> an engine, looked up by name so the face does not import what
+builds on it). The concerns, one object each, built from the database handle and the
+engine's dialect with their collaborators passed in:
 ``ingest``, ``bulk``, ``rollups``, ``reads``, ``catalog``, ``crud``, ``alerts``,
 ``offline``, ``rules``, ``webhooks``, ``reports``, ``access``, ``owners``, ``audit``. Leaf
 modules they share: ``model`` (errors and values), ``sqlbase`` (connections, Database, row helpers),

@@ -7,8 +7,11 @@ which engine runs.
 
 The face is kept as one stable contract with every method the hub needs; each is a one-line
 delegation to the concern that owns it (``storage.ingest``, ``storage.rollups``,
-``storage.alerts``...: see hub.storage), which new code may also call directly. An engine
-(sqlite/, postgres/) gives the face its pool and dialect and runs its own migrations.
+``storage.alerts``...: see hub.storage), which new code may also call directly. Here: the
+lifecycle, the engine's seams and what the machines do (ingest, retention, anomaly scans,
+edge and fleet alerts, webhooks); the reads are in hub.storage.read_face, the writes people
+make in hub.storage.people_face. An engine (sqlite/, postgres/) gives the face its pool and
+dialect and runs its own migrations.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from hub.auth import Role, TokenRecord
+from hub.auth import TokenRecord
 from hub.storage.access import Access
 from hub.storage.alarm_report import AlarmReport
 from hub.storage.alarm_summary import AlarmSummary
-from hub.storage.alerts import Actor, Alerts
-from hub.storage.audit import Audit, AuditEntry, Who
-from hub.storage.bulk import Backfill, BulkRow
+from hub.storage.alerts import Alerts
+from hub.storage.audit import Audit
+from hub.storage.bulk import Backfill
 from hub.storage.catalog import Catalog
 from hub.storage.crud import Crud
 from hub.storage.dialect import Dialect
@@ -37,20 +40,19 @@ from hub.storage.model import (
     Page,
     ReadingRow,
     SensorCache,
-    SessionRow,
     Stats,
     StoreResult,
-    Thresholds,
     TierUsage,
 )
 from hub.storage.offline import Offline
 from hub.storage.owners import Owners
+from hub.storage.people_face import PeopleFace
 from hub.storage.quotas import Quotas
 from hub.storage.read_face import ReadFace
 from hub.storage.reads import Reads
 from hub.storage.reports import Reports
 from hub.storage.rollups import Rollups
-from hub.storage.rules import Rules, RuleSpec
+from hub.storage.rules import Rules
 from hub.storage.service import Service
 from hub.storage.sqlbase import Conn, Database
 from hub.storage.sso import SingleSignOn
@@ -77,7 +79,7 @@ def engine_class(target: str) -> type[Storage]:
     return engine
 
 
-class Storage(ReadFace, ABC):
+class Storage(ReadFace, PeopleFace, ABC):
     def __new__(cls, *args: Any, **kwargs: Any) -> Storage:
         if cls is Storage:
             target = args[0] if args else kwargs.get("target", "")
@@ -187,38 +189,10 @@ class Storage(ReadFace, ABC):
     def _upsert_alerts(self, record: Callable[..., None]) -> None:
         self.alerts.record_edge_alerts = record  # type: ignore[method-assign]
 
-    # -- factories, gateways, tokens ------------------------------------------------------
-
-    def add_gateway(self, name: str, factory: str, token_hash: str, *, rotate: bool = False) -> int:
-        """Register gateway ``name`` in ``factory`` with a token; returns the gateway row id.
-
-        ``rotate``: the gateway may exist (in the same factory); its old tokens are revoked.
-        Conflict when it exists and ``rotate`` is false, or exists in another factory.
-        """
-        return self.access.add_gateway(name, factory, token_hash, rotate=rotate)
-
-    def add_token(
-        self, role: Role, token_hash: str, factories: Sequence[str] = (), name: str | None = None
-    ) -> int:
-        return self.access.add_token(role, token_hash, factories, name)
+    # -- a request's token (hub.storage.access) --------------------------------------------
 
     def token_by_hash(self, token_hash: str) -> TokenRecord | None:
         return self.access.token_by_hash(token_hash)
-
-    def list_tokens(self) -> list[dict[str, Any]]:
-        """Every token's id, name, role, gateway, creation time and state; never the hash."""
-        return self.access.list_tokens()
-
-    def revoke_token(self, token_id: int) -> bool:
-        """Revoke one token (its next request gets 401); False if there is no such token."""
-        return self.access.revoke_token(token_id)
-
-    def revoke_gateway(self, name: str) -> bool:
-        """Revoke gateway ``name`` and all its tokens; False if there is no such gateway.
-
-        Its data stays. ``add_gateway(..., rotate=True)`` re-enables it with a new token.
-        """
-        return self.access.revoke_gateway(name)
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -266,16 +240,6 @@ class Storage(ReadFace, ABC):
 
     # -- thresholds and gateway config ----------------------------------------------------
 
-    def set_thresholds(
-        self, sensor_id: int, thresholds: Thresholds, *, actor: Who | None = None
-    ) -> int | None:
-        """Set a sensor's thresholds; returns its factory's config version (None: no sensor).
-
-        The version moves only when something changed, so repeating a PUT is a no-op.
-        ``actor``: who asked; the change log's row commits with the change.
-        """
-        return self.catalog.set_thresholds(sensor_id, thresholds, actor=actor)
-
     def gateway_config(self, name: str) -> tuple[int, list[dict[str, Any]]] | None:
         """(config version, rules) for gateway ``name``'s factory; None if no such gateway.
 
@@ -314,23 +278,7 @@ class Storage(ReadFace, ABC):
             sensor_id, method, threshold, analyzed, statistics, found
         )
 
-    # -- alert rules, fleet alerts, webhook outbox (rules, alerts, offline, webhooks) ----
-
-    def add_rule(
-        self, sensor_id: int, spec: RuleSpec, *, actor: Who | None = None
-    ) -> tuple[dict[str, Any], int] | None:
-        """(the new rule, its factory's config version); None: no such sensor. ``actor``:
-        recorded in the change log in the same transaction (so for update and delete)."""
-        return self.rules.add_rule(sensor_id, spec, actor=actor)
-
-    def update_rule(
-        self, rule_id: int, spec: RuleSpec, *, actor: Who | None = None
-    ) -> tuple[dict[str, Any], int] | None:
-        return self.rules.update_rule(rule_id, spec, actor=actor)
-
-    def delete_rule(self, rule_id: int, *, actor: Who | None = None) -> int | None:
-        """The factory's new config version; None: no such rule."""
-        return self.rules.delete_rule(rule_id, actor=actor)
+    # -- a gateway's rules, edge and fleet alerts, webhooks (rules, alerts, offline) -------
 
     def gateway_alert_rules(self, name: str) -> list[dict[str, Any]]:
         """The enabled rules of gateway ``name``'s factory, each with its sensor's key."""
@@ -340,24 +288,6 @@ class Storage(ReadFace, ABC):
         """Of gateway ``gateway_id``'s own alert ids ``edge_ids``, those the hub holds
         active, with the opened_at it has for each."""
         return self.alerts.active_edge_alerts(gateway_id, edge_ids)
-
-    def acknowledge_alert(
-        self, alert_id: int, actor: Actor, comment: str | None
-    ) -> dict[str, Any] | None:
-        """None: no such alert; Conflict: acknowledged already."""
-        return self.alerts.acknowledge_alert(alert_id, actor, comment)
-
-    def shelve_alert(
-        self, alert_id: int, actor: Actor, until: float, comment: str | None
-    ) -> dict[str, Any] | None:
-        """None: no such alert; Conflict: the alert is cleared."""
-        return self.alerts.shelve_alert(alert_id, actor, until, comment)
-
-    def unshelve_alert(
-        self, alert_id: int, actor: Actor, comment: str | None
-    ) -> dict[str, Any] | None:
-        """None: no such alert; Conflict: not shelved."""
-        return self.alerts.unshelve_alert(alert_id, actor, comment)
 
     def expire_shelves(self, at: float | None = None) -> int:
         return self.alerts.expire_shelves(at)
@@ -374,77 +304,3 @@ class Storage(ReadFace, ABC):
 
     def webhook_delivered(self, url: str, owner: str, event: int) -> bool:
         return self.webhooks.webhook_delivered(url, owner, event)
-
-    # -- operators' edits (hub.storage.crud), paged lists (hub.storage.catalog) -----------
-    # Each change commits with its audit row; Conflict: a name taken or children left;
-    # crud.Unknown: the body names a parent that does not exist. None/False: no such row.
-
-    def create_factory(self, name: str, location: str | None, actor: Who) -> dict[str, Any]:
-        return self.crud.create_factory(name, location, actor)
-
-    def update_factory(
-        self, factory_id: int, changes: dict[str, Any], actor: Who
-    ) -> dict[str, Any] | None:
-        return self.crud.update_factory(factory_id, changes, actor)
-
-    def delete_factory(self, factory_id: int, actor: Who) -> bool:
-        return self.crud.delete_factory(factory_id, actor)
-
-    def create_machine(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]:
-        return self.crud.create_machine(fields, actor)
-
-    def update_machine(
-        self, machine_id: int, changes: dict[str, Any], actor: Who
-    ) -> dict[str, Any] | None:
-        return self.crud.update_machine(machine_id, changes, actor)
-
-    def delete_machine(self, machine_id: int, actor: Who) -> bool:
-        return self.crud.delete_machine(machine_id, actor)
-
-    def create_sensor(self, fields: dict[str, Any], actor: Who) -> dict[str, Any]:
-        return self.crud.create_sensor(fields, actor)
-
-    def update_sensor(
-        self, sensor_id: int, changes: dict[str, Any], actor: Who
-    ) -> dict[str, Any] | None:
-        return self.crud.update_sensor(sensor_id, changes, actor)
-
-    def delete_sensor(self, sensor_id: int, actor: Who) -> dict[str, int] | None:
-        """Delete a sensor with its readings, rollups, anomalies, rules and alerts; how many
-        rows of each table went."""
-        return self.crud.delete_sensor(sensor_id, actor)
-
-    # -- back-fill, derived reads, the change log -----------------------------------------
-
-    def bulk_insert(self, rows: Sequence[BulkRow], actor: Who) -> int:
-        """Store (sensor_id, ts, value) rows once per (sensor, ts); how many were new.
-        bulk.UnknownSensors (nothing stored) when a sensor id does not exist."""
-        return self.backfill.bulk_insert(rows, actor)
-
-    def record_audit(self, entry: AuditEntry) -> None:
-        """Record a change already committed (hub.storage.audit.write_entry records one
-        inside the change's own transaction)."""
-        return self.audit.record_audit(entry)
-
-    # -- console sessions (hub.storage.access, hub.web.session) ---------------------------
-
-    def create_session(
-        self, id_hash: str, token_hash: str, csrf: str, expires_at: float, max_per_token: int
-    ) -> int:
-        return self.access.create_session(id_hash, token_hash, csrf, expires_at, max_per_token)
-
-    def session_by_hash(self, id_hash: str) -> SessionRow | None:
-        return self.access.session_by_hash(id_hash)
-
-    def delete_session(self, id_hash: str) -> bool:
-        return self.access.delete_session(id_hash)
-
-    # -- console sign-in throttle (hub.storage.access, hub.web.throttle) ------------------
-
-    def sign_in_attempt(
-        self, keys: Sequence[str], at: float, window_s: float
-    ) -> list[tuple[int, float]]:
-        return self.access.sign_in_attempt(keys, at, window_s)
-
-    def sign_in_forgive(self, counted: Sequence[str], cleared: Sequence[str]) -> None:
-        return self.access.sign_in_forgive(counted, cleared)
