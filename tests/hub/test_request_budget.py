@@ -35,11 +35,13 @@ from hub.storage.postgres import liveness
 from tests.hub.conftest import engine_of
 
 # A usual batch on PostgreSQL: one statement in autocommit (hub/storage/postgres/onetrip.py).
-PG_TRIPS = 1
 # On SQLite, in the writer's transaction: BEGIN IMMEDIATE, the sensors' check, the duplicate
 # probe, the readings, three rollup tiers, the scan queue, the active alerts' peaks, the
 # gateway's report, the offline clear, COMMIT.
-SQLITE_STATEMENTS = 12
+INGEST = {"postgresql": 1, "sqlite": 12}
+# The console's count of alarms to act on, asked by every open page at every poll: the
+# person's token, then one read transaction (BEGIN, the total, the page, its end).
+ALARM_COUNT = {"postgresql": 5, "sqlite": 5}
 # A visit to the rate limit's shared bucket: BEGIN, lock and read the row, write it, COMMIT.
 LEASE = 4
 BATCH = 100
@@ -50,13 +52,24 @@ class _Response:
         self.status_code, self.headers, self.description = status_code, headers, description
 
 
+class _Query:
+    def __init__(self, params: dict[str, str]) -> None:
+        self._params = params
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {k: [v] for k, v in self._params.items()}
+
+
 class _Request:
     """What the hub's handler reads of Robyn's request."""
 
-    def __init__(self, token: str, body: str) -> None:
+    def __init__(
+        self, path: str, token: str, body: str = "", params: dict[str, str] | None = None
+    ) -> None:
         self.headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        self.url = types.SimpleNamespace(path=path)
         self.path_params: dict[str, str] = {}
-        self.query_params = None
+        self.query_params = _Query(params or {})
         self.body = body
 
 
@@ -125,53 +138,92 @@ def counted(
         t.close()
 
 
+class _Served:
+    """The hub's handlers over a counted storage, as Robyn would call them, and the count of
+    each request apart from the rate limit's visits to its shared bucket."""
+
+    def __init__(
+        self, storage: Storage, count: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.storage, self.count = storage, count
+        self.hub = Hub(HubSettings(), storage)
+        # No token lookup falls due in the middle of a test.
+        self.hub.tokens = GatewayTokenCache(storage, ttl_s=3600.0)
+        self.visits = 0
+        lease = storage.quotas.lease
+
+        def visit(*a: Any, **k: Any) -> tuple[float | None, float]:
+            self.visits += 1
+            return lease(*a, **k)
+
+        monkeypatch.setattr(storage.quotas, "lease", visit)
+
+    def handler(self, method: str, path: str) -> Callable[[_Request], _Response]:
+        (route,) = [r for r in self.hub.routes() if (r.method, r.path) == (method, path)]
+        return self.hub.endpoint(  # type: ignore[return-value]
+            types.SimpleNamespace(Response=_Response),  # type: ignore[arg-type]
+            method,
+            path,
+            route.roles,
+            route.handler,
+            rows=route.rows,
+            scope=scope_of(method, path, route.roles, route.scope),
+        )
+
+    def costs(self, send: Callable[[], None], requests: int) -> list[int]:
+        """What each of ``requests`` sends costs, its visits to the shared bucket taken out;
+        after enough of them to pass psycopg's preparing of each statement (on its fifth run,
+        a round trip of its own), the rate limit's statements included."""
+        for _ in range(60):
+            send()
+        visits, per = self.visits, []
+        for _ in range(requests):
+            before, visited = self.count(), self.visits
+            send()
+            per.append(self.count() - before - LEASE * (self.visits - visited))
+        # One request in a chunk of the rate limit's tokens visits the shared bucket.
+        assert 0 < self.visits - visits <= requests / self.hub.limiter.chunk + 1
+        return per
+
+
 def test_a_usual_batch_costs_one_round_trip_or_its_statements(
     counted: tuple[Storage, Callable[[], int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage, count = counted
     token = generate_token("gateway")
     storage.add_gateway("gw-1", "acme", hash_token(token))
-    hub = Hub(HubSettings(), storage)
-    hub.tokens = GatewayTokenCache(storage, ttl_s=3600.0)  # no lookup falls due mid-test
-    visits: list[int] = []
-    lease = storage.quotas.lease
-
-    def visit(*a: Any, **k: Any) -> tuple[float | None, float]:
-        visits.append(1)
-        return lease(*a, **k)
-
-    monkeypatch.setattr(storage.quotas, "lease", visit)
-    (route,) = [r for r in hub.routes() if (r.method, r.path) == ("POST", "/api/v1/ingest")]
-    handler = hub.endpoint(
-        types.SimpleNamespace(Response=_Response),  # type: ignore[arg-type]
-        "POST",
-        route.path,
-        route.roles,
-        route.handler,
-        scope=scope_of(route.method, route.path, route.roles, route.scope),
-    )
+    served = _Served(storage, count, monkeypatch)
+    ingest = served.handler("POST", "/api/v1/ingest")
     t0 = time.time() - 3600
+    seqs = iter(range(1, 10**6, BATCH))
 
-    def post(seq: int) -> None:
+    def post() -> None:
+        seq = next(seqs)
         readings = [
             [seq + i, f"l/m/s{i % 5}", t0 + (seq + i) / 100, float(i)] for i in range(BATCH)
         ]
         body = json.dumps({"gateway_id": "gw-1", "readings": readings})
-        response = handler(_Request(token, body))
+        response = ingest(_Request("/api/v1/ingest", token, body))
         assert response.status_code == 200, response.description[:300]
         assert json.loads(response.description)["data"]["accepted"] == BATCH
 
-    # Past the first batch (it makes the sensors) and psycopg's preparing of each statement
-    # (on its fifth run, a round trip of its own): the batch's and the lease's.
-    seqs = iter(range(1, 10**6, BATCH))
-    for _ in range(60):
-        post(next(seqs))
-    per: list[tuple[int, int]] = []
-    for _ in range(50):
-        before, visited = count(), len(visits)
-        post(next(seqs))
-        per.append((count() - before, len(visits) - visited))
-    leased = sum(v for _, v in per)
-    assert 0 < leased <= 50 / hub.limiter.chunk + 1  # one request in a chunk, not each
-    budget = PG_TRIPS if engine_of(storage) == "postgresql" else SQLITE_STATEMENTS
-    assert [n - LEASE * v for n, v in per] == [budget] * 50, per
+    # The first batch makes the sensors; the usual ones follow.
+    assert served.costs(post, 50) == [INGEST[engine_of(storage)]] * 50
+
+
+def test_the_consoles_alarm_count_costs_one_read_transaction(
+    counted: tuple[Storage, Callable[[], int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, count = counted
+    token = generate_token("read")
+    storage.add_token("read", hash_token(token), name="ida")
+    served = _Served(storage, count, monkeypatch)
+    alerts = served.handler("GET", "/api/v1/alerts")
+    asked = {"state": "active", "acknowledged": "false", "shelved": "false", "per_page": "1"}
+
+    def poll() -> None:
+        response = alerts(_Request("/api/v1/alerts", token, params=asked))
+        assert response.status_code == 200, response.description[:300]
+        assert json.loads(response.description)["meta"]["total"] == 0
+
+    assert served.costs(poll, 50) == [ALARM_COUNT[engine_of(storage)]] * 50

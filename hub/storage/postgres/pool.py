@@ -7,6 +7,7 @@ written with ``?`` placeholders (SQLite's); :class:`PgConn` hands psycopg ``%s``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 import psycopg
 from psycopg.errors import ReadOnlySqlTransaction
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from hub.storage.model import Waits
@@ -22,6 +24,8 @@ from hub.storage.postgres.liveness import Liveness
 from hub.storage.postgres.onetrip import register as register_packed_arrays
 from hub.storage.postgres.reach import UNAVAILABLE, check_primary, connect_options, unavailable
 from hub.storage.postgres.rollups import ROLLUP_STAGING_DDL
+
+_IN_TRANSACTION = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 
 # Each pooled connection has its own staging table for COPY (see PostgresStorage): temporary,
 # so no other session sees it and nothing is WAL-logged; emptied by every commit.
@@ -36,6 +40,23 @@ STAGING_DDL = (
 def pg_sql(sql: str) -> str:
     """``?`` placeholders as psycopg's ``%s`` (the shared SQL has no literal ``%`` or ``?``)."""
     return sql.replace("?", "%s")
+
+
+@contextmanager
+def snapshot_of(conn: psycopg.Connection[Any]) -> Iterator[PgConn]:
+    """``conn`` (in autocommit) in a read-only transaction that sees one snapshot throughout.
+
+    One statement opens it as it must be: BEGIN and then SET TRANSACTION were two round
+    trips. Read only, so it ends the same way whether it commits or not."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    try:
+        yield PgConn(conn)
+    except BaseException:
+        if conn.pgconn.transaction_status in _IN_TRANSACTION:
+            with contextlib.suppress(psycopg.Error):  # the error under way says more
+                conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class PgConn:
@@ -126,10 +147,8 @@ class PgPool:
             if not snapshot:
                 yield PgConn(conn)
                 return
-            with conn.transaction():
-                # The first statement of the transaction, so it applies to all of it.
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield PgConn(conn)
+            with snapshot_of(conn) as read:
+                yield read
 
     @contextmanager
     def write(self) -> Iterator[PgConn]:

@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool
 from hub.storage.lag import current_note
 from hub.storage.model import DatabaseUnavailable, Waits
 from hub.storage.postgres.liveness import Liveness
-from hub.storage.postgres.pool import PgConn, PgPool
+from hub.storage.postgres.pool import PgConn, PgPool, snapshot_of
 from hub.storage.postgres.reach import UNAVAILABLE, connect_options
 from hub.storage.sqlbase import Conn
 from hub.storage.url import hosts_of
@@ -142,9 +142,8 @@ class ReplicaPool:
                 if not snapshot:
                     yield PgConn(conn)
                     return
-                with conn.transaction():
-                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    yield PgConn(conn)
+                with snapshot_of(conn) as read:
+                    yield read
             except UNAVAILABLE as exc:
                 # Lost in the middle of a read: this request answers 503 like any other.
                 raise lost(exc, self.conninfo) from None
