@@ -1,13 +1,13 @@
-"""What one usual ingest request asks of the database, on both engines: the budget that keeps
-the hub's cost per request from growing with every feature.
+"""What a request asks of the database, on both engines: the budget that keeps the hub's
+cost per request from growing with every feature.
 
-A usual batch (its sensors known, nothing of it stored, no edge alert) goes through the whole
-request wrapper as Robyn calls it (token from the per-process cache, rate limit, decode and
-checks, store, metrics) and is counted where its cost is: round trips to the server on
-PostgreSQL (libpq's own trace of the protocol, where a Sync or a simple Query ends each
-exchange), statements on SQLite (each execute or executemany). One request in a chunk of the
-rate limit's tokens also visits the shared bucket (hub.ratelimit) in a write transaction of
-its own, counted apart.
+A usual ingest batch (its sensors known, nothing of it stored, no edge alert) and the
+console's most frequent read go through the whole request wrapper as Robyn calls it (token,
+rate limit, decode and checks, the handler, metrics) and are counted where their cost is:
+round trips to the server on PostgreSQL (libpq's own trace of the protocol, where a Sync or
+a simple Query ends each exchange), statements on SQLite (each execute or executemany). One
+request in a chunk of the rate limit's tokens also visits the shared bucket (hub.ratelimit)
+in a write transaction of its own, counted apart.
 
 A change that makes every request ask more fails here: raise the budget on purpose, with the
 measured cost in docs/performance.md.
