@@ -126,7 +126,7 @@ class Storage(ReadFace, PeopleFace, ABC):
             )
         )
 
-    # -- lifecycle ------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------
 
     @abstractmethod
     def migrate(self) -> int:
@@ -152,7 +152,7 @@ class Storage(ReadFace, PeopleFace, ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    # -- transactions and seams, for tools and tests --------------------------------------
+    # -- transactions and seams, for tools and tests ---------------------------------------
 
     def _reader(self, snapshot: bool = False) -> AbstractContextManager[Conn]:
         return self.db.reader(snapshot)
@@ -194,7 +194,7 @@ class Storage(ReadFace, PeopleFace, ABC):
     def token_by_hash(self, token_hash: str) -> TokenRecord | None:
         return self.access.token_by_hash(token_hash)
 
-    # -- ingest ---------------------------------------------------------------------------
+    # -- ingest ----------------------------------------------------------------------------
 
     def store_batch(
         self,
@@ -213,7 +213,7 @@ class Storage(ReadFace, PeopleFace, ABC):
         """A batch's Sparkplug stale/fresh marks; the latest mark per sensor wins."""
         return self.ingest.apply_marks(factory_id, marks)
 
-    # -- history: rollup tiers and retention (hub.storage.rollups) ------------------------
+    # -- history: rollup tiers and retention (hub.storage.rollups) -------------------------
     # False only in benchmarks: ingest then skips rollup maintenance (hub.toml ``rollups``).
     @property
     def maintain_rollups(self) -> bool:
@@ -238,7 +238,7 @@ class Storage(ReadFace, PeopleFace, ABC):
         process holds the job (PostgreSQL: a session advisory lock), False when another does."""
         return self.rollups.exclusive_job(name)
 
-    # -- thresholds and gateway config ----------------------------------------------------
+    # -- a gateway's config (hub.storage.catalog) ------------------------------------------
 
     def gateway_config(self, name: str) -> tuple[int, list[dict[str, Any]]] | None:
         """(config version, rules) for gateway ``name``'s factory; None if no such gateway.
@@ -248,7 +248,7 @@ class Storage(ReadFace, PeopleFace, ABC):
         """
         return self.catalog.gateway_config(name)
 
-    # -- anomaly scans and edge alerts ----------------------------------------------------
+    # -- anomaly scans and edge alerts -----------------------------------------------------
 
     def take_scan_queue(self, limit: int) -> list[int]:
         """Up to ``limit`` sensors that got readings since their last scan, taken off the

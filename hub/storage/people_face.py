@@ -112,7 +112,7 @@ class PeopleFace:
         """None: no such alert; Conflict: not shelved."""
         return self.alerts.unshelve_alert(alert_id, actor, comment)
 
-    # -- operators' edits (hub.storage.crud) ------------------------------------------
+    # -- operators' edits (hub.storage.crud) -----------------------------------------------
     # Each change commits with its audit row; Conflict: a name taken or children left;
     # crud.Unknown: the body names a parent that does not exist. None/False: no such row.
 
@@ -163,7 +163,7 @@ class PeopleFace:
         inside the change's own transaction)."""
         return self.audit.record_audit(entry)
 
-    # -- console sessions (hub.storage.access, hub.web.session) ---------------------------
+    # -- console sessions (hub.storage.access, hub.web.session) ----------------------------
 
     def create_session(
         self, id_hash: str, token_hash: str, csrf: str, expires_at: float, max_per_token: int
@@ -176,7 +176,7 @@ class PeopleFace:
     def delete_session(self, id_hash: str) -> bool:
         return self.access.delete_session(id_hash)
 
-    # -- console sign-in throttle (hub.storage.access, hub.web.throttle) ------------------
+    # -- console sign-in throttle (hub.storage.access, hub.web.throttle) -------------------
 
     def sign_in_attempt(
         self, keys: Sequence[str], at: float, window_s: float
