@@ -33,6 +33,7 @@ from hub.config import HubSettings
 from hub.storage import Storage
 from hub.storage.postgres import liveness
 from tests.hub.conftest import engine_of
+from tests.hub.test_app import FakeResponse
 
 # A usual batch on PostgreSQL: one statement in autocommit (hub/storage/postgres/onetrip.py).
 # On SQLite, in the writer's transaction: BEGIN IMMEDIATE, the sensors' check, the duplicate
@@ -45,11 +46,6 @@ ALARM_COUNT = {"postgresql": 5, "sqlite": 5}
 # A visit to the rate limit's shared bucket: BEGIN, lock and read the row, write it, COMMIT.
 LEASE = 4
 BATCH = 100
-
-
-class _Response:
-    def __init__(self, status_code: int, headers: dict[str, str], description: bytes) -> None:
-        self.status_code, self.headers, self.description = status_code, headers, description
 
 
 class _Query:
@@ -158,10 +154,10 @@ class _Served:
 
         monkeypatch.setattr(storage.quotas, "lease", visit)
 
-    def handler(self, method: str, path: str) -> Callable[[_Request], _Response]:
+    def handler(self, method: str, path: str) -> Callable[[_Request], FakeResponse]:
         (route,) = [r for r in self.hub.routes() if (r.method, r.path) == (method, path)]
         return self.hub.endpoint(  # type: ignore[return-value]
-            types.SimpleNamespace(Response=_Response),  # type: ignore[arg-type]
+            types.SimpleNamespace(Response=FakeResponse),  # type: ignore[arg-type]
             method,
             path,
             route.roles,
