@@ -7,6 +7,7 @@ PostgreSQL server that the session starts once (tests/conftest.py), with a fresh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -112,6 +113,27 @@ class HubProcess:
         return self.proc.wait(timeout=15)
 
 
+# The hubs of the running tests: a failing test's report ends with each one's log, which
+# pytest's temporary directories do not keep (a module's hub once answered 401 to a token
+# the CLI had just added, in one run of many, and its log was gone before anyone read it).
+_STARTED: list[HubProcess] = []
+LOG_TAIL_LINES = 80
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed:
+        for hub in _STARTED:
+            with contextlib.suppress(OSError):
+                lines = hub.log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                title = f"edge-hub on port {hub.port}: the last {len(lines)} lines of {hub.log}"
+                report.sections.append((title, "\n".join(lines)))
+    # A hub stopped in this phase is still shown above (its teardown may be what failed).
+    _STARTED[:] = [hub for hub in _STARTED if hub.proc.poll() is None]
+
+
 def start_hub(directory: Path, *, database: str | None = None, **extra: object) -> HubProcess:
     port = free_port()
     config = write_config(directory, port, database=database, **extra)
@@ -125,6 +147,7 @@ def start_hub(directory: Path, *, database: str | None = None, **extra: object) 
             stderr=subprocess.STDOUT,
         )
     hub = HubProcess(config, port, proc, log)
+    _STARTED.append(hub)
     deadline = time.monotonic() + START_TIMEOUT_S  # hang detection on a loaded machine
     while time.monotonic() < deadline:
         if proc.poll() is not None:
