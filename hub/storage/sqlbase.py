@@ -41,6 +41,8 @@ class Pool(Protocol):
 
     def write(self) -> AbstractContextManager[Conn]: ...
 
+    def write_one(self, sql: str, params: Sequence[Any]) -> int: ...
+
 
 def row_dict(cursor: Cursor, row: Sequence[Any]) -> dict[str, Any]:
     return {col[0]: row[i] for i, col in enumerate(cursor.description)}
@@ -65,6 +67,12 @@ class Database:
         """A connection inside a write transaction: committed when the block ends, rolled
         back if it raises."""
         return self._pool.write()
+
+    def write_one(self, sql: str, params: Sequence[Any]) -> int:
+        """One write statement as a transaction of its own; how many rows it changed. On
+        PostgreSQL one round trip (the pool's connections are in autocommit), where
+        :meth:`write` adds a BEGIN and a COMMIT."""
+        return self._pool.write_one(sql, params)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self.reader() as conn:

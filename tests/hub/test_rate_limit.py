@@ -13,8 +13,16 @@ import pytest
 
 from devtools.stack import Agent, Broker, Hub, stopping, wait_for
 from hub.config import HubSettings
-from hub.ratelimit import Draw, Ledger, LocalLedger, RateLimiter, ReadBudget, retry_after_s
-from hub.storage import open_storage
+from hub.ratelimit import (
+    Draw,
+    Ledger,
+    LocalLedger,
+    RateLimiter,
+    ReadBudget,
+    retry_after_s,
+    settle,
+)
+from hub.storage import open_storage, quotas
 from tests.agent.conftest import Publisher
 from tests.hub.conftest import HubProcess, start_hub, token
 
@@ -121,6 +129,57 @@ def test_the_database_ledger_is_one_bucket_for_every_storage(database_url: str) 
         assert first.quotas.lease("requests", 5, draw(-50, -1e9, 0, 102))[1] == -10.0
         assert first.quotas.lease("read_rows", 5, draw(0, 1, 1, 102))[0]
         assert first.quotas.sweep(102 + 7200) == 2
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_visit_that_races_another_is_made_again_on_what_that_one_left(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's visit between this one's read of the row and its write: the write
+    finds the row changed, and the visit is settled again on what the other left. A visit
+    that loses every time locks the row instead."""
+    first, second = open_storage(database_url), open_storage(database_url)
+    try:
+        first.migrate()
+
+        def draw(returned: float, need: float, want: float, at: float) -> Draw:
+            return Draw(returned, need, want, rate=1.0, burst=10.0, at=at)
+
+        races: list[Draw] = []  # the other process's visits, one in each window of the first's
+        racing: list[bool] = []
+
+        def settle_raced(tokens: float, seen: float, d: Draw) -> tuple[float | None, float, float]:
+            if races and not racing:
+                racing.append(True)  # the other's own visit is not raced
+                second.quotas.lease("requests", 5, races.pop(0))
+                racing.clear()
+            return settle(tokens, seen, d)
+
+        monkeypatch.setattr(quotas, "settle", settle_raced)
+        locked: list[Draw] = []
+        unlocked = first.quotas._locked_lease
+
+        def locked_lease(kind: str, key: int, d: Draw) -> tuple[float | None, float]:
+            locked.append(d)
+            return unlocked(kind, key, d)
+
+        monkeypatch.setattr(first.quotas, "_locked_lease", locked_lease)
+
+        # A new bucket, made by the other visit after this one found none: 10 - 1 - 4.
+        races[:] = [draw(0, 1, 1, 100)]
+        assert first.quotas.lease("requests", 5, draw(0, 1, 4, 100)) == (4.0, 5.0)
+        # A bucket both had seen: 5 - 1 - 2.
+        races[:] = [draw(0, 1, 1, 100)]
+        assert first.quotas.lease("requests", 5, draw(0, 1, 2, 100)) == (2.0, 2.0)
+        assert not locked and not races
+        # Lost every time (each race a second later: 1 s refilled, 0.5 taken), then locked:
+        # 2 + 1.5 - 2.
+        races[:] = [draw(0, 0, 0.5, 100 + s) for s in (1, 2, 3)]
+        assert first.quotas.lease("requests", 5, draw(0, 1, 2, 103)) == (2.0, 1.5)
+        assert len(locked) == 1 and not races
+        assert second.quotas.lease("requests", 5, draw(0, 0, 0, 103)) == (0.0, 1.5)
     finally:
         first.close()
         second.close()

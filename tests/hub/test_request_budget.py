@@ -43,8 +43,9 @@ INGEST = {"postgresql": 1, "sqlite": 12}
 # The console's count of alarms to act on, asked by every open page at every poll: the
 # person's token, then one read transaction (BEGIN, the total, the page, its end).
 ALARM_COUNT = {"postgresql": 5, "sqlite": 5}
-# A visit to the rate limit's shared bucket: BEGIN, lock and read the row, write it, COMMIT.
-LEASE = 4
+# A visit to the rate limit's shared bucket (hub/storage/quotas.py): read the row, then write
+# it if unchanged, each its own transaction (SQLite's write in BEGIN IMMEDIATE ... COMMIT).
+LEASE = {"postgresql": 2, "sqlite": 4}
 BATCH = 100
 
 
@@ -146,6 +147,7 @@ class _Served:
         # No token lookup falls due in the middle of a test.
         self.hub.tokens = GatewayTokenCache(storage, ttl_s=3600.0)
         self.visits = 0
+        self.lease = LEASE[engine_of(storage)]
         lease = storage.quotas.lease
 
         def visit(*a: Any, **k: Any) -> tuple[float | None, float]:
@@ -168,15 +170,16 @@ class _Served:
 
     def costs(self, send: Callable[[], None], requests: int) -> list[int]:
         """What each of ``requests`` sends costs, its visits to the shared bucket taken out;
-        after enough of them to pass psycopg's preparing of each statement (on its fifth run,
-        a round trip of its own), the rate limit's statements included."""
-        for _ in range(60):
+        after enough of them to pass psycopg's preparing of each statement (on its fifth run
+        on a connection, a round trip of its own), the rate limit's statements included (a
+        visit in ten requests, its read and its write each on a connection of the pool)."""
+        for _ in range(120):
             send()
         visits, per = self.visits, []
         for _ in range(requests):
             before, visited = self.count(), self.visits
             send()
-            per.append(self.count() - before - LEASE * (self.visits - visited))
+            per.append(self.count() - before - self.lease * (self.visits - visited))
         # One request in a chunk of the rate limit's tokens visits the shared bucket.
         assert 0 < self.visits - visits <= requests / self.hub.limiter.chunk + 1
         return per

@@ -155,6 +155,10 @@ class PgPool:
         with self.connection() as conn, conn.transaction():
             yield PgConn(conn)
 
+    def write_one(self, sql: str, params: Sequence[Any]) -> int:
+        with self.connection() as conn:  # autocommit: the statement is the transaction
+            return conn.execute(pg_sql(sql), params).rowcount
+
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -149,6 +149,9 @@ class ReplicaPool:
                 raise lost(exc, self.conninfo) from None
 
     def write(self) -> Any:
+        raise RuntimeError("the read database takes no writes")
+
+    def write_one(self, sql: str, params: Sequence[Any]) -> int:
         raise RuntimeError("the read database takes no writes")
 
     def lag_s(self) -> float | None:

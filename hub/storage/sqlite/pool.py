@@ -27,8 +27,9 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from hub.storage.model import StorageError
 
@@ -148,6 +149,12 @@ class SQLitePool:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def write_one(self, sql: str, params: Sequence[Any]) -> int:
+        # Through the one writer: a write on a reader connection would take SQLite's write
+        # lock on its own, and wait for it by polling.
+        with self.write() as conn:
+            return conn.execute(sql, params).rowcount
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it (at a clean stop)."""
