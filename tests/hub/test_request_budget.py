@@ -6,8 +6,8 @@ console's most frequent read go through the whole request wrapper as Robyn calls
 rate limit, decode and checks, the handler, metrics) and are counted where their cost is:
 round trips to the server on PostgreSQL (libpq's own trace of the protocol, where a Sync or
 a simple Query ends each exchange), statements on SQLite (each execute or executemany). One
-request in a chunk of the rate limit's tokens also visits the shared bucket (hub.ratelimit)
-in a write transaction of its own, counted apart.
+request in a chunk of the rate limit's tokens also visits the shared bucket (hub.ratelimit,
+hub.storage.quotas), counted apart.
 
 A change that makes every request ask more fails here: raise the budget on purpose, with the
 measured cost in docs/performance.md.
