@@ -32,6 +32,7 @@ from bench.common import CpuMeter, Row
 from bench.pgserver import PgBenchServer, copy_readings
 from hub import ingest
 from hub.auth import GatewayTokenCache, TokenLookup, authenticate, generate_token, hash_token
+from hub.ratelimit import Draw
 from hub.storage import Storage
 from hub.storage.engines import open_storage
 from shared.wire import Batch, WireReading, encode_batch
@@ -297,6 +298,56 @@ def _robyn_row(hub_ms: float, seconds: float) -> Row:
     )
 
 
+def visit_cost(url: str, visits: int, server_pid: int) -> dict[str, float]:
+    """A rate-limit visit to the shared bucket on PostgreSQL (hub.storage.quotas), as the hub
+    makes it (read, then a write only if the row is unchanged) and as one transaction that
+    locks the row, in turns (ten each, over 50 buckets): per visit, the hub's CPU (this
+    thread), the server's CPU and the wall time, in ms."""
+    storage = open_storage(url)
+    try:
+        storage.migrate()
+        sides = {"swap": storage.quotas.lease, "locked": storage.quotas._locked_lease}
+        totals = {side: [0.0, 0.0, 0.0] for side in sides}
+        per_turn = max(1, visits // 10)
+        for _ in range(10):
+            for side, visit in sides.items():
+                server = CpuMeter(server_pid).start()
+                cpu, wall = time.thread_time(), time.perf_counter()
+                for i in range(per_turn):
+                    visit("requests", i % 50, Draw(0.0, 1.0, 10.0, 100.0, 1000.0, time.time()))
+                spent = totals[side]
+                spent[0] += time.thread_time() - cpu
+                spent[2] += time.perf_counter() - wall
+                server.sample()
+                spent[1] += server.seconds
+        n = 10 * per_turn
+        return {
+            f"{kind}_{side}": spent[i] * 1000 / n
+            for side, spent in totals.items()
+            for i, kind in enumerate(("hub", "server", "wall"))
+        }
+    finally:
+        storage.close()
+
+
+def _visit_row(cost: dict[str, float]) -> Row:
+    return Row(
+        "rate-limit visit to the shared bucket, hub + PostgreSQL CPU (compare-and-swap)",
+        cost["hub_swap"] + cost["server_swap"],
+        "ms",
+        "the same visits as one transaction that locks the row",
+        cost["hub_locked"] + cost["server_locked"],
+        "< 1.0x",
+        note=(
+            f"hub {cost['hub_swap']:.3f} against {cost['hub_locked']:.3f} ms, server "
+            f"{cost['server_swap']:.3f} against {cost['server_locked']:.3f} ms, wall "
+            f"{cost['wall_swap']:.3f} against {cost['wall_locked']:.3f} ms per visit; one "
+            "request in ten visits at the defaults"
+        ),
+        extra={"visit_ms": cost},
+    )
+
+
 def run(workdir: Path, requests: int = 2000) -> list[Row]:
     from tests.pg import bin_dir
 
@@ -333,6 +384,7 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
         finally:
             copies.close()
         raw, fresh = copies.result()["own"], copies.result()["fresh"]
+        visits = visit_cost(server.url(), requests, server.postmaster_pid())
     finally:
         server.stop()
     return [
@@ -371,6 +423,7 @@ def run(workdir: Path, requests: int = 2000) -> list[Row]:
             ),
             extra={"raw_copy_ms": raw, "raw_copy_fresh_ms": fresh},
         ),
+        _visit_row(visits),
     ]
 
 
