@@ -452,13 +452,13 @@ def _run_target(
         # round's connections land on any of the hub's processes, whose token and sensor
         # caches each learn a gateway on its first batch there: with several processes, a
         # few rounds leave few such first batches to fall inside the measured runs.
-        warm = {"accepted": 0}
+        warm_accepted = 0
         for round_ in range(1 if target.workers == 1 else WARM_ROUNDS):
             seq = SEQ_WARM + round_ * BATCH
-            got = _edge_load(
+            warm = _edge_load(
                 hub, tokens, 1, "--rate", str(gateways * BATCH), "--seq-start", str(seq)
             )
-            warm["accepted"] += got["accepted"]
+            warm_accepted += warm["accepted"]
         # Baseline: one gateway alone on the idle hub, under its token's rate limit.
         alone = _edge_load(
             hub, tokens, 3, "--gateways", "1", "--rate", "3000", "--seq-start", str(SEQ_ALONE)
@@ -511,7 +511,7 @@ def _run_target(
         "flat_out": flat,
         "paced": paced,
         "alone": alone["latency_ms"],
-        "warmup_accepted": warm["accepted"],
+        "warmup_accepted": warm_accepted,
         "stored": stored,
         **tally,
         "exact": exact,
