@@ -20,6 +20,7 @@ from agent.buffer import Buffer, Reading
 from agent.config import HubConfig
 from bench.common import Row, count_rows, wait_count
 from devtools.stack import Agent, Broker, Hub
+from hub.storage.sqlite.pool import SETTINGS as SQLITE_SETTINGS
 
 BATCH = 5000
 
@@ -50,11 +51,9 @@ def _raw_insert_rate(hub_db: Path, workdir: Path, n: int, sensors: int) -> float
     ]
     src.close()
     db = sqlite3.connect(workdir / "raw.db", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    # The hub's own connection settings (hub/storage.py), so the ceiling is a fair one.
-    db.execute("PRAGMA cache_size=-65536")
-    db.execute("PRAGMA wal_autocheckpoint=10000")
+    # The hub's own connection settings, so the ceiling is a fair one.
+    for setting in SQLITE_SETTINGS:
+        db.execute(f"PRAGMA {setting}")
     for sql in ddl:
         db.execute(sql)
     # Same ids as the hub writes: gateway_id * 2^40 + seq.

@@ -54,6 +54,7 @@ import psutil
 from bench.common import CpuMeter, Row, count_rows, edge_load
 from bench.pgserver import PgBenchServer, copy_readings
 from devtools.stack import Hub, wait_for
+from hub.storage.sqlite.pool import SETTINGS as SQLITE_SETTINGS
 
 GATEWAYS = 1000
 BATCH = 100
@@ -233,13 +234,8 @@ def _sqlite_raw_rate(db: Path, ranges: KeyRanges, n: int) -> float:
     batches = _raw_batches(ranges, n)
     con = sqlite3.connect(db, isolation_level=None)
     try:
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "cache_size=-65536",
-            "wal_autocheckpoint=10000",
-        ):
-            con.execute(f"PRAGMA {pragma}")  # the hub's own settings (hub/storage)
+        for setting in SQLITE_SETTINGS:
+            con.execute(f"PRAGMA {setting}")  # the hub's own settings
         start = time.perf_counter()
         for batch in batches:
             con.execute("BEGIN IMMEDIATE")

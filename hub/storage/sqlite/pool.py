@@ -33,6 +33,28 @@ from typing import Any
 
 from hub.storage.model import StorageError
 
+# Every connection's settings (the benchmarks' raw baselines use them too, to be fair).
+SETTINGS = (
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "busy_timeout=5000",
+    "foreign_keys=ON",
+    # The page cache stays at SQLite's default (2 MB). A reader's cache is dropped whenever
+    # another connection has committed, so under ingest it never outlives one read; the
+    # writer's does, but ending a write transaction costs SQLite 3.40 time in proportion to
+    # the pages its cache holds (a loop over the cache under COMMIT): at 64 MB it was 13% of
+    # a batch's CPU, and a batch stored with a full cache cost 0.80-1.00 ms against
+    # 0.60-0.66 ms at 2 MB (an 83 MB database the fleet benchmark left; the pages the
+    # smaller cache lacks are read from the OS's cache).
+    "temp_store=MEMORY",
+    # Checkpoint every ~40 MB of WAL instead of SQLite's default ~4 MB: ingest rewrites the
+    # same index pages batch after batch, and each checkpoint copies them into the database
+    # again. Measured on a 1M-reading drain: 108k -> 146k readings/s. The WAL is truncated
+    # back to 64 MB after a checkpoint so it cannot stay large.
+    "wal_autocheckpoint=10000",
+    f"journal_size_limit={64 * 1024 * 1024}",
+)
+
 # Token hashes and telemetry: the owner's alone, whatever the umask. SQLite gives the -wal
 # and -shm files the mode of the database file itself (and fchmods them past the umask).
 FILE_MODE = 0o600
@@ -80,18 +102,8 @@ class SQLitePool:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=5.0
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA cache_size=-65536")
-            conn.execute("PRAGMA temp_store=MEMORY")
-            # Checkpoint every ~40 MB of WAL instead of SQLite's default ~4 MB: ingest rewrites
-            # the same index pages batch after batch, and each checkpoint copies them into the
-            # database again. Measured on a 1M-reading drain: 108k -> 146k readings/s. The WAL
-            # is truncated back to 64 MB after a checkpoint so it cannot stay large.
-            conn.execute("PRAGMA wal_autocheckpoint=10000")
-            conn.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
+            for setting in SETTINGS:
+                conn.execute(f"PRAGMA {setting}")
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
         with self._lock:
