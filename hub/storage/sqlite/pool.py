@@ -39,13 +39,16 @@ SETTINGS = (
     "synchronous=NORMAL",
     "busy_timeout=5000",
     "foreign_keys=ON",
-    # The page cache stays at SQLite's default (2 MB). A reader's cache is dropped whenever
-    # another connection has committed, so under ingest it never outlives one read; the
-    # writer's does, but ending a write transaction costs SQLite 3.40 time in proportion to
-    # the pages its cache holds (a loop over the cache under COMMIT): at 64 MB it was 13% of
-    # a batch's CPU, and a batch stored with a full cache cost 0.80-1.00 ms against
-    # 0.60-0.66 ms at 2 MB (an 83 MB database the fleet benchmark left; the pages the
-    # smaller cache lacks are read from the OS's cache).
+    # An 8 MB page cache (it was 64 MB). Ending a write transaction costs SQLite 3.40 time
+    # in proportion to the pages its cache holds (a loop over the cache under COMMIT; perf
+    # put 13% of a fleet batch's CPU there at 64 MB), while a cache smaller than one large
+    # batch's pages spills them mid-transaction. Measured in process, the cache sizes in
+    # turns: 100-reading batches on the full cache of an 83 MB fleet database 0.73-0.84 ms
+    # at 2 MB (SQLite's default), 0.79-0.83 ms at 8 MB, 0.89-0.97 ms at 16 MB and 1.1-1.25 ms
+    # at 64 MB; 40,000-reading drain batches over 1,000 sensors 237k readings/s at 8 MB,
+    # 212-248k at 16 MB, 192-230k at 64 MB and 155-168k at 2 MB. A reader's cache is
+    # dropped whenever another connection commits, so under ingest its size hardly matters.
+    "cache_size=-8192",
     "temp_store=MEMORY",
     # Checkpoint every ~40 MB of WAL instead of SQLite's default ~4 MB: ingest rewrites the
     # same index pages batch after batch, and each checkpoint copies them into the database
