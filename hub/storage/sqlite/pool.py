@@ -39,16 +39,22 @@ SETTINGS = (
     "synchronous=NORMAL",
     "busy_timeout=5000",
     "foreign_keys=ON",
-    # An 8 MB page cache (it was 64 MB). Ending a write transaction costs SQLite 3.40 time
+    # An 8 MB page cache that a write transaction may outgrow to about 64 MB (16,000 pages
+    # of 4 kB) before it spills dirty pages. Ending a write transaction costs SQLite 3.40 time
     # in proportion to the pages its cache holds (a loop over the cache under COMMIT; perf
-    # put 13% of a fleet batch's CPU there at 64 MB), while a cache smaller than one large
-    # batch's pages spills them mid-transaction. Measured in process, the cache sizes in
-    # turns: 100-reading batches on the full cache of an 83 MB fleet database 0.73-0.84 ms
-    # at 2 MB (SQLite's default), 0.79-0.83 ms at 8 MB, 0.89-0.97 ms at 16 MB and 1.1-1.25 ms
-    # at 64 MB; 40,000-reading drain batches over 1,000 sensors 237k readings/s at 8 MB,
-    # 212-248k at 16 MB, 192-230k at 64 MB and 155-168k at 2 MB. A reader's cache is
-    # dropped whenever another connection commits, so under ingest its size hardly matters.
+    # put 13% of a fleet batch's CPU there with the 64 MB cache this replaces), while a
+    # cache smaller than one large batch's dirty pages spills them mid-transaction. Measured
+    # in process, the settings in turns: a 100-reading batch on the full cache of an 83 MB
+    # fleet database 0.67-0.72 ms against 0.96-0.98 ms at 64 MB (0.73-0.84 ms at SQLite's
+    # 2 MB default); 40,000-reading drain batches over 1,000 sensors 96-98k readings/s
+    # against 100-103k at 64 MB when each reading opens its own minute (74-85k without the
+    # spill threshold), 241k against 252k at one reading a second (155-168k at 2 MB). A
+    # reader's cache is dropped whenever another connection commits, so under ingest its
+    # size hardly matters.
     "cache_size=-8192",
+    # Not 16384: SQLite also reads N as on/off from its low byte, and 16384's is 0 (spill off,
+    # so a huge transaction, a migration say, would hold every dirty page in memory).
+    "cache_spill=16000",
     "temp_store=MEMORY",
     # Checkpoint every ~40 MB of WAL instead of SQLite's default ~4 MB: ingest rewrites the
     # same index pages batch after batch, and each checkpoint copies them into the database
