@@ -36,6 +36,7 @@ from bench import (
     ha,
     history,
     ingest,
+    page_cache,
     pg_drain,
     request_cost,
     sparkplug,
@@ -180,6 +181,7 @@ def main() -> None:
             stages.begin("[bench] CPU per ingest request, by stage, against a raw COPY ...")
             (wd / "cost").mkdir()
             rows += request_cost.run(wd / "cost", 500 if args.quick else 2000)
+            rows += page_cache.run(wd / "cost", rounds=4 if args.quick else 10)
             stages.end()
         if "days" in only:
             stages.begin(
