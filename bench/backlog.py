@@ -268,6 +268,7 @@ def run(workdir: Path, n: int, sensors: int = 1000) -> list[Row]:
             "same hub when the drain starts",
             full.hub_rss_start / 1e6,
             "bounded (page caches, not backlog)",
-            note="sampled every 20 ms; up to 64 MiB SQLite page cache per connection",
+            note="sampled every 20 ms; 8 MB SQLite page cache per connection (a write "
+            "transaction's up to 64 MB)",
         ),
     ]
