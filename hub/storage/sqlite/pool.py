@@ -42,7 +42,7 @@ SETTINGS = (
     # An 8 MB page cache that a write transaction may outgrow to about 64 MB (16,000 pages
     # of 4 kB) before it spills dirty pages. Ending a write transaction costs SQLite 3.40 time
     # in proportion to the pages its cache holds (a loop over the cache under COMMIT; perf
-    # put 13% of a fleet batch's CPU there with the 64 MB cache this replaces), while a
+    # put 8-13% of a fleet batch's CPU there with a 64 MB cache, the setting before), while a
     # cache smaller than one large batch's dirty pages spills them mid-transaction. Measured
     # in process, the settings in turns: a 100-reading batch on the full cache of an 83 MB
     # fleet database 0.67-0.72 ms against 0.96-0.98 ms at 64 MB (0.73-0.84 ms at SQLite's
